@@ -327,7 +327,7 @@ def _limit(value: float | None, name: str, reasons: list[str]) -> float:
     return 0.0
 
 
-def _data_problem(  # noqa: PLR0917
+def _data_problem(
     panel: PanelRating,
     ders: Sequence[DerRating],
     meter: MeterReading | None,
@@ -386,7 +386,7 @@ def _zero(ders: Sequence[DerRating], bound: Bound, reasons: tuple[str, ...]) -> 
     )
 
 
-def allocate(  # noqa: PLR0917 - the engine calls it positionally, once per cycle
+def allocate(
     panel: PanelRating,
     ders: Sequence[DerRating],
     meter: MeterReading | None,

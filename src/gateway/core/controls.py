@@ -8,6 +8,7 @@ they meet the standards' names (``opModExpLimW`` -> ``export_limit_w``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from enum import Enum, IntEnum, unique
@@ -109,7 +110,7 @@ class ControlSet:
                 if not isinstance(v, bool):
                     out.append(f"{m.value} must be true or false, got {v!r}")
                 continue
-            if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
+            if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
                 out.append(f"{m.value} must be a number, got {v!r}")
                 continue
             if m.is_limit and v < 0:
@@ -123,6 +124,9 @@ class ControlSet:
             if abs(v) > MAX_ABS_W:
                 out.append(f"{m.value} is absurd for a site ({v:g}); check the unit multiplier")
         return out
+
+    def __str__(self) -> str:
+        return ", ".join(f"{m.value}={v}" for m, v in self.items()) or "nothing"
 
     def to_dict(self) -> dict[str, bool | float]:
         return {m.value: v for m, v in self.items()}

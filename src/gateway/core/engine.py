@@ -1,0 +1,750 @@
+"""The engine: inputs + telemetry + time in, device commands, reports, alarms and writes out.
+
+``Engine.handle(input) -> list[Action]`` is the whole interface. Each call folds the input into
+the engine's view, then runs one control cycle:
+
+1. the schedule advances and owed responses go to the outbox;
+2. every source's controls are resolved into the set in force (:mod:`gateway.core.resolve`);
+3. the islanding machine takes every transition whose guard holds (:mod:`gateway.core.island`);
+4. the interlocks are checked, on every cycle, whatever the phase;
+5. device commands are derived from what the phase wants, clamped by the backfeed caps and
+   guarded by the interlocks; only changes are sent.
+
+Persist actions come first in the returned list: the shell stores them (one transaction) before
+it acts on the rest, so that a crash never leaves a device step done but unrecorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.core import island
+from gateway.core.backfeed import Allocation, DerOutput, Limits, MeterReading, allocate
+from gateway.core.controls import ControlSet, Mode, Source
+from gateway.core.island import (
+    STEP_PHASES,
+    WANTS,
+    ChargerMode,
+    IslandState,
+    Phase,
+    RelayPosition,
+    Trigger,
+)
+from gateway.core.messages import (
+    Action,
+    Alarm,
+    ChargerCommand,
+    ChargerTelemetry,
+    DefaultsReceived,
+    DerLimit,
+    DeviceCommand,
+    EventCancelled,
+    EventReceived,
+    FaultReset,
+    Input,
+    ManualOverride,
+    MeterTelemetry,
+    NorthLinkLost,
+    NorthLinkRestored,
+    NorthReport,
+    Note,
+    Observed,
+    Persist,
+    RelayCommand,
+    ReportAcked,
+    Severity,
+    Table,
+    Tick,
+    WriteConfirmed,
+    WriteFailed,
+)
+from gateway.core.resolve import Claim, Resolved, claims_of, resolve
+from gateway.core.schedule import EventRecord, ResponseDue, Schedule
+from gateway.core.site import SiteConfig
+from gateway.core.units import Timestamp, iso
+
+ISLAND_KEY = "island"
+ENGINE_KEY = "engine"
+DEFAULTS_KEY = "defaults"
+MANUAL_KEY = "manual"
+
+
+@dataclass(slots=True)
+class _Sent:
+    """The last command sent to one device, and what became of it."""
+
+    command: DeviceCommand
+    at: Timestamp
+    confirmed_at: Timestamp | None = None
+    failed: str | None = None
+
+
+def report_key(origin: str, subject: str, code: int) -> str:
+    return f"{origin}|{subject}|{code}"
+
+
+class Engine:
+    """The protocol-neutral decision maker. Pure: no I/O, no clock, no randomness of its own."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        draw: Callable[[int], int],
+        events: Iterable[Mapping[str, Any]] = (),
+        state: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.config = config.validated()
+        state = state or {}
+        self.schedule = Schedule(draw=draw, supported_modes=config.supported_modes)
+        records = [EventRecord.from_dict(dict(doc)) for doc in events]
+        if records:
+            self.schedule.restore(records)
+        if DEFAULTS_KEY in state:
+            self.schedule.restore_defaults(dict(state[DEFAULTS_KEY]))
+        self.island = (
+            IslandState.from_dict(dict(state[ISLAND_KEY])) if ISLAND_KEY in state else None
+        )
+        manual = state.get(MANUAL_KEY, {}).get("controls")
+        self.manual: ControlSet | None = None if manual is None else ControlSet.from_dict(manual)
+        # A new boot number keeps command ids unique across restarts.
+        self._boot = int(state.get(ENGINE_KEY, {}).get("boot", 0)) + 1
+        self._boot_persisted = False
+        self._seq = 0
+        self._relay: tuple[RelayPosition, Timestamp] | None = None
+        self._charger: ChargerTelemetry | None = None
+        self._meter: MeterTelemetry | None = None
+        self._der_out: dict[str, DerOutput] = {}
+        self._sent: dict[str, _Sent] = {}  # device key -> last command
+        self._by_id: dict[str, str] = {}  # command id -> device key
+        self._retry_at: dict[str, Timestamp] = {}
+        self._links_down: dict[str, str] = {}
+        self._alarmed: set[str] = set()
+        self.resolved: Resolved = resolve({})
+        self.allocation: Allocation | None = None
+        self._last_decisions: dict[Mode, str] = {}
+
+    # -----------------------------------------------------------------------------------------
+    # The one entry point
+
+    def handle(self, event: Input) -> list[Action]:
+        now = event.at
+        out: list[Action] = []
+        if not self._boot_persisted:
+            self._boot_persisted = True
+            out.append(Persist(Table.STATE, ENGINE_KEY, {"boot": self._boot}))
+        if self.island is None:
+            self.island = IslandState(since=now, reason="first start")
+            out.append(Persist(Table.STATE, ISLAND_KEY, self.island.to_dict()))
+        self._fold(event, now, out)
+        self._cycle(now, out)
+        # Write-ahead ordering: persistence first, then everything else in decision order.
+        return [a for a in out if isinstance(a, Persist)] + [
+            a for a in out if not isinstance(a, Persist)
+        ]
+
+    @property
+    def phase(self) -> Phase:
+        assert self.island is not None
+        return self.island.phase
+
+    def explain(self, mode: Mode) -> str:
+        """What is in force for ``mode`` at the last cycle, and why."""
+        return self.resolved.explain(mode)
+
+    # -----------------------------------------------------------------------------------------
+    # Folding inputs into the view
+
+    def _fold(self, event: Input, now: Timestamp, out: list[Action]) -> None:
+        match event:
+            case Tick():
+                pass
+            case Observed():
+                self._observe(event)
+            case EventReceived():
+                self._responses(self.schedule.offer(event.event, now), out)
+            case EventCancelled():
+                self._responses(
+                    self.schedule.cancel(event.mrid, now, randomized=event.randomized), out
+                )
+            case DefaultsReceived():
+                if event.controls is None:
+                    self.schedule.clear_default(event.program)
+                else:
+                    self.schedule.set_default(event.program, event.primacy, event.controls)
+                out.append(Persist(Table.STATE, DEFAULTS_KEY, self.schedule.defaults()))
+            case ManualOverride():
+                self.manual = event.controls
+                doc = {"controls": None if event.controls is None else event.controls.to_dict()}
+                out.append(Persist(Table.STATE, MANUAL_KEY, doc))
+                out.append(Note(now, f"homeowner override: {event.controls or 'cleared'}"))
+            case WriteConfirmed():
+                self._confirmed(event.command_id, now, out)
+            case WriteFailed():
+                self._failed(event.command_id, event.error, now, out)
+            case NorthLinkLost():
+                self._links_down[event.origin] = event.error
+                out.append(
+                    Alarm(
+                        now,
+                        Severity.WARNING,
+                        "north-link-lost",
+                        f"{event.origin}: {event.error}; scheduled events keep running, "
+                        "defaults apply when none is active, reports wait in the outbox",
+                    )
+                )
+            case NorthLinkRestored():
+                if self._links_down.pop(event.origin, None) is not None:
+                    out.append(Note(now, f"{event.origin}: link restored"))
+            case ReportAcked():
+                out.append(Persist(Table.ACK, event.key, {"at": now}))
+            case FaultReset():
+                self._reset(event.by, now, out)
+
+    def _observe(self, obs: Observed) -> None:
+        if obs.meter is not None and (self._meter is None or obs.meter.at >= self._meter.at):
+            self._meter = obs.meter
+        if obs.relay is not None and (self._relay is None or obs.relay.at >= self._relay[1]):
+            self._relay = (obs.relay.position, obs.relay.at)
+        if obs.charger is not None and (
+            self._charger is None or obs.charger.at >= self._charger.at
+        ):
+            self._charger = obs.charger
+            cid = self.config.charger_id
+            self._der_out[cid] = DerOutput(cid, obs.charger.at, obs.charger.power_w)
+        for d in obs.ders:
+            self._der_out[d.der_id] = DerOutput(d.der_id, d.at, d.power_w)
+
+    def _responses(self, due: Iterable[ResponseDue], out: list[Action]) -> None:
+        for r in due:
+            text = f"event {r.mrid}: response {int(r.code)} {r.code.name.lower()} ({r.reason})"
+            out.append(Note(r.at, text))
+            if not r.post:
+                continue
+            key = report_key(r.origin, r.mrid, int(r.code))
+            report = NorthReport(key, r.origin, r.mrid, int(r.code), r.at, r.reply_to, r.reason)
+            out.append(Persist(Table.OUTBOX, key, _report_doc(report)))
+            out.append(report)
+
+    # -----------------------------------------------------------------------------------------
+    # Device confirmations
+
+    def _confirmed(self, command_id: str, now: Timestamp, out: list[Action]) -> None:
+        device = self._by_id.pop(command_id, None)
+        if device is None:
+            out.append(Note(now, f"confirmation for unknown or superseded command {command_id}"))
+            return
+        sent = self._sent[device]
+        out.append(_audit(sent.command, now, "confirmed"))
+        if sent.command.id != command_id:
+            return  # a newer command to the same device is in flight; this one is history
+        sent.confirmed_at = now
+        if isinstance(sent.command, RelayCommand):
+            # The driver's read-back is the independent confirmation of the position.
+            self._relay = (sent.command.position, now)
+
+    def _failed(self, command_id: str, error: str, now: Timestamp, out: list[Action]) -> None:
+        device = self._by_id.pop(command_id, None)
+        if device is None:
+            return
+        sent = self._sent[device]
+        out.append(_audit(sent.command, now, f"failed: {error}"))
+        if sent.command.id != command_id:
+            return
+        sent.failed = error
+        message = f"{device}: command {command_id} failed: {error}"
+        if isinstance(sent.command, RelayCommand):
+            self._relay = None  # whatever it did, its position is now unknown
+        safety = isinstance(sent.command, RelayCommand | ChargerCommand)
+        if self.phase is not Phase.GRID_CONNECTED and self.phase is not Phase.FAULT and safety:
+            self._move(Trigger.STEP_FAILED, now, message, out)
+        else:
+            self._retry_at[device] = now + self.config.retry_after_s
+            out.append(Alarm(now, Severity.WARNING, "write-failed", message))
+
+    def _expire_pending(self, now: Timestamp, out: list[Action]) -> None:
+        limit = self.config.step_timeout_s
+        for command_id, device in list(self._by_id.items()):
+            sent = self._sent[device]
+            if sent.confirmed_at is None and now - sent.at > limit:
+                self._failed(command_id, f"no read-back confirmation within {limit:g} s", now, out)
+
+    # -----------------------------------------------------------------------------------------
+    # The control cycle
+
+    def _cycle(self, now: Timestamp, out: list[Action]) -> None:
+        self._responses(self.schedule.advance(now), out)
+        self._expire_pending(now, out)
+        self._resolve(now, out)
+        for _ in range(len(Phase) + 1):  # each pass takes at most one transition
+            if not self._step(now, out):
+                break
+        self._interlocks(now, out)
+        self._drive(now, out)
+        out.extend(
+            Persist(Table.EVENT, rec.event.mrid, rec.to_dict())
+            for rec in self.schedule.take_dirty()
+        )
+
+    def _outage(self, now: Timestamp) -> str | None:
+        """Why the gateway itself says the grid is gone, or None."""
+        m = self._meter
+        if m is None or now - m.at > self.config.max_meter_age_s:
+            return None  # stale data is not evidence of an outage
+        if self.phase.stage in (island.Stage.GRID_CONNECTED, island.Stage.ISLANDING):
+            if self.config.outage.failed(m.grid_voltage_v, m.grid_frequency_hz):
+                return f"grid out of range: {_vf(m)}"
+            return None
+        # Once islanded, the grid counts as back only inside the enter-service window.
+        if not self.config.enter_service.contains(m.grid_voltage_v, m.grid_frequency_hz):
+            return f"grid not within the enter-service window: {_vf(m)}"
+        return None
+
+    def _resolve(self, now: Timestamp, out: list[Action]) -> None:
+        claims: dict[Mode, list[Claim]] = {}
+
+        def add(cs: Mapping[Mode, Claim]) -> None:
+            for mode, claim in cs.items():
+                claims.setdefault(mode, []).append(claim)
+
+        outage = self._outage(now)
+        if outage is not None:
+            add(claims_of(ControlSet(connect=False), Source.OUTAGE_RESPONSE, outage))
+        if self.manual is not None:
+            add(claims_of(self.manual, Source.MANUAL_OVERRIDE, "homeowner override"))
+        for mode, inf in self.schedule.active(now).items():
+            if inf.value is not None and inf.source is not None:
+                add({mode: Claim(inf.source, inf.value, inf.why)})
+        add(claims_of(self.config.site_policy, Source.SITE_POLICY, "site policy"))
+        self.resolved = resolve(claims)
+        decisions = {m: str(d) for m, d in self.resolved.decisions.items()}
+        for mode in sorted(set(decisions) | set(self._last_decisions), key=lambda m: m.value):
+            if decisions.get(mode) != self._last_decisions.get(mode):
+                text = decisions.get(mode, f"{mode.value}: no longer controlled")
+                out.append(Note(now, f"in force: {text}"))
+        self._last_decisions = decisions
+
+    # Guards -----------------------------------------------------------------------------------
+
+    def _relay_is(self, position: RelayPosition, now: Timestamp) -> bool:
+        """Confirmed by a fresh read-back. Unknown or stale never confirms anything."""
+        if self._relay is None:
+            return False
+        pos, at = self._relay
+        return pos is position and now - at <= self.config.telemetry_max_age_s
+
+    def _charger_fresh(self, now: Timestamp) -> ChargerTelemetry | None:
+        c = self._charger
+        if c is None or now - c.at > self.config.telemetry_max_age_s:
+            return None
+        return c
+
+    def _island_needed(self) -> bool:
+        decision = self.resolved.decisions.get(Mode.CONNECT)
+        if decision is None or decision.value is not False:
+            return False
+        permit = self.resolved.controls.island_permit
+        # An explicit utility disconnect is an order; islanding on our own initiative (outage,
+        # homeowner) honours the utility's island permit.
+        return not (permit is False and decision.source is not Source.UTILITY_EVENT)
+
+    def _reconnect_ok(self, now: Timestamp) -> bool:
+        c = self.resolved.controls
+        if c.connect is False or c.grid_connect_permit is False:
+            return False
+        m = self._meter
+        if m is None or now - m.at > self.config.max_meter_age_s:
+            return False
+        return self.config.enter_service.contains(m.grid_voltage_v, m.grid_frequency_hz)
+
+    def _forming_blocker(self, now: Timestamp) -> str | None:
+        """Why the charger may not form a grid now (None = it may)."""
+        if not self._relay_is(RelayPosition.OPEN, now):
+            return _RELAY_NOT_OPEN
+        c = self._charger_fresh(now)
+        if c is None:
+            return _CHARGER_UNKNOWN
+        if not c.ev_connected:
+            return "no EV connected"
+        if c.soc_pct is not None and c.soc_pct <= self.config.backup_reserve_soc_pct:
+            return f"EV at {c.soc_pct:g} % (reserve {self.config.backup_reserve_soc_pct:g} %)"
+        if self.resolved.controls.island_permit is False and not self._utility_disconnect():
+            return "utility does not permit islanding"
+        return None
+
+    def _utility_disconnect(self) -> bool:
+        d = self.resolved.decisions.get(Mode.CONNECT)
+        return d is not None and d.value is False and d.source is Source.UTILITY_EVENT
+
+    def _charger_stopped(self, now: Timestamp) -> bool:
+        """Stop command confirmed and fresh telemetry since then shows zero power."""
+        sent = self._sent.get("charger")
+        if sent is None or sent.confirmed_at is None:
+            return False
+        cmd = sent.command
+        if not isinstance(cmd, ChargerCommand) or cmd.mode is not ChargerMode.STOPPED:
+            return False
+        c = self._charger_fresh(now)
+        return (
+            c is not None
+            and c.at >= sent.confirmed_at
+            and c.mode is ChargerMode.STOPPED
+            and abs(c.power_w) <= self.config.zero_power_tolerance_w
+        )
+
+    def _confirmed_cmd(self, device: str) -> DeviceCommand | None:
+        sent = self._sent.get(device)
+        return sent.command if sent is not None and sent.confirmed_at is not None else None
+
+    # Transitions ------------------------------------------------------------------------------
+
+    def _step(self, now: Timestamp, out: list[Action]) -> bool:
+        phase = self.phase
+        assert self.island is not None
+        trig: Trigger | None = None
+        why = ""
+        match phase:
+            case Phase.GRID_CONNECTED:
+                if self._island_needed():
+                    trig, why = Trigger.ISLAND_NEEDED, self.explain(Mode.CONNECT)
+            case Phase.STOPPING_EXPORT:
+                if not self._island_needed():
+                    trig, why = Trigger.ISLAND_NOT_NEEDED, "connect no longer false"
+                elif self._export_stopped():
+                    trig, why = Trigger.EXPORT_STOPPED, "charger stopped, DER export at 0 W"
+            case Phase.OPENING_RELAY:
+                cmd = self._confirmed_cmd("relay")
+                if (
+                    isinstance(cmd, RelayCommand)
+                    and cmd.position is RelayPosition.OPEN
+                    and self._relay_is(RelayPosition.OPEN, now)
+                ):
+                    trig, why = Trigger.RELAY_OPEN_CONFIRMED, "relay read back open"
+            case Phase.FORMING:
+                blocker = self._forming_blocker(now)
+                cmd = self._confirmed_cmd("charger")
+                if (
+                    isinstance(cmd, ChargerCommand)
+                    and cmd.mode is ChargerMode.GRID_FORMING
+                    and blocker is None
+                ):
+                    trig, why = Trigger.FORMING_CONFIRMED, "charger read back grid-forming"
+                elif blocker is not None and blocker not in _WAIT_FOR_FORMING:
+                    trig, why = Trigger.FORMING_SKIPPED, f"home islanded unpowered: {blocker}"
+            case Phase.ISLANDED:
+                if self._reconnect_ok(now):
+                    m = self._meter
+                    assert m is not None
+                    trig, why = Trigger.GRID_RESTORED, f"grid back: {_vf(m)}"
+            case Phase.RECONNECT_WAIT:
+                since = self.island.window_since or self.island.since
+                if not self._reconnect_ok(now):
+                    trig, why = Trigger.GRID_LOST_AGAIN, "grid left the window or not permitted"
+                elif now - since >= self.config.enter_service.delay_s:
+                    trig = Trigger.ENTER_SERVICE_ELAPSED
+                    why = f"grid in window for {now - since:g} s"
+            case Phase.STOPPING_FORMING:
+                if self._outage(now) is not None or self._island_needed():
+                    trig, why = Trigger.ISLAND_NEEDED, "grid failed again before reconnection"
+                elif self._charger_stopped(now):
+                    trig, why = Trigger.FORMING_STOPPED, "charger stopped at zero power"
+            case Phase.CLOSING_RELAY:
+                cmd = self._confirmed_cmd("relay")
+                if (
+                    isinstance(cmd, RelayCommand)
+                    and cmd.position is RelayPosition.CLOSED
+                    and self._relay_is(RelayPosition.CLOSED, now)
+                ):
+                    trig, why = Trigger.RELAY_CLOSED_CONFIRMED, "relay read back closed"
+            case Phase.FAULT:
+                pass
+        timeout = self.config.step_timeout_s
+        if trig is None and phase in STEP_PHASES and now - self.island.since > timeout:
+            trig = Trigger.STEP_FAILED
+            why = f"{phase.value} not confirmed within {timeout:g} s"
+        if trig is None:
+            return False
+        self._move(trig, now, why, out)
+        return True
+
+    def _export_stopped(self) -> bool:
+        cmd = self._confirmed_cmd("charger")
+        if not isinstance(cmd, ChargerCommand) or cmd.mode is not ChargerMode.STOPPED:
+            return False
+        for d in self.config.ders:
+            if d.der_id == self.config.charger_id:
+                continue
+            lim = self._confirmed_cmd(f"der:{d.der_id}")
+            if not isinstance(lim, DerLimit) or lim.max_discharge_w > 0:
+                return False
+        return True
+
+    def _move(self, trig: Trigger, now: Timestamp, why: str, out: list[Action]) -> None:
+        assert self.island is not None
+        before = self.island.phase
+        self.island = island.apply(self.island, trig, now, why)
+        after = self.island.phase
+        out.append(Persist(Table.STATE, ISLAND_KEY, self.island.to_dict()))
+        out.append(Note(now, f"{before.value} -> {after.value}: {why}"))
+        if after is Phase.FAULT:
+            out.append(Alarm(now, Severity.CRITICAL, "fault", f"{before.value}: {why}"))
+        # A new phase starts its own step: forget retries of the old one.
+        self._retry_at.clear()
+
+    def _reset(self, by: str, now: Timestamp, out: list[Action]) -> None:
+        if self.phase is not Phase.FAULT:
+            out.append(Note(now, f"fault reset by {by} ignored: not in fault"))
+            return
+        if self._relay_is(RelayPosition.CLOSED, now) and self._charger_stopped(now):
+            self._move(Trigger.RESET_CLOSED, now, f"reset by {by}; relay closed", out)
+        else:
+            self._move(Trigger.RESET_OPEN, now, f"reset by {by}; re-confirming relay open", out)
+
+    # Interlocks -------------------------------------------------------------------------------
+
+    def _interlocks(self, now: Timestamp, out: list[Action]) -> None:
+        charger = self._charger_fresh(now)
+        sent = self._sent.get("charger")
+        commanded_forming = (
+            sent is not None
+            and isinstance(sent.command, ChargerCommand)
+            and sent.command.mode is ChargerMode.GRID_FORMING
+            and sent.failed is None
+        )
+        reported_forming = charger is not None and charger.mode is ChargerMode.GRID_FORMING
+        relay_open = self._relay_is(RelayPosition.OPEN, now)
+        if (commanded_forming or reported_forming) and not relay_open:
+            why = "charger forming a grid while the relay is not confirmed open"
+            self._command_charger(ChargerMode.STOPPED, 0.0, f"interlock: {why}", now, out)
+            if self.phase is not Phase.FAULT:
+                self._move(Trigger.INTERLOCK_TRIPPED, now, why, out)
+        if self.phase is Phase.GRID_CONNECTED and self._relay_is(RelayPosition.OPEN, now):
+            self._move(Trigger.INTERLOCK_TRIPPED, now, "relay reads open while grid-connected", out)
+
+    # Driving the devices ----------------------------------------------------------------------
+
+    def _drive(self, now: Timestamp, out: list[Action]) -> None:
+        phase = self.phase
+        wants = WANTS[phase]
+        self.allocation = self._allocate(now)
+        # Relay: only the two relay steps move it, and closing needs a stopped charger.
+        if phase is Phase.OPENING_RELAY:
+            self._command_relay(RelayPosition.OPEN, "islanding: open the relay", now, out)
+        elif phase is Phase.CLOSING_RELAY and self._charger_stopped(now):
+            self._command_relay(
+                RelayPosition.CLOSED, "reconnecting: charger at zero power", now, out
+            )
+        # Charger.
+        if wants.charger is ChargerMode.GRID_FORMING:
+            blocker = self._forming_blocker(now)
+            if blocker is None:
+                self._command_charger(
+                    ChargerMode.GRID_FORMING, 0.0, "V2H: form the home grid", now, out
+                )
+            else:
+                self._command_charger(ChargerMode.STOPPED, 0.0, f"not forming: {blocker}", now, out)
+        elif wants.charger is ChargerMode.STOPPED:
+            self._command_charger(
+                ChargerMode.STOPPED, 0.0, f"{phase.value}: charger stopped", now, out
+            )
+        else:
+            mode, setpoint, why = self._following_setpoint(now)
+            self._command_charger(mode, setpoint, why, now, out)
+        # Other DER: backfeed caps while grid-connected, no export otherwise.
+        for d in self.config.ders:
+            if d.der_id == self.config.charger_id:
+                continue
+            if wants.export and self.allocation is not None:
+                cap = self.allocation.cap(d.der_id)
+                self._command_der(
+                    d.der_id, cap.max_discharge_w, cap.max_charge_w, cap.binding, now, out
+                )
+            else:
+                self._command_der(d.der_id, 0.0, 0.0, f"{phase.value}: no export", now, out)
+
+    def _allocate(self, now: Timestamp) -> Allocation:
+        m = self._meter
+        reading = None
+        if m is not None:
+            reading = MeterReading(m.at, m.net_w, m.phase_current_a, m.grid_voltage_v)
+        return allocate(
+            self.config.panel,
+            self.config.ders,
+            reading,
+            self._der_out,
+            Limits.from_controls(self.resolved.controls),
+            now,
+            self.config.max_meter_age_s,
+        )
+
+    def _following_setpoint(self, now: Timestamp) -> tuple[ChargerMode, float, str]:
+        c = self.resolved.controls
+        rating = self.config.charger
+        if c.energize is False:
+            return ChargerMode.STOPPED, 0.0, self.explain(Mode.ENERGIZE)
+        if c.target_w is not None:
+            want, why = c.target_w, self.explain(Mode.TARGET_W)
+        elif c.fixed_w_pct is not None:
+            base = rating.max_discharge_w if c.fixed_w_pct >= 0 else rating.max_charge_w
+            want, why = c.fixed_w_pct / 100.0 * base, self.explain(Mode.FIXED_W_PCT)
+        elif c.storage_target_w is not None:
+            want, why = c.storage_target_w, self.explain(Mode.STORAGE_TARGET_W)
+        else:
+            want, why = 0.0, "no target in force: idle"
+        assert self.allocation is not None
+        cap = self.allocation.cap(self.config.charger_id)
+        charger = self._charger_fresh(now)
+        if want > cap.max_discharge_w:
+            want, why = cap.max_discharge_w, f"{why}; capped: {cap.binding}"
+        if want < -cap.max_charge_w:
+            want, why = -cap.max_charge_w, f"{why}; capped: {cap.binding}"
+        soc = charger.soc_pct if charger is not None else None
+        if want > 0 and (soc is None or soc <= self.config.backup_reserve_soc_pct):
+            reserve = self.config.backup_reserve_soc_pct
+            want, why = 0.0, f"{why}; no discharge: EV SoC {soc} at/below reserve {reserve:g} %"
+        return ChargerMode.GRID_FOLLOWING, want, why
+
+    def _new_id(self) -> str:
+        self._seq += 1
+        return f"{self._boot}-{self._seq}"
+
+    def _issue(self, device: str, cmd: DeviceCommand, now: Timestamp, out: list[Action]) -> None:
+        old = self._sent.get(device)
+        if old is not None:
+            self._by_id.pop(old.command.id, None)
+        self._sent[device] = _Sent(cmd, now)
+        self._by_id[cmd.id] = device
+        out.append(_audit(cmd, now, "commanded"))
+        out.append(cmd)
+
+    def _held(self, device: str, now: Timestamp) -> bool:
+        """A device with a command in flight gets nothing new (no pipelining, no blind resend)."""
+        sent = self._sent.get(device)
+        if sent is not None and sent.confirmed_at is None and sent.failed is None:
+            return True
+        return now < self._retry_at.get(device, float("-inf"))
+
+    def _command_relay(
+        self, position: RelayPosition, why: str, now: Timestamp, out: list[Action]
+    ) -> None:
+        sent = self._sent.get("relay")
+        if (
+            sent is not None
+            and isinstance(sent.command, RelayCommand)
+            and sent.command.position is position
+            and sent.failed is None
+        ):
+            return
+        if self._held("relay", now):
+            return
+        self._issue("relay", RelayCommand(self._new_id(), position, why), now, out)
+
+    def _command_charger(
+        self, mode: ChargerMode, setpoint: float, why: str, now: Timestamp, out: list[Action]
+    ) -> None:
+        sent = self._sent.get("charger")
+        if sent is not None and isinstance(sent.command, ChargerCommand) and sent.failed is None:
+            old = sent.command
+            if old.mode is mode and (
+                mode is not ChargerMode.GRID_FOLLOWING
+                or old.setpoint_w == setpoint
+                or (
+                    # Small moves are not worth a write, unless they lower discharge.
+                    abs(setpoint - old.setpoint_w) < self.config.setpoint_deadband_w
+                    and setpoint >= old.setpoint_w
+                )
+            ):
+                return
+        stopping = mode is ChargerMode.STOPPED
+        # A stop, or less discharge, is never held back: it is the safe direction.
+        lowers = (
+            sent is not None
+            and isinstance(sent.command, ChargerCommand)
+            and sent.command.mode is mode
+            and setpoint < sent.command.setpoint_w
+        )
+        if self._held("charger", now) and not (stopping or lowers):
+            return
+        if stopping and sent is not None and _is_stop(sent.command) and sent.failed is None:
+            return
+        self._issue("charger", ChargerCommand(self._new_id(), mode, setpoint, why), now, out)
+
+    def _command_der(
+        self,
+        der_id: str,
+        discharge: float,
+        charge: float,
+        why: str,
+        now: Timestamp,
+        out: list[Action],
+    ) -> None:
+        device = f"der:{der_id}"
+        sent = self._sent.get(device)
+        if sent is not None and isinstance(sent.command, DerLimit) and sent.failed is None:
+            old = sent.command
+            lowers = discharge < old.max_discharge_w or charge < old.max_charge_w
+            small = (
+                abs(discharge - old.max_discharge_w) < self.config.setpoint_deadband_w
+                and abs(charge - old.max_charge_w) < self.config.setpoint_deadband_w
+            )
+            if (old.max_discharge_w, old.max_charge_w) == (discharge, charge) or (
+                small and not lowers
+            ):
+                return
+            if self._held(device, now) and not lowers:
+                return
+        elif self._held(device, now):
+            return
+        self._issue(device, DerLimit(self._new_id(), der_id, discharge, charge, why), now, out)
+
+
+# Blockers that may clear by themselves within the step timeout: FORMING waits for them.
+_RELAY_NOT_OPEN = "relay not confirmed open"
+_CHARGER_UNKNOWN = "charger state unknown"
+_WAIT_FOR_FORMING = frozenset({_RELAY_NOT_OPEN, _CHARGER_UNKNOWN})
+
+
+def _is_stop(cmd: DeviceCommand) -> bool:
+    return isinstance(cmd, ChargerCommand) and cmd.mode is ChargerMode.STOPPED
+
+
+def _vf(m: MeterTelemetry) -> str:
+    v = "?" if m.grid_voltage_v is None else f"{m.grid_voltage_v:g} V"
+    f = "?" if m.grid_frequency_hz is None else f"{m.grid_frequency_hz:g} Hz"
+    return f"{v}, {f}"
+
+
+def _report_doc(r: NorthReport) -> dict[str, Any]:
+    return {
+        "origin": r.origin,
+        "subject": r.subject,
+        "code": r.code,
+        "at": r.at,
+        "reply_to": r.reply_to,
+        "reason": r.reason,
+        "time": iso(r.at),
+    }
+
+
+def _audit(cmd: DeviceCommand, now: Timestamp, outcome: str) -> Persist:
+    match cmd:
+        case RelayCommand():
+            device, point, value = "relay", "position", cmd.position.value
+        case ChargerCommand():
+            device, point = "charger", "mode/setpoint_w"
+            value = f"{cmd.mode.value}/{cmd.setpoint_w:g}"
+        case DerLimit():
+            device, point = f"der:{cmd.der_id}", "max_discharge_w/max_charge_w"
+            value = f"{cmd.max_discharge_w:g}/{cmd.max_charge_w:g}"
+    doc = {
+        "at": now,
+        "device": device,
+        "point": point,
+        "value": value,
+        "reason": cmd.reason,
+        "outcome": outcome,
+        "correlation_id": cmd.id,
+    }
+    return Persist(Table.AUDIT, cmd.id, doc)

@@ -1,0 +1,251 @@
+"""What goes into the engine (inputs) and what comes out (actions).
+
+Every input carries ``at``, the server-time instant it was observed; the engine never reads a
+clock. Every action carries a ``reason`` a person can read. Device commands carry an ``id`` so
+that the driver's read-back confirmation can be matched to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum, unique
+from typing import Any
+
+from gateway.core.controls import ControlSet
+from gateway.core.island import ChargerMode, RelayPosition
+from gateway.core.schedule import Event
+from gateway.core.units import MRID, Timestamp
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True, slots=True)
+class MeterTelemetry:
+    """The site meter, measured on the grid side of the islanding relay."""
+
+    at: Timestamp
+    net_w: float  # positive = import from the grid
+    grid_voltage_v: float | None
+    grid_frequency_hz: float | None
+    phase_current_a: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTelemetry:
+    at: Timestamp
+    position: RelayPosition  # from the independent read-back (aux contact / state register)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerTelemetry:
+    at: Timestamp
+    mode: ChargerMode
+    power_w: float  # positive = discharge into the home
+    soc_pct: float | None
+    ev_connected: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DerTelemetry:
+    at: Timestamp
+    der_id: str
+    power_w: float  # positive = generation/discharge into the home
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    at: Timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One telemetry snapshot: any subset of the devices."""
+
+    at: Timestamp
+    meter: MeterTelemetry | None = None
+    relay: RelayTelemetry | None = None
+    charger: ChargerTelemetry | None = None
+    ders: tuple[DerTelemetry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventReceived:
+    """A utility event (2030.5 DERControl or OpenADR event) as the north adapter parsed it."""
+
+    at: Timestamp
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class EventCancelled:
+    at: Timestamp
+    mrid: MRID
+    randomized: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultsReceived:
+    """A program's DefaultDERControl; ``controls=None`` withdraws it."""
+
+    at: Timestamp
+    program: str
+    primacy: int
+    controls: ControlSet | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManualOverride:
+    """The homeowner's override from the local API; ``None`` clears it.
+    ``ControlSet(connect=False)`` is a manual island request."""
+
+    at: Timestamp
+    controls: ControlSet | None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteConfirmed:
+    """The driver wrote a command and its read-back matched."""
+
+    at: Timestamp
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailed:
+    at: Timestamp
+    command_id: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class NorthLinkLost:
+    at: Timestamp
+    origin: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class NorthLinkRestored:
+    at: Timestamp
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAcked:
+    """The utility acknowledged a north report (HTTP 201/204 on the Response POST, ...)."""
+
+    at: Timestamp
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class FaultReset:
+    """A person (installer, homeowner) asks the gateway to leave FAULT."""
+
+    at: Timestamp
+    by: str
+
+
+Input = (
+    Tick
+    | Observed
+    | EventReceived
+    | EventCancelled
+    | DefaultsReceived
+    | ManualOverride
+    | WriteConfirmed
+    | WriteFailed
+    | NorthLinkLost
+    | NorthLinkRestored
+    | ReportAcked
+    | FaultReset
+)
+
+# ---------------------------------------------------------------------------------------------
+# Actions
+
+
+@dataclass(frozen=True, slots=True)
+class RelayCommand:
+    id: str
+    position: RelayPosition
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerCommand:
+    id: str
+    mode: ChargerMode
+    setpoint_w: float  # positive = discharge; only meaningful in GRID_FOLLOWING
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DerLimit:
+    id: str
+    der_id: str
+    max_discharge_w: float
+    max_charge_w: float
+    reason: str
+
+
+DeviceCommand = RelayCommand | ChargerCommand | DerLimit
+
+
+@dataclass(frozen=True, slots=True)
+class NorthReport:
+    """A report owed to the utility (2030.5 Response; OpenADR opt/created), sent via the outbox."""
+
+    key: str  # dedupe key: exactly one report per key, ever
+    origin: str
+    subject: MRID
+    code: int
+    at: Timestamp
+    reply_to: str | None
+    reason: str
+
+
+@unique
+class Severity(Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    at: Timestamp
+    severity: Severity
+    code: str
+    message: str
+
+
+@unique
+class Table(Enum):
+    EVENT = "event"  # schedule record, keyed by mRID
+    STATE = "state"  # key/value state documents
+    OUTBOX = "outbox"  # north report to enqueue (exactly once per key)
+    ACK = "ack"  # north report acknowledged
+    AUDIT = "audit"  # append-only device-write log
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Write-ahead: the shell stores these, in one transaction, before it acts on the rest."""
+
+    table: Table
+    key: str
+    doc: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A decision worth a log line: what changed and why."""
+
+    at: Timestamp
+    message: str
+
+
+Action = RelayCommand | ChargerCommand | DerLimit | NorthReport | Alarm | Persist | Note

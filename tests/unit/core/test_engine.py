@@ -1,0 +1,327 @@
+"""Example tests of the engine: the islanding and reconnection sequences, step by step."""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import pytest
+
+from gateway.core.backfeed import DerRating, PanelRating
+from gateway.core.controls import ControlSet, Mode
+from gateway.core.engine import Engine
+from gateway.core.island import ChargerMode, Phase, RelayPosition
+from gateway.core.messages import (
+    Action,
+    Alarm,
+    ChargerCommand,
+    ChargerTelemetry,
+    DerLimit,
+    EventReceived,
+    Input,
+    ManualOverride,
+    MeterTelemetry,
+    NorthReport,
+    Observed,
+    Persist,
+    RelayCommand,
+    RelayTelemetry,
+    Severity,
+    Table,
+    Tick,
+    WriteConfirmed,
+)
+from gateway.core.schedule import Event
+from gateway.core.site import ConfigError, SiteConfig
+from gateway.core.units import MRID
+from gateway.sim.home import HomeModel
+
+T0 = 1_800_000_000.0 + 16 * 3600  # an afternoon, so the PV curve is producing
+
+CONFIG = SiteConfig(
+    panel=PanelRating(busbar_a=200, main_breaker_a=200),
+    ders=(
+        DerRating("pv", "pv", max_discharge_w=7_000, max_charge_w=0),
+        DerRating("ev", "charger", max_discharge_w=9_600, max_charge_w=9_600),
+    ),
+    charger_id="ev",
+)
+
+
+class Rig:
+    """The engine wired to the simulated home, every command executed at once."""
+
+    def __init__(self, config: SiteConfig = CONFIG) -> None:
+        self.config = config
+        rng = random.Random(1)
+        self.draw = lambda b: rng.randint(min(0, b), max(0, b))
+        self.events: dict[str, dict[str, object]] = {}
+        self.state: dict[str, dict[str, object]] = {}
+        self.engine = Engine(config, draw=self.draw)
+        self.home = HomeModel(now=T0)
+        self.log: list[Action] = []
+        self.execute = True
+
+    def feed(self, first: Input) -> list[Action]:
+        queue: deque[Input] = deque([first])
+        produced: list[Action] = []
+        while queue:
+            actions = self.engine.handle(queue.popleft())
+            produced += actions
+            for a in actions:
+                if isinstance(a, Persist) and a.table is Table.EVENT:
+                    self.events[a.key] = dict(a.doc)
+                elif isinstance(a, Persist) and a.table is Table.STATE:
+                    self.state[a.key] = dict(a.doc)
+                elif isinstance(a, RelayCommand | ChargerCommand | DerLimit) and self.execute:
+                    queue.append(self.home.execute(a))
+        self.log += produced
+        return produced
+
+    def run(self, seconds: float, step: float = 1.0) -> None:
+        end = self.home.now + seconds
+        while self.home.now < end:
+            self.home.advance(self.home.now + step)
+            self.feed(self.home.observe())
+
+    def restart(self) -> None:
+        self.engine = Engine(
+            self.config, draw=self.draw, events=list(self.events.values()), state=self.state
+        )
+
+    def commands(self) -> list[RelayCommand | ChargerCommand | DerLimit]:
+        return [a for a in self.log if isinstance(a, RelayCommand | ChargerCommand | DerLimit)]
+
+
+def _index(cmds: list[RelayCommand | ChargerCommand | DerLimit], pred: object) -> int:
+    for i, c in enumerate(cmds):
+        if pred(c):  # type: ignore[operator]
+            return i
+    raise AssertionError("command not found")
+
+
+def test_islanding_order_stop_export_then_open_relay_then_confirm_then_form() -> None:
+    rig = Rig()
+    rig.run(5)
+    assert rig.engine.phase is Phase.GRID_CONNECTED
+    rig.log.clear()
+    rig.home.grid.fail()
+    rig.run(5)
+    assert rig.engine.phase is Phase.ISLANDED
+    cmds = rig.commands()
+    stop = _index(cmds, lambda c: isinstance(c, ChargerCommand) and c.mode is ChargerMode.STOPPED)
+    pv_zero = _index(cmds, lambda c: isinstance(c, DerLimit) and c.max_discharge_w == 0)
+    open_ = _index(cmds, lambda c: isinstance(c, RelayCommand))
+    form = _index(
+        cmds, lambda c: isinstance(c, ChargerCommand) and c.mode is ChargerMode.GRID_FORMING
+    )
+    assert stop < open_ and pv_zero < open_ < form
+    assert cmds[open_].position is RelayPosition.OPEN  # type: ignore[union-attr]
+    assert rig.home.violations == []
+    assert rig.home.charger.power_w == pytest.approx(rig.home.load_w)  # the EV carries the home
+
+
+def test_forming_waits_for_relay_read_back_and_faults_on_timeout() -> None:
+    rig = Rig()
+    rig.run(3)
+    rig.execute = False  # now drive the confirmations by hand
+    now = rig.home.now
+    acts = rig.feed(ManualOverride(now, ControlSet(connect=False)))
+    stop = next(a for a in acts if isinstance(a, ChargerCommand))
+    pv = next(a for a in acts if isinstance(a, DerLimit))
+    rig.feed(WriteConfirmed(now, stop.id))
+    acts = rig.feed(WriteConfirmed(now, pv.id))
+    assert rig.engine.phase is Phase.OPENING_RELAY
+    relay_cmd = next(a for a in acts if isinstance(a, RelayCommand))
+    # No read-back confirmation yet, and the relay's own state register still says closed.
+    acts = rig.feed(Observed(now + 0.2, relay=RelayTelemetry(now + 0.2, RelayPosition.CLOSED)))
+    assert relay_cmd.position is RelayPosition.OPEN
+    forming = [
+        a for a in acts if isinstance(a, ChargerCommand) and a.mode is ChargerMode.GRID_FORMING
+    ]
+    assert forming == []
+    assert rig.engine.phase is Phase.OPENING_RELAY
+    acts = rig.feed(Tick(now + CONFIG.step_timeout_s + 1))
+    assert rig.engine.phase is Phase.FAULT
+    assert any(isinstance(a, Alarm) and a.severity is Severity.CRITICAL for a in acts)
+    assert not any(
+        isinstance(a, ChargerCommand) and a.mode is not ChargerMode.STOPPED for a in rig.log[-20:]
+    )
+
+
+def _islanded_rig() -> Rig:
+    rig = Rig()
+    rig.run(3)
+    rig.home.grid.fail()
+    rig.run(5)
+    assert rig.engine.phase is Phase.ISLANDED
+    return rig
+
+
+def test_enter_service_window_must_hold_continuously_for_the_delay() -> None:
+    rig = _islanded_rig()
+    rig.home.grid.restore()
+    rig.run(200)
+    assert rig.engine.phase is Phase.RECONNECT_WAIT
+    rig.home.grid.restore(voltage_v=265.0)  # 1.10 pu: outside the 1.05 pu window, not an outage
+    rig.run(2)
+    assert rig.engine.phase is Phase.ISLANDED
+    rig.home.grid.restore()
+    rig.run(290)
+    assert rig.engine.phase is Phase.RECONNECT_WAIT  # the 300 s started again
+    rig.run(15)
+    assert rig.engine.phase is Phase.GRID_CONNECTED
+    assert rig.home.relay.position is RelayPosition.CLOSED
+    assert rig.home.violations == []
+
+
+def test_relay_closes_only_after_fresh_zero_power_telemetry() -> None:
+    rig = _islanded_rig()
+    rig.home.grid.restore()
+    rig.run(301)
+    assert rig.engine.phase is Phase.STOPPING_FORMING or rig.engine.phase is Phase.GRID_CONNECTED
+    # Replay by hand from the moment the stop is confirmed.
+    rig = _islanded_rig()
+    rig.home.grid.restore()
+    rig.run(299)
+    rig.execute = False
+    now = rig.home.now + 2
+    acts = rig.feed(rig.home.observe().__class__(now, meter=rig.home.observe().meter))
+    stop = next(a for a in acts if isinstance(a, ChargerCommand))
+    assert stop.mode is ChargerMode.STOPPED and rig.engine.phase is Phase.STOPPING_FORMING
+    acts = rig.feed(WriteConfirmed(now, stop.id))
+    # Telemetry from *before* the confirmation showing 0 W does not count.
+    old = ChargerTelemetry(now - 0.5, ChargerMode.STOPPED, 0.0, 70.0)
+    acts += rig.feed(Observed(now + 0.1, charger=old))
+    # Fresh telemetry that still shows power does not count either.
+    busy = ChargerTelemetry(now + 0.2, ChargerMode.STOPPED, 3000.0, 70.0)
+    acts += rig.feed(Observed(now + 0.2, charger=busy))
+    assert not any(isinstance(a, RelayCommand) for a in acts)
+    fresh = ChargerTelemetry(now + 0.3, ChargerMode.STOPPED, 0.0, 70.0)
+    relay = RelayTelemetry(now + 0.3, RelayPosition.OPEN)
+    acts = rig.feed(Observed(now + 0.3, relay=relay, charger=fresh))
+    close = [a for a in acts if isinstance(a, RelayCommand)]
+    assert len(close) == 1 and close[0].position is RelayPosition.CLOSED
+
+
+def test_interlock_stops_the_charger_when_the_relay_reads_closed_while_forming() -> None:
+    rig = _islanded_rig()
+    now = rig.home.now + 0.5
+    acts = rig.feed(Observed(now, relay=RelayTelemetry(now, RelayPosition.CLOSED)))
+    stops = [a for a in acts if isinstance(a, ChargerCommand) and a.mode is ChargerMode.STOPPED]
+    assert stops and stops[0].reason.startswith("interlock")
+    assert rig.engine.phase is Phase.FAULT
+
+
+def test_reconnection_needs_the_utility_grid_connect_permit() -> None:
+    rig = _islanded_rig()
+    now = rig.home.now
+    event = Event(
+        mrid=MRID("AB01"),
+        program="P",
+        primacy=1,
+        creation_time=now,
+        start=now,
+        duration=1800,
+        controls=ControlSet(grid_connect_permit=False),
+    )
+    rig.feed(EventReceived(now, event))
+    rig.home.grid.restore()
+    rig.run(600)
+    assert rig.engine.phase is Phase.ISLANDED
+    assert "grid_connect_permit = false" in rig.engine.explain(Mode.GRID_CONNECT_PERMIT)
+    rig.run(1200 + 305)
+    assert rig.engine.phase is Phase.GRID_CONNECTED
+
+
+def test_relay_that_fails_to_open_faults_with_charger_stopped() -> None:
+    rig = Rig()
+    rig.run(3)
+    rig.home.relay.fail_to_open = True
+    rig.home.grid.fail()
+    rig.run(3)
+    assert rig.engine.phase is Phase.FAULT
+    assert rig.home.charger.mode is ChargerMode.STOPPED
+    assert rig.home.violations == []
+    assert any(isinstance(a, Alarm) and "relay" in a.message for a in rig.log)
+
+
+def test_restart_mid_island_never_forms_before_the_relay_is_read_again() -> None:
+    rig = _islanded_rig()
+    rig.restart()
+    now = rig.home.now + 1
+    # First input after the restart carries no relay reading: nothing may form.
+    charger = ChargerTelemetry(now, ChargerMode.STOPPED, 0.0, 70.0)
+    acts = rig.feed(Observed(now, charger=charger))
+    assert rig.engine.phase is Phase.ISLANDED
+    assert not any(
+        isinstance(a, ChargerCommand) and a.mode is ChargerMode.GRID_FORMING for a in acts
+    )
+    acts = rig.feed(Observed(now + 0.5, relay=RelayTelemetry(now + 0.5, RelayPosition.OPEN)))
+    assert any(isinstance(a, ChargerCommand) and a.mode is ChargerMode.GRID_FORMING for a in acts)
+
+
+def test_restart_does_not_repeat_acknowledged_responses() -> None:
+    rig = Rig()
+    now = rig.home.now
+    event = Event(
+        mrid=MRID("CD02"),
+        program="P",
+        primacy=1,
+        creation_time=now,
+        start=now + 10,
+        duration=60,
+        controls=ControlSet(export_limit_w=0.0),
+        response_required=3,
+    )
+    rig.feed(EventReceived(now, event))
+    rig.run(20)
+    rig.restart()
+    rig.run(100)
+    codes = [a.code for a in rig.log if isinstance(a, NorthReport)]
+    assert codes == [1, 2, 3]
+
+
+def test_lowering_discharge_within_the_deadband_is_still_sent() -> None:
+    rig = Rig()
+    rig.run(3)
+    rig.execute = False
+    now = rig.home.now + 1
+    idle = MeterTelemetry(now, 0.0, 240.0, 60.0, {"L1": 0.0, "L2": 0.0})
+    rig.feed(ManualOverride(now, ControlSet(export_limit_w=1000.0)))
+    rig.feed(Observed(now, meter=idle))
+    last = [a for a in rig.log if isinstance(a, DerLimit)][-1]
+    assert last.max_discharge_w == 1000.0  # no load: the export limit is the PV cap
+    for c in [a for a in rig.log if isinstance(a, DerLimit | ChargerCommand)]:
+        rig.feed(WriteConfirmed(now, c.id))
+    # 10 W less is inside the 50 W deadband, but it is a *lower* cap: it must go out.
+    acts = rig.feed(ManualOverride(now + 1, ControlSet(export_limit_w=990.0)))
+    lowered = [a for a in acts if isinstance(a, DerLimit)]
+    assert [a.max_discharge_w for a in lowered] == [990.0]
+    # 10 W more is inside the deadband and raises the cap: not worth a write.
+    for c in lowered:
+        rig.feed(WriteConfirmed(now + 1, c.id))
+    acts = rig.feed(ManualOverride(now + 2, ControlSet(export_limit_w=1000.0)))
+    assert [a for a in acts if isinstance(a, DerLimit)] == []
+
+
+def test_stale_meter_data_falls_back_to_the_static_allowance() -> None:
+    rig = Rig()
+    rig.run(3)
+    rig.feed(Tick(rig.home.now + CONFIG.max_meter_age_s + 1))
+    alloc = rig.engine.allocation
+    assert alloc is not None and alloc.stale
+    assert alloc.allowance_w == pytest.approx(CONFIG.panel.static_allowance_w)
+
+
+def test_invalid_site_configuration_lists_every_problem() -> None:
+    bad = SiteConfig(
+        panel=PanelRating(busbar_a=200, main_breaker_a=200),
+        ders=(DerRating("pv", "pv", max_discharge_w=-5, max_charge_w=0),),
+        charger_id="ev",
+        step_timeout_s=0,
+    )
+    with pytest.raises(ConfigError) as err:
+        Engine(bad, draw=lambda b: 0)
+    text = str(err.value)
+    assert "charger_id 'ev'" in text and "step_timeout_s" in text and "pv" in text
