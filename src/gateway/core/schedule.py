@@ -141,6 +141,51 @@ class Lifecycle(Enum):
         return self not in (Lifecycle.PENDING, Lifecycle.ACTIVE)
 
 
+_L = Lifecycle
+_C = ResponseCode
+# The event lifecycle as data: (state, response code) -> next state. The schedule moves an event
+# only through this table; docs/architecture.md draws its diagram from it.
+LIFECYCLE: Final[dict[tuple[Lifecycle, ResponseCode], Lifecycle]] = {
+    (_L.PENDING, _C.RECEIVED): _L.PENDING,
+    (_L.PENDING, _C.STARTED): _L.ACTIVE,
+    (_L.ACTIVE, _C.COMPLETED): _L.COMPLETED,
+    (_L.PENDING, _C.CANCELLED): _L.CANCELLED,
+    (_L.ACTIVE, _C.CANCELLED): _L.CANCELLED,
+    (_L.PENDING, _C.SUPERSEDED): _L.SUPERSEDED,
+    (_L.ACTIVE, _C.SUPERSEDED): _L.SUPERSEDED,
+    (_L.PENDING, _C.NOT_APPLICABLE): _L.REJECTED,
+    (_L.PENDING, _C.INVALID): _L.REJECTED,
+    (_L.PENDING, _C.EXPIRED): _L.REJECTED,
+}
+del _L, _C
+
+
+class IllegalLifecycle(Exception):  # noqa: N818 - the name is the domain term
+    """A response code the lifecycle table does not allow in the event's state: a bug."""
+
+
+def lifecycle_after(state: Lifecycle, code: ResponseCode, *, accepted: bool) -> Lifecycle:
+    """The state after ``code``. 253 for an mRID reused with new content reports a server fault
+    about an event already accepted: it is not a transition of that event."""
+    if code is ResponseCode.INVALID and accepted:
+        return state
+    try:
+        return LIFECYCLE[(state, code)]
+    except KeyError:
+        raise IllegalLifecycle(f"response {int(code)} not allowed in state {state.value}") from None
+
+
+def lifecycle_mermaid() -> str:
+    """The lifecycle as a Mermaid state diagram, generated from :data:`LIFECYCLE`."""
+    lines = ["stateDiagram-v2", "    [*] --> PENDING: 1 received"]
+    for (src, code), dst in LIFECYCLE.items():
+        if code is ResponseCode.RECEIVED:
+            continue
+        lines.append(f"    {src.name} --> {dst.name}: {int(code)} {code.name.lower()}")
+    lines += [f"    {t.name} --> [*]" for t in Lifecycle if t.terminal]
+    return "\n".join(lines)
+
+
 class _RandInt(Protocol):
     def randint(self, a: int, b: int) -> int: ...
 
@@ -681,7 +726,7 @@ class Schedule:
                 rejection = ResponseCode.EXPIRED, why
         if rejection is not None:
             code, why = rejection
-            rec = replace(rec, lifecycle=Lifecycle.REJECTED, reason=why)
+            rec = replace(rec, reason=why)
             self._put(self._decide(rec, code, now, why))
             return self._take_for(event.mrid)
         self._before_change(now)
@@ -803,15 +848,9 @@ class Schedule:
         """Record one code for ``rec`` (at most once, ever) and queue it for the caller."""
         if code in rec.codes:
             return rec
-        lifecycle = {
-            ResponseCode.STARTED: Lifecycle.ACTIVE,
-            ResponseCode.COMPLETED: Lifecycle.COMPLETED,
-            ResponseCode.CANCELLED: Lifecycle.CANCELLED,
-            ResponseCode.SUPERSEDED: Lifecycle.SUPERSEDED,
-        }.get(code, rec.lifecycle)
         changes: dict[str, Any] = {"history": (*rec.history, (code, at, why))}
-        if not rec.lifecycle.terminal:
-            changes["lifecycle"] = lifecycle
+        accepted = ResponseCode.RECEIVED in rec.codes
+        changes["lifecycle"] = lifecycle_after(rec.lifecycle, code, accepted=accepted)
         if code in (ResponseCode.CANCELLED, ResponseCode.SUPERSEDED):
             changes["reason"] = why
         if superseded is not None:

@@ -115,7 +115,8 @@ def test_islanding_order_stop_export_then_open_relay_then_confirm_then_form() ->
     form = _index(
         cmds, lambda c: isinstance(c, ChargerCommand) and c.mode is ChargerMode.GRID_FORMING
     )
-    assert stop < open_ and pv_zero < open_ < form
+    assert stop < open_
+    assert pv_zero < open_ < form
     assert cmds[open_].position is RelayPosition.OPEN  # type: ignore[union-attr]
     assert rig.home.violations == []
     assert rig.home.charger.power_w == pytest.approx(rig.home.load_w)  # the EV carries the home
@@ -188,7 +189,8 @@ def test_relay_closes_only_after_fresh_zero_power_telemetry() -> None:
     now = rig.home.now + 2
     acts = rig.feed(rig.home.observe().__class__(now, meter=rig.home.observe().meter))
     stop = next(a for a in acts if isinstance(a, ChargerCommand))
-    assert stop.mode is ChargerMode.STOPPED and rig.engine.phase is Phase.STOPPING_FORMING
+    assert stop.mode is ChargerMode.STOPPED
+    assert rig.engine.phase is Phase.STOPPING_FORMING
     acts = rig.feed(WriteConfirmed(now, stop.id))
     # Telemetry from *before* the confirmation showing 0 W does not count.
     old = ChargerTelemetry(now - 0.5, ChargerMode.STOPPED, 0.0, 70.0)
@@ -201,7 +203,8 @@ def test_relay_closes_only_after_fresh_zero_power_telemetry() -> None:
     relay = RelayTelemetry(now + 0.3, RelayPosition.OPEN)
     acts = rig.feed(Observed(now + 0.3, relay=relay, charger=fresh))
     close = [a for a in acts if isinstance(a, RelayCommand)]
-    assert len(close) == 1 and close[0].position is RelayPosition.CLOSED
+    assert len(close) == 1
+    assert close[0].position is RelayPosition.CLOSED
 
 
 def test_interlock_stops_the_charger_when_the_relay_reads_closed_while_forming() -> None:
@@ -209,7 +212,8 @@ def test_interlock_stops_the_charger_when_the_relay_reads_closed_while_forming()
     now = rig.home.now + 0.5
     acts = rig.feed(Observed(now, relay=RelayTelemetry(now, RelayPosition.CLOSED)))
     stops = [a for a in acts if isinstance(a, ChargerCommand) and a.mode is ChargerMode.STOPPED]
-    assert stops and stops[0].reason.startswith("interlock")
+    assert stops
+    assert stops[0].reason.startswith("interlock")
     assert rig.engine.phase is Phase.FAULT
 
 
@@ -310,7 +314,8 @@ def test_stale_meter_data_falls_back_to_the_static_allowance() -> None:
     rig.run(3)
     rig.feed(Tick(rig.home.now + CONFIG.max_meter_age_s + 1))
     alloc = rig.engine.allocation
-    assert alloc is not None and alloc.stale
+    assert alloc is not None
+    assert alloc.stale
     assert alloc.allowance_w == pytest.approx(CONFIG.panel.static_allowance_w)
 
 
@@ -324,4 +329,6 @@ def test_invalid_site_configuration_lists_every_problem() -> None:
     with pytest.raises(ConfigError) as err:
         Engine(bad, draw=lambda b: 0)
     text = str(err.value)
-    assert "charger_id 'ev'" in text and "step_timeout_s" in text and "pv" in text
+    assert "charger_id 'ev'" in text
+    assert "step_timeout_s" in text
+    assert "pv" in text
