@@ -11,11 +11,10 @@ import random
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.controls import ControlSet
-from gateway.core.engine import Engine
 from gateway.core.messages import (
     Action,
     Alarm,
@@ -29,13 +28,13 @@ from gateway.core.messages import (
     Persist,
     RelayCommand,
     ReportAcked,
-    Table,
 )
 from gateway.core.schedule import Event
 from gateway.core.site import SiteConfig
 from gateway.core.units import MRID, Timestamp
+from gateway.runtime.wiring import persist, restore_engine
 from gateway.sim.home import HomeModel
-from gateway.store.api import AuditEntry
+from gateway.store.api import Store
 from gateway.store.memory import MemoryStore
 
 START = datetime(2026, 11, 25, 16, 30, tzinfo=UTC).timestamp()
@@ -60,13 +59,22 @@ def _clock(t: Timestamp) -> str:
 class Demo:
     """Wires the engine to the home model and a store, the way the runtime will."""
 
-    def __init__(self, out: TextIO, *, seed: int = 2030) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        seed: int = 2030,
+        store: Store | None = None,
+        home: HomeModel | None = None,
+        ack_reports: bool = True,
+    ) -> None:
         self.out = out
         rng = random.Random(seed)  # noqa: S311 - randomisation offsets, not cryptography
         self.draw: Callable[[int], int] = lambda bound: rng.randint(min(0, bound), max(0, bound))
-        self.engine = Engine(demo_site(), draw=self.draw)
-        self.home = HomeModel(now=START)
-        self.store = MemoryStore()
+        self.store: Store = store if store is not None else MemoryStore()
+        self.engine = restore_engine(demo_site(), self.store, self.draw)
+        self.home = home if home is not None else HomeModel(now=START)
+        self.ack_reports = ack_reports
         self.printed = 0
 
     def say(self, t: Timestamp, text: str) -> None:
@@ -80,11 +88,8 @@ class Demo:
             queue.extend(self._act(actions))
 
     def _act(self, actions: list[Action]) -> list[Input]:
+        persist(self.store, actions)
         follow: list[Input] = []
-        with self.store.transaction():
-            for a in actions:
-                if isinstance(a, Persist):
-                    self._persist(a)
         for a in actions:
             match a:
                 case RelayCommand() | ChargerCommand() | DerLimit():
@@ -92,8 +97,9 @@ class Demo:
                     follow.append(self.home.execute(a))
                 case NorthReport():
                     self.say(a.at, f"  => utility: Response {a.code} for {a.subject}")
-                    # The simulated utility answers 201 Created at once.
-                    follow.append(ReportAcked(a.at, a.key))
+                    if self.ack_reports:
+                        # The simulated utility answers 201 Created at once.
+                        follow.append(ReportAcked(a.at, a.key))
                 case Alarm():
                     self.say(a.at, f"  !! {a.severity.value}: {a.message}")
                 case Note():
@@ -102,30 +108,12 @@ class Demo:
                     pass
         return follow
 
-    def _persist(self, p: Persist) -> None:
-        doc = dict(p.doc)
-        match p.table:
-            case Table.EVENT:
-                self.store.put_events({p.key: doc})
-            case Table.STATE:
-                self.store.put_state(p.key, doc)
-            case Table.OUTBOX:
-                self.store.enqueue(p.key, doc, float(doc["at"]))
-            case Table.ACK:
-                self.store.ack(p.key, float(doc["at"]))
-            case Table.AUDIT:
-                self.store.append_audit(_audit_entry(doc))
-
     def run_until(self, end: Timestamp, step: float = 1.0) -> None:
         t = self.home.now
         while t < end:
             t += step
             self.home.advance(t)
             self.feed(self.home.observe())
-
-
-def _audit_entry(doc: dict[str, Any]) -> AuditEntry:
-    return AuditEntry(**doc)
 
 
 def _describe(cmd: DeviceCommand) -> str:
@@ -144,6 +132,18 @@ def run_evening(out: TextIO) -> int:
     demo = Demo(out)
     out.write("Scripted evening: 200 A panel, 9.6 kW V2H charger, 7 kW PV, 1.5 kW load\n")
     out.write("Every line is a decision of the engine, with its reason (simulated clock, UTC)\n\n")
+    evening(demo)
+    h = demo.home
+    out.write("\n")
+    out.write(f"violations recorded by the simulated home: {len(h.violations)}\n")
+    out.write(f"EV state of charge at the end: {h.charger.soc_pct:.1f} %\n")
+    out.write(f"device writes in the audit log: {len(demo.store.audit())}\n")
+    out.write(f"north reports still unacknowledged: {len(demo.store.pending())}\n")
+    return 1 if h.violations or demo.engine.phase.value != "grid_connected" else 0
+
+
+def evening(demo: Demo) -> None:
+    """The script: export limit, outage, island on the EV, grid back, reconnect."""
     h = demo.home
     demo.run_until(START + 5)
     demo.say(h.now, "## the utility sends a 500 W export limit for 2 hours (primacy 1)")
@@ -166,9 +166,3 @@ def run_evening(out: TextIO) -> int:
     demo.say(h.now, "## the grid returns")
     h.grid.restore()
     demo.run_until(START + 150 * 60)
-    out.write("\n")
-    out.write(f"violations recorded by the simulated home: {len(h.violations)}\n")
-    out.write(f"EV state of charge at the end: {h.charger.soc_pct:.1f} %\n")
-    out.write(f"device writes in the audit log: {len(demo.store.audit())}\n")
-    out.write(f"north reports still unacknowledged: {len(demo.store.pending())}\n")
-    return 1 if h.violations or demo.engine.phase.value != "grid_connected" else 0
