@@ -173,7 +173,12 @@ class Engine:
                 if event.controls is None:
                     self.schedule.clear_default(event.program)
                 else:
-                    self.schedule.set_default(event.program, event.primacy, event.controls)
+                    problems = self.schedule.set_default(
+                        event.program, event.primacy, event.controls
+                    )
+                    for p in problems:
+                        text = f"default control of {event.program} refused: {p}"
+                        out.append(Alarm(now, Severity.WARNING, "bad-default", text))
                 out.append(Persist(Table.STATE, DEFAULTS_KEY, self.schedule.defaults()))
             case ManualOverride():
                 self.manual = event.controls
@@ -415,12 +420,7 @@ class Engine:
                 elif self._export_stopped():
                     trig, why = Trigger.EXPORT_STOPPED, "charger stopped, DER export at 0 W"
             case Phase.OPENING_RELAY:
-                cmd = self._confirmed_cmd("relay")
-                if (
-                    isinstance(cmd, RelayCommand)
-                    and cmd.position is RelayPosition.OPEN
-                    and self._relay_is(RelayPosition.OPEN, now)
-                ):
+                if self._relay_moved(RelayPosition.OPEN, now):
                     trig, why = Trigger.RELAY_OPEN_CONFIRMED, "relay read back open"
             case Phase.FORMING:
                 blocker = self._forming_blocker(now)
@@ -451,12 +451,7 @@ class Engine:
                 elif self._charger_stopped(now):
                     trig, why = Trigger.FORMING_STOPPED, "charger stopped at zero power"
             case Phase.CLOSING_RELAY:
-                cmd = self._confirmed_cmd("relay")
-                if (
-                    isinstance(cmd, RelayCommand)
-                    and cmd.position is RelayPosition.CLOSED
-                    and self._relay_is(RelayPosition.CLOSED, now)
-                ):
+                if self._relay_moved(RelayPosition.CLOSED, now):
                     trig, why = Trigger.RELAY_CLOSED_CONFIRMED, "relay read back closed"
             case Phase.FAULT:
                 pass
@@ -468,6 +463,15 @@ class Engine:
             return False
         self._move(trig, now, why, out)
         return True
+
+    def _relay_moved(self, position: RelayPosition, now: Timestamp) -> bool:
+        """Our command to ``position`` was confirmed and a fresh read-back still agrees."""
+        cmd = self._confirmed_cmd("relay")
+        return (
+            isinstance(cmd, RelayCommand)
+            and cmd.position is position
+            and self._relay_is(position, now)
+        )
 
     def _export_stopped(self) -> bool:
         cmd = self._confirmed_cmd("charger")

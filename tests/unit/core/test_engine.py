@@ -16,6 +16,7 @@ from gateway.core.messages import (
     Alarm,
     ChargerCommand,
     ChargerTelemetry,
+    DefaultsReceived,
     DerLimit,
     EventReceived,
     Input,
@@ -332,3 +333,16 @@ def test_invalid_site_configuration_lists_every_problem() -> None:
     assert "charger_id 'ev'" in text
     assert "step_timeout_s" in text
     assert "pv" in text
+
+
+def test_an_absurd_default_is_refused_with_an_alarm_and_nothing_changes() -> None:
+    rig = Rig()
+    rig.run(2)
+    now = rig.home.now
+    acts = rig.feed(DefaultsReceived(now, "P", 1, ControlSet(export_limit_w=-5.0)))
+    alarms = [a for a in acts if isinstance(a, Alarm)]
+    assert alarms
+    assert "export_limit_w must not be negative" in alarms[0].message
+    assert "nothing in force" in rig.engine.explain(Mode.EXPORT_LIMIT_W)
+    rig.feed(DefaultsReceived(now + 1, "P", 1, ControlSet(export_limit_w=800.0)))
+    assert "utility default" in rig.engine.explain(Mode.EXPORT_LIMIT_W)
