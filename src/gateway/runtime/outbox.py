@@ -1,0 +1,34 @@
+"""Draining the outbox: every north report is delivered, in order, exactly once.
+
+The north adapters (issues 4 and 5) supply ``send``: it returns when the utility acknowledged
+the report (2030.5: 201/204 on the Response POST) and raises when it did not. Reports go out in
+enqueue order; the first failure stops the pass so that a later report never overtakes an
+earlier one (a 3 Completed must not arrive before its 2 Started). After a restart the same call
+re-sends exactly what was never acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from gateway.store.api import OutboxItem, Store
+
+Send = Callable[[OutboxItem], Awaitable[None]]
+
+
+class DeliveryError(Exception):
+    """``send`` could not get an acknowledgement; the message says why, for the log."""
+
+
+async def drain(store: Store, send: Send, now: Callable[[], float]) -> int:
+    """Send every pending report once, in order; return how many were acknowledged."""
+    delivered = 0
+    for item in store.pending():
+        try:
+            await send(item)
+        except DeliveryError as err:
+            store.mark_attempt(item.key, now(), str(err))
+            break
+        store.ack(item.key, now())
+        delivered += 1
+    return delivered

@@ -1,0 +1,62 @@
+"""The outbox on a real SQLite file: in order, exactly once, across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from gateway.runtime.outbox import DeliveryError, drain
+from gateway.store.api import OutboxItem
+from gateway.store.sqlite import SqliteStore
+
+
+def _fill(store: SqliteStore) -> None:
+    for code in (1, 2, 3):
+        store.enqueue(f"sep2|AB|{code}", {"code": code, "at": float(code)}, float(code))
+
+
+def test_reports_are_sent_in_order_and_a_failure_stops_the_pass(tmp_path: Path) -> None:
+    sent: list[str] = []
+
+    async def flaky(item: OutboxItem) -> None:
+        if item.key.endswith("|2") and "sep2|AB|2" not in sent:
+            sent.append(item.key)
+            raise DeliveryError("HTTP 503 from the utility")
+        sent.append(item.key)
+
+    with SqliteStore(tmp_path / "s.db") as store:
+        _fill(store)
+        assert asyncio.run(drain(store, flaky, lambda: 10.0)) == 1
+        # 3 did not overtake the failed 2.
+        assert sent == ["sep2|AB|1", "sep2|AB|2"]
+        left = store.pending()
+        assert [i.key for i in left] == ["sep2|AB|2", "sep2|AB|3"]
+        assert left[0].attempts == 1
+        assert left[0].last_error == "HTTP 503 from the utility"
+
+
+def test_after_a_restart_only_unacknowledged_reports_are_sent_again(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    first: list[str] = []
+
+    async def dies_after_one(item: OutboxItem) -> None:
+        if first:
+            raise DeliveryError("connection reset")
+        first.append(item.key)
+
+    with SqliteStore(db) as store:
+        _fill(store)
+        asyncio.run(drain(store, dies_after_one, lambda: 5.0))
+    again: list[str] = []
+
+    async def ok(item: OutboxItem) -> None:
+        again.append(item.key)
+
+    with SqliteStore(db, create=False) as store:  # the next process
+        assert asyncio.run(drain(store, ok, lambda: 6.0)) == 2
+        assert again == ["sep2|AB|2", "sep2|AB|3"]
+        assert store.pending() == []
+        # The engine enqueuing an acknowledged report again changes nothing.
+        assert store.enqueue("sep2|AB|1", {"code": 1, "at": 1.0}, 7.0) is False
+        assert asyncio.run(drain(store, ok, lambda: 8.0)) == 0
+    assert first == ["sep2|AB|1"]
