@@ -686,16 +686,17 @@ class Engine:
     ) -> None:
         device = f"der:{der_id}"
         sent = self._sent.get(device)
-        if sent is not None and isinstance(sent.command, DerLimit) and sent.failed is None:
+        if sent is not None and isinstance(sent.command, DerLimit):
             old = sent.command
+            # Lower than the last attempt: the safe direction is never held back, not even by
+            # a retry back-off after a failed write (the device may still run the old limit).
             lowers = discharge < old.max_discharge_w or charge < old.max_charge_w
             small = (
                 abs(discharge - old.max_discharge_w) < self.config.setpoint_deadband_w
                 and abs(charge - old.max_charge_w) < self.config.setpoint_deadband_w
             )
-            if (old.max_discharge_w, old.max_charge_w) == (discharge, charge) or (
-                small and not lowers
-            ):
+            same = (old.max_discharge_w, old.max_charge_w) == (discharge, charge)
+            if sent.failed is None and (same or (small and not lowers)):
                 return
             if self._held(device, now) and not lowers:
                 return
