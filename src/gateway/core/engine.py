@@ -121,7 +121,6 @@ class Engine:
         self._by_id: dict[str, str] = {}  # command id -> device key
         self._retry_at: dict[str, Timestamp] = {}
         self._links_down: dict[str, str] = {}
-        self._alarmed: set[str] = set()
         self.resolved: Resolved = resolve({})
         self.allocation: Allocation | None = None
         self._last_decisions: dict[Mode, str] = {}

@@ -161,12 +161,8 @@ class EngineMachine(RuleBasedStateMachine):
         now = self.now
         if isinstance(a, ChargerCommand | RelayCommand | DerLimit):
             device = _device(a)
-            old = (
+            if device in self.last_cmd:  # a newer command supersedes the one in flight
                 self.pending.pop(self.last_cmd[device].id, None)
-                if device in self.last_cmd
-                else None
-            )
-            del old
             self.last_cmd[device] = a
             self.pending[a.id] = a
         if isinstance(a, ChargerCommand) and a.mode is ChargerMode.GRID_FORMING:
@@ -405,12 +401,11 @@ class EngineMachine(RuleBasedStateMachine):
         if alloc is None:
             return
         total = 0.0
-        for device, cmd in self.last_cmd.items():
+        for cmd in self.last_cmd.values():
             if isinstance(cmd, DerLimit):
                 total += max(0.0, cmd.max_discharge_w)
             elif isinstance(cmd, ChargerCommand) and cmd.mode is ChargerMode.GRID_FOLLOWING:
                 total += max(0.0, cmd.setpoint_w)
-            del device
         assert total <= alloc.allowance_w + EPS, (
             f"commanded {total} W > allowance {alloc.allowance_w} W"
         )
