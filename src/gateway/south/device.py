@@ -1,0 +1,272 @@
+"""One Modbus device seen through its profile: named points in, engineering values out.
+
+``Device`` knows nothing about relays or chargers (the drivers do); it turns point names into
+block reads, scale factors and codec calls, and turns every write into an audit record before
+and after it goes out, with a read-back of the registers written whenever the point is readable.
+It talks to the bus through the :class:`Link` protocol, which ``transport.Endpoint`` implements,
+so that tests of pure logic can use a dictionary instead of a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.south.codec import CodecError, Value, decode, encode, unpack_raw
+from gateway.south.errors import DeviceError, DeviceStateError, ReadbackMismatch
+from gateway.south.profile import Point, Profile
+from gateway.south.registers import Pacing, Table
+
+# Registers one request may span when neighbouring points are merged (FC03 allows 125).
+MAX_BLOCK = 120
+# Merge two points into one read when at most this many unused registers lie between them:
+# one longer request is cheaper than two round trips on every real bus.
+MAX_GAP = 16
+
+
+class Link(Protocol):
+    """What a device needs from the bus (``transport.Endpoint`` is the real one)."""
+
+    async def read(
+        self,
+        device_id: int,
+        table: Table,
+        address: int,
+        count: int,
+        *,
+        pacing: Pacing,
+        device: str,
+        point: str,
+    ) -> list[int]: ...
+
+    async def write(
+        self,
+        device_id: int,
+        table: Table,
+        address: int,
+        values: Sequence[int],
+        *,
+        pacing: Pacing,
+        device: str,
+        point: str,
+        single: bool | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRecord:
+    """One line of the audit trail; the runtime stores it as ``store.AuditEntry``."""
+
+    at: float
+    device: str
+    point: str
+    value: Value
+    reason: str
+    outcome: str  # "writing", "confirmed", "written" (no read-back possible), "failed: <why>"
+    correlation_id: str | None = None
+
+
+AuditSink = Callable[[WriteRecord], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    table: Table
+    address: int
+    count: int
+    points: tuple[Point, ...]
+
+
+def plan_reads(points: Iterable[Point]) -> list[Block]:
+    """Group points into as few block reads as the limits allow (pure, so it is unit-tested)."""
+    by_table: dict[Table, list[Point]] = {}
+    unique = {p.name: p for p in points}  # Points hold mappings, so they are not hashable
+    for p in sorted(unique.values(), key=lambda p: (p.table, p.address)):
+        by_table.setdefault(p.table, []).append(p)
+    blocks: list[Block] = []
+    for table, pts in by_table.items():
+        start, end, members = pts[0].address, pts[0].address + pts[0].count, [pts[0]]
+        for p in pts[1:]:
+            p_end = p.address + p.count
+            if p.address - end <= MAX_GAP and max(end, p_end) - start <= MAX_BLOCK:
+                end = max(end, p_end)
+                members.append(p)
+                continue
+            blocks.append(Block(table, start, end - start, tuple(members)))
+            start, end, members = p.address, p_end, [p]
+        blocks.append(Block(table, start, end - start, tuple(members)))
+    return blocks
+
+
+class Device:
+    def __init__(
+        self,
+        name: str,
+        profile: Profile,
+        link: Link,
+        *,
+        audit: AuditSink,
+        now: Callable[[], float],
+        unit_id: int | None = None,
+    ) -> None:
+        self.name = name
+        self.profile = profile
+        self.link = link
+        self.unit_id = profile.unit_id if unit_id is None else unit_id
+        self._audit = audit
+        self._now = now
+        self._points: Mapping[str, Point] = profile.points
+        self.label = f"{name} ({profile.name}, unit {self.unit_id})"
+
+    def rebind(self, points: Mapping[str, Point]) -> None:
+        """Replace the point table (a SunSpec device's points are found at connect time)."""
+        self._points = points
+
+    @property
+    def points(self) -> Mapping[str, Point]:
+        return self._points
+
+    def point(self, name: str) -> Point:
+        try:
+            return self._points[name]
+        except KeyError:
+            raise DeviceStateError(self.label, name, "no such point in the profile") from None
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def read_raw(self, table: Table, address: int, count: int, what: str) -> list[int]:
+        return await self.link.read(
+            self.unit_id,
+            table,
+            address,
+            count,
+            pacing=self.profile.pacing,
+            device=self.label,
+            point=what,
+        )
+
+    async def read(self, *names: str) -> dict[str, Value | None]:
+        """Engineering values of the named points, read in as few requests as possible."""
+        wanted = [self.point(n) for n in names]
+        sf_points = [self.point(p.scale_factor) for p in wanted if p.scale_factor is not None]
+        raw: dict[str, list[int]] = {}
+        for block in plan_reads([*wanted, *sf_points]):
+            what = ", ".join(p.name for p in block.points)
+            regs = await self.read_raw(block.table, block.address, block.count, what)
+            for p in block.points:
+                off = p.address - block.address
+                raw[p.name] = regs[off : off + p.count]
+        out: dict[str, Value | None] = {}
+        for p in wanted:
+            try:
+                out[p.name] = decode(p, raw[p.name], self._sf(p, raw))
+            except CodecError as exc:
+                raise DeviceStateError(self.label, p.name, str(exc)) from exc
+        return out
+
+    def _sf(self, p: Point, raw: Mapping[str, Sequence[int]]) -> int | None:
+        if p.scale_factor is None:
+            return None
+        sf_point = self.point(p.scale_factor)
+        sf = decode(sf_point, raw[sf_point.name])
+        if not isinstance(sf, int) or not -10 <= sf <= 10:
+            # 0x8000 (not implemented) or nonsense: scaling by it would invent a value.
+            why = f"scale factor {sf_point.name} reads {sf!r}, so {p.name} cannot be scaled"
+            raise DeviceStateError(self.label, p.name, why)
+        return sf
+
+    async def read_one(self, name: str) -> Value | None:
+        return (await self.read(name))[name]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def write(
+        self,
+        name: str,
+        value: Value,
+        *,
+        reason: str,
+        correlation_id: str | None = None,
+        verify: bool = True,
+        audit: bool = True,
+    ) -> None:
+        """Write one point and, where the point can be read, confirm it by reading it back.
+
+        Every attempt leaves two audit records: "writing" before the request goes out (so a
+        crash mid-write still shows what was attempted) and the outcome after. Nothing here is
+        ever resent: a failed write is reported, and the engine decides what happens next.
+        ``audit=False`` is for watchdog keep-alives, which are not decisions and would flood
+        the trail (one every few seconds per device); their failures still raise.
+        """
+        p = self.point(name)
+        sink = self._audit if audit else _discard
+        if not p.access.writable or not p.table.writable:
+            raise DeviceStateError(self.label, name, "the profile marks this point read-only")
+        record = self._record(name, value, reason, correlation_id)
+        try:
+            sf = None
+            if p.scale_factor is not None:
+                sf_point = self.point(p.scale_factor)
+                regs = await self.read_raw(sf_point.table, sf_point.address, 1, sf_point.name)
+                sf = self._sf(p, {sf_point.name: regs})
+            registers = encode(p, value, sf)
+        except CodecError as exc:
+            # Refused before anything went on the wire: an absurd setpoint never reaches a device.
+            sink(record("failed: " + str(exc)))
+            raise DeviceStateError(self.label, name, str(exc)) from exc
+        except DeviceError as exc:
+            sink(record("failed: " + exc.why))
+            raise
+        sink(record("writing"))
+        try:
+            await self.link.write(
+                self.unit_id,
+                p.table,
+                p.address,
+                registers,
+                pacing=self.profile.pacing,
+                device=self.label,
+                point=name,
+                single=True if p.count == 1 else None,
+            )
+            if not (verify and p.access.readable):
+                sink(record("written"))
+                return
+            back = await self.read_raw(p.table, p.address, p.count, name)
+            if list(back) != registers:
+                raise ReadbackMismatch(self.label, name, _show(p, registers), _show(p, back))
+        except DeviceError as exc:
+            sink(record("failed: " + exc.why))
+            raise
+        sink(record("confirmed"))
+
+    def note(
+        self, point: str, value: Value, *, reason: str, outcome: str, correlation_id: str | None
+    ) -> None:
+        """An audit record that is not a register write: a state confirmed (or not) by a
+        drivers' independent read-back, such as the relay's auxiliary contact."""
+        self._audit(self._record(point, value, reason, correlation_id)(outcome))
+
+    def _record(
+        self, name: str, value: Value, reason: str, correlation_id: str | None
+    ) -> Callable[[str], WriteRecord]:
+        def make(outcome: str) -> WriteRecord:
+            at = self._now()
+            return WriteRecord(at, self.label, name, value, reason, outcome, correlation_id)
+
+        return make
+
+
+def _discard(_record: WriteRecord) -> None:
+    pass
+
+
+def _show(p: Point, registers: Sequence[int]) -> object:
+    """A read-back value as a person wants to see it: the symbol if there is one."""
+    if len(registers) != p.count:
+        return list(registers)
+    raw = unpack_raw(p, registers)
+    if isinstance(raw, int) and (sym := p.symbol(raw)) is not None:
+        return sym
+    return raw

@@ -1,0 +1,310 @@
+"""A device profile: what a vendor's register map means, as data.
+
+A profile is loaded from TOML (``gateway.south.profiles``), validated as a whole against
+``schemas/device-profile.schema.json`` plus the cross-checks that a schema cannot express, and
+only then turned into these frozen objects, so that a profile never loads half-way.
+
+Vocabulary:
+
+* a **point** is one value in the device's register map (address, table, type, scaling, access);
+* a **role** binds a point to a meaning the drivers understand (``relay_open``, ``power``, ...),
+  with the symbol to write, the device's sign convention, or which states mean what;
+* the **watchdog** is the device's own revert timer, which the gateway keeps alive while healthy;
+* **init** writes put the device under remote control when the gateway connects.
+
+Sign conventions are the device's, declared per role (``positive = "charge"``) and normalised by
+the drivers to the gateway's: power into the home (discharge, generation, import) is positive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum, unique
+from types import MappingProxyType
+
+from gateway.south.registers import DataType, Pacing, Table, WordOrder
+
+#: Registers per value for the fixed-size types; strings say their own length.
+WORDS: Mapping[DataType, int] = MappingProxyType(
+    {
+        DataType.INT16: 1,
+        DataType.UINT16: 1,
+        DataType.ENUM16: 1,
+        DataType.BITFIELD16: 1,
+        DataType.SUNSSF: 1,
+        DataType.INT32: 2,
+        DataType.UINT32: 2,
+        DataType.ENUM32: 2,
+        DataType.BITFIELD32: 2,
+        DataType.ACC32: 2,
+        DataType.FLOAT32: 2,
+        DataType.INT64: 4,
+        DataType.UINT64: 4,
+        DataType.ACC64: 4,
+        DataType.FLOAT64: 4,
+        DataType.BIT: 1,
+    }
+)
+
+
+@unique
+class DeviceKind(StrEnum):
+    METER_RELAY = "meter_relay"
+    CHARGER = "charger"
+    DER = "der"
+
+
+@unique
+class Access(StrEnum):
+    R = "r"
+    RW = "rw"
+    W = "w"  # write-only command registers: read-back goes through a state role instead
+
+    @property
+    def readable(self) -> bool:
+        return self is not Access.W
+
+    @property
+    def writable(self) -> bool:
+        return self is not Access.R
+
+
+@unique
+class Sense(StrEnum):
+    """Which direction a device's positive number means (declared per power role)."""
+
+    CHARGE = "charge"  # into the EV / battery: negative for the gateway
+    DISCHARGE = "discharge"  # out of the EV / battery into the home: positive for the gateway
+    GENERATION = "generation"  # SunSpec: positive for DER injection
+    IMPORT = "import"  # meter: positive when the home draws from the grid
+    EXPORT = "export"  # meter: positive when the home feeds the grid
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    name: str
+    address: int
+    table: Table
+    type: DataType
+    count: int  # registers (or coils) the value occupies
+    access: Access = Access.R
+    word_order: WordOrder = WordOrder.BIG
+    scale: float = 1.0  # engineering value = raw * scale * 10 ** scale_factor
+    scale_factor: str | None = None  # name of a ``sunssf`` point
+    units: str | None = None
+    symbols: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    # The raw value that means "not implemented" (SunSpec 0x8000, 0xFFFF, ...); decoded as None.
+    not_implemented: int | None = None
+    description: str = ""
+
+    def symbol(self, raw: int) -> str | None:
+        """The enum symbol for a raw value, if the profile names one."""
+        for name, value in self.symbols.items():
+            if value == raw:
+                return name
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A role bound to a point. Which fields matter depends on the role (see ``ROLES``)."""
+
+    role: str
+    point: str
+    value: int | None = None  # command roles: the raw value to write (a symbol, resolved)
+    positive: Sense | None = None  # power roles: what a positive device value means
+    # state roles: category (e.g. "open", "discharging") -> raw values that mean it
+    states: Mapping[str, frozenset[int]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def category(self, raw: int) -> str | None:
+        for name, values in self.states.items():
+            if raw in values:
+                return name
+        return None
+
+
+@unique
+class WatchdogValue(StrEnum):
+    TIMEOUT = "timeout"  # write the timeout itself (Quasar reg 88, EVTEC idle timeout)
+    COUNTER = "counter"  # write an incrementing counter (SunSpec 715 ControllerHb)
+    CONSTANT = "constant"  # write ``constant`` every time
+
+
+@dataclass(frozen=True, slots=True)
+class Watchdog:
+    """The device reverts to its safe state when not refreshed for ``timeout_s``; the gateway
+    refreshes every ``refresh_s`` (evcc rewrites at timeout/2), so a dead gateway lets the
+    device fall back on its own."""
+
+    point: str
+    timeout_s: float
+    refresh_s: float
+    value: WatchdogValue = WatchdogValue.TIMEOUT
+    constant: int = 0
+    # What the device does when it reverts, in words, for the docs and for `profiles show`.
+    reverts_to: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write of a fixed raw value, e.g. an init step that puts the device in remote mode."""
+
+    point: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class SunSpecDiscovery:
+    """Points are found at connect time by walking the SunSpec model chain."""
+
+    bases: tuple[int, ...] = (40000, 0, 50000)
+    required_models: tuple[int, ...] = (1,)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    kind: DeviceKind
+    vendor: str
+    model: str
+    description: str
+    source: str  # the file it came from (or "<sunspec>" for a discovered binding)
+    unit_id: int = 1
+    pacing: Pacing = field(default_factory=Pacing)
+    points: Mapping[str, Point] = field(default_factory=lambda: MappingProxyType({}))
+    roles: Mapping[str, Binding] = field(default_factory=lambda: MappingProxyType({}))
+    watchdog: Watchdog | None = None
+    init: tuple[Write, ...] = ()
+    sunspec: SunSpecDiscovery | None = None
+    # Ratings the device does not report itself (W); None means "read it from the device".
+    max_charge_w: float | None = None
+    max_discharge_w: float | None = None
+    # Things in this profile that are not from a public map (e.g. a backup-mode register we
+    # assume); `gateway profiles show` prints them so nobody mistakes them for vendor facts.
+    assumptions: tuple[str, ...] = ()
+
+    def role(self, name: str) -> Binding | None:
+        return self.roles.get(name)
+
+    def point_for(self, role: str) -> Point:
+        """The point bound to ``role``; KeyError names the profile when it is absent."""
+        binding = self.roles.get(role)
+        if binding is None:
+            msg = f"profile {self.name!r} has no {role!r} role"
+            raise KeyError(msg)
+        return self.points[binding.point]
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles: what the drivers understand. ``required`` roles must be bound for a profile of that
+# kind to load; the kinds of binding are checked by the loader.
+
+
+@unique
+class RoleKind(StrEnum):
+    COMMAND = "command"  # write ``value`` (a symbol) to the point
+    SETPOINT = "setpoint"  # write a number; ``positive`` says the device's sign convention
+    MEASURE = "measure"  # read a number; ``positive`` where a sign matters
+    STATE = "state"  # read an enum; ``states`` maps categories to symbols
+    SETTING = "setting"  # read/write a number with no sign (timeouts, SoC floor)
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpec:
+    kind: RoleKind
+    description: str
+    # For STATE roles: the categories the driver knows. For SETPOINT/MEASURE roles with a sign:
+    # the senses a profile may declare.
+    categories: tuple[str, ...] = ()
+    senses: tuple[Sense, ...] = ()
+
+
+_POWER = (Sense.CHARGE, Sense.DISCHARGE, Sense.GENERATION)
+_NET = (Sense.IMPORT, Sense.EXPORT)
+
+ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
+    {
+        DeviceKind.METER_RELAY: MappingProxyType(
+            {
+                "relay_open": RoleSpec(RoleKind.COMMAND, "command the islanding relay open"),
+                "relay_close": RoleSpec(RoleKind.COMMAND, "command the islanding relay closed"),
+                "relay_state": RoleSpec(
+                    RoleKind.STATE,
+                    "the relay's confirmed position from its auxiliary contact",
+                    categories=("open", "closed", "moving", "fault"),
+                ),
+                "net_power": RoleSpec(
+                    RoleKind.MEASURE, "site net power through the meter", senses=_NET
+                ),
+                "grid_voltage": RoleSpec(RoleKind.MEASURE, "voltage on the utility side (V)"),
+                "grid_frequency": RoleSpec(RoleKind.MEASURE, "frequency on the utility side (Hz)"),
+                "load_voltage": RoleSpec(RoleKind.MEASURE, "voltage on the home side (V)"),
+                "load_frequency": RoleSpec(RoleKind.MEASURE, "frequency on the home side (Hz)"),
+                "current_l1": RoleSpec(RoleKind.MEASURE, "phase L1 current through the panel (A)"),
+                "current_l2": RoleSpec(RoleKind.MEASURE, "phase L2 current through the panel (A)"),
+                "current_l3": RoleSpec(RoleKind.MEASURE, "phase L3 current through the panel (A)"),
+            }
+        ),
+        DeviceKind.CHARGER: MappingProxyType(
+            {
+                "start": RoleSpec(RoleKind.COMMAND, "start (dis)charging at the setpoint"),
+                "stop": RoleSpec(RoleKind.COMMAND, "stop all power flow"),
+                "power_setpoint": RoleSpec(
+                    RoleKind.SETPOINT, "signed power setpoint (W)", senses=_POWER
+                ),
+                "charge_limit": RoleSpec(RoleKind.SETPOINT, "charge power limit, unsigned (W)"),
+                "discharge_limit": RoleSpec(
+                    RoleKind.SETPOINT, "discharge power limit, unsigned (W)"
+                ),
+                "grid_forming_on": RoleSpec(
+                    RoleKind.COMMAND, "enter grid-forming (backup / V2H) mode"
+                ),
+                "grid_forming_off": RoleSpec(RoleKind.COMMAND, "leave grid-forming mode"),
+                "state": RoleSpec(
+                    RoleKind.STATE,
+                    "the charger's operating state",
+                    categories=("stopped", "charging", "discharging", "forming", "no_ev", "fault"),
+                ),
+                "power": RoleSpec(RoleKind.MEASURE, "measured power (W)", senses=_POWER),
+                "soc": RoleSpec(RoleKind.MEASURE, "EV state of charge (%)"),
+                "soc_floor": RoleSpec(RoleKind.SETTING, "device-side minimum SoC (%)"),
+            }
+        ),
+        DeviceKind.DER: MappingProxyType(
+            {
+                "power": RoleSpec(RoleKind.MEASURE, "measured active power (W)", senses=_POWER),
+                "w_max": RoleSpec(RoleKind.MEASURE, "maximum active power setting (W)"),
+                "limit_pct": RoleSpec(RoleKind.SETPOINT, "active power limit, % of w_max"),
+                "limit_enable": RoleSpec(RoleKind.COMMAND, "enable the active power limit"),
+                "power_setpoint": RoleSpec(
+                    RoleKind.SETPOINT, "signed power setpoint (W)", senses=_POWER
+                ),
+                "setpoint_enable": RoleSpec(RoleKind.COMMAND, "enable the power setpoint"),
+                "soc": RoleSpec(RoleKind.MEASURE, "battery state of charge (%)"),
+                "connected": RoleSpec(
+                    RoleKind.STATE,
+                    "the DER's own grid connection",
+                    categories=("connected", "disconnected"),
+                ),
+            }
+        ),
+    }
+)
+
+#: Roles that must be bound for a profile of each kind to load. Charger profiles need either a
+#: signed ``power_setpoint`` or both unsigned limits; the loader checks that alternative.
+REQUIRED: Mapping[DeviceKind, frozenset[str]] = MappingProxyType(
+    {
+        DeviceKind.METER_RELAY: frozenset(
+            {"relay_open", "relay_close", "relay_state", "net_power", "grid_voltage"}
+        ),
+        DeviceKind.CHARGER: frozenset({"start", "stop", "state", "power", "soc"}),
+        DeviceKind.DER: frozenset({"power"}),
+    }
+)
+
+
+def sign(sense: Sense | None) -> int:
+    """+1 if a positive device value means power into the home (the gateway's convention)."""
+    return -1 if sense in (Sense.CHARGE, Sense.EXPORT) else 1

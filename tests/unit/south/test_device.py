@@ -1,0 +1,175 @@
+"""Device: block-read planning, scale factors, and the audit trail around every write.
+
+The bus here is a dictionary (a fake is fine for this pure logic); the drivers are tested
+against the simulated home over real sockets in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import MappingProxyType
+
+import pytest
+
+from gateway.south.device import MAX_BLOCK, Device, WriteRecord, plan_reads
+from gateway.south.errors import DeviceRejected, DeviceStateError, ReadbackMismatch
+from gateway.south.profile import Access, DeviceKind, Point, Profile
+from gateway.south.registers import DataType, Pacing, Table
+
+
+def pt(name: str, address: int, dtype: DataType = DataType.UINT16, **kw: object) -> Point:
+    from gateway.south.profile import WORDS
+
+    count = kw.pop("count", WORDS.get(dtype, 1))
+    return Point(name, address, kw.pop("table", Table.HOLDING), dtype, count, **kw)  # type: ignore[arg-type]
+
+
+class DictLink:
+    """Registers in a dict; optional faults: a register that ignores writes, an exception."""
+
+    def __init__(self) -> None:
+        self.regs: dict[tuple[Table, int], int] = {}
+        self.requests: list[tuple[str, Table, int, int]] = []
+        self.stuck: set[int] = set()
+        self.reject: int | None = None
+
+    async def read(
+        self, device_id: int, table: Table, address: int, count: int, **_: object
+    ) -> list[int]:
+        self.requests.append(("read", table, address, count))
+        return [self.regs.get((table, a), 0) for a in range(address, address + count)]
+
+    async def write(
+        self,
+        device_id: int,
+        table: Table,
+        address: int,
+        values: Sequence[int],
+        *,
+        pacing: Pacing,
+        device: str,
+        point: str,
+        single: bool | None = None,
+    ) -> None:
+        self.requests.append(("write", table, address, len(values)))
+        if self.reject is not None:
+            raise DeviceRejected(device, point, self.reject)
+        for i, v in enumerate(values):
+            if address + i not in self.stuck:
+                self.regs[(table, address + i)] = v
+
+
+POINTS = {
+    p.name: p
+    for p in (
+        pt("W_SF", 10, DataType.SUNSSF),
+        pt("W", 11, DataType.INT16, scale_factor="W_SF", units="W"),
+        pt("setpoint", 20, DataType.INT32, access=Access.RW, units="W"),
+        pt("command", 30, DataType.ENUM16, access=Access.W, symbols={"OPEN": 1, "CLOSE": 2}),
+        pt("far", 500, DataType.UINT16),
+        pt("soc", 5, DataType.UINT16, table=Table.INPUT, scale=0.1),
+    )
+}
+PROFILE = Profile(
+    "test", DeviceKind.CHARGER, "v", "m", "d", "<test>", points=MappingProxyType(POINTS)
+)
+
+
+def make() -> tuple[Device, DictLink, list[WriteRecord]]:
+    link, records = DictLink(), []
+    return Device("ev", PROFILE, link, audit=records.append, now=lambda: 42.0), link, records
+
+
+def test_plan_reads_merges_neighbours_and_splits_tables_and_far_points() -> None:
+    blocks = plan_reads(POINTS.values())
+    shape = [(b.table, b.address, b.count) for b in blocks]
+    assert shape == [
+        (Table.HOLDING, 10, 21),  # W_SF..command (10..30) merged: gaps of <= 16 registers
+        (Table.HOLDING, 500, 1),
+        (Table.INPUT, 5, 1),
+    ]
+    many = [pt(f"p{i}", i * 10) for i in range(40)]
+    assert all(b.count <= MAX_BLOCK for b in plan_reads(many))
+    assert sorted(p.name for b in plan_reads(many) for p in b.points) == sorted(
+        p.name for p in many
+    )
+
+
+def test_read_applies_the_scale_factor_read_in_the_same_request() -> None:
+    dev, link, _ = make()
+    link.regs[(Table.HOLDING, 10)] = 0xFFFF  # sf = -1
+    link.regs[(Table.HOLDING, 11)] = 1234
+    link.regs[(Table.INPUT, 5)] = 655
+    got = asyncio.run(dev.read("W", "soc"))
+    assert got == {"W": pytest.approx(123.4), "soc": pytest.approx(65.5)}
+    assert [r for r in link.requests if r[0] == "read"] == [
+        ("read", Table.HOLDING, 10, 2),
+        ("read", Table.INPUT, 5, 1),
+    ]
+
+
+def test_a_missing_scale_factor_is_an_error_not_a_guess() -> None:
+    dev, link, _ = make()
+    link.regs[(Table.HOLDING, 10)] = 0x8000  # SunSpec "not implemented"
+    with pytest.raises(DeviceStateError, match="W_SF reads"):
+        asyncio.run(dev.read("W"))
+
+
+def test_a_confirmed_write_leaves_writing_then_confirmed_in_the_audit() -> None:
+    dev, link, records = make()
+    asyncio.run(dev.write("setpoint", -7400, reason="discharge", correlation_id="c1"))
+    assert link.regs[(Table.HOLDING, 20)] == 0xFFFF
+    assert link.regs[(Table.HOLDING, 21)] == 0xE318
+    assert [(r.point, r.value, r.outcome, r.correlation_id) for r in records] == [
+        ("setpoint", -7400, "writing", "c1"),
+        ("setpoint", -7400, "confirmed", "c1"),
+    ]
+    assert records[0].device == "ev (test, unit 1)"
+    assert records[0].at == 42.0
+
+
+def test_a_disagreeing_read_back_fails_and_says_what_was_read() -> None:
+    dev, link, records = make()
+    link.stuck = {21}
+    with pytest.raises(ReadbackMismatch, match=r"wrote 100 but read back 0"):
+        asyncio.run(dev.write("setpoint", 100, reason="r"))
+    assert records[-1].outcome == "failed: wrote 100 but read back 0"
+
+
+def test_write_only_commands_are_not_read_back() -> None:
+    dev, link, records = make()
+    asyncio.run(dev.write("command", "OPEN", reason="island"))
+    assert ("read", Table.HOLDING, 30, 1) not in link.requests
+    assert [r.outcome for r in records] == ["writing", "written"]
+
+
+def test_an_absurd_setpoint_never_reaches_the_wire() -> None:
+    dev, link, records = make()
+    with pytest.raises(DeviceStateError, match="outside what the point holds"):
+        asyncio.run(dev.write("setpoint", 1e12, reason="r"))
+    assert not [r for r in link.requests if r[0] == "write"]
+    assert len(records) == 1
+    assert records[0].outcome.startswith("failed: setpoint: 1000000000000.0")
+
+
+def test_a_modbus_exception_is_audited_and_raised() -> None:
+    dev, link, records = make()
+    link.reject = 3
+    with pytest.raises(DeviceRejected) as err:
+        asyncio.run(dev.write("setpoint", 5, reason="r"))
+    assert err.value.code == 3
+    assert "ILLEGAL DATA VALUE" in str(err.value)
+    assert [r.outcome for r in records] == [
+        "writing",
+        "failed: device answered Modbus exception 3 (ILLEGAL DATA VALUE)",
+    ]
+
+
+def test_read_only_points_refuse_writes_and_unknown_points_are_named() -> None:
+    dev, _, records = make()
+    with pytest.raises(DeviceStateError, match="read-only"):
+        asyncio.run(dev.write("far", 1, reason="r"))
+    with pytest.raises(DeviceStateError, match="nope: no such point"):
+        asyncio.run(dev.read("nope"))
+    assert records == []
