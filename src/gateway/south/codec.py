@@ -116,11 +116,11 @@ def decode(point: Point, registers: Sequence[int], sf: int | None = None) -> Val
     raw = unpack_raw(point, registers)
     if isinstance(raw, str):
         return raw
-    if point.not_implemented is not None and isinstance(raw, int):
-        # Compare as the unsigned pattern: 0x8000 for int16 is -32768 once unpacked.
-        lo, hi = raw_range(point.type)
-        unsigned = raw + (hi - lo + 1) if raw < 0 else raw
-        if point.not_implemented in (raw, unsigned):
+    if point.not_implemented is not None and point.type is not DataType.BIT:
+        # Compare the register pattern, not the value: 0x8000 for int16 unpacks as -32768 and
+        # a float32 NaN sentinel (0x7FC00000) never equals itself.
+        pattern = int.from_bytes(_bytes(registers, point.word_order), "big")
+        if pattern == point.not_implemented:
             return None
     if point.scale_factor is not None and sf is None:
         raise CodecError(point, f"needs scale factor {point.scale_factor!r}, which is unknown")
@@ -146,7 +146,8 @@ def encode(point: Point, value: Value, sf: int | None = None) -> list[int]:
     m = multiplier(point, sf)
     if point.type in _FLOATS:
         return pack_raw(point, value / m)
-    raw = round(value / m)
+    # An int at scale 1 is taken exactly: value / 1.0 would round a 64-bit int through a float.
+    raw = value if isinstance(value, int) and m == 1.0 else round(value / m)
     lo, hi = raw_range(point.type)
     if not lo <= raw <= hi:
         raise CodecError(
