@@ -116,6 +116,13 @@ class Binding:
     positive: Sense | None = None  # power roles: what a positive device value means
     # state roles: category (e.g. "open", "discharging") -> raw values that mean it
     states: Mapping[str, frozenset[int]] = field(default_factory=lambda: MappingProxyType({}))
+    # Command roles: the symbol as the profile wrote it ("START"). A SunSpec profile has no
+    # points table to resolve it against, so there ``value`` stays None until the SunSpec binder
+    # resolves ``symbol`` (and ``state_symbols``, category -> symbol names) at discovery.
+    symbol: str | None = None
+    state_symbols: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def category(self, raw: int) -> str | None:
         for name, values in self.states.items():
@@ -160,6 +167,9 @@ class SunSpecDiscovery:
 
     bases: tuple[int, ...] = (40000, 0, 50000)
     required_models: tuple[int, ...] = (1,)
+    # Models a role may use although the device need not have them (713 SoC, 715 heartbeat):
+    # the binder leaves those roles unbound when the model is absent.
+    optional_models: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
