@@ -1,0 +1,105 @@
+"""The gateway's control loop over real devices: observe, decide, persist, act, confirm.
+
+One cycle reads a telemetry snapshot from the south side, hands it to the engine, stores the
+engine's write-ahead records, then carries out its device commands one at a time, feeding each
+confirmation (or failure) straight back, so a multi-step sequence such as "relay open, confirmed,
+then form" runs within one cycle when the devices are quick and across cycles when they are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict
+
+from gateway.core.engine import Engine
+from gateway.core.messages import (
+    Action,
+    Alarm,
+    ChargerCommand,
+    DerLimit,
+    Input,
+    Note,
+    RelayCommand,
+)
+from gateway.runtime.south import South
+from gateway.runtime.wiring import persist
+from gateway.south.device import WriteRecord
+from gateway.store.api import AuditEntry, Store
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Action], None]
+
+
+def audit_to(store: Store) -> Callable[[WriteRecord], None]:
+    """The drivers' audit sink, backed by the store's append-only audit table."""
+
+    def sink(record: WriteRecord) -> None:
+        store.append_audit(AuditEntry(**asdict(record)))
+
+    return sink
+
+
+class Runner:
+    def __init__(
+        self,
+        engine: Engine,
+        store: Store,
+        south: South,
+        *,
+        now: Callable[[], float],
+        listener: Listener | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.south = south
+        self.now = now
+        self.listener = listener
+        self.last_cycle: float | None = None  # loop time of the last completed cycle
+        self.cycles = 0
+
+    async def feed(self, first: Input) -> None:
+        queue: deque[Input] = deque([first])
+        while queue:
+            actions = self.engine.handle(queue.popleft())
+            persist(self.store, actions)  # write-ahead: stored before anything is acted on
+            for a in actions:
+                if self.listener is not None:
+                    self.listener(a)
+                match a:
+                    case RelayCommand() | ChargerCommand() | DerLimit():
+                        queue.append(await self.south.execute(a))
+                    case Alarm():
+                        log.warning("%s: %s", a.code, a.message)
+                    case Note():
+                        log.info("%s", a.message)
+                    case _:
+                        pass  # Persist is done; NorthReports wait in the outbox for the north side
+
+    async def cycle(self) -> None:
+        await self.feed(await self.south.observe())
+        self.last_cycle = asyncio.get_running_loop().time()
+        self.cycles += 1
+
+    def healthy(self, max_age_s: float) -> bool:
+        """True while cycles keep completing; the watchdog keep-alive stops when this is false,
+        so a hung loop lets every device fall back to its own safe state."""
+        if self.last_cycle is None:
+            return False
+        return asyncio.get_running_loop().time() - self.last_cycle <= max_age_s
+
+    async def run(self, period_s: float, stop: asyncio.Event) -> None:
+        keep = asyncio.create_task(self.south.keepalive(lambda: self.healthy(3 * period_s), stop))
+        try:
+            while not stop.is_set():
+                await self.cycle()
+                try:
+                    await asyncio.wait_for(stop.wait(), period_s)
+                except TimeoutError:
+                    continue
+        finally:
+            stop.set()
+            await keep

@@ -1,0 +1,160 @@
+"""The south side assembled from configuration: endpoints, devices, drivers, keep-alives.
+
+``South`` is what the runner talks to: one ``observe()`` for a telemetry snapshot of the whole
+site, one ``execute(command)`` per engine device command, and ``keepalive()`` to refresh every
+device's watchdog while the engine is healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from gateway.core.messages import (
+    ChargerCommand,
+    DerLimit,
+    DeviceCommand,
+    Observed,
+    RelayCommand,
+    WriteConfirmed,
+    WriteFailed,
+)
+from gateway.south.device import AuditSink, Device
+from gateway.south.drivers.base import Confirmation, DriverBase
+from gateway.south.drivers.charger import Charger
+from gateway.south.drivers.der import Der
+from gateway.south.drivers.meter_relay import MeterRelay
+from gateway.south.errors import DeviceError
+from gateway.south.profile import DeviceKind, Profile
+from gateway.south.profiles import find
+from gateway.south.transport import Transports
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """One device in the site file: which profile, where, and (for DER) its id in the engine."""
+
+    name: str
+    profile: str  # a shipped profile name or a path to a TOML file
+    url: str  # tcp://host:port | rtu+tcp://host:port | rtu:///dev/ttyUSB0?baudrate=9600
+    unit_id: int | None = None
+    der_id: str | None = None  # the engine's DER id; defaults to the device name
+
+
+class South:
+    def __init__(
+        self,
+        devices: Sequence[DeviceConfig],
+        *,
+        now: Callable[[], float],
+        audit: AuditSink,
+        confirm: Confirmation | None = None,
+        profiles: dict[str, Profile] | None = None,
+    ) -> None:
+        self.transports = Transports()
+        self.now = now
+        self.relay: MeterRelay | None = None
+        self.charger: Charger | None = None
+        self.ders: dict[str, Der] = {}
+        self.drivers: list[DriverBase] = []
+        for cfg in devices:
+            profile = (profiles or {}).get(cfg.profile) or _load(cfg.profile)
+            device = Device(
+                cfg.name,
+                profile,
+                self.transports.endpoint(cfg.url),
+                audit=audit,
+                now=now,
+                unit_id=cfg.unit_id,
+            )
+            match profile.kind:
+                case DeviceKind.METER_RELAY:
+                    self.relay = MeterRelay(device, now=now, confirm=confirm)
+                    self.drivers.append(self.relay)
+                case DeviceKind.CHARGER:
+                    self.charger = Charger(device, now=now, confirm=confirm)
+                    self.drivers.append(self.charger)
+                case DeviceKind.DER:
+                    der = Der(device, now=now, confirm=confirm)
+                    der.der_id = cfg.der_id or cfg.name
+                    self.ders[der.der_id] = der
+                    self.drivers.append(der)
+        self.failures: dict[str, str] = {}  # device name -> last error, for status and alarms
+
+    async def connect(self) -> list[str]:
+        """Connect every device; returns the problems (a device that is down now may come back,
+        so this never raises: the engine sees it as missing telemetry and stays safe)."""
+        problems: list[str] = []
+        for d in self.drivers:
+            try:
+                await d.connect()
+            except DeviceError as exc:
+                problems.append(str(exc))
+                self.failures[d.name] = str(exc)
+        return problems
+
+    async def observe(self) -> Observed:
+        """One snapshot. A device that fails to answer is left out, so its telemetry goes stale
+        and the engine applies the safe interpretation (relay unknown = closed, static caps)."""
+        at = self.now()
+        meter = relay = charger = None
+        if self.relay is not None and (got := await self._try(self.relay, self.relay.observe)):
+            meter, relay = got
+        if self.charger is not None:
+            charger = await self._try(self.charger, self.charger.observe)
+        ders = [await self._try(der, der.observe) for der in self.ders.values()]
+        found = tuple(t for t in ders if t is not None)
+        return Observed(at, meter=meter, relay=relay, charger=charger, ders=found)
+
+    async def _try(self, driver: DriverBase, read: Callable[[], Awaitable[T]]) -> T | None:
+        try:
+            value = await read()
+        except DeviceError as exc:
+            if self.failures.get(driver.name) != str(exc):
+                log.warning("%s", exc)  # once per distinct failure, not once per cycle
+            self.failures[driver.name] = str(exc)
+            return None
+        if self.failures.pop(driver.name, None) is not None:
+            log.info("%s answers again", driver.device.label)
+        return value
+
+    async def execute(self, cmd: DeviceCommand) -> WriteConfirmed | WriteFailed:
+        match cmd:
+            case RelayCommand() if self.relay is not None:
+                return await self.relay.execute(cmd)
+            case ChargerCommand() if self.charger is not None:
+                return await self.charger.execute(cmd)
+            case DerLimit() if cmd.der_id in self.ders:
+                return await self.ders[cmd.der_id].execute(cmd)
+        return WriteFailed(self.now(), cmd.id, f"no device is configured for {cmd!r}")
+
+    async def keepalive(self, healthy: Callable[[], bool], stop: asyncio.Event) -> None:
+        """Refresh each device's watchdog at its own period while ``healthy()`` holds."""
+        await asyncio.gather(*(self._keep(d, healthy, stop) for d in self.drivers))
+
+    async def _keep(self, d: DriverBase, healthy: Callable[[], bool], stop: asyncio.Event) -> None:
+        wd = d.device.profile.watchdog
+        if wd is None:
+            return
+        while not stop.is_set():
+            if healthy():
+                try:
+                    await d.refresh_watchdog()
+                except DeviceError as exc:
+                    log.warning("watchdog refresh failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wd.refresh_s)
+
+    async def close(self) -> None:
+        await self.transports.close()
+
+
+def _load(name_or_path: str) -> Profile:
+    return find(name_or_path)

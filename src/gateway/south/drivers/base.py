@@ -1,0 +1,163 @@
+"""What every driver shares: init writes on connect, confirmation by an independent read-back,
+the watchdog keep-alive, and the rule that device errors become ``WriteFailed``, never raise
+into the engine's loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+
+from gateway.core.messages import WriteConfirmed, WriteFailed
+from gateway.south.codec import Value
+from gateway.south.device import Device
+from gateway.south.errors import DeviceError, DeviceStateError
+from gateway.south.profile import Binding, WatchdogValue
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """How long a driver waits for a device to show that a command took effect."""
+
+    timeout_s: float = 5.0  # a relay's travel time, a charger's contactor and ramp start
+    poll_s: float = 0.05
+
+
+class DriverBase:
+    def __init__(
+        self,
+        device: Device,
+        *,
+        now: Callable[[], float],
+        confirm: Confirmation | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.device = device
+        self.now = now
+        self.confirm = confirm or Confirmation()
+        self.sleep = sleep
+        self._heartbeat = 0
+
+    @property
+    def name(self) -> str:
+        return self.device.name
+
+    def binding(self, role: str) -> Binding:
+        b = self.device.profile.role(role)
+        if b is None:
+            why = f"profile {self.device.profile.name!r} does not bind the {role!r} role"
+            raise DeviceStateError(self.device.label, role, why)
+        return b
+
+    def has(self, role: str) -> bool:
+        return self.device.profile.role(role) is not None
+
+    async def connect(self) -> None:
+        """Put the device under remote control (the profile's init writes, in order)."""
+        for w in self.device.profile.init:
+            await self.device.write(w.point, w.value, reason="init: take remote control")
+        if self.device.profile.watchdog is not None:
+            await self.refresh_watchdog()
+
+    async def command(self, role: str, *, reason: str, correlation_id: str) -> None:
+        """Write a command role's value. Command registers are often write-only or self-clearing,
+        so they are confirmed through a state role by the caller, not by reading them back."""
+        b = self.binding(role)
+        await self.device.write(
+            b.point, self.value_of(role), reason=reason, correlation_id=correlation_id, verify=False
+        )
+
+    def value_of(self, role: str) -> int:
+        """The raw value a command role writes. SunSpec profiles name a symbol (``ENABLED``)
+        that only the discovered point knows, so it is resolved here, after discovery."""
+        b = self.binding(role)
+        if b.value is not None:
+            return b.value
+        symbols = self.device.point(b.point).symbols
+        if b.symbol is not None and b.symbol in symbols:
+            return symbols[b.symbol]
+        known = ", ".join(symbols) or "none"
+        why = f"the {role!r} role names symbol {b.symbol!r}, which the device's point lacks"
+        raise DeviceStateError(self.device.label, role, f"{why} (it has: {known})")
+
+    async def category(self, role: str) -> tuple[str | None, Value | None]:
+        """The state category the device reports for a STATE role, and the raw reading."""
+        b = self.binding(role)
+        raw = await self.device.read_one(b.point)
+        return (b.category(raw) if isinstance(raw, int) else None), raw
+
+    async def await_category(
+        self,
+        role: str,
+        wanted: Collection[str],
+        *,
+        reason: str,
+        correlation_id: str,
+        also: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> None:
+        """Poll a STATE role until it reports one of ``wanted`` (and ``also`` has no objection),
+        or raise DeviceStateError saying what it reported instead. The outcome is audited."""
+        b = self.binding(role)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.confirm.timeout_s
+        seen: tuple[str | None, Value | None] = (None, None)
+        objection: str | None = None
+        while True:
+            seen = await self.category(role)
+            if seen[0] in wanted:
+                objection = await also() if also is not None else None
+                if objection is None:
+                    self.device.note(
+                        b.point,
+                        seen[1] if seen[1] is not None else "",
+                        reason=reason,
+                        outcome=f"confirmed: {role} reads {seen[0]}",
+                        correlation_id=correlation_id,
+                    )
+                    return
+            if loop.time() >= deadline:
+                break
+            await self.sleep(self.confirm.poll_s)
+        shown = seen[0] or f"raw {seen[1]!r} (no category)"
+        why = (
+            f"{role} still reads {shown} after {self.confirm.timeout_s:g} s, "
+            f"expected {' or '.join(sorted(wanted))}"
+        )
+        if objection is not None:
+            why += f"; {objection}"
+        self.device.note(
+            b.point,
+            seen[1] if seen[1] is not None else "",
+            reason=reason,
+            outcome="failed: " + why,
+            correlation_id=correlation_id,
+        )
+        raise DeviceStateError(self.device.label, role, why)
+
+    async def refresh_watchdog(self) -> None:
+        """Keep the device's revert timer alive. Called every ``watchdog.refresh_s`` by the
+        runtime only while the engine loop is healthy, so a hung gateway lets it expire."""
+        wd = self.device.profile.watchdog
+        if wd is None:
+            return
+        value: int | float
+        if wd.value is WatchdogValue.TIMEOUT:
+            value = wd.timeout_s
+        elif wd.value is WatchdogValue.COUNTER:
+            self._heartbeat = (self._heartbeat + 1) % 0x10000
+            value = self._heartbeat
+        else:
+            value = wd.constant
+        await self.device.write(wd.point, value, reason="watchdog keep-alive", audit=False)
+
+    async def guarded(
+        self, correlation_id: str, step: Callable[[], Awaitable[None]]
+    ) -> WriteConfirmed | WriteFailed:
+        """Run one command's steps; a device error becomes WriteFailed with its message."""
+        try:
+            await step()
+        except DeviceError as exc:
+            return WriteFailed(self.now(), correlation_id, str(exc))
+        return WriteConfirmed(self.now(), correlation_id)

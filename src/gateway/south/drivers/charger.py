@@ -1,0 +1,110 @@
+"""A bidirectional (V2H) charger: charge, discharge, grid-forming backup, SoC floor.
+
+Sign convention at this boundary: the engine's setpoint and telemetry are positive for
+discharge into the home; each profile says what its device means by a positive number.
+"""
+
+from __future__ import annotations
+
+from gateway.core.island import ChargerMode
+from gateway.core.messages import ChargerCommand, ChargerTelemetry, WriteConfirmed, WriteFailed
+from gateway.south.drivers.base import DriverBase
+from gateway.south.errors import DeviceStateError
+from gateway.south.profile import sign
+
+STOPPED = frozenset({"stopped", "no_ev"})
+RUNNING = frozenset({"charging", "discharging", "stopped"})
+MODE_OF = {
+    "forming": ChargerMode.GRID_FORMING,
+    "charging": ChargerMode.GRID_FOLLOWING,
+    "discharging": ChargerMode.GRID_FOLLOWING,
+}
+
+
+class Charger(DriverBase):
+    #: |power| at or below this counts as stopped (the engine applies its own tolerance too).
+    zero_w: float = 50.0
+
+    @property
+    def can_form(self) -> bool:
+        return self.has("grid_forming_on") and self.has("grid_forming_off")
+
+    async def execute(self, cmd: ChargerCommand) -> WriteConfirmed | WriteFailed:
+        async def step() -> None:
+            match cmd.mode:
+                case ChargerMode.STOPPED:
+                    await self._stop(cmd)
+                case ChargerMode.GRID_FOLLOWING:
+                    await self._follow(cmd)
+                case ChargerMode.GRID_FORMING:
+                    await self._form(cmd)
+
+        return await self.guarded(cmd.id, step)
+
+    async def _stop(self, cmd: ChargerCommand) -> None:
+        await self.command("stop", reason=cmd.reason, correlation_id=cmd.id)
+        # devices.md §4.3 step 2: stopped means the state says so AND the power is zero.
+        await self.await_category(
+            "state", STOPPED, reason=cmd.reason, correlation_id=cmd.id, also=self._power_is_zero
+        )
+        if self.can_form:
+            await self.command("grid_forming_off", reason=cmd.reason, correlation_id=cmd.id)
+
+    async def _power_is_zero(self) -> str | None:
+        power = await self.device.read_one(self.binding("power").point)
+        if isinstance(power, int | float) and abs(power) > self.zero_w:
+            return f"power still reads {power:g} W"
+        return None
+
+    async def _follow(self, cmd: ChargerCommand) -> None:
+        sp = cmd.setpoint_w
+        if self.has("power_setpoint"):
+            b = self.binding("power_setpoint")
+            await self.device.write(
+                b.point, sp * sign(b.positive), reason=cmd.reason, correlation_id=cmd.id
+            )
+        else:
+            # Two unsigned limits: the one in the wanted direction carries the setpoint and the
+            # other is written 0 so the device cannot wander the other way.
+            for role, value in (("discharge_limit", max(sp, 0.0)), ("charge_limit", max(-sp, 0.0))):
+                await self.device.write(
+                    self.binding(role).point, value, reason=cmd.reason, correlation_id=cmd.id
+                )
+        await self.command("start", reason=cmd.reason, correlation_id=cmd.id)
+        category, _ = await self.category("state")
+        if category == "no_ev":
+            raise DeviceStateError(self.device.label, "state", "no EV is connected")
+        # A non-zero setpoint must show up as the matching state; "stopped" would mean the
+        # device ignored the start.
+        wanted = (
+            {"discharging"} if sp > self.zero_w else {"charging"} if sp < -self.zero_w else RUNNING
+        )
+        await self.await_category("state", wanted, reason=cmd.reason, correlation_id=cmd.id)
+
+    async def _form(self, cmd: ChargerCommand) -> None:
+        if not self.can_form:
+            why = f"profile {self.device.profile.name!r} has no grid-forming (backup) mode"
+            raise DeviceStateError(self.device.label, "grid_forming_on", why)
+        await self.command("grid_forming_on", reason=cmd.reason, correlation_id=cmd.id)
+        await self.command("start", reason=cmd.reason, correlation_id=cmd.id)
+        await self.await_category("state", {"forming"}, reason=cmd.reason, correlation_id=cmd.id)
+
+    async def set_soc_floor(self, soc_pct: float, reason: str) -> None:
+        """Write the device-side SoC floor where the profile has one (a backstop: the engine
+        enforces the reserve itself)."""
+        if self.has("soc_floor"):
+            await self.device.write(self.binding("soc_floor").point, soc_pct, reason=reason)
+
+    async def observe(self) -> ChargerTelemetry:
+        state, power, soc = (self.binding(r) for r in ("state", "power", "soc"))
+        values = await self.device.read(state.point, power.point, soc.point)
+        raw_state, raw_power, raw_soc = (values[b.point] for b in (state, power, soc))
+        category = state.category(raw_state) if isinstance(raw_state, int) else None
+        watts = float(raw_power) if isinstance(raw_power, int | float) else 0.0
+        return ChargerTelemetry(
+            self.now(),
+            mode=MODE_OF.get(category or "", ChargerMode.STOPPED),
+            power_w=watts * sign(power.positive),
+            soc_pct=float(raw_soc) if isinstance(raw_soc, int | float) else None,
+            ev_connected=category != "no_ev",
+        )

@@ -1,0 +1,95 @@
+"""A PV or battery inverter, usually SunSpec: generation limits and telemetry.
+
+A SunSpec device's register addresses are not in its profile: ``connect`` walks the model chain
+(``sunspec.walk``) and binds the role points by name (``704.WMaxLimPct``), with their scale
+factors, so a device with an extra model in its chain still works.
+"""
+
+from __future__ import annotations
+
+from gateway.core.messages import DerLimit, DerTelemetry, WriteConfirmed, WriteFailed
+from gateway.south import sunspec
+from gateway.south.drivers.base import DriverBase
+from gateway.south.errors import DeviceRejected, DeviceStateError
+from gateway.south.profile import sign
+from gateway.south.registers import Table
+from gateway.south.sunspec_profile import bind_profile
+
+
+class Der(DriverBase):
+    der_id: str = ""
+
+    async def connect(self) -> None:
+        profile = self.device.profile
+        if profile.sunspec is not None:
+            await self._discover(profile.sunspec.bases)
+        await super().connect()
+
+    async def _discover(self, bases: tuple[int, ...]) -> None:
+        walker = sunspec.walk(bases)
+        try:
+            request = next(walker)
+            while True:
+                regs: list[int] | None
+                try:
+                    regs = await self.device.read_raw(
+                        Table.HOLDING, request.address, request.count, "SunSpec model chain"
+                    )
+                except DeviceRejected:
+                    regs = None  # an exception reply at a candidate base means "not here"
+                request = walker.send(regs)
+        except StopIteration as done:
+            chain: sunspec.Chain = done.value
+        try:
+            profile, points = bind_profile(self.device.profile, chain)
+        except sunspec.SunSpecError as exc:
+            raise DeviceStateError(self.device.label, "SunSpec model chain", str(exc)) from exc
+        self.device.profile = profile
+        self.device.rebind(points)
+
+    async def execute(self, cmd: DerLimit) -> WriteConfirmed | WriteFailed:
+        async def step() -> None:
+            if self.has("limit_pct"):
+                await self._limit_pct(cmd)
+            elif self.has("power_setpoint"):
+                b = self.binding("power_setpoint")
+                await self.device.write(
+                    b.point,
+                    cmd.max_discharge_w * sign(b.positive),
+                    reason=cmd.reason,
+                    correlation_id=cmd.id,
+                )
+                if self.has("setpoint_enable"):
+                    await self._enable("setpoint_enable", cmd)
+            else:
+                why = "the profile binds neither limit_pct nor power_setpoint"
+                raise DeviceStateError(self.device.label, "limit_pct", why)
+
+        return await self.guarded(cmd.id, step)
+
+    async def _limit_pct(self, cmd: DerLimit) -> None:
+        w_max = (
+            await self.device.read_one(self.binding("w_max").point) if self.has("w_max") else None
+        )
+        if not isinstance(w_max, int | float) or w_max <= 0:
+            why = f"w_max reads {w_max!r}, so a limit in W cannot be turned into a percentage"
+            raise DeviceStateError(self.device.label, "w_max", why)
+        pct = max(0.0, min(100.0, cmd.max_discharge_w / w_max * 100.0))
+        await self.device.write(
+            self.binding("limit_pct").point, pct, reason=cmd.reason, correlation_id=cmd.id
+        )
+        if self.has("limit_enable"):
+            await self._enable("limit_enable", cmd)
+
+    async def _enable(self, role: str, cmd: DerLimit) -> None:
+        # An enable register is a setting, not a pulse: it reads back what was written.
+        b = self.binding(role)
+        await self.device.write(
+            b.point, self.value_of(role), reason=cmd.reason, correlation_id=cmd.id
+        )
+
+    async def observe(self) -> DerTelemetry:
+        b = self.binding("power")
+        power = await self.device.read_one(b.point)
+        watts = float(power) if isinstance(power, int | float) else 0.0
+        return DerTelemetry(self.now(), self.der_id or self.device.name, watts * sign(b.positive))
