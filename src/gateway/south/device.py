@@ -198,12 +198,23 @@ class Device:
         ever resent: a failed write is reported, and the engine decides what happens next.
         ``audit=False`` is for watchdog keep-alives, which are not decisions and would flood
         the trail (one every few seconds per device); their failures still raise.
+
+        A value the point's type cannot hold, or outside the profile's ``minimum`` /
+        ``maximum`` for the point, is refused before anything goes on the wire (not even the
+        scale-factor read): one "failed: ..." record, no "writing".
         """
         p = self.point(name)
         sink = self._audit if audit else _discard
         if not p.access.writable or not p.table.writable:
             raise DeviceStateError(self.label, name, "the profile marks this point read-only")
         record = self._record(name, value, reason, correlation_id)
+        if isinstance(value, int | float) and not p.admits(value):
+            why = (
+                f"{value:g}{f' {p.units}' if p.units else ''} is outside the range profile "
+                f"{self.profile.name!r} gives point {name!r} ({p.range_text()})"
+            )
+            sink(record("failed: " + why))
+            raise DeviceStateError(self.label, name, why)
         try:
             sf = None
             if p.scale_factor is not None:

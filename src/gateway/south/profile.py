@@ -97,6 +97,11 @@ class Point:
     # The raw value that means "not implemented" (SunSpec 0x8000, 0xFFFF, ...); decoded as None.
     not_implemented: int | None = None
     description: str = ""
+    # The range the device accepts, in engineering units (after scale): ``Device.write`` refuses
+    # a value outside it before anything goes on the wire. Narrower than the type's range, e.g.
+    # Sigenergy's charge limit "never 0, clamp to [500 W, rated]". None: only the type limits.
+    minimum: float | None = None
+    maximum: float | None = None
 
     def symbol(self, raw: int) -> str | None:
         """The enum symbol for a raw value, if the profile names one."""
@@ -104,6 +109,24 @@ class Point:
             if value == raw:
                 return name
         return None
+
+    def admits(self, value: float) -> bool:
+        """Whether ``value`` (engineering units) is inside the profile's range, if it has one."""
+        if self.minimum is not None and value < self.minimum:
+            return False
+        return self.maximum is None or value <= self.maximum
+
+    def range_text(self) -> str:
+        """The profile's range for people: "500..25000 W", "at least 500 W", "any"."""
+        unit = f" {self.units}" if self.units else ""
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            return f"{lo:g}..{hi:g}{unit}"
+        if lo is not None:
+            return f"at least {lo:g}{unit}"
+        if hi is not None:
+            return f"at most {hi:g}{unit}"
+        return "any"
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,19 @@ _POINT: Final[dict[str, Any]] = {
             "implemented', read as no value: SunSpec uses 65535 for uint16/enum16, 0x8000 for "
             "int16, 0x80000000 for int32; 0x7FC00000 is a float32 NaN.",
         },
+        "minimum": {
+            "type": "number",
+            "description": "The smallest value the device accepts, in engineering units (after "
+            "scale), e.g. 500 for a charge limit that must never be 0. Writes below it are "
+            "refused before they go on the wire. Only for numbers: not for string, bit, enum, "
+            "bitfield or sunssf points, nor points with symbols.",
+        },
+        "maximum": {
+            "type": "number",
+            "description": "The largest value the device accepts, in engineering units (after "
+            "scale), e.g. the rating of a power setpoint. Writes above it are refused before "
+            "they go on the wire. Not below minimum; same points as minimum.",
+        },
         "description": _string("What the value means, in the vendor's words."),
     },
 }

@@ -45,7 +45,8 @@ def test_show_prints_points_roles_watchdog_init_and_assumptions(
         "int16",
         "1",
     ]
-    assert rows["power_setpoint"][6:] == ["W", "rw"]
+    assert rows["power_setpoint"][6:] == ["W", "rw", "range", "-7400..7400", "W"]
+    assert rows["idle_timeout"][6:] == ["s", "rw"]  # no range: nothing shown
     assert rows["action"][-2:] == ["START=1", "STOP=2"]
     assert "  start             action          write START (1)\n" in out
     assert "  power_setpoint    power_setpoint  positive = charge\n" in out

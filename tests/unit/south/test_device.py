@@ -153,6 +153,81 @@ def test_an_absurd_setpoint_never_reaches_the_wire() -> None:
     assert records[0].outcome.startswith("failed: setpoint: 1000000000000.0")
 
 
+# Points with a profile range (minimum / maximum, engineering units), on their own profile so
+# that the block plan above stays as it is.
+RANGED = Profile(
+    "ranged",
+    DeviceKind.CHARGER,
+    "v",
+    "m",
+    "d",
+    "<test>",
+    points=MappingProxyType(
+        {
+            p.name: p
+            for p in (
+                pt("W_SF", 10, DataType.SUNSSF),
+                pt("wset", 11, DataType.INT16, access=Access.RW, scale_factor="W_SF", maximum=1e3),
+                pt("limit", 20, DataType.UINT32, access=Access.W, units="W", minimum=500.0),
+                pt("soc_min", 30, DataType.UINT16, access=Access.RW, scale=0.1, maximum=100.0),
+            )
+        }
+    ),
+)
+
+
+def make_ranged() -> tuple[Device, DictLink, list[WriteRecord]]:
+    link, records = DictLink(), list[WriteRecord]()
+    return Device("ev", RANGED, link, audit=records.append, now=lambda: 42.0), link, records
+
+
+@pytest.mark.parametrize(
+    ("point", "value", "shown"),
+    [
+        (
+            "limit",
+            0,
+            "0 W is outside the range profile 'ranged' gives point 'limit' (at least 500 W)",
+        ),
+        ("limit", 499.9, "499.9 W is outside"),
+        (
+            "soc_min",
+            100.1,
+            "100.1 is outside the range profile 'ranged' gives point 'soc_min' (at most 100)",
+        ),
+        # A scale-factor point: refused before the scale factor is even read.
+        (
+            "wset",
+            1001,
+            "1001 is outside the range profile 'ranged' gives point 'wset' (at most 1000)",
+        ),
+    ],
+)
+def test_a_value_outside_the_profiles_range_never_reaches_the_wire(
+    point: str, value: float, shown: str
+) -> None:
+    dev, link, records = make_ranged()
+    with pytest.raises(DeviceStateError) as err:
+        asyncio.run(dev.write(point, value, reason="r", correlation_id="c9"))
+    assert shown in str(err.value)
+    assert "profile 'ranged'" in err.value.why
+    assert err.value.point == point
+    assert link.requests == []  # not a write, not even a scale-factor read
+    assert [(r.point, r.value, r.outcome, r.correlation_id) for r in records] == [
+        (point, value, "failed: " + err.value.why, "c9")
+    ]
+
+
+def test_the_range_bounds_themselves_are_written() -> None:
+    dev, link, records = make_ranged()
+    asyncio.run(dev.write("limit", 500, reason="r"))
+    asyncio.run(dev.write("soc_min", 100.0, reason="r"))
+    link.regs[(Table.HOLDING, 10)] = 0  # sf = 0
+    asyncio.run(dev.write("wset", 1000, reason="r"))
+    assert [link.regs[(Table.HOLDING, a)] for a in (20, 21, 30, 11)] == [0, 500, 1000, 1000]
+    assert [r.outcome for r in records] == ["writing", "written"] + ["writing", "confirmed"] * 2
+
+
 def test_a_modbus_exception_is_audited_and_raised() -> None:
     dev, link, records = make()
     link.reject = 3

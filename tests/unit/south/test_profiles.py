@@ -192,6 +192,7 @@ def test_wallbox_quasar_follows_the_public_map() -> None:
     assert q.points["backup_mode"].address == 0x0300
     assert any("backup_mode" in a and "ASSUMED" in a for a in q.assumptions)
     assert (q.max_charge_w, q.max_discharge_w) == (7400.0, 7400.0)
+    assert (setpoint.minimum, setpoint.maximum) == (-7400.0, 7400.0)
 
 
 def test_sigenergy_uses_input_registers_and_unsigned_limits() -> None:
@@ -209,6 +210,10 @@ def test_sigenergy_uses_input_registers_and_unsigned_limits() -> None:
     assert s.roles["state"].category(8) == "discharging"
     assert s.pacing.delay_s == pytest.approx(0.05)
     assert "Never write 0 to charge_limit (41002)" in s.description
+    # ... which the profile says as a range, so Device.write refuses 0 and the driver floors at it.
+    for role in ("charge_limit", "discharge_limit"):
+        assert (s.point_for(role).minimum, s.point_for(role).maximum) == (500.0, 25000.0), role
+    assert any("41004" in a and "ASSUMED" in a for a in s.assumptions)
     assert s.watchdog is None
     assert any("communication-loss" in a for a in s.assumptions)
 
@@ -270,6 +275,8 @@ def test_the_reference_relay_never_moves_on_zero_and_reports_unknown_as_no_posit
     assert r.watchdog.value is WatchdogValue.COUNTER
     assert "HOLDS" in r.watchdog.reverts_to
     assert [(w.point, w.value) for w in r.init] == [("watchdog_timeout", r.watchdog.timeout_s)]
+    timeout = r.points["watchdog_timeout"]
+    assert (timeout.minimum, timeout.maximum) == (10.0, 3600.0)  # "10-3600 s", as documented
 
 
 def representative(point: Point) -> Any:
@@ -561,6 +568,104 @@ CASES: list[tuple[str, list[tuple[str, str]], int | None, str, str]] = [
         "points.mode.scale",
         "a point with symbols holds raw codes and cannot be scaled",
     ),
+    # ranges
+    (
+        "range upside down",
+        [
+            (
+                'access = "rw"\nunits = "W"',
+                'access = "rw"\nunits = "W"\nminimum = 100\nmaximum = -100',
+            )
+        ],
+        30,
+        "points.setpoint.minimum",
+        "minimum = 100 is above maximum = -100: no value would be accepted",
+    ),
+    (
+        "minimum the type cannot hold",
+        [('units = "s"', 'units = "s"\nminimum = -1')],
+        18,
+        "points.timeout.minimum",
+        "does not fit point 'timeout': timeout: -1 s is outside what the point holds (0..65535)",
+    ),
+    (
+        "maximum the type cannot hold after scaling",
+        [('units = "%"', 'units = "%"\nscale = 0.1\nmaximum = 7000')],
+        46,
+        "points.soc.maximum",
+        "soc: 7000 % is outside what the point holds (0..6553.5)",
+    ),
+    (
+        "non-finite minimum",
+        [('access = "rw"\nunits = "W"', 'access = "rw"\nunits = "W"\nminimum = -inf')],
+        30,
+        "points.setpoint.minimum",
+        "minimum = -inf is not a finite number",
+    ),
+    (
+        "range on a string",
+        [
+            (
+                'value = "REMOTE"\n',
+                (
+                    'value = "REMOTE"\n\n[points.serial]\naddress = 2\ntype = "string"\n'
+                    "count = 4\nminimum = 0\n"
+                ),
+            )
+        ],
+        72,
+        "points.serial.minimum",
+        "type string is not a number and has no range: remove minimum",
+    ),
+    (
+        "range on a bit",
+        [
+            (
+                'value = "REMOTE"\n',
+                (
+                    'value = "REMOTE"\n\n[points.flag]\naddress = 0\ntable = "coil"\n'
+                    'type = "bit"\nmaximum = 1\n'
+                ),
+            )
+        ],
+        72,
+        "points.flag.maximum",
+        "type bit is not a number and has no range: remove maximum",
+    ),
+    (
+        "range on a point with symbols",
+        [('address = 81\ntype = "enum16"', 'address = 81\ntype = "uint16"\nmaximum = 1')],
+        10,
+        "points.mode.maximum",
+        "a point with symbols holds raw codes and has no range: remove maximum",
+    ),
+    (
+        "watchdog timeout outside the range",
+        [('units = "s"', 'units = "s"\nmaximum = 30')],
+        61,
+        "watchdog.timeout_s",
+        "60 is outside the range of point 'timeout' (at most 30 s, its minimum / maximum)",
+    ),
+    (
+        "watchdog counter outside the range",
+        [
+            ('units = "s"', 'units = "s"\nmaximum = 3600'),
+            ("refresh_s = 20", 'refresh_s = 20\nvalue = "counter"'),
+        ],
+        63,
+        "watchdog.value",
+        "a counter runs through 0..65535, but point 'timeout' only takes at most 3600 s",
+    ),
+    (
+        "init number outside the range",
+        [
+            ('units = "s"', 'units = "s"\nminimum = 10'),
+            ('value = "REMOTE"\n', 'value = "REMOTE"\n\n[[init]]\npoint = "timeout"\nvalue = 5\n'),
+        ],
+        71,
+        "init[1].value",
+        "5 is outside the range of point 'timeout' (at least 10 s, its minimum / maximum)",
+    ),
     # watchdog
     (
         "watchdog point missing",
@@ -813,6 +918,18 @@ def test_the_bases_load() -> None:
         None,
         "ENABLED",
     )
+
+
+def test_a_range_loads_in_engineering_units() -> None:
+    text = edit(BASE, ('units = "%"', 'units = "%"\nscale = 0.1\nminimum = 5\nmaximum = 100.5'))
+    soc = parse_profile(text, "t.toml").points["soc"]
+    assert (soc.minimum, soc.maximum) == (5.0, 100.5)
+    assert isinstance(soc.minimum, float)
+    assert soc.range_text() == "5..100.5 %"
+    assert [soc.admits(v) for v in (4.9, 5, 100.5, 100.6)] == [False, True, True, False]
+    plain = parse_profile(BASE, "t.toml").points["soc"]
+    assert (plain.minimum, plain.maximum, plain.range_text()) == (None, None, "any")
+    assert plain.admits(-1e9)
 
 
 def test_every_problem_is_reported_at_once_in_file_order() -> None:

@@ -64,9 +64,8 @@ class Charger(DriverBase):
                 b.point, sp * sign(b.positive), reason=cmd.reason, correlation_id=cmd.id
             )
         else:
-            # Two unsigned limits: the one in the wanted direction carries the setpoint and the
-            # other is written 0 so the device cannot wander the other way.
-            for role, value in (("discharge_limit", max(sp, 0.0)), ("charge_limit", max(-sp, 0.0))):
+            sp = self._effective(sp)
+            for role, value in self._limits(sp):
                 await self.device.write(
                     self.binding(role).point, value, reason=cmd.reason, correlation_id=cmd.id
                 )
@@ -80,6 +79,48 @@ class Charger(DriverBase):
             {"discharging"} if sp > self.zero_w else {"charging"} if sp < -self.zero_w else RUNNING
         )
         await self.await_category("state", wanted, reason=cmd.reason, correlation_id=cmd.id)
+
+    def _effective(self, sp: float) -> float:
+        """0 W for a non-zero |sp| below the active limit's minimum (see ``_limits``)."""
+        active = "discharge_limit" if sp > 0 else "charge_limit" if sp < 0 else None
+        if active is None:
+            return sp
+        floor = self.device.point(self.binding(active).point).minimum
+        return 0.0 if floor is not None and abs(sp) < floor else sp
+
+    def _limits(self, sp: float) -> list[tuple[str, float]]:
+        """The two unsigned limits for setpoint ``sp``, in the order they are written.
+
+        The limit in the wanted direction carries |sp|; the other (both, for sp = 0) is held at
+        its floor, ``max(0, minimum)``: 0 where the profile gives no minimum, so the device cannot
+        wander the other way, and the profile's minimum where the device refuses 0 (Sigenergy:
+        "never write 0 to 41002; clamp to [500 W, rated]", devices.md §3.3), which lets it wander
+        at most that far. The inactive limit is written first, so the old direction is floored
+        before the new one is raised.
+
+        A non-zero |sp| below the active limit's minimum is written as 0 W (both limits at their
+        floor), never raised to the minimum: running at the minimum would move more power than
+        commanded, past a backfeed or breaker cap the engine computed, while less power is the
+        safe side and is what the floors already allow at 0 W. A |sp| above the maximum is
+        refused (DeviceStateError) before anything is written.
+        """
+        active = "discharge_limit" if sp > 0 else "charge_limit" if sp < 0 else None
+        writes: list[tuple[str, float]] = []
+        for role in ("discharge_limit", "charge_limit"):
+            if role != active:
+                point = self.device.point(self.binding(role).point)
+                writes.append((role, max(0.0, point.minimum or 0.0)))
+        if active is not None:
+            point = self.device.point(self.binding(active).point)
+            if not point.admits(abs(sp)):
+                why = (
+                    f"setpoint {sp:g} W needs {active} = {abs(sp):g} W, outside the "
+                    f"{point.range_text()} profile {self.device.profile.name!r} allows for it; "
+                    "refused rather than clamped"
+                )
+                raise DeviceStateError(self.device.label, point.name, why)
+            writes.append((active, abs(sp)))
+        return writes
 
     async def _form(self, cmd: ChargerCommand) -> None:
         if not self.can_form:

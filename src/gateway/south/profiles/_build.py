@@ -2,11 +2,12 @@
 
 Runs on a document that already satisfies the schema (types and keys are right), so it can
 trust shapes and concentrate on meaning: roles against points and symbols, register overlaps,
-writability, the watchdog's timing, init values that fit their registers.
+writability, the watchdog's timing, init values that fit their registers and ranges.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -177,8 +178,11 @@ class _Builder:
             symbols=MappingProxyType(dict(spec.get("symbols", {}))),
             not_implemented=spec.get("not_implemented"),
             description=spec.get("description", ""),
+            minimum=None if "minimum" not in spec else float(spec["minimum"]),
+            maximum=None if "maximum" not in spec else float(spec["maximum"]),
         )
         self._check_symbols(point, path)
+        self._check_range(point, spec, path)
         if point.not_implemented is not None:
             self._check_not_implemented(point, path)
         return point
@@ -213,6 +217,45 @@ class _Builder:
                 (*path, "not_implemented"),
                 f"{value} is not a {point.type} register pattern (0..{top}){hint}",
             )
+
+    def _check_range(self, point: Point, spec: Mapping[str, Any], path: KeyPath) -> None:
+        """minimum / maximum: numbers the point can hold, in order, on a point that is a number."""
+        for key in ("minimum", "maximum"):
+            if key not in spec:
+                continue
+            value = spec[key]  # as written (an integer stays one in messages)
+            if point.type in _NOT_SCALED:
+                self.add(
+                    (*path, key),
+                    f"type {point.type} is not a number and has no range: remove {key}",
+                )
+            elif point.symbols:
+                self.add(
+                    (*path, key),
+                    f"a point with symbols holds raw codes and has no range: remove {key}",
+                )
+            elif not math.isfinite(value):
+                self.add((*path, key), f"{key} = {value} is not a finite number")
+            elif point.scale_factor is None:  # with one, what fits is known only at runtime
+                self._encodes(point, value, (*path, key))
+        lo, hi = point.minimum, point.maximum
+        if lo is not None and hi is not None and lo > hi:
+            self.add(
+                (*path, "minimum"),
+                f"minimum = {lo:g} is above maximum = {hi:g}: no value would be accepted",
+            )
+
+    def _admits(self, point: Point, value: float, path: KeyPath) -> bool:
+        """Whether a value the profile itself writes (init, watchdog, a command's number) is in
+        the point's range: a profile that cannot pass its own range check must not load."""
+        if point.admits(value):
+            return True
+        self.add(
+            path,
+            f"{value:g} is outside the range of point {point.name!r} ({point.range_text()}, "
+            "its minimum / maximum)",
+        )
+        return False
 
     def _overlaps(self, points: Mapping[str, Point]) -> None:
         for table in Table:
@@ -294,6 +337,8 @@ class _Builder:
                 encode(point, value)
         except CodecError as exc:
             self.add(path, str(exc))
+            return None
+        if not raw and not self._admits(point, value, path):
             return None
         return value
 
@@ -499,6 +544,12 @@ class _Builder:
                 self._fits(point, timeout, (*path, "timeout_s"))
             elif mode is WatchdogValue.CONSTANT and "constant" in raw:
                 self._fits(point, raw["constant"], (*path, "constant"))
+            elif mode is WatchdogValue.COUNTER and not (point.admits(0) and point.admits(0xFFFF)):
+                self.add(
+                    (*path, "value"),
+                    f"a counter runs through 0..65535, but point {point.name!r} only takes "
+                    f"{point.range_text()} (its minimum / maximum)",
+                )
         return Watchdog(
             point=raw["point"],
             timeout_s=timeout,
@@ -509,10 +560,17 @@ class _Builder:
         )
 
     def _fits(self, point: Point, value: float, path: KeyPath) -> None:
+        """A value written from the profile (watchdog): the registers hold it, the range has it."""
+        if self._encodes(point, value, path):
+            self._admits(point, value, path)
+
+    def _encodes(self, point: Point, value: float, path: KeyPath) -> bool:
         try:
             encode(point, value)
         except CodecError as exc:
             self.add(path, f"does not fit point {point.name!r}: {exc}")
+            return False
+        return True
 
     def _init(self, raw: list[Mapping[str, Any]]) -> tuple[Write, ...]:
         writes: list[Write] = []

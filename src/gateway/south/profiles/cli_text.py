@@ -82,15 +82,10 @@ def show_text(profile: Profile) -> str:
         rows = [
             row
             for p in sorted(profile.points.values(), key=_by_address)
-            for row in _continued(
-                _point_row(p), [" ".join(f"{k}={v}" for k, v in p.symbols.items())]
-            )
+            for row in _continued(_point_row(p), _point_parts(p))
         ]
-        lines.append(
-            _table(
-                ["NAME", "ADDRESS", "TABLE", "TYPE", "SCALE", "UNITS", "ACCESS", "SYMBOLS"], rows
-            ).rstrip("\n")
-        )
+        header = ["NAME", "ADDRESS", "TABLE", "TYPE", "SCALE", "UNITS", "ACCESS", "SYMBOLS / RANGE"]
+        lines.append(_table(header, rows).rstrip("\n"))
     lines += ["", "roles"]
     rows = [
         row
@@ -143,6 +138,14 @@ def _point_row(point: Point) -> list[str]:
         point.units or "",
         str(point.access),
     ]
+
+
+def _point_parts(point: Point) -> list[str]:
+    """Symbols, or the profile's range (a point never has both: the loader refuses it)."""
+    parts = [" ".join(f"{k}={v}" for k, v in point.symbols.items())] if point.symbols else []
+    if point.minimum is not None or point.maximum is not None:
+        parts.append(f"range {point.range_text()}")
+    return parts
 
 
 def _binding_parts(binding: Binding, profile: Profile) -> list[str]:
