@@ -1,8 +1,12 @@
-"""A simulated home's physics, with no I/O: grid, islanding relay, V2H charger, PV and load.
+"""The simulated home as the engine sees it: commands in, read-backs out, no I/O.
 
-The Modbus simulator (issue 3) serves this model's state through pymodbus; the demo and the
-engine's end-to-end tests drive it directly. Time is whatever the caller says it is, so a
-300 s enter-service delay takes no wall-clock time.
+A thin adapter over the device-level physics (``physics.py``), which the Modbus simulator drives
+register by register; the demo and the engine's end-to-end tests drive it here, one
+``DeviceCommand`` at a time, with every write confirmed as a driver with read-back would. Time is
+whatever the caller says it is, so a 300 s enter-service delay takes no wall-clock time.
+
+The engine tests want an ideal home: the charger reaches its setpoint at once (no ramp), a
+relay move is confirmed within its latency, no watchdogs, and a constant household load.
 
 Conventions: power into the home is positive for sources (charger discharge, PV); the meter's
 ``net_w`` is positive when the home imports from the grid.
@@ -10,10 +14,6 @@ Conventions: power into the home is positive for sources (charger discharge, PV)
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
-from gateway.core.island import ChargerMode, RelayPosition
 from gateway.core.messages import (
     ChargerCommand,
     ChargerTelemetry,
@@ -28,154 +28,96 @@ from gateway.core.messages import (
     WriteFailed,
 )
 from gateway.core.units import Timestamp
+from gateway.sim.physics import Charger, Grid, HomePhysics, Load, Pv, Relay, RelayFault
 
 
-@dataclass(slots=True)
-class Grid:
-    voltage_v: float = 240.0
-    frequency_hz: float = 60.0
-
-    @property
-    def up(self) -> bool:
-        return self.voltage_v > 0.0
-
-    def fail(self) -> None:
-        self.voltage_v, self.frequency_hz = 0.0, 0.0
-
-    def restore(self, voltage_v: float = 240.0, frequency_hz: float = 60.0) -> None:
-        self.voltage_v, self.frequency_hz = voltage_v, frequency_hz
-
-
-@dataclass(slots=True)
-class Relay:
-    position: RelayPosition = RelayPosition.CLOSED
-    fail_to_open: bool = False
-    # When a commanded move completes (latency), and to what.
-    moving_to: RelayPosition | None = None
-    move_done_at: Timestamp = 0.0
-    latency_s: float = 0.2
-
-
-@dataclass(slots=True)
-class Charger:
-    capacity_wh: float = 60_000.0
-    soc_pct: float = 80.0
-    max_discharge_w: float = 9_600.0
-    max_charge_w: float = 9_600.0
-    mode: ChargerMode = ChargerMode.STOPPED
-    setpoint_w: float = 0.0
-    power_w: float = 0.0
-    ev_connected: bool = True
-    tripped: str | None = None
-
-
-@dataclass(slots=True)
-class Pv:
-    der_id: str = "pv"
-    peak_w: float = 7_000.0
-    limit_w: float = 7_000.0
-    power_w: float = 0.0
-
-
-@dataclass(slots=True)
 class HomeModel:
     """Physics plus the devices' command/read-back behaviour."""
 
-    grid: Grid = field(default_factory=Grid)
-    relay: Relay = field(default_factory=Relay)
-    charger: Charger = field(default_factory=Charger)
-    pv: Pv = field(default_factory=Pv)
-    load_w: float = 1_500.0
-    now: Timestamp = 0.0
-    # Anything that would have hurt someone: the test suite asserts this stays empty.
-    violations: list[str] = field(default_factory=list)
+    def __init__(
+        self, now: Timestamp = 0.0, load_w: float = 1_500.0, physics: HomePhysics | None = None
+    ) -> None:
+        self.physics = (
+            physics if physics is not None else HomePhysics(now=now, load=Load(constant_w=load_w))
+        )
+
+    # The devices, for tests and scripts that poke at them directly.
+    @property
+    def grid(self) -> Grid:
+        return self.physics.grid
+
+    @property
+    def relay(self) -> Relay:
+        return self.physics.relay
+
+    @property
+    def charger(self) -> Charger:
+        return self.physics.charger
+
+    @property
+    def pv(self) -> Pv:
+        return self.physics.pv
+
+    @property
+    def now(self) -> Timestamp:
+        return self.physics.now
+
+    @property
+    def violations(self) -> list[str]:
+        return self.physics.violations
+
+    @property
+    def load_w(self) -> float:
+        return self.physics.load.demand(self.now)
+
+    @load_w.setter
+    def load_w(self, watts: float) -> None:
+        self.physics.load.constant_w = watts
 
     # --- commands -------------------------------------------------------------------------
 
     def execute(self, cmd: DeviceCommand) -> WriteConfirmed | WriteFailed:
         """Apply one command and answer as a driver with read-back would."""
+        p = self.physics
         match cmd:
             case RelayCommand():
-                r = self.relay
-                if cmd.position is RelayPosition.OPEN and r.fail_to_open:
+                p.command_relay(cmd.position)
+                # The driver polls the aux contact until the move is done (or not).
+                done = self.now + self.relay.latency_s
+                self.relay.update(done)
+                p.settle()
+                if RelayFault.FAIL_TO_OPEN in self.relay.faults:
                     return WriteFailed(self.now, cmd.id, "relay read back closed after open")
-                r.moving_to, r.move_done_at = cmd.position, self.now + r.latency_s
-                if cmd.position is RelayPosition.CLOSED and self.charger.mode is (
-                    ChargerMode.GRID_FORMING
-                ):
-                    self.violations.append(f"{self.now}: relay closed onto a forming charger")
-                self._settle_relay(self.now + r.latency_s)
-                return WriteConfirmed(self.now + r.latency_s, cmd.id)
+                return WriteConfirmed(done, cmd.id)
             case ChargerCommand():
-                c = self.charger
-                if cmd.mode is ChargerMode.GRID_FORMING and self.relay.position is not (
-                    RelayPosition.OPEN
-                ):
-                    # A real charger trips here; the simulator records it as a violation.
-                    c.tripped = "asked to form a grid with the relay closed"
-                    self.violations.append(f"{self.now}: {c.tripped}")
-                    c.mode = ChargerMode.STOPPED
-                    return WriteFailed(self.now, cmd.id, c.tripped)
-                c.mode, c.setpoint_w = cmd.mode, cmd.setpoint_w
-                self._settle_charger()
-                return WriteConfirmed(self.now, cmd.id)
+                if p.command_charger(cmd.mode, cmd.setpoint_w):
+                    return WriteConfirmed(self.now, cmd.id)
+                # Tripped (forming without a confirmed-open relay), or refused (no EV).
+                why = self.charger.tripped or f"charger refused {cmd.mode.value}"
+                return WriteFailed(self.now, cmd.id, why)
             case DerLimit():
                 self.pv.limit_w = max(0.0, cmd.max_discharge_w)
-                self._settle_pv()
+                p.settle()
                 return WriteConfirmed(self.now, cmd.id)
 
     # --- physics --------------------------------------------------------------------------
 
     def advance(self, now: Timestamp) -> None:
-        dt = max(0.0, now - self.now)
-        self._settle_relay(now)
-        self.now = now
-        self._settle_pv()
-        self._settle_charger()
-        c = self.charger
-        c.soc_pct = max(0.0, min(100.0, c.soc_pct - c.power_w * dt / 3600.0 / c.capacity_wh * 100))
-
-    def _settle_relay(self, at: Timestamp) -> None:
-        r = self.relay
-        if r.moving_to is not None and at >= r.move_done_at:
-            r.position, r.moving_to = r.moving_to, None
-
-    def _settle_pv(self) -> None:
-        # A daily curve: zero at night, a sine hump from 06:00 to 18:00 (local = UTC here).
-        hour = (self.now / 3600.0) % 24
-        sun = max(0.0, math.sin((hour - 6.0) / 12.0 * math.pi)) if 6 <= hour <= 18 else 0.0
-        available = self.pv.peak_w * sun
-        grid_tied = self.relay.position is RelayPosition.CLOSED and self.grid.up
-        # Grid-following PV ceases to energize without a grid (IEEE 1547 anti-islanding).
-        self.pv.power_w = min(available, self.pv.limit_w) if grid_tied else 0.0
-
-    def _settle_charger(self) -> None:
-        c = self.charger
-        grid_tied = self.relay.position is RelayPosition.CLOSED and self.grid.up
-        if c.mode is ChargerMode.GRID_FORMING:
-            if self.relay.position is not RelayPosition.OPEN:
-                self.violations.append(f"{self.now}: charger forming with the relay closed")
-            c.power_w = self.load_w - self.pv.power_w if c.soc_pct > 0 else 0.0
-        elif c.mode is ChargerMode.GRID_FOLLOWING and grid_tied and c.ev_connected:
-            c.power_w = max(-c.max_charge_w, min(c.max_discharge_w, c.setpoint_w))
-        else:
-            c.power_w = 0.0
+        self.physics.advance(now)
 
     # --- read-back ------------------------------------------------------------------------
 
     def observe(self) -> Observed:
-        grid_side_v = self.grid.voltage_v
-        home_supply = self.charger.power_w + self.pv.power_w
-        net = self.load_w - home_supply if self.relay.position is RelayPosition.CLOSED else 0.0
-        amps = abs(net) / 240.0
+        p = self.physics
+        m = p.meter()
         return Observed(
             self.now,
             meter=MeterTelemetry(
                 self.now,
-                net_w=net,
-                grid_voltage_v=grid_side_v,
-                grid_frequency_hz=self.grid.frequency_hz,
-                phase_current_a={"L1": amps, "L2": amps},
+                net_w=m.net_w,
+                grid_voltage_v=m.grid_voltage_v,
+                grid_frequency_hz=m.grid_frequency_hz,
+                phase_current_a={"L1": m.current_l1_a, "L2": m.current_l2_a},
             ),
             relay=RelayTelemetry(self.now, self.relay.position),
             charger=ChargerTelemetry(

@@ -85,7 +85,9 @@ def test_plan_reads_merges_neighbours_and_splits_tables_and_far_points() -> None
     blocks = plan_reads(POINTS.values())
     shape = [(b.table, b.address, b.count) for b in blocks]
     assert shape == [
-        (Table.HOLDING, 10, 21),  # W_SF..command (10..30) merged: gaps of <= 16 registers
+        (Table.HOLDING, 10, 2),  # W_SF and W are adjacent: one read
+        (Table.HOLDING, 20, 2),  # a gap (reserved registers on a strict device) splits
+        (Table.HOLDING, 30, 1),
         (Table.HOLDING, 500, 1),
         (Table.INPUT, 5, 1),
     ]
