@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/gateway demo evening
+	$(BIN)/gateway demo evening --modbus
 
 test: lint typecheck contracts unit
 

@@ -13,6 +13,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run a scripted scenario on a simulated clock")
     demo.add_argument("scenario", choices=["evening"], nargs="?", default="evening")
+    demo.add_argument(
+        "--modbus",
+        action="store_true",
+        help="drive the simulated home over real Modbus sockets (profiles, drivers, read-back)",
+    )
+    demo.add_argument(
+        "--charger",
+        default="wallbox-quasar",
+        metavar="NAME_OR_FILE",
+        help="with --modbus: the charger profile to simulate and drive",
+    )
+    demo.add_argument("--rtu", action="store_true", help="with --modbus: RTU framing over TCP")
     docs = sub.add_parser("docs", help="regenerate the diagrams in docs/architecture.md")
     docs.add_argument("--check", action="store_true", help="only check that they are current")
     docs.add_argument("--path", type=Path, default=Path("docs/architecture.md"))
@@ -24,12 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
     validate = actions.add_parser("validate", help="check profile files; exit 1 on any problem")
     validate.add_argument("targets", nargs="+", metavar="FILE")
     actions.add_parser("schema", help="print the JSON Schema of the profile format")
+    simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
+    what = simulate.add_subparsers(dest="what", required=True)
+    home = what.add_parser(
+        "home", help="the simulated home's Modbus devices (relay, charger, PV) on loopback"
+    )
+    from gateway.sim.cli_home import add_arguments
+
+    add_arguments(home)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        if args.modbus:
+            import asyncio
+
+            from gateway.runtime.modbus_demo import run_modbus_evening
+
+            return asyncio.run(
+                run_modbus_evening(
+                    sys.stdout, charger=args.charger, framer="rtu" if args.rtu else "socket"
+                )
+            )
         from gateway.runtime.demo import run_evening
 
         return run_evening(sys.stdout)
@@ -45,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.south.profiles.cli_text import run
 
         return run(args.action, getattr(args, "targets", []), sys.stdout, sys.stderr)
+    if args.command == "simulate":
+        import asyncio
+
+        from gateway.sim.cli_home import run as simulate_home
+
+        return asyncio.run(simulate_home(args))
     return 2  # pragma: no cover - argparse enforces the choices
 
 

@@ -103,7 +103,6 @@ class South:
     async def observe(self) -> Observed:
         """One snapshot. A device that fails to answer is left out, so its telemetry goes stale
         and the engine applies the safe interpretation (relay unknown = closed, static caps)."""
-        at = self.now()
         meter = relay = charger = None
         if self.relay is not None and (got := await self._try(self.relay, self.relay.observe)):
             meter, relay = got
@@ -111,7 +110,9 @@ class South:
             charger = await self._try(self.charger, self.charger.observe)
         ders = [await self._try(der, der.observe) for der in self.ders.values()]
         found = tuple(t for t in ders if t is not None)
-        return Observed(at, meter=meter, relay=relay, charger=charger, ders=found)
+        # The snapshot is stamped when it is complete: every part was read at or before it, so
+        # no reading looks like it comes from the future (which the engine treats as stale).
+        return Observed(self.now(), meter=meter, relay=relay, charger=charger, ders=found)
 
     async def _try(self, driver: DriverBase, read: Callable[[], Awaitable[T]]) -> T | None:
         try:
