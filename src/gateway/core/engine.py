@@ -670,8 +670,14 @@ class Engine:
         )
         if self._held("charger", now) and not (stopping or lowers):
             return
-        if stopping and sent is not None and _is_stop(sent.command) and sent.failed is None:
-            return
+        if stopping and sent is not None and _is_stop(sent.command):
+            if sent.failed is None:
+                return
+            # The same stop failed: retry it after the back-off, not on every input. A device
+            # that fails at once (a transport in reconnect back-off) would otherwise be sent a
+            # stop per input, forever, within one control cycle (found on the Modbus home).
+            if now < self._retry_at.get("charger", float("-inf")):
+                return
         self._issue("charger", ChargerCommand(self._new_id(), mode, setpoint, why), now, out)
 
     def _command_der(

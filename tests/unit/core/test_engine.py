@@ -342,3 +342,33 @@ def test_an_absurd_default_is_refused_with_an_alarm_and_nothing_changes() -> Non
     assert "nothing in force" in rig.engine.explain(Mode.EXPORT_LIMIT_W)
     rig.feed(DefaultsReceived(now + 1, "P", 1, ControlSet(export_limit_w=800.0)))
     assert "utility default" in rig.engine.explain(Mode.EXPORT_LIMIT_W)
+
+
+def test_a_stop_that_fails_at_once_is_retried_after_the_back_off_not_in_a_loop() -> None:
+    # Found on the Modbus home: a charger whose transport is in reconnect back-off fails every
+    # write instantly; the engine re-sent the stop for each failure, forever, in one cycle.
+    from gateway.core.messages import WriteFailed
+
+    rig = Rig()
+    rig.run(3)
+    execute = rig.home.execute
+
+    def dead_charger(cmd: RelayCommand | ChargerCommand | DerLimit) -> Input:
+        if isinstance(cmd, ChargerCommand):
+            return WriteFailed(rig.home.now, cmd.id, "charger: unreachable")
+        return execute(cmd)
+
+    rig.home.execute = dead_charger  # type: ignore[method-assign]
+    rig.log.clear()
+    rig.home.grid.fail()
+    rig.run(1)  # would never return before the fix
+    stops = [c for c in rig.commands() if isinstance(c, ChargerCommand)]
+    assert rig.engine.phase is Phase.FAULT
+    assert 1 <= len(stops) <= 3
+    rig.log.clear()
+    rig.run(CONFIG.retry_after_s * 3)
+    again = [c for c in rig.commands() if isinstance(c, ChargerCommand)]
+    assert all(c.mode is ChargerMode.STOPPED for c in again)
+    # One retry per back-off period, not one per input.
+    assert 2 <= len(again) <= 4
+    assert rig.home.violations == []
