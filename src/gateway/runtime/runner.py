@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict
 
 from gateway.core.engine import Engine
 from gateway.core.messages import (
@@ -37,8 +36,10 @@ Listener = Callable[[Action], None]
 def audit_to(store: Store) -> Callable[[WriteRecord], None]:
     """The drivers' audit sink, backed by the store's append-only audit table."""
 
-    def sink(record: WriteRecord) -> None:
-        store.append_audit(AuditEntry(**asdict(record)))
+    def sink(r: WriteRecord) -> None:
+        # Field by field: dataclasses.asdict deep-copies, a third of a verified write's overhead.
+        entry = AuditEntry(r.at, r.device, r.point, r.value, r.reason, r.outcome, r.correlation_id)
+        store.append_audit(entry)
 
     return sink
 

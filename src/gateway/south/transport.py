@@ -34,7 +34,6 @@ handler connects with a blocking ``socket.create_connection`` (up to 5 s) and sl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -529,47 +528,61 @@ class Endpoint:
         point: str,
         what: str,
     ) -> Any:
-        async def send() -> Any:
-            # pymodbus raises ConnectionException synchronously when the link is already gone
-            # (the peer closed it during our pacing delay); inside the task it is mapped below.
-            return await call(link.client)
+        # The request runs in the caller's own task (no extra task and asyncio.wait per
+        # request: that doubled the stack's overhead over bare pymodbus). pymodbus never fails a
+        # pending request when the peer drops the connection, so the link's `lost` future
+        # cancels this task instead; `active` keeps a late callback from cancelling whatever
+        # the caller awaits next.
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - always awaited from a coroutine
+            raise RuntimeError("Endpoint requests must run inside an asyncio task")
+        state = {"active": True, "lost": False}
 
-        task = asyncio.ensure_future(send())
+        def on_lost(_: asyncio.Future[None]) -> None:
+            if state["active"]:
+                state["lost"] = True
+                task.cancel()
+
+        link.lost.add_done_callback(on_lost)
         try:
-            done, _ = await asyncio.wait(
-                {task, link.lost}, timeout=pacing.timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        except BaseException:
-            # Our caller was cancelled mid-request: the answer may still arrive, for nobody.
-            task.cancel()
-            task.add_done_callback(_retrieve)
-            self._drop()
-            raise
-        if self._closed and not (task in done and task.exception() is None):
-            task.cancel()
-            task.add_done_callback(_retrieve)
-            raise DeviceUnreachable(device, point, f"{what}: endpoint {self.url} was closed")
-        if task in done:
-            try:
-                return task.result()
-            except ConnectionException:  # the peer closed before the request could be sent
-                raise self._lost(device, point, what) from None
-            except ModbusIOException as exc:
-                # pymodbus's own (backstop) timeout, or an answer for another unit/transaction:
-                # either way the stream can no longer be trusted.
-                kind = DeviceTimeout if "No response" in str(exc) else DeviceUnreachable
-                raise self._failed(kind, device, point, f"{what}: {exc}") from None
-            except (ModbusException, OSError) as exc:
-                raise self._failed(DeviceUnreachable, device, point, f"{what}: {exc}") from None
-        # Timed out or the peer went away: an answer may still come and must find no request
-        # waiting for it, so the connection goes too.
-        peer_gone = link.lost.done()
-        task.cancel()
-        self._drop()
-        with contextlib.suppress(asyncio.CancelledError, ModbusException, OSError):
-            await task
-        if peer_gone:
+            async with asyncio.timeout(pacing.timeout_s):
+                return await call(link.client)
+        except TimeoutError:
+            pass  # handled below, with the peer-gone case
+        except asyncio.CancelledError:
+            if not state["lost"]:
+                # Our caller was cancelled mid-request: the answer may still arrive, for nobody.
+                self._drop()
+                raise
+            task.uncancel()
+            if self._closed:
+                raise DeviceUnreachable(
+                    device, point, f"{what}: endpoint {self.url} was closed"
+                ) from None
+            raise self._lost(device, point, what) from None
+        except ConnectionException:  # the peer closed before the request could be sent
+            if self._closed:
+                raise DeviceUnreachable(
+                    device, point, f"{what}: endpoint {self.url} was closed"
+                ) from None
+            raise self._lost(device, point, what) from None
+        except ModbusIOException as exc:
+            # pymodbus's own (backstop) timeout, or an answer for another unit/transaction:
+            # either way the stream can no longer be trusted.
+            kind = DeviceTimeout if "No response" in str(exc) else DeviceUnreachable
+            raise self._failed(kind, device, point, f"{what}: {exc}") from None
+        except (ModbusException, OSError) as exc:
+            raise self._failed(DeviceUnreachable, device, point, f"{what}: {exc}") from None
+        finally:
+            state["active"] = False
+            link.lost.remove_done_callback(on_lost)
+        # Timed out: an answer may still come and must find no request waiting for it, so the
+        # connection goes too.
+        if link.lost.done() or self._closed:
+            if self._closed:
+                raise DeviceUnreachable(device, point, f"{what}: endpoint {self.url} was closed")
             raise self._lost(device, point, what)
+        self._drop()
         why = f"{what}: no answer within {pacing.timeout_s:g} s; connection dropped"
         raise self._failed(DeviceTimeout, device, point, why)
 
@@ -602,12 +615,6 @@ class Endpoint:
 def _check_address(address: int, count: int) -> None:
     if not (0 <= address <= 0xFFFF and address + count - 1 <= 0xFFFF):
         raise ValueError(f"addresses {address}..{address + count - 1} outside 0..65535")
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark an abandoned request's outcome as seen, so asyncio does not log it as lost."""
-    if not task.cancelled():
-        task.exception()
 
 
 class Transports:
