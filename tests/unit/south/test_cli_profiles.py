@@ -23,6 +23,7 @@ def test_list_shows_name_kind_vendor_model_and_file(capsys: pytest.CaptureFixtur
         ["meter-collar-relay", "meter_relay"],
         ["sigenergy-dc", "charger"],
         ["sunspec-der", "der"],
+        ["sunspec-legacy-der", "der"],
         ["wallbox-quasar", "charger"],
     ]
     assert "Wallbox / Quasar 1" in lines[4]
@@ -91,6 +92,7 @@ def test_validate_good_files(capsys: pytest.CaptureFixture[str]) -> None:
         "OK meter-collar-relay (meter_relay)",
         "OK sigenergy-dc (charger)",
         "OK sunspec-der (der)",
+        "OK sunspec-legacy-der (der)",
         "OK wallbox-quasar (charger)",
     ]
     assert err == ""

@@ -33,7 +33,13 @@ from gateway.south.profiles._locate import key_lines, locate
 from gateway.south.registers import DataType, Table, WordOrder
 
 ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = ["meter-collar-relay", "sigenergy-dc", "sunspec-der", "wallbox-quasar"]
+SHIPPED = [
+    "meter-collar-relay",
+    "sigenergy-dc",
+    "sunspec-der",
+    "sunspec-legacy-der",
+    "wallbox-quasar",
+]
 
 # A small valid charger profile; the broken cases below each change one thing in it. Line
 # numbers in the cases refer to the changed text (most changes keep the line count).

@@ -1,0 +1,140 @@
+"""The SunSpec DER driver: discovery by chain walk, binding by name, limits in % of WMax.
+
+The bus is a register dictionary built by ``sunspec.image`` (pure logic; the same driver runs
+against the pymodbus simulator in tests/integration). Both the IEEE 1547-2018 models (701-715)
+and the legacy ones (103/121/123/124) are covered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from gateway.core.messages import DerLimit, WriteConfirmed, WriteFailed
+from gateway.south import codec, sunspec
+from gateway.south.device import Device, WriteRecord
+from gateway.south.drivers.der import Der
+from gateway.south.errors import DeviceRejected, DeviceStateError
+from gateway.south.profiles import load_shipped
+from gateway.south.registers import Pacing, Table
+
+
+class ImageLink:
+    def __init__(self, registers: Mapping[int, int]) -> None:
+        self.regs = dict(registers)
+        self.writes: list[tuple[int, list[int]]] = []
+
+    async def read(
+        self, device_id: int, table: Table, address: int, count: int, **kw: object
+    ) -> list[int]:
+        span = range(address, address + count)
+        if table is not Table.HOLDING or any(a not in self.regs for a in span):
+            raise DeviceRejected("der", "read", 2)
+        return [self.regs[a] for a in span]
+
+    async def write(
+        self,
+        device_id: int,
+        table: Table,
+        address: int,
+        values: Sequence[int],
+        *,
+        pacing: Pacing,
+        device: str,
+        point: str,
+        single: bool | None = None,
+    ) -> None:
+        self.writes.append((address, list(values)))
+        for i, v in enumerate(values):
+            self.regs[address + i] = v
+
+
+MODERN = [
+    (1, {"Mn": "ACME", "Md": "PV-7"}),
+    (701, {"W": 4200.0, "W_SF": 0, "ConnSt": "CONNECTED"}),
+    (702, {"WMax": 7000.0, "W_SF": 0}),
+    (704, {"WMaxLimPct": 100.0, "WMaxLimPct_SF": -1, "WMaxLimPctEna": "DISABLED"}),
+]
+LEGACY = [
+    (1, {"Mn": "OLDCO", "Md": "INV"}),
+    (103, {"W": 3000.0, "W_SF": 1}),
+    (121, {"WMax": 6000.0, "WMax_SF": 0}),
+    (123, {"WMaxLimPct": 100.0, "WMaxLimPct_SF": 0, "WMaxLim_Ena": "DISABLED"}),
+]
+
+
+def driver(
+    profile: str, models: list[tuple[int, Mapping[str, codec.Value]]]
+) -> tuple[Der, ImageLink, sunspec.Image, list[WriteRecord]]:
+    img = sunspec.image(models)
+    link, records = ImageLink(img.registers), []
+    dev = Device("pv", load_shipped(profile), link, audit=records.append, now=lambda: 5.0)
+    der = Der(dev, now=lambda: 5.0)
+    der.der_id = "pv"
+    return der, link, img, records
+
+
+def value(img: sunspec.Image, link: ImageLink, name: str) -> codec.Value | None:
+    p = img.points[name]
+    regs = [link.regs[a] for a in range(p.address, p.address + p.count)]
+    sf = None
+    if p.scale_factor is not None:
+        s = img.points[p.scale_factor]
+        sf = int(codec.decode(s, [link.regs[s.address]]))  # type: ignore[arg-type]
+    return codec.decode(p, regs, sf)
+
+
+@pytest.mark.parametrize(
+    ("profile", "models", "pct", "enable", "power"),
+    [
+        ("sunspec-der", MODERN, "704.WMaxLimPct", "704.WMaxLimPctEna", 4200.0),
+        ("sunspec-legacy-der", LEGACY, "123.WMaxLimPct", "123.WMaxLim_Ena", 3000.0),
+    ],
+)
+def test_discovery_then_a_limit_in_watts_becomes_a_percentage_of_wmax(
+    profile: str, models: list, pct: str, enable: str, power: float
+) -> None:
+    der, link, img, records = driver(profile, models)
+
+    async def body() -> tuple[object, object]:
+        await der.connect()
+        result = await der.execute(DerLimit("c1", "pv", 1_500.0, 0.0, "export limit"))
+        return result, await der.observe()
+
+    result, telemetry = asyncio.run(body())
+    assert isinstance(result, WriteConfirmed), result
+    w_max = 7000.0 if profile == "sunspec-der" else 6000.0
+    assert value(img, link, pct) == pytest.approx(1_500.0 / w_max * 100, abs=0.1)
+    assert value(img, link, enable) == 1  # ENABLED, resolved from the model's symbols
+    assert telemetry.power_w == pytest.approx(power)  # type: ignore[attr-defined]
+    assert [r.outcome for r in records if r.correlation_id == "c1"] == [
+        "writing",
+        "confirmed",
+        "writing",
+        "confirmed",
+    ]
+    # Optional models the device lacks drop their roles instead of failing discovery.
+    assert not der.has("soc")
+
+
+def test_a_device_without_a_required_model_says_what_it_has() -> None:
+    der, *_ = driver("sunspec-legacy-der", LEGACY[:2])  # 1 and 103 only
+    with pytest.raises(DeviceStateError, match=r"lacks required SunSpec model\(s\) 121, 123"):
+        asyncio.run(der.connect())
+
+
+def test_an_unreadable_wmax_fails_the_limit_with_a_reason() -> None:
+    models = [MODERN[0], MODERN[1], (702, {"W_SF": 0}), MODERN[3]]  # WMax not implemented
+    der, link, *_ = driver("sunspec-der", models)
+
+    async def body() -> object:
+        await der.connect()
+        link.writes.clear()  # the profile's init write (704.WSetMod = WATTS)
+        return await der.execute(DerLimit("c2", "pv", 1_000.0, 0.0, "limit"))
+
+    result = asyncio.run(body())
+    assert isinstance(result, WriteFailed)
+    assert "w_max reads None" in result.error
+    assert link.writes == []  # no limit was guessed
