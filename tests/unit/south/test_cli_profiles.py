@@ -26,8 +26,8 @@ def test_list_shows_name_kind_vendor_model_and_file(capsys: pytest.CaptureFixtur
         ["sunspec-legacy-der", "der"],
         ["wallbox-quasar", "charger"],
     ]
-    assert "Wallbox / Quasar 1" in lines[4]
-    assert lines[4].endswith("wallbox-quasar.toml")
+    assert "Wallbox / Quasar 1" in lines[5]
+    assert lines[5].endswith("wallbox-quasar.toml")
 
 
 def test_show_prints_points_roles_watchdog_init_and_assumptions(
