@@ -53,6 +53,7 @@ from gateway.core.messages import (
     Observed,
     Persist,
     RelayCommand,
+    RelayTelemetry,
     ReportAcked,
     Severity,
     Table,
@@ -210,16 +211,27 @@ class Engine:
     def _observe(self, obs: Observed) -> None:
         if obs.meter is not None and (self._meter is None or obs.meter.at >= self._meter.at):
             self._meter = obs.meter
-        if obs.relay is not None and (self._relay is None or obs.relay.at >= self._relay[1]):
-            self._relay = (obs.relay.position, obs.relay.at)
         if obs.charger is not None and (
             self._charger is None or obs.charger.at >= self._charger.at
         ):
             self._charger = obs.charger
             cid = self.config.charger_id
             self._der_out[cid] = DerOutput(cid, obs.charger.at, obs.charger.power_w)
+        if obs.relay is not None and (self._relay is None or obs.relay.at >= self._relay[1]):
+            self._relay = (self._corroborated(obs.relay), obs.relay.at)
         for d in obs.ders:
             self._der_out[d.der_id] = DerOutput(d.der_id, d.at, d.power_w)
+
+    def _corroborated(self, relay: RelayTelemetry) -> RelayPosition:
+        """OPEN only if the home side agrees: live with nothing forming means the contact lies
+        (or the contacts are welded), and the relay counts as UNKNOWN, that is, closed."""
+        v = relay.load_voltage_v
+        if relay.position is not RelayPosition.OPEN or v is None or v < self.config.dead_bus_v:
+            return relay.position
+        c = self._charger
+        if c is not None and c.mode is ChargerMode.GRID_FORMING:
+            return relay.position  # the island is live because we made it
+        return RelayPosition.UNKNOWN
 
     def _responses(self, due: Iterable[ResponseDue], out: list[Action]) -> None:
         for r in due:

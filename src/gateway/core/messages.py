@@ -36,6 +36,9 @@ class MeterTelemetry:
 class RelayTelemetry:
     at: Timestamp
     position: RelayPosition  # from the independent read-back (aux contact / state register)
+    # Voltage on the home side of the relay, where the meter measures it: a second, physical
+    # witness that an "open" contact really is open (devices.md §4.2 step 3).
+    load_voltage_v: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,10 @@ class SiteConfig:
     backup_reserve_soc_pct: float = 20.0
     # |charger power| at or below this counts as "zero power" before the relay may close.
     zero_power_tolerance_w: float = 50.0
+    # The home side of an open relay counts as de-energised below this voltage. A relay that
+    # reads open while the home side is live (and the charger is not forming) is not trusted:
+    # its auxiliary contact may be lying, or the contacts welded.
+    dead_bus_v: float = 50.0
     # Raising a setpoint by less than this is not worth a Modbus write; lowering always is.
     setpoint_deadband_w: float = 50.0
     # A failed non-step write in GRID_CONNECTED is retried after this long.
@@ -54,7 +58,13 @@ class SiteConfig:
         for d in self.ders:
             if d.max_discharge_w < 0 or d.max_charge_w < 0:
                 out.append(f"DER {d.der_id}: ratings must not be negative")
-        for name in ("step_timeout_s", "telemetry_max_age_s", "max_meter_age_s", "retry_after_s"):
+        for name in (
+            "step_timeout_s",
+            "telemetry_max_age_s",
+            "max_meter_age_s",
+            "retry_after_s",
+            "dead_bus_v",
+        ):
             if not getattr(self, name) > 0:
                 out.append(f"{name} must be positive")
         if not 0 <= self.backup_reserve_soc_pct <= 100:

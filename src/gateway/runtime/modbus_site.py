@@ -10,6 +10,7 @@ control cycles, so simulated hours pass in seconds.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from types import TracebackType
 from typing import Literal
 
@@ -54,7 +55,8 @@ class ModbusSite:
         self.home = SimulatedHome(
             charger=charger, clock=self.clock, framer=framer, single_client=single_client
         )
-        self.confirm = confirm or Confirmation(timeout_s=5.0, poll_s=0.02)
+        base = confirm or Confirmation(timeout_s=5.0, poll_s=0.02)
+        self.confirm = replace(base, dead_bus_v=config.dead_bus_v)
         self.listener = listener
         self.ack_reports = ack_reports
         self.problems: list[str] = []

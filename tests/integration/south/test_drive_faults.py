@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gateway.core.island import ChargerMode, Phase
-from gateway.core.messages import Action, Alarm
+from gateway.core.messages import Action, Alarm, FaultReset
 from gateway.runtime.demo import START, demo_site
 from gateway.runtime.modbus_site import ModbusSite
 from gateway.sim.physics import RelayState
@@ -175,3 +175,33 @@ def test_a_second_client_cannot_take_the_device_and_cannot_make_it_unsafe(
     assert_safe(o)
     assert "another client" in o.failures["charger"], o.failures
     assert o.failures["charger"].startswith("charger (wallbox-quasar, unit 1): ")
+
+
+def test_a_contact_that_reads_open_on_a_live_home_never_lets_the_charger_form(
+    tmp_path: Path,
+) -> None:
+    # Hypothesis found this on the stateful site test: the auxiliary contact reads OPEN while the
+    # relay is closed and the grid is up, and an installer then resets the fault. The home
+    # side's voltage is the second witness; the engine never trusts "open" on a live home.
+    async def body() -> tuple[list[str], ChargerMode, Phase]:
+        with SqliteStore(tmp_path / "gateway.db") as store:
+            site = ModbusSite(
+                store, demo_site(), start=START, confirm=Confirmation(timeout_s=0.3, poll_s=0.02)
+            )
+            async with site:
+                await site.run_for(30)
+                site.home.device("relay").lie("relay_state", "OPEN")
+                await site.run_for(30)
+                await site.runner.feed(FaultReset(site.clock.now(), "installer"))
+                await site.run_for(60)
+                site.home.sync()
+                return (
+                    list(site.home.violations),
+                    site.home.physics.charger.mode,
+                    site.engine.phase,
+                )
+
+    violations, mode, phase = asyncio.run(body())
+    assert violations == []
+    assert mode is not ChargerMode.GRID_FORMING
+    assert phase is not Phase.ISLANDED

@@ -262,6 +262,23 @@ def test_restart_mid_island_never_forms_before_the_relay_is_read_again() -> None
     assert any(isinstance(a, ChargerCommand) and a.mode is ChargerMode.GRID_FORMING for a in acts)
 
 
+@pytest.mark.parametrize(("load_v", "forms"), [(240.0, False), (3.0, True), (None, True)])
+def test_an_open_relay_with_a_live_home_side_is_not_trusted(
+    load_v: float | None, forms: bool
+) -> None:
+    # Found by the stateful test on the Modbus home: an auxiliary contact that reads OPEN while
+    # the relay is closed. The home side's voltage is the second witness: live with nothing
+    # forming means "not open" (a profile without a load-side voltage gives None: no witness).
+    rig = _islanded_rig()
+    rig.restart()
+    now = rig.home.now + 1
+    rig.feed(Observed(now, charger=ChargerTelemetry(now, ChargerMode.STOPPED, 0.0, 70.0)))
+    relay = RelayTelemetry(now + 0.5, RelayPosition.OPEN, load_voltage_v=load_v)
+    acts = rig.feed(Observed(now + 0.5, relay=relay))
+    formed = any(isinstance(a, ChargerCommand) and a.mode is ChargerMode.GRID_FORMING for a in acts)
+    assert formed is forms
+
+
 def test_restart_does_not_repeat_acknowledged_responses() -> None:
     rig = Rig()
     now = rig.home.now

@@ -23,6 +23,8 @@ class Confirmation:
 
     timeout_s: float = 5.0  # a relay's travel time, a charger's contactor and ramp start
     poll_s: float = 0.05
+    # The home side of an open relay counts as dead below this (SiteConfig.dead_bus_v).
+    dead_bus_v: float = 50.0
 
 
 class DriverBase:
@@ -121,12 +123,13 @@ class DriverBase:
                 break
             await self.sleep(self.confirm.poll_s)
         shown = seen[0] or f"raw {seen[1]!r} (no category)"
-        why = (
-            f"{role} still reads {shown} after {self.confirm.timeout_s:g} s, "
-            f"expected {' or '.join(sorted(wanted))}"
-        )
-        if objection is not None:
-            why += f"; {objection}"
+        if seen[0] in wanted and objection is not None:
+            why = f"{role} reads {shown}, but after {self.confirm.timeout_s:g} s {objection}"
+        else:
+            why = (
+                f"{role} still reads {shown} after {self.confirm.timeout_s:g} s, "
+                f"expected {' or '.join(sorted(wanted))}"
+            )
         self.device.note(
             b.point,
             seen[1] if seen[1] is not None else "",

@@ -27,10 +27,25 @@ class MeterRelay(DriverBase):
         async def step() -> None:
             await self.command(role, reason=cmd.reason, correlation_id=cmd.id)
             await self.await_category(
-                "relay_state", {target}, reason=cmd.reason, correlation_id=cmd.id
+                "relay_state",
+                {target},
+                reason=cmd.reason,
+                correlation_id=cmd.id,
+                also=self._home_side_dead if opening else None,
             )
 
         return await self.guarded(cmd.id, step)
+
+    async def _home_side_dead(self) -> str | None:
+        """The second witness of an open relay: the home side carries no voltage (the charger
+        is stopped before the relay opens). A live home side means the auxiliary contact lies
+        or the contacts are welded, and the charger must not form a grid onto it."""
+        if not self.has("load_voltage"):
+            return None
+        v = await self.device.read_one(self.binding("load_voltage").point)
+        if isinstance(v, int | float) and v >= self.confirm.dead_bus_v:
+            return f"the home side still reads {v:g} V (contacts welded, or the contact lies?)"
+        return None
 
     async def observe(self) -> tuple[MeterTelemetry | None, RelayTelemetry]:
         roles = [r for r in (*_MEASURES, *PHASES) if self.has(r)]
@@ -54,7 +69,7 @@ class MeterRelay(DriverBase):
         if net is None:
             # "Not implemented" is not zero: without a net reading the engine falls back to the
             # static 120 % allowance, which is the safe side.
-            return None, RelayTelemetry(at, position)
+            return None, RelayTelemetry(at, position, num("load_voltage"))
         meter = MeterTelemetry(
             at,
             net_w=net * sign(self.binding("net_power").positive),
@@ -64,4 +79,4 @@ class MeterRelay(DriverBase):
                 phase: v for role, phase in PHASES.items() if (v := num(role)) is not None
             },
         )
-        return meter, RelayTelemetry(at, position)
+        return meter, RelayTelemetry(at, position, num("load_voltage"))
