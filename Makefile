@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 # Long property runs, kept out of make test: the whole-site state machine with random draws.
 soak: $(STAMP)
-	SITE_EXAMPLES=$${SITE_EXAMPLES:-200} $(BIN)/pytest -q -p no:cacheprovider -p no:timeout \
+	SITE_EXAMPLES=$${SITE_EXAMPLES:-200} $(BIN)/pytest -q -p no:cacheprovider --timeout=0 \
 		tests/integration/south/test_site_stateful.py
 
 clean:
