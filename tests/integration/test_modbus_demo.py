@@ -85,6 +85,10 @@ def test_the_gateway_islands_and_reconnects_the_home_over_modbus(
         "confirmed: relay_state reads closed",
     ]
     assert not [r for r in audit if r.outcome.startswith("failed")]
+    if charger == str(EXAMPLE):
+        # The site's 20 % backup reserve went to the device as its own SoC floor, read back.
+        floor = [(r.value, r.outcome) for r in audit if r.point == "reserve"]
+        assert floor == [(20.0, "writing"), (20.0, "confirmed")]
     # Each driver write has its "writing" record before its outcome, with the engine's id.
     # (The engine's own records name the device plainly; the drivers' name the unit.)
     driver = [r for r in audit if " unit " in r.device]

@@ -47,6 +47,7 @@ class ModbusSite:
         seed: int = 2030,
     ) -> None:
         self.store = store
+        self.config = config
         self.clock = SimClock(start, speed=1.0)
         rng = random.Random(seed)  # noqa: S311 - randomisation offsets, not cryptography
         self.engine = restore_engine(
@@ -92,7 +93,7 @@ class ModbusSite:
         self._runner = Runner(
             self.engine, self.store, self._south, now=self.clock.now, listener=self.listener
         )
-        self.problems = await self._south.connect()
+        self.problems = await self._south.connect(self.config.backup_reserve_soc_pct)
         return self
 
     async def __aexit__(

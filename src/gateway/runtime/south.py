@@ -88,13 +88,17 @@ class South:
                     self.drivers.append(der)
         self.failures: dict[str, str] = {}  # device name -> last error, for status and alarms
 
-    async def connect(self) -> list[str]:
+    async def connect(self, soc_floor_pct: float | None = None) -> list[str]:
         """Connect every device; returns the problems (a device that is down now may come back,
-        so this never raises: the engine sees it as missing telemetry and stays safe)."""
+        so this never raises: the engine sees it as missing telemetry and stays safe).
+        ``soc_floor_pct`` (the site's backup reserve) is written to a charger whose profile has
+        a ``soc_floor`` role, as a device-side backstop to the engine's own reserve."""
         problems: list[str] = []
         for d in self.drivers:
             try:
                 await d.connect()
+                if d is self.charger and soc_floor_pct is not None:
+                    await self.charger.set_soc_floor(soc_floor_pct, "site backup reserve")
             except DeviceError as exc:
                 problems.append(str(exc))
                 self.failures[d.name] = str(exc)
