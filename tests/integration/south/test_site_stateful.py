@@ -9,6 +9,12 @@ resets drive the engine, the drivers, the transport and the simulated home. Afte
 2. the physical charger never forms unless the physical relay is open;
 3. every driver write attempt in the audit trail has an outcome record (nothing lost).
 
+One fault is left out on purpose: an auxiliary contact that reads OPEN *during an outage*. With
+the grid dead both sides of a closed relay are dead too, so no measurement the gateway has can
+tell the contact lies (docs/south.md, "residual risk"): the listed charger's and MID's own
+protection are the backstop there. The machine lets the contact lie "open" only while the grid
+is up, where the home-side voltage unmasks it, and heals that lie before an outage.
+
 It is small in ``make test`` (each step runs control cycles over TCP, and a slow device costs
 real seconds): 10 derandomized examples, so CI time is predictable. ``make soak`` runs it with
 random draws and ``SITE_EXAMPLES`` examples (default 200).
@@ -23,7 +29,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gateway.core.island import ChargerMode
 from gateway.core.messages import FaultReset
@@ -49,6 +55,8 @@ class SiteMachine(RuleBasedStateMachine):
             confirm=Confirmation(timeout_s=0.3, poll_s=0.02),
         )
         self.gone: set[str] = set()
+        self.grid_up = True
+        self.lying_open = False
         self.loop.run_until_complete(self.site.__aenter__())
         self.run(self.site.run_for(10))
 
@@ -61,12 +69,17 @@ class SiteMachine(RuleBasedStateMachine):
 
     @rule()
     def grid_fails(self) -> None:
+        if self.lying_open:
+            self.site.home.device("relay").lie("relay_state", None)  # see the module docstring
+            self.lying_open = False
         self.site.home.physics.grid.fail()
+        self.grid_up = False
         self.run(self.site.run_for(10))
 
     @rule()
     def grid_returns(self) -> None:
         self.site.home.physics.grid.restore()
+        self.grid_up = True
         self.run(self.site.run_for(10))
 
     @rule(device=st.sampled_from(DEVICES), code=st.sampled_from([3, 4, 6]))
@@ -79,9 +92,17 @@ class SiteMachine(RuleBasedStateMachine):
         self.site.home.device(device).slow(2.1)  # beyond every shipped profile's timeout
         self.run(self.site.run_for(10))
 
-    @rule(state=st.sampled_from(["OPEN", "CLOSED", "MOVING"]))
+    @rule(state=st.sampled_from(["CLOSED", "MOVING"]))
     def relay_contact_lies(self, state: str) -> None:
         self.site.home.device("relay").lie("relay_state", state)
+        self.lying_open = False
+        self.run(self.site.run_for(10))
+
+    @precondition(lambda self: self.grid_up)
+    @rule()
+    def relay_contact_lies_open_on_a_live_grid(self) -> None:
+        self.site.home.device("relay").lie("relay_state", "OPEN")
+        self.lying_open = True
         self.run(self.site.run_for(10))
 
     @rule(fail=st.booleans())
@@ -99,6 +120,7 @@ class SiteMachine(RuleBasedStateMachine):
     def everything_heals(self) -> None:
         for name in DEVICES:
             self.site.home.device(name).heal()
+        self.lying_open = False
         for name in sorted(self.gone):
             self.run(self.site.home.reappear(name))
         self.gone.clear()
