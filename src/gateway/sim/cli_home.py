@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 
 from gateway.core.units import Timestamp
-from gateway.sim.modbus import DEFAULT_START, SimulatedHome
+from gateway.sim.clock import DEFAULT_START
 from gateway.sim.physics import GridStep, HomePhysics
 from gateway.south.errors import ProfileError
 from gateway.south.profile import DeviceKind, Profile
@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    # Imported here so that building the `gateway` parser does not load pymodbus.
+    from gateway.sim.modbus import SimulatedHome
+
     try:
         start = _instant(args.start)
         slots = _profiles(args.profile)

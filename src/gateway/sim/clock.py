@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
 
 from gateway.core.units import Timestamp
+
+#: The simulated home's default start: a November afternoon, PV still producing.
+DEFAULT_START: Final = datetime(2026, 11, 25, 16, 30, tzinfo=UTC).timestamp()
 
 
 class SimClock:

@@ -32,7 +32,6 @@ import contextlib
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, Literal, Protocol, TypedDict, cast
@@ -46,7 +45,7 @@ from pymodbus.simulator import SimData, SimDevice
 
 from gateway.core.island import RelayPosition
 from gateway.core.units import Timestamp
-from gateway.sim.clock import SimClock
+from gateway.sim.clock import DEFAULT_START, SimClock
 from gateway.sim.physics import (
     Charger,
     HomeBattery,
@@ -70,7 +69,6 @@ from gateway.south.profiles import find
 from gateway.south.registers import Table
 
 #: The evening of the demo: PV fading, load rising. Physics never reads the time of day.
-DEFAULT_START: Final = datetime(2026, 11, 25, 16, 30, tzinfo=UTC).timestamp()
 
 _TABLE_OF_FC: Final = {
     1: Table.COIL,
