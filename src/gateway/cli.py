@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = actions.add_parser("validate", help="check profile files; exit 1 on any problem")
     validate.add_argument("targets", nargs="+", metavar="FILE")
     actions.add_parser("schema", help="print the JSON Schema of the profile format")
+    lfdi = sub.add_parser("lfdi", help="the IEEE 2030.5 LFDI and SFDI of certificate files")
+    from gateway.north.sep2.cli_lfdi import add_arguments as add_lfdi_arguments
+
+    add_lfdi_arguments(lfdi)
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -75,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.south.profiles.cli_text import run
 
         return run(args.action, getattr(args, "targets", []), sys.stdout, sys.stderr)
+    if args.command == "lfdi":
+        from gateway.north.sep2.cli_lfdi import run as run_lfdi
+
+        return run_lfdi(args, sys.stdout, sys.stderr)
     if args.command == "simulate":
         import asyncio
 
