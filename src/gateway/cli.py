@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.north.sep2.cli_lfdi import add_arguments as add_lfdi_arguments
 
     add_lfdi_arguments(lfdi)
+    certs = sub.add_parser("certs", help="a 2030.5 test PKI (never for production keys)")
+    from gateway.north.sep2.pki import add_arguments as add_certs_arguments
+
+    add_certs_arguments(certs)
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -83,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.north.sep2.cli_lfdi import run as run_lfdi
 
         return run_lfdi(args, sys.stdout, sys.stderr)
+    if args.command == "certs":
+        from gateway.north.sep2.pki import run as run_certs
+
+        return run_certs(args, sys.stdout, sys.stderr)
     if args.command == "simulate":
         import asyncio
 

@@ -1,0 +1,192 @@
+"""TLS for IEEE 2030.5: TLS 1.2 only, ECDHE-ECDSA-AES128-CCM8 on P-256, mutual authentication.
+
+``client_context`` and ``server_context`` return ready ``ssl.SSLContext`` objects (the
+transport seam takes a context, as httpx's does). What they enforce:
+
+- TLS 1.2 and nothing else (minimum = maximum = TLSv1_2), so TLS 1.3's suites never apply;
+- the one cipher suite of the 2030.5 profile, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 (0xC0AE),
+  named explicitly because OpenSSL leaves it out of ``DEFAULT`` (see :func:`cipher_string` for
+  the security level);
+- ECDHE on P-256 only (``set_ecdh_curve("prime256v1")``);
+- the peer's certificate is **required** on both sides and verified against the configured
+  SERCA file *only*: no system CAs, no partial chains (an intermediate is never an anchor);
+- compression and renegotiation off.
+
+Identity. A 2030.5 peer is known by its LFDI (:func:`peer_lfdi`: SHA-256 of the peer's DER
+certificate, first 40 hex digits), not by a name. The client can additionally pin the server's
+LFDI. ``client_context(..., pinned_lfdi=X)`` enforces the pin *inside* the handshake: the
+context's ``sslobject_class`` / ``sslsocket_class`` run :func:`check_pinned` as soon as OpenSSL
+reports the handshake done, so ``asyncio.open_connection`` / ``loop.create_connection``
+(and so aiohttp) fail with :class:`TlsIdentityError`, and no request is ever written to an
+impostor. :func:`check_pinned` is also public, for a shell that pins later (after reading the
+expected LFDI from configuration, say): it must then call it right after the handshake and
+before sending anything.
+
+Hostname verification is on by default on the client (``check_hostname=True``; the test PKI's
+server certificate carries DNS/IP names for it). A production 2030.5 server certificate usually
+has no DNS name (the device profile has only a hardwareModuleName); then pass
+``check_hostname=False`` and pin the LFDI instead.
+
+Verified here (Python 3.11.7, OpenSSL 3.0.19; ``tests/integration/north/test_tls_handshake.py``):
+the pair negotiates ``('ECDHE-ECDSA-AES128-CCM8', 'TLSv1.2', 128)``; chains of depth 2, 3 and 4
+are accepted. When the *server* refuses a handshake (unknown CA, no client certificate, missing
+MICA, no shared cipher), asyncio aborts the connection without sending the TLS alert, and in
+non-debug mode logs nothing: the client sees a bare ``ConnectionResetError`` and the server's
+reason is lost. A server that must explain refusals (the utility simulator) has to record them
+itself, e.g. from its own ``sslobject_class`` as the test does.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from pathlib import Path
+
+from gateway.north.sep2 import identity
+
+TLS_CIPHER = "ECDHE-ECDSA-AES128-CCM8"
+TLS_CURVE = "prime256v1"
+_HEX40 = re.compile(r"[0-9A-F]{40}")
+
+
+class TlsIdentityError(ssl.SSLCertVerificationError):
+    """The peer's certificate chains to the SERCA but is not the one expected (LFDI pin).
+
+    A subclass of ``ssl.SSLCertVerificationError`` (so of ``ssl.SSLError``), so that asyncio
+    treats it as a failed handshake (it aborts the transport) and callers that catch
+    certificate errors catch this one too.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.strerror = message  # what str() of an SSLError shows
+        self.reason = "PINNED_LFDI_MISMATCH"
+        self.verify_message = message
+
+
+PeerConnection = ssl.SSLObject | ssl.SSLSocket
+"""Either side of a TLS connection: asyncio's ``get_extra_info("ssl_object")``, or a socket."""
+
+
+def cipher_string(openssl_version: tuple[int, ...] = ssl.OPENSSL_VERSION_INFO) -> str:
+    """The OpenSSL cipher string for the 2030.5 suite on this OpenSSL.
+
+    OpenSSL 3.0 and 3.1 allow CCM8 at the default security level 1 (verified here with 3.0.19,
+    with and without ``@SECLEVEL=0``). OpenSSL 3.2 "downgraded [CCM8 cipher suites in TLS] to
+    security level zero because they use a short authentication tag" (its CHANGES.md; it also
+    raised the default level to 2), so from 3.2 on the suite is only offered with
+    ``@SECLEVEL=0``, which this appends there and only there. Level 0 also admits weak keys and
+    SHA-1 signatures in general; the single suite, the single curve and a P-256 SERCA as the only
+    trust anchor keep most of that out of reach.
+    """
+    if tuple(openssl_version[:2]) >= (3, 2):
+        return f"{TLS_CIPHER}:@SECLEVEL=0"
+    return TLS_CIPHER
+
+
+def normalise_lfdi(lfdi: str) -> str:
+    """40 upper-case hex digits (as ``identity.lfdi``); accepts lower case and 4-digit groups
+    (``-``, `` ``, ``:``)."""
+    flat = re.sub(r"[\s:-]", "", lfdi).upper()
+    if not _HEX40.fullmatch(flat):
+        raise ValueError(f"an LFDI is 40 hex digits (160 bits), not {lfdi!r}")
+    return flat
+
+
+def peer_lfdi(ssl_object: PeerConnection) -> str:
+    """The peer's LFDI: SHA-256 of its DER certificate, left-truncated to 160 bits (40 hex)."""
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        raise TlsIdentityError("the peer presented no certificate (is the handshake done?)")
+    return identity.lfdi(der)
+
+
+def check_pinned(ssl_object: PeerConnection, lfdi: str) -> None:
+    """Raise :class:`TlsIdentityError` unless the peer's LFDI is ``lfdi`` (any case, grouped)."""
+    expected = normalise_lfdi(lfdi)
+    actual = peer_lfdi(ssl_object)
+    if actual != expected:
+        raise TlsIdentityError(
+            f"peer LFDI {actual} is not the pinned {expected}: its certificate chains to the "
+            "SERCA but belongs to another device"
+        )
+
+
+def _base_context(
+    protocol: int, cert: Path, key: Path, chain: Path | None, serca: Path
+) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(protocol)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(cipher_string())
+    ctx.set_ecdh_curve(TLS_CURVE)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_flags &= ~ssl.VERIFY_X509_PARTIAL_CHAIN  # an intermediate is never an anchor
+    ctx.load_verify_locations(cafile=str(serca))  # the SERCA only: never load_default_certs()
+    ctx.load_cert_chain(str(_chain_file(cert, chain)), str(key))
+    return ctx
+
+
+def _chain_file(cert: Path, chain: Path | None) -> Path:
+    """The file to present: ``chain`` (leaf then intermediates) if given, else the bare leaf.
+
+    ``chain`` must begin with ``cert`` (as ``<name>-chain.pem`` of the test PKI does); a chain
+    for another device is a configuration error, raised here rather than in a handshake.
+    """
+    if chain is None:
+        return cert
+    leaf = _first_pem(cert)
+    if _first_pem(chain) != leaf:
+        raise ValueError(f"{chain} does not begin with the certificate in {cert}")
+    return chain
+
+
+def _first_pem(path: Path) -> bytes:
+    text = path.read_bytes()
+    begin = text.find(b"-----BEGIN CERTIFICATE-----")
+    end = text.find(b"-----END CERTIFICATE-----", begin)
+    if begin < 0 or end < 0:
+        raise ValueError(f"{path} holds no PEM certificate")
+    return b"".join(text[begin:end].split())
+
+
+def client_context(
+    cert: Path,
+    key: Path,
+    chain: Path | None,
+    serca: Path,
+    *,
+    check_hostname: bool = True,
+    pinned_lfdi: str | None = None,
+) -> ssl.SSLContext:
+    """A client context: presents ``chain`` (or ``cert``), accepts servers under ``serca`` only.
+
+    With ``pinned_lfdi`` the handshake itself fails (:class:`TlsIdentityError`) unless the
+    server's certificate has that LFDI (see the module docstring).
+    """
+    ctx = _base_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, chain, serca)
+    ctx.check_hostname = check_hostname
+    if pinned_lfdi is not None:
+        pin = normalise_lfdi(pinned_lfdi)
+
+        class PinnedObject(ssl.SSLObject):
+            def do_handshake(self) -> None:
+                super().do_handshake()
+                check_pinned(self, pin)
+
+        class PinnedSocket(ssl.SSLSocket):
+            def do_handshake(self, block: bool = False) -> None:
+                super().do_handshake(block)
+                check_pinned(self, pin)
+
+        ctx.sslobject_class = PinnedObject
+        ctx.sslsocket_class = PinnedSocket
+    return ctx
+
+
+def server_context(cert: Path, key: Path, chain: Path | None, serca: Path) -> ssl.SSLContext:
+    """A server context: presents ``chain`` (or ``cert``), requires a client certificate under
+    ``serca`` (mutual TLS). Who the client is comes from :func:`peer_lfdi` after the handshake.
+    """
+    return _base_context(ssl.PROTOCOL_TLS_SERVER, cert, key, chain, serca)
