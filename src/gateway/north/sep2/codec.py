@@ -46,9 +46,11 @@ from gateway.north.sep2.model import (
     Response,
     Sep2ValueError,
 )
+from gateway.north.sep2.resources import RESOURCE_TYPES
+from gateway.north.sep2.resources import Resource as WalkResource
 from gateway.north.sep2.xml import CSIPAUS_NS, MAX_BODY_BYTES, NS, Sep2ParseError, parse
 
-__all__ = ["Sep2ParseError", "Sep2ValueError", "decode", "decode_element", "encode"]
+__all__ = ["AnyResource", "Sep2ParseError", "Sep2ValueError", "decode", "decode_element", "encode"]
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
@@ -87,6 +89,9 @@ _DEFAULT_SETTINGS: Final = (
 )
 
 T = TypeVar("T")
+# Everything decode/encode take: the DERControl family here, the resources the client walks to
+# reach it in :mod:`gateway.north.sep2.resources_codec` (imported lazily: it builds on this module).
+AnyResource = Resource | WalkResource
 
 
 def _q(name: str, ns: str = NS) -> str:
@@ -313,16 +318,21 @@ _DECODERS: Final[dict[str, Callable[[_Reader], Resource]]] = {
 }
 
 
-def decode_element(root: Any) -> Resource:
+def decode_element(root: Any) -> AnyResource:
     """The resource an already parsed (hardened) root element holds."""
+    from gateway.north.sep2 import resources_codec
+
     name = etree.QName(root).localname
     decoder = _DECODERS.get(name)
+    if etree.QName(root).namespace == NS and decoder is None and name in resources_codec.ROOTS:
+        return resources_codec.decode_element(root)
     if decoder is None or etree.QName(root).namespace != NS:
-        raise Sep2ParseError(f"unsupported resource {name}; expected one of {', '.join(_DECODERS)}")
+        known = ", ".join([*_DECODERS, *sorted(resources_codec.ROOTS)])
+        raise Sep2ParseError(f"unsupported resource {name}; expected one of {known}")
     return decoder(_Reader(root, name))
 
 
-def decode(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> Resource:
+def decode(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> AnyResource:
     """Parse and decode one body.
 
     Raises :class:`Sep2ParseError` for anything malformed or hostile and its subclass
@@ -402,13 +412,17 @@ def _to_bytes(w: _Writer) -> bytes:
     return out
 
 
-def encode(resource: Resource) -> bytes:
+def encode(resource: AnyResource) -> bytes:
     """The XML body of ``resource`` (UTF-8, with an XML declaration).
 
     Raises :class:`Sep2ValueError` for a value the decoder would refuse (an Int16 overflow, a
     negative CSIP-AUS limit, an mRID that is not hex, ...). ``DERControlBase.unsupported`` is
     not written (the model does not hold those modes' content).
     """
+    if isinstance(resource, RESOURCE_TYPES):
+        from gateway.north.sep2 import resources_codec
+
+        return resources_codec.encode(resource)
     if isinstance(resource, DERControl):
         w = _new_root("DERControl", csipaus=_uses_csipaus(resource.DERControlBase))
         _write_der_control(w, resource)
