@@ -1,0 +1,344 @@
+"""The 2030.5 discovery walk as a generator (sans-I/O; ARCHITECTURE.md principle 2).
+
+:func:`discover` yields :class:`Request` values and is sent a :class:`Reply` for each; it returns
+a :class:`Discovery`. The shell performs the HTTP (resolving the server's hrefs, which may be
+relative, against its base URL, and following redirects); tests drive it with stored bodies::
+
+    walk = discover("/dcap", lfdi=LFDI, pin=111115)
+    request = next(walk)
+    while True:
+        try:
+            request = walk.send(perform(request))
+        except StopIteration as done:
+            discovery = done.value
+            break
+
+The walk: ``DeviceCapability`` (and ``Time`` when linked) -> ``EndDeviceList`` (paged) until the
+``EndDevice`` whose ``lFDI`` is ours -> its ``Registration`` (PIN check; sep2.md §5.1: ALL-03-REJ
+rejects a wrong PIN, ALL-05 proceeds without a ``RegistrationLink``) ->
+``FunctionSetAssignmentsList`` (paged) -> each FSA's ``DERProgramList`` (paged) -> each program's
+``DefaultDERControl`` (404 means none) and ``DERControlList`` (paged). Lists are read with
+``?s=<start>&l=<page_size>`` until ``all`` items are held. Nothing is kept between walks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from gateway.north.sep2 import codec
+from gateway.north.sep2.identity import parse_lfdi
+from gateway.north.sep2.model import DefaultDERControl, DERControl, DERControlList
+from gateway.north.sep2.resources import (
+    DERProgram,
+    DERProgramList,
+    DeviceCapability,
+    EndDevice,
+    EndDeviceList,
+    FunctionSetAssignments,
+    FunctionSetAssignmentsList,
+    Registration,
+    Time,
+)
+from gateway.north.sep2.xml import Sep2ParseError
+
+__all__ = [
+    "DiscoveryError",
+    "Discovery",
+    "NotRegisteredError",
+    "ProgramView",
+    "RegistrationError",
+    "Reply",
+    "Request",
+    "RetryableWalkError",
+    "Walk",
+    "WalkError",
+    "discover",
+]
+
+DEFAULT_PAGE_SIZE: Final = 32
+HTTP_NOT_FOUND: Final = 404
+HTTP_TOO_MANY_REQUESTS: Final = 429
+_HTTP_OK_MIN, _HTTP_OK_MAX, _HTTP_SERVER_ERROR = 200, 299, 500
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request for the shell to perform; ``href`` exactly as the server gave it."""
+
+    method: str
+    href: str
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The shell's answer to a :class:`Request`."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramView:
+    """A ``DERProgram`` with its default control (None when it has none) and its events."""
+
+    program: DERProgram
+    default: DefaultDERControl | None
+    controls: tuple[DERControl, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """What one walk found.
+
+    ``poll_rates`` maps the href of each resource that carried a ``pollRate`` to its value in
+    seconds (list hrefs without the paging query); a resource absent from it is polled at the
+    schema default, :data:`gateway.north.sep2.resources.DEFAULT_POLL_RATE_S`.
+    """
+
+    dcap: DeviceCapability
+    time: Time | None
+    end_device: EndDevice
+    registration: Registration | None
+    fsas: tuple[FunctionSetAssignments, ...]
+    programs: tuple[ProgramView, ...]
+    poll_rates: Mapping[str, int]
+
+
+class DiscoveryError(Exception):
+    """Any failure of the walk."""
+
+
+class WalkError(DiscoveryError):
+    """A request failed (``status`` is the HTTP status) or its body did not decode (``status`` is
+    the reply's, usually 200)."""
+
+    def __init__(self, href: str, status: int, reason: str) -> None:
+        self.href = href
+        self.status = status
+        self.reason = reason
+        super().__init__(f"GET {href}: {status} {reason}")
+
+
+class RetryableWalkError(WalkError):
+    """429 or 5xx: try the walk again later (after ``retry_after_s`` when the server said)."""
+
+    def __init__(self, href: str, status: int, reason: str, retry_after_s: int | None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(href, status, reason)
+
+
+class RegistrationError(DiscoveryError):
+    """The server's ``Registration`` does not match ours (cactus ALL-03-REJ)."""
+
+
+class NotRegisteredError(DiscoveryError):
+    """No ``EndDevice`` in the server's ``EndDeviceList`` carries our LFDI."""
+
+
+#: The walk: yields requests, is sent their replies, returns the :class:`Discovery`.
+Walk = Generator[Request, Reply, Discovery]
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _retry_after(headers: Mapping[str, str]) -> int | None:
+    """The delay-seconds form of Retry-After; an HTTP-date needs a clock, so the shell's job."""
+    value = _header(headers, "Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _check_status(href: str, reply: Reply) -> None:
+    status = reply.status
+    if _HTTP_OK_MIN <= status <= _HTTP_OK_MAX:
+        return
+    if status == HTTP_TOO_MANY_REQUESTS or status >= _HTTP_SERVER_ERROR:
+        reason = "too many requests" if status == HTTP_TOO_MANY_REQUESTS else "server error"
+        raise RetryableWalkError(href, status, reason, _retry_after(reply.headers))
+    raise WalkError(href, status, "not found" if status == HTTP_NOT_FOUND else "request failed")
+
+
+def _decode(href: str, reply: Reply, cls: type[T]) -> T:
+    try:
+        resource = codec.decode(reply.body)
+    except Sep2ParseError as e:
+        raise WalkError(href, reply.status, f"undecodable {cls.__name__} body: {e}") from e
+    if not isinstance(resource, cls):
+        got = type(resource).__name__
+        raise WalkError(href, reply.status, f"expected a {cls.__name__}, got a {got}")
+    return resource
+
+
+def _get(href: str, cls: type[T]) -> Generator[Request, Reply, T]:
+    reply = yield Request("GET", href)
+    _check_status(href, reply)
+    return _decode(href, reply, cls)
+
+
+def _paged_href(href: str, start: int, limit: int) -> str:
+    return f"{href}{'&' if '?' in href else '?'}s={start}&l={limit}"
+
+
+_ListT = TypeVar(
+    "_ListT", EndDeviceList, FunctionSetAssignmentsList, DERProgramList, DERControlList
+)
+
+
+def _items(page: _ListT) -> tuple[object, ...]:
+    if isinstance(page, EndDeviceList):
+        return page.EndDevice
+    if isinstance(page, FunctionSetAssignmentsList):
+        return page.FunctionSetAssignments
+    if isinstance(page, DERProgramList):
+        return page.DERProgram
+    return page.DERControl
+
+
+def _pages(
+    href: str, cls: type[_ListT], page_size: int, poll_rates: dict[str, int]
+) -> Generator[Request, Reply, list[_ListT]]:
+    """Every page of the list at ``href``, until ``all`` items are read (or a page is empty)."""
+    pages: list[_ListT] = []
+    start = 0
+    while True:
+        page = yield from _get(_paged_href(href, start, page_size), cls)
+        pages.append(page)
+        rate = getattr(page, "pollRate", None)
+        if rate is not None:
+            poll_rates[href] = rate
+        count = len(_items(page))
+        start += count
+        # An empty page before ``all`` would loop for ever: stop with what was read.
+        if count == 0 or start >= page.all:
+            return pages
+
+
+def discover(
+    dcap_href: str, *, lfdi: str, pin: int | None, page_size: int = DEFAULT_PAGE_SIZE
+) -> Walk:
+    """Walk from ``dcap_href`` to our EndDevice, its Registration, programs and controls.
+
+    ``lfdi`` is ours (any case); ``pin`` the registration PIN with its check digit (None: not
+    checked). Raises :class:`WalkError` / :class:`RetryableWalkError` for a failed request or a
+    bad body, :class:`NotRegisteredError` and :class:`RegistrationError` as named.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be at least 1; got {page_size}")
+    ours = parse_lfdi(lfdi)
+    poll_rates: dict[str, int] = {}
+
+    def note(href: str, rate: int | None) -> None:
+        if rate is not None:
+            poll_rates[href] = rate
+
+    dcap = yield from _get(dcap_href, DeviceCapability)
+    note(dcap_href, dcap.pollRate)
+    time: Time | None = None
+    if dcap.TimeLink is not None:
+        time = yield from _get(dcap.TimeLink.href, Time)
+        note(dcap.TimeLink.href, time.pollRate)
+
+    if dcap.EndDeviceListLink is None:
+        raise NotRegisteredError(
+            f"{dcap_href} has no EndDeviceListLink, so EndDevice {ours} cannot be found; "
+            "in-band registration (POST EndDevice) is future work"
+        )
+    edev_href = dcap.EndDeviceListLink.href
+    end_device = yield from _find_end_device(edev_href, ours, page_size, poll_rates)
+
+    registration: Registration | None = None
+    if end_device.RegistrationLink is not None:
+        reg_href = end_device.RegistrationLink.href
+        registration = yield from _get(reg_href, Registration)
+        note(reg_href, registration.pollRate)
+        if pin is not None and registration.pIN != pin:
+            raise RegistrationError(
+                f"registration PIN differs: expected {pin:06d}, {reg_href} has "
+                f"{registration.pIN:06d}; not trusting this server (ALL-03-REJ)"
+            )
+
+    fsas: list[FunctionSetAssignments] = []
+    if end_device.FunctionSetAssignmentsListLink is not None:
+        fsa_href = end_device.FunctionSetAssignmentsListLink.href
+        fsa_pages = yield from _pages(fsa_href, FunctionSetAssignmentsList, page_size, poll_rates)
+        for fsa_page in fsa_pages:
+            fsas.extend(fsa_page.FunctionSetAssignments)
+
+    found: list[DERProgram] = []
+    walked: set[str] = set()  # FSAs may share a program list: read it once per walk
+    for fsa in fsas:
+        if fsa.DERProgramListLink is None or fsa.DERProgramListLink.href in walked:
+            continue
+        derp_href = fsa.DERProgramListLink.href
+        walked.add(derp_href)
+        derp_pages = yield from _pages(derp_href, DERProgramList, page_size, poll_rates)
+        for derp_page in derp_pages:
+            found.extend(derp_page.DERProgram)
+    programs: list[ProgramView] = []
+    for program in found:
+        view = yield from _program(program, page_size, poll_rates)
+        programs.append(view)
+
+    return Discovery(
+        dcap=dcap,
+        time=time,
+        end_device=end_device,
+        registration=registration,
+        fsas=tuple(fsas),
+        programs=tuple(programs),
+        poll_rates=dict(poll_rates),
+    )
+
+
+def _find_end_device(
+    href: str, ours: str, page_size: int, poll_rates: dict[str, int]
+) -> Generator[Request, Reply, EndDevice]:
+    start = 0
+    seen = 0
+    while True:
+        page = yield from _get(_paged_href(href, start, page_size), EndDeviceList)
+        if page.pollRate is not None:
+            poll_rates[href] = page.pollRate
+        for device in page.EndDevice:
+            if device.lFDI is not None and device.lFDI.upper() == ours:
+                return device
+        seen += len(page.EndDevice)
+        start += len(page.EndDevice)
+        if not page.EndDevice or start >= page.all:
+            raise NotRegisteredError(
+                f"no EndDevice with lFDI {ours} among the {seen} of {href}; in-band "
+                "registration (POST EndDevice) is future work: register the device on the "
+                "server out of band"
+            )
+
+
+def _program(
+    program: DERProgram, page_size: int, poll_rates: dict[str, int]
+) -> Generator[Request, Reply, ProgramView]:
+    default: DefaultDERControl | None = None
+    if program.DefaultDERControlLink is not None:
+        href = program.DefaultDERControlLink.href
+        reply = yield Request("GET", href)
+        if reply.status != HTTP_NOT_FOUND:
+            _check_status(href, reply)
+            default = _decode(href, reply, DefaultDERControl)
+    controls: list[DERControl] = []
+    if program.DERControlListLink is not None:
+        href = program.DERControlListLink.href
+        for page in (yield from _pages(href, DERControlList, page_size, poll_rates)):
+            controls.extend(page.DERControl)
+    return ProgramView(program=program, default=default, controls=tuple(controls))

@@ -1,0 +1,288 @@
+"""The 2030.5 discovery walk, driven by an in-test fake server (href -> Reply; no sockets)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import pytest
+
+from gateway.north.sep2 import codec
+from gateway.north.sep2.model import (
+    ActivePower,
+    DateTimeInterval,
+    DefaultDERControl,
+    DERControl,
+    DERControlBase,
+    DERControlList,
+    EventStatus,
+)
+from gateway.north.sep2.resources import (
+    DERProgram,
+    DERProgramList,
+    DeviceCapability,
+    EndDevice,
+    EndDeviceList,
+    FunctionSetAssignments,
+    FunctionSetAssignmentsList,
+    Link,
+    ListLink,
+    Registration,
+    Time,
+)
+from gateway.north.sep2.walk import (
+    Discovery,
+    NotRegisteredError,
+    RegistrationError,
+    Reply,
+    Request,
+    RetryableWalkError,
+    Walk,
+    WalkError,
+    discover,
+)
+
+LFDI = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"
+OTHER_LFDI = "854D10A201CA99E5E90D3C3E1F9BC1C3BD075F3B"
+PIN = 111115
+PAGE = 2
+
+
+def _mrid(n: int) -> str:
+    return f"{n:032X}"
+
+
+def _edev(n: int, lfdi: str) -> EndDevice:
+    return EndDevice(
+        href=f"/edev/{n}",
+        sFDI=167261211391,
+        changedTime=1764072000,
+        lFDI=lfdi,
+        FunctionSetAssignmentsListLink=ListLink(f"/edev/{n}/fsa", all=1),
+        RegistrationLink=Link(f"/edev/{n}/rg"),
+    )
+
+
+def _control(n: int) -> DERControl:
+    return DERControl(
+        href=f"/derp/1/derc/{n}",
+        mRID=_mrid(100 + n),
+        creationTime=1764072000,
+        EventStatus=EventStatus(currentStatus=0, dateTime=1764072000),
+        interval=DateTimeInterval(duration=1800, start=1764075600 + 1800 * n),
+        DERControlBase=DERControlBase(opModExpLimW=ActivePower(5000)),
+    )
+
+
+DCAP = DeviceCapability(
+    href="/dcap",
+    pollRate=60,
+    TimeLink=Link("/tm"),
+    EndDeviceListLink=ListLink("/edev", all=3),
+)
+TIME = Time(
+    href="/tm",
+    currentTime=1764072000,
+    dstEndTime=1775318400,
+    dstOffset=3600,
+    dstStartTime=1759593600,
+    quality=4,
+    tzOffset=36000,
+    pollRate=900,
+)
+OURS = replace(_edev(3, LFDI.lower()), lFDI=LFDI)  # the codec upper-cases; we match any case
+REG = Registration(href="/edev/3/rg", dateTimeRegistered=1764000000, pIN=PIN, pollRate=300)
+FSA = FunctionSetAssignments(
+    href="/edev/3/fsa/1", mRID=_mrid(1), DERProgramListLink=ListLink("/edev/3/fsa/1/derp", all=2)
+)
+PROGRAM_1 = DERProgram(
+    href="/derp/1",
+    mRID=_mrid(11),
+    primacy=1,
+    DefaultDERControlLink=Link("/derp/1/dderc"),
+    DERControlListLink=ListLink("/derp/1/derc", all=3),
+)
+PROGRAM_2 = DERProgram(
+    href="/derp/2",
+    mRID=_mrid(12),
+    primacy=2,
+    DERControlListLink=ListLink("/derp/2/derc", all=0),
+)
+DEFAULT = DefaultDERControl(
+    href="/derp/1/dderc", mRID=_mrid(50), DERControlBase=DERControlBase(opModExpLimW=ActivePower(1))
+)
+CONTROLS = (_control(1), _control(2), _control(3))
+
+
+def _ok(resource: codec.AnyResource) -> Reply:
+    return Reply(200, codec.encode(resource), {"Content-Type": "application/sep+xml"})
+
+
+def _server() -> dict[str, Reply]:
+    """The happy path: 3 EndDevices over 2 pages (ours last), 1 FSA, 2 programs."""
+    others = (_edev(1, OTHER_LFDI), _edev(2, "0F3078CFDDAEE28DC20B95635DC116CC2A6D877F"))
+    return {
+        "/dcap": _ok(DCAP),
+        "/tm": _ok(TIME),
+        "/edev?s=0&l=2": _ok(EndDeviceList(all=3, results=2, EndDevice=others, pollRate=120)),
+        "/edev?s=2&l=2": _ok(EndDeviceList(all=3, results=1, EndDevice=(OURS,), pollRate=120)),
+        "/edev/3/rg": _ok(REG),
+        "/edev/3/fsa?s=0&l=2": _ok(
+            FunctionSetAssignmentsList(all=1, results=1, FunctionSetAssignments=(FSA,))
+        ),
+        "/edev/3/fsa/1/derp?s=0&l=2": _ok(
+            DERProgramList(all=2, results=2, DERProgram=(PROGRAM_1, PROGRAM_2), pollRate=30)
+        ),
+        "/derp/1/dderc": _ok(DEFAULT),
+        "/derp/1/derc?s=0&l=2": _ok(DERControlList(all=3, results=2, DERControl=CONTROLS[:2])),
+        "/derp/1/derc?s=2&l=2": _ok(DERControlList(all=3, results=1, DERControl=CONTROLS[2:])),
+        "/derp/2/derc?s=0&l=2": _ok(DERControlList(all=0, results=0)),
+    }
+
+
+EXPECTED_REQUESTS = [
+    "/dcap",
+    "/tm",
+    "/edev?s=0&l=2",
+    "/edev?s=2&l=2",
+    "/edev/3/rg",
+    "/edev/3/fsa?s=0&l=2",
+    "/edev/3/fsa/1/derp?s=0&l=2",
+    "/derp/1/dderc",
+    "/derp/1/derc?s=0&l=2",
+    "/derp/1/derc?s=2&l=2",
+    "/derp/2/derc?s=0&l=2",
+]
+
+
+def drive(walk: Walk, server: Mapping[str, Reply], log: list[Request]) -> Discovery:
+    """Pump the generator: answer each request from ``server`` (404 for an unknown href)."""
+    request = next(walk)
+    while True:
+        log.append(request)
+        reply = server.get(request.href, Reply(404, b"", {}))
+        try:
+            request = walk.send(reply)
+        except StopIteration as done:
+            result: Discovery = done.value
+            return result
+
+
+def _walk(server: Mapping[str, Reply], *, pin: int | None = PIN) -> tuple[Discovery, list[str]]:
+    log: list[Request] = []
+    found = drive(discover("/dcap", lfdi=LFDI, pin=pin, page_size=PAGE), server, log)
+    assert all(r.method == "GET" and r.body is None for r in log)
+    return found, [r.href for r in log]
+
+
+def test_happy_path_walks_every_resource_in_order() -> None:
+    found, hrefs = _walk(_server())
+
+    assert hrefs == EXPECTED_REQUESTS
+    assert found.dcap == DCAP
+    assert found.time == TIME
+    assert found.end_device == OURS
+    assert found.registration == REG
+    assert found.fsas == (FSA,)
+    assert [v.program for v in found.programs] == [PROGRAM_1, PROGRAM_2]
+    assert found.programs[0].default == DEFAULT
+    assert found.programs[0].controls == CONTROLS
+    assert found.programs[1].default is None
+    assert found.programs[1].controls == ()
+    assert found.poll_rates == {
+        "/dcap": 60,
+        "/tm": 900,
+        "/edev": 120,
+        "/edev/3/rg": 300,
+        "/edev/3/fsa/1/derp": 30,
+    }
+
+
+def test_correct_pin_and_no_pin_both_proceed() -> None:
+    assert _walk(_server(), pin=PIN)[0].registration == REG
+    assert _walk(_server(), pin=None)[0].registration == REG
+
+
+def test_all_03_rej_wrong_pin_is_rejected() -> None:
+    with pytest.raises(RegistrationError, match="expected 123457, /edev/3/rg has 111115"):
+        _walk(_server(), pin=123457)
+
+
+def test_all_05_no_registration_link_proceeds() -> None:
+    server = _server()
+    unlinked = replace(OURS, RegistrationLink=None)
+    server["/edev?s=2&l=2"] = _ok(EndDeviceList(all=3, results=1, EndDevice=(unlinked,)))
+    found, hrefs = _walk(server)
+    assert found.registration is None
+    assert "/edev/3/rg" not in hrefs
+    assert len(found.programs) == 2
+
+
+def test_our_lfdi_absent_is_not_registered() -> None:
+    server = _server()
+    server["/edev?s=2&l=2"] = _ok(EndDeviceList(all=3, results=0))
+    with pytest.raises(NotRegisteredError, match="future work") as info:
+        _walk(server)
+    assert LFDI in str(info.value)
+
+
+def test_default_der_control_404_means_none() -> None:
+    server = _server()
+    del server["/derp/1/dderc"]  # the fake answers 404
+    found, hrefs = _walk(server)
+    assert found.programs[0].default is None
+    assert found.programs[0].controls == CONTROLS
+    assert hrefs == EXPECTED_REQUESTS
+
+
+def test_server_error_is_retryable() -> None:
+    server = _server()
+    server["/edev/3/fsa/1/derp?s=0&l=2"] = Reply(500, b"oops", {})
+    with pytest.raises(RetryableWalkError) as info:
+        _walk(server)
+    assert info.value.href == "/edev/3/fsa/1/derp?s=0&l=2"
+    assert info.value.status == 500
+    assert info.value.retry_after_s is None
+
+
+def test_429_carries_retry_after() -> None:
+    server = _server()
+    server["/dcap"] = Reply(429, b"", {"retry-after": "30"})
+    with pytest.raises(RetryableWalkError) as info:
+        _walk(server)
+    assert info.value.retry_after_s == 30
+    assert info.value.status == 429
+
+
+def test_other_error_status_is_not_retryable() -> None:
+    server = _server()
+    del server["/edev/3/rg"]
+    with pytest.raises(WalkError) as info:
+        _walk(server)
+    assert not isinstance(info.value, RetryableWalkError)
+    assert (info.value.href, info.value.status) == ("/edev/3/rg", 404)
+
+
+def test_hostile_body_names_the_href() -> None:
+    server = _server()
+    server["/tm"] = Reply(
+        200,
+        b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaa">]>'
+        b'<Time xmlns="urn:ieee:std:2030.5:ns">&a;</Time>',
+        {},
+    )
+    with pytest.raises(WalkError, match="/tm") as info:
+        _walk(server)
+    assert info.value.href == "/tm"
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_wrong_resource_type_names_the_href() -> None:
+    server = _server()
+    server["/edev/3/rg"] = _ok(TIME)
+    with pytest.raises(WalkError, match=r"/edev/3/rg.*expected a Registration, got a Time"):
+        _walk(server)
+
+
+def test_no_module_state_between_walks() -> None:
+    assert _walk(_server())[1] == _walk(_server())[1] == EXPECTED_REQUESTS
