@@ -65,7 +65,7 @@ class South:
         self.ders: dict[str, Der] = {}
         self.drivers: list[DriverBase] = []
         for cfg in devices:
-            profile = (profiles or {}).get(cfg.profile) or _load(cfg.profile)
+            profile = (profiles or {}).get(cfg.profile) or find(cfg.profile)
             device = Device(
                 cfg.name,
                 profile,
@@ -159,7 +159,3 @@ class South:
 
     async def close(self) -> None:
         await self.transports.close()
-
-
-def _load(name_or_path: str) -> Profile:
-    return find(name_or_path)
