@@ -356,7 +356,7 @@ PLAIN_DOCTYPE = b'<!DOCTYPE Response><Response xmlns="urn:ieee:std:2030.5:ns"/>'
             "https, not http",
         ),
         (b'<x:DERControl xmlns:x="http://csipaus.org/ns"/>', "https, not http"),
-        (b'<DERStatus xmlns="urn:ieee:std:2030.5:ns"/>', "unsupported resource DERStatus"),
+        (b'<DERCurve xmlns="urn:ieee:std:2030.5:ns"/>', "unsupported resource DERCurve"),
     ],
 )
 def test_hostile_or_foreign_bodies_are_refused(body: bytes, message: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Final, TypeVar
 
 from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this environment
 
+from gateway.north.sep2.der_resources import DER_RESOURCE_TYPES, DERResource
 from gateway.north.sep2.model import (
     INT16_MAX,
     INT16_MIN,
@@ -91,7 +92,7 @@ _DEFAULT_SETTINGS: Final = (
 T = TypeVar("T")
 # Everything decode/encode take: the DERControl family here, the resources the client walks to
 # reach it in :mod:`gateway.north.sep2.resources_codec` (imported lazily: it builds on this module).
-AnyResource = Resource | WalkResource
+AnyResource = Resource | WalkResource | DERResource
 
 
 def _q(name: str, ns: str = NS) -> str:
@@ -419,7 +420,7 @@ def encode(resource: AnyResource) -> bytes:
     negative CSIP-AUS limit, an mRID that is not hex, ...). ``DERControlBase.unsupported`` is
     not written (the model does not hold those modes' content).
     """
-    if isinstance(resource, RESOURCE_TYPES):
+    if isinstance(resource, (*RESOURCE_TYPES, *DER_RESOURCE_TYPES)):
         from gateway.north.sep2 import resources_codec
 
         return resources_codec.encode(resource)

@@ -11,6 +11,12 @@ Checked here: UInt32 ``pollRate``/``postRate``/``all``/``results``, ``subscribab
 ``pIN`` 0..999999, ``lFDI`` HexBinary160, ``mRID`` HexBinary128, Int32 time offsets, UInt8
 ``quality``/``primacy``, every ``Link`` having an ``href``, and for lists that ``results`` is
 the number of items held and at most ``all``. Unknown elements are ignored.
+
+The DER resources of :mod:`gateway.north.sep2.der_resources` use the same tables: ``ActivePower``
+/ ``ReactivePower`` (Int16 value, multiplier -9..9; ratings and settings not negative), UInt16
+``setGradW``, ``PerCent`` 0..10000, ``DERType`` UInt8, bitmaps (HexBinary32 ``DERControlType``,
+HexBinary8 ``ConnectStatusType`` and CSIP-AUS ``DOEControlType``) held as integers, and the
+``{dateTime, value}`` status elements of ``DERStatus``.
 """
 
 from __future__ import annotations
@@ -31,8 +37,33 @@ from gateway.north.sep2.codec import (
     _to_bytes,
     _Writer,
 )
+from gateway.north.sep2.der_resources import (
+    DER,
+    ConnectStatus,
+    ConnectStatusType,
+    DERAvailability,
+    DERCapability,
+    DERList,
+    DERResource,
+    DERSettings,
+    DERStatus,
+    DOEModes,
+    InverterStatusType,
+    OperationalModeStatusType,
+    ReactivePower,
+    StateOfChargeStatusType,
+)
 from gateway.north.sep2.identity import PIN_MAX, SFDI_MAX
-from gateway.north.sep2.model import UINT16_MAX, UINT32_MAX
+from gateway.north.sep2.model import (
+    INT16_MAX,
+    INT16_MIN,
+    MULTIPLIER_MAX,
+    MULTIPLIER_MIN,
+    PERCENT_MAX,
+    UINT16_MAX,
+    UINT32_MAX,
+    ActivePower,
+)
 from gateway.north.sep2.resources import (
     DERProgram,
     DERProgramList,
@@ -55,13 +86,18 @@ INT32_MIN: Final = -(2**31)
 INT32_MAX: Final = 2**31 - 1
 SUBSCRIBABLE_MAX: Final = 3  # SubscribableType 0..3
 
-R = TypeVar("R", bound=Resource)
+AnyWalkResource = Resource | DERResource
+R = TypeVar("R", bound=AnyWalkResource)
 
 # Element kinds.
 (_LINK, _LISTLINK, _TIME, _UINT32, _UINT8, _INT32, _BOOL, _HEX32, _LFDI, _SFDI, _PIN, _MRID) = (
     range(12)
 )
 _STR32, _VERSION = 12, 13
+(_UINT16, _PERCENT, _HEX32_INT, _DOE) = range(14, 18)
+# Kinds with element content, read and written by _STRUCT_READERS / _write_struct.
+(_RATING, _POWER, _RPOWER, _CONNECT, _OPMODE, _INVERTER, _SOC) = range(18, 25)
+_STRUCTS: Final = frozenset(range(18, 25))
 
 _Field = tuple[str, str, int, bool]  # (element name, namespace, kind, required)
 
@@ -176,6 +212,74 @@ _DERP = _Spec(
     ),
 )
 _LIST_ATTRS: Final = ("href", "subscribable", "all", "results", "pollRate")
+_DER = _Spec(
+    "DER",
+    DER,
+    ("href", "subscribable"),
+    (
+        ("AssociatedDERProgramListLink", NS, _LISTLINK, False),
+        ("AssociatedUsagePointLink", NS, _LINK, False),
+        ("CurrentDERProgramLink", NS, _LINK, False),
+        ("DERAvailabilityLink", NS, _LINK, False),
+        ("DERCapabilityLink", NS, _LINK, False),
+        ("DERSettingsLink", NS, _LINK, False),
+        ("DERStatusLink", NS, _LINK, False),
+    ),
+)
+_DERCAP = _Spec(
+    "DERCapability",
+    DERCapability,
+    ("href",),
+    (
+        ("modesSupported", NS, _HEX32_INT, True),
+        ("rtgMaxChargeRateW", NS, _RATING, False),
+        ("rtgMaxDischargeRateW", NS, _RATING, False),
+        ("rtgMaxW", NS, _RATING, True),
+        ("type", NS, _UINT8, True),
+        ("doeModesSupported", CSIPAUS_NS, _DOE, True),  # CSIP-AUS: required, after 2030.5's
+    ),
+)
+_DERSET = _Spec(
+    "DERSettings",
+    DERSettings,
+    ("href", "subscribable"),
+    (
+        ("modesEnabled", NS, _HEX32_INT, False),
+        ("setGradW", NS, _UINT16, True),
+        ("setMaxChargeRateW", NS, _RATING, False),
+        ("setMaxDischargeRateW", NS, _RATING, False),
+        ("setMaxW", NS, _RATING, True),
+        ("updatedTime", NS, _TIME, True),
+        ("doeModesEnabled", CSIPAUS_NS, _DOE, False),
+    ),
+)
+_DERSTAT = _Spec(
+    "DERStatus",
+    DERStatus,
+    ("href", "subscribable"),
+    (
+        ("genConnectStatus", NS, _CONNECT, False),
+        ("inverterStatus", NS, _INVERTER, False),
+        ("operationalModeStatus", NS, _OPMODE, False),
+        ("readingTime", NS, _TIME, True),
+        ("stateOfChargeStatus", NS, _SOC, False),
+        ("storConnectStatus", NS, _CONNECT, False),
+    ),
+)
+_DERAVAIL = _Spec(
+    "DERAvailability",
+    DERAvailability,
+    ("href", "subscribable"),
+    (
+        ("availabilityDuration", NS, _UINT32, False),
+        ("maxChargeDuration", NS, _UINT32, False),
+        ("readingTime", NS, _TIME, True),
+        ("reserveChargePercent", NS, _PERCENT, False),
+        ("reservePercent", NS, _PERCENT, False),
+        ("statVarAvail", NS, _RPOWER, False),
+        ("statWAvail", NS, _POWER, False),
+    ),
+)
 _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("Link", Link, ("href",)),
     _Spec("ListLink", ListLink, ("href", "all")),
@@ -188,6 +292,12 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("FunctionSetAssignmentsList", FunctionSetAssignmentsList, _LIST_ATTRS, item=_FSA),
     _DERP,
     _Spec("DERProgramList", DERProgramList, _LIST_ATTRS, item=_DERP),
+    _DER,
+    _Spec("DERList", DERList, _LIST_ATTRS, item=_DER),
+    _DERCAP,
+    _DERSET,
+    _DERSTAT,
+    _DERAVAIL,
 )
 _BY_ROOT: Final = {s.root: s for s in _SPECS}
 _BY_CLS: Final = {s.cls: s for s in _SPECS}
@@ -210,8 +320,56 @@ def _conv(r: _Reader, kind: int) -> Callable[[str, str], Any]:
         _MRID: lambda: r.hexbin(_MRID_HEX_MAX, "mRIDType (HexBinary128)"),
         _STR32: lambda: r.string(_STRING32),
         _VERSION: lambda: r.integer(0, UINT16_MAX, "VersionType"),
+        _UINT16: lambda: r.integer(0, UINT16_MAX, "UInt16"),
+        _PERCENT: lambda: r.integer(0, PERCENT_MAX, "PerCent"),
+        _HEX32_INT: lambda: _hex_int(r, 8, "HexBinary32", int),
+        _DOE: lambda: _hex_int(r, 2, "DOEControlType (HexBinary8)", DOEModes),
     }
     return convs[kind]()
+
+
+def _hex_int(
+    r: _Reader, digits: int, what: str, cls: Callable[[int], Any]
+) -> Callable[[str, str], Any]:
+    text = r.hexbin(digits, what)
+    return lambda name, raw: cls(int(text(name, raw), 16))
+
+
+def _power(r: _Reader, name: str, ns: str, kind: int) -> ActivePower | ReactivePower | None:
+    sub = r.sub(name, ns)
+    if sub is None:
+        return None
+    multiplier = sub.need("multiplier", sub.integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8 -9..9"))
+    value = sub.need("value", sub.integer(INT16_MIN, INT16_MAX, "Int16"))
+    if kind == _RATING and value < 0:
+        raise sub.fail("value", value, "a rating or setting must not be negative")
+    if kind == _RPOWER:
+        return ReactivePower(value=value, multiplier=multiplier)
+    return ActivePower(value=value, multiplier=multiplier)
+
+
+_StatusCls = (
+    type[ConnectStatusType]
+    | type[OperationalModeStatusType]
+    | type[InverterStatusType]
+    | type[StateOfChargeStatusType]
+)
+_STATUS: Final[dict[int, tuple[_StatusCls, Callable[[_Reader], Callable[[str, str], Any]]]]] = {
+    _CONNECT: (ConnectStatusType, lambda r: _hex_int(r, 2, "HexBinary8", ConnectStatus)),
+    _OPMODE: (OperationalModeStatusType, lambda r: r.integer(0, 255, "UInt8")),
+    _INVERTER: (InverterStatusType, lambda r: r.integer(0, 255, "UInt8")),
+    _SOC: (StateOfChargeStatusType, lambda r: r.integer(0, PERCENT_MAX, "PerCent")),
+}
+
+
+def _struct(r: _Reader, name: str, ns: str, kind: int) -> Any:
+    if kind in {_RATING, _POWER, _RPOWER}:
+        return _power(r, name, ns, kind)
+    sub = r.sub(name, ns)
+    if sub is None:
+        return None
+    cls, conv = _STATUS[kind]
+    return cls(dateTime=sub.need("dateTime", _time(sub)), value=sub.need("value", conv(sub)))
 
 
 def _href(r: _Reader, *, required: bool) -> str | None:
@@ -250,6 +408,10 @@ def _read(r: _Reader, spec: _Spec) -> Any:
     for name, ns, kind, required in spec.fields:
         if kind in {_LINK, _LISTLINK}:
             values[name] = _link(r, name, ns, listlink=kind == _LISTLINK)
+        elif kind in _STRUCTS:
+            values[name] = _struct(r, name, ns, kind)
+            if required and values[name] is None:
+                raise r.fail(name, None, "is required")
         elif required:
             values[name] = r.need(name, _conv(r, kind), ns)
         else:
@@ -270,17 +432,17 @@ def _read(r: _Reader, spec: _Spec) -> Any:
     return spec.cls(**values)
 
 
-def decode_element(root: Any) -> Resource:
+def decode_element(root: Any) -> AnyWalkResource:
     """The resource an already parsed (hardened) root element holds."""
     name = etree.QName(root).localname
     spec = _BY_ROOT.get(name)
     if spec is None or etree.QName(root).namespace != NS:
         raise Sep2ParseError(f"unsupported resource {name}; expected one of {', '.join(ROOTS)}")
-    result: Resource = _read(_Reader(root, name), spec)
+    result: AnyWalkResource = _read(_Reader(root, name), spec)
     return result
 
 
-def decode(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> Resource:
+def decode(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> AnyWalkResource:
     """Parse and decode one body holding any resource of :mod:`~gateway.north.sep2.resources`."""
     return decode_element(parse(body, max_bytes=max_bytes))
 
@@ -290,7 +452,7 @@ def decode_as(body: bytes, cls: type[R], *, max_bytes: int = MAX_BODY_BYTES) -> 
     root = parse(body, max_bytes=max_bytes)
     spec = _BY_CLS.get(cls)
     if spec is None:
-        raise TypeError(f"{cls.__name__} is not a resource of gateway.north.sep2.resources")
+        raise TypeError(f"{cls.__name__} is not a resource of gateway.north.sep2.(der_)resources")
     name = etree.QName(root).localname
     if name != spec.root or etree.QName(root).namespace != NS:
         raise Sep2ParseError(f"expected a {spec.root}, got {name}")
@@ -323,6 +485,12 @@ def _write(w: _Writer, resource: Any, spec: _Spec) -> None:
             link.attr("href", value.href)
             if isinstance(value, ListLink):
                 link.attr("all", value.all)
+        elif kind in _STRUCTS:
+            _write_struct(w, name, value)
+        elif kind == _HEX32_INT:
+            w.add(name, _hex(value, 8), ns)
+        elif kind == _DOE:
+            w.add(name, _hex(value, 2), ns)
         else:
             w.add(name, value, ns)
     if spec.item is not None:
@@ -330,7 +498,23 @@ def _write(w: _Writer, resource: Any, spec: _Spec) -> None:
             _write(w.node(spec.item.root), item, spec.item)
 
 
-def encode(resource: Resource) -> bytes:
+def _hex(value: int, digits: int) -> str:
+    # Out of range stays visible (and is refused by the decoder's check): no silent truncation.
+    return f"{int(value):0{digits}X}" if int(value) >= 0 else str(int(value))
+
+
+def _write_struct(w: _Writer, name: str, value: Any) -> None:
+    sub = w.node(name)
+    if isinstance(value, ActivePower | ReactivePower):
+        sub.add("multiplier", value.multiplier)
+        sub.add("value", value.value)
+    else:
+        sub.add("dateTime", value.dateTime)
+        is_hex = isinstance(value, ConnectStatusType)
+        sub.add("value", _hex(value.value, 2) if is_hex else int(value.value))
+
+
+def encode(resource: AnyWalkResource) -> bytes:
     """The XML body of ``resource`` (UTF-8, with an XML declaration).
 
     Raises :class:`Sep2ValueError` for a value the decoder would refuse.

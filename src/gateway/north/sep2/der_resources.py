@@ -1,0 +1,207 @@
+"""The 2030.5 DER function set a client reports: ``DER`` and the four resources it links to.
+
+``DER`` (in an ``EndDevice``'s ``DERList``) -> ``DERCapability`` (what the device can do),
+``DERSettings`` (what it is set to), ``DERStatus`` (what it is doing) and ``DERAvailability``
+(what it could still do). Same conventions as :mod:`gateway.north.sep2.resources`: frozen
+dataclasses, field names are the XML element (or attribute) names, values in the standard's
+units (``ActivePower`` with its multiplier, ``PerCent`` in hundredths of a percent, ``TimeType``
+as POSIX seconds). Bitmaps are held as integers (:class:`ConnectStatus`, :class:`DOEModes` for
+the ones with named bits) and written as the schema's hex. :mod:`gateway.north.sep2.resources_codec`
+reads and writes them and checks every range named here.
+
+CSIP-AUS (``https://csipaus.org/ns``) extends ``DERCapability`` with ``doeModesSupported``
+(**required**, after every 2030.5 element) and ``DERSettings`` with ``doeModesEnabled``
+(optional, likewise last); both are ``DOEControlType`` = HexBinary8.
+"""
+
+# ruff: noqa: N815  - the standard's mixedCase element names are the point of this module
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+from typing import Final
+
+from gateway.north.sep2.model import ActivePower
+from gateway.north.sep2.resources import Link, ListLink
+
+_Link = Link
+_ListLink = ListLink
+_ActivePower = ActivePower
+
+
+class ConnectStatus(IntFlag):
+    """``ConnectStatusType`` bits (HexBinary8): ``genConnectStatus`` / ``storConnectStatus``."""
+
+    CONNECTED = 1 << 0
+    AVAILABLE = 1 << 1
+    OPERATING = 1 << 2
+    TEST = 1 << 3
+    FAULT = 1 << 4
+
+
+class DOEModes(IntFlag):
+    """CSIP-AUS ``DOEControlType`` bits (HexBinary8): ``doeModesSupported`` / ``doeModesEnabled``.
+
+    The csipaus-ext.xsd annotation swaps the words "Imported"/"Exported" on bits 0 and 1; the
+    element names (and the CSIP-AUS guide) are authoritative: bit 0 is ``opModExpLimW``.
+    """
+
+    EXP_LIM_W = 1 << 0  # csipaus:opModExpLimW
+    IMP_LIM_W = 1 << 1  # csipaus:opModImpLimW
+    GEN_LIM_W = 1 << 2  # csipaus:opModGenLimW
+    LOAD_LIM_W = 1 << 3  # csipaus:opModLoadLimW
+
+
+class OperationalMode(IntEnum):
+    """``OperationalModeStatusType`` values (UInt8); CSIP-AUS adds DRED DRM 0..8 as 100..108."""
+
+    NOT_APPLICABLE = 0
+    OFF = 1
+    OPERATIONAL = 2
+    TEST = 3
+
+
+class DERTypeCode(IntEnum):
+    """A few ``DERType`` (UInt8) values the gateway reports."""
+
+    NOT_APPLICABLE = 0
+    ELECTRIC_VEHICLE = 81
+    EVSE = 82
+    COMBINED_PV_AND_STORAGE = 83
+
+
+# DERControlType (HexBinary32) bits the gateway may advertise in modesSupported/modesEnabled.
+MODE_CHARGE: Final = 1 << 0
+MODE_DISCHARGE: Final = 1 << 1
+MODE_CONNECT: Final = 1 << 2  # opModConnect
+MODE_ENERGIZE: Final = 1 << 3  # opModEnergize
+MODE_FIXED_W: Final = 1 << 7  # opModFixedW
+MODE_MAX_LIM_W: Final = 1 << 20  # opModMaxLimW
+MODE_TARGET_W: Final = 1 << 22  # opModTargetW
+
+
+@dataclass(frozen=True, slots=True)
+class ReactivePower:
+    """``ReactivePower``: var = value x 10^multiplier; value is Int16, multiplier -9..9."""
+
+    value: int
+    multiplier: int = 0
+
+
+_ReactivePower = ReactivePower
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectStatusType:
+    """``{dateTime, value}``: the :class:`ConnectStatus` bits and when they last changed."""
+
+    dateTime: int  # TimeType
+    value: ConnectStatus  # HexBinary8
+
+
+@dataclass(frozen=True, slots=True)
+class OperationalModeStatusType:
+    dateTime: int  # TimeType
+    value: int  # UInt8, see OperationalMode
+
+
+@dataclass(frozen=True, slots=True)
+class InverterStatusType:
+    dateTime: int  # TimeType
+    value: int  # UInt8: 0 n/a, 1 off, 2 sleeping, 3 starting, 4 MPPT, 5 throttled, ...
+
+
+@dataclass(frozen=True, slots=True)
+class StateOfChargeStatusType:
+    dateTime: int  # TimeType
+    value: int  # PerCent: hundredths of a percent, 0..10000
+
+
+_ConnectStatusType = ConnectStatusType
+_OperationalModeStatusType = OperationalModeStatusType
+_InverterStatusType = InverterStatusType
+_StateOfChargeStatusType = StateOfChargeStatusType
+
+
+@dataclass(frozen=True, slots=True)
+class DER:
+    """``DER``: one DER of an EndDevice; links in schema order."""
+
+    href: str | None = None
+    subscribable: int | None = None
+    AssociatedDERProgramListLink: _ListLink | None = None
+    AssociatedUsagePointLink: _Link | None = None
+    CurrentDERProgramLink: _Link | None = None
+    DERAvailabilityLink: _Link | None = None
+    DERCapabilityLink: _Link | None = None
+    DERSettingsLink: _Link | None = None
+    DERStatusLink: _Link | None = None
+
+
+_DER = DER
+
+
+@dataclass(frozen=True, slots=True)
+class DERList:
+    all: int
+    results: int
+    DER: tuple[_DER, ...] = ()
+    href: str | None = None
+    subscribable: int | None = None
+    pollRate: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DERCapability:
+    """``DERCapability`` (a ``Resource``: no ``subscribable``), with the CSIP-AUS DOE bits."""
+
+    modesSupported: int  # DERControlType (HexBinary32)
+    rtgMaxW: _ActivePower
+    type: int  # DERType (UInt8), see DERTypeCode
+    doeModesSupported: DOEModes  # csipaus, DOEControlType (HexBinary8); required by CSIP-AUS
+    href: str | None = None
+    rtgMaxChargeRateW: _ActivePower | None = None
+    rtgMaxDischargeRateW: _ActivePower | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DERSettings:
+    setGradW: int  # UInt16: hundredths of a percent of setMaxW per second, 0 = no limit
+    setMaxW: _ActivePower
+    updatedTime: int  # TimeType
+    href: str | None = None
+    subscribable: int | None = None
+    modesEnabled: int | None = None  # DERControlType (HexBinary32)
+    setMaxChargeRateW: _ActivePower | None = None
+    setMaxDischargeRateW: _ActivePower | None = None
+    doeModesEnabled: DOEModes | None = None  # csipaus, DOEControlType (HexBinary8)
+
+
+@dataclass(frozen=True, slots=True)
+class DERStatus:
+    readingTime: int  # TimeType
+    href: str | None = None
+    subscribable: int | None = None
+    genConnectStatus: _ConnectStatusType | None = None
+    inverterStatus: _InverterStatusType | None = None
+    operationalModeStatus: _OperationalModeStatusType | None = None
+    stateOfChargeStatus: _StateOfChargeStatusType | None = None
+    storConnectStatus: _ConnectStatusType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DERAvailability:
+    readingTime: int  # TimeType
+    href: str | None = None
+    subscribable: int | None = None
+    availabilityDuration: int | None = None  # UInt32 seconds at statWAvail
+    maxChargeDuration: int | None = None  # UInt32 seconds at full charge rate
+    reserveChargePercent: int | None = None  # PerCent
+    reservePercent: int | None = None  # PerCent
+    statVarAvail: _ReactivePower | None = None
+    statWAvail: _ActivePower | None = None
+
+
+DERResource = DER | DERList | DERCapability | DERSettings | DERStatus | DERAvailability
+DER_RESOURCE_TYPES: Final = (DER, DERList, DERCapability, DERSettings, DERStatus, DERAvailability)
