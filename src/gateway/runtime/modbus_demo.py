@@ -54,15 +54,12 @@ async def run_modbus_evening(
 async def _evening(
     out: TextIO, store: SqliteStore, charger: str, framer: Framer, step_s: float
 ) -> int:
-    clock_now: list[Callable[[], float]] = []
+    site = ModbusSite(store, demo_site(), start=START, charger=charger, framer=framer)
 
     def say(text: str) -> None:
-        out.write(f"{_clock(clock_now[0]())}  {text}\n")
+        out.write(f"{_clock(site.clock.now())}  {text}\n")
 
-    site = ModbusSite(
-        store, demo_site(), start=START, charger=charger, framer=framer, listener=_printer(say)
-    )
-    clock_now.append(site.clock.now)
+    site.listener = _printer(say)  # read when the site starts its runner
     async with site:
         home = site.home
         out.write("The same evening over Modbus: the gateway drives the simulated home\n")
