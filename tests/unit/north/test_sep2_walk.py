@@ -221,7 +221,7 @@ def test_all_05_no_registration_link_proceeds() -> None:
 def test_our_lfdi_absent_is_not_registered() -> None:
     server = _server()
     server["/edev?s=2&l=2"] = _ok(EndDeviceList(all=3, results=0))
-    with pytest.raises(NotRegisteredError, match="future work") as info:
+    with pytest.raises(NotRegisteredError, match="in-band registration") as info:
         _walk(server)
     assert LFDI in str(info.value)
 
@@ -286,3 +286,57 @@ def test_wrong_resource_type_names_the_href() -> None:
 
 def test_no_module_state_between_walks() -> None:
     assert _walk(_server())[1] == _walk(_server())[1] == EXPECTED_REQUESTS
+
+
+def test_all_02_in_band_registration_posts_our_end_device_and_follows_location() -> None:
+    server = _server()
+    server["/edev?s=2&l=2"] = _ok(EndDeviceList(all=2, results=0))
+    mine = EndDevice(sFDI=167261211391, changedTime=1764072000, lFDI=LFDI)
+    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, register=mine)
+    log: list[Request] = []
+    request = next(walk)
+    while True:
+        log.append(request)
+        if request.method == "POST":
+            assert request.href == "/edev"
+            assert request.body is not None and codec.decode(request.body) == mine
+            reply = Reply(201, b"", {"Location": "/edev/3"})
+        else:
+            reply = (
+                _ok(OURS)
+                if request.href == "/edev/3"
+                else server.get(request.href, Reply(404, b""))
+            )
+        try:
+            request = walk.send(reply)
+        except StopIteration as done:
+            found: Discovery = done.value
+            break
+    assert found.end_device == OURS
+    assert [(r.method, r.href) for r in log][4:7] == [
+        ("POST", "/edev"),
+        ("GET", "/edev/3"),
+        ("GET", "/edev/3/rg"),
+    ]
+    assert len(found.programs) == 2
+
+
+def test_in_band_registration_409_says_what_to_do() -> None:
+    server = _server()
+    server["/edev?s=2&l=2"] = _ok(EndDeviceList(all=2, results=0))
+    mine = EndDevice(sFDI=167261211391, changedTime=1764072000, lFDI=LFDI)
+    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, register=mine)
+    request = next(walk)
+    with pytest.raises(WalkError, match="duplicate"):
+        while True:
+            reply = (
+                Reply(409, b"")
+                if request.method == "POST"
+                else server.get(request.href, Reply(404, b""))
+            )
+            request = walk.send(reply)
+
+
+def test_program_views_name_the_list_they_came_from() -> None:
+    found, _ = _walk(_server())
+    assert {v.list_href for v in found.programs} == {"/edev/3/fsa/1/derp"}

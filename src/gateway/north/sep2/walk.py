@@ -24,7 +24,7 @@ rejects a wrong PIN, ALL-05 proceeds without a ``RegistrationLink``) ->
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
 
 from gateway.north.sep2 import codec
@@ -55,10 +55,12 @@ __all__ = [
     "Walk",
     "WalkError",
     "discover",
+    "poll_program",
 ]
 
 DEFAULT_PAGE_SIZE: Final = 32
 HTTP_NOT_FOUND: Final = 404
+HTTP_CONFLICT: Final = 409
 HTTP_TOO_MANY_REQUESTS: Final = 429
 _HTTP_OK_MIN, _HTTP_OK_MAX, _HTTP_SERVER_ERROR = 200, 299, 500
 
@@ -90,6 +92,7 @@ class ProgramView:
     program: DERProgram
     default: DefaultDERControl | None
     controls: tuple[DERControl, ...]
+    list_href: str | None = None  # the DERProgramList it was found in (its pollRate applies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +231,19 @@ def _pages(
 
 
 def discover(
-    dcap_href: str, *, lfdi: str, pin: int | None, page_size: int = DEFAULT_PAGE_SIZE
+    dcap_href: str,
+    *,
+    lfdi: str,
+    pin: int | None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    register: EndDevice | None = None,
 ) -> Walk:
     """Walk from ``dcap_href`` to our EndDevice, its Registration, programs and controls.
 
     ``lfdi`` is ours (any case); ``pin`` the registration PIN with its check digit (None: not
-    checked). Raises :class:`WalkError` / :class:`RetryableWalkError` for a failed request or a
+    checked). ``register``: the EndDevice to POST to the EndDeviceList when ours is not there
+    (in-band registration, ALL-02); None leaves registration to the utility (out of band, ALL-01).
+    Raises :class:`WalkError` / :class:`RetryableWalkError` for a failed request or a
     bad body, :class:`NotRegisteredError` and :class:`RegistrationError` as named.
     """
     if page_size < 1:
@@ -254,11 +264,16 @@ def discover(
 
     if dcap.EndDeviceListLink is None:
         raise NotRegisteredError(
-            f"{dcap_href} has no EndDeviceListLink, so EndDevice {ours} cannot be found; "
-            "in-band registration (POST EndDevice) is future work"
+            f"{dcap_href} has no EndDeviceListLink, so EndDevice {ours} can be neither "
+            "found nor registered"
         )
     edev_href = dcap.EndDeviceListLink.href
-    end_device = yield from _find_end_device(edev_href, ours, page_size, poll_rates)
+    try:
+        end_device = yield from _find_end_device(edev_href, ours, page_size, poll_rates)
+    except NotRegisteredError:
+        if register is None:
+            raise
+        end_device = yield from _register(edev_href, register)
 
     registration: Registration | None = None
     if end_device.RegistrationLink is not None:
@@ -278,7 +293,7 @@ def discover(
         for fsa_page in fsa_pages:
             fsas.extend(fsa_page.FunctionSetAssignments)
 
-    found: list[DERProgram] = []
+    found: list[tuple[DERProgram, str]] = []
     walked: set[str] = set()  # FSAs may share a program list: read it once per walk
     for fsa in fsas:
         if fsa.DERProgramListLink is None or fsa.DERProgramListLink.href in walked:
@@ -287,11 +302,11 @@ def discover(
         walked.add(derp_href)
         derp_pages = yield from _pages(derp_href, DERProgramList, page_size, poll_rates)
         for derp_page in derp_pages:
-            found.extend(derp_page.DERProgram)
+            found.extend((p, derp_href) for p in derp_page.DERProgram)
     programs: list[ProgramView] = []
-    for program in found:
-        view = yield from _program(program, page_size, poll_rates)
-        programs.append(view)
+    for program, list_href in found:
+        view = yield from poll_program(program, page_size, poll_rates)
+        programs.append(replace(view, list_href=list_href))
 
     return Discovery(
         dcap=dcap,
@@ -302,6 +317,23 @@ def discover(
         programs=tuple(programs),
         poll_rates=dict(poll_rates),
     )
+
+
+def _register(href: str, device: EndDevice) -> Generator[Request, Reply, EndDevice]:
+    """POST our EndDevice to the list; 201 names it in Location, 409 means already there."""
+    reply = yield Request("POST", href, codec.encode(device))
+    if reply.status == HTTP_CONFLICT:
+        raise WalkError(
+            href,
+            reply.status,
+            "registration refused as a duplicate (409), yet our "
+            "EndDevice is not in the list: ask the utility to check its records",
+        )
+    _check_status(href, reply)
+    location = _header(reply.headers, "Location")
+    if location is None:
+        raise WalkError(href, reply.status, "registration accepted without a Location header")
+    return (yield from _get(location, EndDevice))
 
 
 def _find_end_device(
@@ -320,15 +352,22 @@ def _find_end_device(
         start += len(page.EndDevice)
         if not page.EndDevice or start >= page.all:
             raise NotRegisteredError(
-                f"no EndDevice with lFDI {ours} among the {seen} of {href}; in-band "
-                "registration (POST EndDevice) is future work: register the device on the "
-                "server out of band"
+                f"no EndDevice with lFDI {ours} among the {seen} of {href}: register the "
+                "device with the utility out of band, or enable in-band registration"
             )
 
 
-def _program(
-    program: DERProgram, page_size: int, poll_rates: dict[str, int]
+def poll_program(
+    program: DERProgram,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    poll_rates: dict[str, int] | None = None,
 ) -> Generator[Request, Reply, ProgramView]:
+    """Re-read one program's DefaultDERControl and DERControlList (the per-program poll).
+
+    A 404 on the DERControlList (or any other failure) raises :class:`WalkError`: the program
+    moved or went away, and the caller re-discovers from DeviceCapability (P-04).
+    """
+    poll_rates = {} if poll_rates is None else poll_rates
     default: DefaultDERControl | None = None
     if program.DefaultDERControlLink is not None:
         href = program.DefaultDERControlLink.href

@@ -1,0 +1,273 @@
+"""One EndDevice's conversation with its 2030.5 server, as a pure object (sans-I/O).
+
+The shell (:mod:`gateway.north.sep2.client`) performs the walk and the polls; this object turns
+what they found into the core's inputs and says when to poll next:
+
+* :meth:`Session.discovered` takes a whole :class:`~gateway.north.sep2.walk.Discovery`;
+  :meth:`Session.program_polled` one program's re-read; :meth:`Session.notified` the
+  DERControlList a Notification carried. Each returns an :class:`Update`: the engine inputs
+  (``EventReceived``, ``EventCancelled``, ``DefaultsReceived``) for what is *new*, and log lines.
+  Re-offering an unchanged control is never done (the engine would ignore it anyway; this keeps
+  a 1,000-EndDevice poll cheap).
+* Programs are keyed by ``mRID``, not href: a program the server relocates (P-04) is the same
+  program, so its default and events are not withdrawn and re-offered.
+* A control that disappears from its program's list before its end, or whose program (or FSA)
+  disappears, is treated as cancelled (the engine answers 6 if asked to respond): the server no
+  longer publishes it, so continuing to obey it would follow an instruction nobody stands
+  behind. A control that disappears after its end is simply forgotten.
+* Polls (:meth:`due` / :meth:`done`) run on the shell's monotonic clock, not server time: a
+  poll rate is an interval, and an offset correction must not trigger or skip polls.
+  - the whole walk every ``min(pollRate)`` of DeviceCapability, EndDeviceList, Registration and
+    each FunctionSetAssignmentsList (polling a parent more often than asked is harmless, less
+    often is not; only re-walking notices a moved or removed program, P-02/P-04);
+  - each program's DefaultDERControl and DERControlList at the pollRate of its DERControlList,
+    else of the DERProgramList it was found in, else 900 s;
+  - Time at its own pollRate; telemetry at the EndDevice's ``postRate``.
+  The next poll is the previous due time plus the rate (so polls do not drift), or now plus the
+  rate after a poll that ran more than a whole period late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum, unique
+from typing import Final
+
+from gateway.core.controls import ControlSet
+from gateway.core.messages import DefaultsReceived, EventCancelled, EventReceived, Input
+from gateway.core.schedule import Event
+from gateway.core.units import MRID, iso
+from gateway.north.sep2 import mapping
+from gateway.north.sep2.model import DERControl
+from gateway.north.sep2.resources import DEFAULT_POLL_RATE_S
+from gateway.north.sep2.walk import Discovery, ProgramView
+
+__all__ = ["DEFAULT_POST_RATE_S", "Session", "Task", "TaskKind", "Update"]
+
+# EndDevice.postRate has no schema default; CSIP-AUS servers set it. Without it we post as
+# often as the schema's default poll rate, the rate a server that says nothing expects traffic.
+DEFAULT_POST_RATE_S: Final = DEFAULT_POLL_RATE_S
+MIN_RATE_S: Final = 1  # a pollRate of 0 would be a busy loop; 1 s is the finest a server can ask
+
+
+@unique
+class TaskKind(Enum):
+    WALK = "walk"  # DeviceCapability down to every DERControlList
+    TIME = "time"  # the Time resource
+    PROGRAM = "program"  # one program's DefaultDERControl and DERControlList
+    POST = "post"  # telemetry: DERStatus, DERAvailability, MirrorUsagePoint readings
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    kind: TaskKind
+    key: str = ""  # the program's mRID for PROGRAM
+
+
+WALK: Final = Task(TaskKind.WALK)
+TIME: Final = Task(TaskKind.TIME)
+POST: Final = Task(TaskKind.POST)
+
+
+@dataclass(slots=True)
+class Update:
+    inputs: list[Input] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def extend(self, other: Update) -> None:
+        self.inputs.extend(other.inputs)
+        self.notes.extend(other.notes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Offered:
+    program: str  # program mRID
+    event: Event
+
+
+def _rate(rates: Iterable[int | None]) -> int:
+    given = [r for r in rates if r is not None]
+    return max(MIN_RATE_S, min(given)) if given else DEFAULT_POLL_RATE_S
+
+
+class Session:
+    """What one EndDevice has told the engine, and when to ask the server again."""
+
+    def __init__(self, *, name: str = "sep2") -> None:
+        self.name = name  # for log lines: the EndDevice (aggregator mode has many)
+        self.discovery: Discovery | None = None
+        self._offered: dict[MRID, _Offered] = {}
+        self._defaults: dict[str, tuple[int, ControlSet]] = {}
+        self._views: dict[str, ProgramView] = {}
+        self._rates: dict[Task, int] = {}
+        self._due: dict[Task, float] = {}
+
+    # ------------------------------------------------------------------ what the server said
+
+    def discovered(self, found: Discovery, at: float, t: float) -> Update:
+        """A completed walk, at server time ``at`` and monotonic time ``t``."""
+        self.discovery = found
+        out = Update()
+        views = {v.program.mRID: v for v in found.programs}
+        for gone in [k for k in self._views if k not in views]:
+            out.extend(self._withdraw(gone, at, "its program is no longer assigned"))
+        for view in views.values():
+            out.extend(self._apply(view, view.controls, at))
+        self._views = views
+        self._plan(found, t)
+        return out
+
+    def program_polled(self, view: ProgramView, at: float) -> Update:
+        """One program re-read by :func:`~gateway.north.sep2.walk.poll_program`."""
+        key = view.program.mRID
+        old = self._views.get(key)
+        if old is not None and view.list_href is None:
+            view = ProgramView(view.program, view.default, view.controls, old.list_href)
+        self._views[key] = view
+        return self._apply(view, view.controls, at)
+
+    def notified(self, list_href: str, controls: tuple[DERControl, ...], at: float) -> Update:
+        """A Notification carrying the whole DERControlList at ``list_href``."""
+        for key, view in self._views.items():
+            link = view.program.DERControlListLink
+            if link is not None and link.href == list_href:
+                new = ProgramView(view.program, view.default, controls, view.list_href)
+                self._views[key] = new
+                return self._apply(new, controls, at)
+        return Update(notes=[f"{self.name}: notification for {list_href}, not a list we follow"])
+
+    def lost(self, t: float) -> None:
+        """Hrefs are no longer trusted (a 404, a relocation): walk again now.
+
+        What was offered to the engine stays offered: comms trouble is not a cancellation.
+        """
+        self.discovery = None
+        self._due = {WALK: t}
+        self._rates.setdefault(WALK, DEFAULT_POLL_RATE_S)
+
+    def view(self, program_mrid: str) -> ProgramView | None:
+        return self._views.get(program_mrid)
+
+    @property
+    def programs(self) -> list[ProgramView]:
+        return list(self._views.values())
+
+    # ------------------------------------------------------------------ when to poll
+
+    def due(self, t: float) -> list[Task]:
+        return [task for task, when in self._due.items() if when <= t]
+
+    def next_due(self) -> float | None:
+        return min(self._due.values(), default=None)
+
+    def done(self, task: Task, t: float) -> None:
+        """``task`` ran at ``t``; schedule its next run."""
+        rate = self._rates.get(task)
+        if rate is None:
+            self._due.pop(task, None)
+            return
+        previous = self._due.get(task, t)
+        nxt = previous + rate
+        self._due[task] = nxt if nxt > t else t + rate
+
+    def rate(self, task: Task) -> int | None:
+        return self._rates.get(task)
+
+    def start(self, t: float) -> None:
+        """Nothing discovered yet: walk now."""
+        self._due[WALK] = t
+        self._rates.setdefault(WALK, DEFAULT_POLL_RATE_S)
+
+    # ------------------------------------------------------------------ internals
+
+    def _plan(self, found: Discovery, t: float) -> None:
+        rates = found.poll_rates
+        walk_hrefs = {found.dcap.href}
+        edev = found.dcap.EndDeviceListLink
+        if edev is not None:
+            walk_hrefs.add(edev.href)
+        reg = found.end_device.RegistrationLink
+        if reg is not None:
+            walk_hrefs.add(reg.href)
+        fsa = found.end_device.FunctionSetAssignmentsListLink
+        if fsa is not None:
+            walk_hrefs.add(fsa.href)
+        plan: dict[Task, int] = {WALK: _rate(rates.get(h) for h in walk_hrefs if h)}
+        if found.time is not None and found.dcap.TimeLink is not None:
+            plan[TIME] = _rate([rates.get(found.dcap.TimeLink.href)])
+        post = found.end_device.postRate
+        plan[POST] = max(MIN_RATE_S, post) if post is not None else DEFAULT_POST_RATE_S
+        for view in found.programs:
+            link = view.program.DERControlListLink
+            own = rates.get(link.href) if link is not None else None
+            parent = rates.get(view.list_href) if view.list_href is not None else None
+            plan[Task(TaskKind.PROGRAM, view.program.mRID)] = _rate(
+                [own] if own is not None else [parent]
+            )
+        due: dict[Task, float] = {}
+        for task, rate in plan.items():
+            old_rate = self._rates.get(task)
+            old_due = self._due.get(task)
+            # Keep a running schedule when its rate is unchanged; a new or re-rated task
+            # starts a fresh period now (the walk itself was this period's poll).
+            keep = old_due is not None and old_rate == rate and task is not WALK
+            due[task] = old_due if keep and old_due is not None else t + rate
+        if POST not in self._due:
+            due[POST] = t  # post telemetry as soon as the device is known (ALL-02/ALL-09)
+        self._rates = plan
+        self._due = due
+
+    def _apply(self, view: ProgramView, controls: Iterable[DERControl], at: float) -> Update:
+        out = Update()
+        key, primacy = view.program.mRID, view.program.primacy
+        if view.default is not None:
+            mapped = mapping.control_set(view.default.DERControlBase)
+            wanted = (primacy, mapped.controls)
+            if self._defaults.get(key) != wanted:
+                self._defaults[key] = wanted
+                out.inputs.append(DefaultsReceived(at, key, primacy, mapped.controls))
+                who = f"{self.name}: program {key}"
+                out.notes.append(f"{who}: default control {mapped.controls}")
+                out.notes.extend(f"{who} default: {u}" for u in mapped.unmapped)
+        elif key in self._defaults:
+            del self._defaults[key]
+            out.inputs.append(DefaultsReceived(at, key, primacy, None))
+            out.notes.append(f"{self.name}: program {key}: default control withdrawn")
+        listed: set[MRID] = set()
+        for control in controls:
+            mapped_event = mapping.event(control, program=key, primacy=primacy)
+            ev = mapped_event.event
+            listed.add(ev.mrid)
+            before = self._offered.get(ev.mrid)
+            if before is not None and before.event == ev:
+                continue
+            self._offered[ev.mrid] = _Offered(key, ev)
+            out.inputs.append(EventReceived(at, ev))
+            if before is None:
+                out.notes.extend(f"{self.name}: {ev.mrid}: {u}" for u in mapped_event.unmapped)
+        for mrid, offered in list(self._offered.items()):
+            if offered.program == key and mrid not in listed:
+                out.extend(self._forget(mrid, offered, at, "no longer listed by the server"))
+        return out
+
+    def _withdraw(self, key: str, at: float, why: str) -> Update:
+        out = Update()
+        if key in self._defaults:
+            primacy = self._defaults.pop(key)[0]
+            out.inputs.append(DefaultsReceived(at, key, primacy, None))
+            out.notes.append(f"{self.name}: program {key}: default withdrawn ({why})")
+        for mrid, offered in list(self._offered.items()):
+            if offered.program == key:
+                out.extend(self._forget(mrid, offered, at, why))
+        return out
+
+    def _forget(self, mrid: MRID, offered: _Offered, at: float, why: str) -> Update:
+        del self._offered[mrid]
+        ev = offered.event
+        bound = abs(ev.randomize_start) + abs(ev.randomize_duration)
+        if ev.start + ev.duration + bound <= at:
+            return Update()  # ended: the server tidied its list
+        end = iso(ev.start + ev.duration)
+        note = f"{self.name}: {mrid}: {why} before its end ({end}): cancelled"
+        return Update(inputs=[EventCancelled(at, mrid)], notes=[note])

@@ -1,0 +1,208 @@
+"""The session: what a walk, a poll or a notification changes for the engine, and poll timing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gateway.core.messages import DefaultsReceived, EventCancelled, EventReceived
+from gateway.north.sep2.model import (
+    ActivePower,
+    DateTimeInterval,
+    DefaultDERControl,
+    DERControl,
+    DERControlBase,
+    EventStatus,
+)
+from gateway.north.sep2.resources import (
+    DERProgram,
+    DeviceCapability,
+    EndDevice,
+    Link,
+    ListLink,
+    Time,
+)
+from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind
+from gateway.north.sep2.timebase import ServerClock
+from gateway.north.sep2.walk import Discovery, ProgramView
+
+T0 = 1_764_072_000
+P1, P2 = f"{11:032X}", f"{12:032X}"
+
+
+def control(n: int, *, start: int = T0 + 600, limit: int = 5000, status: int = 0) -> DERControl:
+    return DERControl(
+        mRID=f"{100 + n:032X}",
+        creationTime=T0,
+        EventStatus=EventStatus(currentStatus=status, dateTime=T0),
+        interval=DateTimeInterval(duration=1800, start=start),
+        DERControlBase=DERControlBase(opModExpLimW=ActivePower(limit)),
+        responseRequired=3,
+        replyTo="/rsps/1/rsp",
+    )
+
+
+def program(mrid: str, primacy: int, href: str) -> DERProgram:
+    return DERProgram(
+        href=href,
+        mRID=mrid,
+        primacy=primacy,
+        DefaultDERControlLink=Link(f"{href}/dderc"),
+        DERControlListLink=ListLink(f"{href}/derc"),
+    )
+
+
+DEFAULT = DefaultDERControl(
+    mRID=f"{50:032X}", DERControlBase=DERControlBase(opModExpLimW=ActivePower(1500))
+)
+DCAP = DeviceCapability(
+    href="/dcap", pollRate=300, TimeLink=Link("/tm"), EndDeviceListLink=ListLink("/edev")
+)
+EDEV = EndDevice(
+    href="/edev/1",
+    sFDI=167261211391,
+    changedTime=T0,
+    postRate=60,
+    FunctionSetAssignmentsListLink=ListLink("/edev/1/fsa"),
+)
+TM = Time(currentTime=T0, dstEndTime=0, dstOffset=0, dstStartTime=0, quality=4, tzOffset=0)
+
+
+def discovery(*views: ProgramView, rates: dict[str, int] | None = None) -> Discovery:
+    return Discovery(
+        dcap=DCAP,
+        time=TM,
+        end_device=EDEV,
+        registration=None,
+        fsas=(),
+        programs=views,
+        poll_rates=rates if rates is not None else {"/dcap": 300, "/edev/1/fsa/1/derp": 60},
+    )
+
+
+def view(prog: DERProgram, *controls: DERControl, default: bool = True) -> ProgramView:
+    return ProgramView(prog, DEFAULT if default else None, controls, "/edev/1/fsa/1/derp")
+
+
+PROG1 = program(P1, 1, "/derp/1")
+PROG2 = program(P2, 2, "/derp/2")
+
+
+def test_first_walk_offers_defaults_and_every_control() -> None:
+    s = Session()
+    up = s.discovered(discovery(view(PROG1, control(1), control(2))), at=T0, t=0)
+    kinds = [type(i) for i in up.inputs]
+    assert kinds == [DefaultsReceived, EventReceived, EventReceived]
+    first = up.inputs[1]
+    assert isinstance(first, EventReceived)
+    assert first.event.program == P1 and first.event.primacy == 1
+    assert first.event.controls.export_limit_w == 5000
+    assert first.event.reply_to == "/rsps/1/rsp" and first.event.response_required == 3
+
+
+def test_unchanged_re_walk_offers_nothing() -> None:
+    s = Session()
+    d = discovery(view(PROG1, control(1)))
+    s.discovered(d, at=T0, t=0)
+    assert s.discovered(d, at=T0 + 60, t=60).inputs == []
+
+
+def test_a_relocated_program_is_the_same_program() -> None:
+    """P-04: new hrefs, same mRID: nothing withdrawn, nothing re-offered."""
+    s = Session()
+    s.discovered(discovery(view(PROG1, control(1))), at=T0, t=0)
+    moved = program(P1, 1, "/r2/derp/1")
+    assert s.discovered(discovery(view(moved, control(1))), at=T0 + 5, t=5).inputs == []
+
+
+def test_status_change_is_offered_again_so_the_engine_sees_the_cancellation() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1, control(1))), at=T0, t=0)
+    up = s.program_polled(view(PROG1, control(1, status=2)), at=T0 + 30)
+    assert len(up.inputs) == 1
+    got = up.inputs[0]
+    assert isinstance(got, EventReceived) and int(got.event.status) == 2
+
+
+def test_a_control_dropped_before_its_end_is_cancelled_and_after_its_end_forgotten() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1, control(1), control(2, start=T0 - 3600))), at=T0, t=0)
+    up = s.program_polled(view(PROG1), at=T0 + 10)
+    assert up.inputs == [EventCancelled(T0 + 10, control(1).mRID)]  # control 2 ended at T0-1800
+    assert "no longer listed" in up.notes[0]
+
+
+def test_a_removed_program_withdraws_its_default_and_cancels_its_events() -> None:
+    """P-02: the FSA (and with it the program) is no longer assigned."""
+    s = Session()
+    s.discovered(discovery(view(PROG1, control(1)), view(PROG2)), at=T0, t=0)
+    up = s.discovered(discovery(view(PROG2)), at=T0 + 60, t=60)
+    assert DefaultsReceived(T0 + 60, P1, 1, None) in up.inputs
+    assert EventCancelled(T0 + 60, control(1).mRID) in up.inputs
+
+
+def test_default_change_and_withdrawal() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1)), at=T0, t=0)
+    other = replace(DEFAULT, DERControlBase=DERControlBase(opModExpLimW=ActivePower(2000)))
+    up = s.program_polled(ProgramView(PROG1, other, ()), at=T0 + 1)
+    assert len(up.inputs) == 1
+    changed = up.inputs[0]
+    assert isinstance(changed, DefaultsReceived)
+    assert changed.controls is not None and changed.controls.export_limit_w == 2000
+    up = s.program_polled(view(PROG1, default=False), at=T0 + 2)
+    assert up.inputs == [DefaultsReceived(T0 + 2, P1, 1, None)]
+
+
+def test_notification_applies_the_carried_list_to_its_program() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1)), at=T0, t=0)
+    up = s.notified("/derp/1/derc", (control(7),), at=T0 + 3)
+    assert [type(i) for i in up.inputs] == [EventReceived]
+    assert s.notified("/elsewhere", (control(8),), at=T0 + 4).inputs == []
+
+
+def test_poll_plan_follows_the_servers_rates() -> None:
+    s = Session()
+    rates = {"/dcap": 300, "/edev/1/fsa": 120, "/edev/1/fsa/1/derp": 60, "/tm": 900}
+    s.discovered(discovery(view(PROG1), rates=rates), at=T0, t=1000)
+    program_task = Task(TaskKind.PROGRAM, P1)
+    assert s.rate(WALK) == 120  # min over the walk's resources
+    assert s.rate(program_task) == 60  # from its DERProgramList
+    assert s.rate(TIME) == 900
+    assert s.rate(POST) == 60  # EndDevice.postRate
+    assert s.due(1000) == [POST]  # telemetry at once; polls after one period
+    assert set(s.due(1060)) == {POST, program_task}
+
+
+def test_a_derc_list_poll_rate_wins_over_its_parent() -> None:
+    s = Session()
+    rates = {"/dcap": 300, "/edev/1/fsa/1/derp": 60, "/derp/1/derc": 15}
+    s.discovered(discovery(view(PROG1), rates=rates), at=T0, t=0)
+    assert s.rate(Task(TaskKind.PROGRAM, P1)) == 15
+
+
+def test_polls_do_not_drift_and_a_late_poll_restarts_the_period() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1)), at=T0, t=0)
+    task = Task(TaskKind.PROGRAM, P1)
+    s.done(task, 61.5)  # ran 1.5 s late
+    assert task not in s.due(119.9) and task in s.due(120)  # 60 + 60, not 61.5 + 60
+    s.done(task, 120)
+    s.done(task, 400)  # ran far too late: next period from now
+    assert task not in s.due(459) and task in s.due(460)
+
+
+def test_lost_forces_a_walk_now_and_keeps_what_was_offered() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1, control(1))), at=T0, t=0)
+    s.lost(5)
+    assert s.due(5) == [WALK]
+    assert s.discovered(discovery(view(PROG1, control(1))), at=T0 + 6, t=6).inputs == []
+
+
+def test_server_clock_offset_uses_the_round_trip_midpoint() -> None:
+    clock = ServerClock().update(replace(TM, currentTime=T0), sent=100.0, received=100.2)
+    assert clock.offset_s == T0 + 0.5 - 100.1
+    assert clock.server(100.1) == T0 + 0.5
+    slow = clock.update(replace(TM, currentTime=T0 + 99), sent=200.0, received=210.0)
+    assert slow is clock  # a 10 s round trip does not move a set offset
