@@ -10,6 +10,7 @@ control cycles, so simulated hours pass in seconds.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 from typing import Literal
@@ -45,10 +46,14 @@ class ModbusSite:
         listener: Listener | None = None,
         ack_reports: bool = True,
         seed: int = 2030,
+        now: Callable[[], Timestamp] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = SimClock(start, speed=1.0)
+        # The gateway's clock: the simulator's, unless a north adapter keeps server time (the
+        # home's physics then runs on its own clock; the two only need the same rate).
+        self.now: Callable[[], Timestamp] = now or self.clock.now
         rng = random.Random(seed)  # noqa: S311 - randomisation offsets, not cryptography
         self.engine = restore_engine(
             config, store, lambda bound: rng.randint(min(0, bound), max(0, bound))
@@ -85,13 +90,13 @@ class ModbusSite:
         served = {d.profile: self.home.device(d.name).profile for d in self.home.describe()}
         self._south = South(
             self.configs(),
-            now=self.clock.now,
+            now=self.now,
             audit=audit_to(self.store),
             confirm=self.confirm,
             profiles=served,
         )
         self._runner = Runner(
-            self.engine, self.store, self._south, now=self.clock.now, listener=self.listener
+            self.engine, self.store, self._south, now=self.now, listener=self.listener
         )
         self.problems = await self._south.connect(self.config.backup_reserve_soc_pct)
         return self

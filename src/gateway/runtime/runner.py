@@ -21,6 +21,7 @@ from gateway.core.messages import (
     DerLimit,
     Input,
     Note,
+    Observed,
     RelayCommand,
 )
 from gateway.runtime.south import South
@@ -60,9 +61,17 @@ class Runner:
         self.now = now
         self.listener = listener
         self.last_cycle: float | None = None  # loop time of the last completed cycle
+        self.last_observed: Observed | None = None  # for the north side's telemetry
         self.cycles = 0
+        # North adapters feed events from their own tasks; one input (and the device steps it
+        # causes) at a time keeps a multi-step sequence from interleaving with another's.
+        self._lock = asyncio.Lock()
 
     async def feed(self, first: Input) -> None:
+        async with self._lock:
+            await self._feed(first)
+
+    async def _feed(self, first: Input) -> None:
         queue: deque[Input] = deque([first])
         while queue:
             actions = self.engine.handle(queue.popleft())
@@ -81,7 +90,9 @@ class Runner:
                         pass  # Persist is done; NorthReports wait in the outbox for the north side
 
     async def cycle(self) -> None:
-        await self.feed(await self.south.observe())
+        observed = await self.south.observe()
+        self.last_observed = observed
+        await self.feed(observed)
         self.last_cycle = asyncio.get_running_loop().time()
         self.cycles += 1
 

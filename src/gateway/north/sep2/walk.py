@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
 
 from gateway.north.sep2 import codec
+from gateway.north.sep2.der_resources import DER, DERList
 from gateway.north.sep2.identity import parse_lfdi
 from gateway.north.sep2.model import DefaultDERControl, DERControl, DERControlList
 from gateway.north.sep2.resources import (
@@ -55,6 +56,7 @@ __all__ = [
     "Walk",
     "WalkError",
     "discover",
+    "find_der",
     "poll_program",
 ]
 
@@ -381,3 +383,10 @@ def poll_program(
         for page in (yield from _pages(href, DERControlList, page_size, poll_rates)):
             controls.extend(page.DERControl)
     return ProgramView(program=program, default=default, controls=tuple(controls))
+
+
+def find_der(href: str) -> Generator[Request, Reply, DER | None]:
+    """The first ``DER`` of an EndDevice's ``DERList`` (the one the gateway reports for);
+    None when the list is empty."""
+    page = yield from _get(_paged_href(href, 0, 1), DERList)
+    return page.DER[0] if page.DER else None

@@ -1,0 +1,466 @@
+"""The 2030.5 client shell: drives the walk and the session over aiohttp with mutual TLS.
+
+Everything protocol-shaped lives in the sans-I/O modules (:mod:`walk`, :mod:`session`,
+:mod:`responses`, :mod:`telemetry`, :mod:`timebase`); this module only moves bytes, keeps time
+and maps aiohttp/ssl/OS errors to :class:`TransportError`. Two classes:
+
+* :class:`Http`: one server, one TLS identity, one connection pool, one back-off gate. It
+  resolves the server's hrefs (which may be relative) against the DeviceCapability URL and
+  follows redirects. A 429 (with or without ``Retry-After``, P-05/P-06), a 5xx or a transport
+  failure closes the gate for ``Retry-After`` seconds when the server said, else for an
+  exponential back-off (``base_s`` doubling to ``cap_s``) with jitter, so that a thousand
+  EndDevices of an aggregator do not retry in step. Shared by every EndDevice of an aggregator
+  (the gate is per server, as a 429 is).
+* :class:`EndDeviceClient`: one EndDevice. It walks, hands what is new to the engine
+  (``deliver``), polls each program at its rate, re-syncs Time, PUTs DERCapability/DERSettings
+  once per walk and DERStatus/DERAvailability at ``postRate``, answers reports from the outbox
+  (:meth:`EndDeviceClient.send_report`) and takes notifications (:meth:`on_notification`).
+
+Comms loss: when requests fail the engine is told once (``NorthLinkLost``); scheduled events
+keep running and the default controls apply when none is active (ALL-23); what was received
+stays in force (ALL-30). When a request succeeds again the engine is told ``NorthLinkRestored``.
+
+Time: ``server = monotonic + offset``; before the first ``Time`` the offset makes server time
+equal the OS wall clock. The OS clock is never set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+from urllib.parse import urljoin
+
+import aiohttp
+
+from gateway.core.controls import Mode
+from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
+from gateway.north.sep2 import codec, telemetry
+from gateway.north.sep2.der_resources import DER
+from gateway.north.sep2.mapping import ORIGIN
+from gateway.north.sep2.model import DERControlList
+from gateway.north.sep2.resources import EndDevice, Time
+from gateway.north.sep2.responses import Outcome, outcome, response_post
+from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind, Update
+from gateway.north.sep2.timebase import ServerClock
+from gateway.north.sep2.walk import (
+    Discovery,
+    DiscoveryError,
+    Reply,
+    Request,
+    RetryableWalkError,
+    WalkError,
+    discover,
+    find_der,
+    poll_program,
+)
+from gateway.north.sep2.xml import MAX_BODY_BYTES
+
+__all__ = ["Backoff", "EndDeviceClient", "Http", "TransportError"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE: Final = "application/sep+xml"
+MAX_REDIRECTS: Final = 5
+_HTTP_TOO_MANY, _HTTP_SERVER_ERROR = 429, 500
+T = TypeVar("T")
+
+Deliver = Callable[[list[Input]], Awaitable[None]]
+SiteSource = Callable[[float], telemetry.SiteState | None]
+
+
+class TransportError(Exception):
+    """The request did not get an HTTP answer: refused, reset, TLS failure or timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base_s: float = 5.0
+    cap_s: float = 300.0
+    jitter: float = 0.2  # +-20 %
+
+
+class Http:
+    """One 2030.5 server as seen through one client certificate."""
+
+    def __init__(
+        self,
+        dcap_url: str,
+        ssl_context: ssl.SSLContext,
+        *,
+        timeout_s: float = 10.0,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.dcap_url = dcap_url
+        self._ssl = ssl_context
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._backoff = backoff or Backoff()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._session: aiohttp.ClientSession | None = None
+        self._closed_until = 0.0  # monotonic
+        self._failures = 0
+        self.requests = 0
+
+    async def __aenter__(self) -> Http:
+        connector = aiohttp.TCPConnector(ssl=self._ssl, limit=32)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def resolve(self, href: str) -> str:
+        return urljoin(self.dcap_url, href)
+
+    @property
+    def backing_off_for(self) -> float:
+        return max(0.0, self._closed_until - time.monotonic())
+
+    async def request(self, req: Request) -> Reply:
+        """Perform ``req`` once the back-off gate is open; raise :class:`TransportError`."""
+        assert self._session is not None, "use 'async with Http(...)'"
+        wait = self.backing_off_for
+        if wait > 0:
+            await asyncio.sleep(wait)
+        headers = {"Accept": CONTENT_TYPE}
+        if req.body is not None:
+            headers["Content-Type"] = CONTENT_TYPE
+        url = self.resolve(req.href)
+        self.requests += 1
+        try:
+            async with self._session.request(
+                req.method, url, data=req.body, headers=headers, max_redirects=MAX_REDIRECTS
+            ) as resp:
+                body = await resp.content.read(MAX_BODY_BYTES + 1)
+                reply = Reply(resp.status, body, dict(resp.headers))
+        except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
+            self._fail(None)
+            raise TransportError(f"{req.method} {url}: {type(e).__name__}: {e}") from e
+        if reply.status == _HTTP_TOO_MANY or reply.status >= _HTTP_SERVER_ERROR:
+            self._fail(_retry_after(reply))
+        else:
+            self._failures = 0
+        return reply
+
+    def _fail(self, retry_after_s: float | None) -> None:
+        self._failures += 1
+        if retry_after_s is not None:
+            delay = retry_after_s
+        else:
+            b = self._backoff
+            delay = min(b.cap_s, b.base_s * 2 ** (self._failures - 1))
+            delay *= 1 + self._rng.uniform(-b.jitter, b.jitter)
+        self._closed_until = max(self._closed_until, time.monotonic() + delay)
+
+    async def drive(self, gen: Generator[Request, Reply, T]) -> T:
+        """Run a sans-I/O generator (a walk, a poll) to its result."""
+        req = next(gen)
+        while True:
+            reply = await self.request(req)
+            try:
+                req = gen.send(reply)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+
+
+def _retry_after(reply: Reply) -> float | None:
+    for key, raw in reply.headers.items():
+        if key.lower() == "retry-after":
+            value = raw.strip()
+            if value.isascii() and value.isdigit():
+                return float(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    lfdi: str
+    sfdi: int
+    pin: int | None = None  # the registration PIN with its check digit; None: not checked
+    register: bool = False  # in-band registration when the server does not know us
+    device_category: str | None = None  # HexBinary32 for the in-band EndDevice
+
+
+class EndDeviceClient:
+    """One EndDevice's loop: walk, poll, report."""
+
+    def __init__(
+        self,
+        http: Http,
+        identity: Identity,
+        *,
+        deliver: Deliver,
+        site: SiteSource | None = None,
+        ratings: telemetry.SiteRatings | None = None,
+        modes: Iterable[Mode] = tuple(Mode),
+        page_size: int = 32,
+        name: str | None = None,
+    ) -> None:
+        self.http = http
+        self.identity = identity
+        self.name = name or identity.lfdi[:12]
+        self.session = Session(name=self.name)
+        self.clock = ServerClock(offset_s=time.time() - time.monotonic())
+        self._deliver = deliver
+        self._site = site
+        self._ratings = ratings
+        self._modes = tuple(modes)
+        self._page = page_size
+        self._wake = asyncio.Event()
+        self._link_down: str | None = None
+        self._der: DER | None = None
+        self.errors: list[str] = []  # the last problems, for status pages and tests
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> float:
+        """Server time now (the engine's clock)."""
+        return self.clock.server(time.monotonic())
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.session.start(time.monotonic())
+        while not stop.is_set():
+            for task in self.session.due(time.monotonic()):
+                if stop.is_set():
+                    return
+                await self._run_task(task)
+            nxt = self.session.next_due()
+            wait = 1.0 if nxt is None else max(0.0, nxt - time.monotonic())
+            self._wake.clear()
+            stopping = asyncio.ensure_future(stop.wait())
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({stopping, woken}, timeout=wait, return_when="FIRST_COMPLETED")
+            finally:
+                stopping.cancel()
+                woken.cancel()
+
+    async def _run_task(self, task: Task, *, reschedule: bool = True) -> None:
+        t = time.monotonic()
+        try:
+            if task == WALK:
+                await self._walk()
+            elif task == TIME:
+                await self._sync_time()
+            elif task == POST:
+                await self._post_telemetry()
+            elif task.kind is TaskKind.PROGRAM:
+                await self._poll(task.key)
+        except (TransportError, RetryableWalkError) as e:
+            await self._down(str(e))
+            return  # stays due: runs again once the back-off gate opens
+        except WalkError as e:
+            self._problem(f"{e}; walking again from DeviceCapability")
+            if task != WALK:
+                self.session.lost(time.monotonic())
+                return
+        except DiscoveryError as e:  # registration problems: a person must act
+            self._problem(str(e))
+            await self._down(str(e))
+        if reschedule:
+            self.session.done(task, t)
+
+    async def _walk(self) -> None:
+        register = None
+        if self.identity.register:
+            register = EndDevice(
+                sFDI=self.identity.sfdi,
+                changedTime=int(self.now()),
+                lFDI=self.identity.lfdi,
+                deviceCategory=self.identity.device_category,
+            )
+        timing = _Timing()
+        gen = discover(
+            self.http.dcap_url,
+            lfdi=self.identity.lfdi,
+            pin=self.identity.pin,
+            page_size=self._page,
+            register=register,
+        )
+        found: Discovery = await timing.drive(self.http, gen)
+        if found.time is not None and found.dcap.TimeLink is not None:
+            sent, received = timing.of(found.dcap.TimeLink.href)
+            self.clock = self.clock.update(found.time, sent=sent, received=received)
+        await self._up()
+        update = self.session.discovered(found, self.now(), time.monotonic())
+        await self._apply(update)
+        self._der = None
+        await self._put_der_settings()
+
+    async def _sync_time(self) -> None:
+        found = self.session.discovery
+        if found is None or found.dcap.TimeLink is None:
+            return
+        href = found.dcap.TimeLink.href
+        sent = time.monotonic()
+        reply = await self.http.request(Request("GET", href))
+        received = time.monotonic()
+        resource = _decoded(href, reply, Time)
+        self.clock = self.clock.update(resource, sent=sent, received=received)
+
+    async def _poll(self, program_mrid: str) -> None:
+        view = self.session.view(program_mrid)
+        if view is None:
+            return
+        fresh = await self.http.drive(poll_program(view.program, self._page))
+        await self._up()
+        await self._apply(self.session.program_polled(fresh, self.now()))
+
+    async def _apply(self, update: Update) -> None:
+        for note in update.notes:
+            log.info("%s", note)
+        if update.inputs:
+            await self._deliver(update.inputs)
+
+    # ------------------------------------------------------------------ notifications
+
+    async def on_notification(self, subscribed: str, resource: object) -> None:
+        """A Notification for ``subscribed`` carrying ``resource`` (decoded), or None."""
+        if isinstance(resource, DERControlList) and resource.results == resource.all:
+            await self._apply(self.session.notified(subscribed, resource.DERControl, self.now()))
+            return
+        # Anything else (a partial list, a default, a moved program): poll what it names now.
+        for view in self.session.programs:
+            links = (view.program.DERControlListLink, view.program.DefaultDERControlLink)
+            if any(link is not None and link.href == subscribed for link in links):
+                # An extra poll: the regular one stays where it was.
+                await self._run_task(Task(TaskKind.PROGRAM, view.program.mRID), reschedule=False)
+                return
+        self.session.lost(time.monotonic())
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Wake the loop (a new report to send, a notification)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ reports
+
+    async def send_report(self, doc: dict[str, object]) -> Outcome:
+        """POST one outbox report as a Response; the outcome settles it (see responses.py)."""
+        post = response_post(doc, lfdi=self.identity.lfdi)
+        if post is None:
+            log.warning("%s: report %s has no replyTo: nothing to send", self.name, doc)
+            return Outcome.REFUSED
+        reply = await self.http.request(Request("POST", post.href, post.body))
+        result = outcome(reply.status)
+        if result is Outcome.REFUSED:
+            self._problem(
+                f"Response {doc.get('code')} for {doc.get('subject')} refused by the server "
+                f"({reply.status} at {post.href}); not retried"
+            )
+        elif result is Outcome.RETRY:
+            raise TransportError(f"POST {post.href}: {reply.status}; will retry")
+        return result
+
+    # ------------------------------------------------------------------ telemetry
+
+    async def _der_links(self) -> DER | None:
+        if self._der is not None:
+            return self._der
+        found = self.session.discovery
+        if found is None or found.end_device.DERListLink is None:
+            return None
+        self._der = await self.http.drive(find_der(found.end_device.DERListLink.href))
+        return self._der
+
+    async def _put(self, href: str | None, resource: codec.AnyResource) -> None:
+        if href is None:
+            return
+        reply = await self.http.request(Request("PUT", href, codec.encode(resource)))
+        if reply.status >= _HTTP_SERVER_ERROR or reply.status == _HTTP_TOO_MANY:
+            raise TransportError(f"PUT {href}: {reply.status}")
+        if reply.status >= 300:
+            self._problem(f"PUT {href} refused: {reply.status} {reply.body[:200]!r}")
+
+    async def _put_der_settings(self) -> None:
+        if self._ratings is None:
+            return
+        der = await self._der_links()
+        if der is None:
+            return
+        cap = telemetry.der_capability(self._ratings, self._modes)
+        await self._put(_href(der.DERCapabilityLink), cap)
+        settings = telemetry.der_settings(self._ratings, self._modes, at=self.now())
+        await self._put(_href(der.DERSettingsLink), settings)
+
+    async def _post_telemetry(self) -> None:
+        if self._site is None or self._ratings is None:
+            return
+        state = self._site(self.now())
+        der = await self._der_links()
+        if state is None or der is None:
+            return
+        await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
+        avail = telemetry.der_availability(state, self._ratings)
+        await self._put(_href(der.DERAvailabilityLink), avail)
+
+    # ------------------------------------------------------------------ link state
+
+    async def _down(self, why: str) -> None:
+        self._problem(why)
+        if self._link_down is None:
+            self._link_down = why
+            await self._deliver([NorthLinkLost(self.now(), ORIGIN, why)])
+
+    async def _up(self) -> None:
+        if self._link_down is not None:
+            self._link_down = None
+            await self._deliver([NorthLinkRestored(self.now(), ORIGIN)])
+
+    def _problem(self, text: str) -> None:
+        log.warning("%s: %s", self.name, text)
+        self.errors = [*self.errors[-19:], text]
+
+
+def _href(link: object) -> str | None:
+    return getattr(link, "href", None)
+
+
+def _decoded(href: str, reply: Reply, cls: type[T]) -> T:
+    if not 200 <= reply.status < 300:
+        if reply.status == _HTTP_TOO_MANY or reply.status >= _HTTP_SERVER_ERROR:
+            raise RetryableWalkError(href, reply.status, "server busy or failing", None)
+        raise WalkError(href, reply.status, "request failed")
+    try:
+        resource = codec.decode(reply.body)
+    except codec.Sep2ParseError as e:
+        raise WalkError(href, reply.status, f"undecodable body: {e}") from e
+    if not isinstance(resource, cls):
+        raise WalkError(href, reply.status, f"expected {cls.__name__}")
+    return resource
+
+
+class _Timing:
+    """Drives a generator and remembers when each href was requested and answered."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, tuple[float, float]] = {}
+
+    async def drive(self, http: Http, gen: Generator[Request, Reply, T]) -> T:
+        req = next(gen)
+        while True:
+            sent = time.monotonic()
+            reply = await http.request(req)
+            self._at[req.href] = (sent, time.monotonic())
+            try:
+                req = gen.send(reply)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+
+    def of(self, href: str) -> tuple[float, float]:
+        return self._at[href]

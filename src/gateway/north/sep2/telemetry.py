@@ -1,0 +1,190 @@
+"""What the gateway tells the server about the site: the DER function set's four resources.
+
+Pure builders from a protocol-neutral :class:`SiteState` (the runtime fills it from the
+engine's telemetry) and :class:`SiteRatings` (from configuration) to ``DERCapability``,
+``DERSettings``, ``DERStatus`` and ``DERAvailability``. The choices, each checked by a CSIP-AUS
+procedure (sep2.md §5.6, Appendix A):
+
+* ``genConnectStatus`` follows the islanding relay. Connected (bit 0) = the relay is confirmed
+  closed; Available (bit 1) = connected and not in FAULT; Operating (bit 2) = connected and a DER
+  exchanging power with the grid. While the site is islanded (``opModConnect=false`` or an
+  outage) bits 0-2 are all clear (ALL-07, ALL-12, ALL-27); Fault (bit 4) mirrors the engine's
+  FAULT phase. Its ``dateTime`` is when the value last changed, not when it was read.
+* ``operationalModeStatus``: 2 Operational while grid-connected, 1 Off while islanded or in
+  FAULT (ALL-08: the DER is not operating *as a grid-connected DER*).
+* ``stateOfChargeStatus``: the EV's SoC in hundredths of a percent, absent when no EV is
+  plugged in (a stale SoC would mislead the utility's planning).
+* ``storConnectStatus``: the EV's connection to the charger (Connected + Available), absent
+  when it is unknown.
+* ``DERAvailability``: ``statWAvail`` is what the charger could still discharge into the grid
+  now (0 below the backup reserve), ``reservePercent`` the backup reserve (hundredths of %).
+* ``DERCapability.modesSupported`` and ``doeModesSupported`` list what the engine can act on
+  (``SiteConfig.supported_modes``), so the utility is never promised a mode that is answered 252.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.core.controls import Mode
+from gateway.north.sep2.der_resources import (
+    MODE_CHARGE,
+    MODE_CONNECT,
+    MODE_DISCHARGE,
+    MODE_ENERGIZE,
+    MODE_FIXED_W,
+    MODE_MAX_LIM_W,
+    MODE_TARGET_W,
+    ConnectStatus,
+    ConnectStatusType,
+    DERAvailability,
+    DERCapability,
+    DERSettings,
+    DERStatus,
+    DERTypeCode,
+    DOEModes,
+    OperationalMode,
+    OperationalModeStatusType,
+    StateOfChargeStatusType,
+)
+from gateway.north.sep2.model import ActivePower
+
+__all__ = [
+    "SiteRatings",
+    "SiteState",
+    "der_availability",
+    "der_capability",
+    "der_settings",
+    "der_status",
+    "doe_modes",
+    "modes_supported",
+]
+
+_PERCENT_SCALE = 100  # PerCent: hundredths of a percent
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRatings:
+    """The DER as configured (W, positive magnitudes)."""
+
+    max_discharge_w: float  # into the home/grid
+    max_charge_w: float
+    der_type: int = DERTypeCode.EVSE
+    set_grad_w: int = 0  # hundredths of %/s; 0 = no ramp limit of our own
+    backup_reserve_pct: float = 20.0
+
+    @property
+    def rtg_max_w(self) -> float:
+        return max(self.max_discharge_w, self.max_charge_w)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """One snapshot of the site, in server time."""
+
+    at: float
+    grid_connected: bool  # the islanding relay is confirmed closed
+    connect_changed_at: float  # when ``grid_connected`` (or ``fault``) last changed
+    fault: bool = False
+    der_w: float | None = None  # total DER output, positive = generation/discharge
+    soc_pct: float | None = None
+    ev_connected: bool | None = None
+
+
+def modes_supported(modes: Iterable[Mode]) -> int:
+    """``DERControlType`` bits for the engine's supported modes."""
+    supported = set(modes)
+    bits = MODE_CHARGE | MODE_DISCHARGE  # a bidirectional charger does both
+    for mode, bit in (
+        (Mode.CONNECT, MODE_CONNECT),
+        (Mode.ENERGIZE, MODE_ENERGIZE),
+        (Mode.FIXED_W_PCT, MODE_FIXED_W),
+        (Mode.MAX_GENERATION_PCT, MODE_MAX_LIM_W),
+        (Mode.TARGET_W, MODE_TARGET_W),
+    ):
+        if mode in supported:
+            bits |= bit
+    return bits
+
+
+def doe_modes(modes: Iterable[Mode]) -> DOEModes:
+    supported = set(modes)
+    out = DOEModes(0)
+    for mode, bit in (
+        (Mode.EXPORT_LIMIT_W, DOEModes.EXP_LIM_W),
+        (Mode.IMPORT_LIMIT_W, DOEModes.IMP_LIM_W),
+        (Mode.GENERATION_LIMIT_W, DOEModes.GEN_LIM_W),
+        (Mode.LOAD_LIMIT_W, DOEModes.LOAD_LIM_W),
+    ):
+        if mode in supported:
+            out |= bit
+    return out
+
+
+def der_capability(r: SiteRatings, modes: Iterable[Mode]) -> DERCapability:
+    modes = tuple(modes)
+    return DERCapability(
+        modesSupported=modes_supported(modes),
+        rtgMaxW=ActivePower.from_watts(r.rtg_max_w),
+        type=int(r.der_type),
+        doeModesSupported=doe_modes(modes),
+        rtgMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
+        rtgMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
+    )
+
+
+def der_settings(r: SiteRatings, modes: Iterable[Mode], *, at: float) -> DERSettings:
+    modes = tuple(modes)
+    return DERSettings(
+        setGradW=r.set_grad_w,
+        setMaxW=ActivePower.from_watts(r.rtg_max_w),
+        updatedTime=int(at),
+        modesEnabled=modes_supported(modes),
+        setMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
+        setMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
+        doeModesEnabled=doe_modes(modes),
+    )
+
+
+def _connect_bits(s: SiteState) -> ConnectStatus:
+    bits = ConnectStatus(0)
+    if s.grid_connected:
+        bits |= ConnectStatus.CONNECTED
+        if not s.fault:
+            bits |= ConnectStatus.AVAILABLE
+            if s.der_w is not None and abs(s.der_w) > 0:
+                bits |= ConnectStatus.OPERATING
+    if s.fault:
+        bits |= ConnectStatus.FAULT
+    return bits
+
+
+def der_status(s: SiteState) -> DERStatus:
+    changed = int(s.connect_changed_at)
+    mode = OperationalMode.OPERATIONAL if s.grid_connected and not s.fault else OperationalMode.OFF
+    soc = None
+    if s.soc_pct is not None and s.ev_connected is not False:
+        value = round(min(100.0, max(0.0, s.soc_pct)) * _PERCENT_SCALE)
+        soc = StateOfChargeStatusType(dateTime=int(s.at), value=value)
+    stor = None
+    if s.ev_connected is not None:
+        ev = ConnectStatus.CONNECTED | ConnectStatus.AVAILABLE if s.ev_connected else 0
+        stor = ConnectStatusType(dateTime=int(s.at), value=ConnectStatus(ev))
+    return DERStatus(
+        readingTime=int(s.at),
+        genConnectStatus=ConnectStatusType(dateTime=changed, value=_connect_bits(s)),
+        operationalModeStatus=OperationalModeStatusType(dateTime=changed, value=int(mode)),
+        stateOfChargeStatus=soc,
+        storConnectStatus=stor,
+    )
+
+
+def der_availability(s: SiteState, r: SiteRatings) -> DERAvailability:
+    above_reserve = s.soc_pct is not None and s.soc_pct > r.backup_reserve_pct
+    can_discharge = s.grid_connected and not s.fault and bool(s.ev_connected) and above_reserve
+    return DERAvailability(
+        readingTime=int(s.at),
+        reservePercent=round(r.backup_reserve_pct * _PERCENT_SCALE),
+        statWAvail=ActivePower.from_watts(r.max_discharge_w if can_discharge else 0.0),
+    )

@@ -1,0 +1,122 @@
+"""A gateway that follows a 2030.5 server: client, engine, store and devices, composed.
+
+One :class:`Sep2Gateway` per EndDevice (aggregator mode runs several over one :class:`Http`).
+Three tasks share the site's :class:`Runner`:
+
+* the control loop (``Runner.run``): observe the devices, decide, act, every ``period_s``;
+* the 2030.5 client (``EndDeviceClient.run``): walks and polls, feeding what is new into the
+  same runner, so a control that starts now reaches the devices within the feed;
+* the outbox: every report the engine stored is POSTed as a ``Response`` in order, and
+  acknowledged in the store only when the server took it (``runtime.outbox.drain``). A
+  refused report (4xx) is settled and logged; a busy or unreachable server keeps it for later.
+
+The engine runs on server time (``client.now``): the events and every ``createdDateTime`` are
+in the server's timebase, as 2030.5 requires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from gateway.core.island import Phase, RelayPosition
+from gateway.core.messages import Input
+from gateway.north.sep2.client import EndDeviceClient, TransportError
+from gateway.north.sep2.responses import Outcome
+from gateway.north.sep2.telemetry import SiteState
+from gateway.runtime.outbox import DeliveryError, drain
+from gateway.runtime.runner import Runner
+from gateway.store.api import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+DRAIN_PERIOD_S = 0.5
+
+
+class SiteStateSource:
+    """Builds the north side's :class:`SiteState` from the runner's last snapshot."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self._last: tuple[bool, bool] | None = None
+        self._changed_at = 0.0
+
+    def __call__(self, at: float) -> SiteState | None:
+        obs = self.runner.last_observed
+        if obs is None:
+            return None
+        engine = self.runner.engine
+        fault = engine.island is not None and engine.phase is Phase.FAULT
+        connected = obs.relay is not None and obs.relay.position is RelayPosition.CLOSED
+        if self._last != (connected, fault):
+            self._last = (connected, fault)
+            self._changed_at = obs.at
+        charger = obs.charger
+        der_w = sum(d.power_w for d in obs.ders) + (charger.power_w if charger else 0.0)
+        return SiteState(
+            at=at,
+            grid_connected=connected,
+            connect_changed_at=self._changed_at,
+            fault=fault,
+            der_w=der_w,
+            soc_pct=charger.soc_pct if charger else None,
+            ev_connected=charger.ev_connected if charger else None,
+        )
+
+
+class Sep2Gateway:
+    def __init__(
+        self, runner: Runner, store: Store, client_factory: Callable[..., EndDeviceClient]
+    ) -> None:
+        self.runner = runner
+        self.store = store
+        self._drain_now = asyncio.Event()
+        self.client = client_factory(deliver=self._deliver, site=SiteStateSource(runner))
+        self.delivered = 0  # reports the server acknowledged (or refused for good)
+
+    async def _deliver(self, inputs: list[Input]) -> None:
+        for item in inputs:
+            await self.runner.feed(item)
+        self._drain_now.set()
+
+    async def _send(self, item: OutboxItem) -> None:
+        try:
+            result = await self.client.send_report(dict(item.doc))
+        except TransportError as e:
+            raise DeliveryError(str(e)) from e
+        if result is Outcome.REFUSED:
+            log.warning("report %s settled without acknowledgement (see above)", item.key)
+
+    async def drain_once(self) -> int:
+        n = await drain(self.store, self._send, self.client.now)
+        self.delivered += n
+        return n
+
+    async def _drain_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self.client.session.discovery is not None:
+                await self.drain_once()
+            self._drain_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain_now.wait(), DRAIN_PERIOD_S)
+
+    async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
+        tasks = [
+            asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
+            asyncio.create_task(self.client.run(stop), name="sep2-client"),
+            asyncio.create_task(self._drain_loop(stop), name="sep2-outbox"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                exc = t.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            stop.set()
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
