@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from gateway.core.island import Phase, RelayPosition
 from gateway.core.messages import Input
-from gateway.north.sep2.client import EndDeviceClient, TransportError
+from gateway.north.sep2.client import EndDeviceClient, Http, Identity, TransportError
 from gateway.north.sep2.responses import Outcome
-from gateway.north.sep2.telemetry import SiteState
+from gateway.north.sep2.telemetry import SiteRatings, SiteState
 from gateway.runtime.outbox import DeliveryError, drain
 from gateway.runtime.runner import Runner
 from gateway.store.api import OutboxItem, Store
@@ -68,12 +67,27 @@ class SiteStateSource:
 
 class Sep2Gateway:
     def __init__(
-        self, runner: Runner, store: Store, client_factory: Callable[..., EndDeviceClient]
+        self,
+        runner: Runner,
+        store: Store,
+        http: Http,
+        identity: Identity,
+        *,
+        ratings: SiteRatings | None = None,
+        page_size: int = 32,
     ) -> None:
         self.runner = runner
         self.store = store
         self._drain_now = asyncio.Event()
-        self.client = client_factory(deliver=self._deliver, site=SiteStateSource(runner))
+        self.client = EndDeviceClient(
+            http,
+            identity,
+            deliver=self._deliver,
+            site=SiteStateSource(runner),
+            ratings=ratings,
+            modes=runner.engine.config.supported_modes,
+            page_size=page_size,
+        )
         self.delivered = 0  # reports the server acknowledged (or refused for good)
 
     async def _deliver(self, inputs: list[Input]) -> None:

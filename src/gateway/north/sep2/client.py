@@ -61,7 +61,7 @@ from gateway.north.sep2.walk import (
 )
 from gateway.north.sep2.xml import MAX_BODY_BYTES
 
-__all__ = ["Backoff", "EndDeviceClient", "Http", "TransportError"]
+__all__ = ["Backoff", "EndDeviceClient", "Http", "Identity", "ServerTime", "TransportError"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,20 @@ class Backoff:
     jitter: float = 0.2  # +-20 %
 
 
+class ServerTime:
+    """The server's clock as this process sees it: one per server, shared by its EndDevices."""
+
+    def __init__(self) -> None:
+        # Until the first Time resource, server time is the OS wall clock.
+        self.clock = ServerClock(offset_s=time.time() - time.monotonic())
+
+    def now(self) -> float:
+        return self.clock.server(time.monotonic())
+
+    def update(self, resource: Time, *, sent: float, received: float) -> None:
+        self.clock = self.clock.update(resource, sent=sent, received=received)
+
+
 class Http:
     """One 2030.5 server as seen through one client certificate."""
 
@@ -106,6 +120,7 @@ class Http:
         self._closed_until = 0.0  # monotonic
         self._failures = 0
         self.requests = 0
+        self.time = ServerTime()
 
     async def __aenter__(self) -> Http:
         connector = aiohttp.TCPConnector(ssl=self._ssl, limit=32)
@@ -212,7 +227,6 @@ class EndDeviceClient:
         self.identity = identity
         self.name = name or identity.lfdi[:12]
         self.session = Session(name=self.name)
-        self.clock = ServerClock(offset_s=time.time() - time.monotonic())
         self._deliver = deliver
         self._site = site
         self._ratings = ratings
@@ -227,7 +241,7 @@ class EndDeviceClient:
 
     def now(self) -> float:
         """Server time now (the engine's clock)."""
-        return self.clock.server(time.monotonic())
+        return self.http.time.now()
 
     # ------------------------------------------------------------------ the loop
 
@@ -294,7 +308,7 @@ class EndDeviceClient:
         found: Discovery = await timing.drive(self.http, gen)
         if found.time is not None and found.dcap.TimeLink is not None:
             sent, received = timing.of(found.dcap.TimeLink.href)
-            self.clock = self.clock.update(found.time, sent=sent, received=received)
+            self.http.time.update(found.time, sent=sent, received=received)
         await self._up()
         update = self.session.discovered(found, self.now(), time.monotonic())
         await self._apply(update)
@@ -310,7 +324,7 @@ class EndDeviceClient:
         reply = await self.http.request(Request("GET", href))
         received = time.monotonic()
         resource = _decoded(href, reply, Time)
-        self.clock = self.clock.update(resource, sent=sent, received=received)
+        self.http.time.update(resource, sent=sent, received=received)
 
     async def _poll(self, program_mrid: str) -> None:
         view = self.session.view(program_mrid)

@@ -1,0 +1,200 @@
+"""The ``gateway run`` configuration file (TOML), validated once at start-up.
+
+::
+
+    [sep2]
+    dcap = "https://utility.example:8443/dcap"   # the DeviceCapability URL (COMM-002)
+    cert = "device.pem"          # our certificate; paths are relative to this file
+    key = "device.key"
+    chain = "device-chain.pem"   # optional: leaf + intermediates to present
+    serca = "serca.pem"          # the only trust anchor for the server's chain
+    pin = 111115                 # optional: registration PIN with its check digit (ALL-04)
+    server_lfdi = "..."          # optional: accept only this server certificate
+    check_hostname = true        # false for a server addressed by IP in a test PKI
+    register = false             # true: POST our EndDevice when the server does not know it
+
+    [[sep2.end_device]]          # aggregator mode: one per EndDevice (site); omitted = one
+    lfdi = "..."                 # EndDevice, the certificate's own LFDI
+    sfdi = 123456789012
+    pin = 111115
+
+    [site]
+    simulate = true              # drive the embedded simulated home (one per EndDevice)
+    store = "gateway.db"         # SQLite file (one per EndDevice: "-<n>" before the suffix)
+    period_s = 1.0               # control-loop period
+
+Every problem in the file is reported at once, with its key, as :class:`RunConfigError`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
+from gateway.north.sep2.identity import lfdi as lfdi_of
+
+__all__ = ["EndDeviceConfig", "RunConfig", "RunConfigError", "Sep2Config", "load"]
+
+
+class RunConfigError(ValueError):
+    """The configuration cannot be used; the message lists every problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndDeviceConfig:
+    lfdi: str
+    sfdi: int
+    pin: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sep2Config:
+    dcap: str
+    cert: Path
+    key: Path
+    chain: Path | None
+    serca: Path
+    server_lfdi: str | None
+    check_hostname: bool
+    register: bool
+    end_devices: tuple[EndDeviceConfig, ...]
+
+    @property
+    def aggregator(self) -> bool:
+        return len(self.end_devices) > 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    path: Path
+    sep2: Sep2Config
+    simulate: bool
+    store: Path
+    period_s: float
+
+    def store_for(self, index: int) -> Path:
+        if index == 0:
+            return self.store
+        return self.store.with_name(f"{self.store.stem}-{index}{self.store.suffix}")
+
+
+class _Reader:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.problems: list[str] = []
+
+    def get(
+        self, table: dict[str, Any], key: str, kind: type, where: str, default: Any = ...
+    ) -> Any:
+        if key not in table:
+            if default is ...:
+                self.problems.append(f"{where}.{key}: missing")
+            return None if default is ... else default
+        value = table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.problems.append(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+            return None
+        return value
+
+    def file(
+        self, table: dict[str, Any], key: str, where: str, *, required: bool = True
+    ) -> Path | None:
+        name = self.get(table, key, str, where, ... if required else None)
+        if name is None:
+            return None
+        path: Path = (self.base / str(name)).resolve()
+        if not path.is_file():
+            self.problems.append(f"{where}.{key}: {path} does not exist")
+        return path
+
+
+def _end_devices(r: _Reader, sep2: dict[str, Any], cert: Path | None) -> list[EndDeviceConfig]:
+    pin = r.get(sep2, "pin", int, "sep2", None)
+    listed = sep2.get("end_device", [])
+    if not isinstance(listed, list):
+        r.problems.append("sep2.end_device: expected [[sep2.end_device]] tables")
+        return []
+    if not listed:
+        if cert is None or not cert.is_file():
+            return []
+        try:
+            own = lfdi_of(certificate_der(cert.read_bytes()))
+        except ValueError as e:
+            r.problems.append(f"sep2.cert: {cert}: {e}")
+            return []
+        return [EndDeviceConfig(own, sfdi_from_lfdi(own), pin)]
+    out: list[EndDeviceConfig] = []
+    for i, table in enumerate(listed):
+        where = f"sep2.end_device[{i}]"
+        raw = r.get(table, "lfdi", str, where)
+        try:
+            lfdi = parse_lfdi(raw) if raw is not None else None
+        except ValueError as e:
+            r.problems.append(f"{where}.lfdi: {e}")
+            lfdi = None
+        sfdi = r.get(table, "sfdi", int, where, None)
+        own_pin = r.get(table, "pin", int, where, pin)
+        if lfdi is not None:
+            out.append(
+                EndDeviceConfig(lfdi, sfdi if sfdi is not None else sfdi_from_lfdi(lfdi), own_pin)
+            )
+    return out
+
+
+def load(path: Path) -> RunConfig:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise RunConfigError(f"{path}: {e}") from e
+    r = _Reader(path.parent)
+    sep2 = doc.get("sep2")
+    if not isinstance(sep2, dict):
+        raise RunConfigError(f"{path}: a [sep2] table naming the DeviceCapability URL is required")
+    dcap = r.get(sep2, "dcap", str, "sep2")
+    if dcap is not None and urlparse(dcap).scheme != "https":
+        r.problems.append(f"sep2.dcap: 2030.5 runs over TLS: expected an https:// URL, got {dcap}")
+    cert = r.file(sep2, "cert", "sep2")
+    key = r.file(sep2, "key", "sep2")
+    chain = r.file(sep2, "chain", "sep2", required=False)
+    serca = r.file(sep2, "serca", "sep2")
+    server_lfdi = r.get(sep2, "server_lfdi", str, "sep2", None)
+    check_hostname = r.get(sep2, "check_hostname", bool, "sep2", True)
+    register = r.get(sep2, "register", bool, "sep2", False)
+    devices = _end_devices(r, sep2, cert)
+    site = doc.get("site", {})
+    simulate = r.get(site, "simulate", bool, "site", True)
+    store = r.get(site, "store", str, "site", "gateway.db")
+    period_s = r.get(site, "period_s", float, "site", 1.0)
+    if simulate is False:
+        r.problems.append("site.simulate = false: real devices from [[device]] are not wired yet")
+    if period_s is not None and not 0.05 <= period_s <= 60:
+        r.problems.append(f"site.period_s: expected 0.05..60 s, got {period_s}")
+    if r.problems:
+        raise RunConfigError(f"{path}: invalid configuration:\n  - " + "\n  - ".join(r.problems))
+    assert dcap is not None
+    assert cert is not None
+    assert key is not None
+    assert serca is not None
+    return RunConfig(
+        path=path,
+        sep2=Sep2Config(
+            dcap=dcap,
+            cert=cert,
+            key=key,
+            chain=chain,
+            serca=serca,
+            server_lfdi=server_lfdi,
+            check_hostname=bool(check_hostname),
+            register=bool(register),
+            end_devices=tuple(devices),
+        ),
+        simulate=bool(simulate),
+        store=(path.parent / str(store)).resolve(),
+        period_s=float(period_s),
+    )
