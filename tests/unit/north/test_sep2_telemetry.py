@@ -1,0 +1,139 @@
+"""Telemetry builders and Response posts: the values ALL-07/08/09/12 check, valid against the XSD."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from gateway.core.controls import Mode
+from gateway.north.sep2 import codec
+from gateway.north.sep2.der_resources import ConnectStatus, DOEModes, OperationalMode
+from gateway.north.sep2.model import Response
+from gateway.north.sep2.responses import Outcome, outcome, response_post
+from gateway.north.sep2.telemetry import (
+    SiteRatings,
+    SiteState,
+    der_availability,
+    der_capability,
+    der_settings,
+    der_status,
+    modes_supported,
+)
+
+if TYPE_CHECKING:
+    from conftest import SepSchemas
+
+T0 = 1_764_072_000
+RATINGS = SiteRatings(max_discharge_w=9600, max_charge_w=11000, backup_reserve_pct=20)
+LFDI = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"
+
+
+def state(**kw: object) -> SiteState:
+    base: dict[str, object] = {
+        "at": T0,
+        "grid_connected": True,
+        "connect_changed_at": T0 - 100,
+        "der_w": 3000.0,
+        "soc_pct": 64.25,
+        "ev_connected": True,
+    }
+    base.update(kw)
+    return SiteState(**base)  # type: ignore[arg-type]
+
+
+def test_connected_and_exporting_sets_bits_0_to_2_and_operational() -> None:
+    s = der_status(state())
+    assert s.genConnectStatus is not None
+    assert s.genConnectStatus.value == (
+        ConnectStatus.CONNECTED | ConnectStatus.AVAILABLE | ConnectStatus.OPERATING
+    )
+    assert s.genConnectStatus.dateTime == T0 - 100  # when it changed, not when it was read
+    assert s.operationalModeStatus is not None
+    assert s.operationalModeStatus.value == OperationalMode.OPERATIONAL
+    assert s.stateOfChargeStatus is not None
+    assert s.stateOfChargeStatus.value == 6425
+
+
+def test_islanded_clears_bits_0_to_2_and_is_off() -> None:
+    """ALL-12 / ALL-27: opModConnect=false -> the relay is open -> bits 0-2 clear."""
+    s = der_status(state(grid_connected=False))
+    assert s.genConnectStatus is not None
+    assert s.genConnectStatus.value & 0b111 == 0
+    assert s.operationalModeStatus is not None
+    assert s.operationalModeStatus.value == OperationalMode.OFF
+
+
+def test_fault_sets_bit_4_and_not_available() -> None:
+    s = der_status(state(fault=True))
+    assert s.genConnectStatus is not None
+    assert s.genConnectStatus.value == ConnectStatus.CONNECTED | ConnectStatus.FAULT
+
+
+def test_no_ev_means_no_soc_and_no_discharge_available() -> None:
+    s = der_status(state(ev_connected=False))
+    assert s.stateOfChargeStatus is None
+    assert s.storConnectStatus is not None
+    assert s.storConnectStatus.value == 0
+    avail = der_availability(state(ev_connected=False), RATINGS)
+    assert avail.statWAvail is not None
+    assert avail.statWAvail.watts == 0
+
+
+def test_availability_respects_the_backup_reserve() -> None:
+    assert der_availability(state(soc_pct=64), RATINGS).statWAvail.watts == 9600  # type: ignore[union-attr]
+    assert der_availability(state(soc_pct=19), RATINGS).statWAvail.watts == 0  # type: ignore[union-attr]
+    assert der_availability(state(), RATINGS).reservePercent == 2000
+
+
+def test_capability_advertises_only_supported_modes() -> None:
+    cap = der_capability(RATINGS, [Mode.CONNECT, Mode.EXPORT_LIMIT_W, Mode.LOAD_LIMIT_W])
+    assert cap.doeModesSupported == DOEModes.EXP_LIM_W | DOEModes.LOAD_LIM_W
+    assert cap.modesSupported == modes_supported([Mode.CONNECT])
+    assert cap.modesSupported & (1 << 2)  # opModConnect
+    assert not cap.modesSupported & (1 << 3)  # opModEnergize not supported here
+    assert cap.rtgMaxW.watts == 11000
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        der_capability(RATINGS, tuple(Mode)),
+        der_settings(RATINGS, tuple(Mode), at=T0),
+        der_status(state()),
+        der_status(state(grid_connected=False, ev_connected=None, soc_pct=None)),
+        der_availability(state(), RATINGS),
+    ],
+    ids=["capability", "settings", "status", "status-islanded", "availability"],
+)
+def test_every_telemetry_body_is_schema_valid(resource: object, sep_schema: SepSchemas) -> None:
+    body = codec.encode(resource)  # type: ignore[arg-type]
+    sep_schema.assert_valid(body)
+    assert codec.decode(body) == resource
+
+
+def test_response_post_is_in_server_time_for_our_lfdi(sep_schema: SepSchemas) -> None:
+    doc = {"subject": "00" * 16, "code": 2, "at": T0 + 0.7, "reply_to": "/rsps/1/rsp"}
+    post = response_post(doc, lfdi=LFDI.lower())
+    assert post is not None
+    assert post.href == "/rsps/1/rsp"
+    sep_schema.assert_valid(post.body)
+    assert codec.decode(post.body) == Response(
+        endDeviceLFDI=LFDI, subject="00" * 16, status=2, createdDateTime=T0
+    )
+    assert response_post({**doc, "reply_to": None}, lfdi=LFDI) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (201, Outcome.DELIVERED),
+        (204, Outcome.DELIVERED),
+        (429, Outcome.RETRY),
+        (503, Outcome.RETRY),
+        (400, Outcome.REFUSED),
+        (404, Outcome.REFUSED),
+    ],
+)
+def test_outcome_of_each_status(status: int, expected: Outcome) -> None:
+    assert outcome(status) is expected
