@@ -1,4 +1,4 @@
-"""Telemetry builders and Response posts: the values ALL-07/08/09/12 check, valid against the XSD."""
+"""Telemetry builders and Response posts: what ALL-07/08/09/12 check, valid against the XSD."""
 
 from __future__ import annotations
 
