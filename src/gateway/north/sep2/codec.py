@@ -26,6 +26,7 @@ from typing import Any, Final, TypeVar
 from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this environment
 
 from gateway.north.sep2.der_resources import DER_RESOURCE_TYPES, DERResource
+from gateway.north.sep2.metering import METERING_TYPES, MeteringResource
 from gateway.north.sep2.model import (
     INT16_MAX,
     INT16_MIN,
@@ -47,16 +48,26 @@ from gateway.north.sep2.model import (
     Response,
     Sep2ValueError,
 )
+from gateway.north.sep2.pubsub import PUBSUB_TYPES, PubSubResource
 from gateway.north.sep2.resources import RESOURCE_TYPES
 from gateway.north.sep2.resources import Resource as WalkResource
 from gateway.north.sep2.xml import CSIPAUS_NS, MAX_BODY_BYTES, NS, Sep2ParseError, parse
 
-__all__ = ["AnyResource", "Sep2ParseError", "Sep2ValueError", "decode", "decode_element", "encode"]
+__all__ = [
+    "AnyResource",
+    "Sep2ParseError",
+    "Sep2ValueError",
+    "decode",
+    "decode_element",
+    "encode",
+    "encode_element",
+]
 
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 _INT = re.compile(r"[+-]?[0-9]+")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
+_MAX_INT_DIGITS: Final = 20
 _MRID_HEX_MAX: Final = 32  # mRIDType = HexBinary128
 _LFDI_HEX_MAX: Final = 40  # HexBinary160
 _STRING32: Final = 32
@@ -91,8 +102,10 @@ _DEFAULT_SETTINGS: Final = (
 
 T = TypeVar("T")
 # Everything decode/encode take: the DERControl family here, the resources the client walks to
-# reach it in :mod:`gateway.north.sep2.resources_codec` (imported lazily: it builds on this module).
-AnyResource = Resource | WalkResource | DERResource
+# reach it, reports and subscribes with in :mod:`gateway.north.sep2.resources_codec` (imported
+# lazily: it builds on this module).
+AnyResource = Resource | WalkResource | DERResource | MeteringResource | PubSubResource
+_TABLE_TYPES: Final = (*RESOURCE_TYPES, *DER_RESOURCE_TYPES, *METERING_TYPES, *PUBSUB_TYPES)
 
 
 def _q(name: str, ns: str = NS) -> str:
@@ -151,6 +164,9 @@ class _Reader:
         def conv(name: str, raw: str) -> int:
             if not _INT.fullmatch(raw):
                 raise self.fail(name, raw, f"must be an integer ({what})")
+            # Every 2030.5 integer fits 20 digits; CPython refuses int() of >4300 digits.
+            if len(raw.lstrip("+-").lstrip("0")) > _MAX_INT_DIGITS:
+                raise self.fail(name, raw[:40] + "...", f"is outside {what} ({lo}..{hi})")
             v = int(raw)
             if not lo <= v <= hi:
                 raise self.fail(name, raw, f"is outside {what} ({lo}..{hi})")
@@ -317,6 +333,7 @@ _DECODERS: Final[dict[str, Callable[[_Reader], Resource]]] = {
     "DefaultDERControl": _default,
     "Response": _response,
 }
+DECODED_ROOTS: Final = frozenset(_DECODERS)  # the roots read here (the rest: resources_codec)
 
 
 def decode_element(root: Any) -> AnyResource:
@@ -325,7 +342,8 @@ def decode_element(root: Any) -> AnyResource:
 
     name = etree.QName(root).localname
     decoder = _DECODERS.get(name)
-    if etree.QName(root).namespace == NS and decoder is None and name in resources_codec.ROOTS:
+    qname = (etree.QName(root).namespace, name)
+    if decoder is None and qname in resources_codec.QROOTS:
         return resources_codec.decode_element(root)
     if decoder is None or etree.QName(root).namespace != NS:
         known = ", ".join([*_DECODERS, *sorted(resources_codec.ROOTS)])
@@ -420,10 +438,15 @@ def encode(resource: AnyResource) -> bytes:
     negative CSIP-AUS limit, an mRID that is not hex, ...). ``DERControlBase.unsupported`` is
     not written (the model does not hold those modes' content).
     """
-    if isinstance(resource, (*RESOURCE_TYPES, *DER_RESOURCE_TYPES)):
+    return _to_bytes(_Writer(encode_element(resource)))
+
+
+def encode_element(resource: AnyResource) -> Any:
+    """``resource`` as an lxml element (what :func:`encode` serialises), checked the same way."""
+    if isinstance(resource, _TABLE_TYPES):
         from gateway.north.sep2 import resources_codec
 
-        return resources_codec.encode(resource)
+        return resources_codec.encode_element(resource)
     if isinstance(resource, DERControl):
         w = _new_root("DERControl", csipaus=_uses_csipaus(resource.DERControlBase))
         _write_der_control(w, resource)
@@ -455,4 +478,4 @@ def encode(resource: AnyResource) -> bytes:
         raise TypeError(f"cannot encode {type(resource).__name__}")
     # The same checks as on the way in: the gateway never writes what it would refuse to read.
     decode_element(w.el)
-    return _to_bytes(w)
+    return w.el

@@ -17,16 +17,29 @@ The DER resources of :mod:`gateway.north.sep2.der_resources` use the same tables
 ``setGradW``, ``PerCent`` 0..10000, ``DERType`` UInt8, bitmaps (HexBinary32 ``DERControlType``,
 HexBinary8 ``ConnectStatusType`` and CSIP-AUS ``DOEControlType``) held as integers, and the
 ``{dateTime, value}`` status elements of ``DERStatus``.
+
+So do the metering mirror of :mod:`gateway.north.sep2.metering` (Int48 ``value``, UInt48
+``supplyLimit``, HexBinary16 ``roleFlags``/``qualityFlags``/``localID`` held as integers,
+``powerOfTenMultiplier`` -9..9, ``DateTimeInterval`` and ``UnitValueType`` structures, resources
+nested in resources at their schema position) and the resources of
+:mod:`gateway.north.sep2.pubsub`. A ``Notification`` carries its resource as
+``<Resource xsi:type="DERControlList">``: it is decoded by whichever codec reads that type (the
+``xsi:type`` names it, not the element), and a type this package does not read, a missing or
+undeclared ``xsi:type``, or a nested ``Notification`` is refused with :class:`Sep2ValueError`
+(a :class:`Sep2ParseError`). ``csipaus:ConnectionPoint`` is the one root outside the 2030.5
+namespace (embedded, its type is ``csipaus:ConnectionPointType``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final, TypeVar
 
 from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this environment
 
+from gateway.north.sep2 import codec
 from gateway.north.sep2.codec import (
     _LFDI_HEX_MAX,
     _MRID_HEX_MAX,
@@ -54,6 +67,20 @@ from gateway.north.sep2.der_resources import (
     StateOfChargeStatusType,
 )
 from gateway.north.sep2.identity import PIN_MAX, SFDI_MAX
+from gateway.north.sep2.metering import (
+    INT48_MAX,
+    INT48_MIN,
+    UINT48_MAX,
+    MeteringResource,
+    MirrorMeterReading,
+    MirrorMeterReadingList,
+    MirrorReadingSet,
+    MirrorUsagePoint,
+    MirrorUsagePointList,
+    Reading,
+    ReadingType,
+    UnitValueType,
+)
 from gateway.north.sep2.model import (
     INT16_MAX,
     INT16_MIN,
@@ -63,6 +90,22 @@ from gateway.north.sep2.model import (
     UINT16_MAX,
     UINT32_MAX,
     ActivePower,
+    DateTimeInterval,
+    Sep2ValueError,
+)
+from gateway.north.sep2.pubsub import (
+    Condition,
+    ConnectionPoint,
+    Error,
+    LogEvent,
+    LogEventList,
+    Notification,
+    NotificationList,
+    PubSubResource,
+    ResponseSet,
+    ResponseSetList,
+    Subscription,
+    SubscriptionList,
 )
 from gateway.north.sep2.resources import (
     DERProgram,
@@ -80,13 +123,16 @@ from gateway.north.sep2.resources import (
 )
 from gateway.north.sep2.xml import CSIPAUS_NS, MAX_BODY_BYTES, NS, Sep2ParseError, parse
 
-__all__ = ["decode", "decode_as", "decode_element", "encode"]
+__all__ = ["decode", "decode_as", "decode_element", "encode", "encode_element"]
 
 INT32_MIN: Final = -(2**31)
 INT32_MAX: Final = 2**31 - 1
 SUBSCRIBABLE_MAX: Final = 3  # SubscribableType 0..3
 
-AnyWalkResource = Resource | DERResource
+XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
+_XSI_TYPE: Final = f"{{{XSI_NS}}}type"
+
+AnyWalkResource = Resource | DERResource | MeteringResource | PubSubResource
 R = TypeVar("R", bound=AnyWalkResource)
 
 # Element kinds.
@@ -97,7 +143,12 @@ _STR32, _VERSION = 12, 13
 (_UINT16, _PERCENT, _HEX32_INT, _DOE) = range(14, 18)
 # Kinds with element content, read and written by _STRUCT_READERS / _write_struct.
 (_RATING, _POWER, _RPOWER, _CONNECT, _OPMODE, _INVERTER, _SOC) = range(18, 25)
-_STRUCTS: Final = frozenset(range(18, 25))
+(_INT48, _UINT48, _MULT, _HEX16_INT, _STR16, _URI) = range(25, 31)
+(_INTERVAL, _UNITVALUE, _CONDITION) = range(31, 34)
+_STRUCTS: Final = frozenset(range(18, 25)) | {_INTERVAL, _UNITVALUE, _CONDITION}
+# Resources inside a resource: one (_ONE), any number (_MANY), both read with the spec named in
+# _Spec.nested; _EMBEDDED is Notification's <Resource xsi:type="...">.
+(_ONE, _MANY, _EMBEDDED) = range(34, 37)
 
 _Field = tuple[str, str, int, bool]  # (element name, namespace, kind, required)
 
@@ -124,6 +175,11 @@ class _Spec:
     attrs: tuple[str, ...] = ()  # among href, subscribable, all, results, pollRate
     fields: tuple[_Field, ...] = ()
     item: _Spec | None = None  # for lists: the item's spec (its root is the element name)
+    ns: str = NS  # the root element's namespace (CSIP-AUS for ConnectionPoint)
+    nested: tuple[tuple[str, _Spec], ...] = ()  # element name -> spec, for _ONE / _MANY
+
+    def child(self, name: str) -> _Spec:
+        return dict(self.nested)[name]
 
 
 _DCAP = _Spec(
@@ -280,6 +336,145 @@ _DERAVAIL = _Spec(
         ("statWAvail", NS, _POWER, False),
     ),
 )
+_IDENTIFIED: Final[tuple[_Field, ...]] = (
+    ("mRID", NS, _MRID, True),
+    ("description", NS, _STR32, False),
+    ("version", NS, _VERSION, False),
+)
+_PLAIN_LIST: Final = ("href", "all", "results")
+_POLLED_LIST: Final = ("href", "all", "results", "pollRate")
+_READING_TYPE = _Spec(
+    "ReadingType",
+    ReadingType,
+    ("href",),
+    (
+        ("accumulationBehaviour", NS, _UINT8, False),
+        ("calorificValue", NS, _UNITVALUE, False),
+        ("commodity", NS, _UINT8, False),
+        ("conversionFactor", NS, _UNITVALUE, False),
+        ("dataQualifier", NS, _UINT8, False),
+        ("flowDirection", NS, _UINT8, False),
+        ("intervalLength", NS, _UINT32, False),
+        ("kind", NS, _UINT8, False),
+        ("maxNumberOfIntervals", NS, _UINT8, False),
+        ("numberOfConsumptionBlocks", NS, _UINT8, False),
+        ("numberOfTouTiers", NS, _UINT8, False),
+        ("phase", NS, _UINT8, False),
+        ("powerOfTenMultiplier", NS, _MULT, False),
+        ("subIntervalLength", NS, _UINT32, False),
+        ("supplyLimit", NS, _UINT48, False),
+        ("tieredConsumptionBlocks", NS, _BOOL, False),
+        ("uom", NS, _UINT8, False),
+    ),
+)
+_READING = _Spec(
+    "Reading",
+    Reading,
+    ("href", "subscribable"),
+    (
+        ("consumptionBlock", NS, _UINT8, False),
+        ("qualityFlags", NS, _HEX16_INT, False),
+        ("timePeriod", NS, _INTERVAL, False),
+        ("touTier", NS, _UINT8, False),
+        ("value", NS, _INT48, False),
+        ("localID", NS, _HEX16_INT, False),
+    ),
+)
+_MRS = _Spec(
+    "MirrorReadingSet",
+    MirrorReadingSet,
+    ("href",),
+    (*_IDENTIFIED, ("timePeriod", NS, _INTERVAL, True), ("Reading", NS, _MANY, False)),
+    nested=(("Reading", _READING),),
+)
+_MMR = _Spec(
+    "MirrorMeterReading",
+    MirrorMeterReading,
+    ("href",),
+    (
+        *_IDENTIFIED,
+        ("lastUpdateTime", NS, _TIME, False),
+        ("MirrorReadingSet", NS, _MANY, False),
+        ("nextUpdateTime", NS, _TIME, False),
+        ("Reading", NS, _ONE, False),
+        ("ReadingType", NS, _ONE, False),
+    ),
+    nested=(("MirrorReadingSet", _MRS), ("Reading", _READING), ("ReadingType", _READING_TYPE)),
+)
+_MUP = _Spec(
+    "MirrorUsagePoint",
+    MirrorUsagePoint,
+    ("href",),
+    (
+        *_IDENTIFIED,
+        ("roleFlags", NS, _HEX16_INT, True),
+        ("serviceCategoryKind", NS, _UINT8, True),
+        ("status", NS, _UINT8, True),
+        ("deviceLFDI", NS, _LFDI, True),
+        ("MirrorMeterReading", NS, _MANY, False),
+        ("postRate", NS, _UINT32, False),
+    ),
+    nested=(("MirrorMeterReading", _MMR),),
+)
+_SUB = _Spec(
+    "Subscription",
+    Subscription,
+    ("href",),
+    (
+        ("subscribedResource", NS, _URI, True),
+        ("Condition", NS, _CONDITION, False),
+        ("encoding", NS, _UINT8, True),
+        ("level", NS, _STR16, True),
+        ("limit", NS, _UINT32, True),
+        ("notificationURI", NS, _URI, True),
+    ),
+)
+_NOTIF = _Spec(
+    "Notification",
+    Notification,
+    ("href",),
+    (
+        ("subscribedResource", NS, _URI, True),
+        ("newResourceURI", NS, _URI, False),
+        ("Resource", NS, _EMBEDDED, False),
+        ("status", NS, _UINT8, True),
+        ("subscriptionURI", NS, _URI, True),
+    ),
+)
+_RSPS = _Spec(
+    "ResponseSet",
+    ResponseSet,
+    ("href",),
+    (*_IDENTIFIED, ("ResponseListLink", NS, _LISTLINK, False)),
+)
+_LOG = _Spec(
+    "LogEvent",
+    LogEvent,
+    ("href",),
+    (
+        ("createdDateTime", NS, _TIME, True),
+        ("details", NS, _STR32, False),
+        ("extendedData", NS, _UINT32, False),
+        ("functionSet", NS, _UINT8, True),
+        ("logEventCode", NS, _UINT8, True),
+        ("logEventID", NS, _UINT16, True),
+        ("logEventPEN", NS, _UINT32, True),
+        ("profileID", NS, _UINT8, True),
+    ),
+)
+_ERROR = _Spec(
+    "Error",
+    Error,
+    (),  # not a Resource: no href
+    (("maxRetryDuration", NS, _UINT16, False), ("reasonCode", NS, _UINT16, True)),
+)
+_CP = _Spec(
+    "ConnectionPoint",
+    ConnectionPoint,
+    ("href",),
+    (("connectionPointId", CSIPAUS_NS, _STR32, True),),
+    ns=CSIPAUS_NS,
+)
 _SPECS: Final[tuple[_Spec, ...]] = (
     _Spec("Link", Link, ("href",)),
     _Spec("ListLink", ListLink, ("href", "all")),
@@ -298,10 +493,28 @@ _SPECS: Final[tuple[_Spec, ...]] = (
     _DERSET,
     _DERSTAT,
     _DERAVAIL,
+    _READING_TYPE,
+    _READING,
+    _MRS,
+    _MMR,
+    _Spec("MirrorMeterReadingList", MirrorMeterReadingList, _PLAIN_LIST, item=_MMR),
+    _MUP,
+    _Spec("MirrorUsagePointList", MirrorUsagePointList, _POLLED_LIST, item=_MUP),
+    _SUB,
+    _Spec("SubscriptionList", SubscriptionList, _POLLED_LIST, item=_SUB),
+    _NOTIF,
+    _Spec("NotificationList", NotificationList, _PLAIN_LIST, item=_NOTIF),
+    _RSPS,
+    _Spec("ResponseSetList", ResponseSetList, _POLLED_LIST, item=_RSPS),
+    _LOG,
+    _Spec("LogEventList", LogEventList, _LIST_ATTRS, item=_LOG),
+    _ERROR,
+    _CP,
 )
-_BY_ROOT: Final = {s.root: s for s in _SPECS}
+_BY_QNAME: Final = {(s.ns, s.root): s for s in _SPECS}
 _BY_CLS: Final = {s.cls: s for s in _SPECS}
-ROOTS: Final = frozenset(_BY_ROOT)
+ROOTS: Final = frozenset(s.root for s in _SPECS)
+QROOTS: Final = frozenset(_BY_QNAME)  # (namespace, local name) of every root read here
 
 # ------------------------------------------------------------------------------ decoding
 
@@ -324,8 +537,17 @@ def _conv(r: _Reader, kind: int) -> Callable[[str, str], Any]:
         _PERCENT: lambda: r.integer(0, PERCENT_MAX, "PerCent"),
         _HEX32_INT: lambda: _hex_int(r, 8, "HexBinary32", int),
         _DOE: lambda: _hex_int(r, 2, "DOEControlType (HexBinary8)", DOEModes),
+        _INT48: lambda: r.integer(INT48_MIN, INT48_MAX, "Int48"),
+        _UINT48: lambda: r.integer(0, UINT48_MAX, "UInt48"),
+        _MULT: lambda: r.integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "PowerOfTenMultiplierType -9..9"),
+        _HEX16_INT: lambda: _hex_int(r, 4, "HexBinary16", int),
+        _STR16: lambda: r.string(16),
+        _URI: lambda: r.string(_URI_MAX),
     }
     return convs[kind]()
+
+
+_URI_MAX: Final = 2048  # anyURI has no bound; a URI longer than this is not a 2030.5 path
 
 
 def _hex_int(
@@ -362,12 +584,32 @@ _STATUS: Final[dict[int, tuple[_StatusCls, Callable[[_Reader], Callable[[str, st
 }
 
 
+def _plain_struct(sub: _Reader, kind: int) -> Any:
+    if kind == _INTERVAL:
+        # Not the DERControl interval of codec.py: a reading set may span more than a year.
+        duration = sub.need("duration", sub.integer(0, UINT32_MAX, "UInt32 seconds"))
+        return DateTimeInterval(duration=duration, start=sub.need("start", _time(sub)))
+    if kind == _UNITVALUE:
+        return UnitValueType(
+            multiplier=sub.need("multiplier", sub.integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8")),
+            unit=sub.need("unit", sub.integer(0, 255, "UomType (UInt8)")),
+            value=sub.need("value", sub.integer(INT32_MIN, INT32_MAX, "Int32")),
+        )
+    return Condition(
+        attributeIdentifier=sub.need("attributeIdentifier", sub.integer(0, 255, "UInt8")),
+        lowerThreshold=sub.need("lowerThreshold", sub.integer(INT48_MIN, INT48_MAX, "Int48")),
+        upperThreshold=sub.need("upperThreshold", sub.integer(INT48_MIN, INT48_MAX, "Int48")),
+    )
+
+
 def _struct(r: _Reader, name: str, ns: str, kind: int) -> Any:
     if kind in {_RATING, _POWER, _RPOWER}:
         return _power(r, name, ns, kind)
     sub = r.sub(name, ns)
     if sub is None:
         return None
+    if kind in {_INTERVAL, _UNITVALUE, _CONDITION}:
+        return _plain_struct(sub, kind)
     cls, conv = _STATUS[kind]
     return cls(dateTime=sub.need("dateTime", _time(sub)), value=sub.need("value", conv(sub)))
 
@@ -408,6 +650,16 @@ def _read(r: _Reader, spec: _Spec) -> Any:
     for name, ns, kind, required in spec.fields:
         if kind in {_LINK, _LISTLINK}:
             values[name] = _link(r, name, ns, listlink=kind == _LISTLINK)
+        elif kind == _ONE:
+            sub = r.sub(name, ns)
+            values[name] = None if sub is None else _read(sub, spec.child(name))
+        elif kind == _MANY:
+            values[name] = tuple(
+                _read(_Reader(el, f"{r.path}/{name}[{i}]"), spec.child(name))
+                for i, el in enumerate(r.el.findall(_q(name, ns)))
+            )
+        elif kind == _EMBEDDED:
+            values[name] = _embedded(r, name)
         elif kind in _STRUCTS:
             values[name] = _struct(r, name, ns, kind)
             if required and values[name] is None:
@@ -432,13 +684,62 @@ def _read(r: _Reader, spec: _Spec) -> Any:
     return spec.cls(**values)
 
 
+# Types that may not be embedded in a Notification: not Resources, or notifications themselves.
+_NOT_EMBEDDABLE: Final = frozenset(
+    {"Link", "ListLink", "Error", "Notification", "NotificationList"}
+)
+_CP_TYPE: Final = (CSIPAUS_NS, "ConnectionPointType")
+
+
+def _embedded_root(r: _Reader, el: Any, name: str) -> tuple[str, str]:
+    """The (namespace, element name) that ``el``'s ``xsi:type`` stands for."""
+    raw = el.get(_XSI_TYPE)
+    if raw is None:
+        raise r.fail(f"{name}/@xsi:type", None, "is required: it names the resource carried")
+    prefix, _, local = raw.strip().rpartition(":")
+    ns = el.nsmap.get(prefix or None)
+    if ns is None:
+        raise r.fail(f"{name}/@xsi:type", raw, f"uses the undeclared prefix {prefix!r}")
+    if (ns, local) == _CP_TYPE:
+        return CSIPAUS_NS, "ConnectionPoint"
+    known = (ns == NS and local in codec.DECODED_ROOTS) or (ns, local) in QROOTS
+    if ns != NS or not known or local in _NOT_EMBEDDABLE:
+        readable = sorted(
+            {*codec.DECODED_ROOTS, *(n for q, n in QROOTS if q == NS)} - _NOT_EMBEDDABLE
+        )
+        raise r.fail(
+            f"{name}/@xsi:type",
+            raw,
+            f"is not a resource this gateway reads in a notification; one of "
+            f"{', '.join(readable)} or csipaus:ConnectionPointType",
+        )
+    return NS, local
+
+
+def _embedded(r: _Reader, name: str) -> Any:
+    el = r.child(name)
+    if el is None:
+        return None
+    ns, root = _embedded_root(r, el, name)
+    # Decode a renamed copy with the codec that reads that type (the parse was hardened).
+    renamed = copy.deepcopy(el)
+    renamed.tag = _q(root, ns)
+    del renamed.attrib[_XSI_TYPE]
+    try:
+        return codec.decode_element(renamed)
+    except Sep2ValueError as e:
+        raise Sep2ValueError(f"{r.path}/{name}/{e.element}", e.value, e.reason, e.mrid) from None
+
+
 def decode_element(root: Any) -> AnyWalkResource:
     """The resource an already parsed (hardened) root element holds."""
-    name = etree.QName(root).localname
-    spec = _BY_ROOT.get(name)
-    if spec is None or etree.QName(root).namespace != NS:
-        raise Sep2ParseError(f"unsupported resource {name}; expected one of {', '.join(ROOTS)}")
-    result: AnyWalkResource = _read(_Reader(root, name), spec)
+    q = etree.QName(root)
+    spec = _BY_QNAME.get((q.namespace, q.localname))
+    if spec is None:
+        raise Sep2ParseError(
+            f"unsupported resource {q.localname}; expected one of {', '.join(sorted(ROOTS))}"
+        )
+    result: AnyWalkResource = _read(_Reader(root, q.localname), spec)
     return result
 
 
@@ -454,7 +755,7 @@ def decode_as(body: bytes, cls: type[R], *, max_bytes: int = MAX_BODY_BYTES) -> 
     if spec is None:
         raise TypeError(f"{cls.__name__} is not a resource of gateway.north.sep2.(der_)resources")
     name = etree.QName(root).localname
-    if name != spec.root or etree.QName(root).namespace != NS:
+    if name != spec.root or etree.QName(root).namespace != spec.ns:
         raise Sep2ParseError(f"expected a {spec.root}, got {name}")
     result = decode_element(root)
     if not isinstance(result, cls):  # pragma: no cover - the root named it
@@ -485,6 +786,15 @@ def _write(w: _Writer, resource: Any, spec: _Spec) -> None:
             link.attr("href", value.href)
             if isinstance(value, ListLink):
                 link.attr("all", value.all)
+        elif kind == _ONE:
+            _write(w.node(name), value, spec.child(name))
+        elif kind == _MANY:
+            for item in value:
+                _write(w.node(name), item, spec.child(name))
+        elif kind == _EMBEDDED:
+            w.el.append(_embed(value))
+        elif kind == _HEX16_INT:
+            w.add(name, _hex(value, 4), ns)
         elif kind in _STRUCTS:
             _write_struct(w, name, value)
         elif kind == _HEX32_INT:
@@ -498,6 +808,17 @@ def _write(w: _Writer, resource: Any, spec: _Spec) -> None:
             _write(w.node(spec.item.root), item, spec.item)
 
 
+def _embed(resource: Any) -> Any:
+    """``resource`` as ``<Resource xsi:type="...">``: its own element, renamed."""
+    el = codec.encode_element(resource)
+    q = etree.QName(el)
+    # The writers declare the 2030.5 namespace as the default and CSIP-AUS as csipaus:.
+    xsi_type = "csipaus:ConnectionPointType" if q.namespace == CSIPAUS_NS else q.localname
+    el.tag = _q("Resource")
+    el.set(_XSI_TYPE, xsi_type)
+    return el
+
+
 def _hex(value: int, digits: int) -> str:
     # Out of range stays visible (and is refused by the decoder's check): no silent truncation.
     return f"{int(value):0{digits}X}" if int(value) >= 0 else str(int(value))
@@ -508,10 +829,37 @@ def _write_struct(w: _Writer, name: str, value: Any) -> None:
     if isinstance(value, ActivePower | ReactivePower):
         sub.add("multiplier", value.multiplier)
         sub.add("value", value.value)
+    elif isinstance(value, DateTimeInterval | UnitValueType | Condition):
+        for f in fields(value):  # declared in schema order
+            sub.add(f.name, getattr(value, f.name))
     else:
         sub.add("dateTime", value.dateTime)
         is_hex = isinstance(value, ConnectStatusType)
         sub.add("value", _hex(value.value, 2) if is_hex else int(value.value))
+
+
+def _embeds(resource: Any, spec: _Spec) -> bool:
+    if spec.cls is Notification:
+        return resource.Resource is not None
+    if spec.cls is NotificationList:
+        return any(n.Resource is not None for n in resource.Notification)
+    return False
+
+
+def encode_element(resource: AnyWalkResource) -> Any:
+    """``resource`` as an element, checked as :func:`encode` checks it."""
+    spec = _BY_CLS.get(type(resource))
+    if spec is None:
+        raise TypeError(f"cannot encode {type(resource).__name__}")
+    csip = _uses_csipaus(resource, spec)
+    nsmap: dict[str | None, str] = {None: NS, "csipaus": CSIPAUS_NS} if csip else {None: NS}
+    if _embeds(resource, spec):
+        nsmap["xsi"] = XSI_NS
+    w = _Writer(etree.Element(_q(spec.root, spec.ns), nsmap=nsmap))
+    _write(w, resource, spec)
+    # The same checks as on the way in: the gateway never writes what it would refuse to read.
+    decode_element(w.el)
+    return w.el
 
 
 def encode(resource: AnyWalkResource) -> bytes:
@@ -519,13 +867,4 @@ def encode(resource: AnyWalkResource) -> bytes:
 
     Raises :class:`Sep2ValueError` for a value the decoder would refuse.
     """
-    spec = _BY_CLS.get(type(resource))
-    if spec is None:
-        raise TypeError(f"cannot encode {type(resource).__name__}")
-    csip = _uses_csipaus(resource, spec)
-    nsmap = {None: NS, "csipaus": CSIPAUS_NS} if csip else {None: NS}
-    w = _Writer(etree.Element(_q(spec.root), nsmap=nsmap))
-    _write(w, resource, spec)
-    # The same checks as on the way in: the gateway never writes what it would refuse to read.
-    decode_element(w.el)
-    return _to_bytes(w)
+    return _to_bytes(_Writer(encode_element(resource)))

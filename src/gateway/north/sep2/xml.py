@@ -78,7 +78,8 @@ def parse(data: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> etree._Element:
                 f"the CSIP-AUS namespace is {CSIPAUS_NS!r} (https, not http)"
             )
     root_ns = etree.QName(root).namespace
-    if root_ns != NS:
+    # CSIP-AUS ConnectionPoint is the one resource whose global element is in its namespace.
+    if root_ns != NS and root.tag != f"{{{CSIPAUS_NS}}}ConnectionPoint":
         raise Sep2ParseError(
             f"root element {etree.QName(root).localname} is in namespace {root_ns!r}, "
             f"expected the 2030.5 namespace {NS!r}"
