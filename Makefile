@@ -32,6 +32,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 
 # Long property runs, kept out of make test: the whole-site state machine with random draws.

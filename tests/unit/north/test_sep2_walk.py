@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import pytest
@@ -168,6 +168,16 @@ def drive(walk: Walk, server: Mapping[str, Reply], log: list[Request]) -> Discov
             return result
 
 
+def drive_with(walk: Walk, answer: Callable[[Request], Reply]) -> Discovery:
+    request = next(walk)
+    while True:
+        try:
+            request = walk.send(answer(request))
+        except StopIteration as done:
+            result: Discovery = done.value
+            return result
+
+
 def _walk(server: Mapping[str, Reply], *, pin: int | None = PIN) -> tuple[Discovery, list[str]]:
     log: list[Request] = []
     found = drive(discover("/dcap", lfdi=LFDI, pin=pin, page_size=PAGE), server, log)
@@ -299,7 +309,8 @@ def test_all_02_in_band_registration_posts_our_end_device_and_follows_location()
         log.append(request)
         if request.method == "POST":
             assert request.href == "/edev"
-            assert request.body is not None and codec.decode(request.body) == mine
+            assert request.body is not None
+            assert codec.decode(request.body) == mine
             reply = Reply(201, b"", {"Location": "/edev/3"})
         else:
             reply = (
@@ -326,15 +337,14 @@ def test_in_band_registration_409_says_what_to_do() -> None:
     server["/edev?s=2&l=2"] = _ok(EndDeviceList(all=2, results=0))
     mine = EndDevice(sFDI=167261211391, changedTime=1764072000, lFDI=LFDI)
     walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, register=mine)
-    request = next(walk)
+
+    def answer(request: Request) -> Reply:
+        if request.method == "POST":
+            return Reply(409, b"")
+        return server.get(request.href, Reply(404, b""))
+
     with pytest.raises(WalkError, match="duplicate"):
-        while True:
-            reply = (
-                Reply(409, b"")
-                if request.method == "POST"
-                else server.get(request.href, Reply(404, b""))
-            )
-            request = walk.send(reply)
+        drive_with(walk, answer)
 
 
 def test_program_views_name_the_list_they_came_from() -> None:
