@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.sim.cli_home import add_arguments
 
     add_arguments(home)
+    utility = what.add_parser(
+        "utility", help="a 2030.5 utility server (mutual TLS) for a gateway to talk to"
+    )
+    from gateway.sim.utility.cli_utility import add_arguments as add_utility_arguments
+
+    add_utility_arguments(utility)
     return parser
 
 
@@ -94,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         import asyncio
 
+        if args.what == "utility":
+            from gateway.sim.utility.cli_utility import run as simulate_utility
+
+            return asyncio.run(simulate_utility(args))
         from gateway.sim.cli_home import run as simulate_home
 
         return asyncio.run(simulate_home(args))

@@ -1,0 +1,347 @@
+"""The utility simulator's request handlers, one per route of :mod:`gateway.sim.utility.paths`.
+
+Access: the EndDevice routes answer 403 unless the client's certificate may see that EndDevice
+(``UtilityState.visible_to``); the program routes, unless one of its EndDevices is assigned the
+program. A PUT of a DER resource is decoded with the codec and stored (204); a body that does
+not decode, or decodes to the wrong resource, answers 400 with the reason as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+from gateway.north.sep2 import codec
+from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DERSettings, DERStatus
+from gateway.north.sep2.model import Response
+from gateway.north.sep2.resources import EndDevice
+from gateway.north.sep2.xml import Sep2ParseError
+from gateway.sim.utility import mirrors, paths, views
+from gateway.sim.utility.notifier import read_subscription
+from gateway.sim.utility.recorder import Recorder
+from gateway.sim.utility.records import EndDeviceRecord, Program, SubscriptionRecord
+from gateway.sim.utility.state import UtilityState
+
+SEP_XML: Final = "application/sep+xml"
+DER_TYPES: Final[dict[str, type]] = {
+    "dercap": DERCapability,
+    "derg": DERSettings,
+    "ders": DERStatus,
+    "dera": DERAvailability,
+}
+_DER_FIELDS: Final = {
+    "dercap": "capability",
+    "derg": "settings",
+    "ders": "status",
+    "dera": "availability",
+}
+_MUP_LIST_LIMIT: Final = 255
+
+
+def xml(resource: codec.AnyResource, status: int = 200) -> web.Response:
+    return web.Response(body=codec.encode(resource), status=status, content_type=SEP_XML)
+
+
+def created(location: str) -> web.Response:
+    return web.Response(status=201, headers={"Location": location})
+
+
+def bad(reason: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=reason)
+
+
+def paging(request: web.Request) -> tuple[int, int]:
+    """``?s=<start>&l=<limit>`` (defaults 0 and 1, as 2030.5 says); 400 if not naturals."""
+    try:
+        start = int(request.query.get("s", "0"))
+        limit = int(request.query.get("l", str(views.DEFAULT_LIMIT)))
+    except ValueError:
+        raise bad("s and l are natural numbers") from None
+    if start < 0 or limit < 0:
+        raise bad("s and l are natural numbers")
+    return start, limit
+
+
+def lfdi_of(request: web.Request) -> str | None:
+    transport = request.transport
+    ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    from gateway.north.sep2 import tls
+
+    return tls.peer_lfdi(ssl_object)
+
+
+def resource_at(state: UtilityState, href: str, limit: int = 1) -> codec.AnyResource | None:
+    """The resource at a program href (what a Notification carries), None if none."""
+    parts = href.split("?", 1)[0].strip("/").split("/")
+    if len(parts) < 2 or parts[0] != "derp" or (p := state.program_at(parts[1])) is None:
+        return None
+    if len(parts) == 2:
+        return views.program(p)
+    if parts[2:] == ["dderc"]:
+        return views.default(p)
+    if parts[2:] == ["derc"]:
+        return views.control_list(state, p, 0, limit)
+    if len(parts) == 4 and parts[2] == "derc" and parts[3].isdigit():
+        c = next((c for c in p.controls if c.number == int(parts[3])), None)
+        return None if c is None else views.control(state, p, c)
+    return None
+
+
+class Handlers:
+    def __init__(self, state: UtilityState, recorder: Recorder) -> None:
+        self.state = state
+        self.recorder = recorder
+
+    def register(self, router: web.UrlDispatcher) -> None:
+        e, f, d = "/edev/{e:\\d+}", "/fsa/{f:\\d+}", "/der/{d:\\d+}"
+        get, post = router.add_get, router.add_post
+        get(paths.DCAP, self.dcap, allow_head=False)
+        get(paths.TM, self.time, allow_head=False)
+        get(paths.EDEV, self.edev_list, allow_head=False)
+        post(paths.EDEV, self.register_edev)
+        get(e, self.edev, allow_head=False)
+        get(e + "/reg", self.reg, allow_head=False)
+        get(e + "/fsa", self.fsa_list, allow_head=False)
+        get(e + f, self.fsa, allow_head=False)
+        get(e + f + "/derp", self.derp_list, allow_head=False)
+        get(e + "/der", self.der_list, allow_head=False)
+        get(e + d, self.der, allow_head=False)
+        part = e + d + "/{part:dercap|derg|ders|dera}"
+        get(part, self.der_part, allow_head=False)
+        router.add_put(part, self.put_der_part)
+        post(e + "/sub", self.subscribe)
+        get(e + "/sub/{s:\\d+}", self.subscription, allow_head=False)
+        router.add_delete(e + "/sub/{s:\\d+}", self.unsubscribe)
+        get("/derp/{p}", self.derp, allow_head=False)
+        get("/derp/{p}/derc", self.derc_list, allow_head=False)
+        get("/derp/{p}/derc/{c:\\d+}", self.derc, allow_head=False)
+        get("/derp/{p}/dderc", self.dderc, allow_head=False)
+        post("/rsps/{x:\\d+}/rsp", self.response)
+        get(paths.MUP, self.mup_list, allow_head=False)
+        post(paths.MUP, self.post_mup)
+        get("/mup/{m:\\d+}", self.mup, allow_head=False)
+        post("/mup/{m:\\d+}", self.post_readings)
+
+    # ------------------------------------------------------------------ access
+    def _edev(self, request: web.Request) -> EndDeviceRecord:
+        number = int(request.match_info["e"])
+        edev = next((x for x in self.state.end_devices if x.number == number), None)
+        if edev is None:
+            raise web.HTTPNotFound(text=f"no EndDevice {number}")
+        if edev not in self.state.visible_to(lfdi_of(request)):
+            raise web.HTTPForbidden(text="this certificate may not see that EndDevice")
+        return edev
+
+    def _program(self, request: web.Request) -> Program:
+        p = self.state.program_at(request.match_info["p"])
+        if p is None:
+            raise web.HTTPNotFound(text="no such DERProgram (moved? rediscover from /dcap)")
+        visible = self.state.visible_to(lfdi_of(request))
+        if not any(p.number in fsa.programs for e in visible for fsa in e.fsas):
+            raise web.HTTPForbidden(text="this DERProgram is not assigned to your EndDevice")
+        return p
+
+    # ------------------------------------------------------------------ discovery
+    async def dcap(self, _request: web.Request) -> web.Response:
+        return xml(views.dcap(self.state))
+
+    async def time(self, _request: web.Request) -> web.Response:
+        return xml(views.time(self.state))
+
+    async def edev_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        visible = self.state.visible_to(lfdi_of(request))
+        return xml(views.end_device_list(self.state, visible, start, limit))
+
+    async def register_edev(self, request: web.Request) -> web.Response:
+        """In-band registration: 201 + Location; 409 if that LFDI is registered already."""
+        client = lfdi_of(request)
+        body = await request.read()
+        try:
+            device = codec.decode(body)
+        except Sep2ParseError as exc:
+            raise bad(str(exc)) from exc
+        if not isinstance(device, EndDevice):
+            raise bad(f"expected an EndDevice, got a {type(device).__name__}")
+        lfdi = (device.lFDI or client or "").upper()
+        if self.state.find_end_device(lfdi) is not None:
+            raise web.HTTPConflict(text=f"EndDevice {lfdi} is already registered")
+        if not self.state.allow_registration or client is None:
+            raise web.HTTPForbidden(text="in-band registration is disabled")
+        is_aggregator = client in self.state.aggregators
+        if lfdi != client and not is_aggregator:
+            raise web.HTTPForbidden(text="a device certificate registers only its own LFDI")
+        try:
+            edev = self.state.add_end_device(
+                lfdi,
+                pin=self.state.registration_pin,
+                sfdi=device.sFDI,
+                aggregator=client if is_aggregator and lfdi != client else None,
+                device_category=device.deviceCategory,
+            )
+        except ValueError as exc:
+            raise bad(str(exc)) from exc
+        return created(paths.edev(edev.number))
+
+    async def edev(self, request: web.Request) -> web.Response:
+        return xml(views.end_device(self._edev(request)))
+
+    async def reg(self, request: web.Request) -> web.Response:
+        reg = views.registration(self.state, self._edev(request))
+        if reg is None:
+            raise web.HTTPNotFound(text="this EndDevice has no Registration")
+        return xml(reg)
+
+    async def fsa_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        return xml(views.fsa_list(self.state, self._edev(request), start, limit))
+
+    def _fsa(self, request: web.Request) -> tuple[EndDeviceRecord, Any]:
+        edev = self._edev(request)
+        fsa = edev.fsa(int(request.match_info["f"]))
+        if fsa is None:
+            raise web.HTTPNotFound(text="no such FunctionSetAssignments")
+        return edev, fsa
+
+    async def fsa(self, request: web.Request) -> web.Response:
+        edev, fsa = self._fsa(request)
+        return xml(views.fsa(self.state, edev, fsa))
+
+    async def derp_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        edev, fsa = self._fsa(request)
+        return xml(views.derp_list(self.state, edev, fsa, start, limit))
+
+    async def derp(self, request: web.Request) -> web.Response:
+        return xml(views.program(self._program(request)))
+
+    async def derc_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        return xml(views.control_list(self.state, self._program(request), start, limit))
+
+    async def derc(self, request: web.Request) -> web.Response:
+        p = self._program(request)
+        number = int(request.match_info["c"])
+        c = next((c for c in p.controls if c.number == number), None)
+        if c is None:
+            raise web.HTTPNotFound(text="no such DERControl")
+        return xml(views.control(self.state, p, c))
+
+    async def dderc(self, request: web.Request) -> web.Response:
+        default = views.default(self._program(request))
+        if default is None:
+            raise web.HTTPNotFound(text="this DERProgram has no DefaultDERControl")
+        return xml(default)
+
+    # ------------------------------------------------------------------ DER
+    async def der_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        return xml(views.der_list(self.state, self._edev(request), start, limit))
+
+    def _der(self, request: web.Request) -> tuple[EndDeviceRecord, Any]:
+        edev = self._edev(request)
+        der = edev.der(int(request.match_info["d"]))
+        if der is None:
+            raise web.HTTPNotFound(text="no such DER")
+        return edev, der
+
+    async def der(self, request: web.Request) -> web.Response:
+        edev, der = self._der(request)
+        return xml(views.der(edev, der.number))
+
+    async def der_part(self, request: web.Request) -> web.Response:
+        _, der = self._der(request)
+        resource = der.get(request.match_info["part"])
+        if resource is None:
+            raise web.HTTPNotFound(text="not reported yet")
+        return xml(resource)
+
+    async def put_der_part(self, request: web.Request) -> web.Response:
+        _, der = self._der(request)
+        part = request.match_info["part"]
+        body = await request.read()
+        try:
+            resource = codec.decode(body)
+        except Sep2ParseError as exc:
+            raise bad(str(exc)) from exc
+        expected = DER_TYPES[part]
+        if not isinstance(resource, expected):
+            raise bad(f"expected a {expected.__name__}, got a {type(resource).__name__}")
+        setattr(der, _DER_FIELDS[part], resource)
+        der.bodies[part] = body
+        der.updated[part] = self.state.now()
+        return web.Response(status=204)
+
+    # ------------------------------------------------------------------ responses, pub/sub
+    async def response(self, request: web.Request) -> web.Response:
+        number = int(request.match_info["x"])
+        if not any(p.number == number for p in self.state.programs):
+            raise web.HTTPNotFound(text="no such ResponseSet")
+        try:
+            resource = codec.decode(await request.read())
+        except Sep2ParseError as exc:
+            raise bad(str(exc)) from exc
+        if not isinstance(resource, Response):
+            raise bad(f"expected a Response, got a {type(resource).__name__}")
+        count = len(self.recorder.requests("POST", request.path, status=201))
+        return created(f"{request.path}/{count + 1}")
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        edev = self._edev(request)
+        body = await request.read()
+        try:
+            wanted = read_subscription(body)
+        except Sep2ParseError as exc:
+            raise bad(str(exc)) from exc
+        number = max((s.number for s in edev.subscriptions), default=0) + 1
+        sub = SubscriptionRecord(
+            number,
+            wanted.subscribedResource,
+            wanted.notificationURI,
+            body,
+            self.state.now(),
+            wanted.limit,
+        )
+        edev.subscriptions.append(sub)
+        return created(paths.sub(edev.number, sub.number))
+
+    async def subscription(self, request: web.Request) -> web.Response:
+        edev = self._edev(request)
+        number = int(request.match_info["s"])
+        sub = next((s for s in edev.subscriptions if s.number == number), None)
+        if sub is None:
+            raise web.HTTPNotFound(text="no such Subscription")
+        return web.Response(body=sub.body, content_type=SEP_XML)
+
+    async def unsubscribe(self, request: web.Request) -> web.Response:
+        edev = self._edev(request)
+        number = int(request.match_info["s"])
+        before = len(edev.subscriptions)
+        edev.subscriptions = [s for s in edev.subscriptions if s.number != number]
+        if len(edev.subscriptions) == before:
+            raise web.HTTPNotFound(text="no such Subscription")
+        return web.Response(status=204)
+
+    # ------------------------------------------------------------------ mirror usage points
+    async def mup_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        return mirrors.mup_list(self.state, start, limit)
+
+    async def post_mup(self, request: web.Request) -> web.Response:
+        return mirrors.post_mup(self.state, await request.read(), lfdi_of(request))
+
+    async def mup(self, request: web.Request) -> web.Response:
+        mup = self.state.mup(int(request.match_info["m"]))
+        if mup is None:
+            raise web.HTTPNotFound(text="no such MirrorUsagePoint")
+        return web.Response(body=mup.body, content_type=SEP_XML)
+
+    async def post_readings(self, request: web.Request) -> web.Response:
+        mup = self.state.mup(int(request.match_info["m"]))
+        if mup is None:
+            raise web.HTTPNotFound(text="no such MirrorUsagePoint (lost: POST it to /mup again)")
+        mup.readings.append((self.state.now(), await request.read()))
+        return web.Response(status=204)

@@ -1,0 +1,225 @@
+"""The utility simulator's HTTP shell: aiohttp over 2030.5 mutual TLS (:mod:`.tls`).
+
+The client is identified by the LFDI of its TLS certificate (``tls.peer_lfdi``): a device
+certificate sees only its own EndDevice, an aggregator's (``UtilityState.add_aggregator``) the
+EndDevices registered under it; another one's answers 403. URL layout: :mod:`.paths`. Bodies are
+``application/sep+xml``; an unknown path answers 404, a wrong method 405 with ``Allow``. Before
+routing, a scripted fault (``UtilityState.fail``) may answer instead, and while communications
+are cut (``UtilityState.cut``) the server stops listening and drops connections. Every request
+and every Notification is recorded in :class:`~gateway.sim.utility.recorder.Recorder`.
+
+Use it as ``async with UtilityServer(state, pki) as server: ... server.url("/dcap")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+
+from gateway.north.sep2 import identity, tls
+from gateway.sim.utility import handlers, paths
+from gateway.sim.utility.handlers import Handlers
+from gateway.sim.utility.notifier import covers, notification_body
+from gateway.sim.utility.recorder import Exchange, Recorder
+from gateway.sim.utility.records import Change
+from gateway.sim.utility.state import UtilityState
+
+SEP_XML: Final = "application/sep+xml"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class UtilityServer:
+    """One simulated utility server on ``host:port`` (0: the OS chooses; kept across a cut)."""
+
+    def __init__(
+        self,
+        state: UtilityState,
+        *,
+        cert: Path,
+        key: Path,
+        chain: Path | None,
+        serca: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        recorder: Recorder | None = None,
+        notify_timeout: float = 5.0,
+    ) -> None:
+        self.state = state
+        self.recorder = recorder if recorder is not None else Recorder()
+        self.host = host
+        self.port = port
+        self._ssl = tls.server_context(cert, key, chain, serca)
+        # Notifications go out with the server's own certificate (2030.5: mutual TLS both ways).
+        self._client_ssl = tls.client_context(cert, key, chain, serca, check_hostname=False)
+        self._notify_timeout = notify_timeout
+        self.lfdi = identity.Identity.from_certificate(cert.read_bytes()).lfdi
+        self.app = web.Application(middlewares=[self._middleware])
+        Handlers(state, self.recorder).register(self.app.router)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        state.listen(self._on_change)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        await self._listen()
+
+    async def _listen(self) -> None:
+        if self._runner is None:
+            raise RuntimeError("UtilityServer.start() first")
+        self._site = web.TCPSite(
+            self._runner, self.host, self.port, ssl_context=self._ssl, reuse_address=True
+        )
+        await self._site.start()
+        if self.port == 0 and self._runner.addresses:
+            self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        await self.drain()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self._site = None
+
+    async def __aenter__(self) -> UtilityServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def url(self, path: str = paths.DCAP) -> str:
+        return f"https://{self.host}:{self.port}{path}"
+
+    async def drain(self) -> None:
+        """Wait until every pending Notification and comms change is done."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------------ requests
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        body = await request.read()
+        lfdi = _client_lfdi(request)
+        at = self.state.clock()
+
+        def record(status: int, location: str | None = None, error: str | None = None) -> None:
+            self.recorder.record(
+                Exchange(
+                    at,
+                    request.method,
+                    request.path,
+                    request.query_string,
+                    lfdi,
+                    status,
+                    body,
+                    location,
+                    error,
+                )
+            )
+
+        if not self.state.comms_up:
+            record(0, error="communications cut: connection dropped")
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable  # never sent: the connection is gone
+        fault = self.state.take_fault(request.method, request.path)
+        if fault is not None:
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            record(fault.status, error="scripted fault")
+            return web.Response(status=fault.status, headers=headers)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            record(exc.status, error=exc.text if exc.status >= 400 else None)
+            raise
+        record(response.status, response.headers.get("Location"))
+        return response
+
+    # ------------------------------------------------------------------ changes
+    def _on_change(self, change: Change) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # scripted outside the loop (a unit test): nothing to send
+            return
+        if change.kind == "comms":
+            self._spawn(loop, self._comms())
+            return
+        for edev in self.state.end_devices:
+            for sub in edev.subscriptions:
+                for href in change.hrefs:
+                    if covers(sub.subscribedResource, href):
+                        resource = handlers.resource_at(
+                            self.state, sub.subscribedResource, sub.limit
+                        )
+                        body = notification_body(
+                            sub.subscribedResource,
+                            self.url(paths.sub(edev.number, sub.number)),
+                            resource,
+                        )
+                        self._spawn(loop, self._notify(sub.notificationURI, body, edev.lfdi))
+                        break
+
+    def _spawn(self, loop: asyncio.AbstractEventLoop, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = loop.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _comms(self) -> None:
+        if self._runner is None:
+            return
+        if not self.state.comms_up and self._site is not None:
+            site, self._site = self._site, None
+            await site.stop()
+        elif self.state.comms_up and self._site is None:
+            await self._listen()
+
+    async def _notify(self, uri: str, body: bytes, lfdi: str) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._client_ssl)
+            )
+        at = self.state.clock()
+        status, error = 0, None
+        try:
+            async with self._session.post(
+                uri,
+                data=body,
+                headers={"Content-Type": SEP_XML},
+                timeout=aiohttp.ClientTimeout(total=self._notify_timeout),
+            ) as reply:
+                status = reply.status
+        except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(ValueError):
+            self.recorder.record(Exchange(at, "NOTIFY", uri, "", lfdi, status, body, None, error))
+
+
+def _client_lfdi(request: web.Request) -> str | None:
+    transport = request.transport
+    ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    try:
+        return tls.peer_lfdi(ssl_object)
+    except ssl.SSLError:
+        return None
+
+
+__all__ = ["SEP_XML", "UtilityServer"]
