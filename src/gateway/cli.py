@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.north.sep2.pki import add_arguments as add_certs_arguments
 
     add_certs_arguments(certs)
+    run = sub.add_parser("run", help="follow a 2030.5 server and drive the site")
+    run.add_argument("config", type=Path, help="the run configuration (TOML; see docs/sep2.md)")
+    run.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
+    run.add_argument("-v", "--verbose", action="store_true", help="log every decision")
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.north.sep2.pki import run as run_certs
 
         return run_certs(args, sys.stdout, sys.stderr)
+    if args.command == "run":
+        return _run(args)
     if args.command == "simulate":
         import asyncio
 
@@ -108,6 +114,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(simulate_home(args))
     return 2  # pragma: no cover - argparse enforces the choices
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from gateway.runtime.cli_run import run
+    from gateway.runtime.run_config import RunConfigError, load
+
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load(args.config)
+    except RunConfigError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
 
 
 if __name__ == "__main__":  # pragma: no cover
