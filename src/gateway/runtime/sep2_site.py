@@ -117,6 +117,7 @@ class Sep2Gateway:
                 await asyncio.wait_for(self._drain_now.wait(), DRAIN_PERIOD_S)
 
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
+        await self.client.sync_time()
         tasks = [
             asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
             asyncio.create_task(self.client.run(stop), name="sep2-client"),

@@ -169,6 +169,7 @@ def test_poll_plan_follows_the_servers_rates() -> None:
     s = Session()
     rates = {"/dcap": 300, "/edev/1/fsa": 120, "/edev/1/fsa/1/derp": 60, "/tm": 900}
     s.discovered(discovery(view(PROG1), rates=rates), at=T0, t=1000)
+    s.done(WALK, 1000)  # as the client does after every task
     program_task = Task(TaskKind.PROGRAM, P1)
     assert s.rate(WALK) == 120  # min over the walk's resources
     assert s.rate(program_task) == 60  # from its DERProgramList
@@ -176,6 +177,8 @@ def test_poll_plan_follows_the_servers_rates() -> None:
     assert s.rate(POST) == 60  # EndDevice.postRate
     assert s.due(1000) == [POST]  # telemetry at once; polls after one period
     assert set(s.due(1060)) == {POST, program_task}
+    assert WALK not in s.due(1119.9)
+    assert WALK in s.due(1120)  # one walk period after the walk, not two
 
 
 def test_a_derc_list_poll_rate_wins_over_its_parent() -> None:

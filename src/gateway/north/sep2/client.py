@@ -44,7 +44,7 @@ from gateway.north.sep2 import codec, telemetry
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
 from gateway.north.sep2.model import DERControlList
-from gateway.north.sep2.resources import EndDevice, Time
+from gateway.north.sep2.resources import DeviceCapability, EndDevice, Time
 from gateway.north.sep2.responses import Outcome, outcome, response_post
 from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind, Update
 from gateway.north.sep2.timebase import ServerClock
@@ -315,11 +315,36 @@ class EndDeviceClient:
         self._der = None
         await self._put_der_settings()
 
+    async def sync_time(self, timeout_s: float = 5.0) -> bool:
+        """Learn the server's time before the engine starts (DeviceCapability -> Time).
+
+        The engine's timeouts are measured on the clock it is given; starting it on the OS
+        clock and then stepping to a server hours away would expire every command in flight.
+        False (logged) when the server cannot be reached: the site then starts on the OS clock,
+        local control first, and the first walk corrects the time.
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                dcap = _decoded(
+                    self.http.dcap_url,
+                    await self.http.request(Request("GET", self.http.dcap_url)),
+                    DeviceCapability,
+                )
+                if dcap.TimeLink is None:
+                    return False
+                await self._get_time(dcap.TimeLink.href)
+        except (TransportError, WalkError, TimeoutError) as e:
+            self._problem(f"no server time at start-up ({e}); starting on this machine's clock")
+            return False
+        return True
+
     async def _sync_time(self) -> None:
         found = self.session.discovery
         if found is None or found.dcap.TimeLink is None:
             return
-        href = found.dcap.TimeLink.href
+        await self._get_time(found.dcap.TimeLink.href)
+
+    async def _get_time(self, href: str) -> None:
         sent = time.monotonic()
         reply = await self.http.request(Request("GET", href))
         received = time.monotonic()

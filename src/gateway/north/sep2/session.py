@@ -210,8 +210,12 @@ class Session:
             old_rate = self._rates.get(task)
             old_due = self._due.get(task)
             # Keep a running schedule when its rate is unchanged; a new or re-rated task
-            # starts a fresh period now (the walk itself was this period's poll).
-            keep = old_due is not None and old_rate == rate and task is not WALK
+            # starts a fresh period now (the walk itself was this period's poll of it).
+            if task == WALK:
+                # The walk that got us here was this period's; done() schedules the next.
+                due[task] = old_due if old_due is not None else t
+                continue
+            keep = old_due is not None and old_rate == rate
             due[task] = old_due if keep and old_due is not None else t + rate
         if POST not in self._due:
             due[POST] = t  # post telemetry as soon as the device is known (ALL-02/ALL-09)

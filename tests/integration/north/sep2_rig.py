@@ -1,0 +1,144 @@
+"""The whole gateway against the simulated utility, over real sockets on both sides.
+
+``gateway_rig`` starts the 2030.5 utility server (mutual TLS, its clock ``SERVER_OFFSET_S``
+ahead of the OS clock, so anything that schedules on the OS clock fails), the simulated home on
+Modbus, and the gateway between them exactly as ``gateway run`` composes it (``Http`` +
+``ModbusSite`` + ``Sep2Gateway`` over a real SQLite file). Every poll rate and the post rate
+are 1 s, so a procedure that takes minutes on a real server takes seconds here; the site's
+enter-service delay is 1 s for the same reason.
+
+Procedures (ALL-xx, GEN-xx, LOA-xx, MUL-xx, P-xx) are tests in ``test_sep2_<function set>.py``
+named after their ID; docs/sep2-conformance.md maps every one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from gateway.core.island import EnterService, RelayPosition
+from gateway.core.site import SiteConfig
+from gateway.north.sep2 import tls
+from gateway.north.sep2.client import Backoff, Http, Identity
+from gateway.north.sep2.identity import sfdi_from_lfdi
+from gateway.north.sep2.model import ActivePower, DERControlBase
+from gateway.north.sep2.pki import PkiFiles
+from gateway.north.sep2.telemetry import SiteRatings
+from gateway.runtime.demo import demo_site
+from gateway.runtime.modbus_site import ModbusSite
+from gateway.runtime.sep2_site import Sep2Gateway
+from gateway.sim.clock import DEFAULT_START
+from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.store.sqlite import SqliteStore
+
+SERVER_OFFSET_S = 5 * 3600.0  # the utility's clock runs 5 h ahead of this machine's
+PIN = 111115
+RATE_S = 1
+POLLED = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der")
+
+
+def fast_site() -> SiteConfig:
+    return replace(demo_site(), enter_service=EnterService(delay_s=1.0))
+
+
+def server_clock() -> float:
+    return time.time() + SERVER_OFFSET_S
+
+
+def export_limit(watts: float) -> DERControlBase:
+    return DERControlBase(opModExpLimW=ActivePower.from_watts(watts))
+
+
+@dataclass
+class GatewayRig:
+    state: UtilityState
+    server: UtilityServer
+    recorder: Recorder
+    pki: PkiFiles
+    http: Http
+    site: ModbusSite
+    gateway: Sep2Gateway
+    program: object  # the rig's DERProgram record (primacy 1)
+
+    @property
+    def lfdi(self) -> str:
+        return self.pki.device("gateway").lfdi
+
+    def server_now(self) -> float:
+        return self.state.now()
+
+    def relay(self) -> RelayPosition:
+        position: RelayPosition = self.site.home.physics.relay.position
+        return position
+
+    def codes(self, mrid: str) -> list[int]:
+        return [status for status, _ in self.recorder.responses_for(mrid)]
+
+    async def until(self, check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+            await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def gateway_rig(
+    pki: PkiFiles,
+    db: Path,
+    *,
+    register_in_band: bool = False,
+    default: DERControlBase | None = None,
+    site: SiteConfig | None = None,
+    backoff: Backoff | None = None,
+) -> AsyncIterator[GatewayRig]:
+    state = UtilityState(clock=server_clock)
+    for resource in POLLED:
+        state.set_poll_rate(resource, RATE_S)  # type: ignore[arg-type]
+    gw = pki.device("gateway")
+    if not register_in_band:
+        state.add_end_device(gw.lfdi, pin=PIN, post_rate=RATE_S)
+    program = state.add_program("feeder 7", primacy=1, default=default or export_limit(5000))
+    recorder = Recorder()
+    s = pki.server
+    server = UtilityServer(
+        state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=recorder
+    )
+    config = site or fast_site()
+    charger = config.charger
+    ratings = SiteRatings(charger.max_discharge_w, charger.max_charge_w)
+    context = tls.client_context(gw.cert, gw.key, gw.chain, pki.serca)
+    async with server:
+        http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0))
+        with SqliteStore(db) as store:
+            async with (
+                http,
+                ModbusSite(
+                    store, config, start=DEFAULT_START, now=http.time.now, ack_reports=False
+                ) as home,
+            ):
+                identity = Identity(
+                    gw.lfdi, sfdi_from_lfdi(gw.lfdi), pin=PIN, register=register_in_band
+                )
+                gateway = Sep2Gateway(home.runner, store, http, identity, ratings=ratings)
+                stop = asyncio.Event()
+                task = asyncio.create_task(gateway.run(stop, period_s=0.2))
+                try:
+                    yield GatewayRig(state, server, recorder, pki, http, home, gateway, program)
+                finally:
+                    stop.set()
+                    await asyncio.wait_for(task, 10)
+                    assert home.home.violations == [], home.home.violations
+
+
+def run(coro_fn: Callable[[], object], timeout: float = 60.0) -> None:
+    """Run one async test body with a hard timeout (the repository's asyncio.run style)."""
+
+    async def main() -> None:
+        await asyncio.wait_for(coro_fn(), timeout)  # type: ignore[arg-type]
+
+    asyncio.run(main())
