@@ -23,6 +23,7 @@ import logging
 from gateway.core.island import Phase, RelayPosition
 from gateway.core.messages import Input
 from gateway.north.sep2.client import EndDeviceClient, Http, Identity, TransportError
+from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.responses import Outcome
 from gateway.north.sep2.telemetry import SiteRatings, SiteState
 from gateway.runtime.outbox import DeliveryError, drain
@@ -52,7 +53,7 @@ class SiteStateSource:
         if self._last != (connected, fault):
             self._last = (connected, fault)
             self._changed_at = obs.at
-        charger = obs.charger
+        charger, meter = obs.charger, obs.meter
         der_w = sum(d.power_w for d in obs.ders) + (charger.power_w if charger else 0.0)
         return SiteState(
             at=at,
@@ -62,7 +63,26 @@ class SiteStateSource:
             der_w=der_w,
             soc_pct=charger.soc_pct if charger else None,
             ev_connected=charger.ev_connected if charger else None,
+            site_w=meter.net_w if meter else None,
+            voltage_v=meter.grid_voltage_v if meter else None,
+            frequency_hz=meter.grid_frequency_hz if meter else None,
         )
+
+
+class NotificationRouter:
+    """Hands each Notification to the EndDevice that subscribed (one listener, many devices)."""
+
+    def __init__(self) -> None:
+        self.clients: list[EndDeviceClient] = []
+        self.unrouted = 0
+
+    async def __call__(self, n: Notification) -> None:
+        for client in self.clients:
+            if client.follows(n):
+                await client.on_notification(n)
+                return
+        self.unrouted += 1
+        log.warning("notification for %s matches no subscription of ours", n.subscribedResource)
 
 
 class Sep2Gateway:
@@ -75,6 +95,7 @@ class Sep2Gateway:
         *,
         ratings: SiteRatings | None = None,
         page_size: int = 32,
+        notify: tuple[NotificationRouter, str] | None = None,
     ) -> None:
         self.runner = runner
         self.store = store
@@ -88,6 +109,10 @@ class Sep2Gateway:
             modes=runner.engine.config.supported_modes,
             page_size=page_size,
         )
+        if notify is not None:
+            router, uri = notify
+            router.clients.append(self.client)
+            self.client.notify_uri = uri
         self.delivered = 0  # reports the server acknowledged (or refused for good)
 
     async def _deliver(self, inputs: list[Input]) -> None:

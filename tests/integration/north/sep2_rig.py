@@ -26,13 +26,15 @@ from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
 from gateway.north.sep2.model import ActivePower, DERControlBase
+from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.runtime.demo import demo_site
 from gateway.runtime.modbus_site import ModbusSite
-from gateway.runtime.sep2_site import Sep2Gateway
+from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.sim.utility.records import Program
 from gateway.store.sqlite import SqliteStore
 
 SERVER_OFFSET_S = 5 * 3600.0  # the utility's clock runs 5 h ahead of this machine's
@@ -62,7 +64,7 @@ class GatewayRig:
     http: Http
     site: ModbusSite
     gateway: Sep2Gateway
-    program: object  # the rig's DERProgram record (primacy 1)
+    program: Program  # the rig's DERProgram record (primacy 1)
 
     @property
     def lfdi(self) -> str:
@@ -95,6 +97,7 @@ async def gateway_rig(
     default: DERControlBase | None = None,
     site: SiteConfig | None = None,
     backoff: Backoff | None = None,
+    notifications: bool = False,
 ) -> AsyncIterator[GatewayRig]:
     state = UtilityState(clock=server_clock)
     for resource in POLLED:
@@ -124,7 +127,22 @@ async def gateway_rig(
                 identity = Identity(
                     gw.lfdi, sfdi_from_lfdi(gw.lfdi), pin=PIN, register=register_in_band
                 )
-                gateway = Sep2Gateway(home.runner, store, http, identity, ratings=ratings)
+                router = NotificationRouter()
+                listener = NotificationListener(
+                    cert=gw.cert,
+                    key=gw.key,
+                    chain=gw.chain,
+                    serca=pki.serca,
+                    on_notification=router,
+                    pinned_lfdi=server.lfdi,
+                )
+                notify = None
+                if notifications:
+                    await listener.start()
+                    notify = (router, listener.url)
+                gateway = Sep2Gateway(
+                    home.runner, store, http, identity, ratings=ratings, notify=notify
+                )
                 stop = asyncio.Event()
                 task = asyncio.create_task(gateway.run(stop, period_s=0.2))
                 try:
@@ -132,6 +150,7 @@ async def gateway_rig(
                 finally:
                     stop.set()
                     await asyncio.wait_for(task, 10)
+                    await listener.stop()
                     assert home.home.violations == [], home.home.violations
 
 

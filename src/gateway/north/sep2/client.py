@@ -40,10 +40,11 @@ import aiohttp
 
 from gateway.core.controls import Mode
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
-from gateway.north.sep2 import codec, telemetry
+from gateway.north.sep2 import codec, metering, telemetry
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
 from gateway.north.sep2.model import DERControlList
+from gateway.north.sep2.pubsub import ENCODING_XML, Notification, NotificationStatus, Subscription
 from gateway.north.sep2.resources import DeviceCapability, EndDevice, Time
 from gateway.north.sep2.responses import Outcome, outcome, response_post
 from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind, Update
@@ -67,6 +68,10 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE: Final = "application/sep+xml"
 MAX_REDIRECTS: Final = 5
+# The IANA Private Enterprise Number in our mRIDs' low 32 bits. The gateway has none of its own;
+# 32473 is the one RFC 5612 reserves for documentation. Set yours for production.
+DOCUMENTATION_PEN: Final = 32473
+HTTP_NOT_FOUND: Final = 404
 _HTTP_TOO_MANY, _HTTP_SERVER_ERROR = 429, 500
 T = TypeVar("T")
 
@@ -222,6 +227,7 @@ class EndDeviceClient:
         modes: Iterable[Mode] = tuple(Mode),
         page_size: int = 32,
         name: str | None = None,
+        pen: int = DOCUMENTATION_PEN,
     ) -> None:
         self.http = http
         self.identity = identity
@@ -235,6 +241,10 @@ class EndDeviceClient:
         self._wake = asyncio.Event()
         self._link_down: str | None = None
         self._der: DER | None = None
+        self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
+        self._subscriptions: dict[str, str] = {}  # subscribed href -> the Subscription's href
+        self.notify_uri: str | None = None  # the listener's URL; None: poll only
+        self.pen = pen
         self.errors: list[str] = []  # the last problems, for status pages and tests
 
     # ------------------------------------------------------------------ time
@@ -314,6 +324,7 @@ class EndDeviceClient:
         await self._apply(update)
         self._der = None
         await self._put_der_settings()
+        await self._subscribe()
 
     async def sync_time(self, timeout_s: float = 5.0) -> bool:
         """Learn the server's time before the engine starts (DeviceCapability -> Time).
@@ -367,20 +378,69 @@ class EndDeviceClient:
 
     # ------------------------------------------------------------------ notifications
 
-    async def on_notification(self, subscribed: str, resource: object) -> None:
-        """A Notification for ``subscribed`` carrying ``resource`` (decoded), or None."""
+    def follows(self, n: Notification) -> bool:
+        """True when ``n`` is about one of this EndDevice's subscriptions."""
+        return n.subscribedResource in self._subscriptions or (
+            n.subscriptionURI in self._subscriptions.values()
+        )
+
+    async def on_notification(self, n: Notification) -> None:
+        """A Notification for one of our subscriptions: act on it now, not at the next poll.
+
+        A complete DERControlList goes straight to the session (no request at all); anything
+        else it names (a partial list, a default) is polled at once, outside the regular poll
+        schedule. A cancelled subscription (status 1-4: moved, deleted, ...) is forgotten and
+        everything is re-discovered, which subscribes again where the server still offers it.
+        """
+        subscribed, resource = n.subscribedResource, n.Resource
+        if n.status != NotificationStatus.DEFAULT:
+            self._subscriptions.pop(subscribed, None)
+            self._problem(f"subscription to {subscribed} ended (status {n.status}); re-walking")
+            self.session.lost(time.monotonic())
+            self._wake.set()
+            return
         if isinstance(resource, DERControlList) and resource.results == resource.all:
             await self._apply(self.session.notified(subscribed, resource.DERControl, self.now()))
             return
-        # Anything else (a partial list, a default, a moved program): poll what it names now.
         for view in self.session.programs:
             links = (view.program.DERControlListLink, view.program.DefaultDERControlLink)
             if any(link is not None and link.href == subscribed for link in links):
-                # An extra poll: the regular one stays where it was.
                 await self._run_task(Task(TaskKind.PROGRAM, view.program.mRID), reschedule=False)
                 return
         self.session.lost(time.monotonic())
         self._wake.set()
+
+    async def _subscribe(self) -> None:
+        """Subscribe to every program's DERControlList and DefaultDERControl (ALL-14).
+
+        Polling goes on at the server's rates regardless: a notification that never comes
+        costs at most one poll period, so the subscription is a latency gain, never a risk.
+        """
+        found = self.session.discovery
+        link = None if found is None else found.end_device.SubscriptionListLink
+        if self.notify_uri is None or link is None:
+            return
+        wanted: set[str] = set()
+        for view in self.session.programs:
+            for res in (view.program.DERControlListLink, view.program.DefaultDERControlLink):
+                if res is not None:
+                    wanted.add(res.href)
+        for href in sorted(wanted - set(self._subscriptions)):
+            sub = Subscription(
+                subscribedResource=href,
+                encoding=ENCODING_XML,
+                level="+S1",
+                limit=self._page,
+                notificationURI=self.notify_uri,
+            )
+            reply = await self.http.request(Request("POST", link.href, codec.encode(sub)))
+            self._check_post(link.href, reply)
+            location = reply.headers.get("Location")
+            if reply.status < 300 and location:
+                self._subscriptions[href] = location
+        for href in sorted(set(self._subscriptions) - wanted):
+            location = self._subscriptions.pop(href)
+            await self.http.request(Request("DELETE", location))
 
     def poke(self) -> None:
         """Wake the loop (a new report to send, a notification)."""
@@ -446,6 +506,63 @@ class EndDeviceClient:
         await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
         avail = telemetry.der_availability(state, self._ratings)
         await self._put(_href(der.DERAvailabilityLink), avail)
+        await self._post_readings(state)
+
+    async def _post_readings(self, state: telemetry.SiteState) -> None:
+        """Site and DER readings to their MirrorUsagePoints (ALL-06, ALL-29).
+
+        The first post creates the mirror (POST to the MirrorUsagePointList, 201 + Location)
+        with its first readings; later posts send a MirrorMeterReadingList to that href. A 404
+        there means the server lost the mirror: it is created again at once.
+        """
+        found = self.session.discovery
+        link = None if found is None else found.dcap.MirrorUsagePointListLink
+        if link is None:
+            return
+        at, lfdi = int(state.at), self.identity.lfdi
+        mirrors = []
+        if state.site_w is not None:
+            mirrors.append(
+                metering.site_mirror_usage_point(
+                    lfdi,
+                    self.pen,
+                    at=at,
+                    site_w=state.site_w,
+                    volts=state.voltage_v,
+                    hz=state.frequency_hz,
+                )
+            )
+        if state.der_w is not None:
+            mirrors.append(
+                metering.der_mirror_usage_point(
+                    lfdi, self.pen, at=at, der_w=state.der_w, volts=state.voltage_v
+                )
+            )
+        for mup in mirrors:
+            href = self._mups.get(mup.mRID)
+            if href is not None:
+                readings = metering.MirrorMeterReadingList(
+                    all=len(mup.MirrorMeterReading),
+                    results=len(mup.MirrorMeterReading),
+                    MirrorMeterReading=mup.MirrorMeterReading,
+                )
+                reply = await self.http.request(Request("POST", href, codec.encode(readings)))
+                if reply.status != HTTP_NOT_FOUND:
+                    self._check_post(href, reply)
+                    continue
+                self._problem(f"{href}: the server lost our MirrorUsagePoint; creating it again")
+                del self._mups[mup.mRID]
+            reply = await self.http.request(Request("POST", link.href, codec.encode(mup)))
+            self._check_post(link.href, reply)
+            location = reply.headers.get("Location")
+            if location:
+                self._mups[mup.mRID] = location
+
+    def _check_post(self, href: str, reply: Reply) -> None:
+        if reply.status >= _HTTP_SERVER_ERROR or reply.status == _HTTP_TOO_MANY:
+            raise TransportError(f"POST {href}: {reply.status}")
+        if reply.status >= 300:
+            self._problem(f"POST {href} refused: {reply.status} {reply.body[:200]!r}")
 
     # ------------------------------------------------------------------ link state
 

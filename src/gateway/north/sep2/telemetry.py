@@ -90,6 +90,9 @@ class SiteState:
     der_w: float | None = None  # total DER output, positive = generation/discharge
     soc_pct: float | None = None
     ev_connected: bool | None = None
+    site_w: float | None = None  # at the connection point, positive = import
+    voltage_v: float | None = None  # grid side of the relay
+    frequency_hz: float | None = None
 
 
 def modes_supported(modes: Iterable[Mode]) -> int:
