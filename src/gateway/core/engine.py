@@ -42,6 +42,7 @@ from gateway.core.messages import (
     DeviceCommand,
     EventCancelled,
     EventReceived,
+    EventRejected,
     FaultReset,
     Input,
     ManualOverride,
@@ -165,6 +166,8 @@ class Engine:
                 self._observe(event)
             case EventReceived():
                 self._responses(self.schedule.offer(event.event, now), out)
+            case EventRejected():
+                self._responses(self.schedule.reject(event.event, now, event.reason), out)
             case EventCancelled():
                 self._responses(
                     self.schedule.cancel(event.mrid, now, randomized=event.randomized), out

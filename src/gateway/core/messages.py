@@ -82,6 +82,19 @@ class EventReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class EventRejected:
+    """An event the north adapter received but could not read (2030.5: answered 253).
+
+    ``event`` holds what could be read (mRID, program, replyTo, responseRequired); it is never
+    put in force.
+    """
+
+    at: Timestamp
+    event: Event
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class EventCancelled:
     at: Timestamp
     mrid: MRID
@@ -155,6 +168,7 @@ Input = (
     Tick
     | Observed
     | EventReceived
+    | EventRejected
     | EventCancelled
     | DefaultsReceived
     | ManualOverride

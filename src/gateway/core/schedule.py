@@ -541,6 +541,29 @@ class Schedule:
             return self._terminate(event.mrid, now, EventStatus.SUPERSEDED)
         return []  # SCHEDULED <-> ACTIVE is the server's view of time, not news
 
+    def reject(self, event: Event, now: Timestamp, reason: str) -> list[ResponseDue]:
+        """An event the north side received but could not read: answered 253, never in force.
+
+        ``event`` carries what could be read (mRID, replyTo, responseRequired, program); its
+        modes are empty. A known mRID keeps its original (as for content changed under the same
+        mRID, :meth:`offer`) and gets 253 once; an unknown one is recorded as rejected, so
+        re-polls of the same bad body are no-ops.
+        """
+        now = self._clock(now)
+        rec = self._recs.get(event.mrid)
+        if rec is not None:
+            if rec.lifecycle is Lifecycle.REJECTED or ResponseCode.INVALID in rec.codes:
+                return []
+            self._settle(now)
+            why = f"a new version could not be read ({reason}); keeping the original"
+            self._put(self._decide(self._recs[event.mrid], ResponseCode.INVALID, now, why))
+            return self._take_for(event.mrid)
+        why = "invalid event: " + reason
+        rec = EventRecord(event=event, seq=self._seq, received_at=now, reason=why)
+        self._seq += 1
+        self._put(self._decide(rec, ResponseCode.INVALID, now, why))
+        return self._take_for(event.mrid)
+
     def cancel(self, mrid: MRID, now: Timestamp, *, randomized: bool = False) -> list[ResponseDue]:
         """Cancel an event (2030.5 status 2/3, or an OpenADR implied cancellation).
 

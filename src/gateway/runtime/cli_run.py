@@ -17,11 +17,12 @@ from typing import TextIO
 
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Http, Identity
+from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.runtime.demo import demo_site
 from gateway.runtime.modbus_site import ModbusSite
 from gateway.runtime.run_config import RunConfig
-from gateway.runtime.sep2_site import Sep2Gateway
+from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.store.sqlite import SqliteStore
 
@@ -45,6 +46,22 @@ async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -
     )
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(Http(c.dcap, context))
+        notify = None
+        if c.notify is not None:
+            router = NotificationRouter()
+            listener = NotificationListener(
+                cert=c.cert,
+                key=c.key,
+                chain=c.chain,
+                serca=c.serca,
+                on_notification=router,
+                pinned_lfdi=c.server_lfdi,
+                public_host=c.notify.host,
+            )
+            await listener.start(c.notify.listen, c.notify.port)
+            stack.push_async_callback(listener.stop)
+            notify = (router, listener.url)
+            out.write(f"notifications: {listener.url}\n")
         gateways: list[Sep2Gateway] = []
         for i, device in enumerate(c.end_devices):
             store = stack.enter_context(SqliteStore(config.store_for(i)))
@@ -53,7 +70,9 @@ async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -
             )
             await stack.enter_async_context(site)
             identity = Identity(device.lfdi, device.sfdi, pin=device.pin, register=c.register)
-            gateways.append(Sep2Gateway(site.runner, store, http, identity, ratings=ratings))
+            gateways.append(
+                Sep2Gateway(site.runner, store, http, identity, ratings=ratings, notify=notify)
+            )
             out.write(
                 f"EndDevice {device.lfdi} (SFDI {device.sfdi}): simulated home "
                 f"{', '.join(d.url for d in site.home.describe())}; store {config.store_for(i)}\n"

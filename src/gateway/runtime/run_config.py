@@ -13,6 +13,11 @@
     check_hostname = true        # false for a server addressed by IP in a test PKI
     register = false             # true: POST our EndDevice when the server does not know it
 
+    [sep2.notify]                # optional: subscribe, and listen for notifications (mTLS)
+    listen = "0.0.0.0"           # address to bind
+    port = 8444
+    host = "gateway.example"     # the name the utility reaches us by (the notificationURI)
+
     [[sep2.end_device]]          # aggregator mode: one per EndDevice (site); omitted = one
     lfdi = "..."                 # EndDevice, the certificate's own LFDI
     sfdi = 123456789012
@@ -37,7 +42,14 @@ from urllib.parse import urlparse
 from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
 from gateway.north.sep2.identity import lfdi as lfdi_of
 
-__all__ = ["EndDeviceConfig", "RunConfig", "RunConfigError", "Sep2Config", "load"]
+__all__ = [
+    "EndDeviceConfig",
+    "NotifyConfig",
+    "RunConfig",
+    "RunConfigError",
+    "Sep2Config",
+    "load",
+]
 
 
 class RunConfigError(ValueError):
@@ -52,6 +64,13 @@ class EndDeviceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    listen: str
+    port: int
+    host: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Sep2Config:
     dcap: str
     cert: Path
@@ -62,6 +81,7 @@ class Sep2Config:
     check_hostname: bool
     register: bool
     end_devices: tuple[EndDeviceConfig, ...]
+    notify: NotifyConfig | None = None
 
     @property
     def aggregator(self) -> bool:
@@ -167,6 +187,18 @@ def load(path: Path) -> RunConfig:
     check_hostname = r.get(sep2, "check_hostname", bool, "sep2", True)
     register = r.get(sep2, "register", bool, "sep2", False)
     devices = _end_devices(r, sep2, cert)
+    notify = None
+    raw_notify = sep2.get("notify")
+    if raw_notify is not None:
+        if not isinstance(raw_notify, dict):
+            r.problems.append("sep2.notify: expected a [sep2.notify] table")
+        else:
+            listen = r.get(raw_notify, "listen", str, "sep2.notify", "127.0.0.1")
+            port = r.get(raw_notify, "port", int, "sep2.notify", 0)
+            host = r.get(raw_notify, "host", str, "sep2.notify", None)
+            if port is not None and not 0 <= port <= 65535:
+                r.problems.append(f"sep2.notify.port: expected 0..65535, got {port}")
+            notify = NotifyConfig(str(listen), int(port or 0), host)
     site = doc.get("site", {})
     simulate = r.get(site, "simulate", bool, "site", True)
     store = r.get(site, "store", str, "site", "gateway.db")
@@ -193,6 +225,7 @@ def load(path: Path) -> RunConfig:
             check_hostname=bool(check_hostname),
             register=bool(register),
             end_devices=tuple(devices),
+            notify=notify,
         ),
         simulate=bool(simulate),
         store=(path.parent / str(store)).resolve(),

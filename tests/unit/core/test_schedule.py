@@ -753,3 +753,49 @@ def test_time_going_backwards_does_not_undo_history():
     got = s.cancel(MRID("A"), T0 + 20)  # a clock re-sync stepped back 30 s
     assert codes(got) == [("A", 6, 50)]
     assert owner(s, EXP, 49) == "A"
+
+
+# --------------------------------------------------------------------------- unreadable events
+
+
+def unreadable(mrid: str, rr: int = 0x03) -> Event:
+    """What a north adapter can read of a malformed event: its mRID, replyTo, responseRequired."""
+    return Event(
+        mrid=MRID(mrid),
+        program="P1",
+        primacy=255,
+        creation_time=T0,
+        start=T0,
+        duration=0,
+        controls=ControlSet(),
+        response_required=rr,
+        reply_to="/rsp/1",
+    )
+
+
+def test_an_unreadable_event_is_answered_253_once_and_never_runs():
+    s = Schedule(draw=no_draw)
+    assert codes(s.reject(unreadable("BAD"), T0 + 1, "opModExpLimW = -5")) == [("BAD", 253, 1)]
+    assert s.reject(unreadable("BAD"), T0 + 2, "opModExpLimW = -5") == []  # re-poll
+    assert s.offer(ev("BAD", 0, 100), T0 + 3) == []  # a readable copy does not revive it
+    assert owner(s, EXP, 50) is None
+    record = s.get(MRID("BAD"))
+    assert record is not None
+    assert "opModExpLimW = -5" in record.reason
+    assert [r.mrid for r in round_trip(s)] == ["BAD"]
+
+
+def test_an_unreadable_new_version_keeps_the_original_running():
+    s = Schedule(draw=no_draw)
+    s.offer(ev("A", 0, 100), T0 - 10)
+    got = codes(s.reject(unreadable("A"), T0 + 10, "Int16 overflow"))
+    assert got == [("A", 2, 0), ("A", 253, 10)]  # its own start, owed first
+    assert owner(s, EXP, 50) == "A"
+    assert s.reject(unreadable("A"), T0 + 20, "Int16 overflow") == []
+
+
+def test_an_unreadable_event_without_response_required_is_not_posted():
+    s = Schedule(draw=no_draw)
+    (due,) = s.reject(unreadable("Q", rr=0), T0, "bad")
+    assert due.code is R.INVALID
+    assert not due.post

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.core.messages import DefaultsReceived, EventCancelled, EventReceived
+from gateway.core.messages import DefaultsReceived, EventCancelled, EventReceived, EventRejected
 from gateway.north.sep2.model import (
     ActivePower,
     DateTimeInterval,
@@ -23,7 +23,7 @@ from gateway.north.sep2.resources import (
 )
 from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind
 from gateway.north.sep2.timebase import ServerClock
-from gateway.north.sep2.walk import Discovery, ProgramView
+from gateway.north.sep2.walk import Discovery, ProgramView, UnreadableControl
 
 T0 = 1_764_072_000
 P1, P2 = f"{11:032X}", f"{12:032X}"
@@ -215,3 +215,28 @@ def test_server_clock_offset_uses_the_round_trip_midpoint() -> None:
     assert clock.server(100.1) == T0 + 0.5
     slow = clock.update(replace(TM, currentTime=T0 + 99), sent=200.0, received=210.0)
     assert slow is clock  # a 10 s round trip does not move a set offset
+
+
+def test_an_unreadable_control_is_rejected_once_and_its_list_still_counts() -> None:
+    bad = UnreadableControl(
+        mRID="AB" * 16, replyTo="/rsps/1/rsp", responseRequired=3, reason="opModExpLimW < 0"
+    )
+    s = Session()
+    v = replace(view(PROG1, control(1)), unreadable=(bad,))
+    up = s.discovered(discovery(v), at=T0, t=0)
+    rejected = [i for i in up.inputs if isinstance(i, EventRejected)]
+    assert len(rejected) == 1
+    assert rejected[0].event.mrid == "AB" * 16
+    assert rejected[0].event.reply_to == "/rsps/1/rsp"
+    assert rejected[0].event.controls.is_empty()
+    assert any(isinstance(i, EventReceived) for i in up.inputs)  # control 1 still offered
+    again = s.program_polled(v, at=T0 + 1)
+    assert again.inputs == []
+
+
+def test_a_control_without_a_readable_mrid_is_only_logged() -> None:
+    bad = UnreadableControl(mRID=None, replyTo=None, responseRequired=0, reason="garbage")
+    s = Session()
+    up = s.discovered(discovery(replace(view(PROG1), unreadable=(bad,))), at=T0, t=0)
+    assert not any(isinstance(i, EventRejected) for i in up.inputs)
+    assert any("garbage" in n for n in up.notes)

@@ -350,3 +350,28 @@ def test_in_band_registration_409_says_what_to_do() -> None:
 def test_program_views_name_the_list_they_came_from() -> None:
     found, _ = _walk(_server())
     assert {v.list_href for v in found.programs} == {"/edev/3/fsa/1/derp"}
+
+
+def test_one_unreadable_control_is_set_aside_not_the_whole_list() -> None:
+    server = _server()
+    body = codec.encode(DERControlList(all=3, results=2, DERControl=CONTROLS[:2]))
+    # The second control's export limit becomes negative: the codec refuses it.
+    first, second = body.split(b"<DERControl ", 2)[1:]
+    bad_second = second.replace(b"<value>5000</value>", b"<value>-5000</value>", 1)
+    assert bad_second != second
+    broken = body.replace(second, bad_second)
+    server["/derp/1/derc?s=0&l=2"] = Reply(200, broken, {})
+    found, _ = _walk(server)
+    view = found.programs[0]
+    assert view.controls == (CONTROLS[0], CONTROLS[2])
+    (bad,) = view.unreadable
+    assert bad.mRID == CONTROLS[1].mRID
+    assert "opModExpLimW" in bad.reason
+    assert first  # the split found both controls
+
+
+def test_a_list_that_is_not_xml_is_still_a_walk_error() -> None:
+    server = _server()
+    server["/derp/1/derc?s=0&l=2"] = Reply(200, b"<DERControlList", {})
+    with pytest.raises(WalkError, match="undecodable"):
+        _walk(server)

@@ -30,18 +30,24 @@ what they found into the core's inputs and says when to poll next:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum, unique
 from typing import Final
 
 from gateway.core.controls import ControlSet
-from gateway.core.messages import DefaultsReceived, EventCancelled, EventReceived, Input
+from gateway.core.messages import (
+    DefaultsReceived,
+    EventCancelled,
+    EventReceived,
+    EventRejected,
+    Input,
+)
 from gateway.core.schedule import Event
 from gateway.core.units import MRID, iso
 from gateway.north.sep2 import mapping
 from gateway.north.sep2.model import DERControl
 from gateway.north.sep2.resources import DEFAULT_POLL_RATE_S
-from gateway.north.sep2.walk import Discovery, ProgramView
+from gateway.north.sep2.walk import Discovery, ProgramView, UnreadableControl
 
 __all__ = ["DEFAULT_POST_RATE_S", "Session", "Task", "TaskKind", "Update"]
 
@@ -98,6 +104,7 @@ class Session:
         self.name = name  # for log lines: the EndDevice (aggregator mode has many)
         self.discovery: Discovery | None = None
         self._offered: dict[MRID, _Offered] = {}
+        self._rejected: set[MRID] = set()  # unreadable controls already answered
         self._defaults: dict[str, tuple[int, ControlSet]] = {}
         self._views: dict[str, ProgramView] = {}
         self._rates: dict[Task, int] = {}
@@ -123,7 +130,7 @@ class Session:
         key = view.program.mRID
         old = self._views.get(key)
         if old is not None and view.list_href is None:
-            view = ProgramView(view.program, view.default, view.controls, old.list_href)
+            view = replace(view, list_href=old.list_href)
         self._views[key] = view
         return self._apply(view, view.controls, at)
 
@@ -132,7 +139,7 @@ class Session:
         for key, view in self._views.items():
             link = view.program.DERControlListLink
             if link is not None and link.href == list_href:
-                new = ProgramView(view.program, view.default, controls, view.list_href)
+                new = replace(view, controls=controls, unreadable=())
                 self._views[key] = new
                 return self._apply(new, controls, at)
         return Update(notes=[f"{self.name}: notification for {list_href}, not a list we follow"])
@@ -253,7 +260,33 @@ class Session:
         for mrid, offered in list(self._offered.items()):
             if offered.program == key and mrid not in listed:
                 out.extend(self._forget(mrid, offered, at, "no longer listed by the server"))
+        for bad in view.unreadable:
+            out.extend(self._unreadable(bad, key, primacy, at))
         return out
+
+    def _unreadable(self, bad: UnreadableControl, key: str, primacy: int, at: float) -> Update:
+        """A control that did not decode: 253 once, nothing of it in force."""
+        if bad.mRID is None:
+            note = f"{self.name}: program {key}: a DERControl without a readable mRID: {bad.reason}"
+            return Update(notes=[note])
+        mrid = MRID(bad.mRID)
+        if mrid in self._rejected:
+            return Update()
+        self._rejected.add(mrid)
+        placeholder = Event(
+            mrid=mrid,
+            program=key,
+            primacy=primacy,
+            creation_time=at,
+            start=at,
+            duration=0,
+            controls=ControlSet(),
+            response_required=bad.responseRequired,
+            reply_to=bad.replyTo,
+            origin=mapping.ORIGIN,
+        )
+        note = f"{self.name}: {mrid}: refused (253): {bad.reason}"
+        return Update(inputs=[EventRejected(at, placeholder, bad.reason)], notes=[note])
 
     def _withdraw(self, key: str, at: float, why: str) -> Update:
         out = Update()

@@ -23,9 +23,12 @@ rejects a wrong PIN, ALL-05 proceeds without a ``RegistrationLink``) ->
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
+
+from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this environment
 
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import DER, DERList
@@ -42,7 +45,7 @@ from gateway.north.sep2.resources import (
     Registration,
     Time,
 )
-from gateway.north.sep2.xml import Sep2ParseError
+from gateway.north.sep2.xml import NS, Sep2ParseError, parse
 
 __all__ = [
     "DiscoveryError",
@@ -88,6 +91,17 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableControl:
+    """A ``DERControl`` in a list that did not decode (a negative limit, an Int16 overflow...):
+    what could be read of it, so that it can be answered 253 instead of hiding its list."""
+
+    mRID: str | None  # noqa: N815 - the element's name; None: unreadable, nothing to answer
+    replyTo: str | None  # noqa: N815
+    responseRequired: int  # noqa: N815
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramView:
     """A ``DERProgram`` with its default control (None when it has none) and its events."""
 
@@ -95,6 +109,7 @@ class ProgramView:
     default: DefaultDERControl | None
     controls: tuple[DERControl, ...]
     list_href: str | None = None  # the DERProgramList it was found in (its pollRate applies)
+    unreadable: tuple[UnreadableControl, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,11 +393,79 @@ def poll_program(
             _check_status(href, reply)
             default = _decode(href, reply, DefaultDERControl)
     controls: list[DERControl] = []
+    unreadable: list[UnreadableControl] = []
     if program.DERControlListLink is not None:
         href = program.DERControlListLink.href
-        for page in (yield from _pages(href, DERControlList, page_size, poll_rates)):
+        start = 0
+        while True:
+            page_href = _paged_href(href, start, page_size)
+            reply = yield Request("GET", page_href)
+            _check_status(page_href, reply)
+            page, bad = _control_page(page_href, reply)
             controls.extend(page.DERControl)
-    return ProgramView(program=program, default=default, controls=tuple(controls))
+            unreadable.extend(bad)
+            count = len(page.DERControl) + len(bad)
+            start += count
+            if count == 0 or start >= page.all:
+                break
+    return ProgramView(
+        program=program,
+        default=default,
+        controls=tuple(controls),
+        unreadable=tuple(unreadable),
+    )
+
+
+def _control_page(href: str, reply: Reply) -> tuple[DERControlList, list[UnreadableControl]]:
+    """A DERControlList page; a control that does not decode is set aside, not fatal.
+
+    The whole body is decoded first (the common case). Only when that fails is it parsed again
+    and decoded control by control, so one bad control costs its own 253, not the whole list.
+    A body that is not a well-formed, readable DERControlList at all is still a WalkError.
+    """
+    try:
+        return _decode(href, reply, DERControlList), []
+    except WalkError as whole:
+        try:
+            root = parse(reply.body)
+        except Sep2ParseError:
+            raise whole from None
+        if etree.QName(root).localname != "DERControlList":
+            raise
+    good: list[DERControl] = []
+    bad: list[UnreadableControl] = []
+    for child in root:
+        if etree.QName(child).localname != "DERControl":
+            continue
+        try:
+            control = codec.decode_element(child)
+        except Sep2ParseError as e:
+            bad.append(_unreadable(child, str(e)))
+            continue
+        if isinstance(control, DERControl):
+            good.append(control)
+    try:
+        total = int(root.get("all", len(good) + len(bad)))
+    except ValueError:
+        total = len(good) + len(bad)
+    page = DERControlList(
+        all=total, results=len(good), DERControl=tuple(good), href=root.get("href")
+    )
+    return page, bad
+
+
+def _unreadable(el: Any, reason: str) -> UnreadableControl:
+    mrid = el.findtext(f"{{{NS}}}mRID")
+    if mrid is not None and not re.fullmatch(r"[0-9A-Fa-f]{2,32}", mrid.strip()):
+        mrid = None
+    rr = el.get("responseRequired", "00")
+    required = int(rr, 16) if re.fullmatch(r"[0-9A-Fa-f]{1,2}", rr) else 0
+    return UnreadableControl(
+        mRID=None if mrid is None else mrid.strip().upper(),
+        replyTo=el.get("replyTo"),
+        responseRequired=required,
+        reason=reason,
+    )
 
 
 def find_der(href: str) -> Generator[Request, Reply, DER | None]:
