@@ -1,113 +1,25 @@
-"""The utility simulator over real mutual-TLS sockets, driven by the gateway's own walk.
-
-A PKI is minted into a temporary directory; the client side is aiohttp with
-``tls.client_context`` (the gateway's own device certificate), so every request is identified
-by its certificate's LFDI exactly as the server will see a real gateway. Each test runs its
-own event loop with ``asyncio.run`` (the repository's style).
-"""
+"""The utility simulator over real mutual-TLS sockets, driven by the gateway's own walk:
+discovery, paging, registration, access, faults, relocation, Responses, DER PUTs, cuts, and
+Notifications (the rig: ``utility_rig``; the metering mirror, ConnectionPoint and notification
+retries: ``test_utility_reports``)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from urllib.parse import urljoin
-
 import aiohttp
 import pytest
-from aiohttp import web
+from utility_rig import PIN, SERVER_NOW, Rig, export_limit, listener, run, subscription
 
-from gateway.north.sep2 import codec, identity, tls, walk
+from gateway.north.sep2 import codec, identity, walk
 from gateway.north.sep2.der_resources import ConnectStatus, ConnectStatusType, DERStatus
-from gateway.north.sep2.model import ActivePower, DERControlBase, Response
-from gateway.north.sep2.pki import DeviceFiles, PkiFiles, init_pki
+from gateway.north.sep2.model import Response
+from gateway.north.sep2.pki import PkiFiles, init_pki
+from gateway.north.sep2.pubsub import Notification, Subscription, SubscriptionList
 from gateway.north.sep2.resources import EndDevice
-from gateway.sim.utility import Recorder, UtilityServer, UtilityState
-
-SERVER_NOW = 4_000_000_000  # 2096: far from the OS clock, so nothing reads time.time()
-PIN = 111115
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiFiles:
     return init_pki(tmp_path_factory.mktemp("pki"), devices=("gateway", "other", "agg"))
-
-
-@dataclass
-class Rig:
-    state: UtilityState
-    server: UtilityServer
-    recorder: Recorder
-    pki: PkiFiles
-    session: aiohttp.ClientSession
-    _extra: list[aiohttp.ClientSession] = field(default_factory=list)
-
-    @property
-    def base(self) -> str:
-        return self.server.url("/")
-
-    async def request(
-        self, method: str, href: str, body: bytes | None = None, *, as_: DeviceFiles | None = None
-    ) -> walk.Reply:
-        session = self.session if as_ is None else self._sessions(as_)
-        async with session.request(
-            method,
-            urljoin(self.base, href),
-            data=body,
-            headers={"Content-Type": "application/sep+xml"} if body is not None else None,
-        ) as r:
-            return walk.Reply(r.status, await r.read(), dict(r.headers))
-
-    def _sessions(self, leaf: DeviceFiles) -> aiohttp.ClientSession:
-        ctx = tls.client_context(leaf.cert, leaf.key, leaf.chain, self.pki.serca)
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
-        self._extra.append(session)
-        return session
-
-    async def discover(self, **kwargs: object) -> walk.Discovery:
-        lfdi = self.pki.device("gateway").lfdi
-        w = walk.discover("/dcap", lfdi=lfdi, pin=PIN, page_size=2, **kwargs)  # type: ignore[arg-type]
-        request = next(w)
-        while True:
-            reply = await self.request(request.method, request.href, request.body)
-            try:
-                request = w.send(reply)
-            except StopIteration as done:
-                return done.value
-
-
-@asynccontextmanager
-async def rig(pki: PkiFiles, state: UtilityState | None = None) -> AsyncIterator[Rig]:
-    state = state or UtilityState(clock=lambda: float(SERVER_NOW))
-    recorder = Recorder()
-    s = pki.server
-    server = UtilityServer(
-        state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=recorder
-    )
-    gw = pki.device("gateway")
-    ctx = tls.client_context(gw.cert, gw.key, gw.chain, pki.serca)
-    async with server, aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as session:
-        r = Rig(state, server, recorder, pki, session)
-        try:
-            yield r
-        finally:
-            for extra in r._extra:
-                await extra.close()
-
-
-def run(
-    pki: PkiFiles, body: Callable[[Rig], Awaitable[None]], state: UtilityState | None = None
-) -> None:
-    async def main() -> None:
-        async with rig(pki, state) as r:
-            await asyncio.wait_for(body(r), 20)
-
-    asyncio.run(main())
-
-
-def export_limit(watts: int) -> DERControlBase:
-    return DERControlBase(opModExpLimW=ActivePower.from_watts(watts))
 
 
 def test_discovery_end_to_end_with_paging(pki: PkiFiles) -> None:
@@ -299,27 +211,6 @@ def test_der_status_put_recorded_and_bad_body_400(pki: PkiFiles) -> None:
     run(pki, body)
 
 
-def test_mirror_usage_point_lost_then_404(pki: PkiFiles) -> None:
-    mup = (
-        b'<MirrorUsagePoint xmlns="urn:ieee:std:2030.5:ns"><mRID>0123456789ABCDEF0123456700007ED9'
-        b"</mRID><roleFlags>03</roleFlags><serviceCategoryKind>0</serviceCategoryKind>"
-        b"<status>1</status><deviceLFDI>" + b"A" * 40 + b"</deviceLFDI></MirrorUsagePoint>"
-    )
-
-    async def body(r: Rig) -> None:
-        r.state.add_end_device(pki.device("gateway").lfdi)
-        first = await r.request("POST", "/mup", mup)
-        assert first.status == 201
-        assert first.headers["Location"] == "/mup/1"
-        assert (await r.request("POST", "/mup", mup)).headers["Location"] == "/mup/1"
-        assert (await r.request("POST", "/mup/1", b"<MirrorMeterReading/>")).status == 204
-        assert b'all="1"' in (await r.request("GET", "/mup?l=5")).body
-        r.state.lose_mup(1)
-        assert (await r.request("POST", "/mup/1", b"<MirrorMeterReading/>")).status == 404
-
-    run(pki, body)
-
-
 def test_cut_refuses_then_restore_serves(pki: PkiFiles) -> None:
     async def body(r: Rig) -> None:
         r.state.add_end_device(pki.device("gateway").lfdi)
@@ -336,38 +227,12 @@ def test_cut_refuses_then_restore_serves(pki: PkiFiles) -> None:
 
 
 def test_notification_delivered_over_mtls(pki: PkiFiles) -> None:
-    received: list[tuple[str, bytes]] = []
-
     async def body(r: Rig) -> None:
         gw = pki.device("gateway")
-        app = web.Application()
-
-        async def listener(request: web.Request) -> web.Response:
-            obj = request.transport.get_extra_info("ssl_object")  # type: ignore[union-attr]
-            received.append((tls.peer_lfdi(obj), await request.read()))
-            return web.Response(status=201)
-
-        app.router.add_post("/note", listener)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(
-            runner,
-            "127.0.0.1",
-            0,
-            ssl_context=tls.server_context(gw.cert, gw.key, gw.chain, pki.serca),
-        )
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
+        async with listener(gw, pki.serca) as note:
             edev = r.state.add_end_device(gw.lfdi)
             p = r.state.add_program("p")
-            sub = (
-                '<Subscription xmlns="urn:ieee:std:2030.5:ns">'
-                f"<subscribedResource>/derp/{p.key}/derc</subscribedResource>"
-                "<encoding>0</encoding><level>+S1</level><limit>5</limit>"
-                f"<notificationURI>https://127.0.0.1:{port}/note</notificationURI>"
-                "</Subscription>"
-            ).encode()
+            sub = subscription(f"/derp/{p.key}/derc", note.url)
             made = await r.request("POST", f"/edev/{edev.number}/sub", sub)
             assert made.status == 201
             assert made.headers["Location"] == f"/edev/{edev.number}/sub/1"
@@ -375,13 +240,46 @@ def test_notification_delivered_over_mtls(pki: PkiFiles) -> None:
             await r.server.drain()
             r.state.cancel(mrid)
             await r.server.drain()
-        finally:
-            await runner.cleanup()
-        assert [lfdi for lfdi, _ in received] == [r.server.lfdi, r.server.lfdi]
-        assert mrid.encode() in received[0][1]
-        assert b"DERControlList" in received[0][1]
-        assert b"<currentStatus>2</currentStatus>" in received[1][1]
-        notes = r.recorder.notifications()
-        assert [n.status for n in notes] == [201, 201]
+        assert [lfdi for lfdi, _ in note.received] == [r.server.lfdi, r.server.lfdi]
+        first = codec.decode(note.received[0][1])
+        assert isinstance(first, Notification)
+        assert first.subscribedResource == f"/derp/{p.key}/derc"
+        assert first.subscriptionURI == r.server.url(f"/edev/{edev.number}/sub/1")
+        assert mrid.encode() in note.received[0][1]
+        assert type(first.Resource).__name__ == "DERControlList"
+        assert b"<currentStatus>2</currentStatus>" in note.received[1][1]
+        assert [n.status for n in r.recorder.notifications()] == [201, 201]
+        assert [n.Resource is not None for _, n in r.recorder.notes(delivered=True)] == [True] * 2
+
+    run(pki, body)
+
+
+def test_subscriptions_listed_decoded_and_deleted(pki: PkiFiles) -> None:
+    async def body(r: Rig) -> None:
+        edev = r.state.add_end_device(pki.device("gateway").lfdi)
+        other = r.state.add_end_device(pki.device("other").lfdi)
+        p = r.state.add_program("p")
+        uri = "https://127.0.0.1:1/note"
+        for href in (f"/derp/{p.key}/derc", f"/edev/{edev.number}/fsa"):
+            assert (await r.request("POST", "/edev/1/sub", subscription(href, uri))).status == 201
+        subs = r.state.subscriptions(edev.lfdi)
+        assert [s.resource.subscribedResource for s in subs] == [
+            f"/derp/{p.key}/derc",
+            f"/edev/{edev.number}/fsa",
+        ]
+        listed = codec.decode((await r.request("GET", "/edev/1/sub?l=10")).body)
+        assert isinstance(listed, SubscriptionList)
+        assert (listed.all, listed.results) == (2, 2)
+        one = codec.decode((await r.request("GET", "/edev/1/sub/2")).body)
+        assert isinstance(one, Subscription)
+        assert (one.href, one.notificationURI, one.limit) == ("/edev/1/sub/2", uri, 5)
+        # another EndDevice's resources are not to be watched; bad bodies are 400
+        foreign = subscription(f"/edev/{other.number}/fsa", uri)
+        assert (await r.request("POST", "/edev/1/sub", foreign)).status == 400
+        ftp = subscription("/edev/1", "ftp://127.0.0.1/note")
+        assert (await r.request("POST", "/edev/1/sub", ftp)).status == 400
+        assert (await r.request("DELETE", "/edev/1/sub/1")).status == 204
+        assert (await r.request("DELETE", "/edev/1/sub/1")).status == 404
+        assert len(r.state.subscriptions(edev.lfdi)) == 1
 
     run(pki, body)

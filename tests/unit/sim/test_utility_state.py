@@ -1,5 +1,6 @@
 """The utility simulator's pure state: scripting API, event status on the server clock, faults,
-paging views and scenario files. No sockets (those are in tests/integration/sim)."""
+paging views, what clients reported (mirrors, ConnectionPoint), what a Notification carries,
+and scenario files. No sockets (those are in tests/integration/sim)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import tomllib
 
 import pytest
 
-from gateway.north.sep2 import codec, identity
+from gateway.north.sep2 import codec, identity, metering
 from gateway.north.sep2.model import ActivePower, DERControlBase
-from gateway.sim.utility import paths, views
+from gateway.north.sep2.pubsub import ConnectionPoint, Notification
+from gateway.north.sep2.resources import (
+    DERProgramList,
+    EndDevice,
+    EndDeviceList,
+    FunctionSetAssignments,
+    FunctionSetAssignmentsList,
+)
+from gateway.sim.utility import mirrors, notifier, paths, views
 from gateway.sim.utility.records import Change
 from gateway.sim.utility.scenario import Scenario, ScenarioError, modes
 from gateway.sim.utility.state import DOC_PEN, UtilityState
@@ -203,6 +212,81 @@ def test_changes_name_the_hrefs(state: UtilityState) -> None:
     assert ("default", (paths.dderc(p.key),)) in kinds
     assert kinds[-1] == ("comms", ())
     assert not state.comms_up
+
+
+def test_mirrors_created_overwritten_read_and_lost(state: UtilityState, clock: Clock) -> None:
+    mup = metering.der_mirror_usage_point(LFDI, DOC_PEN, at=T0, der_w=-500, volts=231)
+    held, created = mirrors.store_mup(state, mup, b"raw", OTHER)  # an aggregator posts it
+    assert (held.number, created, held.body) == (1, True, b"raw")
+    clock.t += 5
+    again, created = mirrors.store_mup(state, mup, b"raw 2", OTHER)
+    assert (again is held, created, held.updated) == (True, False, T0 + 5)
+    w, v = (m.mRID for m in mup.MirrorMeterReading)
+    value_only = metering.MirrorMeterReading(mRID=v, Reading=metering.Reading(value=2320))
+    assert mirrors.store_readings(state, held, [value_only]) == [2]
+    stray = metering.MirrorMeterReading(mRID="01" * 16, Reading=metering.Reading(value=1))
+    with pytest.raises(ValueError, match="ReadingType"):
+        mirrors.store_readings(state, held, [stray])
+    assert len(state.readings()) == 5  # 2 + 2 in the MUP POSTs, 1 alone
+    assert len(state.readings(LFDI)) == len(state.readings(OTHER.lower())) == 5
+    assert state.readings("AB" * 20) == []
+    last = state.readings(mrid=v)[-1]
+    assert (last.mup, last.at, last.reading.Reading) == (mup.mRID, T0 + 5, value_only.Reading)
+    assert last.reading.ReadingType == mup.MirrorMeterReading[1].ReadingType
+    assert len(state.readings(mup=mup.mRID.lower(), mrid=w)) == 2
+    assert mirrors.first_level(held).MirrorMeterReading == ()
+    assert mirrors.mup_list(state, OTHER, 0, 10).all == 1
+    assert mirrors.mup_list(state, LFDI, 0, 10).all == 0  # not the poster
+    assert state.mirror_usage_points(LFDI) == [mup]
+    state.lose_mup(2)  # no such mirror: nothing lost
+    assert state.find_mup(mup.mRID) is held
+    sc = Scenario.parse({"step": [{"at": 1, "action": "lose_mup", "mup": 1}]})
+    sc.run_step(state, sc.steps[0])
+    assert (state.mup(1), state.readings()) == (None, [])
+
+
+def test_connection_point_subscriptions_and_der_queries(state: UtilityState) -> None:
+    edev = state.add_end_device(LFDI)
+    assert views.end_device(edev).ConnectionPointLink == views.Link(paths.cp(edev.number))
+    assert state.connection_point(LFDI) is None
+    state.set_connection_point(LFDI.lower(), "4102345678")
+    assert state.connection_point(LFDI) == ConnectionPoint("4102345678")
+    assert state.subscriptions(LFDI) == []
+    assert state.der_status(LFDI) is None
+    with pytest.raises(KeyError):
+        state.connection_point(OTHER)
+    with pytest.raises(KeyError):
+        state.der_settings(LFDI, der=9)
+
+
+def test_what_a_notification_carries(state: UtilityState) -> None:
+    mine = state.add_end_device(LFDI)
+    theirs = state.add_end_device(OTHER)
+    p = state.add_program("p")
+    at = notifier.resource_at
+    listed = at(state, "/edev", 5, mine)
+    assert isinstance(listed, EndDeviceList)
+    assert [e.lFDI for e in listed.EndDevice] == [LFDI]  # only what the subscriber may see
+    assert isinstance(at(state, "/edev/1", 1, mine), EndDevice)
+    assert at(state, f"/edev/{theirs.number}", 1, mine) is None
+    assert isinstance(at(state, "/edev/1/fsa", 1, mine), FunctionSetAssignmentsList)
+    assert isinstance(at(state, "/edev/1/fsa/1", 1, mine), FunctionSetAssignments)
+    derps = at(state, "/edev/1/fsa/1/derp?l=9", 0, mine)
+    assert isinstance(derps, DERProgramList)
+    assert (derps.all, derps.results) == (1, 0)  # limit 0: the list without its items
+    for nothing in ("/edev/1/fsa/9", "/edev/1/der", "/edev/1/fsa/1/x", "/derp/zz", "/tm"):
+        assert at(state, nothing, 1, mine) is None
+    assert notifier.covers("/edev/1/fsa", paths.derp_list(1, 1))
+    assert not notifier.covers("/edev/1/fsa", "/edev/1")
+    assert not notifier.covers(f"/derp/{p.key}", "/derp/10")
+    body = notifier.notification_body(
+        "/edev/1", "https://s/edev/1/sub/1", at(state, "/edev/1", 1, mine)
+    )
+    note = codec.decode(body)
+    assert isinstance(note, Notification)
+    assert (note.status, note.Resource) == (0, views.end_device(mine))
+    with pytest.raises(ValueError, match="retries"):
+        notifier.Deliverer(None, None, state.clock, retries=-1)  # type: ignore[arg-type]
 
 
 SCENARIO = f"""

@@ -5,6 +5,8 @@ trusts ``serca.pem``). Without ``--scenario`` every device certificate in DIR is
 (PIN 111115) with one program (primacy 1) whose DefaultDERControl allows 5 kW export and
 10 kW import; with one, the TOML file says it all (:mod:`gateway.sim.utility.scenario`) and
 its timed steps play in server time. ``--record FILE.jsonl`` writes every exchange as a line.
+``--port 0`` lets the OS choose a port: the ``2030.5 utility server at https://HOST:PORT/dcap``
+line (flushed as soon as it listens) says which. SIGINT or SIGTERM stops it cleanly (exit 0).
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     record = args.record.open("a", encoding="utf-8") if args.record else None
 
     def sink(x: Exchange) -> None:
-        print(f"{x.method} {x.path}{'?' + x.query if x.query else ''} -> {x.status}", file=out)
+        line = f"{x.method} {x.path}{'?' + x.query if x.query else ''} -> {x.status}"
+        print(line, file=out, flush=True)
         if record is not None:
             record.write(json.dumps(x.to_json()) + "\n")
             record.flush()
@@ -121,8 +124,13 @@ async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with server:
+            # With --port 0 this line is how a caller learns the port: flushed at once.
             print(f"2030.5 utility server at {server.url()}  (server LFDI {server.lfdi})", file=out)
-            print("serves /dcap /tm /edev /derp /rsps /mup over mutual TLS; Ctrl-C stops", file=out)
+            print(
+                "serves /dcap /tm /edev /derp /rsps /mup over mutual TLS; Ctrl-C stops",
+                file=out,
+                flush=True,
+            )
             player = asyncio.create_task(_play(state, scenario, out)) if scenario else None
             await stop.wait()
             if player is not None:

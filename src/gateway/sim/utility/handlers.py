@@ -2,12 +2,15 @@
 
 Access: the EndDevice routes answer 403 unless the client's certificate may see that EndDevice
 (``UtilityState.visible_to``); the program routes, unless one of its EndDevices is assigned the
-program. A PUT of a DER resource is decoded with the codec and stored (204); a body that does
-not decode, or decodes to the wrong resource, answers 400 with the reason as text.
+program. A PUT of a DER resource is decoded with the codec and stored (204), as is a PUT of the
+CSIP-AUS ConnectionPoint (201 the first time, 204 after); a body that does not decode, or
+decodes to the wrong resource, answers 400 with the reason as text. Subscriptions and
+Notifications: :mod:`.notifier`; the metering mirror (``/mup``): :mod:`.mirrors`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Final
 
 from aiohttp import web
@@ -15,10 +18,11 @@ from aiohttp import web
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DERSettings, DERStatus
 from gateway.north.sep2.model import Response
+from gateway.north.sep2.pubsub import ConnectionPoint
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
 from gateway.sim.utility import mirrors, paths, views
-from gateway.sim.utility.notifier import read_subscription
+from gateway.sim.utility.notifier import edev_number, read_subscription
 from gateway.sim.utility.recorder import Recorder
 from gateway.sim.utility.records import EndDeviceRecord, Program, SubscriptionRecord
 from gateway.sim.utility.state import UtilityState
@@ -36,7 +40,6 @@ _DER_FIELDS: Final = {
     "ders": "status",
     "dera": "availability",
 }
-_MUP_LIST_LIMIT: Final = 255
 
 
 def xml(resource: codec.AnyResource, status: int = 200) -> web.Response:
@@ -73,23 +76,6 @@ def lfdi_of(request: web.Request) -> str | None:
     return tls.peer_lfdi(ssl_object)
 
 
-def resource_at(state: UtilityState, href: str, limit: int = 1) -> codec.AnyResource | None:
-    """The resource at a program href (what a Notification carries), None if none."""
-    parts = href.split("?", 1)[0].strip("/").split("/")
-    if len(parts) < 2 or parts[0] != "derp" or (p := state.program_at(parts[1])) is None:
-        return None
-    if len(parts) == 2:
-        return views.program(p)
-    if parts[2:] == ["dderc"]:
-        return views.default(p)
-    if parts[2:] == ["derc"]:
-        return views.control_list(state, p, 0, limit)
-    if len(parts) == 4 and parts[2] == "derc" and parts[3].isdigit():
-        c = next((c for c in p.controls if c.number == int(parts[3])), None)
-        return None if c is None else views.control(state, p, c)
-    return None
-
-
 class Handlers:
     def __init__(self, state: UtilityState, recorder: Recorder) -> None:
         self.state = state
@@ -112,9 +98,12 @@ class Handlers:
         part = e + d + "/{part:dercap|derg|ders|dera}"
         get(part, self.der_part, allow_head=False)
         router.add_put(part, self.put_der_part)
+        get(e + "/sub", self.subscription_list, allow_head=False)
         post(e + "/sub", self.subscribe)
         get(e + "/sub/{s:\\d+}", self.subscription, allow_head=False)
         router.add_delete(e + "/sub/{s:\\d+}", self.unsubscribe)
+        get(e + "/cp", self.connection_point, allow_head=False)
+        router.add_put(e + "/cp", self.put_connection_point)
         get("/derp/{p}", self.derp, allow_head=False)
         get("/derp/{p}/derc", self.derc_list, allow_head=False)
         get("/derp/{p}/derc/{c:\\d+}", self.derc, allow_head=False)
@@ -289,22 +278,25 @@ class Handlers:
         count = len(self.recorder.requests("POST", request.path, status=201))
         return created(f"{request.path}/{count + 1}")
 
+    async def subscription_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        return xml(views.subscription_list(self._edev(request), start, limit))
+
     async def subscribe(self, request: web.Request) -> web.Response:
+        """201 + Location; 400 if the body is no usable Subscription or names an EndDevice
+        this client may not see."""
         edev = self._edev(request)
         body = await request.read()
         try:
             wanted = read_subscription(body)
         except Sep2ParseError as exc:
             raise bad(str(exc)) from exc
+        target = edev_number(wanted.subscribedResource)
+        visible = self.state.visible_to(lfdi_of(request))
+        if target is not None and all(e.number != target for e in visible):
+            raise bad(f"{wanted.subscribedResource}: not a resource this client may see")
         number = max((s.number for s in edev.subscriptions), default=0) + 1
-        sub = SubscriptionRecord(
-            number,
-            wanted.subscribedResource,
-            wanted.notificationURI,
-            body,
-            self.state.now(),
-            wanted.limit,
-        )
+        sub = SubscriptionRecord(number, wanted, body, self.state.now())
         edev.subscriptions.append(sub)
         return created(paths.sub(edev.number, sub.number))
 
@@ -314,7 +306,7 @@ class Handlers:
         sub = next((s for s in edev.subscriptions if s.number == number), None)
         if sub is None:
             raise web.HTTPNotFound(text="no such Subscription")
-        return web.Response(body=sub.body, content_type=SEP_XML)
+        return xml(views.subscription(edev, sub))
 
     async def unsubscribe(self, request: web.Request) -> web.Response:
         edev = self._edev(request)
@@ -325,23 +317,41 @@ class Handlers:
             raise web.HTTPNotFound(text="no such Subscription")
         return web.Response(status=204)
 
+    # ------------------------------------------------------------------ connection point
+    async def connection_point(self, request: web.Request) -> web.Response:
+        edev = self._edev(request)
+        if edev.connection_point is None:
+            raise web.HTTPNotFound(text="no ConnectionPoint yet: PUT one")
+        return xml(replace(edev.connection_point, href=paths.cp(edev.number)))
+
+    async def put_connection_point(self, request: web.Request) -> web.Response:
+        """CSIP-AUS: 201 (+ Location) the first time, 204 when it replaces one."""
+        edev = self._edev(request)
+        try:
+            resource = codec.decode(await request.read())
+        except Sep2ParseError as exc:
+            raise bad(str(exc)) from exc
+        if not isinstance(resource, ConnectionPoint):
+            raise bad(f"expected a csipaus:ConnectionPoint, got a {type(resource).__name__}")
+        first = edev.connection_point is None
+        edev.connection_point = replace(resource, href=None)
+        edev.connection_point_updated = self.state.now()
+        if first:
+            return created(paths.cp(edev.number))
+        return web.Response(status=204)
+
     # ------------------------------------------------------------------ mirror usage points
     async def mup_list(self, request: web.Request) -> web.Response:
         start, limit = paging(request)
-        return mirrors.mup_list(self.state, start, limit)
+        return mirrors.get_mup_list(self.state, lfdi_of(request), start, limit)
 
     async def post_mup(self, request: web.Request) -> web.Response:
         return mirrors.post_mup(self.state, await request.read(), lfdi_of(request))
 
     async def mup(self, request: web.Request) -> web.Response:
-        mup = self.state.mup(int(request.match_info["m"]))
-        if mup is None:
-            raise web.HTTPNotFound(text="no such MirrorUsagePoint")
-        return web.Response(body=mup.body, content_type=SEP_XML)
+        number = int(request.match_info["m"])
+        return mirrors.get_mup(self.state, number, lfdi_of(request))
 
     async def post_readings(self, request: web.Request) -> web.Response:
-        mup = self.state.mup(int(request.match_info["m"]))
-        if mup is None:
-            raise web.HTTPNotFound(text="no such MirrorUsagePoint (lost: POST it to /mup again)")
-        mup.readings.append((self.state.now(), await request.read()))
-        return web.Response(status=204)
+        number = int(request.match_info["m"])
+        return mirrors.post_readings(self.state, number, await request.read(), lfdi_of(request))

@@ -1,76 +1,187 @@
-"""MirrorUsagePoints: ``POST /mup`` creates one (201 + Location; the same mRID again updates it,
-201 with the same Location), ``POST /mup/{m}`` adds readings (204), ``GET /mup`` lists them.
+"""The metering mirror (2030.5 §10.11.3) of the utility simulator, with the metering models.
 
-Bodies are kept as POSTed. The metering codec (``gateway.north.sep2.metering``) is used to read
-the mRID when ``codec.decode`` knows MirrorUsagePoint; until then (it is being added
-concurrently) a small reader here takes the mRID. TODO(metering): drop the fallbacks then.
+``POST /mup`` a ``MirrorUsagePoint``: an mRID not held yet answers **201**, one already held
+(from the same client) is overwritten and answers **204**, both with ``Location: /mup/{m}``
+(rules a 3 and a 4); an mRID another client holds answers 409. ``POST /mup/{m}`` a
+``MirrorMeterReading`` or a ``MirrorMeterReadingList`` answers **204** with the Location of the
+MeterReading (list) of the mirrored UsagePoint, ``/upt/{m}/mr[/{r}]`` (rules f, g; the simulator
+serves no UsagePoint). Only the client that created a mirror may POST to it or GET it (rule e:
+else 403); a mirror lost (``UtilityState.lose_mup``, a server reset) answers **404**, and the
+client must POST its MirrorUsagePoint to ``/mup`` again (SAPN; open-dynamic-export #79). A
+MirrorMeterReading whose mRID the mirror does not know must carry its ReadingType (rule h 3:
+else 400). ``GET /mup/{m}`` and the ``GET /mup`` list show first-level elements only (rule c: no
+MirrorMeterReadings), a client's own mirrors only.
+
+Every MirrorMeterReading that carries a ``Reading`` or ``MirrorReadingSet`` (in the MUP POST
+too, rule a 2) is kept as a :class:`~gateway.sim.utility.records.MirrorReading` with the server
+time; ``UtilityState.readings`` queries them. Raw bodies stay in the records and the recorder.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Final
 
 from aiohttp import web
-from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this environment
 
 from gateway.north.sep2 import codec
-from gateway.north.sep2.xml import NS, Sep2ParseError, parse
+from gateway.north.sep2.metering import (
+    MirrorMeterReading,
+    MirrorMeterReadingList,
+    MirrorUsagePoint,
+    MirrorUsagePointList,
+)
+from gateway.north.sep2.xml import Sep2ParseError
 from gateway.sim.utility import paths
-from gateway.sim.utility.records import Mup
+from gateway.sim.utility.records import MirrorReading, Mup
 from gateway.sim.utility.state import UtilityState
 
-SEP_XML = "application/sep+xml"
+SEP_XML: Final = "application/sep+xml"
 
 
-def _mrid(body: bytes) -> str:
+# ------------------------------------------------------------------------------ storage
+def _check_types(known: dict[str, MirrorMeterReading], mmrs: Iterable[MirrorMeterReading]) -> None:
+    for mmr in mmrs:
+        if mmr.mRID.upper() not in known and mmr.ReadingType is None:
+            raise ValueError(
+                f"MirrorMeterReading {mmr.mRID} is new to this mirror and has no ReadingType"
+                " (2030.5 §10.11.3 h 3)"
+            )
+
+
+def _keep(mup: Mup, mmrs: Iterable[MirrorMeterReading], at: int) -> list[int]:
+    """Store each MirrorMeterReading (a later one without ReadingType keeps the first's) and
+    its value; returns each one's number under the mirror (1-based, in order of first POST)."""
+    numbers = []
+    for posted in mmrs:
+        key = posted.mRID.upper()
+        old = mup.meter_readings.get(key)
+        mmr = posted
+        if old is not None and posted.ReadingType is None:
+            mmr = replace(posted, ReadingType=old.ReadingType)
+        mup.meter_readings[key] = mmr
+        if mmr.Reading is not None or mmr.MirrorReadingSet:
+            lfdi = mup.resource.deviceLFDI.upper()
+            mup.readings.append(MirrorReading(mup.mrid, mmr, at, lfdi))
+        numbers.append(list(mup.meter_readings).index(key) + 1)
+    return numbers
+
+
+def store_mup(
+    state: UtilityState, resource: MirrorUsagePoint, body: bytes, poster: str | None
+) -> tuple[Mup, bool]:
+    """Hold a POSTed MirrorUsagePoint: ``(mirror, created)``; one already held with its mRID is
+    overwritten. ValueError: a new MirrorMeterReading without ReadingType."""
+    at = state.now()
+    mup = state.find_mup(resource.mRID)
+    _check_types({} if mup is None else mup.meter_readings, resource.MirrorMeterReading)
+    created = mup is None
+    if mup is None:
+        number = max((m.number for m in state.mups), default=0) + 1
+        mup = Mup(number, poster, resource, body, at, at)
+        state.mups.append(mup)
+    else:
+        mup.resource, mup.body, mup.updated = resource, body, at
+    _keep(mup, resource.MirrorMeterReading, at)
+    return mup, created
+
+
+def store_readings(state: UtilityState, mup: Mup, mmrs: Iterable[MirrorMeterReading]) -> list[int]:
+    """Add POSTed MirrorMeterReadings to a mirror; their numbers under it (see ``_keep``)."""
+    mmrs = tuple(mmrs)
+    _check_types(mup.meter_readings, mmrs)
+    mup.updated = state.now()
+    return _keep(mup, mmrs, mup.updated)
+
+
+# ------------------------------------------------------------------------------ views
+def first_level(mup: Mup) -> MirrorUsagePoint:
+    """The mirror as a GET shows it: its href, no MirrorMeterReadings (rule c)."""
+    return replace(mup.resource, href=paths.mup(mup.number), MirrorMeterReading=())
+
+
+def owned_by(state: UtilityState, client: str | None) -> list[Mup]:
+    return [m for m in state.mups if _may(m, client)]
+
+
+def mup_list(
+    state: UtilityState, client: str | None, start: int, limit: int
+) -> MirrorUsagePointList:
+    mine = owned_by(state, client)
+    shown = mine[start : start + limit]
+    return MirrorUsagePointList(
+        all=len(mine),
+        results=len(shown),
+        MirrorUsagePoint=tuple(first_level(m) for m in shown),
+        href=paths.MUP,
+    )
+
+
+def _may(mup: Mup, client: str | None) -> bool:
+    return mup.poster is None or (client or "").upper() == mup.poster.upper()
+
+
+# ------------------------------------------------------------------------------ handlers
+def _xml(resource: codec.AnyResource) -> web.Response:
+    return web.Response(body=codec.encode(resource), content_type=SEP_XML)
+
+
+def _decode(body: bytes) -> codec.AnyResource:
     try:
-        resource: Any = codec.decode(body)
+        return codec.decode(body)
     except Sep2ParseError as exc:
-        if "unsupported resource" not in str(exc):
-            raise
-        root = parse(body)
-        if etree.QName(root).localname != "MirrorUsagePoint":
-            raise Sep2ParseError(f"expected a MirrorUsagePoint, got {root.tag}") from exc
-        mrid = root.findtext(f"{{{NS}}}mRID")
-        if not mrid or not mrid.strip():
-            raise Sep2ParseError("MirrorUsagePoint/mRID is required") from exc
-        return str(mrid).strip().upper()
-    if type(resource).__name__ != "MirrorUsagePoint":
-        raise Sep2ParseError(f"expected a MirrorUsagePoint, got a {type(resource).__name__}")
-    return str(resource.mRID).upper()
+        raise web.HTTPBadRequest(text=str(exc)) from exc
 
 
-def add_mup(state: UtilityState, body: bytes, poster: str | None, mrid: str) -> Mup:
-    """Store a POSTed MirrorUsagePoint; one already held with ``mrid`` is replaced in place."""
-    for m in state.mups:
-        if m.mrid == mrid:
-            m.body = body
-            return m
-    number = max((m.number for m in state.mups), default=0) + 1
-    mup = Mup(number, poster, body, state.now(), mrid)
-    state.mups.append(mup)
+def _mirror(state: UtilityState, number: int, client: str | None) -> Mup:
+    mup = state.mup(number)
+    if mup is None:
+        raise web.HTTPNotFound(text="no such MirrorUsagePoint (lost? POST it to /mup again)")
+    if not _may(mup, client):
+        raise web.HTTPForbidden(text="another client's MirrorUsagePoint")
     return mup
 
 
-def post_mup(state: UtilityState, body: bytes, poster: str | None) -> web.Response:
+def post_mup(state: UtilityState, body: bytes, client: str | None) -> web.Response:
+    resource = _decode(body)
+    if not isinstance(resource, MirrorUsagePoint):
+        raise web.HTTPBadRequest(text=f"expected a MirrorUsagePoint, got {type(resource).__name__}")
+    held = state.find_mup(resource.mRID)
+    if held is not None and not _may(held, client):
+        raise web.HTTPConflict(text=f"MirrorUsagePoint {resource.mRID} is another client's")
     try:
-        mrid = _mrid(body)
-    except Sep2ParseError as exc:
+        mup, created = store_mup(state, resource, body, client)
+    except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from exc
-    mup = add_mup(state, body, poster, mrid)
-    return web.Response(status=201, headers={"Location": paths.mup(mup.number)})
+    return web.Response(status=201 if created else 204, headers={"Location": paths.mup(mup.number)})
 
 
-def mup_list(state: UtilityState, start: int, limit: int) -> web.Response:
-    """The held MUPs as POSTed, each with its href, in a MirrorUsagePointList."""
-    shown = state.mups[start : start + limit]
-    root = etree.Element(f"{{{NS}}}MirrorUsagePointList", nsmap={None: NS})
-    root.set("href", paths.MUP)
-    root.set("all", str(len(state.mups)))
-    root.set("results", str(len(shown)))
-    for m in shown:
-        item = parse(m.body)
-        item.set("href", paths.mup(m.number))
-        root.append(item)
-    body: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    return web.Response(body=body, content_type=SEP_XML)
+def post_readings(
+    state: UtilityState, number: int, body: bytes, client: str | None
+) -> web.Response:
+    mup = _mirror(state, number, client)
+    resource = _decode(body)
+    if isinstance(resource, MirrorMeterReading):
+        mmrs: tuple[MirrorMeterReading, ...] = (resource,)
+    elif isinstance(resource, MirrorMeterReadingList):
+        mmrs = resource.MirrorMeterReading
+    else:
+        raise web.HTTPBadRequest(
+            text=f"expected a MirrorMeterReading(List), got {type(resource).__name__}"
+        )
+    try:
+        numbers = store_readings(state, mup, mmrs)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    single = isinstance(resource, MirrorMeterReading)
+    location = paths.meter_reading(number, numbers[0] if single else None)
+    return web.Response(status=204, headers={"Location": location})
+
+
+def get_mup(state: UtilityState, number: int, client: str | None) -> web.Response:
+    return _xml(first_level(_mirror(state, number, client)))
+
+
+def get_mup_list(state: UtilityState, client: str | None, start: int, limit: int) -> web.Response:
+    return _xml(mup_list(state, client, start, limit))

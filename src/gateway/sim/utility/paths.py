@@ -8,11 +8,14 @@
 ``/edev/{e}/fsa[/{f}[/derp]]``     FunctionSetAssignmentsList, one FSA, its DERProgramList
 ``/edev/{e}/der[/{d}]``            DERList, one DER
 ``/edev/{e}/der/{d}/{kind}``       ``dercap``, ``derg`` (settings), ``ders``, ``dera``: GET / PUT
-``/edev/{e}/sub``                  Subscription POST (201 + Location)
+``/edev/{e}/sub[/{s}]``            SubscriptionList (POST: 201 + Location), one (GET, DELETE)
+``/edev/{e}/cp``                   csipaus:ConnectionPoint: GET (404 until set), PUT (201, 204)
 ``/derp/{p}``                      DERProgram; ``/derc`` its DERControlList, ``/derc/{c}`` one,
                                    ``/dderc`` its DefaultDERControl (404 when none)
 ``/rsps/{p}/rsp``                  Response POST: every DERControl's ``replyTo``
 ``/mup[/{m}]``                     MirrorUsagePointList (POST creates), POST readings to one
+``/upt/{m}/mr[/{r}]``              where readings POSTed to ``/mup/{m}`` are (Location only:
+                                   the simulator serves no UsagePoint)
 =================================  =============================================================
 """
 
@@ -67,6 +70,10 @@ def sub(e: int, s: int) -> str:
     return f"{sub_list(e)}/{s}"
 
 
+def cp(e: int) -> str:
+    return f"{edev(e)}/cp"
+
+
 def derp(key: str) -> str:
     return f"/derp/{key}"
 
@@ -89,3 +96,8 @@ def response_list(program_number: int) -> str:
 
 def mup(m: int) -> str:
     return f"{MUP}/{m}"
+
+
+def meter_reading(m: int, r: int | None = None) -> str:
+    """The MeterReading (list) of the UsagePoint mirrored at ``/mup/{m}`` (2030.5 §10.11.3 f, g)."""
+    return f"/upt/{m}/mr" if r is None else f"/upt/{m}/mr/{r}"

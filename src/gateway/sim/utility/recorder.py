@@ -1,10 +1,12 @@
 """Every exchange the utility simulator had, for tests and the conformance suite to query.
 
 One :class:`Exchange` per HTTP request (server time, method, path, query, the client's LFDI
-from its TLS certificate, the status answered, the request body) and one per Notification the
-server sent (method ``NOTIFY``, ``path`` the notificationURI, ``status`` the subscriber's answer
-or 0 when it could not be reached, ``error`` why). ``sink`` receives each as it is recorded
-(``gateway simulate utility --record FILE.jsonl`` writes them as JSON lines).
+from its TLS certificate, the status answered, the raw request body) and one per attempt to
+deliver a Notification (method ``NOTIFY``, ``path`` the notificationURI, ``status`` the
+subscriber's answer or 0 when it could not be reached, ``error`` why, ``attempt`` 1, 2, ...).
+``sink`` receives each as it is recorded (``gateway simulate utility --record FILE.jsonl``
+writes them as JSON lines). :meth:`Recorder.decoded` gives bodies decoded by the codec
+(:meth:`Recorder.responses`, :meth:`Recorder.notes` are the usual cases).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.north.sep2 import codec
 from gateway.north.sep2.model import Response
+from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.xml import Sep2ParseError
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,7 @@ class Exchange:
     body: bytes = b""
     location: str | None = None
     error: str | None = None
+    attempt: int = 1  # NOTIFY: which delivery attempt
 
     def to_json(self) -> dict[str, Any]:
         try:
@@ -52,6 +58,8 @@ class Exchange:
             out["location"] = self.location
         if self.error is not None:
             out["error"] = self.error
+        if self.method == "NOTIFY":
+            out["attempt"] = self.attempt
         return out
 
 
@@ -91,23 +99,49 @@ class Recorder:
             and (since is None or x.at >= since)
         ]
 
-    def responses(self, mrid: str | None = None) -> list[tuple[Exchange, Response]]:
-        """Every accepted Response POST (to a ``replyTo``), decoded; for ``mrid`` only if given."""
-        found: list[tuple[Exchange, Response]] = []
-        for x in self.requests("POST", "/rsps/"):
-            if x.status != 201:
-                continue
+    def decoded(
+        self,
+        kind: type[R],
+        method: str | None = None,
+        path_prefix: str | None = None,
+        *,
+        status: int | None = None,
+        lfdi: str | None = None,
+    ) -> list[tuple[Exchange, R]]:
+        """The matching exchanges (see :meth:`requests`) whose body decodes to a ``kind``,
+        with it; bodies that do not decode, or decode to something else, are left out."""
+        found: list[tuple[Exchange, R]] = []
+        for x in self.requests(method, path_prefix, lfdi=lfdi, status=status):
             try:
-                r = codec.decode(x.body)
+                resource = codec.decode(x.body)
             except Sep2ParseError:
                 continue
-            if isinstance(r, Response) and (mrid is None or r.subject.upper() == mrid.upper()):
-                found.append((x, r))
+            if isinstance(resource, kind):
+                found.append((x, resource))
         return found
+
+    def responses(self, mrid: str | None = None) -> list[tuple[Exchange, Response]]:
+        """Every accepted Response POST (to a ``replyTo``), decoded; for ``mrid`` only if given."""
+        return [
+            (x, r)
+            for x, r in self.decoded(Response, "POST", "/rsps/", status=201)
+            if mrid is None or r.subject.upper() == mrid.upper()
+        ]
 
     def responses_for(self, mrid: str) -> list[tuple[int | None, int | None]]:
         """``(status, createdDateTime)`` of each Response the client sent about ``mrid``."""
         return [(r.status, r.createdDateTime) for _, r in self.responses(mrid)]
 
     def notifications(self, uri_prefix: str = "") -> list[Exchange]:
+        """Every Notification delivery attempt (retries included)."""
         return self.requests("NOTIFY", uri_prefix)
+
+    def notes(
+        self, uri_prefix: str = "", *, delivered: bool = False
+    ) -> list[tuple[Exchange, Notification]]:
+        """The Notifications sent, decoded (each attempt; ``delivered``: answered 2xx only)."""
+        return [
+            (x, n)
+            for x, n in self.decoded(Notification, "NOTIFY", uri_prefix)
+            if not delivered or 200 <= x.status < 300
+        ]

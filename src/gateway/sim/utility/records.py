@@ -1,7 +1,5 @@
 """The mutable records :class:`gateway.sim.utility.state.UtilityState` is made of (no I/O)."""
 
-# ruff: noqa: N815  - fields named after the standard's elements keep their mixedCase
-
 from __future__ import annotations
 
 import fnmatch
@@ -13,7 +11,9 @@ from gateway.north.sep2.der_resources import (
     DERSettings,
     DERStatus,
 )
+from gateway.north.sep2.metering import MirrorMeterReading, MirrorUsagePoint
 from gateway.north.sep2.model import DefaultDERControl, DERControlBase
+from gateway.north.sep2.pubsub import ConnectionPoint, Subscription
 
 EVENT_SCHEDULED, EVENT_ACTIVE = 0, 1
 
@@ -94,12 +94,12 @@ class DerRecord:
 
 @dataclass
 class SubscriptionRecord:
+    """A Subscription an EndDevice POSTed (decoded) and its raw body."""
+
     number: int
-    subscribedResource: str
-    notificationURI: str
+    resource: Subscription
     body: bytes
     created: int
-    limit: int = 1
 
 
 @dataclass
@@ -116,6 +116,8 @@ class EndDeviceRecord:
     fsas: list[Fsa] = field(default_factory=list)
     ders: list[DerRecord] = field(default_factory=list)
     subscriptions: list[SubscriptionRecord] = field(default_factory=list)
+    connection_point: ConnectionPoint | None = None  # csipaus: what the client last PUT
+    connection_point_updated: int | None = None
 
     def add_der(self) -> DerRecord:
         der = DerRecord(max((d.number for d in self.ders), default=0) + 1)
@@ -129,16 +131,34 @@ class EndDeviceRecord:
         return next((f for f in self.fsas if f.number == number), None)
 
 
+@dataclass(frozen=True, slots=True)
+class MirrorReading:
+    """One MirrorMeterReading a client POSTed with a value (alone, in a MirrorMeterReadingList
+    or inside its MirrorUsagePoint): the MUP's mRID, the reading, server time, the device."""
+
+    mup: str  # MirrorUsagePoint.mRID
+    reading: MirrorMeterReading
+    at: int  # server time of the POST
+    lfdi: str  # MirrorUsagePoint.deviceLFDI: the device mirrored
+
+
 @dataclass
 class Mup:
-    """A MirrorUsagePoint as POSTed (raw body), and the readings POSTed to it since."""
+    """A MirrorUsagePoint as last POSTed (decoded and raw), its MirrorMeterReadings by mRID
+    (each the last one POSTed, keeping the first ReadingType) and every reading since."""
 
     number: int
-    poster: str | None
+    poster: str | None  # the client certificate's LFDI: only it may POST to the mirror
+    resource: MirrorUsagePoint
     body: bytes
     created: int
-    mrid: str | None = None
-    readings: list[tuple[int, bytes]] = field(default_factory=list)
+    updated: int
+    meter_readings: dict[str, MirrorMeterReading] = field(default_factory=dict)
+    readings: list[MirrorReading] = field(default_factory=list)
+
+    @property
+    def mrid(self) -> str:
+        return self.resource.mRID.upper()
 
 
 @dataclass

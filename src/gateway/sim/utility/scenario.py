@@ -30,7 +30,7 @@ booleans::
     [[step]]
     at = 600
     action = "cancel"              # cancel, supersede, default, fail, clear_faults, cut,
-    control = "evening"            # restore, relocate, poll_rate
+    control = "evening"            # restore, relocate, poll_rate, lose_mup
 """
 
 from __future__ import annotations
@@ -207,6 +207,8 @@ class Scenario:
             state.restore()
         elif step.action == "poll_rate":
             state.set_poll_rate(a["resource"], a.get("seconds"))
+        elif step.action == "lose_mup":
+            state.lose_mup(a.get("mup"))  # a /mup/{m} number; none given: every mirror
         else:
             raise ScenarioError(f"{where}: unknown action")
         return f"{step.action} {dict(a)}"

@@ -6,7 +6,10 @@ EndDevices registered under it; another one's answers 403. URL layout: :mod:`.pa
 ``application/sep+xml``; an unknown path answers 404, a wrong method 405 with ``Allow``. Before
 routing, a scripted fault (``UtilityState.fail``) may answer instead, and while communications
 are cut (``UtilityState.cut``) the server stops listening and drops connections. Every request
-and every Notification is recorded in :class:`~gateway.sim.utility.recorder.Recorder`.
+and every Notification attempt is recorded in :class:`~gateway.sim.utility.recorder.Recorder`.
+A state change (:class:`~gateway.sim.utility.records.Change`) is notified to every subscription
+that covers it (:mod:`.notifier`: delivery retried ``notify_retries`` times, backing off from
+``notify_backoff`` seconds).
 
 Use it as ``async with UtilityServer(state, pki) as server: ... server.url("/dcap")``.
 """
@@ -14,19 +17,17 @@ Use it as ``async with UtilityServer(state, pki) as server: ... server.url("/dca
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
-import aiohttp
 from aiohttp import web
 
 from gateway.north.sep2 import identity, tls
-from gateway.sim.utility import handlers, paths
+from gateway.sim.utility import paths
 from gateway.sim.utility.handlers import Handlers
-from gateway.sim.utility.notifier import covers, notification_body
+from gateway.sim.utility.notifier import Deliverer, covers, notification_body, resource_at
 from gateway.sim.utility.recorder import Exchange, Recorder
 from gateway.sim.utility.records import Change
 from gateway.sim.utility.state import UtilityState
@@ -50,6 +51,8 @@ class UtilityServer:
         port: int = 0,
         recorder: Recorder | None = None,
         notify_timeout: float = 5.0,
+        notify_retries: int = 3,
+        notify_backoff: float = 1.0,
     ) -> None:
         self.state = state
         self.recorder = recorder if recorder is not None else Recorder()
@@ -57,15 +60,20 @@ class UtilityServer:
         self.port = port
         self._ssl = tls.server_context(cert, key, chain, serca)
         # Notifications go out with the server's own certificate (2030.5: mutual TLS both ways).
-        self._client_ssl = tls.client_context(cert, key, chain, serca, check_hostname=False)
-        self._notify_timeout = notify_timeout
+        self.deliverer = Deliverer(
+            self.recorder,
+            tls.client_context(cert, key, chain, serca, check_hostname=False),
+            state.clock,
+            timeout=notify_timeout,
+            retries=notify_retries,
+            backoff=notify_backoff,
+        )
         self.lfdi = identity.Identity.from_certificate(cert.read_bytes()).lfdi
         self.app = web.Application(middlewares=[self._middleware])
         Handlers(state, self.recorder).register(self.app.router)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
         state.listen(self._on_change)
 
     # ------------------------------------------------------------------ lifecycle
@@ -84,11 +92,16 @@ class UtilityServer:
         if self.port == 0 and self._runner.addresses:
             self.port = int(self._runner.addresses[0][1])
 
-    async def stop(self) -> None:
-        await self.drain()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop serving: pending Notifications get ``grace`` seconds (default: the notify
+        timeout) to finish their attempts, then are cancelled."""
+        if self._tasks:
+            timeout = self.deliverer.timeout if grace is None else grace
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.deliverer.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -160,18 +173,16 @@ class UtilityServer:
             return
         for edev in self.state.end_devices:
             for sub in edev.subscriptions:
-                for href in change.hrefs:
-                    if covers(sub.subscribedResource, href):
-                        resource = handlers.resource_at(
-                            self.state, sub.subscribedResource, sub.limit
-                        )
-                        body = notification_body(
-                            sub.subscribedResource,
-                            self.url(paths.sub(edev.number, sub.number)),
-                            resource,
-                        )
-                        self._spawn(loop, self._notify(sub.notificationURI, body, edev.lfdi))
-                        break
+                wanted = sub.resource
+                if not any(covers(wanted.subscribedResource, href) for href in change.hrefs):
+                    continue
+                resource = resource_at(self.state, wanted.subscribedResource, wanted.limit, edev)
+                uri = self.url(paths.sub(edev.number, sub.number))
+                body = notification_body(wanted.subscribedResource, uri, resource)
+                self._spawn(loop, self._deliver(wanted.notificationURI, body, edev.lfdi))
+
+    async def _deliver(self, uri: str, body: bytes, lfdi: str) -> None:
+        await self.deliverer.deliver(uri, body, lfdi)
 
     def _spawn(self, loop: asyncio.AbstractEventLoop, coro: Awaitable[None]) -> None:
         async def run() -> None:
@@ -189,26 +200,6 @@ class UtilityServer:
             await site.stop()
         elif self.state.comms_up and self._site is None:
             await self._listen()
-
-    async def _notify(self, uri: str, body: bytes, lfdi: str) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._client_ssl)
-            )
-        at = self.state.clock()
-        status, error = 0, None
-        try:
-            async with self._session.post(
-                uri,
-                data=body,
-                headers={"Content-Type": SEP_XML},
-                timeout=aiohttp.ClientTimeout(total=self._notify_timeout),
-            ) as reply:
-                status = reply.status
-        except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        with contextlib.suppress(ValueError):
-            self.recorder.record(Exchange(at, "NOTIFY", uri, "", lfdi, status, body, None, error))
 
 
 def _client_lfdi(request: web.Request) -> str | None:

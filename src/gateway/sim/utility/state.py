@@ -2,10 +2,11 @@
 
 :class:`UtilityState` holds what a 2030.5 utility server knows: EndDevices (each with its LFDI,
 SFDI, registration PIN, FunctionSetAssignments, DERs with the last DERCapability / DERSettings /
-DERStatus / DERAvailability the client PUT, its subscriptions), DERPrograms (primacy, a
-DefaultDERControl or none, DERControls), MirrorUsagePoints, poll and post rates, and scripted
-faults (HTTP errors, a cut link). The HTTP shell (:mod:`gateway.sim.utility.server`) reads it;
-tests and the conformance runner change it with the methods below, each one a scenario step::
+DERStatus / DERAvailability the client PUT, its subscriptions and ConnectionPoint), DERPrograms
+(primacy, a DefaultDERControl or none, DERControls), MirrorUsagePoints and their readings, poll
+and post rates, and scripted faults (HTTP errors, a cut link). The HTTP shell
+(:mod:`gateway.sim.utility.server`) reads it; tests and the conformance runner change it with
+the methods below, each one a scenario step::
 
     state = UtilityState(clock=lambda: 2_000_000_000.0)
     state.add_end_device(lfdi, pin=111115)
@@ -16,6 +17,9 @@ tests and the conformance runner change it with the methods below, each one a sc
 mRIDs are HexBinary128 with the IANA PEN in the low 32 bits (sep2.md §5.1; default 32473, which
 RFC 5612 reserves for documentation); each modification bumps ``version``. Cancelled and
 superseded events stay listed with their status (2030.5 §10.2.3.3) unless deleted by script.
+
+What clients PUT and POST is kept decoded; :mod:`gateway.sim.utility.reports` queries it
+(``state.der_status(lfdi)``, ``state.readings(lfdi)``, ``state.subscriptions(lfdi)``, ...).
 
 Changes go to the listeners (:meth:`UtilityState.listen`) as a :class:`Change` naming the hrefs
 (:mod:`gateway.sim.utility.paths`) that changed; the server turns those into Notifications.
@@ -40,6 +44,7 @@ from gateway.sim.utility.records import (
     Mup,
     Program,
 )
+from gateway.sim.utility.reports import ClientReports
 
 DOC_PEN: Final = 32473  # RFC 5612: the IANA Private Enterprise Number for documentation
 DEFAULT_PIN: Final = 111115  # CSIP-AUS ALL-01: 11111 with its check digit
@@ -49,8 +54,9 @@ POLL_RESOURCES: Final = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der")
 
 
 @dataclass
-class UtilityState:
-    """The simulated utility server's state; see the module docstring."""
+class UtilityState(ClientReports):
+    """The simulated utility server's state; see the module docstring (what clients reported
+    is queried with the :class:`~gateway.sim.utility.reports.ClientReports` methods)."""
 
     clock: Callable[[], float] = time.time
     pen: int = DOC_PEN
@@ -389,11 +395,3 @@ class UtilityState:
     def restore(self) -> None:
         self.comms_up = True
         self.notify(kind="comms")
-
-    # ------------------------------------------------------------------ mirror usage points
-    def mup(self, number: int) -> Mup | None:
-        return next((m for m in self.mups if m.number == number), None)
-
-    def lose_mup(self, number: int) -> None:
-        """Forget a MirrorUsagePoint: later POSTs to it get 404 (the client must re-create)."""
-        self.mups = [m for m in self.mups if m.number != number]

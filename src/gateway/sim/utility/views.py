@@ -3,6 +3,8 @@
 Lists are ordered as 2030.5 asks (EndDevices by sFDI, programs by primacy, controls by start
 then newest creationTime first) and paged with ``?s=&l=`` (``l`` defaults to 1, as the
 standard's query-string rules say); ``all`` is the list's size, ``results`` this page's.
+Every EndDevice links its ``csipaus:ConnectionPoint`` (``/edev/{e}/cp``). The metering mirror's
+views are in :mod:`gateway.sim.utility.mirrors`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from gateway.north.sep2.model import (
     DERControlList,
     EventStatus,
 )
+from gateway.north.sep2.pubsub import Subscription, SubscriptionList
 from gateway.north.sep2.resources import (
     DERProgram,
     DERProgramList,
@@ -33,7 +36,13 @@ from gateway.north.sep2.resources import (
     Time,
 )
 from gateway.sim.utility import paths
-from gateway.sim.utility.records import Control, EndDeviceRecord, Fsa, Program
+from gateway.sim.utility.records import (
+    Control,
+    EndDeviceRecord,
+    Fsa,
+    Program,
+    SubscriptionRecord,
+)
 from gateway.sim.utility.state import UtilityState
 
 T = TypeVar("T")
@@ -84,6 +93,7 @@ def end_device(e: EndDeviceRecord) -> EndDevice:
         postRate=e.post_rate,
         RegistrationLink=None if e.pin is None else Link(paths.reg(n)),
         SubscriptionListLink=ListLink(paths.sub_list(n), len(e.subscriptions)),
+        ConnectionPointLink=Link(paths.cp(n)),
     )
 
 
@@ -221,4 +231,18 @@ def der_list(state: UtilityState, e: EndDeviceRecord, start: int, limit: int) ->
         href=paths.der_list(e.number),
         subscribable=0,
         pollRate=state.poll_rate("der"),
+    )
+
+
+def subscription(e: EndDeviceRecord, s: SubscriptionRecord) -> Subscription:
+    return replace(s.resource, href=paths.sub(e.number, s.number))
+
+
+def subscription_list(e: EndDeviceRecord, start: int, limit: int) -> SubscriptionList:
+    shown = page(e.subscriptions, start, limit)
+    return SubscriptionList(
+        all=len(e.subscriptions),
+        results=len(shown),
+        Subscription=tuple(subscription(e, s) for s in shown),
+        href=paths.sub_list(e.number),
     )
