@@ -42,6 +42,7 @@ register = true
 [site]
 store = "gateway.db"
 period_s = 0.2
+enter_service_delay_s = 1
 """,
         encoding="utf-8",
     )
@@ -79,7 +80,7 @@ def test_gateway_run_registers_follows_a_control_and_reports_back(tmp_path: Path
                 "run",
                 str(config),
                 "--for",
-                "25",
+                "40",
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -99,6 +100,9 @@ def test_gateway_run_registers_follows_a_control_and_reports_back(tmp_path: Path
             )
             while [c for c, _ in recorder.responses_for(mrid)] != [1, 2, 3]:
                 assert time.monotonic() < deadline + 15, recorder.responses_for(mrid)
+                await asyncio.sleep(0.2)
+            while not (_statuses(recorder)[-1] & ConnectStatus.CONNECTED):
+                assert time.monotonic() < deadline + 25, "never reported connected again"
                 await asyncio.sleep(0.2)
             proc.terminate()
             out, _ = await proc.communicate()

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import TextIO
 
 from gateway.north.sep2 import tls
@@ -29,7 +30,9 @@ from gateway.store.sqlite import SqliteStore
 
 async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -> int:
     c = config.sep2
-    site_config = demo_site()
+    base = demo_site()
+    delay = replace(base.enter_service, delay_s=config.enter_service_delay_s)
+    site_config = replace(base, enter_service=delay)
     charger = site_config.charger
     ratings = SiteRatings(
         max_discharge_w=charger.max_discharge_w,

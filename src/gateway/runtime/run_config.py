@@ -27,6 +27,7 @@
     simulate = true              # drive the embedded simulated home (one per EndDevice)
     store = "gateway.db"         # SQLite file (one per EndDevice: "-<n>" before the suffix)
     period_s = 1.0               # control-loop period
+    enter_service_delay_s = 300  # IEEE 1547 enter-service delay before reconnecting
 
 Every problem in the file is reported at once, with its key, as :class:`RunConfigError`.
 """
@@ -95,6 +96,7 @@ class RunConfig:
     simulate: bool
     store: Path
     period_s: float
+    enter_service_delay_s: float = 300.0
 
     def store_for(self, index: int) -> Path:
         if index == 0:
@@ -203,6 +205,9 @@ def load(path: Path) -> RunConfig:
     simulate = r.get(site, "simulate", bool, "site", True)
     store = r.get(site, "store", str, "site", "gateway.db")
     period_s = r.get(site, "period_s", float, "site", 1.0)
+    delay_s = r.get(site, "enter_service_delay_s", float, "site", 300.0)
+    if delay_s is not None and not 0 <= delay_s <= 3600:
+        r.problems.append(f"site.enter_service_delay_s: expected 0..3600 s, got {delay_s}")
     if simulate is False:
         r.problems.append("site.simulate = false: real devices from [[device]] are not wired yet")
     if period_s is not None and not 0.05 <= period_s <= 60:
@@ -230,4 +235,5 @@ def load(path: Path) -> RunConfig:
         simulate=bool(simulate),
         store=(path.parent / str(store)).resolve(),
         period_s=float(period_s),
+        enter_service_delay_s=float(delay_s),
     )
