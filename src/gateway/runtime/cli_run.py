@@ -72,7 +72,13 @@ async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -
                 store, site_config, start=DEFAULT_START, now=http.time.now, ack_reports=False
             )
             await stack.enter_async_context(site)
-            identity = Identity(device.lfdi, device.sfdi, pin=device.pin, register=c.register)
+            identity = Identity(
+                device.lfdi,
+                device.sfdi,
+                pin=device.pin,
+                register=c.register,
+                connection_point_id=device.connection_point,
+            )
             gateways.append(
                 Sep2Gateway(site.runner, store, http, identity, ratings=ratings, notify=notify)
             )

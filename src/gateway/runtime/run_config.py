@@ -12,6 +12,7 @@
     server_lfdi = "..."          # optional: accept only this server certificate
     check_hostname = true        # false for a server addressed by IP in a test PKI
     register = false             # true: POST our EndDevice when the server does not know it
+    connection_point = "..."     # optional, CSIP-AUS: the site's NMI (PUT to ConnectionPoint)
 
     [sep2.notify]                # optional: subscribe, and listen for notifications (mTLS)
     listen = "0.0.0.0"           # address to bind
@@ -62,6 +63,7 @@ class EndDeviceConfig:
     lfdi: str
     sfdi: int
     pin: int | None
+    connection_point: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,8 @@ def _end_devices(r: _Reader, sep2: dict[str, Any], cert: Path | None) -> list[En
         except ValueError as e:
             r.problems.append(f"sep2.cert: {cert}: {e}")
             return []
-        return [EndDeviceConfig(own, sfdi_from_lfdi(own), pin)]
+        nmi = r.get(sep2, "connection_point", str, "sep2", None)
+        return [EndDeviceConfig(own, sfdi_from_lfdi(own), pin, nmi)]
     out: list[EndDeviceConfig] = []
     for i, table in enumerate(listed):
         where = f"sep2.end_device[{i}]"
@@ -162,10 +165,10 @@ def _end_devices(r: _Reader, sep2: dict[str, Any], cert: Path | None) -> list[En
             lfdi = None
         sfdi = r.get(table, "sfdi", int, where, None)
         own_pin = r.get(table, "pin", int, where, pin)
+        nmi = r.get(table, "connection_point", str, where, None)
         if lfdi is not None:
-            out.append(
-                EndDeviceConfig(lfdi, sfdi if sfdi is not None else sfdi_from_lfdi(lfdi), own_pin)
-            )
+            own_sfdi = sfdi if sfdi is not None else sfdi_from_lfdi(lfdi)
+            out.append(EndDeviceConfig(lfdi, own_sfdi, own_pin, nmi))
     return out
 
 

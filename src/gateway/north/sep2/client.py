@@ -44,7 +44,13 @@ from gateway.north.sep2 import codec, metering, telemetry
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
 from gateway.north.sep2.model import DERControlList
-from gateway.north.sep2.pubsub import ENCODING_XML, Notification, NotificationStatus, Subscription
+from gateway.north.sep2.pubsub import (
+    ENCODING_XML,
+    ConnectionPoint,
+    Notification,
+    NotificationStatus,
+    Subscription,
+)
 from gateway.north.sep2.resources import DeviceCapability, EndDevice, Time
 from gateway.north.sep2.responses import Outcome, outcome, response_post
 from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind, Update
@@ -71,6 +77,7 @@ MAX_REDIRECTS: Final = 5
 # The IANA Private Enterprise Number in our mRIDs' low 32 bits. The gateway has none of its own;
 # 32473 is the one RFC 5612 reserves for documentation. Set yours for production.
 DOCUMENTATION_PEN: Final = 32473
+HTTP_OK: Final = 200
 HTTP_NOT_FOUND: Final = 404
 _HTTP_TOO_MANY, _HTTP_SERVER_ERROR = 429, 500
 T = TypeVar("T")
@@ -211,6 +218,7 @@ class Identity:
     pin: int | None = None  # the registration PIN with its check digit; None: not checked
     register: bool = False  # in-band registration when the server does not know us
     device_category: str | None = None  # HexBinary32 for the in-band EndDevice
+    connection_point_id: str | None = None  # CSIP-AUS: the site's NMI, PUT to ConnectionPoint
 
 
 class EndDeviceClient:
@@ -244,6 +252,7 @@ class EndDeviceClient:
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
         self._subscriptions: dict[str, str] = {}  # subscribed href -> the Subscription's href
         self.notify_uri: str | None = None  # the listener's URL; None: poll only
+        self._connection_point_sent: str | None = None
         self.pen = pen
         self.errors: list[str] = []  # the last problems, for status pages and tests
 
@@ -324,6 +333,7 @@ class EndDeviceClient:
         await self._apply(update)
         self._der = None
         await self._put_der_settings()
+        await self._connection_point()
         await self._subscribe()
 
     async def sync_time(self, timeout_s: float = 5.0) -> bool:
@@ -409,6 +419,25 @@ class EndDeviceClient:
                 return
         self.session.lost(time.monotonic())
         self._wake.set()
+
+    async def _connection_point(self) -> None:
+        """CSIP-AUS ALL-03: tell the server which connection point (NMI) the site is."""
+        found = self.session.discovery
+        link = None if found is None else found.end_device.ConnectionPointLink
+        wanted = self.identity.connection_point_id
+        if link is None or wanted is None or self._connection_point_sent == link.href:
+            return
+        reply = await self.http.request(Request("GET", link.href))
+        if reply.status == HTTP_OK:
+            held = codec.decode(reply.body)
+            if isinstance(held, ConnectionPoint) and held.connectionPointId == wanted:
+                self._connection_point_sent = link.href
+                return
+        body = codec.encode(ConnectionPoint(connectionPointId=wanted))
+        reply = await self.http.request(Request("PUT", link.href, body))
+        self._check_post(link.href, reply)
+        if reply.status < 300:
+            self._connection_point_sent = link.href
 
     async def _subscribe(self) -> None:
         """Subscribe to every program's DERControlList and DefaultDERControl (ALL-14).
