@@ -80,7 +80,9 @@ async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -
                 connection_point_id=device.connection_point,
             )
             gateways.append(
-                Sep2Gateway(site.runner, store, http, identity, ratings=ratings, notify=notify)
+                Sep2Gateway(
+                    site.runner, store, http, identity, ratings=ratings, notify=notify, pen=c.pen
+                )
             )
             out.write(
                 f"EndDevice {device.lfdi} (SFDI {device.sfdi}): simulated home "

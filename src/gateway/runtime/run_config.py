@@ -13,6 +13,7 @@
     check_hostname = true        # false for a server addressed by IP in a test PKI
     register = false             # true: POST our EndDevice when the server does not know it
     connection_point = "..."     # optional, CSIP-AUS: the site's NMI (PUT to ConnectionPoint)
+    pen = 32473                  # your IANA Private Enterprise Number, in our mRIDs
 
     [sep2.notify]                # optional: subscribe, and listen for notifications (mTLS)
     listen = "0.0.0.0"           # address to bind
@@ -85,6 +86,7 @@ class Sep2Config:
     register: bool
     end_devices: tuple[EndDeviceConfig, ...]
     notify: NotifyConfig | None = None
+    pen: int = 32473
 
     @property
     def aggregator(self) -> bool:
@@ -192,6 +194,9 @@ def load(path: Path) -> RunConfig:
     check_hostname = r.get(sep2, "check_hostname", bool, "sep2", True)
     register = r.get(sep2, "register", bool, "sep2", False)
     devices = _end_devices(r, sep2, cert)
+    pen = r.get(sep2, "pen", int, "sep2", 32473)
+    if pen is not None and not 0 < pen < 2**32:
+        r.problems.append(f"sep2.pen: a Private Enterprise Number is 1..2^32-1, got {pen}")
     notify = None
     raw_notify = sep2.get("notify")
     if raw_notify is not None:
@@ -234,6 +239,7 @@ def load(path: Path) -> RunConfig:
             register=bool(register),
             end_devices=tuple(devices),
             notify=notify,
+            pen=int(pen),
         ),
         simulate=bool(simulate),
         store=(path.parent / str(store)).resolve(),

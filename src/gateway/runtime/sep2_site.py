@@ -22,7 +22,13 @@ import logging
 
 from gateway.core.island import Phase, RelayPosition
 from gateway.core.messages import Input
-from gateway.north.sep2.client import EndDeviceClient, Http, Identity, TransportError
+from gateway.north.sep2.client import (
+    DOCUMENTATION_PEN,
+    EndDeviceClient,
+    Http,
+    Identity,
+    TransportError,
+)
 from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.responses import Outcome
 from gateway.north.sep2.telemetry import SiteRatings, SiteState
@@ -96,6 +102,7 @@ class Sep2Gateway:
         ratings: SiteRatings | None = None,
         page_size: int = 32,
         notify: tuple[NotificationRouter, str] | None = None,
+        pen: int = DOCUMENTATION_PEN,
     ) -> None:
         self.runner = runner
         self.store = store
@@ -108,6 +115,7 @@ class Sep2Gateway:
             ratings=ratings,
             modes=runner.engine.config.supported_modes,
             page_size=page_size,
+            pen=pen,
         )
         if notify is not None:
             router, uri = notify
