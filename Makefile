@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/gateway demo evening --modbus
+	$(BIN)/gateway demo utility
 
 test: lint typecheck contracts unit
 

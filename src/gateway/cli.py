@@ -12,7 +12,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run a scripted scenario on a simulated clock")
-    demo.add_argument("scenario", choices=["evening"], nargs="?", default="evening")
+    demo.add_argument(
+        "scenario",
+        choices=["evening", "utility"],
+        nargs="?",
+        default="evening",
+        help="evening: outage and island on the EV; utility: following a 2030.5 server",
+    )
     demo.add_argument(
         "--modbus",
         action="store_true",
@@ -68,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        if args.scenario == "utility":
+            import asyncio
+
+            from gateway.runtime.sep2_demo import run_utility_demo
+
+            return asyncio.run(run_utility_demo(sys.stdout))
         if args.modbus:
             import asyncio
 

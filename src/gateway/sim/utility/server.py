@@ -17,6 +17,7 @@ Use it as ``async with UtilityServer(state, pki) as server: ... server.url("/dca
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -159,6 +160,11 @@ class UtilityServer:
         except web.HTTPException as exc:
             record(exc.status, error=exc.text if exc.status >= 400 else None)
             raise
+        for globs, rewrite in self.state.tampers:
+            if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+                continue
+            if any(fnmatch.fnmatchcase(request.path, g) for g in globs):
+                response.body = rewrite(response.body)
         record(response.status, response.headers.get("Location"))
         return response
 
@@ -179,6 +185,9 @@ class UtilityServer:
                 resource = resource_at(self.state, wanted.subscribedResource, wanted.limit, edev)
                 uri = self.url(paths.sub(edev.number, sub.number))
                 body = notification_body(wanted.subscribedResource, uri, resource)
+                for globs, rewrite in self.state.tampers:  # what polls see, notifications carry
+                    if any(fnmatch.fnmatchcase(wanted.subscribedResource, g) for g in globs):
+                        body = rewrite(body)
                 self._spawn(loop, self._deliver(wanted.notificationURI, body, edev.lfdi))
 
     async def _deliver(self, uri: str, body: bytes, lfdi: str) -> None:

@@ -72,6 +72,9 @@ class UtilityState(ClientReports):
     global_programs: list[int] = field(default_factory=list)  # put in every first FSA
     mups: list[Mup] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    # (path globs, rewrite): bodies the server sends are rewritten on the way out, so a test
+    # can serve what the codec would refuse to write (a negative limit, an overflow, garbage).
+    tampers: list[tuple[tuple[str, ...], Callable[[bytes], bytes]]] = field(default_factory=list)
     comms_up: bool = True
     _serial: int = 0
     _listeners: list[Callable[[Change], None]] = field(default_factory=list)
@@ -382,6 +385,11 @@ class UtilityState(ClientReports):
 
     def clear_faults(self) -> None:
         self.faults.clear()
+        self.tampers.clear()
+
+    def tamper(self, paths: Iterable[str], rewrite: Callable[[bytes], bytes]) -> None:
+        """Rewrite every response body served on ``paths`` (globs) until :meth:`clear_faults`."""
+        self.tampers.append((tuple(paths), rewrite))
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The fault that answers this request (consuming one of its count), if any."""
