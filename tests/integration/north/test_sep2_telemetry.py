@@ -1,4 +1,4 @@
-"""Telemetry procedures (CSIP-AUS ALL-06 ... ALL-10): what the server can rely on.
+"""Telemetry procedures (CSIP-AUS ALL-06 ... ALL-10): what the server can rely on."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ extensions, ``subscribable``); unknown modes inside it are listed in
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -91,7 +92,6 @@ _BASE_FIELDS: Final[tuple[tuple[str, str, int], ...]] = (
     ("opModLoadLimW", CSIPAUS_NS, _LIMIT),
     ("opModStorageTargetW", CSIPAUS_NS, _POWER),
 )
-_KNOWN_BASE: Final = frozenset((ns, name) for name, ns, _ in _BASE_FIELDS)
 _DEFAULT_SETTINGS: Final = (
     ("setESDelay", UINT32_MAX),
     ("setESRampTms", UINT32_MAX),
@@ -115,26 +115,70 @@ def _q(name: str, ns: str = NS) -> str:
 # ------------------------------------------------------------------------------ decoding
 
 
-class _Reader:
-    """Typed access to one element's children; errors carry the path and the event's mRID."""
+_Conv = Callable[["_Reader", str, str], T]  # (reader, element name, text) -> value
+_DUPLICATE: Final = object()  # in a child index: that tag occurs more than once
 
-    def __init__(self, el: Any, path: str, mrid: str | None = None) -> None:
+
+class _Reader:
+    """Typed access to one element's children; errors carry the path and the event's mRID.
+
+    The children are indexed by tag once, on first use: a ``findall()`` per field looked up was
+    most of the decode time (a DERControl reads about 40 fields). The path is built only when
+    an error needs it.
+    """
+
+    __slots__ = ("_index", "_name", "_parent", "el", "mrid")
+
+    def __init__(
+        self, el: Any, name: str, mrid: str | None = None, parent: _Reader | None = None
+    ) -> None:
         self.el = el
-        self.path = path
+        self._name = name
+        self._parent = parent
         self.mrid = mrid
+        self._index: dict[Any, Any] | None = None
+
+    @property
+    def path(self) -> str:
+        return self._name if self._parent is None else f"{self._parent.path}/{self._name}"
 
     def fail(self, name: str, value: object, reason: str) -> Sep2ValueError:
         return Sep2ValueError(f"{self.path}/{name}", value, reason, self.mrid)
 
+    def _build_index(self) -> dict[Any, Any]:
+        index = {child.tag: child for child in self.el}
+        if len(index) != len(self.el):  # a repeated tag: only an error if that field is read
+            seen: set[Any] = set()
+            for child in self.el:
+                if child.tag in seen:
+                    index[child.tag] = _DUPLICATE
+                seen.add(child.tag)
+        self._index = index
+        return index
+
+    def children(self) -> dict[Any, Any]:
+        """The children by tag (a repeated tag maps to ``_DUPLICATE``), in document order."""
+        return self._build_index() if self._index is None else self._index
+
+    def tags(self) -> list[Any]:
+        """The children's tags in document order, repeats included."""
+        index = self.children()
+        return list(index) if len(index) == len(self.el) else [child.tag for child in self.el]
+
+    def _repeated(self, name: str, ns: str) -> Sep2ValueError:
+        count = len(self.el.findall(_q(name, ns)))
+        return self.fail(name, f"{count} elements", "may occur at most once")
+
     def child(self, name: str, ns: str = NS) -> Any | None:
-        found = self.el.findall(_q(name, ns))
-        if len(found) > 1:
-            raise self.fail(name, f"{len(found)} elements", "may occur at most once")
-        return found[0] if found else None
+        index = self._build_index() if self._index is None else self._index
+        found = index.get(f"{{{ns}}}{name}")  # _q() inlined, as in text()
+        if found is _DUPLICATE:
+            raise self._repeated(name, ns)
+        return found
 
     def sub(self, name: str, ns: str = NS) -> _Reader | None:
         el = self.child(name, ns)
-        return None if el is None else _Reader(el, f"{self.path}/{name}", self.mrid)
+        return None if el is None else _Reader(el, name, self.mrid, self)
 
     def need_sub(self, name: str, ns: str = NS) -> _Reader:
         r = self.sub(name, ns)
@@ -143,146 +187,180 @@ class _Reader:
         return r
 
     def text(self, name: str, ns: str = NS) -> str | None:
-        el = self.child(name, ns)
+        # child() inlined: text() runs once per simple field, the hottest path of decoding.
+        index = self._build_index() if self._index is None else self._index
+        el = index.get(f"{{{ns}}}{name}")
         if el is None:
             return None
+        if el is _DUPLICATE:
+            raise self._repeated(name, ns)
         if len(el):
             raise self.fail(name, "<element content>", "must be a simple value")
         return (el.text or "").strip()
 
-    def opt(self, name: str, conv: Callable[[str, str], T], ns: str = NS) -> T | None:
+    def opt(self, name: str, conv: _Conv[T], ns: str = NS) -> T | None:
         raw = self.text(name, ns)
-        return None if raw is None else conv(name, raw)
+        return None if raw is None else conv(self, name, raw)
 
-    def need(self, name: str, conv: Callable[[str, str], T], ns: str = NS) -> T:
+    def need(self, name: str, conv: _Conv[T], ns: str = NS) -> T:
         raw = self.text(name, ns)
         if raw is None:
             raise self.fail(name, None, "is required")
-        return conv(name, raw)
-
-    def integer(self, lo: int, hi: int, what: str) -> Callable[[str, str], int]:
-        def conv(name: str, raw: str) -> int:
-            if not _INT.fullmatch(raw):
-                raise self.fail(name, raw, f"must be an integer ({what})")
-            # Every 2030.5 integer fits 20 digits; CPython refuses int() of >4300 digits.
-            if len(raw.lstrip("+-").lstrip("0")) > _MAX_INT_DIGITS:
-                raise self.fail(name, raw[:40] + "...", f"is outside {what} ({lo}..{hi})")
-            v = int(raw)
-            if not lo <= v <= hi:
-                raise self.fail(name, raw, f"is outside {what} ({lo}..{hi})")
-            return v
-
-        return conv
-
-    def boolean(self, name: str, raw: str) -> bool:
-        if raw in {"true", "1"}:
-            return True
-        if raw in {"false", "0"}:
-            return False
-        raise self.fail(name, raw, "must be true or false")
-
-    def hexbin(self, max_digits: int, what: str) -> Callable[[str, str], str]:
-        def conv(name: str, raw: str) -> str:
-            if not _HEX.fullmatch(raw) or len(raw) % 2 or len(raw) > max_digits:
-                raise self.fail(name, raw, f"must be {what} (even count of hex digits)")
-            return raw.upper()
-
-        return conv
-
-    def string(self, max_len: int) -> Callable[[str, str], str]:
-        def conv(name: str, raw: str) -> str:
-            if len(raw.encode()) > max_len:
-                raise self.fail(name, raw, f"is longer than {max_len} bytes")
-            return raw
-
-        return conv
+        return conv(self, name, raw)
 
     def attr_int(self, name: str, lo: int, hi: int, what: str) -> int | None:
         raw = self.el.get(name)
         if raw is None:
             return None
-        return self.integer(lo, hi, what)(f"@{name}", raw.strip())
+        return _integer(lo, hi, what)(self, f"@{name}", raw.strip())
 
 
-def _time(r: _Reader) -> Callable[[str, str], int]:
-    return r.integer(INT64_MIN, INT64_MAX, "TimeType")
+# Converters are built once (cached; the common ones at import), not per field read as they
+# were: they take the reader to report errors with.
+@functools.cache
+def _integer(lo: int, hi: int, what: str) -> _Conv[int]:
+    def conv(r: _Reader, name: str, raw: str) -> int:
+        # Plain ASCII digits that fit are what servers send: skip the regex for them (the same
+        # values pass both ways: str.isdigit alone would take other scripts' digits).
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_INT_DIGITS):
+            if not _INT.fullmatch(raw):
+                raise r.fail(name, raw, f"must be an integer ({what})")
+            # Every 2030.5 integer fits 20 digits; CPython refuses int() of >4300 digits.
+            if len(raw.lstrip("+-").lstrip("0")) > _MAX_INT_DIGITS:
+                raise r.fail(name, raw[:40] + "...", f"is outside {what} ({lo}..{hi})")
+        v = int(raw)
+        if not lo <= v <= hi:
+            raise r.fail(name, raw, f"is outside {what} ({lo}..{hi})")
+        return v
+
+    return conv
+
+
+def _as_boolean(r: _Reader, name: str, raw: str) -> bool:
+    if raw in {"true", "1"}:
+        return True
+    if raw in {"false", "0"}:
+        return False
+    raise r.fail(name, raw, "must be true or false")
+
+
+@functools.cache
+def _hexbin(max_digits: int, what: str) -> _Conv[str]:
+    def conv(r: _Reader, name: str, raw: str) -> str:
+        if not _HEX.fullmatch(raw) or len(raw) % 2 or len(raw) > max_digits:
+            raise r.fail(name, raw, f"must be {what} (even count of hex digits)")
+        return raw.upper()
+
+    return conv
+
+
+@functools.cache
+def _string(max_len: int) -> _Conv[str]:
+    def conv(r: _Reader, name: str, raw: str) -> str:
+        if len(raw.encode()) > max_len:
+            raise r.fail(name, raw, f"is longer than {max_len} bytes")
+        return raw
+
+    return conv
+
+
+_AS_TIME: Final = _integer(INT64_MIN, INT64_MAX, "TimeType")
+_AS_UINT8: Final = _integer(0, 255, "UInt8")
+_AS_UINT16: Final = _integer(0, UINT16_MAX, "UInt16")
+_AS_VERSION: Final = _integer(0, UINT16_MAX, "VersionType")
+_AS_MULTIPLIER: Final = _integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8 -9..9")
+_AS_INT16: Final = _integer(INT16_MIN, INT16_MAX, "Int16")
+_AS_MRID: Final = _hexbin(_MRID_HEX_MAX, "mRIDType (HexBinary128)")
+_AS_LFDI: Final = _hexbin(_LFDI_HEX_MAX, "HexBinary160")
+_AS_HEX32: Final = _hexbin(8, "HexBinary32")
+_AS_STR32: Final = _string(_STRING32)
+_AS_STR192: Final = _string(_STRING192)
+_AS_PERCENT: Final = _integer(0, PERCENT_MAX, "PerCent, hundredths")
+_AS_SIGNED_PERCENT: Final = _integer(-PERCENT_MAX, PERCENT_MAX, "SignedPerCent, hundredths")
+_AS_EVENT_STATUS: Final = _integer(0, 4, "EventStatus 0..4")
+_AS_DURATION: Final = _integer(0, UINT32_MAX, "UInt32 seconds")
+_AS_ONE_HOUR: Final = _integer(-ONE_HOUR_S, ONE_HOUR_S, "OneHourRangeType")
 
 
 def _active_power(r: _Reader, name: str, ns: str, *, limit: bool) -> ActivePower | None:
     sub = r.sub(name, ns)
     if sub is None:
         return None
-    multiplier = sub.need("multiplier", sub.integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8 -9..9"))
-    value = sub.need("value", sub.integer(INT16_MIN, INT16_MAX, "Int16"))
+    multiplier = sub.need("multiplier", _AS_MULTIPLIER)
+    value = sub.need("value", _AS_INT16)
     if limit and value < 0:
         raise sub.fail("value", value, "a CSIP-AUS limit must not be negative")
     return ActivePower(value=value, multiplier=multiplier)
 
 
+_MODE_CONVS: Final[dict[int, _Conv[Any]]] = {
+    _BOOL: _as_boolean,
+    _PERCENT: _AS_PERCENT,
+    _SIGNED_PERCENT: _AS_SIGNED_PERCENT,
+    _UINT16: _AS_UINT16,
+}
+_BASE_TAGS: Final = tuple((name, ns, kind, _q(name, ns)) for name, ns, kind in _BASE_FIELDS)
+_KNOWN_BASE_TAGS: Final = frozenset(tag for *_, tag in _BASE_TAGS)
+
+
 def _base(r: _Reader) -> DERControlBase:
-    values: dict[str, Any] = {}
-    for name, ns, kind in _BASE_FIELDS:
-        if kind == _BOOL:
-            values[name] = r.opt(name, r.boolean, ns)
-        elif kind == _PERCENT:
-            values[name] = r.opt(name, r.integer(0, PERCENT_MAX, "PerCent, hundredths"), ns)
-        elif kind == _SIGNED_PERCENT:
-            conv = r.integer(-PERCENT_MAX, PERCENT_MAX, "SignedPerCent, hundredths")
-            values[name] = r.opt(name, conv, ns)
-        elif kind == _UINT16:
-            values[name] = r.opt(name, r.integer(0, UINT16_MAX, "UInt16"), ns)
-        else:
-            values[name] = _active_power(r, name, ns, limit=kind == _LIMIT)
-    unsupported: list[str] = []
-    for el in r.el:
-        if not isinstance(el.tag, str):
+    values: dict[str, Any] = {}  # absent modes keep the dataclass default, None
+    present = r.children()
+    for name, ns, kind, tag in _BASE_TAGS:
+        if tag not in present:  # most of the 13 modes are absent: skip the reader's lookups
             continue
-        q = etree.QName(el)
-        if (q.namespace, q.localname) not in _KNOWN_BASE:
-            prefix = "csipaus:" if q.namespace == CSIPAUS_NS else ""
-            if q.namespace not in {NS, CSIPAUS_NS}:
-                prefix = f"{{{q.namespace}}}"
-            unsupported.append(prefix + q.localname)
+        if kind in {_POWER, _LIMIT}:
+            values[name] = _active_power(r, name, ns, limit=kind == _LIMIT)
+        else:
+            values[name] = r.opt(name, _MODE_CONVS[kind], ns)
+    unsupported: list[str] = []
+    for tag in r.tags():
+        if not isinstance(tag, str) or tag in _KNOWN_BASE_TAGS:
+            continue
+        q = etree.QName(tag)
+        prefix = "csipaus:" if q.namespace == CSIPAUS_NS else ""
+        if q.namespace not in {NS, CSIPAUS_NS}:
+            prefix = f"{{{q.namespace}}}"
+        unsupported.append(prefix + q.localname)
     return DERControlBase(**values, unsupported=tuple(unsupported))
 
 
 def _event_status(r: _Reader) -> EventStatus:
     return EventStatus(
-        currentStatus=r.need("currentStatus", r.integer(0, 4, "EventStatus 0..4")),
-        dateTime=r.need("dateTime", _time(r)),
-        potentiallySuperseded=r.need("potentiallySuperseded", r.boolean),
-        potentiallySupersededTime=r.opt("potentiallySupersededTime", _time(r)),
-        reason=r.opt("reason", r.string(_STRING192)),
+        currentStatus=r.need("currentStatus", _AS_EVENT_STATUS),
+        dateTime=r.need("dateTime", _AS_TIME),
+        potentiallySuperseded=r.need("potentiallySuperseded", _as_boolean),
+        potentiallySupersededTime=r.opt("potentiallySupersededTime", _AS_TIME),
+        reason=r.opt("reason", _AS_STR192),
     )
 
 
 def _interval(r: _Reader) -> DateTimeInterval:
-    duration = r.need("duration", r.integer(0, UINT32_MAX, "UInt32 seconds"))
+    duration = r.need("duration", _AS_DURATION)
     if duration > ONE_YEAR_S:
         raise r.fail("duration", duration, f"is longer than a year ({ONE_YEAR_S} s)")
-    return DateTimeInterval(duration=duration, start=r.need("start", _time(r)))
+    return DateTimeInterval(duration=duration, start=r.need("start", _AS_TIME))
 
 
 def _der_control(r: _Reader) -> DERControl:
-    mrid = r.need("mRID", r.hexbin(_MRID_HEX_MAX, "mRIDType (HexBinary128)"))
+    mrid = r.need("mRID", _AS_MRID)
     r.mrid = mrid
     rr = r.el.get("responseRequired")
     if rr is not None:
         rr = rr.strip()
         if not _HEX.fullmatch(rr) or len(rr) > 2:
             raise r.fail("@responseRequired", rr, "must be HexBinary8")
-    one_hour = r.integer(-ONE_HOUR_S, ONE_HOUR_S, "OneHourRangeType")
     return DERControl(
         mRID=mrid,
-        description=r.opt("description", r.string(_STRING32)),
-        version=r.opt("version", r.integer(0, UINT16_MAX, "VersionType")),
-        creationTime=r.need("creationTime", _time(r)),
+        description=r.opt("description", _AS_STR32),
+        version=r.opt("version", _AS_VERSION),
+        creationTime=r.need("creationTime", _AS_TIME),
         EventStatus=_event_status(r.need_sub("EventStatus")),
         interval=_interval(r.need_sub("interval")),
-        randomizeDuration=r.opt("randomizeDuration", one_hour),
-        randomizeStart=r.opt("randomizeStart", one_hour),
+        randomizeDuration=r.opt("randomizeDuration", _AS_ONE_HOUR),
+        randomizeStart=r.opt("randomizeStart", _AS_ONE_HOUR),
         DERControlBase=_base(r.need_sub("DERControlBase")),
-        deviceCategory=r.opt("deviceCategory", r.hexbin(8, "HexBinary32")),
+        deviceCategory=r.opt("deviceCategory", _AS_HEX32),
         href=r.el.get("href"),
         replyTo=r.el.get("replyTo"),
         responseRequired=None if rr is None else int(rr, 16),
@@ -295,7 +373,7 @@ def _list(r: _Reader) -> DERControlList:
     if all_ is None or results is None:
         raise r.fail("@all/@results", None, "are required")
     items = tuple(
-        _der_control(_Reader(el, f"{r.path}/DERControl[{i}]"))
+        _der_control(_Reader(el, f"DERControl[{i}]", parent=r))
         for i, el in enumerate(r.el.findall(_q("DERControl")))
     )
     if results != len(items):
@@ -303,14 +381,19 @@ def _list(r: _Reader) -> DERControlList:
     return DERControlList(all=all_, results=results, DERControl=items, href=r.el.get("href"))
 
 
+_SETTINGS_CONVS: Final = tuple(
+    (name, _integer(0, hi, "unsigned")) for name, hi in _DEFAULT_SETTINGS
+)
+
+
 def _default(r: _Reader) -> DefaultDERControl:
-    mrid = r.need("mRID", r.hexbin(_MRID_HEX_MAX, "mRIDType (HexBinary128)"))
+    mrid = r.need("mRID", _AS_MRID)
     r.mrid = mrid
-    settings = {name: r.opt(name, r.integer(0, hi, "unsigned")) for name, hi in _DEFAULT_SETTINGS}
+    settings = {name: r.opt(name, conv) for name, conv in _SETTINGS_CONVS}
     return DefaultDERControl(
         mRID=mrid,
-        description=r.opt("description", r.string(_STRING32)),
-        version=r.opt("version", r.integer(0, UINT16_MAX, "VersionType")),
+        description=r.opt("description", _AS_STR32),
+        version=r.opt("version", _AS_VERSION),
         DERControlBase=_base(r.need_sub("DERControlBase")),
         href=r.el.get("href"),
         **settings,
@@ -319,10 +402,10 @@ def _default(r: _Reader) -> DefaultDERControl:
 
 def _response(r: _Reader) -> Response:
     return Response(
-        createdDateTime=r.opt("createdDateTime", _time(r)),
-        endDeviceLFDI=r.need("endDeviceLFDI", r.hexbin(_LFDI_HEX_MAX, "HexBinary160")),
-        status=r.opt("status", r.integer(0, 255, "UInt8")),
-        subject=r.need("subject", r.hexbin(_MRID_HEX_MAX, "mRIDType (HexBinary128)")),
+        createdDateTime=r.opt("createdDateTime", _AS_TIME),
+        endDeviceLFDI=r.need("endDeviceLFDI", _AS_LFDI),
+        status=r.opt("status", _AS_UINT8),
+        subject=r.need("subject", _AS_MRID),
         href=r.el.get("href"),
     )
 

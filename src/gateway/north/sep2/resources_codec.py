@@ -41,12 +41,23 @@ from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this 
 
 from gateway.north.sep2 import codec
 from gateway.north.sep2.codec import (
-    _LFDI_HEX_MAX,
-    _MRID_HEX_MAX,
-    _STRING32,
+    _AS_HEX32,
+    _AS_INT16,
+    _AS_LFDI,
+    _AS_MRID,
+    _AS_MULTIPLIER,
+    _AS_STR32,
+    _AS_TIME,
+    _AS_UINT8,
+    _AS_UINT16,
+    _AS_VERSION,
+    _as_boolean,
+    _Conv,
+    _hexbin,
+    _integer,
     _q,
     _Reader,
-    _time,
+    _string,
     _to_bytes,
     _Writer,
 )
@@ -82,12 +93,9 @@ from gateway.north.sep2.metering import (
     UnitValueType,
 )
 from gateway.north.sep2.model import (
-    INT16_MAX,
-    INT16_MIN,
     MULTIPLIER_MAX,
     MULTIPLIER_MIN,
     PERCENT_MAX,
-    UINT16_MAX,
     UINT32_MAX,
     ActivePower,
     DateTimeInterval,
@@ -519,50 +527,55 @@ QROOTS: Final = frozenset(_BY_QNAME)  # (namespace, local name) of every root re
 # ------------------------------------------------------------------------------ decoding
 
 
-def _conv(r: _Reader, kind: int) -> Callable[[str, str], Any]:
-    convs: dict[int, Callable[[], Callable[[str, str], Any]]] = {
-        _TIME: lambda: _time(r),
-        _UINT32: lambda: r.integer(0, UINT32_MAX, "UInt32"),
-        _UINT8: lambda: r.integer(0, 255, "UInt8"),
-        _INT32: lambda: r.integer(INT32_MIN, INT32_MAX, "Int32 seconds"),
-        _BOOL: lambda: r.boolean,
-        _HEX32: lambda: r.hexbin(8, "HexBinary32"),
-        _LFDI: lambda: r.hexbin(_LFDI_HEX_MAX, "HexBinary160"),
-        _SFDI: lambda: r.integer(0, SFDI_MAX, "SFDIType"),
-        _PIN: lambda: r.integer(0, PIN_MAX, "PINType"),
-        _MRID: lambda: r.hexbin(_MRID_HEX_MAX, "mRIDType (HexBinary128)"),
-        _STR32: lambda: r.string(_STRING32),
-        _VERSION: lambda: r.integer(0, UINT16_MAX, "VersionType"),
-        _UINT16: lambda: r.integer(0, UINT16_MAX, "UInt16"),
-        _PERCENT: lambda: r.integer(0, PERCENT_MAX, "PerCent"),
-        _HEX32_INT: lambda: _hex_int(r, 8, "HexBinary32", int),
-        _DOE: lambda: _hex_int(r, 2, "DOEControlType (HexBinary8)", DOEModes),
-        _INT48: lambda: r.integer(INT48_MIN, INT48_MAX, "Int48"),
-        _UINT48: lambda: r.integer(0, UINT48_MAX, "UInt48"),
-        _MULT: lambda: r.integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "PowerOfTenMultiplierType -9..9"),
-        _HEX16_INT: lambda: _hex_int(r, 4, "HexBinary16", int),
-        _STR16: lambda: r.string(16),
-        _URI: lambda: r.string(_URI_MAX),
-    }
-    return convs[kind]()
-
-
 _URI_MAX: Final = 2048  # anyURI has no bound; a URI longer than this is not a 2030.5 path
 
 
-def _hex_int(
-    r: _Reader, digits: int, what: str, cls: Callable[[int], Any]
-) -> Callable[[str, str], Any]:
-    text = r.hexbin(digits, what)
-    return lambda name, raw: cls(int(text(name, raw), 16))
+def _hex_int(digits: int, what: str, cls: Callable[[int], Any]) -> _Conv[Any]:
+    text = _hexbin(digits, what)
+    return lambda r, name, raw: cls(int(text(r, name, raw), 16))
+
+
+_AS_PERCENT: Final = _integer(0, PERCENT_MAX, "PerCent")
+# The converter of each simple kind, built once.
+_CONVS: Final[dict[int, _Conv[Any]]] = {
+    _TIME: _AS_TIME,
+    _UINT32: _integer(0, UINT32_MAX, "UInt32"),
+    _UINT8: _AS_UINT8,
+    _INT32: _integer(INT32_MIN, INT32_MAX, "Int32 seconds"),
+    _BOOL: _as_boolean,
+    _HEX32: _AS_HEX32,
+    _LFDI: _AS_LFDI,
+    _SFDI: _integer(0, SFDI_MAX, "SFDIType"),
+    _PIN: _integer(0, PIN_MAX, "PINType"),
+    _MRID: _AS_MRID,
+    _STR32: _AS_STR32,
+    _VERSION: _AS_VERSION,
+    _UINT16: _AS_UINT16,
+    _PERCENT: _AS_PERCENT,
+    _HEX32_INT: _hex_int(8, "HexBinary32", int),
+    _DOE: _hex_int(2, "DOEControlType (HexBinary8)", DOEModes),
+    _INT48: _integer(INT48_MIN, INT48_MAX, "Int48"),
+    _UINT48: _integer(0, UINT48_MAX, "UInt48"),
+    _MULT: _integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "PowerOfTenMultiplierType -9..9"),
+    _HEX16_INT: _hex_int(4, "HexBinary16", int),
+    _STR16: _string(16),
+    _URI: _string(_URI_MAX),
+}
+_AS_UINT32: Final = _CONVS[_UINT32]
+_AS_INT48: Final = _CONVS[_INT48]
+# In structures: the same ranges, named as the structure's schema type names them.
+_AS_INT32: Final = _integer(INT32_MIN, INT32_MAX, "Int32")
+_AS_SECONDS: Final = _integer(0, UINT32_MAX, "UInt32 seconds")
+_AS_UNIT_MULTIPLIER: Final = _integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8")
+_AS_UOM: Final = _integer(0, 255, "UomType (UInt8)")
 
 
 def _power(r: _Reader, name: str, ns: str, kind: int) -> ActivePower | ReactivePower | None:
     sub = r.sub(name, ns)
     if sub is None:
         return None
-    multiplier = sub.need("multiplier", sub.integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8 -9..9"))
-    value = sub.need("value", sub.integer(INT16_MIN, INT16_MAX, "Int16"))
+    multiplier = sub.need("multiplier", _AS_MULTIPLIER)
+    value = sub.need("value", _AS_INT16)
     if kind == _RATING and value < 0:
         raise sub.fail("value", value, "a rating or setting must not be negative")
     if kind == _RPOWER:
@@ -576,29 +589,29 @@ _StatusCls = (
     | type[InverterStatusType]
     | type[StateOfChargeStatusType]
 )
-_STATUS: Final[dict[int, tuple[_StatusCls, Callable[[_Reader], Callable[[str, str], Any]]]]] = {
-    _CONNECT: (ConnectStatusType, lambda r: _hex_int(r, 2, "HexBinary8", ConnectStatus)),
-    _OPMODE: (OperationalModeStatusType, lambda r: r.integer(0, 255, "UInt8")),
-    _INVERTER: (InverterStatusType, lambda r: r.integer(0, 255, "UInt8")),
-    _SOC: (StateOfChargeStatusType, lambda r: r.integer(0, PERCENT_MAX, "PerCent")),
+_STATUS: Final[dict[int, tuple[_StatusCls, _Conv[Any]]]] = {
+    _CONNECT: (ConnectStatusType, _hex_int(2, "HexBinary8", ConnectStatus)),
+    _OPMODE: (OperationalModeStatusType, _AS_UINT8),
+    _INVERTER: (InverterStatusType, _AS_UINT8),
+    _SOC: (StateOfChargeStatusType, _AS_PERCENT),
 }
 
 
 def _plain_struct(sub: _Reader, kind: int) -> Any:
     if kind == _INTERVAL:
         # Not the DERControl interval of codec.py: a reading set may span more than a year.
-        duration = sub.need("duration", sub.integer(0, UINT32_MAX, "UInt32 seconds"))
-        return DateTimeInterval(duration=duration, start=sub.need("start", _time(sub)))
+        duration = sub.need("duration", _AS_SECONDS)
+        return DateTimeInterval(duration=duration, start=sub.need("start", _AS_TIME))
     if kind == _UNITVALUE:
         return UnitValueType(
-            multiplier=sub.need("multiplier", sub.integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8")),
-            unit=sub.need("unit", sub.integer(0, 255, "UomType (UInt8)")),
-            value=sub.need("value", sub.integer(INT32_MIN, INT32_MAX, "Int32")),
+            multiplier=sub.need("multiplier", _AS_UNIT_MULTIPLIER),
+            unit=sub.need("unit", _AS_UOM),
+            value=sub.need("value", _AS_INT32),
         )
     return Condition(
-        attributeIdentifier=sub.need("attributeIdentifier", sub.integer(0, 255, "UInt8")),
-        lowerThreshold=sub.need("lowerThreshold", sub.integer(INT48_MIN, INT48_MAX, "Int48")),
-        upperThreshold=sub.need("upperThreshold", sub.integer(INT48_MIN, INT48_MAX, "Int48")),
+        attributeIdentifier=sub.need("attributeIdentifier", _AS_UINT8),
+        lowerThreshold=sub.need("lowerThreshold", _AS_INT48),
+        upperThreshold=sub.need("upperThreshold", _AS_INT48),
     )
 
 
@@ -611,7 +624,7 @@ def _struct(r: _Reader, name: str, ns: str, kind: int) -> Any:
     if kind in {_INTERVAL, _UNITVALUE, _CONDITION}:
         return _plain_struct(sub, kind)
     cls, conv = _STATUS[kind]
-    return cls(dateTime=sub.need("dateTime", _time(sub)), value=sub.need("value", conv(sub)))
+    return cls(dateTime=sub.need("dateTime", _AS_TIME), value=sub.need("value", conv))
 
 
 def _href(r: _Reader, *, required: bool) -> str | None:
@@ -655,7 +668,7 @@ def _read(r: _Reader, spec: _Spec) -> Any:
             values[name] = None if sub is None else _read(sub, spec.child(name))
         elif kind == _MANY:
             values[name] = tuple(
-                _read(_Reader(el, f"{r.path}/{name}[{i}]"), spec.child(name))
+                _read(_Reader(el, f"{name}[{i}]", parent=r), spec.child(name))
                 for i, el in enumerate(r.el.findall(_q(name, ns)))
             )
         elif kind == _EMBEDDED:
@@ -665,15 +678,15 @@ def _read(r: _Reader, spec: _Spec) -> Any:
             if required and values[name] is None:
                 raise r.fail(name, None, "is required")
         elif required:
-            values[name] = r.need(name, _conv(r, kind), ns)
+            values[name] = r.need(name, _CONVS[kind], ns)
         else:
-            values[name] = r.opt(name, _conv(r, kind), ns)
+            values[name] = r.opt(name, _CONVS[kind], ns)
     if spec.item is not None:
         item = spec.item
         if values["all"] is None or values["results"] is None:
             raise r.fail("@all/@results", None, "are required")
         items = tuple(
-            _read(_Reader(el, f"{r.path}/{item.root}[{i}]"), item)
+            _read(_Reader(el, f"{item.root}[{i}]", parent=r), item)
             for i, el in enumerate(r.el.findall(_q(item.root)))
         )
         if values["results"] != len(items):
