@@ -81,7 +81,14 @@ async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -
             )
             gateways.append(
                 Sep2Gateway(
-                    site.runner, store, http, identity, ratings=ratings, notify=notify, pen=c.pen
+                    site.runner,
+                    store,
+                    http,
+                    identity,
+                    ratings=ratings,
+                    notify=notify,
+                    pen=c.pen,
+                    csipaus=c.csipaus,
                 )
             )
             out.write(

@@ -14,6 +14,7 @@
     register = false             # true: POST our EndDevice when the server does not know it
     connection_point = "..."     # optional, CSIP-AUS: the site's NMI (PUT to ConnectionPoint)
     pen = 32473                  # your IANA Private Enterprise Number, in our mRIDs
+    profile = "csip-aus"         # or "csip" (US): no CSIP-AUS elements in what we write
 
     [sep2.notify]                # optional: subscribe, and listen for notifications (mTLS)
     listen = "0.0.0.0"           # address to bind
@@ -87,6 +88,7 @@ class Sep2Config:
     end_devices: tuple[EndDeviceConfig, ...]
     notify: NotifyConfig | None = None
     pen: int = 32473
+    csipaus: bool = True
 
     @property
     def aggregator(self) -> bool:
@@ -195,6 +197,9 @@ def load(path: Path) -> RunConfig:
     register = r.get(sep2, "register", bool, "sep2", False)
     devices = _end_devices(r, sep2, cert)
     pen = r.get(sep2, "pen", int, "sep2", 32473)
+    profile = r.get(sep2, "profile", str, "sep2", "csip-aus")
+    if profile not in ("csip-aus", "csip"):
+        r.problems.append(f'sep2.profile: "csip-aus" or "csip" (US), got {profile!r}')
     if pen is not None and not 0 < pen < 2**32:
         r.problems.append(f"sep2.pen: a Private Enterprise Number is 1..2^32-1, got {pen}")
     notify = None
@@ -240,6 +245,7 @@ def load(path: Path) -> RunConfig:
             end_devices=tuple(devices),
             notify=notify,
             pen=int(pen),
+            csipaus=profile != "csip",
         ),
         simulate=bool(simulate),
         store=(path.parent / str(store)).resolve(),

@@ -103,6 +103,7 @@ class Sep2Gateway:
         page_size: int = 32,
         notify: tuple[NotificationRouter, str] | None = None,
         pen: int = DOCUMENTATION_PEN,
+        csipaus: bool = True,
     ) -> None:
         self.runner = runner
         self.store = store
@@ -116,6 +117,7 @@ class Sep2Gateway:
             modes=runner.engine.config.supported_modes,
             page_size=page_size,
             pen=pen,
+            csipaus=csipaus,
         )
         if notify is not None:
             router, uri = notify

@@ -524,3 +524,26 @@ def test_unmappable_modes_are_reported_not_dropped() -> None:
     assert mapped.event.controls == ControlSet(connect=False)
     assert mapped.event.status is CoreEventStatus.ACTIVE
     assert mapped.unmapped == ("opModVoltVar: mode not supported by the gateway",)
+
+
+def test_csip_aus_1_3_namespace_reads_as_1_2_and_can_be_written_back() -> None:
+    """CSIP-AUS 1.3 servers (envoy-schema 2.x) declare https://csipaus.org/ns/v1.3."""
+    from gateway.north.sep2.xml import CSIPAUS_NS_V13, with_csipaus_ns
+
+    original = DERControlList(
+        all=1,
+        results=1,
+        DERControl=(
+            DERControl(
+                mRID="AB" * 16,
+                creationTime=1,
+                EventStatus=EventStatus(currentStatus=0, dateTime=1),
+                interval=DateTimeInterval(duration=60, start=100),
+                DERControlBase=DERControlBase(opModExpLimW=ActivePower(1500)),
+            ),
+        ),
+    )
+    body_12 = codec.encode(original)
+    body_13 = with_csipaus_ns(body_12, CSIPAUS_NS_V13)
+    assert CSIPAUS_NS_V13.encode() in body_13
+    assert codec.decode(body_13) == original

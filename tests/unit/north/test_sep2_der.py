@@ -119,17 +119,22 @@ def test_round_trip_valid_against_schema(resource: object, sep_schema: SepSchema
     assert resources_codec.decode_as(body, type(resource)) == resource  # type: ignore[arg-type]
 
 
-def test_plain_2030_5_capability_lacks_required_doe_modes(sep_schema: SepSchemas) -> None:
-    """The CSIP-AUS schema refuses a DERCapability without doeModesSupported; so does decode."""
+def test_us_csip_capability_has_no_doe_modes(sep_schema: SepSchemas) -> None:
+    """US CSIP: no doeModesSupported. It decodes (None); the CSIP-AUS schema would refuse it,
+    which is why the client writes the DOE modes whenever it talks to a CSIP-AUS server."""
     body = (
         f"<DERCapability {NSDECL}><modesSupported>00000004</modesSupported>"
         "<rtgMaxW><multiplier>0</multiplier><value>7400</value></rtgMaxW><type>82</type>"
         "</DERCapability>"
     ).encode()
-    assert sep_schema.errors(body)
-    with pytest.raises(Sep2ValueError) as e:
-        codec.decode(body)
-    assert e.value.element == "DERCapability/doeModesSupported"
+    assert sep_schema.errors(body)  # CSIP-AUS 1.2 requires it
+    decoded = codec.decode(body)
+    assert isinstance(decoded, DERCapability)
+    assert decoded.doeModesSupported is None
+    written = codec.encode(decoded)
+    assert b"doeModesSupported" not in written
+    assert codec.decode(written) == decoded
+    assert not sep_schema.errors(written, year=2023)  # plain 2030.5 takes it
 
 
 def test_bitmaps_written_as_hex_and_named_bits() -> None:
@@ -253,13 +258,6 @@ HOSTILE = [
         "<csipaus:doeModesSupported>0F</csipaus:doeModesSupported></DERCapability>".encode(),
         DERCapability,
         id="dercap-hex-prefix",
-    ),
-    pytest.param(
-        f"<DERCapability {NSDECL}><modesSupported>04</modesSupported>"
-        f"<rtgMaxW>{_POWER}</rtgMaxW><type>82</type>"
-        "<doeModesSupported>0F</doeModesSupported></DERCapability>".encode(),
-        DERCapability,
-        id="dercap-doe-wrong-namespace",
     ),
     pytest.param(
         f"<DERSettings {NSDECL}><setGradW>1</setGradW><setMaxW><value>1</value></setMaxW>"

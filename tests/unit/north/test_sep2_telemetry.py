@@ -137,3 +137,12 @@ def test_response_post_is_in_server_time_for_our_lfdi(sep_schema: SepSchemas) ->
 )
 def test_outcome_of_each_status(status: int, expected: Outcome) -> None:
     assert outcome(status) is expected
+
+
+def test_us_csip_profile_writes_no_csip_aus_elements(sep_schema: SepSchemas) -> None:
+    cap = der_capability(RATINGS, tuple(Mode), csipaus=False)
+    settings = der_settings(RATINGS, tuple(Mode), at=T0, csipaus=False)
+    for resource in (cap, settings):
+        body = codec.encode(resource)
+        assert b"csipaus" not in body
+        assert not sep_schema.errors(body, year=2023)

@@ -66,7 +66,12 @@ from gateway.north.sep2.walk import (
     find_der,
     poll_program,
 )
-from gateway.north.sep2.xml import MAX_BODY_BYTES
+from gateway.north.sep2.xml import (
+    CSIPAUS_NS,
+    CSIPAUS_NS_V13,
+    MAX_BODY_BYTES,
+    with_csipaus_ns,
+)
 
 __all__ = ["Backoff", "EndDeviceClient", "Http", "Identity", "ServerTime", "TransportError"]
 
@@ -77,6 +82,7 @@ MAX_REDIRECTS: Final = 5
 # The IANA Private Enterprise Number in our mRIDs' low 32 bits. The gateway has none of its own;
 # 32473 is the one RFC 5612 reserves for documentation. Set yours for production.
 DOCUMENTATION_PEN: Final = 32473
+CSIPAUS_NS_V13_BYTES: Final = CSIPAUS_NS_V13.encode()
 HTTP_OK: Final = 200
 HTTP_NOT_FOUND: Final = 404
 _HTTP_TOO_MANY, _HTTP_SERVER_ERROR = 429, 500
@@ -133,6 +139,8 @@ class Http:
         self._failures = 0
         self.requests = 0
         self.time = ServerTime()
+        # The CSIP-AUS namespace our bodies declare: 1.2's until the server speaks 1.3.
+        self.csipaus_ns = CSIPAUS_NS
 
     async def __aenter__(self) -> Http:
         connector = aiohttp.TCPConnector(ssl=self._ssl, limit=32)
@@ -164,16 +172,19 @@ class Http:
         if req.body is not None:
             headers["Content-Type"] = CONTENT_TYPE
         url = self.resolve(req.href)
+        data = None if req.body is None else with_csipaus_ns(req.body, self.csipaus_ns)
         self.requests += 1
         try:
             async with self._session.request(
-                req.method, url, data=req.body, headers=headers, max_redirects=MAX_REDIRECTS
+                req.method, url, data=data, headers=headers, max_redirects=MAX_REDIRECTS
             ) as resp:
                 body = await resp.content.read(MAX_BODY_BYTES + 1)
                 reply = Reply(resp.status, body, dict(resp.headers))
         except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
             self._fail(None)
             raise TransportError(f"{req.method} {url}: {type(e).__name__}: {e}") from e
+        if CSIPAUS_NS_V13_BYTES in body:
+            self.csipaus_ns = CSIPAUS_NS_V13
         if reply.status == _HTTP_TOO_MANY or reply.status >= _HTTP_SERVER_ERROR:
             self._fail(_retry_after(reply))
         else:
@@ -236,6 +247,7 @@ class EndDeviceClient:
         page_size: int = 32,
         name: str | None = None,
         pen: int = DOCUMENTATION_PEN,
+        csipaus: bool = True,
     ) -> None:
         self.http = http
         self.identity = identity
@@ -254,6 +266,7 @@ class EndDeviceClient:
         self.notify_uri: str | None = None  # the listener's URL; None: poll only
         self._connection_point_sent: str | None = None
         self.pen = pen
+        self.csipaus = csipaus  # False: US CSIP, no CSIP-AUS elements in what we write
         self.errors: list[str] = []  # the last problems, for status pages and tests
 
     # ------------------------------------------------------------------ time
@@ -520,9 +533,11 @@ class EndDeviceClient:
         der = await self._der_links()
         if der is None:
             return
-        cap = telemetry.der_capability(self._ratings, self._modes)
+        cap = telemetry.der_capability(self._ratings, self._modes, csipaus=self.csipaus)
         await self._put(_href(der.DERCapabilityLink), cap)
-        settings = telemetry.der_settings(self._ratings, self._modes, at=self.now())
+        settings = telemetry.der_settings(
+            self._ratings, self._modes, at=self.now(), csipaus=self.csipaus
+        )
         await self._put(_href(der.DERSettingsLink), settings)
 
     async def _post_telemetry(self) -> None:

@@ -10,8 +10,9 @@ the ones with named bits) and written as the schema's hex. :mod:`gateway.north.s
 reads and writes them and checks every range named here.
 
 CSIP-AUS (``https://csipaus.org/ns``) extends ``DERCapability`` with ``doeModesSupported``
-(**required**, after every 2030.5 element) and ``DERSettings`` with ``doeModesEnabled``
-(optional, likewise last); both are ``DOEControlType`` = HexBinary8.
+(**required** by CSIP-AUS, absent from US CSIP, so optional in the model; after every 2030.5
+element) and ``DERSettings`` with ``doeModesEnabled`` (optional, likewise last); both are
+``DOEControlType`` = HexBinary8.
 """
 
 # ruff: noqa: N815  - the standard's mixedCase element names are the point of this module
@@ -159,7 +160,9 @@ class DERCapability:
     modesSupported: int  # DERControlType (HexBinary32)
     rtgMaxW: _ActivePower
     type: int  # DERType (UInt8), see DERTypeCode
-    doeModesSupported: DOEModes  # csipaus, DOEControlType (HexBinary8); required by CSIP-AUS
+    # csipaus, DOEControlType (HexBinary8): required by CSIP-AUS, absent in US CSIP (plain
+    # sep.xsd has no such element), so optional here; the client writes it for CSIP-AUS.
+    doeModesSupported: DOEModes | None = None
     href: str | None = None
     rtgMaxChargeRateW: _ActivePower | None = None
     rtgMaxDischargeRateW: _ActivePower | None = None

@@ -300,7 +300,8 @@ _DERCAP = _Spec(
         ("rtgMaxDischargeRateW", NS, _RATING, False),
         ("rtgMaxW", NS, _RATING, True),
         ("type", NS, _UINT8, True),
-        ("doeModesSupported", CSIPAUS_NS, _DOE, True),  # CSIP-AUS: required, after 2030.5's
+        # Required by CSIP-AUS, absent in US CSIP: the client decides which it writes.
+        ("doeModesSupported", CSIPAUS_NS, _DOE, False),
     ),
 )
 _DERSET = _Spec(

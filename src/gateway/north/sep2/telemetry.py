@@ -125,19 +125,22 @@ def doe_modes(modes: Iterable[Mode]) -> DOEModes:
     return out
 
 
-def der_capability(r: SiteRatings, modes: Iterable[Mode]) -> DERCapability:
+def der_capability(r: SiteRatings, modes: Iterable[Mode], *, csipaus: bool = True) -> DERCapability:
+    """``csipaus=False`` (US CSIP) leaves out the CSIP-AUS element plain sep.xsd does not know."""
     modes = tuple(modes)
     return DERCapability(
         modesSupported=modes_supported(modes),
         rtgMaxW=ActivePower.from_watts(r.rtg_max_w),
         type=int(r.der_type),
-        doeModesSupported=doe_modes(modes),
+        doeModesSupported=doe_modes(modes) if csipaus else None,
         rtgMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
         rtgMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
     )
 
 
-def der_settings(r: SiteRatings, modes: Iterable[Mode], *, at: float) -> DERSettings:
+def der_settings(
+    r: SiteRatings, modes: Iterable[Mode], *, at: float, csipaus: bool = True
+) -> DERSettings:
     modes = tuple(modes)
     return DERSettings(
         setGradW=r.set_grad_w,
@@ -146,7 +149,7 @@ def der_settings(r: SiteRatings, modes: Iterable[Mode], *, at: float) -> DERSett
         modesEnabled=modes_supported(modes),
         setMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
         setMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
-        doeModesEnabled=doe_modes(modes),
+        doeModesEnabled=doe_modes(modes) if csipaus else None,
     )
 
 

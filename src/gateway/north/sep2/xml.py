@@ -25,6 +25,10 @@ NS: Final = "urn:ieee:std:2030.5:ns"
 CSIPAUS_NS: Final = "https://csipaus.org/ns"
 # Seen in the wild (e.g. a reference server's example collection); the CSIP-AUS schema rejects it.
 CSIPAUS_NS_WRONG: Final = "http://csipaus.org/ns"
+# CSIP-AUS 1.3 (envoy-schema 2.x, the reference server's current branch) moved to its own URI.
+CSIPAUS_NS_V13: Final = "https://csipaus.org/ns/v1.3"
+_V13_MARK: Final = CSIPAUS_NS_V13.encode()
+_CSIPAUS_DECL: Final = b'xmlns:csipaus="https://csipaus.org/ns"'
 # A DERControlList of a few hundred events is tens of kB; 1 MiB leaves room and bounds memory.
 MAX_BODY_BYTES: Final = 1 << 20
 _WRONG_NS_ELEMENTS: Final = f"{{{CSIPAUS_NS_WRONG}}}*"  # any element in that namespace
@@ -46,6 +50,25 @@ def _parser() -> etree.XMLParser:
         remove_comments=True,
         collect_ids=False,
     )
+
+
+def _normalise_v13(root: etree._Element) -> None:
+    """CSIP-AUS 1.3 elements (their own namespace URI) read as the 1.2 ones they extend.
+
+    The element names the gateway uses are the same in both; only the URI differs. Renaming in
+    place keeps one decoder; the byte check above means a 1.2 body never pays for the walk.
+    """
+    prefix = len(CSIPAUS_NS_V13) + 2
+    for el in root.iter(f"{{{CSIPAUS_NS_V13}}}*"):
+        el.tag = f"{{{CSIPAUS_NS}}}{el.tag[prefix:]}"
+
+
+def with_csipaus_ns(body: bytes, ns: str) -> bytes:
+    """``body`` (written by the codec, CSIP-AUS 1.2) declaring ``ns`` for its csipaus prefix:
+    what a CSIP-AUS 1.3 server expects. The URI only occurs in the declaration."""
+    if ns == CSIPAUS_NS:
+        return body
+    return body.replace(_CSIPAUS_DECL, b'xmlns:csipaus="' + ns.encode() + b'"')
 
 
 def parse(data: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> etree._Element:
@@ -77,6 +100,8 @@ def parse(data: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> etree._Element:
             f"element {etree.QName(node).localname} is in namespace {CSIPAUS_NS_WRONG!r}; "
             f"the CSIP-AUS namespace is {CSIPAUS_NS!r} (https, not http)"
         )
+    if _V13_MARK in data:
+        _normalise_v13(root)
     root_ns = etree.QName(root).namespace
     # CSIP-AUS ConnectionPoint is the one resource whose global element is in its namespace.
     if root_ns != NS and root.tag != f"{{{CSIPAUS_NS}}}ConnectionPoint":
