@@ -45,6 +45,16 @@ def audit_to(store: Store) -> Callable[[WriteRecord], None]:
     return sink
 
 
+def _device(cmd: RelayCommand | ChargerCommand | DerLimit) -> str:
+    match cmd:
+        case RelayCommand():
+            return "relay"
+        case ChargerCommand():
+            return "charger"
+        case DerLimit():
+            return f"der:{cmd.der_id}"
+
+
 class Runner:
     def __init__(
         self,
@@ -76,18 +86,28 @@ class Runner:
         while queue:
             actions = self.engine.handle(queue.popleft())
             persist(self.store, actions)  # write-ahead: stored before anything is acted on
+            commands: list[RelayCommand | ChargerCommand | DerLimit] = []
             for a in actions:
                 if self.listener is not None:
                     self.listener(a)
                 match a:
                     case RelayCommand() | ChargerCommand() | DerLimit():
-                        queue.append(await self.south.execute(a))
+                        commands.append(a)
                     case Alarm():
                         log.warning("%s: %s", a.code, a.message)
                     case Note():
                         log.info("%s", a.message)
                     case _:
                         pass  # Persist is done; NorthReports wait in the outbox for the north side
+            # One batch holds at most one command per device, and the engine sequences
+            # dependent steps by waiting for confirmations (the relay opens only after the
+            # charger's stop is read back), so a batch's devices are written concurrently:
+            # "stop the charger" and "PV to 0 W" no longer wait for each other.
+            if len({_device(c) for c in commands}) == len(commands) > 1:
+                queue.extend(await asyncio.gather(*(self.south.execute(c) for c in commands)))
+            else:
+                for c in commands:
+                    queue.append(await self.south.execute(c))
 
     async def cycle(self) -> None:
         observed = await self.south.observe()

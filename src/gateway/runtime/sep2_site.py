@@ -39,6 +39,8 @@ from gateway.store.api import OutboxItem, Store
 log = logging.getLogger(__name__)
 
 DRAIN_PERIOD_S = 0.5
+TIME_KEY = "sep2.time"  # the server's offset from the wall clock, for a restart without comms
+TIME_SAVE_DELTA_S = 0.5
 
 
 class SiteStateSource:
@@ -85,7 +87,7 @@ class NotificationRouter:
     async def __call__(self, n: Notification) -> None:
         for client in self.clients:
             if client.follows(n):
-                await client.on_notification(n)
+                client.enqueue(n)  # answered at once; acted on by the client's own task
                 return
         self.unrouted += 1
         log.warning("notification for %s matches no subscription of ours", n.subscribedResource)
@@ -123,6 +125,7 @@ class Sep2Gateway:
             router, uri = notify
             router.clients.append(self.client)
             self.client.notify_uri = uri
+        self._saved_offset: float | None = None
         self.delivered = 0  # reports the server acknowledged (or refused for good)
 
     async def _deliver(self, inputs: list[Input]) -> None:
@@ -146,13 +149,32 @@ class Sep2Gateway:
     async def _drain_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             if self.client.session.discovery is not None:
+                self._save_time()
                 await self.drain_once()
             self._drain_now.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drain_now.wait(), DRAIN_PERIOD_S)
 
+    def _save_time(self) -> None:
+        offset = self.client.http.time.wall_offset_s
+        if self._saved_offset is None or abs(offset - self._saved_offset) > TIME_SAVE_DELTA_S:
+            self.store.put_state(TIME_KEY, {"wall_offset_s": offset})
+            self._saved_offset = offset
+
+    async def _start_time(self) -> None:
+        """The server's time before the first cycle; the last one known if it cannot answer
+        (a restart during a comms loss must not put a server hours away back on OS time)."""
+        if await self.client.sync_time():
+            self._save_time()
+            return
+        saved = self.store.get_state(TIME_KEY)
+        if saved is not None and isinstance(saved.get("wall_offset_s"), int | float):
+            self.client.http.time.restore(float(saved["wall_offset_s"]))
+            self._saved_offset = float(saved["wall_offset_s"])
+            log.warning("using the server time offset saved before the restart")
+
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
-        await self.client.sync_time()
+        await self._start_time()
         tasks = [
             asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
             asyncio.create_task(self.client.run(stop), name="sep2-client"),

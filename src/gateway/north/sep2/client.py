@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
@@ -116,6 +116,15 @@ class ServerTime:
     def update(self, resource: Time, *, sent: float, received: float) -> None:
         self.clock = self.clock.update(resource, sent=sent, received=received)
 
+    @property
+    def wall_offset_s(self) -> float:
+        """Server time minus the OS wall clock: what survives a restart (monotonic does not)."""
+        return self.now() - time.time()
+
+    def restore(self, wall_offset_s: float) -> None:
+        """Start from an offset saved before a restart, until the server can be asked again."""
+        self.clock = ServerClock(offset_s=time.time() + wall_offset_s - time.monotonic())
+
 
 class Http:
     """One 2030.5 server as seen through one client certificate."""
@@ -136,7 +145,10 @@ class Http:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._session: aiohttp.ClientSession | None = None
         self._closed_until = 0.0  # monotonic
-        self._failures = 0
+        # Consecutive failures per resource path ("" = the server itself, for transport errors).
+        # Per path, because a success elsewhere (the DefaultDERControl read just before a 429
+        # on the DERControlList) says nothing about the resource that is refusing us (P-05).
+        self._failures: dict[str, int] = {}
         self.requests = 0
         self.time = ServerTime()
         # The CSIP-AUS namespace our bodies declare: 1.2's until the server speaks 1.3.
@@ -181,23 +193,25 @@ class Http:
                 body = await resp.content.read(MAX_BODY_BYTES + 1)
                 reply = Reply(resp.status, body, dict(resp.headers))
         except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
-            self._fail(None)
+            self._fail("", None)
             raise TransportError(f"{req.method} {url}: {type(e).__name__}: {e}") from e
         if CSIPAUS_NS_V13_BYTES in body:
             self.csipaus_ns = CSIPAUS_NS_V13
+        path = urlsplit(url).path
         if reply.status == _HTTP_TOO_MANY or reply.status >= _HTTP_SERVER_ERROR:
-            self._fail(_retry_after(reply))
+            self._fail(path, _retry_after(reply))
         else:
-            self._failures = 0
+            self._failures.pop(path, None)
+            self._failures.pop("", None)
         return reply
 
-    def _fail(self, retry_after_s: float | None) -> None:
-        self._failures += 1
+    def _fail(self, path: str, retry_after_s: float | None) -> None:
+        failures = self._failures[path] = self._failures.get(path, 0) + 1
         if retry_after_s is not None:
             delay = retry_after_s
         else:
             b = self._backoff
-            delay = min(b.cap_s, b.base_s * 2 ** (self._failures - 1))
+            delay = min(b.cap_s, b.base_s * 2 ** (failures - 1))
             delay *= 1 + self._rng.uniform(-b.jitter, b.jitter)
         self._closed_until = max(self._closed_until, time.monotonic() + delay)
 
@@ -259,6 +273,11 @@ class EndDeviceClient:
         self._modes = tuple(modes)
         self._page = page_size
         self._wake = asyncio.Event()
+        self._inbox: asyncio.Queue[Notification] = asyncio.Queue()
+        # One thing at a time talks to the session: a walk that read a list before a
+        # notification changed it must not be applied after the notification (it would cancel
+        # the control the notification just brought).
+        self._busy = asyncio.Lock()
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
@@ -278,12 +297,35 @@ class EndDeviceClient:
     # ------------------------------------------------------------------ the loop
 
     async def run(self, stop: asyncio.Event) -> None:
+        inbox = asyncio.create_task(self._notifications(), name=f"{self.name}-notifications")
+        try:
+            await self._loop(stop)
+        finally:
+            inbox.cancel()
+            await asyncio.gather(inbox, return_exceptions=True)
+
+    def enqueue(self, n: Notification) -> None:
+        """Take a notification without waiting for what it causes: the listener answers the
+        server at once, and the devices are driven from this client's own task."""
+        self._inbox.put_nowait(n)
+
+    async def _notifications(self) -> None:
+        while True:
+            n = await self._inbox.get()
+            try:
+                async with self._busy:
+                    await self.on_notification(n)
+            except (TransportError, DiscoveryError) as e:
+                self._problem(f"notification for {n.subscribedResource}: {e}")
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         self.session.start(time.monotonic())
         while not stop.is_set():
             for task in self.session.due(time.monotonic()):
                 if stop.is_set():
                     return
-                await self._run_task(task)
+                async with self._busy:
+                    await self._run_task(task)
             nxt = self.session.next_due()
             wait = 1.0 if nxt is None else max(0.0, nxt - time.monotonic())
             self._wake.clear()
@@ -319,6 +361,16 @@ class EndDeviceClient:
             await self._down(str(e))
         if reschedule:
             self.session.done(task, t)
+
+    async def walk(self) -> None:
+        """One discovery walk now, outside the schedule (tools, benchmarks)."""
+        async with self._busy:
+            await self._walk()
+
+    async def poll(self, program_mrid: str) -> None:
+        """One poll of a program now, outside the schedule (tools, benchmarks)."""
+        async with self._busy:
+            await self._poll(program_mrid)
 
     async def _walk(self) -> None:
         register = None
