@@ -14,13 +14,15 @@ named after their ID; docs/sep2-conformance.md maps every one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gateway.core.island import EnterService, RelayPosition
+from gateway.core.messages import Input, Observed, Tick
 from gateway.core.site import SiteConfig
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
@@ -65,6 +67,8 @@ class GatewayRig:
     site: ModbusSite
     gateway: Sep2Gateway
     program: Program  # the rig's DERProgram record (primacy 1)
+    # What the north side fed the engine (everything but Observed and Tick), in order.
+    inputs: list[Input] = field(default_factory=list)
 
     @property
     def lfdi(self) -> str:
@@ -88,6 +92,45 @@ class GatewayRig:
             await asyncio.sleep(0.05)
 
 
+@dataclass
+class Utility:
+    """A running simulated utility server (``utility_server``), to run gateways against."""
+
+    state: UtilityState
+    server: UtilityServer
+    recorder: Recorder
+    program: Program
+
+
+@asynccontextmanager
+async def utility_server(
+    pki: PkiFiles,
+    *,
+    register_in_band: bool = False,
+    default: DERControlBase | None = None,
+    server_pin: int | None = PIN,
+) -> AsyncIterator[Utility]:
+    """The utility alone: every poll rate 1 s, the rig's program, the gateway's EndDevice
+    registered out of band unless ``register_in_band`` (``server_pin``: the PIN its
+    Registration holds, None: no RegistrationLink; in band, the PIN given to it)."""
+    state = UtilityState(clock=server_clock)
+    for resource in POLLED:
+        state.set_poll_rate(resource, RATE_S)  # type: ignore[arg-type]
+    gw = pki.device("gateway")
+    if register_in_band:
+        state.registration_pin = server_pin
+    else:
+        state.add_end_device(gw.lfdi, pin=server_pin, post_rate=RATE_S)
+    program = state.add_program("feeder 7", primacy=1, default=default or export_limit(5000))
+    recorder = Recorder()
+    s = pki.server
+    server = UtilityServer(
+        state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=recorder
+    )
+    async with server:
+        yield Utility(state, server, recorder, program)
+
+
 @asynccontextmanager
 async def gateway_rig(
     pki: PkiFiles,
@@ -98,60 +141,122 @@ async def gateway_rig(
     site: SiteConfig | None = None,
     backoff: Backoff | None = None,
     notifications: bool = False,
+    server_pin: int | None = PIN,
+    connection_point: str | None = None,
+    seed: int = 2030,
+    utility: Utility | None = None,
 ) -> AsyncIterator[GatewayRig]:
-    state = UtilityState(clock=server_clock)
-    for resource in POLLED:
-        state.set_poll_rate(resource, RATE_S)  # type: ignore[arg-type]
-    gw = pki.device("gateway")
-    if not register_in_band:
-        state.add_end_device(gw.lfdi, pin=PIN, post_rate=RATE_S)
-    program = state.add_program("feeder 7", primacy=1, default=default or export_limit(5000))
-    recorder = Recorder()
-    s = pki.server
-    server = UtilityServer(
-        state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=recorder
+    """The gateway against a fresh utility, or against ``utility`` (already running: a second
+    gateway on the same SQLite file is a restart). ``server_pin``: see ``utility_server``;
+    ``connection_point``: the NMI the gateway PUTs to its ConnectionPoint; ``seed``: the
+    engine's randomisation RNG."""
+    async with contextlib.AsyncExitStack() as stack:
+        if utility is None:
+            utility = await stack.enter_async_context(
+                utility_server(
+                    pki,
+                    register_in_band=register_in_band,
+                    default=default,
+                    server_pin=server_pin,
+                )
+            )
+        async with _gateway(
+            pki,
+            db,
+            utility,
+            register_in_band=register_in_band,
+            site=site,
+            backoff=backoff,
+            notifications=notifications,
+            connection_point=connection_point,
+            seed=seed,
+        ) as rig:
+            yield rig
+
+
+@asynccontextmanager
+async def _gateway(
+    pki: PkiFiles,
+    db: Path,
+    utility: Utility,
+    *,
+    register_in_band: bool,
+    site: SiteConfig | None,
+    backoff: Backoff | None,
+    notifications: bool,
+    connection_point: str | None,
+    seed: int,
+) -> AsyncIterator[GatewayRig]:
+    state, server, recorder, program = (
+        utility.state,
+        utility.server,
+        utility.recorder,
+        utility.program,
     )
+    gw = pki.device("gateway")
     config = site or fast_site()
     charger = config.charger
     ratings = SiteRatings(charger.max_discharge_w, charger.max_charge_w)
     context = tls.client_context(gw.cert, gw.key, gw.chain, pki.serca)
-    async with server:
-        http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0))
-        with SqliteStore(db) as store:
-            async with (
-                http,
-                ModbusSite(
-                    store, config, start=DEFAULT_START, now=http.time.now, ack_reports=False
-                ) as home,
-            ):
-                identity = Identity(
-                    gw.lfdi, sfdi_from_lfdi(gw.lfdi), pin=PIN, register=register_in_band
-                )
-                router = NotificationRouter()
-                listener = NotificationListener(
-                    cert=gw.cert,
-                    key=gw.key,
-                    chain=gw.chain,
-                    serca=pki.serca,
-                    on_notification=router,
-                    pinned_lfdi=server.lfdi,
-                )
-                notify = None
-                if notifications:
-                    await listener.start()
-                    notify = (router, listener.url)
-                gateway = Sep2Gateway(
-                    home.runner, store, http, identity, ratings=ratings, notify=notify
-                )
-                stop = asyncio.Event()
-                task = asyncio.create_task(gateway.run(stop, period_s=0.2))
-                try:
-                    yield GatewayRig(state, server, recorder, pki, http, home, gateway, program)
-                finally:
-                    stop.set()
-                    await asyncio.wait_for(task, 10)
-                    await listener.stop()
-                    assert home.home.violations == [], home.home.violations
+    http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0))
+    with SqliteStore(db) as store:
+        async with (
+            http,
+            ModbusSite(
+                store,
+                config,
+                start=DEFAULT_START,
+                now=http.time.now,
+                ack_reports=False,
+                seed=seed,
+            ) as home,
+        ):
+            identity = Identity(
+                gw.lfdi,
+                sfdi_from_lfdi(gw.lfdi),
+                pin=PIN,
+                register=register_in_band,
+                connection_point_id=connection_point,
+            )
+            router = NotificationRouter()
+            listener = NotificationListener(
+                cert=gw.cert,
+                key=gw.key,
+                chain=gw.chain,
+                serca=pki.serca,
+                on_notification=router,
+                pinned_lfdi=server.lfdi,
+            )
+            notify = None
+            if notifications:
+                await listener.start()
+                notify = (router, listener.url)
+            gateway = Sep2Gateway(
+                home.runner, store, http, identity, ratings=ratings, notify=notify
+            )
+            rig = GatewayRig(state, server, recorder, pki, http, home, gateway, program)
+            _record_inputs(rig)
+            stop = asyncio.Event()
+            task = asyncio.create_task(gateway.run(stop, period_s=0.2))
+            try:
+                yield rig
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+                await listener.stop()
+                assert home.home.violations == [], home.home.violations
+
+
+def _record_inputs(rig: GatewayRig) -> None:
+    runner = rig.site.runner
+    feed = runner.feed
+
+    async def recording(item: Input) -> None:
+        if not isinstance(item, Observed | Tick):
+            rig.inputs.append(item)
+        await feed(item)
+
+    runner.feed = recording  # type: ignore[method-assign, assignment]
 
 
 def run(coro_fn: Callable[[], object], timeout: float = 60.0) -> None:
