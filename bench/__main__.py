@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark."""
 
-from bench import engine_cycle, modbus_write, sep2_parse
+from bench import engine_cycle, modbus_write, sep2_aggregator, sep2_notify, sep2_parse
 
 if __name__ == "__main__":
     engine_cycle.main()
@@ -8,3 +8,7 @@ if __name__ == "__main__":
     modbus_write.main()
     print()
     sep2_parse.main()
+    print()
+    sep2_notify.main()
+    print()
+    sep2_aggregator.main()
