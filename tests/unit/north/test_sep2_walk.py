@@ -375,3 +375,32 @@ def test_a_list_that_is_not_xml_is_still_a_walk_error() -> None:
     server["/derp/1/derc?s=0&l=2"] = Reply(200, b"<DERControlList", {})
     with pytest.raises(WalkError, match="undecodable"):
         _walk(server)
+
+
+def test_a_hint_that_still_holds_our_end_device_skips_the_list() -> None:
+    server = _server()
+    server["/edev/3"] = _ok(OURS)
+    log: list[Request] = []
+    found = drive(
+        discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, hint="/edev/3"), server, log
+    )
+    hrefs = [r.href for r in log]
+    assert found.end_device == OURS
+    assert hrefs[:3] == ["/dcap", "/tm", "/edev/3"]
+    assert not any(h.startswith("/edev?") for h in hrefs)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Reply(404, b""), _ok(_edev(3, OTHER_LFDI)), Reply(200, b"<garbage")],
+    ids=["gone", "another-device", "bad-body"],
+)
+def test_a_stale_hint_falls_back_to_the_list(answer: Reply) -> None:
+    server = _server()
+    server["/edev/3"] = answer
+    log: list[Request] = []
+    found = drive(
+        discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, hint="/edev/3"), server, log
+    )
+    assert found.end_device == OURS
+    assert "/edev?s=0&l=2" in [r.href for r in log]

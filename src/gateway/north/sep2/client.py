@@ -278,6 +278,7 @@ class EndDeviceClient:
         # notification changed it must not be applied after the notification (it would cancel
         # the control the notification just brought).
         self._busy = asyncio.Lock()
+        self._edev_href: str | None = None  # a hint for the next walk, verified by it
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
@@ -388,8 +389,10 @@ class EndDeviceClient:
             pin=self.identity.pin,
             page_size=self._page,
             register=register,
+            hint=self._edev_href,
         )
         found: Discovery = await timing.drive(self.http, gen)
+        self._edev_href = found.end_device.href
         if found.time is not None and found.dcap.TimeLink is not None:
             sent, received = timing.of(found.dcap.TimeLink.href)
             self.http.time.update(found.time, sent=sent, received=received)

@@ -254,12 +254,16 @@ def discover(
     pin: int | None,
     page_size: int = DEFAULT_PAGE_SIZE,
     register: EndDevice | None = None,
+    hint: str | None = None,
 ) -> Walk:
     """Walk from ``dcap_href`` to our EndDevice, its Registration, programs and controls.
 
     ``lfdi`` is ours (any case); ``pin`` the registration PIN with its check digit (None: not
     checked). ``register``: the EndDevice to POST to the EndDeviceList when ours is not there
     (in-band registration, ALL-02); None leaves registration to the utility (out of band, ALL-01).
+    ``hint``: where our EndDevice was last time. It is read first and used only if it still
+    holds our lFDI; anything else (404, another device, a bad body) falls back to searching the
+    list. Without it an aggregator's N EndDevices each page through the list: N^2/2 decodes.
     Raises :class:`WalkError` / :class:`RetryableWalkError` for a failed request or a
     bad body, :class:`NotRegisteredError` and :class:`RegistrationError` as named.
     """
@@ -285,12 +289,16 @@ def discover(
             "found nor registered"
         )
     edev_href = dcap.EndDeviceListLink.href
-    try:
-        end_device = yield from _find_end_device(edev_href, ours, page_size, poll_rates)
-    except NotRegisteredError:
-        if register is None:
-            raise
-        end_device = yield from _register(edev_href, register)
+    end_device = None
+    if hint is not None:
+        end_device = yield from _try_hint(hint, ours)
+    if end_device is None:
+        try:
+            end_device = yield from _find_end_device(edev_href, ours, page_size, poll_rates)
+        except NotRegisteredError:
+            if register is None:
+                raise
+            end_device = yield from _register(edev_href, register)
 
     registration: Registration | None = None
     if end_device.RegistrationLink is not None:
@@ -334,6 +342,19 @@ def discover(
         programs=tuple(programs),
         poll_rates=dict(poll_rates),
     )
+
+
+def _try_hint(href: str, ours: str) -> Generator[Request, Reply, EndDevice | None]:
+    reply = yield Request("GET", href)
+    if not _HTTP_OK_MIN <= reply.status <= _HTTP_OK_MAX:
+        return None
+    try:
+        device = codec.decode(reply.body)
+    except Sep2ParseError:
+        return None
+    if isinstance(device, EndDevice) and (device.lFDI or "").upper() == ours:
+        return device
+    return None
 
 
 def _register(href: str, device: EndDevice) -> Generator[Request, Reply, EndDevice]:
