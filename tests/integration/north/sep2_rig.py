@@ -69,6 +69,7 @@ class GatewayRig:
     program: Program  # the rig's DERProgram record (primacy 1)
     # What the north side fed the engine (everything but Observed and Tick), in order.
     inputs: list[Input] = field(default_factory=list)
+    listener: NotificationListener | None = None  # with notifications=True
 
     @property
     def lfdi(self) -> str:
@@ -235,6 +236,7 @@ async def _gateway(
                 home.runner, store, http, identity, ratings=ratings, notify=notify
             )
             rig = GatewayRig(state, server, recorder, pki, http, home, gateway, program)
+            rig.listener = listener if notifications else None
             _record_inputs(rig)
             stop = asyncio.Event()
             task = asyncio.create_task(gateway.run(stop, period_s=0.2))

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sep2_rig import (
+    PIN,
     SERVER_OFFSET_S,
     GatewayRig,
     export_limit,
@@ -24,7 +25,8 @@ from sep2_rig import (
 
 from gateway.core.controls import Mode
 from gateway.core.messages import NorthLinkLost, NorthLinkRestored
-from gateway.north.sep2 import codec
+from gateway.north.sep2 import codec, tls, walk
+from gateway.north.sep2.client import Http
 from gateway.north.sep2.der_resources import DERSettings, DERStatus
 from gateway.north.sep2.metering import MirrorMeterReadingList, MirrorUsagePoint
 from gateway.north.sep2.model import Response
@@ -312,3 +314,24 @@ def _times_written(doc: object) -> list[int]:
             ]
         case _:
             return []
+
+
+def test_ERR_001_a_redirected_device_capability_is_followed(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """The configured DeviceCapability URL answers 307 (and a moved one 301): the client
+    follows to the resource and walks on, resolving the server's hrefs against it."""
+
+    async def body() -> None:
+        async with utility_server(sep2_pki, register_in_band=False, default=None) as u:
+            u.state.redirect("/old/dcap", "/dcap")
+            u.state.redirect("/older/dcap", "/old/dcap", status=301)
+            gw = sep2_pki.device("gateway")
+            context = tls.client_context(gw.cert, gw.key, gw.chain, sep2_pki.serca)
+            async with Http(u.server.url("/older/dcap"), context) as http:
+                found = await http.drive(walk.discover(http.dcap_url, lfdi=gw.lfdi, pin=PIN))
+            assert found.end_device.lFDI == gw.lfdi
+            assert [x.status for x in u.recorder.requests("GET", "/old")] == [301, 307]
+            assert u.recorder.requests("GET", path="/dcap", status=200)
+
+    run(body)

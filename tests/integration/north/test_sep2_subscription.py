@@ -60,3 +60,25 @@ def test_ALL_14_subscribe_and_act_on_notifications(sep2_pki: PkiFiles, tmp_path:
             assert len(r.recorder.requests("GET", "/derp/")) == polls
 
     run(body)
+
+
+def test_polling_carries_on_when_notifications_stop(sep2_pki: PkiFiles, tmp_path: Path) -> None:
+    """The listener goes away (a firewall, a crash): notifications fail on the server's side,
+    and the next poll still brings the control in."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db", notifications=True) as r:
+            subs = lambda: r.recorder.requests("POST", "/edev/1/sub", status=201)  # noqa: E731
+            await r.until(lambda: len(subs()) == 2, "subscribed")
+            assert r.listener is not None
+            await r.listener.stop()
+            now = int(r.server_now())
+            mrid = r.state.add_control(
+                r.program, start=now - 1, duration=600, base=export_limit(1300)
+            )
+            await r.until(lambda: r.codes(mrid) == [1, 2], "the control, by polling")
+            sent = r.recorder.notifications()
+            assert sent
+            assert all(x.status != 201 for x in sent[-1:])  # the last delivery failed
+
+    run(body)

@@ -150,6 +150,11 @@ class UtilityServer:
             if request.transport is not None:
                 request.transport.abort()
             raise web.HTTPServiceUnavailable  # never sent: the connection is gone
+        moved = self.state.redirects.get(request.path)
+        if moved is not None:
+            to, status = moved
+            record(status, to)
+            return web.Response(status=status, headers={"Location": to})
         fault = self.state.take_fault(request.method, request.path)
         if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}

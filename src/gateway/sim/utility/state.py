@@ -75,6 +75,7 @@ class UtilityState(ClientReports):
     # (path globs, rewrite): bodies the server sends are rewritten on the way out, so a test
     # can serve what the codec would refuse to write (a negative limit, an overflow, garbage).
     tampers: list[tuple[tuple[str, ...], Callable[[bytes], bytes]]] = field(default_factory=list)
+    redirects: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (to, status)
     comms_up: bool = True
     _serial: int = 0
     _listeners: list[Callable[[Change], None]] = field(default_factory=list)
@@ -386,6 +387,13 @@ class UtilityState(ClientReports):
     def clear_faults(self) -> None:
         self.faults.clear()
         self.tampers.clear()
+        self.redirects.clear()
+
+    def redirect(self, path: str, to: str, status: int = 307) -> None:
+        """Answer requests for ``path`` with a redirect to ``to`` (ERR-001)."""
+        if status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"a redirect is 301/302/303/307/308; got {status}")
+        self.redirects[path] = (to, status)
 
     def tamper(self, paths: Iterable[str], rewrite: Callable[[bytes], bytes]) -> None:
         """Rewrite every response body served on ``paths`` (globs) until :meth:`clear_faults`."""
