@@ -62,6 +62,7 @@ from gateway.core.messages import (
     WriteConfirmed,
     WriteFailed,
 )
+from gateway.core.ramp import Ramps
 from gateway.core.resolve import Claim, Resolved, claims_of, resolve
 from gateway.core.schedule import EventRecord, ResponseDue, Schedule
 from gateway.core.site import SiteConfig
@@ -125,6 +126,7 @@ class Engine:
         self._links_down: dict[str, str] = {}
         self.resolved: Resolved = resolve({})
         self.allocation: Allocation | None = None
+        self.ramps = Ramps()  # rampTms: new limits reached over time, not as a step
         self._last_decisions: dict[Mode, str] = {}
 
     # -----------------------------------------------------------------------------------------
@@ -570,15 +572,20 @@ class Engine:
         else:
             mode, setpoint, why = self._following_setpoint(now)
             self._command_charger(mode, setpoint, why, now, out)
-        # Other DER: backfeed caps while grid-connected, no export otherwise.
+        # Other DER: backfeed caps while grid-connected, no export otherwise. opModEnergize =
+        # false means every DER behind the site ceases to energize, not only the charger.
+        deenergized = self.resolved.controls.energize is False
         for d in self.config.ders:
             if d.der_id == self.config.charger_id:
                 continue
-            if wants.export and self.allocation is not None:
+            if wants.export and self.allocation is not None and not deenergized:
                 cap = self.allocation.cap(d.der_id)
                 self._command_der(
                     d.der_id, cap.max_discharge_w, cap.max_charge_w, cap.binding, now, out
                 )
+            elif wants.export and deenergized:
+                why = f"energize = false: cease to energize ({self.explain(Mode.ENERGIZE)})"
+                self._command_der(d.der_id, 0.0, 0.0, why, now, out)
             else:
                 self._command_der(d.der_id, 0.0, 0.0, f"{phase.value}: no export", now, out)
 
@@ -587,15 +594,30 @@ class Engine:
         reading = None
         if m is not None:
             reading = MeterReading(m.at, m.net_w, m.phase_current_a, m.grid_voltage_v)
+        controls = self.resolved.controls
+        limits = self.ramps.apply(
+            Limits.from_controls(controls), controls.ramp_time_s, self._measured(), now
+        )
         return allocate(
             self.config.panel,
             self.config.ders,
             reading,
             self._der_out,
-            Limits.from_controls(self.resolved.controls),
+            limits,
             now,
             self.config.max_meter_age_s,
         )
+
+    def _measured(self) -> dict[str, float | None]:
+        """What the site is doing on each limited quantity: where a ramp starts from."""
+        m = self._meter
+        outputs = [d.power_w for d in self._der_out.values()]
+        return {
+            "export_limit_w": None if m is None else max(0.0, -m.net_w),
+            "import_limit_w": None if m is None else max(0.0, m.net_w),
+            "generation_limit_w": sum(max(0.0, w) for w in outputs) if outputs else None,
+            "load_limit_w": sum(max(0.0, -w) for w in outputs) if outputs else None,
+        }
 
     def _following_setpoint(self, now: Timestamp) -> tuple[ChargerMode, float, str]:
         c = self.resolved.controls
