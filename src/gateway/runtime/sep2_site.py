@@ -74,6 +74,7 @@ class SiteStateSource:
             site_w=meter.net_w if meter else None,
             voltage_v=meter.grid_voltage_v if meter else None,
             frequency_hz=meter.grid_frequency_hz if meter else None,
+            energized=engine.resolved.controls.energize is not False,
         )
 
 

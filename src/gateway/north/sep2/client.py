@@ -32,14 +32,14 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
 from gateway.core.controls import Mode
-from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
+from gateway.core.messages import DefaultsReceived, Input, NorthLinkLost, NorthLinkRestored
 from gateway.north.sep2 import codec, metering, telemetry
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
@@ -446,7 +446,10 @@ class EndDeviceClient:
             return
         fresh = await self.http.drive(poll_program(view.program, self._page))
         await self._up()
-        await self._apply(self.session.program_polled(fresh, self.now()))
+        update = self.session.program_polled(fresh, self.now())
+        await self._apply(update)
+        if any(isinstance(i, DefaultsReceived) for i in update.inputs):
+            await self._put_der_settings()  # a new default may carry a new setGradW
 
     async def _apply(self, update: Update) -> None:
         for note in update.notes:
@@ -590,10 +593,17 @@ class EndDeviceClient:
             return
         cap = telemetry.der_capability(self._ratings, self._modes, csipaus=self.csipaus)
         await self._put(_href(der.DERCapabilityLink), cap)
-        settings = telemetry.der_settings(
-            self._ratings, self._modes, at=self.now(), csipaus=self.csipaus
-        )
+        ratings = replace(self._ratings, set_grad_w=self._default_grad())
+        settings = telemetry.der_settings(ratings, self._modes, at=self.now(), csipaus=self.csipaus)
         await self._put(_href(der.DERSettingsLink), settings)
+
+    def _default_grad(self) -> int:
+        """``setGradW`` of the highest-priority program's default that sets one (ALL-13)."""
+        views = sorted(self.session.programs, key=lambda v: v.program.primacy)
+        for view in views:
+            if view.default is not None and view.default.setGradW is not None:
+                return view.default.setGradW
+        return 0
 
     async def _post_telemetry(self) -> None:
         if self._site is None or self._ratings is None:

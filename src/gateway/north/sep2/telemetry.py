@@ -10,8 +10,11 @@ procedure (sep2.md §5.6, Appendix A):
   exchanging power with the grid. While the site is islanded (``opModConnect=false`` or an
   outage) bits 0-2 are all clear (ALL-07, ALL-12, ALL-27); Fault (bit 4) mirrors the engine's
   FAULT phase. Its ``dateTime`` is when the value last changed, not when it was read.
-* ``operationalModeStatus``: 2 Operational while grid-connected, 1 Off while islanded or in
-  FAULT (ALL-08: the DER is not operating *as a grid-connected DER*).
+* ``operationalModeStatus``: 2 Operational while grid-connected and energized, 1 Off while
+  islanded, in FAULT, or told to cease to energize (ALL-08: the DER is not operating *as a
+  grid-connected DER*). Operating (bit 2 of ``genConnectStatus``) clears likewise.
+* ``DERSettings.setGradW``: the ``setGradW`` of the DefaultDERControl of the highest-priority
+  program that has one (ALL-13); 0 (no limit of our own) when none does.
 * ``stateOfChargeStatus``: the EV's SoC in hundredths of a percent, absent when no EV is
   plugged in (a stale SoC would mislead the utility's planning).
 * ``storConnectStatus``: the EV's connection to the charger (Connected + Available), absent
@@ -93,6 +96,7 @@ class SiteState:
     site_w: float | None = None  # at the connection point, positive = import
     voltage_v: float | None = None  # grid side of the relay
     frequency_hz: float | None = None
+    energized: bool = True  # False while opModEnergize=false (or an override) is in force
 
 
 def modes_supported(modes: Iterable[Mode]) -> int:
@@ -159,7 +163,7 @@ def _connect_bits(s: SiteState) -> ConnectStatus:
         bits |= ConnectStatus.CONNECTED
         if not s.fault:
             bits |= ConnectStatus.AVAILABLE
-            if s.der_w is not None and abs(s.der_w) > 0:
+            if s.energized and s.der_w is not None and abs(s.der_w) > 0:
                 bits |= ConnectStatus.OPERATING
     if s.fault:
         bits |= ConnectStatus.FAULT
@@ -168,7 +172,8 @@ def _connect_bits(s: SiteState) -> ConnectStatus:
 
 def der_status(s: SiteState) -> DERStatus:
     changed = int(s.connect_changed_at)
-    mode = OperationalMode.OPERATIONAL if s.grid_connected and not s.fault else OperationalMode.OFF
+    operating = s.grid_connected and not s.fault and s.energized
+    mode = OperationalMode.OPERATIONAL if operating else OperationalMode.OFF
     soc = None
     if s.soc_pct is not None and s.ev_connected is not False:
         value = round(min(100.0, max(0.0, s.soc_pct)) * _PERCENT_SCALE)
