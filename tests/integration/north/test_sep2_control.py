@@ -5,15 +5,21 @@ Each test runs the whole gateway against the simulated utility (``sep2_rig.py``)
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import replace
 from pathlib import Path
 
-from sep2_rig import GatewayRig, export_limit, gateway_rig, run
+from sep2_rig import GatewayRig, export_limit, fast_site, gateway_rig, run
 
+from gateway.core.controls import ControlSet
 from gateway.core.island import RelayPosition
 from gateway.core.schedule import Mode
+from gateway.core.site import SiteConfig
+from gateway.core.units import MRID
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import ConnectStatus, DERStatus
-from gateway.north.sep2.model import DERControlBase
+from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
 
 
@@ -82,3 +88,219 @@ def _gen_connect(r: GatewayRig) -> int | None:
     status = codec.decode(puts[-1].body)
     assert isinstance(status, DERStatus)
     return None if status.genConnectStatus is None else int(status.genConnectStatus.value)
+
+
+# --- ALL-11, ALL-13, ALL-21, ALL-22, ALL-24, ALL-25 -----------------------------------------
+# The simulated home at its start instant: PV ~2.7 kW, household load pinned to 1 kW, so the
+# site exports ~1.7 kW while nothing binds. ``charging_site`` makes the EV charge at 3 kW
+# (the installer's site policy, the lowest-precedence source) so that the charger runs too.
+
+
+def _charging_site() -> SiteConfig:
+    return replace(fast_site(), site_policy=ControlSet(target_w=-3000.0))
+
+
+def _export_w(r: GatewayRig) -> float:
+    net: float = r.site.home.physics.meter().net_w
+    return -net
+
+
+def _der_status(r: GatewayRig) -> DERStatus | None:
+    return r.state.der_status(r.lfdi)
+
+
+def _operating(r: GatewayRig) -> bool | None:
+    status = _der_status(r)
+    if status is None or status.genConnectStatus is None:
+        return None
+    return bool(status.genConnectStatus.value & ConnectStatus.OPERATING)
+
+
+def test_ALL_11_energize_false_stops_every_der_and_der_status_follows(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db", site=_charging_site()) as r:
+            physics = r.site.home.physics
+            physics.load.constant_w = 1000.0
+            await r.until(lambda: physics.charger.power_w < -2500, "the EV charging")
+            await r.until(lambda: physics.pv.power_w > 2000, "the PV generating")
+            await r.until(lambda: _operating(r) is True, "DERStatus: operating")
+            now = int(r.server_now())
+            mrid = r.state.add_control(
+                r.program, start=now + 1, duration=5, base=DERControlBase(opModEnergize=False)
+            )
+            await r.until(lambda: r.site.engine.resolved.controls.energize is False, "in force")
+            await r.until(lambda: abs(physics.charger.power_w) < 10, "the charger stopped")
+            # Cease to energize is for every DER behind the EndDevice, the PV included.
+            await r.until(lambda: physics.pv.power_w < 10, "the PV ceases to energize", 4)
+            await r.until(lambda: _operating(r) is False, "DERStatus genConnectStatus bit 2 clear")
+            await r.until(lambda: r.codes(mrid) == [1, 2, 3], "1, 2, 3", 10)
+            await r.until(lambda: physics.charger.power_w < -2500, "charging again")
+            await r.until(lambda: _operating(r) is True, "DERStatus bit 2 set again")
+
+    run(body)
+
+
+def test_ALL_13_default_set_grad_w_reaches_der_settings(sep2_pki: PkiFiles, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            await r.until(lambda: r.state.der_settings(r.lfdi) is not None, "DERSettings PUT")
+            for grad in (100, 27):
+                r.state.set_default(
+                    r.program, DefaultDERControl("0", export_limit(5000), setGradW=grad)
+                )
+
+                def follows(g: int = grad) -> bool:
+                    settings = r.state.der_settings(r.lfdi)
+                    return settings is not None and settings.setGradW == g
+
+                await r.until(follows, f"DERSettings setGradW {grad}", 8)
+
+    run(body)
+
+
+def test_ALL_21_scheduled_controls_answer_1_2_3_at_their_server_times(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            now = int(r.server_now())
+            plan = [
+                (now + 3, 2, DERControlBase(opModExpLimW=ActivePower(1500))),
+                (now + 5, 2, DERControlBase(opModImpLimW=ActivePower(2500))),
+                (
+                    now + 7,
+                    2,
+                    DERControlBase(opModExpLimW=ActivePower(1000), opModImpLimW=ActivePower(2000)),
+                ),
+            ]
+            mrids = [
+                r.state.add_control(r.program, start=s, duration=d, base=b) for s, d, b in plan
+            ]
+            await r.until(lambda: r.codes(mrids[0]) == [1], "1 before any start")
+            # The second's limit is in force during its interval, the first's before it.
+            await r.until(
+                lambda: r.site.engine.resolved.controls.import_limit_w == 2500.0, "2nd in force"
+            )
+            assert r.site.engine.resolved.controls.export_limit_w == 5000.0  # the default
+            for mrid in mrids:
+                await r.until(lambda m=mrid: r.codes(m) == [1, 2, 3], f"1, 2, 3 for {mrid}", 12)
+            for mrid, (start, duration, _) in zip(mrids, plan, strict=True):
+                at = dict(r.recorder.responses_for(mrid))
+                received, started, completed = at[1], at[2], at[3]
+                assert received is not None
+                assert started is not None
+                assert completed is not None
+                assert received <= start, (mrid, received, start)
+                assert start <= started <= start + 1, (mrid, started, start)
+                assert start + duration <= completed <= start + duration + 1, (mrid, completed)
+
+    run(body)
+
+
+def test_ALL_22_randomized_start_falls_in_its_window_and_is_drawn_once(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            now = int(r.server_now())
+            spread = [
+                r.state.add_control(
+                    r.program,
+                    start=now + 300 + 1000 * i,
+                    duration=60,
+                    base=export_limit(1000 + i),
+                    randomize_start=60,
+                )
+                for i in range(5)
+            ]
+            short = r.state.add_control(
+                r.program, start=now + 2, duration=2, base=export_limit(800), randomize_start=4
+            )
+            schedule = r.site.engine.schedule
+
+            def offsets() -> list[int] | None:
+                recs = [schedule.get(MRID(m)) for m in [*spread, short]]
+                return None if None in recs else [rec.start_offset for rec in recs if rec]
+
+            await r.until(lambda: offsets() is not None, "every control received")
+            first = offsets()
+            assert first is not None
+            assert all(0 <= off <= 60 for off in first[:5]), first
+            assert len(set(first[:5])) > 1, f"randomizeStart=60 drew the same offset: {first}"
+            assert 0 <= first[5] <= 4
+            # Drawn once: many re-polls later the draws are the same.
+            polls = len(r.recorder.requests("GET", "/derp/"))
+            await r.until(lambda: len(r.recorder.requests("GET", "/derp/")) >= polls + 6, "polls")
+            assert offsets() == first
+            # The short one starts at its drawn start, not at its nominal start.
+            await r.until(lambda: r.codes(short) == [1, 2, 3], "1, 2, 3 for the short one", 15)
+            at = dict(r.recorder.responses_for(short))
+            actual = now + 2 + first[5]
+            assert at[2] is not None
+            assert actual <= at[2] <= actual + 1, (at, actual)
+            assert at[3] is not None
+            assert actual + 2 <= at[3] <= actual + 3, (at, actual)
+
+    run(body)
+
+
+def test_ALL_24_scaling_factors_reach_the_engine_in_watts(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            physics = r.site.home.physics
+            physics.load.constant_w = 1000.0
+            await r.until(lambda: _export_w(r) > 1400, "the PV exporting freely")
+            now = int(r.server_now())
+            base = DERControlBase(
+                opModExpLimW=ActivePower(8, 2),  # 800 W
+                opModImpLimW=ActivePower(15, 3),  # 15000 W
+            )
+            mrid = r.state.add_control(r.program, start=now + 1, duration=4, base=base)
+            controls = lambda: r.site.engine.resolved.controls  # noqa: E731
+            await r.until(lambda: controls().export_limit_w == 800.0, "800 W export in force")
+            assert controls().import_limit_w == 15000.0
+            await r.until(lambda: abs(_export_w(r) - 800) <= 60, "the site exports 800 W", 6)
+            await r.until(lambda: r.codes(mrid) == [1, 2, 3], "1, 2, 3", 10)
+            # A negative multiplier: tenths of a watt.
+            now = int(r.server_now())
+            fine = DERControlBase(opModExpLimW=ActivePower(12345, -1))
+            mrid = r.state.add_control(r.program, start=now + 1, duration=2, base=fine)
+            await r.until(lambda: controls().export_limit_w == 1234.5, "1234.5 W in force")
+            await r.until(lambda: r.codes(mrid)[:2] == [1, 2], "1, 2")
+
+    run(body)
+
+
+def test_ALL_25_ramp_time_spreads_the_change_over_ramp_tms(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            physics = r.site.home.physics
+            physics.load.constant_w = 1000.0
+            await r.until(lambda: _export_w(r) > 1400, "the PV exporting freely")
+            before = _export_w(r)
+            now = int(r.server_now())
+            # From ~1.7 kW of export to 200 W over rampTms = 6 s.
+            base = DERControlBase(opModExpLimW=ActivePower(200), rampTms=600)
+            mrid = r.state.add_control(r.program, start=now + 1, duration=20, base=base)
+            await r.until(lambda: r.codes(mrid) == [1, 2], "2: the control started")
+            started = time.monotonic()
+            samples: list[tuple[float, float]] = []
+            while time.monotonic() - started < 8.0:
+                samples.append((time.monotonic() - started, _export_w(r)))
+                await asyncio.sleep(0.1)
+            early = [w for t, w in samples if t <= 1.5]
+            mid = [w for t, w in samples if 2.0 <= t <= 3.0]
+            late = [w for t, w in samples if t >= 7.0]
+            # Not a step: a third of the way into the ramp the export is still well above 200 W,
+            # half-way it is between the two levels, and after the ramp it is at the limit.
+            assert min(early) > 200 + 0.5 * (before - 200), samples
+            assert 200 + 60 < max(mid) < before, samples
+            assert max(late) <= 200 + 60, samples
+
+    run(body)

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from dataclasses import replace
 from pathlib import Path
 
-from sep2_rig import gateway_rig, run
+from sep2_rig import GatewayRig, export_limit, fast_site, gateway_rig, run
 
+from gateway.core.controls import ControlSet
+from gateway.core.island import RelayPosition
+from gateway.core.messages import ManualOverride
 from gateway.north.sep2 import codec
-from gateway.north.sep2.metering import MirrorMeterReadingList, MirrorUsagePoint, Uom
+from gateway.north.sep2.der_resources import ConnectStatus, DERStatus, DOEModes, OperationalMode
+from gateway.north.sep2.metering import (
+    FlowDirection,
+    MirrorMeterReadingList,
+    MirrorUsagePoint,
+    Uom,
+)
+from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
 
 
@@ -67,5 +80,177 @@ def test_a_lost_mirror_is_created_again(sep2_pki: PkiFiles, tmp_path: Path) -> N
             r.state.lose_mup(1)
             await r.until(lambda: len(creates()) == 3, "the lost mirror is recreated")
             assert r.recorder.requests("POST", "/mup/1", status=404)
+
+    run(body)
+
+
+# --- ALL-07 ... ALL-10, ALL-29 --------------------------------------------------------------
+
+
+def _status(r: GatewayRig) -> DERStatus | None:
+    return r.state.der_status(r.lfdi)
+
+
+def _gen_bits(r: GatewayRig) -> int | None:
+    s = _status(r)
+    return None if s is None or s.genConnectStatus is None else int(s.genConnectStatus.value)
+
+
+def _op_mode(r: GatewayRig) -> int | None:
+    s = _status(r)
+    return None if s is None or s.operationalModeStatus is None else s.operationalModeStatus.value
+
+
+async def _override(r: GatewayRig, controls: ControlSet | None) -> None:
+    """The homeowner's local override (the installer's "manual" action of the procedures)."""
+    await r.site.runner.feed(ManualOverride(r.site.now(), controls))
+
+
+def test_ALL_07_gen_connect_status_follows_a_manual_disconnect(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            await r.until(lambda: (_gen_bits(r) or 0) & ConnectStatus.CONNECTED != 0, "bit 0")
+            await _override(r, ControlSet(connect=False))
+            await r.until(lambda: r.relay() is RelayPosition.OPEN, "the DER disconnected")
+            await r.until(lambda: _gen_bits(r) == 0, "genConnectStatus bits clear")
+            await _override(r, None)
+            await r.until(lambda: r.relay() is RelayPosition.CLOSED, "reconnected", 30)
+            await r.until(lambda: (_gen_bits(r) or 0) & ConnectStatus.CONNECTED != 0, "bit 0 again")
+
+    run(body)
+
+
+def test_ALL_08_operational_mode_status_follows_the_der_stopped_at_zero(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        site = replace(fast_site(), site_policy=ControlSet(target_w=-3000.0))
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db", site=site) as r:
+            physics = r.site.home.physics
+            await r.until(lambda: physics.charger.power_w < -2500, "the EV charging")
+            await r.until(lambda: _op_mode(r) == OperationalMode.OPERATIONAL, "2 operational")
+            # Stop every DER at 0 W while the site stays grid-connected.
+            await _override(r, ControlSet(energize=False, generation_limit_w=0.0))
+            await r.until(
+                lambda: abs(physics.charger.power_w) < 10 and physics.pv.power_w < 10, "all at 0 W"
+            )
+            assert r.relay() is RelayPosition.CLOSED
+            await r.until(lambda: _op_mode(r) == OperationalMode.OFF, "1 off", 6)
+            await _override(r, None)
+            await r.until(lambda: physics.charger.power_w < -2500, "charging again")
+            await r.until(lambda: _op_mode(r) == OperationalMode.OPERATIONAL, "2 again", 6)
+
+    run(body)
+
+
+def test_ALL_09_capability_settings_and_status_are_put_and_valid(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            await r.until(
+                lambda: (
+                    None
+                    not in (
+                        r.state.der_capability(r.lfdi),
+                        r.state.der_settings(r.lfdi),
+                        _status(r),
+                    )
+                ),
+                "DERCapability, DERSettings and DERStatus PUT",
+            )
+            cap = r.state.der_capability(r.lfdi)
+            settings = r.state.der_settings(r.lfdi)
+            status = _status(r)
+            assert cap is not None
+            assert settings is not None
+            assert status is not None
+            every_doe = (
+                DOEModes.EXP_LIM_W | DOEModes.IMP_LIM_W | DOEModes.GEN_LIM_W | DOEModes.LOAD_LIM_W
+            )
+            assert cap.doeModesSupported == every_doe
+            assert settings.doeModesEnabled is not None
+            assert settings.doeModesEnabled & ~every_doe == 0
+            assert cap.rtgMaxW.watts > 0
+            assert 0 < settings.setMaxW.watts <= cap.rtgMaxW.watts
+            assert settings.modesEnabled is not None
+            assert settings.modesEnabled & ~cap.modesSupported == 0
+            assert abs(settings.updatedTime - r.server_now()) < 30
+            assert status.genConnectStatus is not None
+            assert status.operationalModeStatus is not None
+            assert abs(status.readingTime - r.server_now()) < 30
+
+    run(body)
+
+
+def _reading_times(r: GatewayRig, direction: FlowDirection) -> list[int]:
+    out = []
+    for got in r.state.readings(r.lfdi):
+        rt = got.reading.ReadingType
+        if rt is None or rt.uom != Uom.W or rt.flowDirection != direction:
+            continue
+        period = got.reading.Reading.timePeriod if got.reading.Reading else None
+        assert period is not None
+        out.append(period.start)
+    return out
+
+
+def test_ALL_10_a_changed_post_rate_is_honoured(sep2_pki: PkiFiles, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            site = lambda: _reading_times(r, FlowDirection.FORWARD)  # noqa: E731
+            await r.until(lambda: len(site()) >= 4, "readings at the 1 s postRate")
+            r.state.set_post_rate(2)
+            changed = r.server_now()
+            await r.until(lambda: len([t for t in site() if t > changed + 2]) >= 4, "4 more", 20)
+            later = [t for t in site() if t > changed + 2]
+            gaps = [b - a for a, b in itertools.pairwise(later)]
+            assert all(2 <= g <= 3 for g in gaps), gaps
+            assert len(_reading_times(r, FlowDirection.REVERSE)) >= 4  # DER readings too
+
+    run(body, timeout=40)
+
+
+def test_ALL_29_der_and_site_readings_match_the_home(sep2_pki: PkiFiles, tmp_path: Path) -> None:
+    async def body() -> None:
+        site = replace(fast_site(), site_policy=ControlSet(target_w=-2000.0))
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db", site=site) as r:
+            physics = r.site.home.physics
+            physics.load.constant_w = 1000.0
+
+            def latest(direction: FlowDirection, after: float) -> float | None:
+                found = None
+                for got in r.state.readings(r.lfdi):
+                    rt = got.reading.ReadingType
+                    reading = got.reading.Reading
+                    if rt is None or rt.uom != Uom.W or rt.flowDirection != direction:
+                        continue
+                    if reading is None or reading.value is None or got.at <= after:
+                        continue
+                    found = reading.value * 10.0 ** (rt.powerOfTenMultiplier or 0)
+                return found
+
+            # Several operating points: free, export-limited, generation-limited.
+            for base in (None, export_limit(300), DERControlBase(opModGenLimW=ActivePower(800))):
+                if base is not None:
+                    now = int(r.server_now())
+                    r.state.add_control(r.program, start=now, duration=30, base=base)
+                await asyncio.sleep(3.0)  # settle
+                mark = r.server_now()
+                await r.until(
+                    lambda m=mark: latest(FlowDirection.REVERSE, m) is not None, "a fresh reading"
+                )
+                der_w = physics.pv.power_w + physics.charger.power_w
+                site_w = physics.meter().net_w
+                reported_der = latest(FlowDirection.REVERSE, mark)
+                reported_site = latest(FlowDirection.FORWARD, mark)
+                assert reported_der is not None
+                assert reported_site is not None
+                assert abs(reported_der - der_w) <= 100, (base, reported_der, der_w)
+                assert abs(reported_site - site_w) <= 100, (base, reported_site, site_w)
+            assert len(_reading_times(r, FlowDirection.REVERSE)) >= 8
+            assert len(_reading_times(r, FlowDirection.FORWARD)) >= 8
 
     run(body)
