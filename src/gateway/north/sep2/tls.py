@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 import ssl
 from pathlib import Path
+from typing import Final
 
 from gateway.north.sep2 import identity
 
@@ -66,6 +67,9 @@ class TlsIdentityError(ssl.SSLCertVerificationError):
 
 PeerConnection = ssl.SSLObject | ssl.SSLSocket
 """Either side of a TLS connection: asyncio's ``get_extra_info("ssl_object")``, or a socket."""
+
+
+_X509_V_FLAG_POLICY_CHECK: Final = 0x80
 
 
 def cipher_string(openssl_version: tuple[int, ...] = ssl.OPENSSL_VERSION_INFO) -> str:
@@ -123,6 +127,10 @@ def _base_context(
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.verify_flags &= ~ssl.VERIFY_X509_PARTIAL_CHAIN  # an intermediate is never an anchor
+    # Evaluate certificate policies and policy mappings (COMM-004F): without this flag OpenSSL
+    # never looks at them, and a MICA mapping anyPolicy would be accepted. The ssl module has
+    # no name for X509_V_FLAG_POLICY_CHECK.
+    ctx.verify_flags |= ssl.VerifyFlags(_X509_V_FLAG_POLICY_CHECK)
     ctx.load_verify_locations(cafile=str(serca))  # the SERCA only: never load_default_certs()
     ctx.load_cert_chain(str(_chain_file(cert, chain)), str(key))
     return ctx
