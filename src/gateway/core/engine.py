@@ -53,6 +53,7 @@ from gateway.core.messages import (
     Note,
     Observed,
     Persist,
+    ProgramsRanked,
     RelayCommand,
     RelayTelemetry,
     ReportAcked,
@@ -170,6 +171,8 @@ class Engine:
                 self._responses(self.schedule.offer(event.event, now), out)
             case EventRejected():
                 self._responses(self.schedule.reject(event.event, now, event.reason), out)
+            case ProgramsRanked():
+                self._responses(self.schedule.rerank(event.primacies, now), out)
             case EventCancelled():
                 self._responses(
                     self.schedule.cancel(event.mrid, now, randomized=event.randomized), out

@@ -95,6 +95,14 @@ class EventRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgramsRanked:
+    """Programs whose primacy the utility changed, all in one input (a swap is atomic)."""
+
+    at: Timestamp
+    primacies: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class EventCancelled:
     at: Timestamp
     mrid: MRID
@@ -169,6 +177,7 @@ Input = (
     | Observed
     | EventReceived
     | EventRejected
+    | ProgramsRanked
     | EventCancelled
     | DefaultsReceived
     | ManualOverride

@@ -528,6 +528,23 @@ class Schedule:
             return self._receive(event, now)
         if rec.event == event:
             return []  # re-poll: nothing drawn, nothing emitted
+        out: list[ResponseDue] = []
+        if event.primacy != rec.event.primacy and rec.event.same_content(
+            replace(event, primacy=rec.event.primacy)
+        ):
+            if rec.lifecycle is Lifecycle.REJECTED or ResponseCode.INVALID in rec.codes:
+                return []
+            # The program's primacy changed (MAINT-005: a primacy swap): the same instruction,
+            # re-ranked from now on. Deaths already decided stay (finality).
+            self._before_change(now)
+            self._put(
+                replace(self._recs[event.mrid], event=replace(rec.event, primacy=event.primacy))
+            )
+            out = self._take_for(event.mrid)
+            self._after_change(now)
+            rec = self._recs[event.mrid]
+            if rec.event == event:
+                return out
         if not rec.event.same_content(event):
             if rec.lifecycle is Lifecycle.REJECTED or ResponseCode.INVALID in rec.codes:
                 return []
@@ -536,10 +553,10 @@ class Schedule:
             self._put(self._decide(self._recs[event.mrid], ResponseCode.INVALID, now, why))
             return self._take_for(event.mrid)
         if event.status in (EventStatus.CANCELLED, EventStatus.CANCELLED_RANDOMIZED):
-            return self._terminate(event.mrid, now, event.status)
+            return out + self._terminate(event.mrid, now, event.status)
         if event.status is EventStatus.SUPERSEDED:
-            return self._terminate(event.mrid, now, EventStatus.SUPERSEDED)
-        return []  # SCHEDULED <-> ACTIVE is the server's view of time, not news
+            return out + self._terminate(event.mrid, now, EventStatus.SUPERSEDED)
+        return out  # SCHEDULED <-> ACTIVE is the server's view of time, not news
 
     def reject(self, event: Event, now: Timestamp, reason: str) -> list[ResponseDue]:
         """An event the north side received but could not read: answered 253, never in force.
@@ -563,6 +580,27 @@ class Schedule:
         self._seq += 1
         self._put(self._decide(rec, ResponseCode.INVALID, now, why))
         return self._take_for(event.mrid)
+
+    def rerank(self, primacies: Mapping[str, int], now: Timestamp) -> list[ResponseDue]:
+        """Programs whose primacy changed (MAINT-005), all at once: a swap of two programs must
+        never pass through a moment where both rank the same (that moment would decide a 7).
+        Their events keep their content and history and are ranked anew from ``now``."""
+        now = self._clock(now)
+        changed = [
+            rec
+            for rec in self._recs.values()
+            if rec.event.program in primacies
+            and rec.event.primacy != primacies[rec.event.program]
+            and rec.lifecycle is not Lifecycle.REJECTED
+        ]
+        if not changed:
+            return []
+        self._before_change(now)
+        for rec in changed:
+            primacy = primacies[rec.event.program]
+            self._put(replace(rec, event=replace(rec.event, primacy=primacy)))
+        self._after_change(now)
+        return []
 
     def cancel(self, mrid: MRID, now: Timestamp, *, randomized: bool = False) -> list[ResponseDue]:
         """Cancel an event (2030.5 status 2/3, or an OpenADR implied cancellation).

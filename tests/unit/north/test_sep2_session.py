@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.core.messages import DefaultsReceived, EventCancelled, EventReceived, EventRejected
+from gateway.core.messages import (
+    DefaultsReceived,
+    EventCancelled,
+    EventReceived,
+    EventRejected,
+    ProgramsRanked,
+)
 from gateway.north.sep2.model import (
     ActivePower,
     DateTimeInterval,
@@ -240,3 +246,16 @@ def test_a_control_without_a_readable_mrid_is_only_logged() -> None:
     up = s.discovered(discovery(replace(view(PROG1), unreadable=(bad,))), at=T0, t=0)
     assert not any(isinstance(i, EventRejected) for i in up.inputs)
     assert any("garbage" in n for n in up.notes)
+
+
+def test_a_primacy_swap_is_one_input_and_its_controls_are_not_re_offered() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1, control(1)), view(PROG2, control(2))), at=T0, t=0)
+    swapped = (
+        view(replace(PROG1, primacy=2), control(1)),
+        view(replace(PROG2, primacy=1), control(2)),
+    )
+    up = s.discovered(discovery(*swapped), at=T0 + 5, t=5)
+    ranked = [i for i in up.inputs if isinstance(i, ProgramsRanked)]
+    assert ranked == [ProgramsRanked(T0 + 5, {P1: 2, P2: 1})]
+    assert not any(isinstance(i, EventReceived) for i in up.inputs)

@@ -41,6 +41,7 @@ from gateway.core.messages import (
     EventReceived,
     EventRejected,
     Input,
+    ProgramsRanked,
 )
 from gateway.core.schedule import Event
 from gateway.core.units import MRID, iso
@@ -117,6 +118,19 @@ class Session:
         self.discovery = found
         out = Update()
         views = {v.program.mRID: v for v in found.programs}
+        ranked = {
+            key: view.program.primacy
+            for key, view in views.items()
+            if key in self._views and self._views[key].program.primacy != view.program.primacy
+        }
+        if ranked:
+            # One input for every change: a swap of two programs is atomic (MAINT-005).
+            out.inputs.append(ProgramsRanked(at, ranked))
+            out.notes.append(f"{self.name}: program primacy changed: {ranked}")
+            for mrid, offered in list(self._offered.items()):
+                if offered.program in ranked:
+                    event = replace(offered.event, primacy=ranked[offered.program])
+                    self._offered[mrid] = _Offered(offered.program, event)
         for gone in [k for k in self._views if k not in views]:
             out.extend(self._withdraw(gone, at, "its program is no longer assigned"))
         for view in views.values():
