@@ -39,7 +39,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from gateway.core.controls import Mode
-from gateway.core.messages import DefaultsReceived, Input, NorthLinkLost, NorthLinkRestored
+from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
 from gateway.north.sep2 import codec, metering, telemetry
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
@@ -279,6 +279,7 @@ class EndDeviceClient:
         # the control the notification just brought).
         self._busy = asyncio.Lock()
         self._edev_href: str | None = None  # a hint for the next walk, verified by it
+        self._sent_grad: int | None = None  # the setGradW our last DERSettings carried
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
@@ -448,8 +449,8 @@ class EndDeviceClient:
         await self._up()
         update = self.session.program_polled(fresh, self.now())
         await self._apply(update)
-        if any(isinstance(i, DefaultsReceived) for i in update.inputs):
-            await self._put_der_settings()  # a new default may carry a new setGradW
+        if self._default_grad() != self._sent_grad:
+            await self._put_der_settings()  # a default's setGradW changed (ALL-13, ALL-17)
 
     async def _apply(self, update: Update) -> None:
         for note in update.notes:
@@ -593,7 +594,8 @@ class EndDeviceClient:
             return
         cap = telemetry.der_capability(self._ratings, self._modes, csipaus=self.csipaus)
         await self._put(_href(der.DERCapabilityLink), cap)
-        ratings = replace(self._ratings, set_grad_w=self._default_grad())
+        self._sent_grad = self._default_grad()
+        ratings = replace(self._ratings, set_grad_w=self._sent_grad)
         settings = telemetry.der_settings(ratings, self._modes, at=self.now(), csipaus=self.csipaus)
         await self._put(_href(der.DERSettingsLink), settings)
 
