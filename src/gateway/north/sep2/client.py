@@ -65,6 +65,8 @@ from gateway.north.sep2.walk import (
     discover,
     find_der,
     poll_program,
+    read,
+    retry_after,
 )
 from gateway.north.sep2.xml import (
     CSIPAUS_NS,
@@ -85,7 +87,6 @@ DOCUMENTATION_PEN: Final = 32473
 CSIPAUS_NS_V13_BYTES: Final = CSIPAUS_NS_V13.encode()
 HTTP_OK: Final = 200
 HTTP_NOT_FOUND: Final = 404
-_HTTP_TOO_MANY, _HTTP_SERVER_ERROR = 429, 500
 T = TypeVar("T")
 
 Deliver = Callable[[list[Input]], Awaitable[None]]
@@ -198,8 +199,8 @@ class Http:
         if CSIPAUS_NS_V13_BYTES in body:
             self.csipaus_ns = CSIPAUS_NS_V13
         path = urlsplit(url).path
-        if reply.status == _HTTP_TOO_MANY or reply.status >= _HTTP_SERVER_ERROR:
-            self._fail(path, _retry_after(reply))
+        if outcome(reply.status) is Outcome.RETRY:
+            self._fail(path, retry_after(reply.headers))
         else:
             self._failures.pop(path, None)
             self._failures.pop("", None)
@@ -215,25 +216,24 @@ class Http:
             delay *= 1 + self._rng.uniform(-b.jitter, b.jitter)
         self._closed_until = max(self._closed_until, time.monotonic() + delay)
 
-    async def drive(self, gen: Generator[Request, Reply, T]) -> T:
-        """Run a sans-I/O generator (a walk, a poll) to its result."""
+    async def drive(
+        self,
+        gen: Generator[Request, Reply, T],
+        timings: dict[str, tuple[float, float]] | None = None,
+    ) -> T:
+        """Run a sans-I/O generator (a walk, a poll) to its result; ``timings`` (when given)
+        gets the monotonic (sent, answered) of each href, for the Time offset."""
         req = next(gen)
         while True:
+            sent = time.monotonic()
             reply = await self.request(req)
+            if timings is not None:
+                timings[req.href] = (sent, time.monotonic())
             try:
                 req = gen.send(reply)
             except StopIteration as done:
                 result: T = done.value
                 return result
-
-
-def _retry_after(reply: Reply) -> float | None:
-    for key, raw in reply.headers.items():
-        if key.lower() == "retry-after":
-            value = raw.strip()
-            if value.isascii() and value.isdigit():
-                return float(value)
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +383,7 @@ class EndDeviceClient:
                 lFDI=self.identity.lfdi,
                 deviceCategory=self.identity.device_category,
             )
-        timing = _Timing()
+        timings: dict[str, tuple[float, float]] = {}
         gen = discover(
             self.http.dcap_url,
             lfdi=self.identity.lfdi,
@@ -392,10 +392,10 @@ class EndDeviceClient:
             register=register,
             hint=self._edev_href,
         )
-        found: Discovery = await timing.drive(self.http, gen)
+        found: Discovery = await self.http.drive(gen, timings)
         self._edev_href = found.end_device.href
         if found.time is not None and found.dcap.TimeLink is not None:
-            sent, received = timing.of(found.dcap.TimeLink.href)
+            sent, received = timings[found.dcap.TimeLink.href]
             self.http.time.update(found.time, sent=sent, received=received)
         await self._up()
         update = self.session.discovered(found, self.now(), time.monotonic())
@@ -415,11 +415,9 @@ class EndDeviceClient:
         """
         try:
             async with asyncio.timeout(timeout_s):
-                dcap = _decoded(
-                    self.http.dcap_url,
-                    await self.http.request(Request("GET", self.http.dcap_url)),
-                    DeviceCapability,
-                )
+                url = self.http.dcap_url
+                reply = await self.http.request(Request("GET", url))
+                dcap = read(url, reply, DeviceCapability)
                 if dcap.TimeLink is None:
                     return False
                 await self._get_time(dcap.TimeLink.href)
@@ -438,7 +436,7 @@ class EndDeviceClient:
         sent = time.monotonic()
         reply = await self.http.request(Request("GET", href))
         received = time.monotonic()
-        resource = _decoded(href, reply, Time)
+        resource = read(href, reply, Time)
         self.http.time.update(resource, sent=sent, received=received)
 
     async def _poll(self, program_mrid: str) -> None:
@@ -507,7 +505,7 @@ class EndDeviceClient:
                 return
         body = codec.encode(ConnectionPoint(connectionPointId=wanted))
         reply = await self.http.request(Request("PUT", link.href, body))
-        self._check_post(link.href, reply)
+        self._check("PUT", link.href, reply)
         if reply.status < 300:
             self._connection_point_sent = link.href
 
@@ -535,7 +533,7 @@ class EndDeviceClient:
                 notificationURI=self.notify_uri,
             )
             reply = await self.http.request(Request("POST", link.href, codec.encode(sub)))
-            self._check_post(link.href, reply)
+            self._check("POST", link.href, reply)
             location = reply.headers.get("Location")
             if reply.status < 300 and location:
                 self._subscriptions[href] = location
@@ -581,10 +579,7 @@ class EndDeviceClient:
         if href is None:
             return
         reply = await self.http.request(Request("PUT", href, codec.encode(resource)))
-        if reply.status >= _HTTP_SERVER_ERROR or reply.status == _HTTP_TOO_MANY:
-            raise TransportError(f"PUT {href}: {reply.status}")
-        if reply.status >= 300:
-            self._problem(f"PUT {href} refused: {reply.status} {reply.body[:200]!r}")
+        self._check("PUT", href, reply)
 
     async def _put_der_settings(self) -> None:
         if self._ratings is None:
@@ -659,21 +654,23 @@ class EndDeviceClient:
                 )
                 reply = await self.http.request(Request("POST", href, codec.encode(readings)))
                 if reply.status != HTTP_NOT_FOUND:
-                    self._check_post(href, reply)
+                    self._check("POST", href, reply)
                     continue
                 self._problem(f"{href}: the server lost our MirrorUsagePoint; creating it again")
                 del self._mups[mup.mRID]
             reply = await self.http.request(Request("POST", link.href, codec.encode(mup)))
-            self._check_post(link.href, reply)
+            self._check("POST", link.href, reply)
             location = reply.headers.get("Location")
             if location:
                 self._mups[mup.mRID] = location
 
-    def _check_post(self, href: str, reply: Reply) -> None:
-        if reply.status >= _HTTP_SERVER_ERROR or reply.status == _HTTP_TOO_MANY:
-            raise TransportError(f"POST {href}: {reply.status}")
-        if reply.status >= 300:
-            self._problem(f"POST {href} refused: {reply.status} {reply.body[:200]!r}")
+    def _check(self, method: str, href: str, reply: Reply) -> None:
+        """Retry later (raise) or log a refusal, as for Responses (``responses.outcome``)."""
+        result = outcome(reply.status)
+        if result is Outcome.RETRY:
+            raise TransportError(f"{method} {href}: {reply.status}")
+        if result is Outcome.REFUSED:
+            self._problem(f"{method} {href} refused: {reply.status} {reply.body[:200]!r}")
 
     # ------------------------------------------------------------------ link state
 
@@ -695,39 +692,3 @@ class EndDeviceClient:
 
 def _href(link: object) -> str | None:
     return getattr(link, "href", None)
-
-
-def _decoded(href: str, reply: Reply, cls: type[T]) -> T:
-    if not 200 <= reply.status < 300:
-        if reply.status == _HTTP_TOO_MANY or reply.status >= _HTTP_SERVER_ERROR:
-            raise RetryableWalkError(href, reply.status, "server busy or failing", None)
-        raise WalkError(href, reply.status, "request failed")
-    try:
-        resource = codec.decode(reply.body)
-    except codec.Sep2ParseError as e:
-        raise WalkError(href, reply.status, f"undecodable body: {e}") from e
-    if not isinstance(resource, cls):
-        raise WalkError(href, reply.status, f"expected {cls.__name__}")
-    return resource
-
-
-class _Timing:
-    """Drives a generator and remembers when each href was requested and answered."""
-
-    def __init__(self) -> None:
-        self._at: dict[str, tuple[float, float]] = {}
-
-    async def drive(self, http: Http, gen: Generator[Request, Reply, T]) -> T:
-        req = next(gen)
-        while True:
-            sent = time.monotonic()
-            reply = await http.request(req)
-            self._at[req.href] = (sent, time.monotonic())
-            try:
-                req = gen.send(reply)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-
-    def of(self, href: str) -> tuple[float, float]:
-        return self._at[href]

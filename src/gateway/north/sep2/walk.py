@@ -61,6 +61,8 @@ __all__ = [
     "discover",
     "find_der",
     "poll_program",
+    "read",
+    "retry_after",
 ]
 
 DEFAULT_PAGE_SIZE: Final = 32
@@ -173,7 +175,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _retry_after(headers: Mapping[str, str]) -> int | None:
+def retry_after(headers: Mapping[str, str]) -> int | None:
     """The delay-seconds form of Retry-After; an HTTP-date needs a clock, so the shell's job."""
     value = _header(headers, "Retry-After")
     if value is None:
@@ -188,7 +190,7 @@ def _check_status(href: str, reply: Reply) -> None:
         return
     if status == HTTP_TOO_MANY_REQUESTS or status >= _HTTP_SERVER_ERROR:
         reason = "too many requests" if status == HTTP_TOO_MANY_REQUESTS else "server error"
-        raise RetryableWalkError(href, status, reason, _retry_after(reply.headers))
+        raise RetryableWalkError(href, status, reason, retry_after(reply.headers))
     raise WalkError(href, status, "not found" if status == HTTP_NOT_FOUND else "request failed")
 
 
@@ -203,10 +205,15 @@ def _decode(href: str, reply: Reply, cls: type[T]) -> T:
     return resource
 
 
-def _get(href: str, cls: type[T]) -> Generator[Request, Reply, T]:
-    reply = yield Request("GET", href)
+def read(href: str, reply: Reply, cls: type[T]) -> T:
+    """The ``cls`` a GET of ``href`` answered, or the walk's errors (retryable for 429/5xx)."""
     _check_status(href, reply)
     return _decode(href, reply, cls)
+
+
+def _get(href: str, cls: type[T]) -> Generator[Request, Reply, T]:
+    reply = yield Request("GET", href)
+    return read(href, reply, cls)
 
 
 def _paged_href(href: str, start: int, limit: int) -> str:
