@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -38,6 +39,7 @@ from gateway.runtime.modbus_site import ModbusSite
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.sim.utility.records import Program
 from gateway.store.sqlite import SqliteStore
 
 SERVER_AHEAD_S = 3600.0
@@ -119,9 +121,9 @@ async def _demo(out: TextIO, tmp: Path) -> int:
     return 0 if ok and not violations else 1
 
 
-async def _until(check: object, timeout: float = 20.0) -> bool:
+async def _until(check: Callable[[], bool], timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)
@@ -150,11 +152,12 @@ def _connected(recorder: Recorder) -> bool | None:
 
 
 async def _script(
-    say: object, state: UtilityState, recorder: Recorder, program: object, lfdi: str
+    tell: Callable[[str], None],
+    state: UtilityState,
+    recorder: Recorder,
+    program: Program,
+    lfdi: str,
 ) -> bool:
-    def tell(text: str) -> None:
-        say(text)  # type: ignore[operator]
-
     ok = await _until(lambda: state.find_end_device(lfdi) is not None)
     tell(f"## the gateway registered in band as {lfdi}")
     state.set_post_rate(1)
@@ -163,7 +166,7 @@ async def _script(
 
     tell("## the utility: export limit 1.5 kW, starting in 2 s, for 4 s")
     limit = state.add_control(
-        program,  # type: ignore[arg-type]
+        program,
         start=state.now() + 2,
         duration=4,
         base=DERControlBase(opModExpLimW=ActivePower(1500)),
@@ -173,7 +176,7 @@ async def _script(
 
     tell("## the utility: disconnect the home (opModConnect=false) for 5 s")
     island = state.add_control(
-        program,  # type: ignore[arg-type]
+        program,
         start=state.now() + 1,
         duration=5,
         base=DERControlBase(opModConnect=False),
@@ -187,7 +190,7 @@ async def _script(
     tell("## the utility: an export limit of -777 W (invalid: a limit is a magnitude)")
     state.tamper(["/derp/*/derc"], lambda body: body.replace(b">777<", b">-777<"))
     bad = state.add_control(
-        program,  # type: ignore[arg-type]
+        program,
         start=state.now() + 1,
         duration=60,
         base=DERControlBase(opModExpLimW=ActivePower(777)),
