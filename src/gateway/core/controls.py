@@ -32,6 +32,9 @@ class Mode(Enum):
     TARGET_W = "target_w"  # opModTargetW, W (positive = discharge/export)
     STORAGE_TARGET_W = "storage_target_w"  # csipaus:opModStorageTargetW, W
     RAMP_TIME_S = "ramp_time_s"  # rampTms, seconds
+    # OpenADR CHARGE_STATE / CHARGE_STATE_SETPOINT: charge the EV towards this state of charge,
+    # and discharge it no lower (a raised backup reserve). No 2030.5 equivalent.
+    SOC_TARGET_PCT = "soc_target_pct"
 
     @property
     def is_boolean(self) -> bool:
@@ -78,6 +81,7 @@ class ControlSet:
     target_w: float | None = None
     storage_target_w: float | None = None
     ramp_time_s: float | None = None
+    soc_target_pct: float | None = None
 
     def get(self, mode: Mode) -> bool | float | None:
         value: bool | float | None = getattr(self, mode.value)
@@ -119,6 +123,8 @@ class ControlSet:
                 out.append(f"{m.value} must be 0-100 %, got {v:g}")
             if m is Mode.FIXED_W_PCT and not -100 <= v <= 100:
                 out.append(f"{m.value} must be -100..100 %, got {v:g}")
+            if m is Mode.SOC_TARGET_PCT and not 0 <= v <= 100:
+                out.append(f"{m.value} must be 0-100 %, got {v:g}")
             if m is Mode.RAMP_TIME_S and not 0 <= v <= MAX_RAMP_S:
                 out.append(f"{m.value} must be 0..{MAX_RAMP_S:g} s, got {v:g}")
             if abs(v) > MAX_ABS_W:

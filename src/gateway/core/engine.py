@@ -158,6 +158,37 @@ class Engine:
         """What is in force for ``mode`` at the last cycle, and why."""
         return self.resolved.explain(mode)
 
+    def assess(self, controls: ControlSet, now: Timestamp) -> list[str]:
+        """Why this site would not carry out ``controls`` (empty = it would), as sentences.
+
+        A read-only query for protocols that answer before acting (OpenADR opts in or out when
+        an event arrives): invalid values, modes this site does not support, a target beyond the
+        charger's rating, or an island the home cannot ride (no EV, EV at its reserve). Limits
+        are never a reason: the site can always do less.
+        """
+        out = list(controls.problems())
+        if out:
+            return out
+        unsupported = controls.modes() - self.config.supported_modes
+        out += [f"{m.value} is not supported by this site" for m in sorted(unsupported, key=str)]
+        rating = self.config.charger
+        t = controls.target_w
+        if t is not None and not -rating.max_charge_w <= t <= rating.max_discharge_w:
+            out.append(
+                f"target {t:g} W is beyond the charger's rating "
+                f"(-{rating.max_charge_w:g}..{rating.max_discharge_w:g} W)"
+            )
+        if controls.connect is False:
+            c = self._charger_fresh(now)
+            reserve = self.config.backup_reserve_soc_pct
+            if c is None:
+                out.append("cannot island: the charger is not reporting")
+            elif not c.ev_connected:
+                out.append("cannot island: no EV connected to carry the home")
+            elif c.soc_pct is not None and c.soc_pct <= reserve:
+                out.append(f"cannot island: EV at {c.soc_pct:g} % (reserve {reserve:g} %)")
+        return out
+
     # -----------------------------------------------------------------------------------------
     # Folding inputs into the view
 
@@ -627,6 +658,7 @@ class Engine:
         rating = self.config.charger
         if c.energize is False:
             return ChargerMode.STOPPED, 0.0, self.explain(Mode.ENERGIZE)
+        idle = False
         if c.target_w is not None:
             want, why = c.target_w, self.explain(Mode.TARGET_W)
         elif c.fixed_w_pct is not None:
@@ -635,19 +667,35 @@ class Engine:
         elif c.storage_target_w is not None:
             want, why = c.storage_target_w, self.explain(Mode.STORAGE_TARGET_W)
         else:
-            want, why = 0.0, "no target in force: idle"
+            want, why, idle = 0.0, "no target in force: idle", True
         assert self.allocation is not None
         cap = self.allocation.cap(self.config.charger_id)
         charger = self._charger_fresh(now)
+        soc = charger.soc_pct if charger is not None else None
+        if c.soc_target_pct is not None:
+            want, why = self._soc_target(c.soc_target_pct, soc, want, why, idle=idle)
         if want > cap.max_discharge_w:
             want, why = cap.max_discharge_w, f"{why}; capped: {cap.binding}"
         if want < -cap.max_charge_w:
             want, why = -cap.max_charge_w, f"{why}; capped: {cap.binding}"
-        soc = charger.soc_pct if charger is not None else None
         if want > 0 and (soc is None or soc <= self.config.backup_reserve_soc_pct):
             reserve = self.config.backup_reserve_soc_pct
             want, why = 0.0, f"{why}; no discharge: EV SoC {soc} at/below reserve {reserve:g} %"
         return ChargerMode.GRID_FOLLOWING, want, why
+
+    def _soc_target(
+        self, target: float, soc: float | None, want: float, why: str, *, idle: bool
+    ) -> tuple[float, str]:
+        """A state-of-charge target: charge towards it when no other setpoint is in force, and
+        never discharge at or below it (it raises the backup reserve while it holds)."""
+        if soc is None:
+            return want, why  # discharge is already refused with an unknown SoC (below)
+        if idle and soc < target:
+            why = f"charging towards the SoC target: {self.explain(Mode.SOC_TARGET_PCT)}"
+            return -self.config.charger.max_charge_w, why
+        if want > 0 and soc <= target:
+            return 0.0, f"{why}; no discharge: EV SoC {soc:g} % at/below target {target:g} %"
+        return want, why
 
     def _new_id(self) -> str:
         self._seq += 1

@@ -389,3 +389,64 @@ def test_a_stop_that_fails_at_once_is_retried_after_the_back_off_not_in_a_loop()
     # One retry per back-off period, not one per input.
     assert 2 <= len(again) <= 4
     assert rig.home.violations == []
+
+
+def _charger_setpoints(acts: list[Action]) -> list[float]:
+    return [a.setpoint_w for a in acts if isinstance(a, ChargerCommand)]
+
+
+def test_a_soc_target_charges_the_ev_towards_it_and_stops_discharge_at_it() -> None:
+    rig = Rig()
+    rig.home.charger.soc_pct = 50.0
+    rig.run(3)
+    rig.feed(ManualOverride(rig.home.now, ControlSet(soc_target_pct=80.0)))
+    rig.run(2)
+    # Below the target with nothing else asking for power: charge at the rating (capped by
+    # the panel's import headroom, which is ample here).
+    assert _charger_setpoints(rig.log)[-1] == -9_600.0
+    assert "SoC target" in [a for a in rig.log if isinstance(a, ChargerCommand)][-1].reason
+    # A discharge target is refused while the EV is at or below the SoC target ...
+    rig.feed(ManualOverride(rig.home.now, ControlSet(soc_target_pct=80.0, target_w=3_000.0)))
+    rig.run(2)
+    assert _charger_setpoints(rig.log)[-1] == 0.0
+    # ... and carried out once the EV is above it.
+    rig.home.charger.soc_pct = 90.0
+    rig.run(2)
+    assert _charger_setpoints(rig.log)[-1] == 3_000.0
+
+
+def test_a_soc_target_above_100_is_not_a_valid_control() -> None:
+    assert ControlSet(soc_target_pct=101.0).problems() == [
+        "soc_target_pct must be 0-100 %, got 101"
+    ]
+
+
+def test_assess_names_what_the_site_cannot_carry_out_and_never_refuses_a_limit() -> None:
+    rig = Rig()
+    rig.run(3)
+    now = rig.home.now
+    assert rig.engine.assess(ControlSet(export_limit_w=0.0, import_limit_w=0.0), now) == []
+    assert rig.engine.assess(ControlSet(connect=False), now) == []
+    assert rig.engine.assess(ControlSet(target_w=20_000.0), now) == [
+        "target 20000 W is beyond the charger's rating (-9600..9600 W)"
+    ]
+    assert rig.engine.assess(ControlSet(export_limit_w=-1.0), now) == [
+        "export_limit_w must not be negative, got -1"
+    ]
+    rig.home.charger.soc_pct = 10.0
+    rig.run(1)
+    assert rig.engine.assess(ControlSet(connect=False), rig.home.now) == [
+        "cannot island: EV at 10 % (reserve 20 %)"
+    ]
+    rig.home.charger.ev_connected = False
+    rig.run(1)
+    assert rig.engine.assess(ControlSet(connect=False), rig.home.now) == [
+        "cannot island: no EV connected to carry the home"
+    ]
+    # Stale charger telemetry: the engine cannot know.
+    later = rig.home.now + CONFIG.telemetry_max_age_s + 1
+    assert rig.engine.assess(ControlSet(connect=False), later) == [
+        "cannot island: the charger is not reporting"
+    ]
+    # assess is a query: nothing was put in force.
+    assert rig.engine.resolved.controls.connect is None
