@@ -1,0 +1,1 @@
+"""OpenADR 2.0b VEN (openleadr) and its signal mapping."""
