@@ -446,13 +446,16 @@ async def run(pki: PkiFiles, store: Store) -> tuple[Samples, list[float], int]:
         engine = restore_engine(
             config, store, lambda bound: rng.randint(min(0, bound), max(0, bound))
         )
+        trail = audit_to(store)  # one commit per device step, as ModbusSite
         south = South(
             devices,
             now=http.time.now,  # the engine's clock is server time, as in gateway run
-            audit=audit_to(store),
+            audit=trail,
             confirm=Confirmation(timeout_s=5.0, poll_s=0.02, dead_bus_v=config.dead_bus_v),
         )
-        runner = Runner(engine, store, south, now=http.time.now, listener=action_listener(marks))
+        runner = Runner(
+            engine, store, south, now=http.time.now, listener=action_listener(marks), trail=trail
+        )
         bare_runner, bare_url = await bare_post_server(pki)
         async with http:
             try:

@@ -88,15 +88,16 @@ class ModbusSite:
     async def __aenter__(self) -> ModbusSite:
         await self.home.start()
         served = {d.profile: self.home.device(d.name).profile for d in self.home.describe()}
+        trail = audit_to(self.store)
         self._south = South(
             self.configs(),
             now=self.now,
-            audit=audit_to(self.store),
+            audit=trail,
             confirm=self.confirm,
             profiles=served,
         )
         self._runner = Runner(
-            self.engine, self.store, self._south, now=self.now, listener=self.listener
+            self.engine, self.store, self._south, now=self.now, listener=self.listener, trail=trail
         )
         self.problems = await self._south.connect(self.config.backup_reserve_soc_pct)
         return self

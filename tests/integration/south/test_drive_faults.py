@@ -123,7 +123,12 @@ def test_a_device_that_disappears_mid_write_fails_the_step(tmp_path: Path) -> No
         relay.slow(0.3)  # every answer is late, so the port closes while a write is in flight
 
         async def vanish() -> None:
-            while not any(r.point == "relay_command" for r in site.store.audit()):
+            # The engine's "commanded" record is committed before the command is carried out
+            # (the drivers' own records follow with the step's outcome): the write is next.
+            while not any(
+                (r.device, r.point, r.value) == ("relay", "position", "open")
+                for r in site.store.audit()
+            ):
                 await asyncio.sleep(0.005)
             await site.home.disappear("relay")
 
