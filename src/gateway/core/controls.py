@@ -58,6 +58,7 @@ _LIMIT_MODES: Final = frozenset(
         Mode.MAX_GENERATION_PCT,
     }
 )
+_FIELDS: Final = tuple((m, m.value) for m in Mode)  # declaration order
 # Largest absolute power we accept as a meaningful setpoint (1 GW). Anything above is a unit
 # error upstream, not a residential control.
 MAX_ABS_W: Final = 1e9
@@ -88,11 +89,12 @@ class ControlSet:
         return value
 
     def modes(self) -> frozenset[Mode]:
-        return frozenset(m for m in Mode if getattr(self, m.value) is not None)
+        # On the schedule's hot path (called per record per change): no Enum attribute lookups.
+        return frozenset(m for m, name in _FIELDS if getattr(self, name) is not None)
 
     def items(self) -> Iterator[tuple[Mode, bool | float]]:
-        for m in Mode:
-            v = getattr(self, m.value)
+        for m, name in _FIELDS:
+            v = getattr(self, name)
             if v is not None:
                 yield m, v
 

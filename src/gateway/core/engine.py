@@ -16,6 +16,7 @@ it acts on the rest, so that a crash never leaves a device step done but unrecor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from gateway.core.messages import (
     EventReceived,
     EventRejected,
     FaultReset,
+    Forget,
     Input,
     ManualOverride,
     MeterTelemetry,
@@ -73,6 +75,7 @@ ISLAND_KEY = "island"
 ENGINE_KEY = "engine"
 DEFAULTS_KEY = "defaults"
 MANUAL_KEY = "manual"
+PRUNE_EVERY_S = 3600.0
 
 
 @dataclass(slots=True)
@@ -128,6 +131,7 @@ class Engine:
         self.resolved: Resolved = resolve({})
         self.allocation: Allocation | None = None
         self.ramps = Ramps()  # rampTms: new limits reached over time, not as a step
+        self._pruned_at = -math.inf
         self._last_decisions: dict[Mode, str] = {}
 
     # -----------------------------------------------------------------------------------------
@@ -145,8 +149,8 @@ class Engine:
         self._fold(event, now, out)
         self._cycle(now, out)
         # Write-ahead ordering: persistence first, then everything else in decision order.
-        return [a for a in out if isinstance(a, Persist)] + [
-            a for a in out if not isinstance(a, Persist)
+        return [a for a in out if isinstance(a, Persist | Forget)] + [
+            a for a in out if not isinstance(a, Persist | Forget)
         ]
 
     @property
@@ -331,6 +335,7 @@ class Engine:
 
     def _cycle(self, now: Timestamp, out: list[Action]) -> None:
         self._responses(self.schedule.advance(now), out)
+        self._prune(now, out)
         self._expire_pending(now, out)
         self._resolve(now, out)
         for _ in range(len(Phase) + 1):  # each pass takes at most one transition
@@ -342,6 +347,17 @@ class Engine:
             Persist(Table.EVENT, rec.event.mrid, rec.to_dict())
             for rec in self.schedule.take_dirty()
         )
+
+    def _prune(self, now: Timestamp, out: list[Action]) -> None:
+        """Forget long-finished events, at most once per PRUNE_EVERY_S (the scan is O(n))."""
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        gone = self.schedule.prune(now, older_than_s=self.config.event_retention_s)
+        out.extend(Forget(Table.EVENT, str(m)) for m in gone)
+        if gone:
+            days = self.config.event_retention_s / 86400
+            out.append(Note(now, f"forgot {len(gone)} event(s) finished over {days:g} days ago"))
 
     def _outage(self, now: Timestamp) -> str | None:
         """Why the gateway itself says the grid is gone, or None."""

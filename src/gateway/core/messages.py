@@ -267,6 +267,15 @@ class Persist:
 
 
 @dataclass(frozen=True, slots=True)
+class Forget:
+    """Drop a stored record the engine no longer needs (an event pruned from the schedule);
+    stored with the Persist actions of the same call."""
+
+    table: Table
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Note:
     """A decision worth a log line: what changed and why."""
 
@@ -274,4 +283,4 @@ class Note:
     message: str
 
 
-Action = RelayCommand | ChargerCommand | DerLimit | NorthReport | Alarm | Persist | Note
+Action = RelayCommand | ChargerCommand | DerLimit | NorthReport | Alarm | Persist | Forget | Note

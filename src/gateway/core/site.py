@@ -42,6 +42,10 @@ class SiteConfig:
     # The installer's own limits (interconnection agreement), composed like any other source.
     site_policy: ControlSet = field(default_factory=ControlSet)
     supported_modes: frozenset[Mode] = frozenset(Mode)
+    # Finished events are forgotten this long after their last activity, so the schedule (and
+    # the cost of every change to it) does not grow for ever. A server that still lists an
+    # event this old gets it treated as new (answered 254 if it is over).
+    event_retention_s: float = 7 * 86400.0
 
     @property
     def charger(self) -> DerRating:
@@ -64,6 +68,7 @@ class SiteConfig:
             "max_meter_age_s",
             "retry_after_s",
             "dead_bus_v",
+            "event_retention_s",
         ):
             if not getattr(self, name) > 0:
                 out.append(f"{name} must be positive")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gateway.core.engine import DEFAULTS_KEY, ENGINE_KEY, ISLAND_KEY, MANUAL_KEY, Engine
-from gateway.core.messages import Action, Persist, Table
+from gateway.core.messages import Action, Forget, Persist, Table
 from gateway.core.site import SiteConfig
 from gateway.store.api import AuditEntry, Store
 
@@ -19,9 +19,13 @@ STATE_KEYS = (ISLAND_KEY, ENGINE_KEY, DEFAULTS_KEY, MANUAL_KEY)
 
 
 def persist(store: Store, actions: Iterable[Action]) -> None:
-    """Store every Persist action of one engine call, all or nothing."""
+    """Store every Persist (and Forget) action of one engine call, all or nothing."""
     with store.transaction():
         for a in actions:
+            if isinstance(a, Forget):
+                if a.table is Table.EVENT:
+                    store.delete_events([a.key])
+                continue
             if not isinstance(a, Persist):
                 continue
             doc: dict[str, Any] = dict(a.doc)

@@ -19,6 +19,7 @@ from gateway.core.messages import (
     DefaultsReceived,
     DerLimit,
     EventReceived,
+    Forget,
     Input,
     ManualOverride,
     MeterTelemetry,
@@ -450,3 +451,37 @@ def test_assess_names_what_the_site_cannot_carry_out_and_never_refuses_a_limit()
     ]
     # assess is a query: nothing was put in force.
     assert rig.engine.resolved.controls.connect is None
+
+
+def _export_event(mrid: str, start: float, duration: float) -> Event:
+    return Event(
+        mrid=MRID(mrid),
+        program="p",
+        primacy=1,
+        creation_time=start,
+        start=start,
+        duration=duration,
+        controls=ControlSet(export_limit_w=1_000.0),
+    )
+
+
+def test_long_finished_events_are_forgotten_so_the_schedule_does_not_grow_for_ever() -> None:
+    rig = Rig()
+    rig.execute = False
+    t0 = rig.home.now
+    day = 86_400.0
+    rig.feed(EventReceived(t0, _export_event("OLD", t0, 600)))
+    rig.feed(EventReceived(t0 + 6 * day, _export_event("RECENT", t0 + 6 * day, 600)))
+    assert rig.engine.schedule.get(MRID("OLD")) is not None
+    acts = rig.feed(Tick(t0 + 7 * day + 601 + 3600))  # OLD ended over 7 days ago
+    forgotten = [a for a in acts if isinstance(a, Forget)]
+    assert forgotten == [Forget(Table.EVENT, "OLD")]
+    assert acts.index(forgotten[0]) < min(
+        i for i, a in enumerate(acts) if not isinstance(a, Persist | Forget)
+    )  # stored with the write-ahead records, before anything is acted on
+    assert rig.engine.schedule.get(MRID("OLD")) is None
+    assert rig.engine.schedule.get(MRID("RECENT")) is not None
+    # RECENT goes at the next hourly scan after its own horizon; a second later, no scan.
+    acts = rig.feed(Tick(t0 + 13 * day + 3600 + 602))
+    assert [a for a in acts if isinstance(a, Forget)] == [Forget(Table.EVENT, "RECENT")]
+    assert [a for a in rig.feed(Tick(t0 + 13 * day + 3600 + 603)) if isinstance(a, Forget)] == []
