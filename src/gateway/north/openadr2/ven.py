@@ -1,0 +1,300 @@
+"""The OpenADR 2.0b VEN: openleadr's ``OpenADRClient``, subclassed where it falls short.
+
+The only module of the adapter that touches openleadr, aiohttp and the clock. It registers
+(with a pre-allocated venID if configured), registers its telemetry reports, polls at the
+configured interval (or when :meth:`GatewayVen.poll_now` is called) and hands every
+oadrDistributeEvent, **whole**, to ``on_distribute``, which returns the eventResponses to send.
+
+Workarounds for openleadr 0.5.36 (each has a test in tests/integration/north/
+test_oadr2_workarounds.py that shows the stock behaviour next to ours):
+
+1. The stock VEN ignores an oadrDistributeEvent with no events (``_poll``), and never ends an
+   event that vanished from the list (issues #61, #92): no implied cancellation. We take the
+   distribution in :meth:`poll` / :meth:`sync_events`, before the stock handler sees it.
+2. The stock VEN answers 460 (signal not supported) for any signal name outside the 2.0b enum
+   even when its handler opted in, and 452 (invalid ID) to any all-lowercase vtnID
+   (``_on_event``). We send the code our decision carries (:mod:`.mapping`).
+3. ``_perform_request`` returns a bare ``None`` for an empty HTTP 200 body, which every caller
+   unpacks as a tuple (TypeError inside the poll job). We return ``(None, {})``.
+4. ``create_party_reregistration`` registers the reports again without dropping the report
+   jobs of the old registration, so every re-registration adds a duplicate report stream;
+   it also starts a second report sender. Ours removes the old jobs first.
+
+The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
+failed registration is retried with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from openleadr import OpenADRClient
+
+from gateway.north.openadr2.config import Oadr2Config
+from gateway.north.openadr2.events import EventResponse
+
+log = logging.getLogger(__name__)
+
+REPORT_SPECIFIER = "gateway-telemetry"
+DEFAULT_POLL_S = 10.0
+BACKOFF_S = (0.5, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """The values the VEN reports (None = not known now: the interval is left out)."""
+
+    site_w: float | None = None  # + = import
+    der_w: float | None = None  # + = generation/discharge
+    relay_closed: bool | None = None
+    soc_pct: float | None = None
+
+
+OnDistribute = Callable[[list[dict[str, Any]]], Awaitable[list[EventResponse]]]
+OnLink = Callable[[bool, str], Awaitable[None]]
+
+
+def _value(v: float | bool | None) -> list[tuple[Any, float]] | float:
+    """openleadr's report callback result: a number, or no interval at all."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return []
+    return float(v)
+
+
+class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
+    # What we use of the base class's state, typed.
+    report_requests: list[dict[str, Any]]
+    incomplete_reports: dict[str, Any]
+    report_queue_task: asyncio.Task[None] | None
+    client_session: Any
+    registration_id: str | None
+    poll_frequency: timedelta | None
+
+    def __init__(
+        self,
+        config: Oadr2Config,
+        *,
+        on_distribute: OnDistribute,
+        telemetry: Callable[[], Telemetry | None],
+    ) -> None:
+        tls = config.tls
+        super().__init__(
+            ven_name=config.ven_name,
+            vtn_url=config.vtn_url,
+            cert=str(tls.cert) if tls else None,
+            key=str(tls.key) if tls else None,
+            ca_file=str(tls.ca_file) if tls else None,
+            vtn_fingerprint=tls.vtn_fingerprint if tls else None,
+            check_hostname=tls.check_hostname if tls else True,
+            show_fingerprint=False,
+            ven_id=config.ven_id,
+            allow_jitter=False,
+        )
+        self.config = config
+        self.on_distribute = on_distribute
+        self.telemetry = telemetry
+        self._poll_now = asyncio.Event()
+        self._received = 0  # HTTP answers that reached us (tells transport errors apart)
+        self.distributions = 0
+        self.add_hook("after_receive_xml", self._count)
+        self._add_reports(config.report_interval_s)
+
+    async def _count(self, _: str) -> None:
+        self._received += 1
+
+    def _add_reports(self, interval_s: float) -> None:
+        rate = timedelta(seconds=interval_s)
+
+        def reader(attr: str) -> Callable[[], list[tuple[Any, float]] | float]:
+            def read() -> list[tuple[Any, float]] | float:
+                t = self.telemetry()
+                return _value(None if t is None else getattr(t, attr))
+
+            return read
+
+        for r_id, resource, measurement, unit in (
+            ("site_w", "site", "REAL_POWER", "W"),
+            ("der_w", "der", "REAL_POWER", "W"),
+            ("relay_closed", "relay", "relayClosed", "bool"),
+            ("soc_pct", "ev", "stateOfCharge", "%"),
+        ):
+            self.add_report(
+                reader(r_id),
+                resource_id=resource,
+                measurement=measurement,
+                unit=unit,
+                report_specifier_id=REPORT_SPECIFIER,
+                r_id=r_id,
+                report_duration=rate,
+                sampling_rate=rate,
+                power_hertz=60,
+                power_voltage=240,
+            )
+
+    # ------------------------------------------------------------ workarounds (see docstring)
+
+    async def _perform_request(self, service: str, message: Any) -> tuple[Any, dict[str, Any]]:
+        result = await super()._perform_request(service, message)
+        if result is None:  # workaround 3: empty HTTP body
+            return None, {}
+        out: tuple[Any, dict[str, Any]] = result
+        return out
+
+    async def poll(self) -> tuple[Any, dict[str, Any]]:
+        response_type, payload = await super().poll()
+        if response_type == "oadrDistributeEvent":  # workaround 1: every distribution is ours
+            await self._distribute(payload)
+            return "oadrResponse", {}
+        return response_type, payload
+
+    async def sync_events(self) -> None:
+        response_type, payload = await self.request_event()
+        if response_type == "oadrDistributeEvent":
+            await self._distribute(payload)
+
+    async def create_party_reregistration(self, registration_id: str | None = None) -> None:
+        await self.create_party_registration(
+            ven_id=self.ven_id, registration_id=registration_id or self.registration_id
+        )
+        if not self.registration_id:
+            log.error("OpenADR re-registration failed: no registrationID from the VTN")
+            return
+        self._drop_report_jobs()  # workaround 4
+        await self.register_reports(self.reports)
+        await self.sync_events()
+
+    def _drop_report_jobs(self) -> None:
+        for request in self.report_requests or []:
+            job = request.get("job")
+            if job is not None:
+                with contextlib.suppress(Exception):  # already gone from the scheduler
+                    job.remove()
+        self.report_requests = []
+        self.incomplete_reports = {}
+
+    # ------------------------------------------------------------ events
+
+    async def _distribute(self, payload: dict[str, Any]) -> None:
+        self.distributions += 1
+        events = payload.get("events") or []
+        if isinstance(events, dict):
+            events = [events]
+        responses = await self.on_distribute(list(events))
+        if not responses:
+            return
+        request_id = payload.get("request_id")
+        message = self._create_message(
+            "oadrCreatedEvent",
+            response={"response_code": 200, "response_description": "OK", "request_id": request_id},
+            event_responses=[
+                {
+                    "response_code": r.code,
+                    "response_description": r.description,
+                    "opt_type": r.opt,
+                    "request_id": request_id,
+                    "modification_number": r.modification_number,
+                    "event_id": r.event_id,
+                }
+                for r in responses
+            ],
+            ven_id=self.ven_id,
+        )
+        await self._perform_request("EiEvent", message)
+
+    # ------------------------------------------------------------ registration and polling
+
+    @property
+    def poll_interval_s(self) -> float:
+        if self.config.poll_interval_s is not None:
+            return self.config.poll_interval_s
+        if isinstance(self.poll_frequency, timedelta):
+            return max(self.poll_frequency.total_seconds(), 0.1)
+        return DEFAULT_POLL_S
+
+    def poll_now(self) -> None:
+        """Poll at once instead of at the next interval (tests, benchmarks, an operator)."""
+        self._poll_now.set()
+
+    async def register(self) -> bool:
+        """oadrQueryRegistration, oadrCreatePartyRegistration, oadrRegisterReport, then the
+        first oadrRequestEvent. False when the VTN did not register us (see the log)."""
+        self.loop = asyncio.get_running_loop()
+        response_type, payload = await self.query_registration()
+        if response_type is None:
+            return False
+        request_id = (payload.get("response") or {}).get("request_id")
+        await self.create_party_registration(ven_id=self.ven_id, request_id=request_id)
+        if not self.registration_id:
+            return False
+        if not self.scheduler.running:
+            self.scheduler.start()
+        self._drop_report_jobs()
+        await self.register_reports(self.reports)
+        if self.reports and self.report_queue_task is None:
+            self.report_queue_task = self.loop.create_task(self._report_queue_worker())
+        await self.sync_events()
+        return True
+
+    async def follow(self, stop: asyncio.Event, on_link: OnLink) -> None:
+        """Register (retrying with back-off), then poll until ``stop``."""
+        backoff = BACKOFF_S[0]
+        up: bool | None = None
+        try:
+            while not stop.is_set():
+                if not self.registration_id:
+                    if await self.register():
+                        backoff = BACKOFF_S[0]
+                        if up is not True:
+                            up = True
+                            await on_link(up, "")
+                    else:
+                        if up is not False:
+                            up = False
+                            await on_link(up, f"not registered with the VTN {self.vtn_url}")
+                        log.warning(
+                            "OpenADR registration with %s failed; retrying in %.1f s",
+                            self.vtn_url,
+                            backoff,
+                        )
+                        await self._wait(stop, backoff)
+                        backoff = min(backoff * 2, BACKOFF_S[1])
+                        continue
+                before = self._received
+                await self._poll()
+                reached = self._received > before
+                if reached != up:
+                    up = reached
+                    await on_link(
+                        reached, "" if reached else f"the VTN {self.vtn_url} is unreachable"
+                    )
+                await self._wait(stop, self.poll_interval_s)
+        finally:
+            await self.close()
+
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._poll_now.wait())]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self._poll_now.clear()
+
+    async def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.report_queue_task is not None:
+            self.report_queue_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.report_queue_task
+            self.report_queue_task = None
+        if self.client_session is not None:
+            await self.client_session.close()
+            self.client_session = None

@@ -1,0 +1,116 @@
+"""A gateway that follows an OpenADR 2.0b VTN: VEN, engine, store and devices, composed.
+
+Two tasks share the site's :class:`Runner`:
+
+* the control loop (``Runner.run``): observe the devices, decide, act, every ``period_s``;
+* the VEN (``GatewayVen.follow``): registers, polls, and hands every oadrDistributeEvent to
+  :meth:`Oadr2Gateway.on_distribute`, which decides (``north.openadr2.mapping``, with the
+  engine's ``assess`` for the site's own refusals), feeds what changed into the runner (so an
+  event starting now reaches the devices within the feed), stores the tracker's state, and
+  returns the opt answers for the oadrCreatedEvent.
+
+OpenADR events carry wall-clock times, so the runner must run on the wall clock (``now=time.time``
+for ``ModbusSite``); there is no server timebase as in 2030.5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.core.controls import ControlSet
+from gateway.core.island import RelayPosition
+from gateway.core.messages import EventCancelled, EventReceived, NorthLinkLost, NorthLinkRestored
+from gateway.north.openadr2 import mapping
+from gateway.north.openadr2.config import Oadr2Config
+from gateway.north.openadr2.events import STATE_KEY, EventResponse, Tracker
+from gateway.north.openadr2.ven import GatewayVen, Telemetry
+from gateway.runtime.runner import Runner
+from gateway.store.api import Store
+
+log = logging.getLogger(__name__)
+
+
+class Oadr2Gateway:
+    def __init__(self, runner: Runner, store: Store, config: Oadr2Config) -> None:
+        self.runner = runner
+        self.store = store
+        self.config = config
+        self.tracker, problems = Tracker.from_doc(store.get_state(STATE_KEY))
+        for p in problems:
+            log.warning("OpenADR 2.0b: %s", p)
+        if self.tracker.known:
+            log.info(
+                "OpenADR 2.0b: resuming with %d known event(s) and their opt answers",
+                len(self.tracker.known),
+            )
+        self.ven = GatewayVen(config, on_distribute=self.on_distribute, telemetry=self.telemetry)
+        self.decided = 0  # events (or modifications) decided: restarts must not add to it
+
+    def telemetry(self) -> Telemetry | None:
+        obs = self.runner.last_observed
+        if obs is None:
+            return None
+        charger = obs.charger
+        der_w = sum(d.power_w for d in obs.ders) + (charger.power_w if charger else 0.0)
+        return Telemetry(
+            site_w=obs.meter.net_w if obs.meter else None,
+            der_w=der_w,
+            relay_closed=obs.relay.position is RelayPosition.CLOSED if obs.relay else None,
+            soc_pct=charger.soc_pct if charger else None,
+        )
+
+    async def on_distribute(self, events: list[dict[str, Any]]) -> list[EventResponse]:
+        now = self.runner.now()
+
+        def assess(controls: ControlSet) -> list[str]:
+            return self.runner.engine.assess(controls, now)
+
+        def decide(event: Mapping[str, Any]) -> mapping.Decision:
+            self.decided += 1
+            desc = event.get("event_descriptor")
+            context = desc.get("market_context") if isinstance(desc, Mapping) else None
+            program = self.config.mapping_for(context if isinstance(context, str) else None)
+            return mapping.decide(event, program, now=now, assess=assess)
+
+        out = self.tracker.distribute(events, decide)
+        for line in out.log:
+            level = logging.WARNING if ("opted out" in line or "ignored" in line) else logging.INFO
+            log.log(level, "OpenADR 2.0b: %s", line)
+        for mrid in out.cancels:
+            await self.runner.feed(EventCancelled(now, mrid))
+        for event in out.offers:
+            await self.runner.feed(EventReceived(now, event))
+        if out.changed:
+            self.store.put_state(STATE_KEY, self.tracker.to_doc())
+        return out.responses
+
+    async def _on_link(self, up: bool, error: str) -> None:
+        now = self.runner.now()
+        if up:
+            await self.runner.feed(NorthLinkRestored(now, mapping.ORIGIN))
+        else:
+            await self.runner.feed(NorthLinkLost(now, mapping.ORIGIN, error))
+
+    def poll_now(self) -> None:
+        self.ven.poll_now()
+
+    async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
+        tasks = [
+            asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
+            asyncio.create_task(self.ven.follow(stop, self._on_link), name="openadr2-ven"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                exc = t.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            stop.set()
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

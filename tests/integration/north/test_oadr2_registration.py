@@ -1,0 +1,98 @@
+"""Registration and reports (QualityLogic N1_*, R1_*, G1_4010): our VEN against the scripted VTN."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from oadr2_rig import oadr2_pki, oadr2_rig, run, scripted_vtn, ven_config  # noqa: F401
+
+from gateway.core.island import RelayPosition
+from gateway.sim.vtn2.pki import Oadr2Pki
+
+
+def test_N1_0020_registers_and_registers_its_telemetry_report(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with (
+            scripted_vtn() as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
+        ):
+            ven_id = await r.registered()
+            assert [(g.ven_name, g.ven_id) for g in vtn.registrations] == [("gateway-ven", ven_id)]
+            await r.until(lambda: len(vtn.report_offers) == 4, "four report descriptions")
+            offered = {(res, unit) for _, res, _, unit, _ in vtn.report_offers}
+            assert offered == {("site", "W"), ("der", "W"), ("relay", "bool"), ("ev", "%")}
+
+    run(body)
+
+
+def test_N1_0025_pre_allocated_ven_id(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with (
+            scripted_vtn(pre_allocated={"VEN_PRE_7": None}) as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn, ven_id="VEN_PRE_7")) as r,
+        ):
+            assert await r.registered() == "VEN_PRE_7"
+            assert r.gateway.ven.ven_id == "VEN_PRE_7"
+
+    run(body)
+
+
+def test_N1_0050_reregistration_on_request_keeps_one_report_stream(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with (
+            scripted_vtn() as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
+        ):
+            ven_id = await r.registered()
+            vtn.request_reregistration(ven_id)
+            r.poll()
+            await r.until(lambda: len(vtn.registrations) == 2, "a second registration")
+            await asyncio.sleep(1.2)  # let any stale report job fire
+            start = len(vtn.reports)
+            await asyncio.sleep(2.1)
+            site = [v for v in vtn.reports[start:] if v.resource_id == "site"]
+            # 1 s reports for ~2 s: 2 or 3 values, not twice that (workaround 4 in ven.py).
+            assert 1 <= len(site) <= 3, [v.at for v in site]
+
+    run(body)
+
+
+def test_R1_3020_periodic_telemetry_reaches_the_vtn_with_sane_values(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with (
+            scripted_vtn() as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
+        ):
+            await r.registered()
+
+            def have_all() -> bool:
+                return {v.resource_id for v in vtn.reports} >= {"site", "der", "relay", "ev"}
+
+            await r.until(have_all, "a value for each registered report", timeout=6)
+            latest = {v.resource_id: v.value for v in vtn.reports}
+            physics = r.site.home.physics
+            assert latest["relay"] == 1.0
+            assert r.relay() is RelayPosition.CLOSED
+            assert abs(latest["ev"] - physics.charger.soc_pct) < 5
+            assert abs(latest["site"]) < 50_000  # W at a house, not kW or mW
+            assert -20_000 < latest["der"] < 20_000
+
+    run(body)
+
+
+def test_G1_4010_tls_and_signatures_register_and_report(
+    tmp_path: Path,
+    oadr2_pki: Oadr2Pki,  # noqa: F811 - the fixture imported above
+) -> None:
+    async def body() -> None:
+        async with (
+            scripted_vtn(oadr2_pki) as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn, oadr2_pki)) as r,
+        ):
+            await r.registered()
+            assert vtn.url.startswith("https://")
+            assert vtn.registrations[0].fingerprint == oadr2_pki.ven.fingerprint
+            await r.until(lambda: len(vtn.reports) > 0, "a signed report")
+
+    run(body)
