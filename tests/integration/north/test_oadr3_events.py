@@ -1,0 +1,191 @@
+"""OpenADR 3 flows end to end: VTN (sim.vtn3) -> gateway -> simulated home, real sockets + TLS.
+
+The QualityLogic catalogue is 2.0b only; these tests are named after the OpenADR 3 flow they
+cover, with the nearest 2.0b case ID where one applies (E1_* events, N1_* registration).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from oadr3_rig import ISLAND_ALERTS, SECRET, oadr3_rig, run
+
+from gateway.core.island import RelayPosition
+from gateway.core.messages import EventCancelled, EventReceived
+
+
+def _received(rig: object) -> list[EventReceived]:
+    return [i for i in rig.inputs if isinstance(i, EventReceived)]  # type: ignore[attr-defined]
+
+
+def test_N1_token_auth_registers_the_ven_and_subscribes(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "one subscription")
+            token_calls = r.state.requests_to("POST", "/oauth/token")
+            assert [c.status for c in token_calls] == [200]
+            # Form-encoded client credentials, as RFC 6749 §4.4 has it.
+            assert b"grant_type=client_credentials" in token_calls[0].body
+            assert [v["venName"] for v in r.state.vens.values()] == ["gateway-1"]
+            (sub,) = r.state.subscriptions.values()
+            assert sub["programID"] == r.pid
+            (op,) = sub["objectOperations"]
+            assert op["callbackUrl"].startswith("https://127.0.0.1:")
+            assert len(op["bearerToken"]) >= 24
+
+    run(body)
+
+
+def test_N1_wrong_secret_is_a_clear_error_and_nothing_in_force(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, secret=SECRET + "x", poll_s=0.2) as r:
+            r.add([{"EXPORT_CAPACITY_LIMIT": [1.0]}])
+            await r.until(lambda: len(r.state.requests_to("POST", "/oauth/token")) >= 2, "a retry")
+            assert all(c.status == 401 for c in r.state.requests_to("POST", "/oauth/token"))
+            assert r.state.requests_to("GET", "/events") == []
+            assert _received(r) == []
+            assert r.export_limit() is None
+
+    with caplog.at_level(logging.ERROR, logger="gateway.north.openadr3"):
+        run(body)
+    assert any("check client_id and client_secret" in m for m in caplog.messages)
+
+
+def test_E1_export_limit_by_webhook_without_waiting_for_a_poll(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=60) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            await r.until(lambda: len(r.state.requests_to("GET", "/events")) == 1, "first poll")
+            t0 = time.monotonic()
+            eid = r.add([{"EXPORT_CAPACITY_LIMIT": [1.5]}], units={"EXPORT_CAPACITY_LIMIT": "KW"})
+            await r.until(lambda: r.export_limit() == 1500.0, "1.5 kW export limit in force")
+            latency = time.monotonic() - t0
+            assert latency < 2.0, latency
+            # By notification: no further poll happened.
+            assert len(r.state.requests_to("GET", "/events")) == 1
+            assert [d.status for d in r.state.deliveries] == [200]
+            (ev,) = _received(r)
+            assert ev.event.mrid.startswith(f"openadr3:{eid}:")
+            assert ev.event.origin == "openadr3"
+            # The devices follow: the site's export stays under the limit.
+            physics = r.site.home.physics
+            await r.until(lambda: -physics.meter().net_w <= 1500.0 + 100, "export under 1.5 kW")
+
+    run(body)
+
+
+def test_E1_export_limit_by_polling_when_no_webhook(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=0.3, webhook=False) as r:
+            await r.until(lambda: len(r.state.requests_to("GET", "/events")) >= 1, "polling")
+            r.add([{"EXPORT_CAPACITY_LIMIT": [2000]}], units={"EXPORT_CAPACITY_LIMIT": "W"})
+            await r.until(lambda: r.export_limit() == 2000.0, "2 kW export limit in force")
+            assert r.state.subscriptions == {}
+            assert r.state.deliveries == []
+
+    run(body)
+
+
+def test_E1_modified_event_replaces_the_old_one(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            eid = r.add([{"EXPORT_CAPACITY_LIMIT": [3.0]}])
+            await r.until(lambda: r.export_limit() == 3000.0, "3 kW")
+            old = _received(r)[0].event.mrid
+            r.state.modify_event(
+                eid, intervals=[{"EXPORT_CAPACITY_LIMIT": [1.0]}], start=time.time(), duration_s=60
+            )
+            await r.until(lambda: r.export_limit() == 1000.0, "1 kW after the modification")
+            assert EventCancelled in {type(i) for i in r.inputs}
+            cancelled = [i.mrid for i in r.inputs if isinstance(i, EventCancelled)]
+            assert cancelled == [old]
+            new = _received(r)[-1].event.mrid
+            assert new != old
+            assert new.startswith(f"openadr3:{eid}:")
+
+    run(body)
+
+
+def test_E1_deleted_event_ends_by_notification_and_by_vanishing(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=0.3) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            a = r.add([{"EXPORT_CAPACITY_LIMIT": [3.0]}])
+            await r.until(lambda: r.export_limit() == 3000.0, "3 kW")
+            r.state.delete_event(a)  # notified
+            await r.until(lambda: r.export_limit() is None, "limit gone after DELETE")
+            b = r.add([{"IMPORT_CAPACITY_LIMIT": [4.0]}])
+            await r.until(
+                lambda: r.site.engine.resolved.controls.import_limit_w == 4000.0, "import 4 kW"
+            )
+            r.state.delete_event(b, notify=False)  # implied: it vanishes from the list
+            await r.until(
+                lambda: r.site.engine.resolved.controls.import_limit_w is None,
+                "import limit gone when the event vanishes",
+            )
+
+    run(body)
+
+
+def test_E1_multi_interval_event_steps_through_its_intervals(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            r.add(
+                [{"EXPORT_CAPACITY_LIMIT": [3.0]}, {"EXPORT_CAPACITY_LIMIT": [1.0]}, {}],
+                duration_s=1.5,
+            )
+            await r.until(lambda: r.export_limit() == 3000.0, "first interval: 3 kW")
+            await r.until(lambda: r.export_limit() == 1000.0, "second interval: 1 kW")
+            await r.until(lambda: r.export_limit() is None, "after the second interval")
+            assert len(_received(r)) == 2  # the empty third interval sets nothing
+
+    run(body)
+
+
+def test_E1_island_alert_opens_the_relay_and_its_end_reconnects(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, mapping=ISLAND_ALERTS) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            await r.observed()
+            await r.until(lambda: r.relay() is RelayPosition.CLOSED, "grid-connected")
+            eid = r.add([{"ALERT_GRID_EMERGENCY": ["storm"]}], duration_s=3)
+            await r.until(lambda: r.relay() is RelayPosition.OPEN, "the relay opens")
+            charger = r.site.home.physics.charger
+            await r.until(lambda: charger.mode.name == "GRID_FORMING", "the EV forms the grid")
+            await r.until(lambda: r.relay() is RelayPosition.CLOSED, "recloses at the end", 15)
+            assert eid in r.gateway.client.tracker.known
+
+    run(body)
+
+
+def test_E1_island_alert_deleted_reconnects_early(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, mapping=ISLAND_ALERTS) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            await r.observed()
+            eid = r.add([{"ALERT_GRID_EMERGENCY": ["storm"]}], duration_s=600)
+            await r.until(lambda: r.relay() is RelayPosition.OPEN, "the relay opens")
+            r.state.delete_event(eid)
+            await r.until(lambda: r.relay() is RelayPosition.CLOSED, "recloses on delete", 15)
+
+    run(body)
+
+
+def test_E1_alert_by_default_prepares_the_ev(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            r.add([{"ALERT_POSSIBLE_OUTAGE": ["heat wave"]}])
+            await r.until(
+                lambda: r.site.engine.resolved.controls.soc_target_pct == 100.0, "SoC target 100 %"
+            )
+            assert r.relay() is RelayPosition.CLOSED
+
+    run(body)
