@@ -34,6 +34,18 @@ from gateway.store.sqlite import SqliteStore
 
 VEN_NAME = "gateway-ven"
 POLL_S = 0.3
+# Hostile answers: nested entities (crash openleadr's parser: ven.py workaround 5) and XXE.
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+<!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+<!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+<!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">]>
+<oadrPayload>&lol6;</oadrPayload>"""
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<oadr:oadrPayload xmlns:oadr="http://openadr.org/oadr-2.0b/2012/07">&x;</oadr:oadrPayload>"""
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,10 @@ test_oadr2_workarounds.py that shows the stock behaviour next to ours):
 4. ``create_party_reregistration`` registers the reports again without dropping the report
    jobs of the old registration, so every re-registration adds a duplicate report stream;
    it also starts a second report sender. Ours removes the old jobs first.
+5. A DTD with nested entities ("billion laughs") in a VTN answer **crashes the process**
+   (segmentation fault in lxml/libxml2 under openleadr's schema-validating parser). Our
+   ``_perform_request`` refuses any answer with a DTD, NUL bytes or non-UTF-8 before parsing
+   (:func:`screen`); it is otherwise the stock request, with our log lines.
 
 The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
 failed registration is retried with back-off.
@@ -33,9 +37,14 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 
-from openleadr import OpenADRClient
+import aiohttp
+from lxml.etree import XMLSyntaxError  # type: ignore[import-untyped]  # no lxml-stubs here
+from openleadr import OpenADRClient, errors, utils
+from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
+from signxml.exceptions import InvalidSignature
 
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr2.events import EventResponse
@@ -66,6 +75,22 @@ def _value(v: float | bool | None) -> list[tuple[Any, float]] | float:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return []
     return float(v)
+
+
+def screen(content: bytes) -> str:
+    """Why these bytes must not reach lxml (empty = they may). OpenADR messages are UTF-8 and
+    never carry a DTD; a DTD with nested entities ("billion laughs") crashes the process inside
+    openleadr's schema-validating parser (a segfault, not an exception: workaround 5)."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if "\x00" in text:
+        return "NUL bytes (UTF-16/32 or binary), not an OpenADR message"
+    upper = text.upper()
+    if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
+        return "it carries a DTD/entity declarations, which OpenADR never uses"
+    return ""
 
 
 class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
@@ -141,11 +166,70 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
     # ------------------------------------------------------------ workarounds (see docstring)
 
     async def _perform_request(self, service: str, message: Any) -> tuple[Any, dict[str, Any]]:
-        result = await super()._perform_request(service, message)
-        if result is None:  # workaround 3: empty HTTP body
+        """The stock request, with the received bytes screened before lxml sees them
+        (workaround 5) and ``(None, {})`` for an empty body (workaround 3)."""
+        await self._ensure_client_session()
+        url = f"{self.vtn_url}/{service}"
+        try:
+            await self._execute_hooks("before_send_xml", utils.ensure_str(message))
+            async with self.client_session.post(url, data=message) as response:
+                content = await response.read()
+                await self._execute_hooks("after_receive_xml", content)
+                if response.status != HTTPStatus.OK:
+                    log.warning(
+                        "OpenADR: the VTN answered HTTP %s to %s: %s",
+                        response.status,
+                        service,
+                        content[:200].decode("utf-8", "replace"),
+                    )
+                    return None, {}
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.warning("OpenADR: cannot reach the VTN at %s: %s: %s", url, type(e).__name__, e)
             return None, {}
-        out: tuple[Any, dict[str, Any]] = result
-        return out
+        return self._read(service, content)
+
+    def _read(self, service: str, content: bytes) -> tuple[Any, dict[str, Any]]:
+        if not content:
+            return None, {}
+        refusal = screen(content)
+        if refusal:
+            log.warning("OpenADR: refused the VTN's answer to %s: %s", service, refusal)
+            return None, {}
+        try:
+            tree = validate_xml_schema(content)
+            if self.vtn_fingerprint:
+                validate_xml_signature(tree, cert_fingerprint=self.vtn_fingerprint)
+            message_type, payload = parse_message(content)
+        except XMLSyntaxError as e:
+            log.warning(
+                "OpenADR: the VTN's answer to %s failed XML schema validation: %s", service, e
+            )
+            return None, {}
+        except errors.FingerprintMismatch as e:
+            log.warning("OpenADR: the VTN's answer to %s: %s Ignoring it.", service, e)
+            return None, {}
+        except InvalidSignature:
+            log.warning(
+                "OpenADR: the VTN's answer to %s had an invalid signature; ignored", service
+            )
+            return None, {}
+        except Exception as e:  # noqa: BLE001 - openleadr's parser raises anything; none may escape
+            log.warning(
+                "OpenADR: the VTN's answer to %s could not be parsed or validated: %s: %s",
+                service,
+                type(e).__name__,
+                e,
+            )
+            return None, {}
+        code = (payload.get("response") or {}).get("response_code", 200)
+        if code != 200:
+            log.warning(
+                "OpenADR: the VTN answered %s with %s %s",
+                service,
+                code,
+                (payload.get("response") or {}).get("response_description"),
+            )
+        return message_type, payload
 
     async def poll(self) -> tuple[Any, dict[str, Any]]:
         response_type, payload = await super().poll()

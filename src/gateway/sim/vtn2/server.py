@@ -69,6 +69,7 @@ class CreatedEvent:
     response_code: int
     at: datetime
     message: int  # which oadrCreatedEvent (1, 2, ...) carried it
+    message_code: int  # that message's own eiResponse code (452: the VEN refused our vtnID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,8 @@ class ScriptedVtn:
         self.reports: list[ReportValue] = []
         # (ven_id, resource_id, measurement, unit, scale) of every report description offered
         self.report_offers: list[tuple[str, str, str, str | None, str | None]] = []
-        self.polls = 0
+        self.polls = 0  # oadrPoll requests answered by the script
+        self.raw_served = 0  # poll answers replaced by send_raw
         self._vens: dict[str, _Ven] = {}
         self._events: dict[str, tuple[str, objects.Event]] = {}  # event_id -> (ven_id, event)
         self._raw: deque[bytes] = deque()
@@ -355,6 +357,7 @@ class ScriptedVtn:
     async def _on_created(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         ven_id = str(payload.get("ven_id"))
         self._created_messages += 1
+        message_code = int((payload.get("response") or {}).get("response_code", 200))
         for r in payload.get("event_responses", []):
             record = CreatedEvent(
                 ven_id,
@@ -364,6 +367,7 @@ class ScriptedVtn:
                 int(r.get("response_code", 200)),
                 datetime.now(UTC),
                 self._created_messages,
+                message_code,
             )
             self.created.append(record)
             entry = self._events.get(record.event_id)
@@ -400,6 +404,7 @@ class ScriptedVtn:
     ) -> web.StreamResponse:
         if request.path.endswith("/OadrPoll") and self._raw:
             await request.read()
+            self.raw_served += 1
             return web.Response(body=self._raw.popleft(), content_type="application/xml")
         response = await handler(request)
         if (
