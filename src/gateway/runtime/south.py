@@ -31,7 +31,7 @@ from gateway.south.drivers.meter_relay import MeterRelay
 from gateway.south.errors import DeviceError
 from gateway.south.profile import DeviceKind, Profile
 from gateway.south.profiles import find
-from gateway.south.transport import Transports
+from gateway.south.transport import Endpoint, Transports, urgent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,14 +131,24 @@ class South:
         return value
 
     async def execute(self, cmd: DeviceCommand) -> WriteConfirmed | WriteFailed:
+        run: Awaitable[WriteConfirmed | WriteFailed]
         match cmd:
             case RelayCommand() if self.relay is not None:
-                return await self.relay.execute(cmd)
+                driver: DriverBase = self.relay
+                run = self.relay.execute(cmd)
             case ChargerCommand() if self.charger is not None:
-                return await self.charger.execute(cmd)
+                driver, run = self.charger, self.charger.execute(cmd)
             case DerLimit() if cmd.der_id in self.ders:
-                return await self.ders[cmd.der_id].execute(cmd)
-        return WriteFailed(self.now(), cmd.id, f"no device is configured for {cmd!r}")
+                driver = self.ders[cmd.der_id]
+                run = self.ders[cmd.der_id].execute(cmd)
+            case _:
+                return WriteFailed(self.now(), cmd.id, f"no device is configured for {cmd!r}")
+        # A command's requests go ahead of the control loop's telemetry reads, and no read
+        # slips in between its steps on the same endpoint.
+        link = driver.device.link
+        held = link.reserved() if isinstance(link, Endpoint) else contextlib.nullcontext()
+        with urgent(), held:
+            return await run
 
     async def keepalive(self, healthy: Callable[[], bool], stop: asyncio.Event) -> None:
         """Refresh each device's watchdog at its own period while ``healthy()`` holds."""

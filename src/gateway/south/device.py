@@ -218,7 +218,9 @@ class Device:
             raise DeviceStateError(self.label, name, why)
         try:
             sf = None
-            if p.scale_factor is not None:
+            if p.scale_factor is not None and _is_zero(value):
+                sf = 0  # zero is zero at every scale: a stop saves the scale factor's round trip
+            elif p.scale_factor is not None:
                 sf_point = self.point(p.scale_factor)
                 regs = await self.read_raw(sf_point.table, sf_point.address, 1, sf_point.name)
                 sf = self._sf(p, {sf_point.name: regs})
@@ -272,6 +274,10 @@ class Device:
 
 def _discard(_record: WriteRecord) -> None:
     pass
+
+
+def _is_zero(value: Value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
 
 
 def _show(p: Point, registers: Sequence[int]) -> object:

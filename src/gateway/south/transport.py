@@ -8,9 +8,13 @@ pymodbus 3.16 (``shared/domain/devices.md`` §1, §5):
 * **One connection per endpoint, shared by every unit id behind it.** Many devices accept only
   one Modbus TCP client, and an RS-485 bus has exactly one master. :class:`Transports` hands out
   one :class:`Endpoint` per URL.
-* **One request at a time.** An ``asyncio.Lock`` serialises requests on an endpoint: an RTU bus
-  allows one outstanding request and many TCP devices misbehave when requests are pipelined.
-  The profile's ``Pacing.delay_s`` is slept inside the lock before every request.
+* **One request at a time.** A lock serialises requests on an endpoint: an RTU bus allows one
+  outstanding request and many TCP devices misbehave when requests are pipelined. The profile's
+  ``Pacing.delay_s`` is slept inside the lock before every request.
+* **Commands go first.** Requests made inside :func:`urgent` (the runner carrying out the
+  engine's commands) are served before queued ordinary ones (the control loop's telemetry
+  reads), FIFO within each class: an islanding step waits for at most the one request already
+  on the wire, not for a whole telemetry sweep.
 * **Nothing is ever resent.** pymodbus runs with ``retries=0``: a resent "start discharging"
   or relay command is not harmless. Retrying is the caller's decision, with read-back.
 * **A timeout or transport error drops the connection.** Otherwise a late answer could be
@@ -34,12 +38,15 @@ handler connects with a blocking ``socket.create_connection`` (up to 5 s) and sl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum, unique
 from typing import Any, Final
@@ -89,6 +96,84 @@ class Scheme(StrEnum):
 
 
 _SERIAL_DEFAULTS: Final = {"baudrate": "9600", "parity": "N", "stopbits": "1", "bytesize": "8"}
+
+
+_URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("modbus_urgent", default=False)
+
+
+@contextlib.contextmanager
+def urgent() -> Iterator[None]:
+    """Requests made in this context (and in tasks it starts) jump the endpoint's queue."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
+
+
+class _Gate:
+    """A mutex with two FIFO queues, urgent before ordinary, and reservations: while an
+    endpoint is reserved (a command's steps are under way on it), ordinary requests wait even
+    between the command's requests, so a telemetry read cannot slip into every gap."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._reserved = 0
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._ordinary: deque[asyncio.Future[None]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def held(self, *, first: bool) -> AsyncIterator[None]:
+        await self._acquire(first)
+        try:
+            yield
+        finally:
+            self._busy = False
+            self._wake()
+
+    @contextlib.contextmanager
+    def reserved(self) -> Iterator[None]:
+        self._reserved += 1
+        try:
+            yield
+        finally:
+            self._reserved -= 1
+            self._wake()
+
+    def _free_for(self, first: bool) -> bool:
+        if self._busy:
+            return False
+        return not self._urgent if first else not (self._urgent or self._reserved)
+
+    async def _acquire(self, first: bool) -> None:
+        if self._free_for(first) and not (self._ordinary and not first):
+            self._busy = True
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if first else self._ordinary
+        queue.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self._busy = False  # handed over just as we were cancelled: pass it on
+                self._wake()
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(fut)
+            raise
+
+    def _wake(self) -> None:
+        if self._busy:
+            return
+        queues = (self._urgent,) if self._reserved else (self._urgent, self._ordinary)
+        for queue in queues:
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():
+                    self._busy = True  # ownership passes to the waiter
+                    fut.set_result(None)
+                    return
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +372,7 @@ class Endpoint:
             config.reconnect_max_s,
             rng or random.Random(),  # noqa: S311 -- jitter, not crypto
         )
-        self._lock = asyncio.Lock()
+        self._lock = _Gate()
         self._link: _Link | None = None
         self._next_attempt_at: float | None = None
         self._last_failure = ""
@@ -390,6 +475,10 @@ class Endpoint:
 
         await self._request(call, pacing=pacing, device=device, point=point, what=what)
 
+    def reserved(self) -> contextlib.AbstractContextManager[None]:
+        """Hold off ordinary requests for the duration (a command's steps; see :func:`urgent`)."""
+        return self._lock.reserved()
+
     async def close(self) -> None:
         """Close the connection; later requests raise ``DeviceUnreachable``. In-flight requests
         end at once with ``DeviceUnreachable`` rather than waiting for their timeout."""
@@ -413,7 +502,7 @@ class Endpoint:
         point: str,
         what: str,
     ) -> Any:
-        async with self._lock:
+        async with self._lock.held(first=_URGENT.get()):
             self.stats.requests += 1
             try:
                 link = await self._ensure_link(device, point, pacing)

@@ -250,3 +250,17 @@ def test_read_only_points_refuse_writes_and_unknown_points_are_named() -> None:
     with pytest.raises(DeviceStateError, match="nope: no such point"):
         asyncio.run(dev.read("nope"))
     assert records == []
+
+
+def test_zero_is_written_without_reading_the_scale_factor_and_other_values_read_it() -> None:
+    dev, link, records = make_ranged()
+    link.regs[(Table.HOLDING, 10)] = 0xFFFF  # sf = -1
+    asyncio.run(dev.write("wset", 0, reason="stop"))
+    # Zero at any scale is raw 0: no scale-factor round trip on the stop path.
+    assert link.requests == [("write", Table.HOLDING, 11, 1), ("read", Table.HOLDING, 11, 1)]
+    assert link.regs[(Table.HOLDING, 11)] == 0
+    link.requests.clear()
+    asyncio.run(dev.write("wset", 50.0, reason="limit"))
+    assert link.requests[0] == ("read", Table.HOLDING, 10, 1)  # the scale factor, first
+    assert link.regs[(Table.HOLDING, 11)] == 500  # 50 at sf -1
+    assert [r.outcome for r in records] == ["writing", "confirmed"] * 2

@@ -68,18 +68,23 @@ class Der(DriverBase):
         return await self.guarded(cmd.id, step)
 
     async def _limit_pct(self, cmd: DerLimit) -> None:
+        # 0 W is 0 % of any rating: the islanding path (export to 0 W) skips reading WMax and
+        # its scale factor, two round trips before the relay may open.
+        pct = 0.0 if cmd.max_discharge_w <= 0 else await self._pct_of_w_max(cmd.max_discharge_w)
+        await self.device.write(
+            self.binding("limit_pct").point, pct, reason=cmd.reason, correlation_id=cmd.id
+        )
+        if self.has("limit_enable"):
+            await self._enable("limit_enable", cmd)
+
+    async def _pct_of_w_max(self, watts: float) -> float:
         w_max = (
             await self.device.read_one(self.binding("w_max").point) if self.has("w_max") else None
         )
         if not isinstance(w_max, int | float) or w_max <= 0:
             why = f"w_max reads {w_max!r}, so a limit in W cannot be turned into a percentage"
             raise DeviceStateError(self.device.label, "w_max", why)
-        pct = max(0.0, min(100.0, cmd.max_discharge_w / w_max * 100.0))
-        await self.device.write(
-            self.binding("limit_pct").point, pct, reason=cmd.reason, correlation_id=cmd.id
-        )
-        if self.has("limit_enable"):
-            await self._enable("limit_enable", cmd)
+        return max(0.0, min(100.0, watts / w_max * 100.0))
 
     async def _enable(self, role: str, cmd: DerLimit) -> None:
         # An enable register is a setting, not a pulse: it reads back what was written.
