@@ -195,6 +195,7 @@ def config(
     poll_s: float = 30.0,
     webhook: bool = True,
     mapping: ProgramMapping | None = None,
+    report_period_s: float = 0.5,
 ) -> Oadr3Config:
     return Oadr3Config(
         vtn=vtn.server.url,
@@ -204,7 +205,7 @@ def config(
         programs=(mapping or ProgramMapping(PROGRAM),),
         ca_file=vtn.pki.ca,
         poll_s=poll_s,
-        report_period_s=0.5,
+        report_period_s=report_period_s,
         webhook=WebhookConfig() if webhook else None,
         backoff_min_s=0.1,
         backoff_max_s=0.5,

@@ -12,8 +12,8 @@ changed -> core inputs), ``mapping`` (payloads -> controls), ``reports`` (teleme
 * Events: ``GET /events?programID=`` every ``poll_s`` (paged with skip/limit), and at once on a
   webhook notification (``POST``/``PUT`` upserts the object it carries, ``DELETE`` ends it).
 * Subscriptions: one per program for ``EVENT`` ``POST``/``PUT``/``DELETE`` to the listener's
-  URL with a fresh random bearer token; stale subscriptions of ours (same clientName and
-  callbackUrl) are deleted first.
+  URL with a fresh random bearer token; earlier event subscriptions under our clientName on
+  that program (a previous run's, maybe at another URL) are deleted first.
 * Reports: ``POST /reports`` for each followed event that has ``reportDescriptors``, once per
   ``report_period_s`` while it runs; the last period sent is kept in the store.
 * 429 / 5xx / connection errors: back off (doubling from ``backoff_min_s`` to
@@ -320,8 +320,10 @@ class VenClient:
         status, body = await self.http.call("GET", "/subscriptions", params=params)
         if status == 200:
             for s in codec.many(codec.subscription, body, "subscriptions"):
+                # Ours: our clientName on this program. A callback URL that changed (a new
+                # port after a restart) must not leave the old one behind to be called forever.
                 ours = s.client_name == self.cfg.ven_name and s.program_id == program_id
-                if ours and s.id and any(o.callback_url == url for o in s.object_operations):
+                if ours and s.id and any("EVENT" in o.objects for o in s.object_operations):
                     await self.http.call("DELETE", f"/subscriptions/{s.id}")
         sub = Subscription(
             client_name=self.cfg.ven_name,
