@@ -32,6 +32,8 @@ from gateway.store.api import Store
 
 log = logging.getLogger(__name__)
 
+REGISTRATION_KEY = "openadr2.registration"
+
 
 class Oadr2Gateway:
     def __init__(self, runner: Runner, store: Store, config: Oadr2Config) -> None:
@@ -47,6 +49,11 @@ class Oadr2Gateway:
                 len(self.tracker.known),
             )
         self.ven = GatewayVen(config, on_distribute=self.on_distribute, telemetry=self.telemetry)
+        saved = store.get_state(REGISTRATION_KEY) or {}
+        if config.ven_id is None and isinstance(saved.get("ven_id"), str):
+            # The venID the VTN gave us before a restart: registering again under it keeps
+            # its events addressed to us (a VTN may not match a new registration by name).
+            self.ven.ven_id = saved["ven_id"]
         self.decided = 0  # events (or modifications) decided: restarts must not add to it
 
     def telemetry(self) -> Telemetry | None:
@@ -89,6 +96,11 @@ class Oadr2Gateway:
 
     async def _on_link(self, up: bool, error: str) -> None:
         now = self.runner.now()
+        if up and self.ven.ven_id:
+            self.store.put_state(
+                REGISTRATION_KEY,
+                {"ven_id": self.ven.ven_id, "registration_id": self.ven.registration_id},
+            )
         if up:
             await self.runner.feed(NorthLinkRestored(now, mapping.ORIGIN))
         else:
