@@ -119,3 +119,25 @@ def test_G1_vtn_busy_or_failing_backs_off_and_recovers(tmp_path: Path) -> None:
             assert eid in r.gateway.client.tracker.known
 
     run(body)
+
+
+def test_G1_expired_token_is_fetched_again_and_a_cut_link_is_reported(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=0.2, webhook=False) as r:
+            await r.until(lambda: len(r.state.requests_to("GET", "/events")) >= 1, "polling")
+            r.state.tokens.clear()  # the VTN forgets every token: the next call answers 401
+            eid = r.add([{"EXPORT_CAPACITY_LIMIT": [2.5]}])
+            await r.until(lambda: r.export_limit() == 2500.0, "followed with a new token")
+            assert [c.status for c in r.state.requests_to("POST", "/oauth/token")] == [200, 200]
+            assert 401 in [c.status for c in r.state.requests_to("GET", "/events")]
+            assert _kinds(r) == []  # a 401 answered by a new token is not a link loss
+            r.state.cut = True
+            await r.until(lambda: _kinds(r) == [NorthLinkLost], "link lost when cut")
+            r.state.cut = False
+            r.state.delete_event(eid, notify=False)
+            await r.until(lambda: r.export_limit() is None, "the deletion seen after the cut")
+            await r.until(
+                lambda: _kinds(r) == [NorthLinkLost, NorthLinkRestored], "link restored once"
+            )
+
+    run(body)

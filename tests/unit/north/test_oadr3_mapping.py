@@ -242,3 +242,19 @@ def test_property_whatever_arrives_the_core_gets_only_valid_events(
     # Nothing is dropped silently: no event means a reason.
     if not mapped.events:
         assert mapped.reasons
+
+
+def test_repeated_interval_ids_are_refused() -> None:
+    payload = (ValuesMap("EXPORT_CAPACITY_LIMIT", (1,)),)
+    ev = _event(intervals=(Interval(0, None, payload), Interval(0, None, payload)))
+    mapped = map_event(ev, CFG, NOW)
+    assert mapped.events == ()
+    assert "interval ids repeat" in mapped.reasons[0]
+
+
+def test_units_from_the_program_unless_the_event_says() -> None:
+    program = (EventPayloadDescriptor("EXPORT_CAPACITY_LIMIT", "W"),)
+    plain = _event(("EXPORT_CAPACITY_LIMIT", (700,)))
+    assert map_event(plain, CFG, NOW, program).events[0].controls.export_limit_w == 700.0
+    own = _event(("EXPORT_CAPACITY_LIMIT", (0.7,)), units={"EXPORT_CAPACITY_LIMIT": "KW"})
+    assert map_event(own, CFG, NOW, program).events[0].controls.export_limit_w == 700.0

@@ -263,7 +263,7 @@ class VenClient:
         entry = self.programs.get(ev.program_id)
         if entry is None:
             return Mapped((), (f"program {ev.program_id!r} is not one this gateway follows",))
-        return map_event(ev, entry[1], now)
+        return map_event(ev, entry[1], now, entry[0].payload_descriptors)
 
     def new_callback(self, url: str) -> str:
         """Give the listener's URL; returns the bearer token the VTN must present to it."""
@@ -303,13 +303,19 @@ class VenClient:
         if status != 200:
             raise VtnError(f"GET /programs answered {status}: {_problem(body)}")
         by_name = {p.program_name: p for p in codec.many(codec.program, body, "programs")}
+        followed = {entry[1].program_name for entry in self.programs.values()}
         for m in self.cfg.programs:
             p = by_name.get(m.program_name)
+            if m.program_name in followed:
+                continue
             if p is None:
-                log.warning(
-                    "program %r is not offered by the VTN; its events are not followed",
-                    m.program_name,
-                )
+                if m.program_name not in self._skipped_logged:
+                    self._skipped_logged.add(m.program_name)
+                    log.warning(
+                        "openadr3: program %r is not offered by the VTN; its events are not "
+                        "followed until it is",
+                        m.program_name,
+                    )
                 continue
             self.programs[p.id] = (p, m)
 
@@ -350,6 +356,12 @@ class VenClient:
             await self.deps.deliver(changes.inputs)
 
     async def poll_once(self) -> None:
+        if len(self.programs) < len(self.cfg.programs):  # a program the VTN did not offer yet
+            before = set(self.programs)
+            await self._programs()
+            if self.callback is not None:
+                for pid in set(self.programs) - before:
+                    await self._subscribe(pid)
         for pid in list(self.programs):
             good, bad = await self._events(pid)
             for ident, err in bad:

@@ -226,15 +226,26 @@ def _timing(ev: Event, cfg: ProgramMapping) -> list[tuple[Interval, float, float
     return out
 
 
-def map_event(ev: Event, cfg: ProgramMapping, now: Timestamp) -> Mapped:
-    """The core events for ``ev`` (one per usable interval) and the reasons for the rest."""
+def map_event(
+    ev: Event,
+    cfg: ProgramMapping,
+    now: Timestamp,
+    program_descriptors: tuple[EventPayloadDescriptor, ...] = (),
+) -> Mapped:
+    """The core events for ``ev`` (one per usable interval) and the reasons for the rest.
+
+    Units come from the event's payloadDescriptors, else the program's, else the config.
+    """
     reasons: list[str] = []
     if not ev.intervals:
         return Mapped((), ("the event has no intervals",))
+    ids = [i.id for i in ev.intervals]
+    if len(set(ids)) != len(ids):
+        return Mapped((), (f"interval ids repeat ({ids}): the intervals cannot be told apart",))
     timing = _timing(ev, cfg)
     if isinstance(timing, str):
         return Mapped((), (timing,))
-    descriptors = {d.payload_type: d for d in ev.payload_descriptors}
+    descriptors = {d.payload_type: d for d in (*program_descriptors, *ev.payload_descriptors)}
     created = ev.modified or ev.created or now
     events: list[CoreEvent] = []
     for item, start, duration, rand in timing:
