@@ -107,8 +107,7 @@ def build(
         client_name=client_name,
         resources=resources,
         report_name=f"{client_name}:{ev.id}:{index}",
-        payload_descriptors=tuple(descriptors),
-        created=start + period_s,
+        payload_descriptors=tuple(descriptors),  # createdDateTime: the VTN's to set
     )
     return Built(report, skipped)
 
