@@ -132,6 +132,8 @@ class Engine:
         self.allocation: Allocation | None = None
         self.ramps = Ramps()  # rampTms: new limits reached over time, not as a step
         self._pruned_at = -math.inf
+        # setGradW's reference: the site's DER rating (what DERSettings reports as setMaxW).
+        self._rated_w = sum(d.max_discharge_w for d in self.config.ders)
         self._last_decisions: dict[Mode, str] = {}
 
     # -----------------------------------------------------------------------------------------
@@ -645,8 +647,13 @@ class Engine:
         if m is not None:
             reading = MeterReading(m.at, m.net_w, m.phase_current_a, m.grid_voltage_v)
         controls = self.resolved.controls
+        rate = controls.ramp_rate_pct_s
         limits = self.ramps.apply(
-            Limits.from_controls(controls), controls.ramp_time_s, self._measured(), now
+            Limits.from_controls(controls),
+            controls.ramp_time_s,
+            self._measured(),
+            now,
+            None if rate is None else rate / 100.0 * self._rated_w,
         )
         return allocate(
             self.config.panel,

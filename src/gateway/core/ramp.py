@@ -9,7 +9,11 @@ Choices:
 
 * Only the four W limits ramp (export, import, generation, load). Booleans (connect, energize)
   and the panel's own backfeed limits never do: those are safety, not requests.
-* Without a measurement for the quantity, or without a ramp time, the new limit applies at once.
+* Without a ramp time, the default ramp *rate* applies where the utility gave one (2030.5
+  DefaultDERControl ``setGradW``, % of the DER rating per second): the ramp lasts
+  |new - start| / rate. ``rampTms`` wins over it (it is the control's own instruction).
+* Without a measurement for the quantity, or without a ramp time or rate, the new limit applies
+  at once.
 * A limit that changes again during a ramp starts a new ramp from the value in force then.
 * Ramps are not persisted: after a restart the limit in force applies at once (the safe side
   for a tightening limit).
@@ -57,6 +61,7 @@ class Ramps:
         ramp_s: float | None,
         measured: Mapping[str, float | None],
         now: Timestamp,
+        rate_w_per_s: float | None = None,
     ) -> Limits:
         values: dict[str, float | None] = {}
         for name in RAMPED:
@@ -64,7 +69,7 @@ class Ramps:
             previous = self._targets.get(name, _UNSET)
             self._targets[name] = target
             if previous is not _UNSET and previous != target:
-                self._start(name, target, ramp_s, measured.get(name), now)
+                self._start(name, target, ramp_s, rate_w_per_s, measured.get(name), now)
             ramp = self._ramps.get(name)
             value = target if ramp is None else ramp.at(now)
             if value is None:
@@ -82,11 +87,14 @@ class Ramps:
         name: str,
         target: float | None,
         ramp_s: float | None,
+        rate_w_per_s: float | None,
         measured: float | None,
         now: Timestamp,
     ) -> None:
         self._ramps.pop(name, None)
-        if target is None or not ramp_s or ramp_s <= 0:
+        by_time = ramp_s is not None and ramp_s > 0
+        by_rate = rate_w_per_s is not None and rate_w_per_s > 0
+        if target is None or not (by_time or by_rate):
             return
         start = self._last.get(name)
         if start is None:  # no limit was in force: start from what the site was doing
@@ -95,4 +103,10 @@ class Ramps:
             start = min(start, measured) if target < start else max(start, measured)
         if start is None or start == target:
             return
-        self._ramps[name] = _Ramp(float(start), float(target), now, float(ramp_s))
+        if by_time:
+            assert ramp_s is not None
+            duration = float(ramp_s)
+        else:
+            assert rate_w_per_s is not None
+            duration = abs(target - start) / rate_w_per_s
+        self._ramps[name] = _Ramp(float(start), float(target), now, duration)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from gateway.core.controls import ControlSet, Mode, Source
 
@@ -62,10 +63,13 @@ class Resolved:
         return str(d) if d else f"{mode.value}: nothing in force"
 
 
+_UNITS: Final = {Mode.RAMP_TIME_S: "s", Mode.RAMP_RATE_PCT_S: "%/s"}
+
+
 def _fmt(mode: Mode, value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    unit = "%" if mode.value.endswith("_pct") else ("s" if mode is Mode.RAMP_TIME_S else "W")
+    unit = _UNITS.get(mode, "%" if mode.value.endswith("_pct") else "W")
     return f"{value:g} {unit}"
 
 

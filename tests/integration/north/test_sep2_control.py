@@ -304,3 +304,39 @@ def test_ALL_25_ramp_time_spreads_the_change_over_ramp_tms(
             assert max(late) <= 200 + 60, samples
 
     run(body)
+
+
+def test_ALL_28_a_default_set_grad_w_ramps_a_new_limit_at_that_rate(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """The default's setGradW (hundredths of % of the DER rating per second) is the ramp rate
+    of a limit change when the control gives no rampTms (BASIC-007)."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            r.site.home.physics.load.constant_w = 1000.0
+            await r.until(lambda: _export_w(r) > 1400, "the PV exporting freely")
+            cycles = r.site.runner.cycles
+            await r.until(lambda: r.site.runner.cycles > cycles + 2, "the engine measuring it")
+            before = _export_w(r)
+            rated = sum(d.max_discharge_w for d in r.site.engine.config.ders)
+            # ~250 W/s: from ~1.7 kW of export to a 200 W default limit in about 6 s.
+            grad = round(250 / rated * 100 * 100)
+            r.state.set_default(r.program, DefaultDERControl("0", export_limit(200), setGradW=grad))
+            await r.until(
+                lambda: r.site.engine.resolved.controls.export_limit_w == 200, "the default", 8
+            )
+            started = time.monotonic()
+            samples: list[tuple[float, float]] = []
+            while time.monotonic() - started < 8.5:
+                samples.append((time.monotonic() - started, _export_w(r)))
+                await asyncio.sleep(0.1)
+            expected_s = (before - 200) / (grad / 100 / 100 * rated)
+            early = [w for t, w in samples if t <= 0.25 * expected_s]
+            mid = [w for t, w in samples if 0.4 * expected_s <= t <= 0.6 * expected_s]
+            late = [w for t, w in samples if t >= expected_s + 1.5]
+            assert min(early) > 200 + 0.5 * (before - 200), samples
+            assert 200 + 60 < max(mid) < before, samples
+            assert max(late) <= 200 + 60, samples
+
+    run(body)

@@ -59,3 +59,28 @@ def test_a_ramped_limit_stays_between_where_it_started_and_the_target(
         assert lo - 1e-6 <= value <= hi + 1e-6
         if f >= 1:  # done (within float resolution of a POSIX time around 1.7e9 s)
             assert abs(value - target) <= 1e-6 * (hi - lo) + 1e-6
+
+
+def _export_at_rate(r: Ramps, limit: float, rate: float | None, measured: float, t: float) -> float:
+    value = r.apply(Limits(export_limit_w=limit), None, {"export_limit_w": measured}, T0 + t, rate)
+    assert value.export_limit_w is not None
+    return value.export_limit_w
+
+
+def test_a_default_ramp_rate_moves_the_limit_at_that_many_watts_per_second() -> None:
+    r = Ramps()
+    _export_at_rate(r, 5000, 100.0, 3000, 0)
+    # 3000 W exported, new limit 0 W at 100 W/s: 30 s, from the measurement.
+    assert _export_at_rate(r, 0, 100.0, 3000, 1) == 3000
+    assert _export_at_rate(r, 0, 100.0, 2000, 11) == 2000
+    assert _export_at_rate(r, 0, 100.0, 200, 31) == 0
+    assert r.ramping() == []
+
+
+def test_ramp_time_wins_over_the_default_rate() -> None:
+    r = Ramps()
+    r.apply(Limits(export_limit_w=5000), None, {"export_limit_w": 3000}, T0, 100.0)
+    got = r.apply(Limits(export_limit_w=0), 10, {"export_limit_w": 3000}, T0 + 1, 100.0)
+    assert got.export_limit_w == 3000
+    later = r.apply(Limits(export_limit_w=0), 10, {"export_limit_w": 3000}, T0 + 6, 100.0)
+    assert later.export_limit_w == 1500  # half of 10 s, not 5 s x 100 W/s

@@ -15,6 +15,7 @@
 | ``opModTargetW``             | ``target_w``             | ActivePower -> W                   |
 | ``csipaus:opModStorageTargetW`` | ``storage_target_w``  | ActivePower -> W                   |
 | ``rampTms``                  | ``ramp_time_s``          | hundredths of s -> s               |
+| ``setGradW`` (defaults only) | ``ramp_rate_pct_s``      | hundredths of %/s -> %/s; 0 = none |
 
 Anything else the server sent in a ``DERControlBase`` (curves, var/PF modes, ...) is returned
 in ``unmapped`` with a sentence, never dropped silently: the caller logs it, and an event left
@@ -29,7 +30,7 @@ from gateway.core.controls import ControlSet
 from gateway.core.schedule import Event
 from gateway.core.schedule import EventStatus as CoreEventStatus
 from gateway.core.units import MRID
-from gateway.north.sep2.model import ActivePower, DERControl, DERControlBase
+from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControl, DERControlBase
 
 ORIGIN = "sep2"
 
@@ -73,6 +74,16 @@ def control_set(base: DERControlBase) -> MappedControls:
     )
     unmapped = tuple(f"{name}: mode not supported by the gateway" for name in base.unsupported)
     return MappedControls(controls=controls, unmapped=unmapped)
+
+
+def default_control_set(default: DefaultDERControl) -> MappedControls:
+    """A DefaultDERControl's controls: its base, plus ``setGradW`` as the default ramp rate
+    (0 means "no limit", which is the same as not setting it)."""
+    mapped = control_set(default.DERControlBase)
+    grad = default.setGradW
+    if not grad:
+        return mapped
+    return MappedControls(mapped.controls.with_(ramp_rate_pct_s=grad / 100), mapped.unmapped)
 
 
 def event(control: DERControl, *, program: str, primacy: int) -> MappedEvent:

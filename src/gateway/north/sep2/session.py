@@ -247,7 +247,7 @@ class Session:
         out = Update()
         key, primacy = view.program.mRID, view.program.primacy
         if view.default is not None:
-            mapped = mapping.control_set(view.default.DERControlBase)
+            mapped = mapping.default_control_set(view.default)
             wanted = (primacy, mapped.controls)
             if self._defaults.get(key) != wanted:
                 self._defaults[key] = wanted
