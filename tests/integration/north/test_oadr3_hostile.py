@@ -4,6 +4,8 @@ call without our token, a bad notification)."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import ssl
 import time
@@ -30,7 +32,8 @@ def test_malformed_event_list_changes_nothing(
             r.add([{"EXPORT_CAPACITY_LIMIT": [3.0]}])
             await r.until(lambda: r.export_limit() == 3000.0, "3 kW")
             polls = len(r.state.requests_to("GET", "/events"))
-            for raw in (b'[{"id": NaN}]', b"[" * 50 + b"]" * 50, b"<xml/>", b'{"a": 1}'):
+            huge = b"[" + b" " * (2 << 20) + b"]"
+            for raw in (b'[{"id": NaN}]', b"[" * 50 + b"]" * 50, b"<xml/>", b'{"a": 1}', huge):
                 r.state.raw_events = raw
                 target = polls + 2
                 await r.until(
@@ -48,6 +51,20 @@ def test_malformed_event_list_changes_nothing(
     assert "nested deeper than 32 levels; nothing changed" in text
     assert "not JSON" in text
     assert "events: expected a list, got an object; nothing changed" in text
+    assert "answer over the 1048576-byte cap; nothing changed" in text
+
+
+def test_a_large_answer_in_many_chunks_is_read_whole(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=0.2, webhook=False) as r:
+            doc = r.state.event_doc(
+                r.pid, [{"EXPORT_CAPACITY_LIMIT": [1.25]}], start=time.time(), duration_s=60
+            )
+            doc.update(id="padded")
+            r.state.raw_events = b"[" + json.dumps(doc).encode() + b" " * 700_000 + b"]"
+            await r.until(lambda: r.export_limit() == 1250.0, "the padded event followed")
+
+    run(body)
 
 
 def test_wrong_types_in_one_event_keep_the_others_and_the_old_version(
@@ -155,6 +172,9 @@ def test_webhook_refuses_calls_without_our_token_and_bad_notifications(
                         assert resp.status == 400
                         problem = await resp.json(content_type=None)
                         assert problem["status"] == 400
+                big = b'{"objectType":"EVENT","operation":"POST","object":{}' + b" " * (2 << 20)
+                async with s.post(listener.url, data=io.BytesIO(big + b"}"), headers=ok) as resp:
+                    assert resp.status == 413
             assert listener.refused == 5
             assert _received(r) == []
             assert r.export_limit() is None

@@ -106,6 +106,18 @@ def _problem(body: bytes) -> str:
         return body[:200].decode("utf-8", "replace")
 
 
+async def _read_capped(stream: aiohttp.StreamReader, url: str) -> bytes:
+    """The whole body, refusing it past the codec's cap without reading it all into memory."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in stream.iter_chunked(1 << 16):
+        total += len(chunk)
+        if total > codec.MAX_BODY:
+            raise ProtocolError(f"{url}: answer over the {codec.MAX_BODY}-byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Http:
     """One aiohttp session to the VTN with the bearer token managed."""
 
@@ -149,8 +161,7 @@ class Http:
             async with self.session.request(
                 method, url, headers=headers, params=params, data=data, allow_redirects=False
             ) as resp:
-                body = await resp.content.read(codec.MAX_BODY + 1)
-                return resp.status, body, resp.headers
+                return resp.status, await _read_capped(resp.content, url), resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise TransportError(f"{method} {url}: {type(e).__name__}: {e}") from None
 
