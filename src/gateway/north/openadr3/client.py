@@ -256,6 +256,7 @@ class VenClient:
         self.events: dict[str, Event] = {}  # the latest version of each event, by id
         known = Tracker.known_from_doc(deps.store.get_state(EVENTS_KEY))
         self.tracker = Tracker(self._map, deps.assess, known)
+        self._saved: dict[str, Any] | None = None
         saved = deps.store.get_state(REPORTS_KEY) or {}
         self.reported: dict[str, int] = {
             k: v for k, v in saved.items() if isinstance(v, int) and not isinstance(v, bool)
@@ -362,7 +363,10 @@ class VenClient:
     async def _apply(self, changes: Changes) -> None:
         for line in changes.log:
             log.warning("openadr3: %s", line)
-        self.deps.store.put_state(EVENTS_KEY, self.tracker.to_doc())
+        doc = self.tracker.to_doc()
+        if doc != self._saved:  # a poll that changes nothing costs no disk write
+            self.deps.store.put_state(EVENTS_KEY, doc)
+            self._saved = doc
         if changes.inputs:
             await self.deps.deliver(changes.inputs)
 
