@@ -436,7 +436,7 @@ async def run(pki: PkiFiles, store: Store) -> tuple[Samples, list[float], int]:
             for name, profile, url, unit in served
         ]
         config = replace(demo_site(), enter_service=EnterService(delay_s=ENTER_SERVICE_S))
-        ratings = SiteRatings(config.charger.max_discharge_w, config.charger.max_charge_w)
+        ratings = SiteRatings.of_site(config)
         http = Http(
             dcap_url,
             tls.client_context(gw.cert, gw.key, gw.chain, pki.serca),

@@ -208,6 +208,7 @@ class DerRating:
     kind: str  # "charger" | "pv" | "battery"
     max_discharge_w: Watts  # generation into the home
     max_charge_w: Watts = 0.0  # 0 for PV
+    capacity_wh: float | None = None  # usable storage (EV battery); None for PV or unknown
 
     def problems(self) -> list[str]:
         out: list[str] = []
@@ -215,6 +216,8 @@ class DerRating:
             out.append(f"der_id must be a non-empty string, got {self.der_id!r}")
         if self.kind not in KINDS:
             out.append(f"{self.der_id}: kind must be one of {sorted(KINDS)}, got {self.kind!r}")
+        if self.capacity_wh is not None and not self.capacity_wh > 0:
+            out.append(f"{self.der_id}: capacity_wh must be positive, got {self.capacity_wh!r}")
         for name in ("max_discharge_w", "max_charge_w"):
             value = getattr(self, name)
             if not _finite_non_negative(value):

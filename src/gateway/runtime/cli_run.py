@@ -33,12 +33,7 @@ async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -
     base = demo_site()
     delay = replace(base.enter_service, delay_s=config.enter_service_delay_s)
     site_config = replace(base, enter_service=delay)
-    charger = site_config.charger
-    ratings = SiteRatings(
-        max_discharge_w=charger.max_discharge_w,
-        max_charge_w=charger.max_charge_w,
-        backup_reserve_pct=site_config.backup_reserve_soc_pct,
-    )
+    ratings = SiteRatings.of_site(site_config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -46,7 +46,10 @@ def demo_site() -> SiteConfig:
         ders=(
             # Allocation order: solar keeps the export headroom first, the EV gets the rest.
             DerRating("pv", "pv", max_discharge_w=7_000, max_charge_w=0),
-            DerRating("ev", "charger", max_discharge_w=9_600, max_charge_w=9_600),
+            # 60 kWh: the simulated EV's battery (sim.physics.Storage.capacity_wh).
+            DerRating(
+                "ev", "charger", max_discharge_w=9_600, max_charge_w=9_600, capacity_wh=60_000
+            ),
         ),
         charger_id="ev",
     )

@@ -68,8 +68,7 @@ async def _demo(out: TextIO, tmp: Path) -> int:
     recorder = Recorder()
     s, gw = pki.server, pki.device("gateway")
     site_config = replace(demo_site(), enter_service=EnterService(delay_s=2.0))
-    charger = site_config.charger
-    ratings = SiteRatings(charger.max_discharge_w, charger.max_charge_w)
+    ratings = SiteRatings.of_site(site_config)
     server = UtilityServer(
         state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=recorder
     )

@@ -196,8 +196,7 @@ async def _gateway(
     )
     gw = pki.device("gateway")
     config = site or fast_site()
-    charger = config.charger
-    ratings = SiteRatings(charger.max_discharge_w, charger.max_charge_w)
+    ratings = SiteRatings.of_site(config)
     context = tls.client_context(gw.cert, gw.key, gw.chain, pki.serca)
     http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0))
     with SqliteStore(db) as store:

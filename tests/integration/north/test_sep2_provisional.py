@@ -68,7 +68,7 @@ def test_P_01_aggregator_end_devices_share_a_control_and_each_answers(
                 u.state.add_end_device(lfdi, pin=PIN, aggregator=agg.lfdi, post_rate=RATE_S)
             context = tls.client_context(agg.cert, agg.key, agg.chain, sep2_pki.serca)
             config = fast_site()
-            ratings = SiteRatings(config.charger.max_discharge_w, config.charger.max_charge_w)
+            ratings = SiteRatings.of_site(config)
             stop = asyncio.Event()
             async with contextlib.AsyncExitStack() as stack:
                 http = await stack.enter_async_context(

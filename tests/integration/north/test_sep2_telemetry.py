@@ -254,3 +254,40 @@ def test_ALL_29_der_and_site_readings_match_the_home(sep2_pki: PkiFiles, tmp_pat
             assert len(_reading_times(r, FlowDirection.FORWARD)) >= 8
 
     run(body)
+
+
+def test_STO_01_der_stored_energy_readings_follow_the_ev(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """STO-01 / STO-04 (CSIP-AUS storage): the DER mirror carries the EV's stored energy (Wh,
+    kind energy, dataQualifier 0), the SoC times the configured usable capacity; and
+    DERCapability/DERSettings carry that capacity as rtgMaxWh / setMaxWh (STO-02, in part)."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            capacity = r.site.engine.config.charger.capacity_wh
+            assert capacity is not None
+
+            def stored() -> list[tuple[float, float]]:
+                out = []
+                for got in r.state.readings(r.lfdi):
+                    rt, reading = got.reading.ReadingType, got.reading.Reading
+                    if rt is None or rt.uom != Uom.WH or reading is None:
+                        continue
+                    assert (rt.kind, rt.dataQualifier) == (12, 0)
+                    assert reading.value is not None
+                    out.append((got.at, reading.value * 10.0 ** (rt.powerOfTenMultiplier or 0)))
+                return out
+
+            await r.until(lambda: len(stored()) >= 4, "four stored-energy readings")
+            soc = r.site.home.physics.charger.soc_pct
+            assert abs(stored()[-1][1] - soc / 100 * capacity) <= 0.01 * capacity
+            cap = r.state.der_capability(r.lfdi)
+            settings = r.state.der_settings(r.lfdi)
+            assert cap is not None
+            assert cap.rtgMaxWh is not None
+            assert settings is not None
+            assert settings.setMaxWh is not None
+            assert cap.rtgMaxWh.watts == settings.setMaxWh.watts == capacity
+
+    run(body)

@@ -110,7 +110,9 @@ MUP = MirrorUsagePoint(
 SITE = site_mirror_usage_point(
     LFDI, PEN, at=AT, site_w=-2500.4, volts=241.27, site_var=310.6, hz=50.013, post_rate=60
 )
-DER = der_mirror_usage_point(LFDI, PEN, at=AT, der_w=7000, der_var=-150, volts=240.0)
+DER = der_mirror_usage_point(
+    LFDI, PEN, at=AT, der_w=7000, der_var=-150, volts=240.0, stored_wh=36_512.5
+)
 
 RESOURCES = [
     pytest.param(FULL_TYPE, id="ReadingType-full"),
@@ -319,7 +321,17 @@ def test_der_mirror_is_a_der_submeter() -> None:
     assert w.ReadingType is not None
     assert w.ReadingType.flowDirection == FlowDirection.REVERSE == 19
     assert w.ReadingType.uom == Uom.W == 38
-    assert [m.ReadingType.uom for m in DER.MirrorMeterReading if m.ReadingType] == [38, 63, 29]
+    assert [m.ReadingType.uom for m in DER.MirrorMeterReading if m.ReadingType] == [38, 63, 29, 72]
+
+
+def test_der_stored_energy_is_what_csip_aus_storage_counts() -> None:
+    """STO-01: uom Wh (72), kind energy (12), dataQualifier 0 ("instantaneous"), a DER mirror."""
+    wh = DER.MirrorMeterReading[-1]
+    assert wh.ReadingType is not None
+    assert (wh.ReadingType.uom, wh.ReadingType.kind, wh.ReadingType.dataQualifier) == (72, 12, 0)
+    assert wh.Reading is not None
+    assert wh.Reading.value == 36_512  # whole Wh (round half to even)
+    assert wh.ReadingType.powerOfTenMultiplier == 0
 
 
 def test_a_later_update_carries_readings_only(sep_schema: SepSchemas) -> None:

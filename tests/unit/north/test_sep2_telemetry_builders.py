@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from conftest import SepSchemas
 
 T0 = 1_764_072_000
-RATINGS = SiteRatings(max_discharge_w=9600, max_charge_w=11000, backup_reserve_pct=20)
+RATINGS = SiteRatings(
+    max_discharge_w=9600, max_charge_w=11000, backup_reserve_pct=20, capacity_wh=60_000
+)
 LFDI = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"
 
 

@@ -639,9 +639,17 @@ class EndDeviceClient:
                 )
             )
         if state.der_w is not None:
+            stored = None
+            if self._ratings is not None and state.ev_connected:
+                stored = self._ratings.stored_wh(state.soc_pct)
             mirrors.append(
                 metering.der_mirror_usage_point(
-                    lfdi, self.pen, at=at, der_w=state.der_w, volts=state.voltage_v
+                    lfdi,
+                    self.pen,
+                    at=at,
+                    der_w=state.der_w,
+                    volts=state.voltage_v,
+                    stored_wh=stored,
                 )
             )
         for mup in mirrors:

@@ -166,6 +166,7 @@ class DERCapability:
     href: str | None = None
     rtgMaxChargeRateW: _ActivePower | None = None
     rtgMaxDischargeRateW: _ActivePower | None = None
+    rtgMaxWh: _ActivePower | None = None  # WattHour: the same value x 10^multiplier shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ class DERSettings:
     modesEnabled: int | None = None  # DERControlType (HexBinary32)
     setMaxChargeRateW: _ActivePower | None = None
     setMaxDischargeRateW: _ActivePower | None = None
+    setMaxWh: _ActivePower | None = None  # WattHour
     doeModesEnabled: DOEModes | None = None  # csipaus, DOEControlType (HexBinary8)
 
 

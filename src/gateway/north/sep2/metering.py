@@ -452,6 +452,7 @@ def der_mirror_usage_point(
     der_w: float,
     der_var: float | None = None,
     volts: float | None = None,
+    stored_wh: float | None = None,
     post_rate: int | None = None,
 ) -> MirrorUsagePoint:
     """The CSIP-AUS *DER* mirror (a sub-meter): the DER's active power (W, positive =
@@ -466,6 +467,19 @@ def der_mirror_usage_point(
     if volts is not None:
         mrid = derive_mrid(pen, lfdi, "der", "V")
         ms.append(Measurement.of(mrid, "DER voltage", Uom.V, volts, decimals=1, kind=None))
+    if stored_wh is not None:
+        # CSIP-AUS storage (STO-01): energy, Wh, an instantaneous reading (dataQualifier 0).
+        mrid = derive_mrid(pen, lfdi, "der", "Wh")
+        ms.append(
+            Measurement.of(
+                mrid,
+                "DER stored energy",
+                Uom.WH,
+                stored_wh,
+                kind=Kind.ENERGY,
+                data_qualifier=DataQualifier.NOT_APPLICABLE,
+            )
+        )
     return mirror_usage_point(
         derive_mrid(pen, lfdi, "der"),
         lfdi,

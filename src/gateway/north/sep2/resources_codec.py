@@ -299,6 +299,7 @@ _DERCAP = _Spec(
         ("rtgMaxChargeRateW", NS, _RATING, False),
         ("rtgMaxDischargeRateW", NS, _RATING, False),
         ("rtgMaxW", NS, _RATING, True),
+        ("rtgMaxWh", NS, _RATING, False),
         ("type", NS, _UINT8, True),
         # Required by CSIP-AUS, absent in US CSIP: the client decides which it writes.
         ("doeModesSupported", CSIPAUS_NS, _DOE, False),
@@ -314,6 +315,7 @@ _DERSET = _Spec(
         ("setMaxChargeRateW", NS, _RATING, False),
         ("setMaxDischargeRateW", NS, _RATING, False),
         ("setMaxW", NS, _RATING, True),
+        ("setMaxWh", NS, _RATING, False),
         ("updatedTime", NS, _TIME, True),
         ("doeModesEnabled", CSIPAUS_NS, _DOE, False),
     ),

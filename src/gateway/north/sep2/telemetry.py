@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.core.controls import Mode
+from gateway.core.site import SiteConfig
 from gateway.north.sep2.der_resources import (
     MODE_CHARGE,
     MODE_CONNECT,
@@ -76,10 +77,27 @@ class SiteRatings:
     der_type: int = DERTypeCode.EVSE
     set_grad_w: int = 0  # hundredths of %/s; 0 = no ramp limit of our own
     backup_reserve_pct: float = 20.0
+    capacity_wh: float | None = None  # the storage's usable energy (rtgMaxWh, setMaxWh)
 
     @property
     def rtg_max_w(self) -> float:
         return max(self.max_discharge_w, self.max_charge_w)
+
+    @classmethod
+    def of_site(cls, config: SiteConfig) -> SiteRatings:
+        """The ratings of a site's V2H charger, as its configuration gives them."""
+        c = config.charger
+        return cls(
+            max_discharge_w=c.max_discharge_w,
+            max_charge_w=c.max_charge_w,
+            backup_reserve_pct=config.backup_reserve_soc_pct,
+            capacity_wh=c.capacity_wh,
+        )
+
+    def stored_wh(self, soc_pct: float | None) -> float | None:
+        if soc_pct is None or self.capacity_wh is None:
+            return None
+        return min(100.0, max(0.0, soc_pct)) / 100.0 * self.capacity_wh
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +157,7 @@ def der_capability(r: SiteRatings, modes: Iterable[Mode], *, csipaus: bool = Tru
         doeModesSupported=doe_modes(modes) if csipaus else None,
         rtgMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
         rtgMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
+        rtgMaxWh=_wh(r.capacity_wh),
     )
 
 
@@ -153,8 +172,14 @@ def der_settings(
         modesEnabled=modes_supported(modes),
         setMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
         setMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
+        setMaxWh=_wh(r.capacity_wh),
         doeModesEnabled=doe_modes(modes) if csipaus else None,
     )
+
+
+def _wh(wh: float | None) -> ActivePower | None:
+    # WattHour has ActivePower's shape (value x 10^multiplier); the value is non-negative.
+    return None if wh is None else ActivePower.from_watts(wh)
 
 
 def _connect_bits(s: SiteState) -> ConnectStatus:
