@@ -1,6 +1,13 @@
 """``make bench``: run every benchmark."""
 
-from bench import engine_cycle, modbus_write, sep2_aggregator, sep2_notify, sep2_parse
+from bench import (
+    engine_cycle,
+    modbus_write,
+    oadr2_latency,
+    sep2_aggregator,
+    sep2_notify,
+    sep2_parse,
+)
 
 if __name__ == "__main__":
     engine_cycle.main()
@@ -12,3 +19,5 @@ if __name__ == "__main__":
     sep2_notify.main()
     print()
     sep2_aggregator.main()
+    print()
+    oadr2_latency.main()
