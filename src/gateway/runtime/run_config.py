@@ -1,5 +1,10 @@
 """The ``gateway run`` configuration file (TOML), validated once at start-up.
 
+The site's utility link is exactly one of three tables: ``[sep2]`` (IEEE 2030.5, below),
+``[openadr2]`` (an OpenADR 2.0b VTN: ``gateway.north.openadr2.config``) or ``[openadr3]`` (an
+OpenADR 3 VTN: ``gateway.north.openadr3.config``). ``[site]`` is the same for all three, so
+the same home can follow any of them.
+
 ::
 
     [sep2]
@@ -43,6 +48,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gateway.north.openadr2 import config as openadr2_config
+from gateway.north.openadr2.config import Oadr2Config
+from gateway.north.openadr3 import config as openadr3_config
+from gateway.north.openadr3.config import Oadr3Config
 from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
 from gateway.north.sep2.identity import lfdi as lfdi_of
 
@@ -97,12 +106,16 @@ class Sep2Config:
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
+    """Exactly one of ``sep2``, ``openadr2`` and ``openadr3`` is set: the site's utility link."""
+
     path: Path
-    sep2: Sep2Config
+    sep2: Sep2Config | None
     simulate: bool
     store: Path
     period_s: float
     enter_service_delay_s: float = 300.0
+    openadr2: Oadr2Config | None = None
+    openadr3: Oadr3Config | None = None
 
     def store_for(self, index: int) -> Path:
         if index == 0:
@@ -176,15 +189,62 @@ def _end_devices(r: _Reader, sep2: dict[str, Any], cert: Path | None) -> list[En
     return out
 
 
+NORTH = ("sep2", "openadr2", "openadr3")
+
+
 def load(path: Path) -> RunConfig:
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise RunConfigError(f"{path}: {e}") from e
     r = _Reader(path.parent)
-    sep2 = doc.get("sep2")
+    named = [k for k in NORTH if k in doc]
+    if len(named) != 1:
+        which = ", ".join(f"[{k}]" for k in named) or "none"
+        raise RunConfigError(
+            f"{path}: name exactly one utility link: a [sep2] table (IEEE 2030.5: the "
+            f"DeviceCapability URL), [openadr2] (an OpenADR 2.0b VTN) or [openadr3] (an "
+            f"OpenADR 3 VTN); found {which}"
+        )
+    sep2 = oadr2 = oadr3 = None
+    match named[0]:
+        case "sep2":
+            sep2 = _sep2(r, doc["sep2"])
+        case "openadr2":
+            oadr2, problems = openadr2_config.parse(doc["openadr2"], path.parent)
+            r.problems += problems
+        case _:
+            oadr3, problems = openadr3_config.parse(doc["openadr3"], path.parent)
+            r.problems += problems
+    site = doc.get("site", {})
+    simulate = r.get(site, "simulate", bool, "site", True)
+    store = r.get(site, "store", str, "site", "gateway.db")
+    period_s = r.get(site, "period_s", float, "site", 1.0)
+    delay_s = r.get(site, "enter_service_delay_s", float, "site", 300.0)
+    if delay_s is not None and not 0 <= delay_s <= 3600:
+        r.problems.append(f"site.enter_service_delay_s: expected 0..3600 s, got {delay_s}")
+    if simulate is False:
+        r.problems.append("site.simulate = false: real devices from [[device]] are not wired yet")
+    if period_s is not None and not 0.05 <= period_s <= 60:
+        r.problems.append(f"site.period_s: expected 0.05..60 s, got {period_s}")
+    if r.problems:
+        raise RunConfigError(f"{path}: invalid configuration:\n  - " + "\n  - ".join(r.problems))
+    return RunConfig(
+        path=path,
+        sep2=sep2,
+        openadr2=oadr2,
+        openadr3=oadr3,
+        simulate=bool(simulate),
+        store=(path.parent / str(store)).resolve(),
+        period_s=float(period_s),
+        enter_service_delay_s=float(delay_s),
+    )
+
+
+def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
     if not isinstance(sep2, dict):
-        raise RunConfigError(f"{path}: a [sep2] table naming the DeviceCapability URL is required")
+        r.problems.append("sep2: expected a [sep2] table naming the DeviceCapability URL")
+        return None
     dcap = r.get(sep2, "dcap", str, "sep2")
     if dcap is not None and urlparse(dcap).scheme != "https":
         r.problems.append(f"sep2.dcap: 2030.5 runs over TLS: expected an https:// URL, got {dcap}")
@@ -214,41 +274,19 @@ def load(path: Path) -> RunConfig:
             if port is not None and not 0 <= port <= 65535:
                 r.problems.append(f"sep2.notify.port: expected 0..65535, got {port}")
             notify = NotifyConfig(str(listen), int(port or 0), host)
-    site = doc.get("site", {})
-    simulate = r.get(site, "simulate", bool, "site", True)
-    store = r.get(site, "store", str, "site", "gateway.db")
-    period_s = r.get(site, "period_s", float, "site", 1.0)
-    delay_s = r.get(site, "enter_service_delay_s", float, "site", 300.0)
-    if delay_s is not None and not 0 <= delay_s <= 3600:
-        r.problems.append(f"site.enter_service_delay_s: expected 0..3600 s, got {delay_s}")
-    if simulate is False:
-        r.problems.append("site.simulate = false: real devices from [[device]] are not wired yet")
-    if period_s is not None and not 0.05 <= period_s <= 60:
-        r.problems.append(f"site.period_s: expected 0.05..60 s, got {period_s}")
-    if r.problems:
-        raise RunConfigError(f"{path}: invalid configuration:\n  - " + "\n  - ".join(r.problems))
-    assert dcap is not None
-    assert cert is not None
-    assert key is not None
-    assert serca is not None
-    return RunConfig(
-        path=path,
-        sep2=Sep2Config(
-            dcap=dcap,
-            cert=cert,
-            key=key,
-            chain=chain,
-            serca=serca,
-            server_lfdi=server_lfdi,
-            check_hostname=bool(check_hostname),
-            register=bool(register),
-            end_devices=tuple(devices),
-            notify=notify,
-            pen=int(pen),
-            csipaus=profile != "csip",
-        ),
-        simulate=bool(simulate),
-        store=(path.parent / str(store)).resolve(),
-        period_s=float(period_s),
-        enter_service_delay_s=float(delay_s),
+    if dcap is None or cert is None or key is None or serca is None or pen is None:
+        return None
+    return Sep2Config(
+        dcap=dcap,
+        cert=cert,
+        key=key,
+        chain=chain,
+        serca=serca,
+        server_lfdi=server_lfdi,
+        check_hostname=bool(check_hostname),
+        register=bool(register),
+        end_devices=tuple(devices),
+        notify=notify,
+        pen=int(pen),
+        csipaus=profile != "csip",
     )

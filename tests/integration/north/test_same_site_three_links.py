@@ -1,0 +1,217 @@
+"""Issue 5's "done when": one site file names a 2030.5 server, an OpenADR 2.0b VTN or an
+OpenADR 3 VTN, and the home behaves the same for the same request.
+
+Each case runs the installed ``gateway run CONFIG`` in a subprocess, with the same ``[site]``
+table and only the utility link changed, against that protocol's simulated utility in this
+process. The request is the same everywhere: "island the home for a few seconds, starting now"
+(2030.5 ``opModConnect=false``; OpenADR 2.0b ``LOAD_CONTROL`` / ``x-loadControlCapacity`` 0;
+OpenADR 3 ``ALERT_BLACK_START``). The home is watched directly over Modbus (its relay and
+charger, at the addresses the gateway prints), not through any protocol's own reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from oadr3_rig import make_pki as make_oadr3_pki
+
+from gateway.core.island import ChargerMode, RelayPosition
+from gateway.north.sep2.model import DERControlBase
+from gateway.north.sep2.pki import init_pki
+from gateway.runtime.south import DeviceConfig, South
+from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.sim.vtn3 import Vtn3Server, VtnState
+
+GATEWAY = Path(sys.executable).with_name("gateway")
+PIN = 111115
+ISLAND_S = 4
+SITE = """
+[site]
+store = "gateway.db"
+period_s = 0.2
+enter_service_delay_s = 1
+"""
+DEVICE = re.compile(r"^\s+simulated (\w+): (\S+) at (\S+) unit (\d+)$")
+
+# What the home did, as distinct (relay, charger) states in the order they were seen.
+Trace = list[tuple[RelayPosition | None, ChargerMode | None]]
+# Starts the protocol's utility and yields (the [link] table, a function that asks to island).
+Link = Callable[[Path], "contextlib.AbstractAsyncContextManager[tuple[str, Island]]"]
+Island = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Home:
+    south: South
+
+    async def state(self) -> tuple[RelayPosition | None, ChargerMode | None]:
+        obs = await self.south.observe()
+        relay = obs.relay.position if obs.relay is not None else None
+        charger = obs.charger.mode if obs.charger is not None else None
+        return relay, charger
+
+
+async def _start_gateway(config: Path) -> tuple[asyncio.subprocess.Process, Home]:
+    proc = await asyncio.create_subprocess_exec(
+        str(GATEWAY),
+        "run",
+        str(config),
+        "--for",
+        "60",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    devices: list[DeviceConfig] = []
+    seen: list[str] = []
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line, "gateway run ended early:\n" + "".join(seen)
+        seen.append(line)
+        if m := DEVICE.match(line.rstrip()):
+            name, profile, url, unit = m.groups()
+            if name in ("relay", "charger"):  # what islanding moves
+                devices.append(DeviceConfig(name, profile, url, int(unit)))
+        if line.startswith("following "):
+            break
+    return proc, Home(South(devices, now=time.time, audit=lambda _r: None))
+
+
+async def _watch(home: Home, until: Callable[[Trace], bool], timeout: float) -> Trace:
+    trace: Trace = []
+    deadline = time.monotonic() + timeout
+    while not until(trace):
+        assert time.monotonic() < deadline, f"the home did not get there; it did: {trace}"
+        state = await home.state()
+        if not trace or trace[-1] != state:
+            trace.append(state)
+        await asyncio.sleep(0.05)
+    return trace
+
+
+def _islanded_and_back(trace: Trace) -> bool:
+    """Formed on an open relay at some point, and the relay is closed again since."""
+    for i, state in enumerate(trace):
+        if state == (RelayPosition.OPEN, ChargerMode.GRID_FORMING):
+            return len(trace) - 1 > i and trace[-1][0] is RelayPosition.CLOSED
+    return False
+
+
+async def _island_via(link: Link, tmp: Path) -> Trace:
+    async with link(tmp) as (table, island):
+        config = tmp / "site.toml"
+        config.write_text(table + SITE, encoding="utf-8")
+        proc, home = await _start_gateway(config)
+        try:
+            await _watch(home, lambda t: bool(t) and t[-1][0] is RelayPosition.CLOSED, 20)
+            await asyncio.sleep(1.0)  # registered and settled
+            await island()
+            trace = await _watch(home, _islanded_and_back, 30)
+        finally:
+            proc.terminate()
+            out, _ = await proc.communicate()
+            await home.south.close()
+        assert proc.returncode == 0, out.decode()[-2000:]
+        return trace
+
+
+@asynccontextmanager
+async def sep2_link(tmp: Path) -> AsyncIterator[tuple[str, Island]]:
+    pki = init_pki(tmp / "pki")
+    state = UtilityState(clock=lambda: time.time() + 3600, registration_pin=PIN)
+    for resource in ("dcap", "tm", "edev", "reg", "fsa", "derp", "der"):
+        state.set_poll_rate(resource, 1)
+    program = state.add_program("feeder", primacy=1)
+    s = pki.server
+    server = UtilityServer(
+        state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=Recorder()
+    )
+    async with server:
+        table = f"""
+[sep2]
+dcap = "{server.url("/dcap")}"
+cert = "pki/gateway.pem"
+key = "pki/gateway.key"
+chain = "pki/gateway-chain.pem"
+serca = "pki/serca.pem"
+pin = {PIN}
+register = true
+"""
+
+        async def island() -> None:
+            base = DERControlBase(opModConnect=False)
+            state.add_control(program, start=state.now() - 1, duration=ISLAND_S, base=base)
+
+        yield table, island
+
+
+@asynccontextmanager
+async def openadr3_link(tmp: Path) -> AsyncIterator[tuple[str, Island]]:
+    pki = make_oadr3_pki(tmp / "pki")
+    state = VtnState(clients={"gateway": "s3cret"})
+    pid = state.add_program("feeder")
+    async with Vtn3Server(state, cert=pki.cert, key=pki.key, notify_ca=pki.ca) as server:
+        table = f"""
+[openadr3]
+vtn = "{server.url}"
+client_id = "gateway"
+client_secret = "s3cret"
+ven_name = "gateway-1"
+ca_file = "pki/ca.pem"
+poll_s = 0.5
+report_period_s = 5
+
+[[openadr3.program]]
+name = "feeder"
+"""
+
+        async def island() -> None:
+            state.add_event(
+                pid,
+                intervals=[{"ALERT_BLACK_START": ["restoring the feeder"]}],
+                start=time.time() - 1,
+                duration_s=ISLAND_S,
+            )
+
+        yield table, island
+
+
+def test_the_same_island_request_over_2030_5_and_openadr_3_moves_the_home_the_same(
+    tmp_path: Path,
+) -> None:
+    async def main() -> dict[str, Trace]:
+        out: dict[str, Trace] = {}
+        for name, link in (("sep2", sep2_link), ("openadr3", openadr3_link)):
+            folder = tmp_path / name
+            folder.mkdir()
+            out[name] = await _island_via(link, folder)
+        return out
+
+    traces = asyncio.run(asyncio.wait_for(main(), 150))
+    relay_moves = {}
+    for name, trace in traces.items():
+        # Open, then forming on the open relay, then closed again: never forming on a closed
+        # relay, whatever the protocol.
+        assert (RelayPosition.CLOSED, ChargerMode.GRID_FORMING) not in trace, (name, trace)
+        # UNKNOWN is the relay in travel (its contact reads neither way): not a position.
+        relays = [r for r, _ in trace if r in (RelayPosition.OPEN, RelayPosition.CLOSED)]
+        relay_moves[name] = [r for i, r in enumerate(relays) if i == 0 or relays[i - 1] != r]
+    assert (
+        relay_moves["sep2"]
+        == relay_moves["openadr3"]
+        == [
+            RelayPosition.CLOSED,
+            RelayPosition.OPEN,
+            RelayPosition.CLOSED,
+        ]
+    ), traces
