@@ -23,6 +23,8 @@ test_oadr2_workarounds.py that shows the stock behaviour next to ours):
    (segmentation fault in lxml/libxml2 under openleadr's schema-validating parser). Our
    ``_perform_request`` refuses any answer with a DTD, NUL bytes or non-UTF-8 before parsing
    (:func:`screen`); it is otherwise the stock request, with our log lines.
+6. Every signed message re-parses the PEM private key twice (~80 ms per message with RSA-2048).
+   :mod:`.signing` loads the key once (RSA becomes usable; ECDSA P-256 is still advised).
 
 The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
 failed registration is retried with back-off.
@@ -48,6 +50,7 @@ from signxml.exceptions import InvalidSignature
 
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr2.events import EventResponse
+from gateway.north.openadr2.signing import message_factory
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,8 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
             allow_jitter=False,
         )
         self.config = config
+        if tls is not None:  # workaround 6: the signing key parsed once, not per message
+            self._create_message = message_factory(tls.cert, tls.key)
         self.on_distribute = on_distribute
         self.telemetry = telemetry
         self._poll_now = asyncio.Event()

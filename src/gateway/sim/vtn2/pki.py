@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from openleadr.utils import certificate_fingerprint
 
@@ -41,13 +41,14 @@ class Oadr2Pki:
     vtn: Party
     ven: Party
     other: Party  # a second VEN/VTN certificate from the same CA (wrong-fingerprint cases)
+    ven_rsa: Party | None = None  # an RSA-2048 VEN certificate, with ``rsa=True``
 
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     data = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -60,9 +61,18 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 
 def _leaf(
-    directory: Path, name: str, ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name
+    directory: Path,
+    name: str,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    *,
+    use_rsa: bool = False,
 ) -> Party:
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if use_rsa
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -96,8 +106,9 @@ def _leaf(
     return party
 
 
-def init_pki(directory: Path) -> Oadr2Pki:
-    """Write a fresh CA, VTN, VEN and 'other' certificate into ``directory``."""
+def init_pki(directory: Path, *, with_rsa: bool = False) -> Oadr2Pki:
+    """Write a fresh CA, VTN, VEN and 'other' certificate into ``directory`` (and an RSA VEN
+    certificate ``ven-rsa`` with ``with_rsa``: the stock signing-cost comparison)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("OpenADR Test CA")
@@ -137,4 +148,5 @@ def init_pki(directory: Path) -> Oadr2Pki:
         vtn=_leaf(directory, "vtn", ca_key, ca_name),
         ven=_leaf(directory, "ven", ca_key, ca_name),
         other=_leaf(directory, "other", ca_key, ca_name),
+        ven_rsa=_leaf(directory, "ven-rsa", ca_key, ca_name, use_rsa=True) if with_rsa else None,
     )
