@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from oadr2_rig import oadr2_pki, oadr2_rig, run, scripted_vtn, ven_config  # noqa: F401
 
 from gateway.core.island import RelayPosition
+from gateway.north.openadr2.config import Oadr2Config
+from gateway.north.openadr2.events import EventResponse
+from gateway.north.openadr2.ven import GatewayVen
+from gateway.sim.vtn2 import ScriptedVtn, serve
 from gateway.sim.vtn2.pki import Oadr2Pki
 
 
@@ -94,5 +99,41 @@ def test_G1_4010_tls_and_signatures_register_and_report(
             assert vtn.url.startswith("https://")
             assert vtn.registrations[0].fingerprint == oadr2_pki.ven.fingerprint
             await r.until(lambda: len(vtn.reports) > 0, "a signed report")
+
+    run(body)
+
+
+def test_serve_runs_the_scripted_vtn_standalone_with_its_demo_script() -> None:
+    async def body() -> None:
+        stop = asyncio.Event()
+        ready: list[ScriptedVtn] = []
+        task = asyncio.create_task(
+            serve(port=0, poll_interval_s=0.2, stop=stop, on_ready=ready.append)
+        )
+        seen: list[list[str]] = []
+
+        async def record(events: list[dict[str, Any]]) -> list[EventResponse]:
+            seen.append([e["event_descriptor"]["event_id"] for e in events])
+            return []
+
+        while not ready:
+            await asyncio.sleep(0.01)
+        vtn = ready[0]
+        ven = GatewayVen(
+            Oadr2Config(vtn_url=vtn.url, ven_name="demo-ven", poll_interval_s=0.2),
+            on_distribute=record,
+            telemetry=lambda: None,
+        )
+        assert await ven.register()
+        for _ in range(50):  # the script runs within its 0.5 s loop
+            await ven._poll()
+            if seen and len(seen[-1]) == 2:
+                break
+            await asyncio.sleep(0.1)
+        await ven.close()
+        stop.set()
+        await task
+        assert len(seen[-1]) == 2
+        assert vtn.registrations[0].ven_name == "demo-ven"
 
     run(body)

@@ -439,8 +439,10 @@ async def serve(
     pre_allocated: Mapping[str, str | None] | None = None,
     stop: asyncio.Event | None = None,
     demo: bool = True,
+    on_ready: Callable[[ScriptedVtn], None] | None = None,
 ) -> None:
-    """Run the scripted VTN until ``stop`` is set (forever without one).
+    """Run the scripted VTN until ``stop`` is set (forever without one); ``on_ready`` gets it
+    once it listens (its ``url``, its records).
 
     ``demo``: once a VEN registers, offer it a short script: export limit 2 kW in 10 s for
     60 s, then an island request in 90 s for 60 s (LOAD_CONTROL capacity 0).
@@ -456,6 +458,8 @@ async def serve(
     )
     async with vtn:
         log.info("OpenADR 2.0b VTN %s listening on %s", vtn_id, vtn.url)
+        if on_ready is not None:
+            on_ready(vtn)
         scripted: set[str] = set()
         while not stop.is_set():
             if demo:
