@@ -30,6 +30,7 @@ class MeterTelemetry:
     grid_voltage_v: float | None
     grid_frequency_hz: float | None
     phase_current_a: Mapping[str, float] = field(default_factory=dict)
+    net_var: float | None = None  # reactive power, positive = import (lagging); for reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class DerTelemetry:
     at: Timestamp
     der_id: str
     power_w: float  # positive = generation/discharge into the home
+    reactive_var: float | None = None  # positive = injected; for reports
 
 
 @dataclass(frozen=True, slots=True)

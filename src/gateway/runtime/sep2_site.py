@@ -21,7 +21,7 @@ import contextlib
 import logging
 
 from gateway.core.island import Phase, RelayPosition
-from gateway.core.messages import Input
+from gateway.core.messages import Input, Observed
 from gateway.north.sep2.client import (
     DOCUMENTATION_PEN,
     EndDeviceClient,
@@ -72,10 +72,20 @@ class SiteStateSource:
             soc_pct=charger.soc_pct if charger else None,
             ev_connected=charger.ev_connected if charger else None,
             site_w=meter.net_w if meter else None,
+            site_var=meter.net_var if meter else None,
+            der_var=_der_var(obs),
             voltage_v=meter.grid_voltage_v if meter else None,
             frequency_hz=meter.grid_frequency_hz if meter else None,
             energized=engine.resolved.controls.energize is not False,
         )
+
+
+def _der_var(obs: Observed) -> float | None:
+    """The DERs' reactive power, when every DER that reports power also reports var (the
+    charger does not measure it: it runs at unity power factor, so it adds nothing)."""
+    if not obs.ders or any(d.reactive_var is None for d in obs.ders):
+        return None
+    return sum(d.reactive_var or 0.0 for d in obs.ders)
 
 
 class NotificationRouter:

@@ -160,6 +160,7 @@ class _RelayBinder(_Binder):
         m = p.meter()
         values: dict[str, float] = {
             "net_power": m.net_w,
+            "net_reactive_power": m.net_var,
             "grid_voltage": m.grid_voltage_v,
             "grid_frequency": m.grid_frequency_hz,
             "load_voltage": m.load_voltage_v,
@@ -327,6 +328,8 @@ class _DerBinder(_Binder):
         match role:
             case "power":
                 return p.pv.power_w + (b.power_w if b is not None else 0.0)
+            case "reactive_power":
+                return 0.0  # the simulated inverter runs at unity power factor
             case "w_max":
                 return p.pv.peak_w
             case "soc":
@@ -1068,7 +1071,7 @@ def _default_physics(home: SimulatedHome) -> HomePhysics:
 # The scale factors of the served SunSpec image (raw exponents): not all 0, so that a client
 # that ignores them reads nonsense and is caught.
 _SUNSPEC_SF: Final = {
-    701: {"W_SF": 0, "V_SF": -1, "Hz_SF": -2, "A_SF": -1},
+    701: {"W_SF": 0, "Var_SF": 0, "V_SF": -1, "Hz_SF": -2, "A_SF": -1},
     702: {"W_SF": 0},
     704: {"WMaxLimPct_SF": -1, "WSet_SF": 0},
     713: {"Pct_SF": -1, "WH_SF": 1},

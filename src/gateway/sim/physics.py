@@ -334,6 +334,12 @@ class Load:
     base_w: float = 450.0
     morning_w: float = 900.0  # around 07:30
     evening_w: float = 2_600.0  # around 19:00
+    # Motors and power supplies draw reactive power: a lagging displacement power factor.
+    power_factor: float = 0.95
+
+    def reactive(self, watts: float) -> float:
+        """var drawn with ``watts`` (positive = lagging, drawn from the supply)."""
+        return watts * math.tan(math.acos(self.power_factor))
 
     def demand(self, now: Timestamp) -> float:
         if self.constant_w is not None:
@@ -351,6 +357,7 @@ class Meter:
     """What the meter in the collar measures (grid side and load side of the relay)."""
 
     net_w: float  # + import
+    net_var: float  # + import (the household's lagging var; DER run at unity power factor)
     current_l1_a: float
     current_l2_a: float
     grid_voltage_v: float
@@ -564,8 +571,10 @@ class HomePhysics:
         return self.charger.power_w + self.pv.power_w + b
 
     def meter(self) -> Meter:
+        var = 0.0
         if self.grid_tied:
             net = self.served_load() - self.supply()
+            var = self.load.reactive(self.served_load())
             load_v, load_hz = self.grid.voltage_v, self.grid.frequency_hz
         elif self.forming:
             net = 0.0
@@ -575,6 +584,7 @@ class HomePhysics:
         amps = abs(net) / NOMINAL_V  # balanced split-phase: the same current on L1 and L2
         return Meter(
             net_w=net,
+            net_var=var,
             current_l1_a=amps,
             current_l2_a=amps,
             grid_voltage_v=self.grid.voltage_v,

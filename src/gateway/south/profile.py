@@ -270,6 +270,9 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
                 "net_power": RoleSpec(
                     RoleKind.MEASURE, "site net power through the meter", senses=_NET
                 ),
+                "net_reactive_power": RoleSpec(
+                    RoleKind.MEASURE, "site net reactive power through the meter (var)", senses=_NET
+                ),
                 "grid_voltage": RoleSpec(RoleKind.MEASURE, "voltage on the utility side (V)"),
                 "grid_frequency": RoleSpec(RoleKind.MEASURE, "frequency on the utility side (Hz)"),
                 "load_voltage": RoleSpec(RoleKind.MEASURE, "voltage on the home side (V)"),
@@ -307,6 +310,9 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
         DeviceKind.DER: MappingProxyType(
             {
                 "power": RoleSpec(RoleKind.MEASURE, "measured active power (W)", senses=_POWER),
+                "reactive_power": RoleSpec(
+                    RoleKind.MEASURE, "measured reactive power (var)", senses=_POWER
+                ),
                 "w_max": RoleSpec(RoleKind.MEASURE, "maximum active power setting (W)"),
                 "limit_pct": RoleSpec(RoleKind.SETPOINT, "active power limit, % of w_max"),
                 "limit_enable": RoleSpec(RoleKind.COMMAND, "enable the active power limit"),

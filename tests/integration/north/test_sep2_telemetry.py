@@ -52,7 +52,9 @@ def test_ALL_06_site_and_der_readings_reach_their_mirrors(
             site, der = created()
             assert site.deviceLFDI == der.deviceLFDI == r.lfdi
             uoms = {m.ReadingType.uom for m in site.MirrorMeterReading if m.ReadingType is not None}
-            assert {Uom.W, Uom.V} <= uoms
+            assert {Uom.W, Uom.VAR, Uom.V} <= uoms
+            der_uoms = {m.ReadingType.uom for m in der.MirrorMeterReading if m.ReadingType}
+            assert {Uom.W, Uom.VAR, Uom.V} <= der_uoms
             assert len({m.mRID for m in site.MirrorMeterReading}) == len(site.MirrorMeterReading)
             # Readings are stamped in server time, each mirror's newer than its last.
             readings = r.state.readings(r.lfdi)
@@ -289,5 +291,35 @@ def test_STO_01_der_stored_energy_readings_follow_the_ev(
             assert settings is not None
             assert settings.setMaxWh is not None
             assert cap.rtgMaxWh.watts == settings.setMaxWh.watts == capacity
+
+    run(body)
+
+
+def test_MUL_02_reactive_power_readings_match_the_meter(sep2_pki: PkiFiles, tmp_path: Path) -> None:
+    """ALL-06 / MUL-02 / BASIC-029 count var: the site's (the meter's net reactive power,
+    + = import) and the DER's (the inverter's, + = injected: 0 at unity power factor)."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            r.site.home.physics.load.constant_w = 2000.0
+
+            def latest(direction: FlowDirection) -> float | None:
+                found = None
+                for got in r.state.readings(r.lfdi):
+                    rt, reading = got.reading.ReadingType, got.reading.Reading
+                    if rt is None or rt.uom != Uom.VAR or rt.flowDirection != direction:
+                        continue
+                    if reading is not None and reading.value is not None:
+                        found = reading.value * 10.0 ** (rt.powerOfTenMultiplier or 0)
+                return found
+
+            await r.until(lambda: latest(FlowDirection.FORWARD) is not None, "a site var reading")
+            await r.until(lambda: latest(FlowDirection.REVERSE) is not None, "a DER var reading")
+            expected = r.site.home.physics.meter().net_var
+            assert expected > 600  # 2 kW at power factor 0.95 lagging: ~657 var drawn
+            site_var = latest(FlowDirection.FORWARD)
+            assert site_var is not None
+            assert abs(site_var - expected) <= 20
+            assert latest(FlowDirection.REVERSE) == 0.0
 
     run(body)

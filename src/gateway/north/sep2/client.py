@@ -635,6 +635,7 @@ class EndDeviceClient:
                     at=at,
                     site_w=state.site_w,
                     volts=state.voltage_v,
+                    site_var=state.site_var,
                     hz=state.frequency_hz,
                 )
             )
@@ -648,6 +649,7 @@ class EndDeviceClient:
                     self.pen,
                     at=at,
                     der_w=state.der_w,
+                    der_var=state.der_var,
                     volts=state.voltage_v,
                     stored_wh=stored,
                 )

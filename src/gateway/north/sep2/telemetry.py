@@ -112,6 +112,8 @@ class SiteState:
     soc_pct: float | None = None
     ev_connected: bool | None = None
     site_w: float | None = None  # at the connection point, positive = import
+    site_var: float | None = None  # reactive, positive = import (lagging)
+    der_var: float | None = None  # the DER's reactive power, positive = injected
     voltage_v: float | None = None  # grid side of the relay
     frequency_hz: float | None = None
     energized: bool = True  # False while opModEnergize=false (or an override) is in force

@@ -95,6 +95,12 @@ class Der(DriverBase):
 
     async def observe(self) -> DerTelemetry:
         b = self.binding("power")
-        power = await self.device.read_one(b.point)
+        q = self.binding("reactive_power") if self.has("reactive_power") else None
+        values = await self.device.read(b.point, *([q.point] if q is not None else []))
+        power = values[b.point]
         watts = float(power) if isinstance(power, int | float) else 0.0
-        return DerTelemetry(self.now(), self.der_id or self.device.name, watts * sign(b.positive))
+        var = None
+        if q is not None and isinstance(raw := values[q.point], int | float):
+            var = float(raw) * sign(q.positive)
+        name = self.der_id or self.device.name
+        return DerTelemetry(self.now(), name, watts * sign(b.positive), reactive_var=var)

@@ -14,7 +14,14 @@ from gateway.south.drivers.base import DriverBase
 from gateway.south.profile import sign
 
 PHASES = {"current_l1": "L1", "current_l2": "L2", "current_l3": "L3"}
-_MEASURES = ("net_power", "grid_voltage", "grid_frequency", "load_voltage", "load_frequency")
+_MEASURES = (
+    "net_power",
+    "net_reactive_power",
+    "grid_voltage",
+    "grid_frequency",
+    "load_voltage",
+    "load_frequency",
+)
 
 
 class MeterRelay(DriverBase):
@@ -70,9 +77,13 @@ class MeterRelay(DriverBase):
             # "Not implemented" is not zero: without a net reading the engine falls back to the
             # static 120 % allowance, which is the safe side.
             return None, RelayTelemetry(at, position, num("load_voltage"))
+        var = num("net_reactive_power")
+        if var is not None:
+            var *= sign(self.binding("net_reactive_power").positive)
         meter = MeterTelemetry(
             at,
             net_w=net * sign(self.binding("net_power").positive),
+            net_var=var,
             grid_voltage_v=num("grid_voltage"),
             grid_frequency_hz=num("grid_frequency"),
             phase_current_a={
