@@ -21,7 +21,8 @@ import contextlib
 import logging
 
 from gateway.core.island import Phase, RelayPosition
-from gateway.core.messages import Input, Observed
+from gateway.core.messages import Input, MeterTelemetry, Observed
+from gateway.core.site import SiteConfig
 from gateway.north.sep2.client import (
     DOCUMENTATION_PEN,
     EndDeviceClient,
@@ -31,7 +32,7 @@ from gateway.north.sep2.client import (
 )
 from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.responses import Outcome
-from gateway.north.sep2.telemetry import SiteRatings, SiteState
+from gateway.north.sep2.telemetry import DerAlarm, SiteRatings, SiteState
 from gateway.runtime.outbox import DeliveryError, drain
 from gateway.runtime.runner import Runner
 from gateway.store.api import OutboxItem, Store
@@ -77,7 +78,29 @@ class SiteStateSource:
             voltage_v=meter.grid_voltage_v if meter else None,
             frequency_hz=meter.grid_frequency_hz if meter else None,
             energized=engine.resolved.controls.energize is not False,
+            alarms=_alarms(engine.config, meter, fault=fault),
         )
+
+
+def _alarms(config: SiteConfig, meter: MeterTelemetry | None, *, fault: bool) -> int:
+    """DERStatus alarm bits: the grid outside the outage-detection window (the DER trip
+    limits) on the grid side of the relay, and the islanding state machine in FAULT (a local
+    emergency: a relay or charger step failed)."""
+    bits = DerAlarm(0)
+    if fault:
+        bits |= DerAlarm.LOCAL_EMERGENCY
+    if meter is None:
+        return int(bits)
+    o = config.outage
+    v, hz = meter.grid_voltage_v, meter.grid_frequency_hz
+    if v is not None:
+        pu = v / o.nominal_v
+        bits |= DerAlarm.OVER_VOLTAGE if pu > o.v_max_pu else DerAlarm(0)
+        bits |= DerAlarm.UNDER_VOLTAGE if pu < o.v_min_pu else DerAlarm(0)
+    if hz is not None:
+        bits |= DerAlarm.OVER_FREQUENCY if hz > o.f_max_hz else DerAlarm(0)
+        bits |= DerAlarm.UNDER_FREQUENCY if hz < o.f_min_hz else DerAlarm(0)
+    return int(bits)
 
 
 def _der_var(obs: Observed) -> float | None:

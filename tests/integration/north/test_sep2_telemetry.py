@@ -323,3 +323,35 @@ def test_MUL_02_reactive_power_readings_match_the_meter(sep2_pki: PkiFiles, tmp_
             assert latest(FlowDirection.REVERSE) == 0.0
 
     run(body)
+
+
+def test_BASIC_027_alarms_are_log_events_as_they_occur_and_return_to_normal(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """A grid outage raises under-voltage and under-frequency alarms (DERStatus alarmStatus
+    bits 2 and 4; LogEvents 4 and 8, IEEE 2030.5 PEN, DER function set), each posted once; the
+    grid's return posts their return-to-normal codes (5 and 9)."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            grid = r.site.home.physics.grid
+            await r.until(lambda: _status(r) is not None, "DERStatus")
+            assert r.state.log_events(r.lfdi) == []
+            grid.fail()
+
+            def codes() -> list[int]:
+                return [e.logEventCode for e in r.state.log_events(r.lfdi)]
+
+            await r.until(lambda: sorted(codes()) == [4, 8], "under-voltage and -frequency", 8)
+            status = _status(r)
+            assert status is not None
+            assert status.alarmStatus == 0b10100
+            await asyncio.sleep(2.5)  # several postRates: an alarm in force is not re-posted
+            assert sorted(codes()) == [4, 8]
+            grid.restore()
+            await r.until(lambda: sorted(codes()[2:]) == [5, 9], "back to normal", 8)
+            events = r.state.log_events(r.lfdi)
+            assert {(e.functionSet, e.profileID, e.logEventPEN) for e in events} == {(11, 2, 40732)}
+            assert len({e.logEventID for e in events}) == 4
+
+    run(body)

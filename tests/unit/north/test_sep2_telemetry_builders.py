@@ -12,8 +12,11 @@ from gateway.north.sep2.der_resources import ConnectStatus, DOEModes, Operationa
 from gateway.north.sep2.model import Response
 from gateway.north.sep2.responses import Outcome, outcome, response_post
 from gateway.north.sep2.telemetry import (
+    DerAlarm,
     SiteRatings,
     SiteState,
+    alarm_changes,
+    alarm_log_event,
     der_availability,
     der_capability,
     der_settings,
@@ -104,9 +107,19 @@ def test_capability_advertises_only_supported_modes() -> None:
         der_settings(RATINGS, tuple(Mode), at=T0),
         der_status(state()),
         der_status(state(grid_connected=False, ev_connected=None, soc_pct=None)),
+        der_status(state(alarms=int(DerAlarm.UNDER_VOLTAGE | DerAlarm.LOCAL_EMERGENCY))),
         der_availability(state(), RATINGS),
+        alarm_log_event(DerAlarm.LOCAL_EMERGENCY, raised=True, at=T0, event_id=70_000),
     ],
-    ids=["capability", "settings", "status", "status-islanded", "availability"],
+    ids=[
+        "capability",
+        "settings",
+        "status",
+        "status-islanded",
+        "status-alarms",
+        "availability",
+        "log-event",
+    ],
 )
 def test_every_telemetry_body_is_schema_valid(resource: object, sep_schema: SepSchemas) -> None:
     body = codec.encode(resource)  # type: ignore[arg-type]
@@ -148,3 +161,20 @@ def test_us_csip_profile_writes_no_csip_aus_elements(sep_schema: SepSchemas) -> 
         body = codec.encode(resource)
         assert b"csipaus" not in body
         assert not sep_schema.errors(body, year=2023)
+
+
+def test_alarm_changes_name_each_bit_that_moved_and_the_codes_pair_up() -> None:
+    before = int(DerAlarm.UNDER_VOLTAGE | DerAlarm.UNDER_FREQUENCY)
+    after = int(DerAlarm.UNDER_FREQUENCY | DerAlarm.LOCAL_EMERGENCY)
+    assert alarm_changes(before, after) == [
+        (DerAlarm.UNDER_VOLTAGE, False),
+        (DerAlarm.LOCAL_EMERGENCY, True),
+    ]
+    assert alarm_changes(after, after) == []  # an alarm in force is not reported again
+    raised = alarm_log_event(DerAlarm.LOCAL_EMERGENCY, raised=True, at=T0, event_id=1)
+    normal = alarm_log_event(DerAlarm.UNDER_VOLTAGE, raised=False, at=T0, event_id=2)
+    assert (raised.logEventCode, normal.logEventCode) == (14, 5)
+    assert raised.details == "local emergency"
+    assert (
+        alarm_log_event(DerAlarm.OVER_CURRENT, raised=True, at=T0, event_id=65_537).logEventID == 1
+    )

@@ -280,6 +280,8 @@ class EndDeviceClient:
         self._busy = asyncio.Lock()
         self._edev_href: str | None = None  # a hint for the next walk, verified by it
         self._sent_grad: int | None = None  # the setGradW our last DERSettings carried
+        self._alarms_sent = 0  # the alarm bits the server has LogEvents for (BASIC-027)
+        self._log_event_id = 0
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
@@ -610,9 +612,28 @@ class EndDeviceClient:
         if state is None or der is None:
             return
         await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
+        await self._post_alarms(state)
         avail = telemetry.der_availability(state, self._ratings)
         await self._put(_href(der.DERAvailabilityLink), avail)
         await self._post_readings(state)
+
+    async def _post_alarms(self, state: telemetry.SiteState) -> None:
+        """One LogEvent per alarm raised or returned to normal since the last one the server
+        took (BASIC-027, CSIP §5.2.5.3): reported as they occur, never repeated, and a change
+        the server did not take is sent again at the next postRate."""
+        found = self.session.discovery
+        link = None if found is None else found.end_device.LogEventListLink
+        if link is None:
+            return
+        for alarm, raised in telemetry.alarm_changes(self._alarms_sent, state.alarms):
+            self._log_event_id += 1
+            event = telemetry.alarm_log_event(
+                alarm, raised, at=state.at, event_id=self._log_event_id
+            )
+            reply = await self.http.request(Request("POST", link.href, codec.encode(event)))
+            self._check("POST", link.href, reply)
+            # Taken, or refused for good (logged): either way it is not sent again.
+            self._alarms_sent = (self._alarms_sent & ~alarm) | (state.alarms & alarm)
 
     async def _post_readings(self, state: telemetry.SiteState) -> None:
         """Site and DER readings to their MirrorUsagePoints (ALL-06, ALL-29).

@@ -188,6 +188,7 @@ class DERStatus:
     readingTime: int  # TimeType
     href: str | None = None
     subscribable: int | None = None
+    alarmStatus: int | None = None  # HexBinary32: telemetry.DerAlarm bits
     genConnectStatus: _ConnectStatusType | None = None
     inverterStatus: _InverterStatusType | None = None
     operationalModeStatus: _OperationalModeStatusType | None = None

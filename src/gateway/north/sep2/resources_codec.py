@@ -325,6 +325,7 @@ _DERSTAT = _Spec(
     DERStatus,
     ("href", "subscribable"),
     (
+        ("alarmStatus", NS, _HEX32_INT, False),
         ("genConnectStatus", NS, _CONNECT, False),
         ("inverterStatus", NS, _INVERTER, False),
         ("operationalModeStatus", NS, _OPMODE, False),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import IntFlag
 
 from gateway.core.controls import Mode
 from gateway.core.site import SiteConfig
@@ -53,6 +54,7 @@ from gateway.north.sep2.der_resources import (
     StateOfChargeStatusType,
 )
 from gateway.north.sep2.model import ActivePower
+from gateway.north.sep2.pubsub import LogEvent
 
 __all__ = [
     "SiteRatings",
@@ -117,6 +119,50 @@ class SiteState:
     voltage_v: float | None = None  # grid side of the relay
     frequency_hz: float | None = None
     energized: bool = True  # False while opModEnergize=false (or an override) is in force
+    alarms: int = 0  # DerAlarm bits in force
+
+
+class DerAlarm(IntFlag):
+    """``DERStatus.alarmStatus`` bits (2030.5), each with a pair of LogEvent codes (CSIP
+    Implementation Guide Table 14): ``2 * bit`` when raised, ``2 * bit + 1`` when it returns
+    to normal. Bits 11 and up are reserved."""
+
+    OVER_CURRENT = 1 << 0
+    OVER_VOLTAGE = 1 << 1
+    UNDER_VOLTAGE = 1 << 2
+    OVER_FREQUENCY = 1 << 3
+    UNDER_FREQUENCY = 1 << 4
+    VOLTAGE_IMBALANCE = 1 << 5
+    CURRENT_IMBALANCE = 1 << 6
+    LOCAL_EMERGENCY = 1 << 7
+    REMOTE_EMERGENCY = 1 << 8
+    LOW_INPUT_POWER = 1 << 9
+    PHASE_ROTATION = 1 << 10
+
+
+IEEE_2030_5_PEN = 40732  # "IEEE 2030.5-assigned logEventCodes SHALL use the IEEE 2030.5 PEN"
+PROFILE_2030_5 = 2
+FUNCTION_SET_DER = 11
+
+
+def alarm_changes(previous: int, current: int) -> list[tuple[DerAlarm, bool]]:
+    """Each alarm bit that changed, lowest first, with True when it was raised."""
+    return [(alarm, bool(current & alarm)) for alarm in DerAlarm if (previous ^ current) & alarm]
+
+
+def alarm_log_event(alarm: DerAlarm, raised: bool, *, at: float, event_id: int) -> LogEvent:
+    """The LogEvent for one alarm raised (or returned to normal), IEEE 2030.5-assigned codes."""
+    bit = alarm.bit_length() - 1
+    name = (alarm.name or "ALARM").replace("_", " ").lower()
+    return LogEvent(
+        createdDateTime=int(at),
+        functionSet=FUNCTION_SET_DER,
+        logEventCode=2 * bit + (0 if raised else 1),
+        logEventID=event_id % 0x10000,
+        logEventPEN=IEEE_2030_5_PEN,
+        profileID=PROFILE_2030_5,
+        details=(name if raised else f"{name}: normal")[:32],
+    )
 
 
 def modes_supported(modes: Iterable[Mode]) -> int:
@@ -211,6 +257,7 @@ def der_status(s: SiteState) -> DERStatus:
         stor = ConnectStatusType(dateTime=int(s.at), value=ConnectStatus(ev))
     return DERStatus(
         readingTime=int(s.at),
+        alarmStatus=s.alarms,
         genConnectStatus=ConnectStatusType(dateTime=changed, value=_connect_bits(s)),
         operationalModeStatus=OperationalModeStatusType(dateTime=changed, value=int(mode)),
         stateOfChargeStatus=soc,

@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DERSettings, DERStatus
 from gateway.north.sep2.model import Response
-from gateway.north.sep2.pubsub import ConnectionPoint
+from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
 from gateway.sim.utility import mirrors, paths, views
@@ -102,6 +102,8 @@ class Handlers:
         post(e + "/sub", self.subscribe)
         get(e + "/sub/{s:\\d+}", self.subscription, allow_head=False)
         router.add_delete(e + "/sub/{s:\\d+}", self.unsubscribe)
+        get(e + "/lel", self.log_event_list, allow_head=False)
+        post(e + "/lel", self.post_log_event)
         get(e + "/cp", self.connection_point, allow_head=False)
         router.add_put(e + "/cp", self.put_connection_point)
         get("/derp/{p}", self.derp, allow_head=False)
@@ -316,6 +318,22 @@ class Handlers:
         if len(edev.subscriptions) == before:
             raise web.HTTPNotFound(text="no such Subscription")
         return web.Response(status=204)
+
+    # ------------------------------------------------------------------ log events (alarms)
+    async def log_event_list(self, request: web.Request) -> web.Response:
+        start, limit = paging(request)
+        return xml(views.log_event_list(self._edev(request), start, limit))
+
+    async def post_log_event(self, request: web.Request) -> web.Response:
+        edev = self._edev(request)
+        try:
+            event = codec.decode(await request.read())
+        except Sep2ParseError as exc:
+            raise bad(str(exc)) from exc
+        if not isinstance(event, LogEvent):
+            raise bad(f"expected a LogEvent, got a {type(event).__name__}")
+        edev.log_events.append(event)
+        return created(f"{paths.lel(edev.number)}/{len(edev.log_events)}")
 
     # ------------------------------------------------------------------ connection point
     async def connection_point(self, request: web.Request) -> web.Response:

@@ -70,6 +70,10 @@ def sub(e: int, s: int) -> str:
     return f"{sub_list(e)}/{s}"
 
 
+def lel(e: int) -> str:
+    return f"{edev(e)}/lel"
+
+
 def cp(e: int) -> str:
     return f"{edev(e)}/cp"
 

@@ -13,7 +13,7 @@ from gateway.north.sep2.der_resources import (
 )
 from gateway.north.sep2.metering import MirrorMeterReading, MirrorUsagePoint
 from gateway.north.sep2.model import DefaultDERControl, DERControlBase
-from gateway.north.sep2.pubsub import ConnectionPoint, Subscription
+from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent, Subscription
 
 EVENT_SCHEDULED, EVENT_ACTIVE = 0, 1
 
@@ -118,6 +118,7 @@ class EndDeviceRecord:
     subscriptions: list[SubscriptionRecord] = field(default_factory=list)
     connection_point: ConnectionPoint | None = None  # csipaus: what the client last PUT
     connection_point_updated: int | None = None
+    log_events: list[LogEvent] = field(default_factory=list)  # as POSTed, oldest first
 
     def add_der(self) -> DerRecord:
         der = DerRecord(max((d.number for d in self.ders), default=0) + 1)

@@ -7,6 +7,7 @@ A conformance check asks these instead of parsing recorded bodies::
     state.readings(lfdi)              # every MirrorMeterReading with a value, oldest first
     state.connection_point(lfdi)      # csipaus:ConnectionPoint as last PUT
     state.subscriptions(lfdi)         # its Subscriptions, decoded
+    state.log_events(lfdi)            # the LogEvents (alarms) it POSTed, oldest first
 
 ``lfdi`` is an EndDevice's LFDI (any case); an unknown one raises ``KeyError``. The raw bodies
 stay in the records and in the :class:`~gateway.sim.utility.recorder.Recorder`.
@@ -21,7 +22,7 @@ from gateway.north.sep2.der_resources import (
     DERStatus,
 )
 from gateway.north.sep2.metering import MirrorUsagePoint
-from gateway.north.sep2.pubsub import ConnectionPoint
+from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent
 from gateway.sim.utility.records import (
     DerRecord,
     EndDeviceRecord,
@@ -49,6 +50,10 @@ class ClientReports:
         if record is None:
             raise KeyError(f"EndDevice {lfdi} has no DER {der}")
         return record
+
+    def log_events(self, lfdi: str) -> list[LogEvent]:
+        """The LogEvents (alarms) the EndDevice POSTed, oldest first."""
+        return list(self._reporter(lfdi).log_events)
 
     # ------------------------------------------------------------------ DER (PUT by the client)
     def der_capability(self, lfdi: str, der: int = 1) -> DERCapability | None:

@@ -21,7 +21,7 @@ from gateway.north.sep2.model import (
     DERControlList,
     EventStatus,
 )
-from gateway.north.sep2.pubsub import Subscription, SubscriptionList
+from gateway.north.sep2.pubsub import LogEventList, Subscription, SubscriptionList
 from gateway.north.sep2.resources import (
     DERProgram,
     DERProgramList,
@@ -94,6 +94,7 @@ def end_device(e: EndDeviceRecord) -> EndDevice:
         RegistrationLink=None if e.pin is None else Link(paths.reg(n)),
         SubscriptionListLink=ListLink(paths.sub_list(n), len(e.subscriptions)),
         ConnectionPointLink=Link(paths.cp(n)),
+        LogEventListLink=ListLink(paths.lel(n), len(e.log_events)),
     )
 
 
@@ -236,6 +237,18 @@ def der_list(state: UtilityState, e: EndDeviceRecord, start: int, limit: int) ->
 
 def subscription(e: EndDeviceRecord, s: SubscriptionRecord) -> Subscription:
     return replace(s.resource, href=paths.sub(e.number, s.number))
+
+
+def log_event_list(e: EndDeviceRecord, start: int, limit: int) -> LogEventList:
+    shown = page(e.log_events, start, limit)
+    return LogEventList(
+        all=len(e.log_events),
+        results=len(shown),
+        LogEvent=tuple(
+            replace(x, href=f"{paths.lel(e.number)}/{start + i + 1}") for i, x in enumerate(shown)
+        ),
+        href=paths.lel(e.number),
+    )
 
 
 def subscription_list(e: EndDeviceRecord, start: int, limit: int) -> SubscriptionList:
