@@ -127,6 +127,21 @@ class ServerTime:
         self.clock = ServerClock(offset_s=time.time() + wall_offset_s - time.monotonic())
 
 
+async def _read_capped(content: aiohttp.StreamReader, cap: int) -> bytes:
+    """The whole body, or its first ``cap + 1`` bytes (the decoder refuses those as too big).
+    ``StreamReader.read(n)`` returns what has arrived, up to n: one call can stop at the first
+    chunk of a large list."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= cap:
+        chunk = await content.read(cap + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 class Http:
     """One 2030.5 server as seen through one client certificate."""
 
@@ -191,7 +206,7 @@ class Http:
             async with self._session.request(
                 req.method, url, data=data, headers=headers, max_redirects=MAX_REDIRECTS
             ) as resp:
-                body = await resp.content.read(MAX_BODY_BYTES + 1)
+                body = await _read_capped(resp.content, MAX_BODY_BYTES)
                 reply = Reply(resp.status, body, dict(resp.headers))
         except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
             self._fail("", None)
