@@ -6,13 +6,14 @@ with ``r.poll()``), the engine decides and the simulated home's relay and charge
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from oadr2_rig import Oadr2Rig, minutes, oadr2_rig, run, scripted_vtn, soon, ven_config
 
 from gateway.core.controls import ControlSet
 from gateway.core.island import ChargerMode, RelayPosition
-from gateway.core.messages import EventCancelled, EventReceived
+from gateway.core.messages import EventCancelled, EventReceived, NorthLinkLost
 from gateway.sim.vtn2.server import kw
 
 CAPACITY = ("LOAD_CONTROL", "x-loadControlCapacity")
@@ -228,5 +229,40 @@ def test_implied_cancellation_ends_an_event_that_vanishes_from_the_list(tmp_path
             await r.until(lambda: export_limit(r) is None, "export limit lifted")
             assert sorted(cancelled(r)) == sorted(received(r))
             assert r.gateway.tracker.known == {}
+
+    run(body)
+
+
+def test_E1_1020_the_end_of_an_island_event_reconnects(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with (
+            scripted_vtn() as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
+        ):
+            ven_id = await r.registered()
+            vtn.add_event(ven_id, *CAPACITY, [(soon(), timedelta(seconds=1.5), 0.0)])
+            r.poll()
+            await r.until(lambda: r.relay() is RelayPosition.OPEN, "the relay opens")
+            await r.until(lambda: r.relay() is RelayPosition.CLOSED, "reclosed at the end")
+            assert cancelled(r) == []  # the end itself, no cancellation
+
+    run(body)
+
+
+def test_a_vtn_that_goes_away_is_a_lost_link_and_changes_nothing(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with scripted_vtn() as vtn:
+            async with oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r:
+                ven_id = await r.registered()
+                vtn.add_event(ven_id, *DISPATCH, [(soon(), minutes(5), -2.0)], measurement=kw())
+                r.poll()
+                await r.until(lambda: export_limit(r) == 2000.0, "export limit in force")
+                await vtn.stop()
+                r.poll()
+                await r.until(
+                    lambda: any(isinstance(i, NorthLinkLost) for i in r.inputs), "link lost"
+                )
+                assert export_limit(r) == 2000.0  # the event stays in force until it ends
+                await vtn.start()  # so that the rig can stop it
 
     run(body)
