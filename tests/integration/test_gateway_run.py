@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import ConnectStatus, DERStatus
 from gateway.north.sep2.model import DERControlBase
@@ -138,3 +140,25 @@ def test_a_bad_config_lists_every_problem(tmp_path: Path) -> None:
         "site.period_s",
     ):
         assert expected in text
+
+
+def test_a_config_names_the_dcap_or_the_server_to_discover_it_from_not_both(
+    tmp_path: Path,
+) -> None:
+    init_pki(tmp_path / "pki")
+    common = 'cert = "pki/gateway.pem"\nkey = "pki/gateway.key"\nserca = "pki/serca.pem"\n'
+    config = tmp_path / "run.toml"
+    refused = (
+        ('dcap = "https://u/dcap"\nserver = "https://u"\n', "not both"),
+        ("", "not both"),
+        ('server = "http://u"\n', "sep2.server: 2030.5 runs over TLS"),
+    )
+    for head, problem in refused:
+        config.write_text("[sep2]\n" + head + common, encoding="utf-8")
+        with pytest.raises(RunConfigError, match=problem):
+            load(config)
+    config.write_text('[sep2]\nserver = "https://utility.example:8443"\n' + common, "utf-8")
+    loaded = load(config)
+    assert loaded.sep2 is not None
+    assert loaded.sep2.dcap is None
+    assert loaded.sep2.base_url == "https://utility.example:8443"

@@ -20,9 +20,10 @@ from typing import TextIO
 
 from gateway.core.site import SiteConfig
 from gateway.north.sep2 import tls
-from gateway.north.sep2.client import Http, Identity
+from gateway.north.sep2.client import Http, Identity, TransportError, discover_dcap
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
+from gateway.north.sep2.wellknown import WellKnownError
 from gateway.runtime.demo import demo_site
 from gateway.runtime.modbus_site import ModbusSite
 from gateway.runtime.oadr2_site import Oadr2Gateway
@@ -97,7 +98,14 @@ async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
         c.cert, c.key, c.chain, c.serca, check_hostname=c.check_hostname, pinned_lfdi=c.server_lfdi
     )
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(Http(c.dcap, context))
+        http = await stack.enter_async_context(Http(c.base_url, context))
+        if c.dcap is None:
+            try:
+                version, url = await discover_dcap(http)
+            except (WellKnownError, TransportError) as e:
+                out.write(f"service discovery at {c.server} failed: {e}\n")
+                return 2
+            out.write(f"{c.server}/.well-known/csipaus: CSIP-AUS {version} at {url}\n")
         notify = None
         if c.notify is not None:
             router = NotificationRouter()
@@ -144,7 +152,7 @@ async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
                 f"EndDevice {device.lfdi} (SFDI {device.sfdi}): store {config.store_for(i)}\n"
             )
             _describe(site, out)
-        out.write(f"following {c.dcap}; Ctrl-C stops\n")
+        out.write(f"following {http.dcap_url}; Ctrl-C stops\n")
         out.flush()
         await asyncio.gather(*(g.run(stop, period_s=config.period_s) for g in gateways))
         for g in gateways:

@@ -8,7 +8,8 @@ the same home can follow any of them.
 ::
 
     [sep2]
-    dcap = "https://utility.example:8443/dcap"   # the DeviceCapability URL (COMM-002)
+    dcap = "https://utility.example:8443/dcap"   # the DeviceCapability URL (COMM-002), or
+    # server = "https://utility.example:8443"    # CSIP-AUS 1.3: found at /.well-known/csipaus
     cert = "device.pem"          # our certificate; paths are relative to this file
     key = "device.key"
     chain = "device-chain.pem"   # optional: leaf + intermediates to present
@@ -86,7 +87,7 @@ class NotifyConfig:
 
 @dataclass(frozen=True, slots=True)
 class Sep2Config:
-    dcap: str
+    dcap: str | None  # None: discovered from ``server``'s /.well-known/csipaus (SDVN-01)
     cert: Path
     key: Path
     chain: Path | None
@@ -98,6 +99,13 @@ class Sep2Config:
     notify: NotifyConfig | None = None
     pen: int = 32473
     csipaus: bool = True
+    server: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        url = self.dcap or self.server
+        assert url is not None
+        return url
 
     @property
     def aggregator(self) -> bool:
@@ -245,9 +253,18 @@ def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
     if not isinstance(sep2, dict):
         r.problems.append("sep2: expected a [sep2] table naming the DeviceCapability URL")
         return None
-    dcap = r.get(sep2, "dcap", str, "sep2")
-    if dcap is not None and urlparse(dcap).scheme != "https":
-        r.problems.append(f"sep2.dcap: 2030.5 runs over TLS: expected an https:// URL, got {dcap}")
+    dcap = r.get(sep2, "dcap", str, "sep2", None)
+    server = r.get(sep2, "server", str, "sep2", None)
+    if (dcap is None) == (server is None):
+        r.problems.append(
+            "sep2.dcap / sep2.server: name the DeviceCapability URL (dcap), or the server to "
+            "ask for it at /.well-known/csipaus (server, CSIP-AUS 1.3), not both"
+        )
+    for name, url in (("dcap", dcap), ("server", server)):
+        if url is not None and urlparse(url).scheme != "https":
+            r.problems.append(
+                f"sep2.{name}: 2030.5 runs over TLS: expected an https:// URL, got {url}"
+            )
     cert = r.file(sep2, "cert", "sep2")
     key = r.file(sep2, "key", "sep2")
     chain = r.file(sep2, "chain", "sep2", required=False)
@@ -274,10 +291,11 @@ def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
             if port is not None and not 0 <= port <= 65535:
                 r.problems.append(f"sep2.notify.port: expected 0..65535, got {port}")
             notify = NotifyConfig(str(listen), int(port or 0), host)
-    if dcap is None or cert is None or key is None or serca is None or pen is None:
+    if (dcap or server) is None or cert is None or key is None or serca is None or pen is None:
         return None
     return Sep2Config(
         dcap=dcap,
+        server=server,
         cert=cert,
         key=key,
         chain=chain,

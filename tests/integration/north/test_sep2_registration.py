@@ -8,16 +8,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sep2_rig import PIN, GatewayRig, export_limit, gateway_rig, run
+from sep2_rig import PIN, GatewayRig, export_limit, gateway_rig, run, utility_server
 
 from gateway.core.controls import Mode
 from gateway.core.messages import NorthLinkLost
-from gateway.north.sep2 import codec
+from gateway.north.sep2 import codec, tls
+from gateway.north.sep2.client import Http, discover_dcap
 from gateway.north.sep2.der_resources import DOEModes
 from gateway.north.sep2.identity import pin_with_check, sfdi_from_lfdi
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.pubsub import ConnectionPoint
 from gateway.north.sep2.resources import EndDevice
+from gateway.north.sep2.wellknown import WellKnownError
 
 NMI = "4123456789"  # a 10-character NMI, as CSIP-AUS puts in ConnectionPoint
 
@@ -228,3 +230,48 @@ def test_ALL_05_no_registration_link_the_walk_goes_on(sep2_pki: PkiFiles, tmp_pa
             await r.until(lambda: len(r.state.readings(r.lfdi)) > 0, "readings")
 
     run(body)
+
+
+def test_SDVN_01_the_dcap_is_found_at_the_well_known_route_newest_supported_version_first(
+    sep2_pki: PkiFiles,
+) -> None:
+    """CSIP-AUS 1.3 service discovery: an unsupported version is never tried; the newest
+    supported one's paths are tried in order, a 404 and a path that serves something else are
+    skipped, and the older supported version's DeviceCapability is the one taken."""
+
+    async def body() -> tuple[str, str, list[str]]:
+        async with utility_server(sep2_pki) as u:
+            u.state.well_known = {
+                "https://csipaus.org/ns/v99.99": ["/future-dcap"],
+                "https://csipaus.org/ns/v1.3": ["/missing-dcap", "/tm", "https://elsewhere/dcap"],
+                "https://csipaus.org/ns": ["/dcap"],
+            }
+            gw = sep2_pki.device("gateway")
+            context = tls.client_context(gw.cert, gw.key, gw.chain, sep2_pki.serca)
+            async with Http(u.server.url("/"), context) as http:
+                version, url = await discover_dcap(http)
+            paths = [x.path for x in u.recorder.requests("GET")]
+            return version, url, paths
+
+    version, url, paths = asyncio.run(body())
+    assert version == "1.2"
+    assert url.endswith("/dcap")
+    assert paths == ["/.well-known/csipaus", "/missing-dcap", "/tm", "/dcap"]
+
+
+def test_SDVN_01_no_supported_version_is_a_clear_error(sep2_pki: PkiFiles) -> None:
+    async def body() -> str:
+        async with utility_server(sep2_pki) as u:
+            u.state.well_known = {"v99.99": ["/dcap"], "null": []}
+            gw = sep2_pki.device("gateway")
+            context = tls.client_context(gw.cert, gw.key, gw.chain, sep2_pki.serca)
+            async with Http(u.server.url("/"), context) as http:
+                try:
+                    await discover_dcap(http)
+                except WellKnownError as e:
+                    return str(e)
+            raise AssertionError("discovery accepted an unsupported version")
+
+    message = asyncio.run(body())
+    assert "CSIP-AUS 1.3 or 1.2" in message
+    assert "null, v99.99" in message

@@ -40,7 +40,7 @@ import aiohttp
 
 from gateway.core.controls import Mode
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
-from gateway.north.sep2 import codec, metering, telemetry
+from gateway.north.sep2 import codec, metering, telemetry, wellknown
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
 from gateway.north.sep2.model import DERControlList
@@ -140,6 +140,30 @@ async def _read_capped(content: aiohttp.StreamReader, cap: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+async def discover_dcap(http: Http) -> tuple[str, str]:
+    """SDVN-01: the DeviceCapability URL, from the server's ``/.well-known/csipaus``.
+
+    Tries the newest supported version's paths first; one that does not answer a
+    DeviceCapability (404, another resource, garbage) is skipped with its reason. Sets
+    ``http.dcap_url`` and returns ``(version, url)``; raises :class:`WellKnownError` when no
+    advertised path works, naming each one tried."""
+    reply = await http.request(Request("GET", wellknown.PATH))
+    if reply.status != HTTP_OK:
+        why = f"GET {wellknown.PATH}: {reply.status}"
+        raise wellknown.WellKnownError(f"{why}; configure [sep2] dcap instead of server")
+    tried: list[str] = []
+    for version, path in wellknown.candidates(reply.body):
+        answer = await http.request(Request("GET", path))
+        try:
+            read(path, answer, DeviceCapability)
+        except WalkError as e:
+            tried.append(f"{path} (CSIP-AUS {version}): {e.reason}")
+            continue
+        http.dcap_url = http.resolve(path)
+        return version, http.dcap_url
+    raise wellknown.WellKnownError("no advertised DeviceCapability answered: " + "; ".join(tried))
 
 
 class Http:

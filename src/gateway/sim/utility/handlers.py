@@ -85,6 +85,7 @@ class Handlers:
         e, f, d = "/edev/{e:\\d+}", "/fsa/{f:\\d+}", "/der/{d:\\d+}"
         get, post = router.add_get, router.add_post
         get(paths.DCAP, self.dcap, allow_head=False)
+        get("/.well-known/csipaus", self.well_known, allow_head=False)
         get(paths.TM, self.time, allow_head=False)
         get(paths.EDEV, self.edev_list, allow_head=False)
         post(paths.EDEV, self.register_edev)
@@ -138,6 +139,14 @@ class Handlers:
     # ------------------------------------------------------------------ discovery
     async def dcap(self, _request: web.Request) -> web.Response:
         return xml(views.dcap(self.state))
+
+    async def well_known(self, _request: web.Request) -> web.Response:
+        if self.state.well_known is None:
+            raise web.HTTPNotFound(text="no /.well-known/csipaus (a CSIP-AUS 1.2 server)")
+        doc = {
+            "supportedSchemaVersions": {k: {"dcap": v} for k, v in self.state.well_known.items()}
+        }
+        return web.json_response(doc)
 
     async def time(self, _request: web.Request) -> web.Response:
         return xml(views.time(self.state))

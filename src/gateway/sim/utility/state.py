@@ -77,6 +77,11 @@ class UtilityState(ClientReports):
     tampers: list[tuple[tuple[str, ...], Callable[[bytes], bytes]]] = field(default_factory=list)
     redirects: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (to, status)
     comms_up: bool = True
+    # CSIP-AUS 1.3 /.well-known/csipaus (SDVN-01): schema version (namespace URI) -> the
+    # DeviceCapability paths serving it. None: 404, as a 1.2 server answers.
+    well_known: dict[str, list[str]] | None = field(
+        default_factory=lambda: {"https://csipaus.org/ns": ["/dcap"]}
+    )
     _serial: int = 0
     _listeners: list[Callable[[Change], None]] = field(default_factory=list)
 
