@@ -82,14 +82,21 @@ class Oadr2Gateway:
             program = self.config.mapping_for(context if isinstance(context, str) else None)
             return mapping.decide(event, program, now=now, assess=assess)
 
+        before = self.tracker.to_doc()
         out = self.tracker.distribute(events, decide)
         for line in out.log:
             level = logging.WARNING if ("opted out" in line or "ignored" in line) else logging.INFO
             log.log(level, "OpenADR 2.0b: %s", line)
-        for mrid in out.cancels:
-            await self.runner.feed(EventCancelled(now, mrid))
-        for event in out.offers:
-            await self.runner.feed(EventReceived(now, event))
+        try:
+            for mrid in out.cancels:
+                await self.runner.feed(EventCancelled(now, mrid))
+            for event in out.offers:
+                await self.runner.feed(EventReceived(now, event))
+        except BaseException:
+            # Not all of it reached the core: forget this distribution, so that the next copy
+            # of the list is decided again rather than taken as known.
+            self.tracker = Tracker.from_doc(before)[0]
+            raise
         if out.changed:
             self.store.put_state(STATE_KEY, self.tracker.to_doc())
         return out.responses

@@ -356,7 +356,10 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
                         backoff = min(backoff * 2, BACKOFF_S[1])
                         continue
                 before = self._received
-                await self._poll()
+                try:
+                    await self._poll()
+                except Exception:  # an openleadr handler's bug must not stop the VEN
+                    log.exception("OpenADR: the poll failed; polling again at the next interval")
                 reached = self._received > before
                 if reached != up:
                     up = reached
