@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.core.controls import ControlSet
 from gateway.north.openadr2.config import ProgramMapping
 from gateway.north.openadr2.events import Tracker
@@ -155,3 +158,56 @@ def test_no_response_when_not_required_and_older_modification_is_ignored() -> No
     assert out.offers == []
     assert d.calls == ["a", "b"]
     assert any("older" in line for line in out.log)
+
+
+entries = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(0, 3),
+        st.sampled_from(["far", "active", "cancelled", "completed"]),
+        st.sampled_from([0.0, 1.0, 0.5]),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(entries, min_size=1, max_size=8))
+def test_any_sequence_of_lists_keeps_the_core_consistent(steps: list[Any]) -> None:
+    t, d = Tracker(), Decider()
+    offered: list[str] = []
+    cancelled: set[str] = set()
+    decided: set[tuple[str, int]] = set()  # since the id was last absent from a list
+
+    def deciding(event: Any) -> Decision:
+        desc = event["event_descriptor"]
+        pair = (desc["event_id"], desc["modification_number"])
+        assert pair not in decided, f"{pair} decided twice while listed"
+        decided.add(pair)
+        return d(event)
+
+    for step in steps:
+        listing: dict[str, dict[str, Any]] = {}
+        for event_id, mod, status, payload in step:  # one entry per id, as a VTN sends
+            listing.setdefault(event_id, ev(event_id, mod, status, payload))
+        out = t.distribute(list(listing.values()), deciding)
+        decided = {p for p in decided if p[0] in listing}
+        offered += [e.mrid for e in out.offers]
+        cancelled |= set(out.cancels)
+        assert {r.event_id for r in out.responses} <= set(listing)
+        assert set(t.known) <= set(listing)  # gone from the list = forgotten
+        live = {m for k in t.known.values() if not k.cancelled for m in k.mrids}
+        assert live <= set(offered)
+        assert not live & cancelled  # what is known live was never cancelled
+        assert set(offered) - live <= cancelled  # everything else was
+    assert len(offered) == len(set(offered))  # no mRID offered twice
+
+
+def test_an_event_listed_again_after_it_left_gets_new_mrids() -> None:
+    t, d = Tracker(), Decider()
+    first = t.distribute([ev("a")], d).offers[0].mrid
+    assert t.distribute([], d).cancels == [first]
+    again = t.distribute([ev("a")], d)
+    assert [e.mrid for e in again.offers] == [f"{first}:g1"]
+    restored, _ = Tracker.from_doc(json.loads(json.dumps(t.to_doc())))
+    assert restored.gone == {"a": 1}

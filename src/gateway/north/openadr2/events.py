@@ -10,7 +10,10 @@ holds for this VEN, so the list is compared with what the gateway already knows:
   re-decided, so a restart or a re-poll does not re-opt);
 * ``event_status`` ``cancelled`` -> cancel its mRIDs;
 * a known id **absent** from the list -> implied cancellation: cancel its mRIDs and forget it
-  (2.0b: the VTN's list is complete; openleadr's VEN does not do this, issues #61/#92).
+  (2.0b: the VTN's list is complete; openleadr's VEN does not do this, issues #61/#92);
+* an id that comes back after that (same modificationNumber or not) is decided again as a new
+  event: the list is the VTN's whole truth. Its interval mRIDs get a ``:g<n>`` suffix, since the
+  core's schedule never revives a cancelled mRID.
 
 The tracker's state is a JSON document (:meth:`Tracker.to_doc`) that the shell stores after
 every distribution, so a restart mid-event resumes without re-opting or re-sending.
@@ -101,12 +104,21 @@ def _descriptor(event: Any) -> tuple[str, int, str, bool]:
     return desc["event_id"], mod, status, event.get("response_required", "always") == "always"
 
 
+GONE_KEPT = 256  # ids remembered after an implied cancellation (for their next mRIDs)
+
+
 class Tracker:
-    def __init__(self, known: Mapping[str, Known] | None = None) -> None:
+    def __init__(
+        self, known: Mapping[str, Known] | None = None, gone: Mapping[str, int] | None = None
+    ) -> None:
         self.known: dict[str, Known] = dict(known or {})
+        self.gone: dict[str, int] = dict(gone or {})  # event id -> times it left the list
 
     def to_doc(self) -> dict[str, Any]:
-        return {"events": {k: v.to_doc() for k, v in self.known.items()}}
+        return {
+            "events": {k: v.to_doc() for k, v in self.known.items()},
+            "gone": dict(self.gone),
+        }
 
     @staticmethod
     def from_doc(doc: Mapping[str, Any] | None) -> tuple[Tracker, list[str]]:
@@ -121,7 +133,11 @@ class Tracker:
                 known[str(event_id)] = Known.from_doc(str(event_id), entry)
             except (KeyError, TypeError, ValueError) as e:
                 problems.append(f"stored state of event {event_id} dropped: {e}")
-        return Tracker(known), problems
+        raw_gone = (doc or {}).get("gone", {})
+        gone: dict[str, int] = {}
+        if isinstance(raw_gone, Mapping):
+            gone = {str(k): v for k, v in raw_gone.items() if isinstance(v, int)}
+        return Tracker(known, gone), problems
 
     def distribute(
         self, events: Sequence[Any], decide: Callable[[Mapping[str, Any]], Decision]
@@ -138,15 +154,15 @@ class Tracker:
                 continue
             seen.add(event_id)
             known = self.known.get(event_id)
-            if status == "cancelled":
-                self._cancel(event_id, mod, known, out)
-            elif known is not None and mod == known.modification_number:
-                pass  # unchanged: answer the stored opt again, decide nothing
-            elif known is not None and mod < known.modification_number:
+            if known is not None and mod < known.modification_number:
                 out.log.append(
                     f"event {event_id}: modificationNumber {mod} is older than the "
                     f"{known.modification_number} we hold; kept ours"
                 )
+            elif status == "cancelled":
+                self._cancel(event_id, mod, known, out)
+            elif known is not None and mod == known.modification_number:
+                pass  # unchanged: answer the stored opt again, decide nothing
             elif status == "completed" and known is None:
                 continue  # over before we saw it: nothing to do, no response owed
             else:
@@ -159,6 +175,9 @@ class Tracker:
         for event_id in [e for e in self.known if e not in seen]:
             k = self.known.pop(event_id)
             out.changed = True
+            self.gone[event_id] = self.gone.pop(event_id, 0) + 1
+            while len(self.gone) > GONE_KEPT:
+                del self.gone[next(iter(self.gone))]
             if not k.cancelled and k.mrids:
                 out.cancels.extend(k.mrids)
                 out.log.append(f"event {event_id} is no longer listed: implied cancellation")
@@ -189,6 +208,12 @@ class Tracker:
         if known is not None and not known.cancelled:
             out.cancels.extend(known.mrids)
         d = decide(raw)
+        generation = self.gone.get(event_id, 0)
+        if generation:
+            out.log.append(f"event {event_id} is listed again after it left the list")
+            d = replace(
+                d, events=tuple(replace(e, mrid=MRID(f"{e.mrid}:g{generation}")) for e in d.events)
+            )
         out.offers.extend(d.events)
         self.known[event_id] = Known(
             event_id, mod, d.opt, d.code, d.reason, tuple(e.mrid for e in d.events)
