@@ -1,11 +1,16 @@
-"""The ``[openadr2]`` table: every problem listed at once, paths relative to the file."""
+"""The ``[openadr2]`` table: every problem listed at once, paths relative to the file; and the
+VEN's screen of the VTN's answers (pure, in ven.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gateway.core.controls import ControlSet
 from gateway.north.openadr2.config import parse
+from gateway.north.openadr2.ven import screen
 
 FP = "AB:CD:EF:01:23:45:67:89:AB:CD"
 
@@ -91,3 +96,9 @@ def test_https_without_tls_material_is_refused() -> None:
 
 def test_not_a_table() -> None:
     assert parse([1, 2], Path("/x")) == (None, ["openadr2: expected a table, got [1, 2]"])
+
+
+@given(st.binary(max_size=200), st.sampled_from([b"<!DOCTYPE", b"<!ENTITY", b"<!doctype"]))
+def test_the_answer_screen_refuses_any_dtd_and_never_raises(noise: bytes, dtd: bytes) -> None:
+    assert screen(noise + dtd + noise) != ""
+    assert isinstance(screen(noise), str)

@@ -17,6 +17,9 @@ the event list, so it can do what the stock queue cannot:
 ``pre_allocated`` maps venIDs the VTN hands out of band (N1_0025) to their certificate
 fingerprints; VENs that register without one get ``VEN_<n>`` and, with TLS, the fingerprint of
 the certificate they registered with (trust on first registration: a simulator's choice).
+
+One per process: openleadr keeps the signer and ``ven_lookup`` as class attributes of its
+``VTNService``, so a second ``OpenADRServer`` in the same process takes over the first's.
 """
 
 from __future__ import annotations
