@@ -9,6 +9,7 @@ from typing import Any
 from oadr2_rig import oadr2_pki, oadr2_rig, run, scripted_vtn, ven_config  # noqa: F401
 
 from gateway.core.island import RelayPosition
+from gateway.core.messages import NorthLinkLost
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr2.events import EventResponse
 from gateway.north.openadr2.ven import GatewayVen
@@ -135,5 +136,27 @@ def test_serve_runs_the_scripted_vtn_standalone_with_its_demo_script() -> None:
         await task
         assert len(seen[-1]) == 2
         assert vtn.registrations[0].ven_name == "demo-ven"
+
+    run(body)
+
+
+def test_N1_0040_vtn_cancels_the_registration_and_the_gateway_registers_again(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        async with (
+            scripted_vtn() as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
+        ):
+            ven_id = await r.registered()
+            r.gateway.ven.after_cancel_s = 0.3
+            vtn.cancel_registration(ven_id)
+            r.poll()
+            await r.until(lambda: vtn.cancellations == [(ven_id, 200)], "oadrCanceledParty...")
+            await r.until(lambda: any(isinstance(i, NorthLinkLost) for i in r.inputs), "link lost")
+            await r.until(lambda: len(vtn.registrations) == 2, "registered again")
+            assert vtn.registrations[1].ven_id == ven_id
+            seen = len(vtn.reports)
+            await r.until(lambda: len(vtn.reports) > seen, "reports again")
 
     run(body)

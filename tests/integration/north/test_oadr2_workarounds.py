@@ -253,3 +253,26 @@ def test_workaround_6_the_signing_key_is_parsed_once(tmp_path: Path) -> None:
     for msg in (stock_msg, ours_msg):  # the same message, and a signature that verifies
         validate_xml_signature(validate_xml_schema(msg), cert_fingerprint=party.fingerprint)
         assert parse_message(msg) == ("oadrPoll", {"ven_id": "VEN_1"})
+
+
+def test_workaround_7_a_vtn_cancelled_registration_can_be_renewed() -> None:
+    async def body() -> None:
+        async with scripted_vtn() as vtn:
+            async with stock_ven(vtn) as stock:
+                vtn.cancel_registration(stock.ven_id)
+                await stock._poll()
+                assert vtn.cancellations == [(stock.ven_id, 200)]
+                # Stock: the reports are gone, so registering them again fails.
+                assert stock.reports is None
+                with pytest.raises(TypeError):
+                    await stock.register_reports(stock.reports)
+            async with our_ven(vtn) as ours:
+                vtn.cancel_registration(ours.ven.ven_id)
+                await ours.ven._poll()
+                assert ours.ven.registration_id is None
+                assert ours.ven.cancelled_by_vtn
+                assert len(ours.ven.reports) == 1
+                assert await ours.ven.register()
+                assert _update_report_jobs(ours.ven) == 1
+
+    run(body)

@@ -25,6 +25,10 @@ test_oadr2_workarounds.py that shows the stock behaviour next to ours):
    (:func:`screen`); it is otherwise the stock request, with our log lines.
 6. Every signed message re-parses the PEM private key twice (~80 ms per message with RSA-2048).
    :mod:`.signing` loads the key once (RSA becomes usable; ECDSA P-256 is still advised).
+7. ``on_cancel_party_registration`` (the VTN cancels our registration, N1_0040) sets the report
+   list, callbacks and queue to ``None``, so registering again crashes in ``register_reports``.
+   Ours keeps the reports (only the VTN's report requests go), and registers again after
+   :attr:`GatewayVen.after_cancel_s`.
 
 The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
 failed registration is retried with back-off.
@@ -101,6 +105,9 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
     report_requests: list[dict[str, Any]]
     incomplete_reports: dict[str, Any]
     report_queue_task: asyncio.Task[None] | None
+    reports: list[Any]
+    report_callbacks: dict[tuple[str, str], Any]
+    pending_reports: asyncio.Queue[Any]
     client_session: Any
     registration_id: str | None
     poll_frequency: timedelta | None
@@ -133,6 +140,8 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         self._poll_now = asyncio.Event()
         self._received = 0  # HTTP answers that reached us (tells transport errors apart)
         self.distributions = 0
+        self.cancelled_by_vtn = False
+        self.after_cancel_s = BACKOFF_S[1]  # wait before registering again after a VTN cancel
         self.add_hook("after_receive_xml", self._count)
         self._add_reports(config.report_interval_s)
 
@@ -259,6 +268,23 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         await self.register_reports(self.reports)
         await self.sync_events()
 
+    async def on_cancel_party_registration(self, message: dict[str, Any]) -> None:
+        reports, callbacks = self.reports, self.report_callbacks
+        was = self.registration_id
+        await super().on_cancel_party_registration(message)
+        self.reports, self.report_callbacks = reports, callbacks  # workaround 7
+        self.report_requests, self.incomplete_reports = [], {}
+        self.pending_reports = asyncio.Queue()
+        if self.report_queue_task is not None:
+            self.report_queue_task.cancel()
+            self.report_queue_task = None
+        if was is not None and self.registration_id is None:
+            self.cancelled_by_vtn = True
+            log.warning(
+                "OpenADR: the VTN cancelled our registration; registering again in %.0f s",
+                self.after_cancel_s,
+            )
+
     def _drop_report_jobs(self) -> None:
         for request in self.report_requests or []:
             job = request.get("job")
@@ -338,6 +364,13 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         try:
             while not stop.is_set():
                 if not self.registration_id:
+                    if self.cancelled_by_vtn:
+                        self.cancelled_by_vtn = False
+                        if up is not False:
+                            up = False
+                            await on_link(up, "the VTN cancelled our registration")
+                        await self._wait(stop, self.after_cancel_s)
+                        continue
                     if await self.register():
                         backoff = BACKOFF_S[0]
                         if up is not True:

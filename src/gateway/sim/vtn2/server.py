@@ -133,7 +133,9 @@ class ScriptedVtn:
         self.report_offers: list[tuple[str, str, str, str | None, str | None]] = []
         self.polls = 0  # oadrPoll requests answered by the script
         self.raw_served = 0  # poll answers replaced by send_raw
-        self._vens: dict[str, _Ven] = {}
+        self.cancellations: list[tuple[str, int]] = []  # (ven_id, code) of oadrCanceledParty...
+        self._vens: dict[str, _Ven] = {}  # registered now
+        self._allocated: dict[str, str | None] = {}  # every venID handed out -> fingerprint
         self._events: dict[str, tuple[str, objects.Event]] = {}  # event_id -> (ven_id, event)
         self._raw: deque[bytes] = deque()
         self._tamper = 0
@@ -167,6 +169,9 @@ class ScriptedVtn:
         self.server.add_handler("on_register_report", self._on_register_report)
         # The stock on_created_event hook drops the response code and modificationNumber.
         self.server.services["event_service"].handlers["oadrCreatedEvent"] = self._on_created
+        self.server.services["registration_service"].handlers["oadrCanceledPartyRegistration"] = (
+            self._on_canceled
+        )
         self.server.app.middlewares.append(self._middleware)
         self.port = port
 
@@ -258,6 +263,17 @@ class ScriptedVtn:
     def request_reregistration(self, ven_id: str) -> None:
         self._vens[ven_id].pending.append(("oadrRequestReregistration", {"ven_id": ven_id}))
 
+    def cancel_registration(self, ven_id: str) -> None:
+        """oadrCancelPartyRegistration at the VEN's next poll; the VEN is forgotten once it
+        answers (oadrCanceledPartyRegistration)."""
+        ven = self._vens[ven_id]
+        ven.pending.append(
+            (
+                "oadrCancelPartyRegistration",
+                {"ven_id": ven_id, "registration_id": ven.registration_id},
+            )
+        )
+
     def send_raw(self, body: bytes) -> None:
         """Answer the next poll (of any VEN) with these bytes."""
         self._raw.append(body)
@@ -321,23 +337,32 @@ class ScriptedVtn:
         name = str(info.get("ven_name"))
         asked = info.get("ven_id")
         fingerprint = info.get("fingerprint")
-        if asked and asked in self._vens:  # re-registration
+        if asked:
             ven_id = str(asked)
-            fingerprint = self._vens[ven_id].fingerprint
-        elif asked:
-            if asked not in self.pre_allocated:
-                log.warning("VEN %s asked for venID %s, which we never allocated", name, asked)
+            if ven_id in self.pre_allocated:
+                fingerprint = self.pre_allocated[ven_id] or fingerprint
+            elif ven_id in self._allocated:  # ours before: a re-registration
+                fingerprint = self._allocated[ven_id] or fingerprint
+            else:
+                log.warning("VEN %s asked for venID %s, which we never allocated", name, ven_id)
                 return False
-            ven_id = str(asked)
-            fingerprint = self.pre_allocated[ven_id] or fingerprint
         else:
-            ven_id = f"VEN_{len(self._vens) + 1}"
+            ven_id = f"VEN_{len(self._allocated) + 1}"
+        self._allocated[ven_id] = fingerprint
         registration_id = f"REG_{ven_id}_{len(self.registrations) + 1}"
         self._vens[ven_id] = _Ven(ven_id, registration_id, name, fingerprint)
         self.registrations.append(
             Registration(name, ven_id, registration_id, fingerprint, datetime.now(UTC))
         )
         return ven_id, registration_id
+
+    async def _on_canceled(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ven_id = str(payload.get("ven_id"))
+        code = int((payload.get("response") or {}).get("response_code", 200))
+        self.cancellations.append((ven_id, code))
+        if code == 200:
+            self._vens.pop(ven_id, None)
+        return "oadrResponse", {}
 
     async def _on_poll(self, ven_id: str) -> tuple[str, dict[str, Any]] | None:
         self.polls += 1
