@@ -81,11 +81,14 @@ def test_E1_1025_load_dispatch_kw_is_an_export_limit(tmp_path: Path) -> None:
             oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
         ):
             ven_id = await r.registered()
+            physics = r.site.home.physics
+            await r.until(lambda: physics.meter().net_w < -1000, "the home exporting > 1 kW")
             eid = vtn.add_event(
-                ven_id, *DISPATCH, [(soon(), minutes(5), -2.0)], measurement=kw(), priority=1
+                ven_id, *DISPATCH, [(soon(), minutes(5), -0.5)], measurement=kw(), priority=1
             )
             r.poll()
-            await r.until(lambda: export_limit(r) == 2000.0, "export limit 2 kW in force")
+            await r.until(lambda: export_limit(r) == 500.0, "export limit 0.5 kW in force")
+            await r.until(lambda: physics.meter().net_w >= -550, "export held to 0.5 kW")
             assert r.opts(eid) == [(0, "optIn", 200)]
             event = next(i.event for i in r.inputs if isinstance(i, EventReceived))
             assert event.primacy == 1
