@@ -10,11 +10,13 @@ import asyncio
 import contextlib
 import io
 import signal
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,13 +31,13 @@ from openleadr.messaging import (
     validate_xml_signature,
 )
 
-from gateway.north.openadr2.config import ProgramMapping
+from gateway.north.openadr2.config import ProgramMapping, Tls
 from gateway.north.openadr2.events import EventResponse, Tracker
 from gateway.north.openadr2.mapping import decide
 from gateway.north.openadr2.signing import message_factory
 from gateway.north.openadr2.ven import GatewayVen, screen
 from gateway.sim.vtn2.pki import init_pki
-from gateway.sim.vtn2.server import ScriptedVtn
+from gateway.sim.vtn2.server import ScriptedVtn, VtnTls
 
 CAPACITY = ("LOAD_CONTROL", "x-loadControlCapacity")
 
@@ -276,3 +278,45 @@ def test_workaround_7_a_vtn_cancelled_registration_can_be_renewed() -> None:
                 assert _update_report_jobs(ours.ven) == 1
 
     run(body)
+
+
+def test_workaround_8_the_tls_profile_reaches_a_vtn_with_only_the_mandatory_2_0b_suite(
+    tmp_path: Path,
+) -> None:
+    pki = init_pki(tmp_path, with_rsa=True)
+    server = pki.ven_rsa  # an RSA certificate: TLS_RSA_WITH_AES_128_CBC_SHA256 needs one
+    assert server is not None
+
+    async def body() -> None:
+        vtn = ScriptedVtn(tls=VtnTls(str(server.cert), str(server.key), str(pki.ca)))
+        vtn.server.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+        vtn.server.ssl_context.set_ciphers("AES128-SHA256")
+        async with vtn:
+            with contextlib.redirect_stdout(io.StringIO()):
+                stock = OpenADRClient(
+                    ven_name=VEN_NAME,
+                    vtn_url=vtn.url,
+                    cert=str(pki.ven.cert),
+                    key=str(pki.ven.key),
+                    ca_file=str(pki.ca),
+                    vtn_fingerprint=server.fingerprint,
+                    show_fingerprint=False,
+                )
+            # Stock: Python's default ciphers exclude RSA key exchange; the handshake fails.
+            assert await stock.query_registration() == (None, {})
+            await stock.client_session.close()
+            config = replace(
+                ven_config(vtn),
+                tls=Tls(pki.ven.cert, pki.ven.key, pki.ca, server.fingerprint),
+            )
+            ours = GatewayVen(config, on_distribute=_no_events, telemetry=lambda: None)
+            try:
+                assert await ours.register()
+            finally:
+                await ours.close()
+
+    run(body)
+
+
+async def _no_events(events: list[dict[str, Any]]) -> list[EventResponse]:
+    return []

@@ -29,6 +29,10 @@ test_oadr2_workarounds.py that shows the stock behaviour next to ours):
    list, callbacks and queue to ``None``, so registering again crashes in ``register_reports``.
    Ours keeps the reports (only the VTN's report requests go), and registers again after
    :attr:`GatewayVen.after_cancel_s`.
+8. The stock TLS context is Python's default, whose cipher list leaves out the 2.0b profile's
+   ``TLS_RSA_WITH_AES_128_CBC_SHA256`` (no forward secrecy): a TLS 1.2 VTN that offers only
+   that suite cannot be reached. Ours (:func:`client_context`) offers the profile's two suites
+   after the ECDHE AEAD ones, TLS 1.2 or 1.3.
 
 The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
 failed registration is retried with back-off.
@@ -40,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,7 +57,7 @@ from openleadr import OpenADRClient, errors, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 from signxml.exceptions import InvalidSignature
 
-from gateway.north.openadr2.config import Oadr2Config
+from gateway.north.openadr2.config import Oadr2Config, Tls
 from gateway.north.openadr2.events import EventResponse
 from gateway.north.openadr2.signing import message_factory
 
@@ -82,6 +87,32 @@ def _value(v: float | bool | None) -> list[tuple[Any, float]] | float:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return []
     return float(v)
+
+
+# OpenADR 2.0b's TLS 1.2 suites (TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 and the mandatory
+# TLS_RSA_WITH_AES_128_CBC_SHA256), after the forward-secret AEAD suites a modern VTN prefers.
+# TLS 1.3 suites are not affected by this list.
+OPENADR_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "AES128-SHA256",
+    )
+)
+
+
+def client_context(tls: Tls) -> ssl.SSLContext:
+    """Mutual TLS to the VTN: TLS 1.2+ with the 2.0b profile's suites, the VTN's certificate
+    checked against ``ca_file`` (and its name, unless ``check_hostname = false``)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(OPENADR_CIPHERS)
+    context.load_verify_locations(cafile=str(tls.ca_file))
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    context.check_hostname = tls.check_hostname
+    return context
 
 
 def screen(content: bytes) -> str:
@@ -244,6 +275,16 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
                 (payload.get("response") or {}).get("response_description"),
             )
         return message_type, payload
+
+    async def _ensure_client_session(self) -> None:
+        if self.client_session is None:  # workaround 8: our TLS context
+            tls = self.config.tls
+            connector = aiohttp.TCPConnector(ssl=client_context(tls)) if tls else None
+            self.client_session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"content-type": "application/xml"},
+                timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=10),
+            )
 
     async def poll(self) -> tuple[Any, dict[str, Any]]:
         response_type, payload = await super().poll()
