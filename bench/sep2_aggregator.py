@@ -20,9 +20,9 @@ EndDevice with a bare ``aiohttp.ClientSession`` on the same TLS context and pool
 read, nothing decoded. The ratio is what our codec, poll generator and session add per poll.
 
 Informational: the CPU and wall time of the discovery walks, and of one walk alone for the first
-and the last EndDevice of the list. In aggregator mode each walk pages through the EndDeviceList
-until it finds its own EndDevice (2030.5 has no lookup by LFDI), so N walks decode about N^2/2
-EndDevices: the cost of a walk grows with the device's place in the list.
+and the last EndDevice of the list. 2030.5 has no lookup by LFDI: the EndDevices of one
+connection share one scan of the EndDeviceList (``walk.scan_end_devices``), so N first walks
+decode the list once, not N^2/2 EndDevices; later walks start from each verified href.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ class ChargerTelemetry:
     power_w: float  # positive = discharge into the home
     soc_pct: float | None
     ev_connected: bool = True
+    fault: bool = False  # the charger reports a fault (tripped): it will not run until reset
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class DerTelemetry:
     der_id: str
     power_w: float  # positive = generation/discharge into the home
     reactive_var: float | None = None  # positive = injected; for reports
+    connected: bool | None = None  # its own grid connection (SunSpec ConnSt); None = unknown
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ class SiteStateSource:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self._last: tuple[bool, bool] | None = None
+        self._last: tuple[bool, bool, bool] | None = None
         self._changed_at = 0.0
 
     def __call__(self, at: float) -> SiteState | None:
@@ -59,8 +59,9 @@ class SiteStateSource:
         engine = self.runner.engine
         fault = engine.island is not None and engine.phase is Phase.FAULT
         connected = obs.relay is not None and obs.relay.position is RelayPosition.CLOSED
-        if self._last != (connected, fault):
-            self._last = (connected, fault)
+        available = _der_available(obs)
+        if self._last != (connected, fault, available):
+            self._last = (connected, fault, available)
             self._changed_at = obs.at
         charger, meter = obs.charger, obs.meter
         der_w = sum(d.power_w for d in obs.ders) + (charger.power_w if charger else 0.0)
@@ -79,6 +80,7 @@ class SiteStateSource:
             frequency_hz=meter.grid_frequency_hz if meter else None,
             energized=engine.resolved.controls.energize is not False,
             alarms=_alarms(engine.config, meter, fault=fault),
+            der_available=available,
         )
 
 
@@ -101,6 +103,15 @@ def _alarms(config: SiteConfig, meter: MeterTelemetry | None, *, fault: bool) ->
         bits |= DerAlarm.OVER_FREQUENCY if hz > o.f_max_hz else DerAlarm(0)
         bits |= DerAlarm.UNDER_FREQUENCY if hz < o.f_min_hz else DerAlarm(0)
     return int(bits)
+
+
+def _der_available(obs: Observed) -> bool:
+    """Whether any DER could run: the charger without a fault, or a DER that does not report
+    itself disconnected. With no DER telemetry at all, unknown: the relay decides alone."""
+    parts = [d.connected is not False for d in obs.ders]
+    if obs.charger is not None:
+        parts.append(not obs.charger.fault)
+    return any(parts) if parts else True
 
 
 def _der_var(obs: Observed) -> float | None:

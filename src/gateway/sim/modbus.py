@@ -335,7 +335,8 @@ class _DerBinder(_Binder):
             case "soc":
                 return b.soc_pct if b is not None else None
             case "connected":
-                return ("connected",) if p.load_side_live else ("disconnected",)
+                live = p.load_side_live and p.pv.powered
+                return ("connected",) if live else ("disconnected",)
         return None
 
     def revertible(self) -> _Revertible:

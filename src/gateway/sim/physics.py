@@ -303,6 +303,7 @@ class Pv:
     watchdog: Watchdog = field(default_factory=Watchdog)
     fallback_limit_w: float = 0.0
     reverted: bool = False
+    powered: bool = True  # False: switched off at its isolator (no output, reports disconnected)
 
     def set_limit_pct(self, pct: float) -> None:
         self.limit_w = _clamp(pct, 0.0, 100.0) / 100.0 * self.peak_w
@@ -323,7 +324,7 @@ class Pv:
         # A daily curve: zero at night, a sine hump from 06:00 to 18:00 (local = UTC here).
         hour = (now / 3600.0) % 24
         sun = math.sin((hour - 6.0) / 12.0 * math.pi) if 6 <= hour <= 18 else 0.0
-        return self.peak_w * max(0.0, sun)
+        return self.peak_w * max(0.0, sun) if self.powered else 0.0
 
 
 @dataclass(slots=True)

@@ -2,8 +2,8 @@
 
 The gateway reports the site's DER (PV and the bidirectional charger) as one aggregated DER,
 ``/edev/1/der/1`` in the procedures, which is the DER the MUL YAMLs read. "Powering off" a DER
-is done in the simulated home: the PV by taking its panels away (``peak_w = 0``), the charger by
-a trip (it stops and stays stopped until restarted).
+is done in the simulated home: the PV at its isolator (``powered = False``: no output, SunSpec
+``ConnSt`` DISCONNECTED), the charger by a trip (it reports a fault and stays stopped).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from sep2_rig import GatewayRig, fast_site, gateway_rig, run
 
 from gateway.core.controls import ControlSet
@@ -45,7 +44,7 @@ def test_MUL_01_one_der_powered_off_the_aggregate_still_operates(
             await r.until(lambda: physics.charger.power_w < -2500, "the EV charging")
             operating = (int(BITS_0_TO_2), int(OperationalMode.OPERATIONAL))
             await r.until(lambda: _status(r) == operating, "bits 0-2 and 2 Operational")
-            physics.pv.peak_w = 0.0  # the PV is powered off; the charger carries on
+            physics.pv.powered = False  # the PV is switched off; the charger carries on
             await asyncio.sleep(2.0)
             assert physics.pv.power_w == 0.0
             assert physics.charger.power_w < -2500
@@ -55,12 +54,6 @@ def test_MUL_01_one_der_powered_off_the_aggregate_still_operates(
     run(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: DERStatus follows the connection point's islanding relay, not the DERs' own "
-    "state; with every DER powered off behind a closed relay the gateway keeps Connected and "
-    "Available (bits 0-1) and 2 Operational, where MUL-01 expects bits 0-2 clear and 1 Off",
-)
 def test_MUL_01_all_der_powered_off_clears_bits_0_to_2_and_reports_off(
     sep2_pki: PkiFiles, tmp_path: Path
 ) -> None:
@@ -68,7 +61,7 @@ def test_MUL_01_all_der_powered_off_clears_bits_0_to_2_and_reports_off(
         async with gateway_rig(sep2_pki, tmp_path / "gw.db", site=_charging_site()) as r:
             physics = r.site.home.physics
             await r.until(lambda: physics.charger.power_w < -2500, "the EV charging")
-            physics.pv.peak_w = 0.0
+            physics.pv.powered = False
             physics.charger.trip("powered off")
             physics.charger.remote_enabled = False  # off: it takes no command to start again
             off = (0, int(OperationalMode.OFF))

@@ -104,6 +104,10 @@ def test_P_01_aggregator_end_devices_share_a_control_and_each_answers(
                     while any(codes(lfdi) != [1, 2, 3] for lfdi in members):
                         assert time.monotonic() < deadline, {m: codes(m) for m in members}
                         await asyncio.sleep(0.05)
+                    # One scan of the EndDeviceList served both first walks (later walks
+                    # go straight to each verified EndDevice href).
+                    list_reads = [x for x in u.recorder.requests("GET") if x.path == "/edev"]
+                    assert len(list_reads) == 1, [x.path for x in list_reads]
                     # Every request came through the one aggregator certificate.
                     assert {x.lfdi for x in u.recorder.requests()} == {agg.lfdi}
                     assert len(u.state.visible_to(agg.lfdi)) == 2

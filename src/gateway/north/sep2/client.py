@@ -67,6 +67,7 @@ from gateway.north.sep2.walk import (
     poll_program,
     read,
     retry_after,
+    scan_end_devices,
 )
 from gateway.north.sep2.xml import (
     CSIPAUS_NS,
@@ -191,6 +192,11 @@ class Http:
         self._failures: dict[str, int] = {}
         self.requests = 0
         self.time = ServerTime()
+        # Shared by the EndDevices of an aggregator on this connection: lFDI -> EndDevice href,
+        # from one scan of the EndDeviceList (walk.scan_end_devices), under the lock.
+        self.end_devices: dict[str, str] = {}
+        self.end_devices_lock = asyncio.Lock()
+        self.users = 0  # EndDeviceClients on this connection
         # The CSIP-AUS namespace our bodies declare: 1.2's until the server speaks 1.3.
         self.csipaus_ns = CSIPAUS_NS
 
@@ -318,6 +324,7 @@ class EndDeviceClient:
         # the control the notification just brought).
         self._busy = asyncio.Lock()
         self._edev_href: str | None = None  # a hint for the next walk, verified by it
+        http.users += 1
         self._sent_grad: int | None = None  # the setGradW our last DERSettings carried
         self._alarms_sent = 0  # the alarm bits the server has LogEvents for (BASIC-027)
         self._log_event_id = 0
@@ -431,7 +438,7 @@ class EndDeviceClient:
             pin=self.identity.pin,
             page_size=self._page,
             register=register,
-            hint=self._edev_href,
+            hint=self._edev_href or await self._shared_hint(),
         )
         found: Discovery = await self.http.drive(gen, timings)
         self._edev_href = found.end_device.href
@@ -445,6 +452,18 @@ class EndDeviceClient:
         await self._put_der_settings()
         await self._connection_point()
         await self._subscribe()
+
+    async def _shared_hint(self) -> str | None:
+        """An aggregator's EndDevices share one scan of the EndDeviceList: the first walk
+        without a hint scans it (under the connection's lock) for all of them."""
+        if self.http.users < 2:
+            return None
+        ours = self.identity.lfdi.upper()
+        async with self.http.end_devices_lock:
+            if ours not in self.http.end_devices:
+                scan = scan_end_devices(self.http.dcap_url, self._page)
+                self.http.end_devices.update(await self.http.drive(scan))
+            return self.http.end_devices.get(ours)
 
     async def sync_time(self, timeout_s: float = 5.0) -> bool:
         """Learn the server's time before the engine starts (DeviceCapability -> Time).

@@ -120,6 +120,9 @@ class SiteState:
     frequency_hz: float | None = None
     energized: bool = True  # False while opModEnergize=false (or an override) is in force
     alarms: int = 0  # DerAlarm bits in force
+    # Some DER behind the site could run (not all switched off or faulted); the connection
+    # point's relay alone does not make the aggregate DER connected (MUL-01).
+    der_available: bool = True
 
 
 class DerAlarm(IntFlag):
@@ -232,7 +235,7 @@ def _wh(wh: float | None) -> ActivePower | None:
 
 def _connect_bits(s: SiteState) -> ConnectStatus:
     bits = ConnectStatus(0)
-    if s.grid_connected:
+    if s.grid_connected and s.der_available:
         bits |= ConnectStatus.CONNECTED
         if not s.fault:
             bits |= ConnectStatus.AVAILABLE
@@ -245,7 +248,7 @@ def _connect_bits(s: SiteState) -> ConnectStatus:
 
 def der_status(s: SiteState) -> DERStatus:
     changed = int(s.connect_changed_at)
-    operating = s.grid_connected and not s.fault and s.energized
+    operating = s.grid_connected and s.der_available and not s.fault and s.energized
     mode = OperationalMode.OPERATIONAL if operating else OperationalMode.OFF
     soc = None
     if s.soc_pct is not None and s.ev_connected is not False:

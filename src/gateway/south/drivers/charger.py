@@ -148,4 +148,5 @@ class Charger(DriverBase):
             power_w=watts * sign(power.positive),
             soc_pct=float(raw_soc) if isinstance(raw_soc, int | float) else None,
             ev_connected=category != "no_ev",
+            fault=category == "fault",
         )

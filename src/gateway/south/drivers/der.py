@@ -96,11 +96,19 @@ class Der(DriverBase):
     async def observe(self) -> DerTelemetry:
         b = self.binding("power")
         q = self.binding("reactive_power") if self.has("reactive_power") else None
-        values = await self.device.read(b.point, *([q.point] if q is not None else []))
+        c = self.binding("connected") if self.has("connected") else None
+        extra = [x.point for x in (q, c) if x is not None]
+        values = await self.device.read(b.point, *extra)
         power = values[b.point]
         watts = float(power) if isinstance(power, int | float) else 0.0
         var = None
         if q is not None and isinstance(raw := values[q.point], int | float):
             var = float(raw) * sign(q.positive)
+        connected = None
+        if c is not None and isinstance(state := values[c.point], int):
+            category = c.category(state)
+            connected = None if category is None else category == "connected"
         name = self.der_id or self.device.name
-        return DerTelemetry(self.now(), name, watts * sign(b.positive), reactive_var=var)
+        return DerTelemetry(
+            self.now(), name, watts * sign(b.positive), reactive_var=var, connected=connected
+        )
