@@ -33,6 +33,7 @@ from gateway.store.api import Store
 log = logging.getLogger(__name__)
 
 REGISTRATION_KEY = "openadr2.registration"
+FIRST_OBSERVATION_S = 10.0
 
 
 class Oadr2Gateway:
@@ -116,10 +117,21 @@ class Oadr2Gateway:
     def poll_now(self) -> None:
         self.ven.poll_now()
 
+    async def _follow(self, stop: asyncio.Event) -> None:
+        # Register once the site has been observed: an event that arrives before the first
+        # telemetry would be opted out ("the charger is not reporting") for no good reason.
+        deadline = asyncio.get_running_loop().time() + FIRST_OBSERVATION_S
+        while self.runner.cycles == 0 and not stop.is_set():
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("OpenADR 2.0b: no telemetry yet; registering with the VTN anyway")
+                break
+            await asyncio.sleep(0.02)
+        await self.ven.follow(stop, self._on_link)
+
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
         tasks = [
             asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
-            asyncio.create_task(self.ven.follow(stop, self._on_link), name="openadr2-ven"),
+            asyncio.create_task(self._follow(stop), name="openadr2-ven"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -133,7 +133,14 @@ class Oadr2Rig:
     def poll(self) -> None:
         self.gateway.poll_now()
 
+    def _charger_seen(self) -> bool:
+        observed = self.site.runner.last_observed
+        return observed is not None and observed.charger is not None and self.site.runner.cycles > 0
+
     async def registered(self) -> str:
+        """The venID, once registered, synced, and the charger seen by the engine (an island
+        event before that is rightly opted out: "the charger is not reporting")."""
+        await self.until(self._charger_seen, "the charger's first telemetry")
         await self.until(lambda: self.vtn.ven_id(VEN_NAME) is not None, "registration")
         await self.until(lambda: self.gateway.ven.distributions >= 1, "the first event sync")
         return self.ven_id

@@ -320,3 +320,23 @@ def test_workaround_8_the_tls_profile_reaches_a_vtn_with_only_the_mandatory_2_0b
 
 async def _no_events(events: list[dict[str, Any]]) -> list[EventResponse]:
     return []
+
+
+def test_workaround_9_everything_queued_is_taken_in_one_poll() -> None:
+    async def body() -> None:
+        async with scripted_vtn() as vtn:
+            async with stock_ven(vtn) as stock:
+                eid = vtn.add_event(stock.ven_id, *CAPACITY, [(soon(), minutes(5), 1.0)])
+                vtn.queue_distribution(stock.ven_id)  # message 1: modificationNumber 0
+                vtn.modify_event(eid, [(soon(), minutes(5), 0.0)])  # message 2: number 1
+                await stock._poll()
+                # Stock: one message; the modification waits a whole poll interval.
+                assert [c.modification_number for c in vtn.responses(eid)] == [0]
+            async with our_ven(vtn) as ours:
+                eid = vtn.add_event(ours.ven.ven_id, *CAPACITY, [(soon(), minutes(5), 1.0)])
+                vtn.queue_distribution(ours.ven.ven_id)
+                vtn.modify_event(eid, [(soon(), minutes(5), 0.0)])
+                assert await ours.ven.poll_all() == 2
+                assert [c.modification_number for c in vtn.responses(eid)] == [0, 1]
+
+    run(body)

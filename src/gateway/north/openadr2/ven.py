@@ -33,6 +33,10 @@ test_oadr2_workarounds.py that shows the stock behaviour next to ours):
    ``TLS_RSA_WITH_AES_128_CBC_SHA256`` (no forward secrecy): a TLS 1.2 VTN that offers only
    that suite cannot be reached. Ours (:func:`client_context`) offers the profile's two suites
    after the ECDHE AEAD ones, TLS 1.2 or 1.3.
+9. One message per poll: the stock ``_poll`` handles one answer and waits a whole interval
+   for the next (its immediate re-poll is commented out), so a queued re-registration delays
+   the event behind it by a poll interval. :meth:`GatewayVen.poll_all` polls again at once
+   while the VTN has something to say (up to :data:`MAX_BURST` messages).
 
 The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
 failed registration is retried with back-off.
@@ -66,6 +70,7 @@ log = logging.getLogger(__name__)
 REPORT_SPECIFIER = "gateway-telemetry"
 DEFAULT_POLL_S = 10.0
 BACKOFF_S = (0.5, 30.0)
+MAX_BURST = 8  # messages taken in one go before waiting for the next interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,7 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         self._received = 0  # HTTP answers that reached us (tells transport errors apart)
         self.distributions = 0
         self.cancelled_by_vtn = False
+        self._last_type: str | None = None
         self.after_cancel_s = BACKOFF_S[1]  # wait before registering again after a VTN cancel
         self.add_hook("after_receive_xml", self._count)
         self._add_reports(config.report_interval_s)
@@ -286,8 +292,18 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
                 timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=10),
             )
 
+    async def poll_all(self) -> int:
+        """Poll until the VTN has nothing more (workaround 9); the number of messages handled."""
+        for n in range(MAX_BURST):
+            self._last_type = None
+            await self._poll()
+            if self._last_type in (None, "oadrResponse") or not self.registration_id:
+                return n
+        return MAX_BURST
+
     async def poll(self) -> tuple[Any, dict[str, Any]]:
         response_type, payload = await super().poll()
+        self._last_type = response_type
         if response_type == "oadrDistributeEvent":  # workaround 1: every distribution is ours
             await self._distribute(payload)
             return "oadrResponse", {}
@@ -322,7 +338,7 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         if was is not None and self.registration_id is None:
             self.cancelled_by_vtn = True
             log.warning(
-                "OpenADR: the VTN cancelled our registration; registering again in %.0f s",
+                "OpenADR: the VTN cancelled our registration; registering again in %.1f s",
                 self.after_cancel_s,
             )
 
@@ -431,7 +447,7 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
                         continue
                 before = self._received
                 try:
-                    await self._poll()
+                    await self.poll_all()
                 except Exception:  # an openleadr handler's bug must not stop the VEN
                     log.exception("OpenADR: the poll failed; polling again at the next interval")
                 reached = self._received > before

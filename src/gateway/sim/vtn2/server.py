@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import io
 import itertools
 import logging
@@ -262,6 +263,12 @@ class ScriptedVtn:
 
     def request_reregistration(self, ven_id: str) -> None:
         self._vens[ven_id].pending.append(("oadrRequestReregistration", {"ven_id": ven_id}))
+
+    def queue_distribution(self, ven_id: str) -> None:
+        """Queue an oadrDistributeEvent of the list as it is now, as a message of its own
+        (a VTN with several messages waiting for one VEN)."""
+        snapshot = copy.deepcopy(self._list(ven_id))
+        self._vens[ven_id].pending.append(("oadrDistributeEvent", {"events": snapshot}))
 
     def cancel_registration(self, ven_id: str) -> None:
         """oadrCancelPartyRegistration at the VEN's next poll; the VEN is forgotten once it
