@@ -292,12 +292,16 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
                 timeout=aiohttp.ClientTimeout(sock_connect=5, sock_read=10),
             )
 
+    def _took_message(self) -> bool:
+        """Whether the last poll brought a message (set by :meth:`poll`)."""
+        return self._last_type not in (None, "oadrResponse")
+
     async def poll_all(self) -> int:
         """Poll until the VTN has nothing more (workaround 9); the number of messages handled."""
         for n in range(MAX_BURST):
             self._last_type = None
             await self._poll()
-            if self._last_type in (None, "oadrResponse") or not self.registration_id:
+            if not self._took_message() or not self.registration_id:
                 return n
         return MAX_BURST
 
