@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.sim.utility.cli_utility import add_arguments as add_utility_arguments
 
     add_utility_arguments(utility)
+    vtn = what.add_parser(
+        "vtn", help="an OpenADR VTN (2.0b through openleadr, or 3) for a gateway to talk to"
+    )
+    from gateway.sim.cli_vtn import add_arguments as add_vtn_arguments
+
+    add_vtn_arguments(vtn)
     return parser
 
 
@@ -122,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.sim.utility.cli_utility import run as simulate_utility
 
             return asyncio.run(simulate_utility(args))
+        if args.what == "vtn":
+            from gateway.sim.cli_vtn import run as simulate_vtn
+
+            return asyncio.run(simulate_vtn(args))
         from gateway.sim.cli_home import run as simulate_home
 
         return asyncio.run(simulate_home(args))

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from oadr3_rig import make_pki as make_oadr3_pki
@@ -29,6 +30,8 @@ from gateway.north.sep2.model import DERControlBase
 from gateway.north.sep2.pki import init_pki
 from gateway.runtime.south import DeviceConfig, South
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.sim.vtn2.pki import init_pki as init_oadr2_pki
+from gateway.sim.vtn2.server import ScriptedVtn, VtnTls
 from gateway.sim.vtn3 import Vtn3Server, VtnState
 
 GATEWAY = Path(sys.executable).with_name("gateway")
@@ -156,6 +159,36 @@ register = true
 
 
 @asynccontextmanager
+async def openadr2_link(tmp: Path) -> AsyncIterator[tuple[str, Island]]:
+    pki = init_oadr2_pki(tmp / "pki")
+    tls = VtnTls(str(pki.vtn.cert), str(pki.vtn.key), str(pki.ca))
+    async with ScriptedVtn(tls=tls, poll_interval_s=0.5) as vtn:
+        table = f"""
+[openadr2]
+vtn_url = "{vtn.url}"
+ven_name = "gateway-1"
+poll_interval_s = 0.5
+report_interval_s = 5
+cert = "pki/ven.pem"
+key = "pki/ven.key"
+ca_file = "pki/ca.pem"
+vtn_fingerprint = "{pki.vtn.fingerprint}"
+"""
+
+        async def island() -> None:
+            ven_id = vtn.registrations[-1].ven_id
+            now = datetime.now(UTC)
+            vtn.add_event(
+                ven_id,
+                "LOAD_CONTROL",
+                "x-loadControlCapacity",
+                [(now, timedelta(seconds=ISLAND_S), 0.0)],
+            )
+
+        yield table, island
+
+
+@asynccontextmanager
 async def openadr3_link(tmp: Path) -> AsyncIterator[tuple[str, Island]]:
     pki = make_oadr3_pki(tmp / "pki")
     state = VtnState(clients={"gateway": "s3cret"})
@@ -186,18 +219,17 @@ name = "feeder"
         yield table, island
 
 
-def test_the_same_island_request_over_2030_5_and_openadr_3_moves_the_home_the_same(
-    tmp_path: Path,
-) -> None:
+def test_the_same_island_request_over_each_link_moves_the_home_the_same(tmp_path: Path) -> None:
     async def main() -> dict[str, Trace]:
         out: dict[str, Trace] = {}
-        for name, link in (("sep2", sep2_link), ("openadr3", openadr3_link)):
+        links = (("sep2", sep2_link), ("openadr2", openadr2_link), ("openadr3", openadr3_link))
+        for name, link in links:
             folder = tmp_path / name
             folder.mkdir()
             out[name] = await _island_via(link, folder)
         return out
 
-    traces = asyncio.run(asyncio.wait_for(main(), 150))
+    traces = asyncio.run(asyncio.wait_for(main(), 200))
     relay_moves = {}
     for name, trace in traces.items():
         # Open, then forming on the open relay, then closed again: never forming on a closed
