@@ -16,7 +16,9 @@ for ``ModbusSite``); there is no server timebase as in 2030.5.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +26,7 @@ from gateway.core.controls import ControlSet
 from gateway.core.island import RelayPosition
 from gateway.core.messages import EventCancelled, EventReceived, NorthLinkLost, NorthLinkRestored
 from gateway.north.openadr2 import mapping
+from gateway.north.openadr2 import opts as eiopt
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr2.events import STATE_KEY, EventResponse, Tracker
 from gateway.north.openadr2.ven import GatewayVen, Telemetry
@@ -56,6 +59,14 @@ class Oadr2Gateway:
             # its events addressed to us (a VTN may not match a new registration by name).
             self.ven.ven_id = saved["ven_id"]
         self.decided = 0  # events (or modifications) decided: restarts must not add to it
+        availability = config.availability
+        self.opts = eiopt.OptBook(
+            availability.debounce_s,
+            availability.horizon_s,
+            new_id=lambda: f"gw-opt-{uuid.uuid4().hex[:16]}",
+        )
+        for p in self.opts.load(store.get_state(eiopt.STATE_KEY)):
+            log.warning("OpenADR 2.0b: %s", p)
 
     def telemetry(self) -> Telemetry | None:
         obs = self.runner.last_observed
@@ -102,6 +113,81 @@ class Oadr2Gateway:
             self.store.put_state(STATE_KEY, self.tracker.to_doc())
         return out.responses
 
+    def _opted_in_events(self, now: float) -> dict[tuple[str, int], list[str]]:
+        """Every event we opted in to that is not over, with why the site could not carry
+        out its intervals now (the core's own ``assess`` of each interval's controls)."""
+        engine = self.runner.engine
+        out: dict[tuple[str, int], list[str]] = {}
+        for known in self.tracker.known.values():
+            if known.opt != mapping.OPT_IN or known.cancelled:
+                continue
+            records = [engine.schedule.get(m) for m in known.mrids]
+            live = [
+                r for r in records if r is not None and r.cancel_status is None and r.span[1] > now
+            ]
+            if not live:
+                continue
+            reasons: list[str] = []
+            for r in live:
+                reasons += [x for x in engine.assess(r.event.controls, now) if x not in reasons]
+            out[(known.event_id, known.modification_number)] = reasons
+        return out
+
+    async def opt_step(self) -> int:
+        """Send the opts that are due (:mod:`gateway.north.openadr2.opts`); how many the VTN
+        acknowledged. Reporting only: nothing here changes what the core has in force."""
+        obs = self.runner.last_observed
+        if obs is None or not self.ven.registration_id:
+            return 0
+        now = self.runner.now()
+        engine = self.runner.engine
+
+        def island() -> list[str]:
+            return engine.assess(ControlSet(connect=False), now)
+
+        services = {
+            context: eiopt.unavailable(
+                service,
+                island=island,
+                charger=obs.charger,
+                reserve_pct=engine.config.backup_reserve_soc_pct,
+            )
+            for context, service in self.config.availability.services.items()
+        }
+        before = self.opts.to_doc()
+        sent = 0
+        for action in self.opts.step(now, services, self._opted_in_events(now)):
+            if isinstance(action, eiopt.CancelOpt):
+                log.info(
+                    "OpenADR 2.0b: cancelling opt %s (%s): %s",
+                    action.opt_id,
+                    action.key,
+                    action.reason,
+                )
+            else:
+                log.warning(
+                    "OpenADR 2.0b: opting out (%s, opt %s): %s",
+                    action.key,
+                    action.opt_id,
+                    action.reason,
+                )
+            if await self.ven.send_opt(action):
+                self.opts.sent(action)
+                sent += 1
+        if self.opts.to_doc() != before:
+            self.store.put_state(eiopt.STATE_KEY, self.opts.to_doc())
+        return sent
+
+    async def _opt_loop(self, stop: asyncio.Event) -> None:
+        period = max(0.05, min(1.0, self.config.availability.debounce_s / 4))
+        while not stop.is_set():
+            try:
+                await self.opt_step()
+            except Exception:  # a VTN or openleadr failure must not stop the gateway
+                log.exception("OpenADR 2.0b: sending opts failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+
     async def _on_link(self, up: bool, error: str) -> None:
         now = self.runner.now()
         if up and self.ven.ven_id:
@@ -132,6 +218,7 @@ class Oadr2Gateway:
         tasks = [
             asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
             asyncio.create_task(self._follow(stop), name="openadr2-ven"),
+            asyncio.create_task(self._opt_loop(stop), name="openadr2-opts"),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)

@@ -102,3 +102,23 @@ def test_not_a_table() -> None:
 def test_the_answer_screen_refuses_any_dtd_and_never_raises(noise: bytes, dtd: bytes) -> None:
     assert screen(noise + dtd + noise) != ""
     assert isinstance(screen(noise), str)
+
+
+def test_availability_table() -> None:
+    base = {"vtn_url": "http://vtn:8080/OpenADR2/Simple/2.0b", "ven_name": "gw"}
+    cfg, problems = parse(
+        {**base, "availability": {"services": {"ctx": "island"}, "debounce_s": 0.5}}, Path(".")
+    )
+    assert problems == []
+    assert cfg is not None
+    assert dict(cfg.availability.services) == {"ctx": "island"}
+    assert (cfg.availability.debounce_s, cfg.availability.horizon_s) == (0.5, 86400.0)
+    default, _ = parse(base, Path("."))
+    assert default is not None
+    assert default.availability.services == {}
+    assert default.availability.debounce_s == 60.0
+    bad = {"services": {"ctx": "fly"}, "debounce_s": -1, "horizon_s": 0, "extra": 1}
+    cfg, problems = parse({**base, "availability": bad}, Path("."))
+    assert cfg is None
+    assert len(problems) == 4, problems
+    assert any('services."ctx"' in p and "island" in p for p in problems)

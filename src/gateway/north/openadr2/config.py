@@ -21,6 +21,11 @@
     [openadr2.programs."http://utility.example/islanding"]   # per market context, same keys
     export_negative = false
 
+    [openadr2.availability]         # EiOpt availability schedules (see docs/openadr2.md)
+    services = { "http://utility.example/islanding" = "island" }   # or "discharge"
+    debounce_s = 60                 # a change must hold this long before the VTN hears of it
+    horizon_s = 86400               # the optOut schedule's duration (renewed while it holds)
+
 Paths are relative to the configuration file. :func:`parse` lists every problem at once.
 """
 
@@ -66,6 +71,19 @@ class Tls:
     check_hostname: bool = True
 
 
+SERVICES = ("island", "discharge")
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """EiOpt availability schedules (``[openadr2.availability]``): which program's main
+    service the site must be able to provide, and how long a change must hold."""
+
+    services: Mapping[str, str] = field(default_factory=dict)  # market context -> service
+    debounce_s: float = 60.0
+    horizon_s: float = 86400.0  # vavailability duration of an optOut schedule
+
+
 @dataclass(frozen=True, slots=True)
 class Oadr2Config:
     vtn_url: str
@@ -76,6 +94,7 @@ class Oadr2Config:
     tls: Tls | None = None
     mapping: ProgramMapping = field(default_factory=ProgramMapping)
     programs: Mapping[str, ProgramMapping] = field(default_factory=dict)
+    availability: Availability = field(default_factory=Availability)
 
     def mapping_for(self, market_context: str | None) -> ProgramMapping:
         if market_context is not None and market_context in self.programs:
@@ -96,7 +115,9 @@ _KEYS = {
     "check_hostname",
     "mapping",
     "programs",
+    "availability",
 }
+_AVAILABILITY_KEYS = {"services", "debounce_s", "horizon_s"}
 _MAPPING_KEYS = {"export_negative", "simple"}
 
 
@@ -143,6 +164,45 @@ def _mapping(table: Any, where: str, problems: list[str]) -> ProgramMapping:
         problems.extend(f"{where}.simple.{level_key}: {p}" for p in cs.problems())
         simple[level] = cs
     return ProgramMapping(export_negative=export_negative, simple=simple)
+
+
+def _availability(table: Any, problems: list[str]) -> Availability:
+    where = "openadr2.availability"
+    if not isinstance(table, dict):
+        problems.append(f"{where}: expected a table, got {table!r}")
+        return Availability()
+    known = ", ".join(sorted(_AVAILABILITY_KEYS))
+    problems.extend(
+        f"{where}.{k}: unknown key (known: {known})"
+        for k in sorted(set(table) - _AVAILABILITY_KEYS)
+    )
+    services: dict[str, str] = {}
+    raw = table.get("services", {})
+    if not isinstance(raw, dict):
+        problems.append(f"{where}.services: expected market context = service, got {raw!r}")
+        raw = {}
+    for context, service in raw.items():
+        if service not in SERVICES:
+            problems.append(
+                f'{where}.services."{context}": expected one of {", ".join(SERVICES)}, '
+                f"got {service!r}"
+            )
+            continue
+        services[context] = service
+    seconds: dict[str, float] = {}
+    for key in ("debounce_s", "horizon_s"):
+        v = table.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            problems.append(f"{where}.{key}: expected a number of seconds, got {v!r}")
+        elif v < 0 or (key == "horizon_s" and v <= 0):
+            problems.append(
+                f"{where}.{key}: must be {'positive' if key == 'horizon_s' else '>= 0'}"
+            )
+        else:
+            seconds[key] = float(v)
+    return Availability(services=services, **seconds)
 
 
 def _positive(table: dict[str, Any], key: str, problems: list[str]) -> float | None:
@@ -228,6 +288,8 @@ def parse(table: Any, base: Path) -> tuple[Oadr2Config | None, list[str]]:
     for context, sub in raw_programs.items():
         programs[context] = _mapping(sub, f'openadr2.programs."{context}"', problems)
 
+    availability = _availability(table.get("availability", {}), problems)
+
     if problems or url is None or name is None:
         return None, problems
     return (
@@ -240,6 +302,7 @@ def parse(table: Any, base: Path) -> tuple[Oadr2Config | None, list[str]]:
             tls=tls,
             mapping=mapping,
             programs=programs,
+            availability=availability,
         ),
         [],
     )

@@ -37,6 +37,9 @@ test_oadr2_workarounds.py that shows the stock behaviour next to ours):
    for the next (its immediate re-poll is commented out), so a queued re-registration delays
    the event behind it by a poll interval. :meth:`GatewayVen.poll_all` polls again at once
    while the VTN has something to say (up to :data:`MAX_BURST` messages).
+10. ``cancel_opt`` refuses an optID the client object did not create itself (lost on a
+    restart), and ``create_opt``/``cancel_opt`` pass the VTN's answer to ``logger.info`` as
+    format arguments (a logging error). :meth:`GatewayVen.send_opt` sends both messages.
 
 The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
 failed registration is retried with back-off.
@@ -51,18 +54,19 @@ import math
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
 
 import aiohttp
 from lxml.etree import XMLSyntaxError  # type: ignore[import-untyped]  # no lxml-stubs here
-from openleadr import OpenADRClient, errors, utils
+from openleadr import OpenADRClient, errors, objects, utils
 from openleadr.messaging import parse_message, validate_xml_schema, validate_xml_signature
 from signxml.exceptions import InvalidSignature
 
 from gateway.north.openadr2.config import Oadr2Config, Tls
 from gateway.north.openadr2.events import EventResponse
+from gateway.north.openadr2.opts import Action, CancelOpt
 from gateway.north.openadr2.signing import message_factory
 
 log = logging.getLogger(__name__)
@@ -383,6 +387,63 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
             ven_id=self.ven_id,
         )
         await self._perform_request("EiEvent", message)
+
+    # ------------------------------------------------------------ opts, the EiOpt service
+
+    async def send_opt(self, action: Action) -> bool:
+        """oadrCreateOpt / oadrCancelOpt; True once the VTN acknowledged it (200, our optID).
+
+        Not the stock ``create_opt``/``cancel_opt`` (workaround 10): ``cancel_opt`` refuses an
+        optID this process did not create (so after a restart an opt could never be cancelled),
+        and both log the VTN's answer with a broken format call."""
+        if not self.registration_id:
+            return False
+        request_id = utils.generate_id()
+        if isinstance(action, CancelOpt):
+            message = self._create_message(
+                "oadrCancelOpt", request_id=request_id, opt_id=action.opt_id, ven_id=self.ven_id
+            )
+        else:
+            vavailability = None
+            if action.start is not None and action.duration_s is not None:
+                vavailability = objects.Vavailability(
+                    [
+                        objects.VavailabilityComponent(
+                            datetime.fromtimestamp(action.start, UTC),
+                            timedelta(seconds=action.duration_s),
+                        )
+                    ]
+                )
+            message = self._create_message(
+                "oadrCreateOpt",
+                request_id=request_id,
+                opt_id=action.opt_id,
+                opt_type=action.opt_type,
+                opt_reason=action.opt_reason,
+                market_context=action.market_context,
+                ven_id=self.ven_id,
+                vavailability=vavailability,
+                created_date_time=datetime.now(UTC),
+                event_id=action.event_id,
+                modification_number=action.modification_number,
+                targets=[{"ven_id": self.ven_id}],
+            )
+        response_type, payload = await self._perform_request("EiOpt", message)
+        code = (payload.get("response") or {}).get("response_code")
+        ok = (
+            response_type in ("oadrCreatedOpt", "oadrCanceledOpt")
+            and str(code) == "200"
+            and payload.get("opt_id") == action.opt_id
+        )
+        if not ok:
+            log.warning(
+                "OpenADR: the VTN did not acknowledge %s %s (answer %s, code %s); trying again",
+                type(action).__name__,
+                action.opt_id,
+                response_type,
+                code,
+            )
+        return ok
 
     # ------------------------------------------------------------ registration and polling
 

@@ -11,6 +11,8 @@ the event list, so it can do what the stock queue cannot:
 * records registrations, every eventResponse of oadrCreatedEvent (with its code and
   modificationNumber, which the stock ``on_created_event`` hook does not pass on) and every
   report value;
+* records every oadrCreateOpt / oadrCancelOpt (``opts``; the ones in force in ``open_opts``)
+  and acknowledges them (oadrCreatedOpt / oadrCanceledOpt with the optID);
 * hostile answers for tests: ``send_raw`` (bytes as the next poll answer), ``tamper_next``
   (break the signature of the next signed poll answer), ``request_reregistration``.
 
@@ -33,13 +35,14 @@ import logging
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from aiohttp import web
 from openleadr import OpenADRServer, enums, objects, utils
+from openleadr.service.opt_service import OptService
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,24 @@ class CreatedEvent:
     at: datetime
     message: int  # which oadrCreatedEvent (1, 2, ...) carried it
     message_code: int  # that message's own eiResponse code (452: the VEN refused our vtnID)
+
+
+@dataclass(frozen=True, slots=True)
+class OptRecord:
+    """One oadrCreateOpt (``cancelled``: one oadrCancelOpt; ``known``: whether the VTN had
+    that optID from this VEN)."""
+
+    ven_id: str
+    opt_id: str
+    opt_type: str
+    reason: str
+    event_id: str | None
+    modification_number: int | None
+    market_context: str | None
+    vavailability: tuple[tuple[datetime, timedelta], ...]
+    at: datetime
+    cancelled: bool = False
+    known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +156,8 @@ class ScriptedVtn:
         self.polls = 0  # oadrPoll requests answered by the script
         self.raw_served = 0  # poll answers replaced by send_raw
         self.cancellations: list[tuple[str, int]] = []  # (ven_id, code) of oadrCanceledParty...
+        self.opts: list[OptRecord] = []  # every oadrCreateOpt and oadrCancelOpt, in order
+        self.open_opts: dict[tuple[str, str], OptRecord] = {}  # (ven_id, opt_id) -> in force
         self._vens: dict[str, _Ven] = {}  # registered now
         self._allocated: dict[str, str | None] = {}  # every venID handed out -> fingerprint
         self._events: dict[str, tuple[str, objects.Event]] = {}  # event_id -> (ven_id, event)
@@ -173,6 +196,13 @@ class ScriptedVtn:
         self.server.services["registration_service"].handlers["oadrCanceledPartyRegistration"] = (
             self._on_canceled
         )
+        # openleadr 0.5.36's VTN mounts no EiOpt endpoint (its OptService is a stub that
+        # answers nothing): mount one whose handlers record and acknowledge.
+        opt_service = OptService(vtn_id)
+        opt_service.handlers["oadrCreateOpt"] = self._on_create_opt
+        opt_service.handlers["oadrCancelOpt"] = self._on_cancel_opt
+        self.server.services["opt_service"] = opt_service
+        self.server.app.add_routes([web.post(f"{PATH}/EiOpt", opt_service.handler)])
         self.server.app.middlewares.append(self._middleware)
         self.port = port
 
@@ -413,6 +443,51 @@ class ScriptedVtn:
                 if asyncio.iscoroutine(result):
                     await result
         return "oadrResponse", {}
+
+    async def _on_create_opt(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ven_id = str(payload.get("ven_id"))
+        qualified = payload.get("qualified_event_id") or {}
+        event_id = payload.get("event_id") or qualified.get("event_id")
+        mod = payload.get("modification_number", qualified.get("modification_number"))
+        # openleadr parses <xcal:available> to {"components": {"available": one or a list}}
+        components = (payload.get("vavailability") or {}).get("components") or {}
+        available = components.get("available", []) if isinstance(components, dict) else []
+        if isinstance(available, dict):
+            available = [available]
+        periods = tuple(
+            (a["dtstart"], a["duration"])
+            for a in available
+            if isinstance(a, dict)
+            and isinstance(a.get("dtstart"), datetime)
+            and isinstance(a.get("duration"), timedelta)
+        )
+        record = OptRecord(
+            ven_id,
+            str(payload.get("opt_id")),
+            str(payload.get("opt_type")),
+            str(payload.get("opt_reason")),
+            None if event_id is None else str(event_id),
+            None if mod is None else int(mod),
+            payload.get("market_context"),
+            periods,
+            datetime.now(UTC),
+        )
+        self.opts.append(record)
+        self.open_opts[(ven_id, record.opt_id)] = record
+        return "oadrCreatedOpt", {"opt_id": record.opt_id}
+
+    async def _on_cancel_opt(self, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ven_id = str(payload.get("ven_id"))
+        opt_id = str(payload.get("opt_id"))
+        before = self.open_opts.pop((ven_id, opt_id), None)
+        if before is None:
+            log.warning("VEN %s cancelled opt %s, which it never created here", ven_id, opt_id)
+            before = OptRecord(ven_id, opt_id, "", "", None, None, None, (), datetime.now(UTC))
+        # openleadr answers 200 whatever the handler says; ``known`` keeps the truth.
+        self.opts.append(
+            replace(before, at=datetime.now(UTC), cancelled=True, known=before.opt_type != "")
+        )
+        return "oadrCanceledOpt", {"opt_id": opt_id}
 
     async def _on_register_report(
         self,
