@@ -23,7 +23,7 @@ import pytest
 from gateway.core.island import EnterService, RelayPosition
 from gateway.core.messages import Input, Observed, Tick
 from gateway.core.site import SiteConfig
-from gateway.north.openadr2.config import Oadr2Config, Tls
+from gateway.north.openadr2.config import Availability, Oadr2Config, Tls
 from gateway.runtime.demo import demo_site
 from gateway.runtime.modbus_site import ModbusSite
 from gateway.runtime.oadr2_site import Oadr2Gateway
@@ -90,6 +90,7 @@ def ven_config(
     ven_id: str | None = None,
     vtn_fingerprint: str | None = None,
     report_interval_s: float = 1.0,
+    availability: Availability | None = None,
 ) -> Oadr2Config:
     tls = None
     if pki is not None:
@@ -102,6 +103,7 @@ def ven_config(
         poll_interval_s=POLL_S,
         report_interval_s=report_interval_s,
         tls=tls,
+        availability=availability or Availability(),
     )
 
 

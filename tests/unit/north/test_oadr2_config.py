@@ -112,12 +112,12 @@ def test_availability_table() -> None:
     assert problems == []
     assert cfg is not None
     assert dict(cfg.availability.services) == {"ctx": "island"}
-    assert (cfg.availability.debounce_s, cfg.availability.horizon_s) == (0.5, 86400.0)
+    assert (cfg.availability.debounce_s, cfg.availability.horizon_s) == (0.5, 0.0)
     default, _ = parse(base, Path("."))
     assert default is not None
     assert default.availability.services == {}
     assert default.availability.debounce_s == 60.0
-    bad = {"services": {"ctx": "fly"}, "debounce_s": -1, "horizon_s": 0, "extra": 1}
+    bad = {"services": {"ctx": "fly"}, "debounce_s": -1, "horizon_s": "1h", "extra": 1}
     cfg, problems = parse({**base, "availability": bad}, Path("."))
     assert cfg is None
     assert len(problems) == 4, problems

@@ -82,7 +82,17 @@ def test_the_schedule_is_renewed_when_its_horizon_runs_out() -> None:
     assert b.step(104.9, {CTX: NO_EV}, {}) == []
     [renew] = b.step(105.0, {CTX: NO_EV}, {})  # at once: the site never became available
     assert isinstance(renew, CreateOpt)
-    assert renew.start == 105.0
+    assert (renew.start, renew.opt_id) == (105.0, create.opt_id)  # a revised schedule
+    b.sent(renew)
+    assert b.step(106.0, {CTX: NO_EV}, {}) == []
+
+
+def test_an_open_ended_schedule_never_runs_out() -> None:
+    b = book(debounce_s=0.0, horizon_s=0.0)
+    [create] = b.step(0.0, {CTX: NO_EV}, {})
+    assert create.duration_s == 0.0
+    b.sent(create)
+    assert b.step(1e9, {CTX: NO_EV}, {}) == []
 
 
 def test_an_event_the_site_can_no_longer_carry_out_is_opted_out_once_per_modification() -> None:

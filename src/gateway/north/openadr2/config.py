@@ -24,7 +24,7 @@
     [openadr2.availability]         # EiOpt availability schedules (see docs/openadr2.md)
     services = { "http://utility.example/islanding" = "island" }   # or "discharge"
     debounce_s = 60                 # a change must hold this long before the VTN hears of it
-    horizon_s = 86400               # the optOut schedule's duration (renewed while it holds)
+    horizon_s = 0                   # the optOut schedule's duration; 0 = open-ended
 
 Paths are relative to the configuration file. :func:`parse` lists every problem at once.
 """
@@ -81,7 +81,7 @@ class Availability:
 
     services: Mapping[str, str] = field(default_factory=dict)  # market context -> service
     debounce_s: float = 60.0
-    horizon_s: float = 86400.0  # vavailability duration of an optOut schedule
+    horizon_s: float = 0.0  # vavailability duration of an optOut schedule; 0: open-ended
 
 
 @dataclass(frozen=True, slots=True)

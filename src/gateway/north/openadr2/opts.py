@@ -7,9 +7,10 @@ acknowledged one (:meth:`OptBook.sent`), so a send that failed is simply due aga
 step.
 
 * **Availability schedule** (per market context): once the site has been unavailable for
-  ``debounce_s``, an ``optOut`` with a vavailability from now for ``horizon_s`` (renewed when
-  it runs out while the site is still unavailable); once it has been available again for
-  ``debounce_s``, an oadrCancelOpt of that opt.
+  ``debounce_s``, an ``optOut`` with a vavailability from now, open-ended (duration 0, as in
+  QualityLogic P1_2015) or for ``horizon_s`` (renewed under the same optID when it runs out
+  while the site is still unavailable); once it has been available again for ``debounce_s``,
+  an oadrCancelOpt of that opt.
 * **Opt tied to an event**: an event we opted in to (not over) that the site could no longer
   carry out, for ``debounce_s``, gets an ``optOut`` with its eventID and modificationNumber,
   once per modification. It is never cancelled by us: an event the VEN left stays left (the
@@ -96,7 +97,7 @@ class OpenOpt:
 @dataclass
 class OptBook:
     debounce_s: float
-    horizon_s: float
+    horizon_s: float  # 0: open-ended
     new_id: Callable[[], str]
     open: dict[str, OpenOpt] = field(default_factory=dict)  # acknowledged by the VTN
     # key -> (wanted state, since): a change not yet held for debounce_s (not persisted)
@@ -144,15 +145,20 @@ class OptBook:
         out: list[Action] = []
         for context, reasons in services.items():
             current = self.open.get(context)
-            if reasons and current is not None and current.until is not None:
-                if now >= current.until:  # ran out while still unavailable: renew at once
-                    out.append(self._create(context, now, reasons, market_context=context))
-                else:
-                    self._pending.pop(context, None)
-            elif reasons and current is None:
+            if reasons and current is not None:
+                self._pending.pop(context, None)
+                if current.until is not None and now >= current.until:
+                    # The schedule ran out while the site is still unavailable: the same optID
+                    # again (a revised schedule, P1_2040), at once.
+                    out.append(
+                        self._create(
+                            context, now, reasons, opt_id=current.opt_id, market_context=context
+                        )
+                    )
+            elif reasons:
                 if self._held(context, now, want=True):
                     out.append(self._create(context, now, reasons, market_context=context))
-            elif not reasons and current is not None:
+            elif current is not None:
                 if self._held(context, now, want=False):
                     out.append(CancelOpt(context, current.opt_id, "available again"))
             else:
@@ -177,10 +183,12 @@ class OptBook:
             del self._pending[key]
         return out
 
-    def _create(self, key: str, now: float, reasons: list[str], **kw: Any) -> CreateOpt:
+    def _create(
+        self, key: str, now: float, reasons: list[str], opt_id: str | None = None, **kw: Any
+    ) -> CreateOpt:
         if kw.get("event_id") is None:
             kw.update(start=now, duration_s=self.horizon_s)
-        return CreateOpt(key, self.new_id(), "; ".join(reasons), **kw)
+        return CreateOpt(key, opt_id or self.new_id(), "; ".join(reasons), **kw)
 
     def sent(self, action: Action) -> None:
         """The VTN acknowledged ``action``."""
@@ -188,7 +196,7 @@ class OptBook:
         if isinstance(action, CancelOpt):
             self.open.pop(action.key, None)
             return
-        until = None
-        if action.start is not None and action.duration_s is not None:
+        until = None  # open-ended (duration 0) or an event's opt
+        if action.start is not None and action.duration_s:
             until = action.start + action.duration_s
         self.open[action.key] = OpenOpt(action.opt_id, until, action.modification_number)

@@ -38,8 +38,9 @@ test_oadr2_workarounds.py that shows the stock behaviour next to ours):
    the event behind it by a poll interval. :meth:`GatewayVen.poll_all` polls again at once
    while the VTN has something to say (up to :data:`MAX_BURST` messages).
 10. ``cancel_opt`` refuses an optID the client object did not create itself (lost on a
-    restart), and ``create_opt``/``cancel_opt`` pass the VTN's answer to ``logger.info`` as
-    format arguments (a logging error). :meth:`GatewayVen.send_opt` sends both messages.
+    restart); ``create_opt``/``cancel_opt`` pass the VTN's answer to ``logger.info`` as
+    format arguments (a logging error); a zero (open-ended) vavailability duration is written
+    "P", which is not an RFC 5545 duration. :meth:`GatewayVen.send_opt` sends both messages.
 
 The stock APScheduler poll job is not used: our own loop polls, so a poll can be forced and a
 failed registration is retried with back-off.
@@ -406,11 +407,15 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         else:
             vavailability = None
             if action.start is not None and action.duration_s is not None:
+                # Open-ended = duration 0 (P1_2015). openleadr writes timedelta(0) as "P", not
+                # an RFC 5545 duration (workaround 10); a string passes its filter unchanged.
+                duration: timedelta | str = (
+                    timedelta(seconds=action.duration_s) if action.duration_s else "PT0M"
+                )
                 vavailability = objects.Vavailability(
                     [
                         objects.VavailabilityComponent(
-                            datetime.fromtimestamp(action.start, UTC),
-                            timedelta(seconds=action.duration_s),
+                            datetime.fromtimestamp(action.start, UTC), duration
                         )
                     ]
                 )
