@@ -59,6 +59,7 @@ class Oadr2Gateway:
             # its events addressed to us (a VTN may not match a new registration by name).
             self.ven.ven_id = saved["ven_id"]
         self.decided = 0  # events (or modifications) decided: restarts must not add to it
+        self.link_up = False  # the VEN's last word on the link (registered and answering)
         availability = config.availability
         self.opts = eiopt.OptBook(
             availability.debounce_s,
@@ -137,8 +138,8 @@ class Oadr2Gateway:
         """Send the opts that are due (:mod:`gateway.north.openadr2.opts`); how many the VTN
         acknowledged. Reporting only: nothing here changes what the core has in force."""
         obs = self.runner.last_observed
-        if obs is None or not self.ven.registration_id:
-            return 0
+        if obs is None or not self.ven.registration_id or not self.link_up:
+            return 0  # due again once the VTN answers (no retry storm while it is away)
         now = self.runner.now()
         engine = self.runner.engine
 
@@ -190,6 +191,7 @@ class Oadr2Gateway:
 
     async def _on_link(self, up: bool, error: str) -> None:
         now = self.runner.now()
+        self.link_up = up
         if up and self.ven.ven_id:
             self.store.put_state(
                 REGISTRATION_KEY,
