@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gateway.core.island import ChargerMode
 from gateway.core.messages import ChargerTelemetry
 from gateway.north.openadr2.opts import CancelOpt, CreateOpt, OptBook, unavailable
@@ -132,3 +135,30 @@ def test_a_damaged_stored_document_is_reported_and_skipped() -> None:
     problems = b.load({"a": {"until": 1.0}, "b": {"opt_id": "x", "until": None}, "c": 3})
     assert len(problems) == 2
     assert list(b.open) == ["b"]
+
+
+@given(
+    st.lists(st.tuples(st.floats(0.0, 5.0), st.booleans(), st.booleans()), min_size=1, max_size=40)
+)
+def test_any_plug_history_never_repeats_an_opt_out_and_settles_on_the_truth(
+    history: list[tuple[float, bool, bool]],
+) -> None:
+    """(seconds later, EV away?, VTN acknowledges?) in any order: never a second optOut while
+    one is open, never a cancel of anything but the open opt, and once the state holds (and
+    the VTN answers) the open opts say exactly whether the site is unavailable."""
+    b = book(debounce_s=2.0, horizon_s=0.0)
+    t = 0.0
+    away = False
+    for dt, away, ack in history:
+        t += dt
+        for action in b.step(t, {CTX: NO_EV if away else []}, {}):
+            if isinstance(action, CreateOpt):
+                assert CTX not in b.open
+            else:
+                assert action.opt_id == b.open[CTX].opt_id
+            if ack:
+                b.sent(action)
+    for settle in (t + 3.0, t + 6.0):
+        for action in b.step(settle, {CTX: NO_EV if away else []}, {}):
+            b.sent(action)
+    assert (CTX in b.open) is away
