@@ -142,7 +142,7 @@ def test_E1_1040_two_events_in_one_distribute_are_both_opted_in(tmp_path: Path) 
     run(body)
 
 
-def test_E1_1050_opt_out_when_the_site_cannot_island(tmp_path: Path) -> None:
+def test_E1_opt_out_when_the_site_cannot_island(tmp_path: Path) -> None:
     async def body() -> None:
         async with (
             scripted_vtn() as vtn,
@@ -164,7 +164,7 @@ def test_E1_1050_opt_out_when_the_site_cannot_island(tmp_path: Path) -> None:
     run(body)
 
 
-def test_E1_1060_absurd_and_past_events_are_opted_out_with_nothing_in_force(
+def test_E1_absurd_and_past_events_are_opted_out_with_nothing_in_force(
     tmp_path: Path,
 ) -> None:
     async def body() -> None:
@@ -267,5 +267,34 @@ def test_a_vtn_that_goes_away_is_a_lost_link_and_changes_nothing(tmp_path: Path)
                 )
                 assert export_limit(r) == 2000.0  # the event stays in force until it ends
                 await vtn.start()  # so that the rig can stop it
+
+    run(body)
+
+
+def test_E1_1080_a_distribution_under_a_case_swapped_vtn_id_is_refused_452(
+    tmp_path: Path,
+) -> None:
+    """IDs are case-sensitive: an oadrDistributeEvent naming "vtn_sim" when we registered with
+    "VTN_SIM" is not our VTN's. The VEN answers 452 (invalid ID) and takes nothing from it; the
+    next distribution under the right ID is followed."""
+
+    async def body() -> None:
+        async with (
+            scripted_vtn() as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
+        ):
+            ven_id = await r.registered()
+            vtn.swap_vtn_id_case_next()
+            eid = vtn.add_event(ven_id, *DISPATCH, [(soon(), minutes(5), -2.0)], measurement=kw())
+            r.poll()
+            await r.until(lambda: len(r.opts(eid)) == 1, "the VEN's answer")
+            assert r.opts(eid) == [(0, "optOut", 452)]
+            assert vtn.responses(eid)[0].message_code == 452
+            assert export_limit(r) is None
+            assert received(r) == []
+            vtn.touch(ven_id)  # the same list again, under the right vtnID
+            r.poll()
+            await r.until(lambda: export_limit(r) == 2000.0, "2 kW in force")
+            assert r.opts(eid)[-1] == (0, "optIn", 200)
 
     run(body)

@@ -76,6 +76,7 @@ REPORT_SPECIFIER = "gateway-telemetry"
 DEFAULT_POLL_S = 10.0
 BACKOFF_S = (0.5, 30.0)
 MAX_BURST = 8  # messages taken in one go before waiting for the next interval
+INVALID_ID = 452  # OpenADR 2.0b status code: the message names an ID we do not know
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,22 @@ def screen(content: bytes) -> str:
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """An eventResponse for an event taken from a message we refuse as a whole (E1_1080)."""
+
+    event_id: str
+    modification_number: int
+    code: int = INVALID_ID
+    description: str = "INVALID_ID"
+    opt: str = "optOut"
+
+
+def _refusal(event: dict[str, Any]) -> _Refused:
+    d = event.get("event_descriptor") or {}
+    return _Refused(str(d.get("event_id")), int(d.get("modification_number") or 0))
+
+
 class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
     # What we use of the base class's state, typed.
     report_requests: list[dict[str, Any]]
@@ -182,6 +199,9 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         self._received = 0  # HTTP answers that reached us (tells transport errors apart)
         self.distributions = 0
         self.cancelled_by_vtn = False
+        # The vtnID of our registration (oadrCreatedPartyRegistration): every later message
+        # must carry exactly it (E1_1080).
+        self.registered_vtn_id: str | None = None
         self._last_type: str | None = None
         self.after_cancel_s = BACKOFF_S[1]  # wait before registering again after a VTN cancel
         self.add_hook("after_receive_xml", self._count)
@@ -277,6 +297,8 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
                 e,
             )
             return None, {}
+        if message_type == "oadrCreatedPartyRegistration" and payload.get("vtn_id"):
+            self.registered_vtn_id = str(payload["vtn_id"])
         code = (payload.get("response") or {}).get("response_code", 200)
         if code != 200:
             log.warning(
@@ -367,13 +389,39 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
         events = payload.get("events") or []
         if isinstance(events, dict):
             events = [events]
+        request_id = payload.get("request_id")
+        vtn_id = payload.get("vtn_id")
+        if self.registered_vtn_id is not None and vtn_id != self.registered_vtn_id:
+            # E1_1080: IDs are case-sensitive; a distribution from another vtnID is not our
+            # VTN's. Nothing is taken from it (not even an implied cancellation); 452.
+            log.warning(
+                "OpenADR: an oadrDistributeEvent names vtnID %r, not %r (the VTN we registered "
+                "with): answered 452 (invalid ID), events ignored",
+                vtn_id,
+                self.registered_vtn_id,
+            )
+            refused = [_refusal(e) for e in events if isinstance(e, dict)]
+            await self._created_event(request_id, refused, code=INVALID_ID)
+            return
         responses = await self.on_distribute(list(events))
         if not responses:
             return
-        request_id = payload.get("request_id")
+        await self._created_event(request_id, responses)
+
+    async def _created_event(
+        self,
+        request_id: Any,
+        responses: list[Any],
+        *,
+        code: int = HTTPStatus.OK.value,
+    ) -> None:
         message = self._create_message(
             "oadrCreatedEvent",
-            response={"response_code": 200, "response_description": "OK", "request_id": request_id},
+            response={
+                "response_code": code,
+                "response_description": "OK" if code == HTTPStatus.OK.value else "INVALID_ID",
+                "request_id": request_id,
+            },
             event_responses=[
                 {
                     "response_code": r.code,

@@ -163,6 +163,7 @@ class ScriptedVtn:
         self._events: dict[str, tuple[str, objects.Event]] = {}  # event_id -> (ven_id, event)
         self._raw: deque[bytes] = deque()
         self._tamper = 0
+        self._swap_case = 0
         self._created_messages = 0
         self._ids = itertools.count(1)
         kwargs: dict[str, Any] = {}
@@ -314,6 +315,11 @@ class ScriptedVtn:
     def send_raw(self, body: bytes) -> None:
         """Answer the next poll (of any VEN) with these bytes."""
         self._raw.append(body)
+
+    def swap_vtn_id_case_next(self) -> None:
+        """Send the next oadrDistributeEvent under this VTN's ID with its case swapped
+        (QualityLogic E1_1080; unsigned VTNs only: a signed one would fail its signature)."""
+        self._swap_case += 1
 
     def tamper_next(self) -> None:
         """Alter one byte of the next signed poll answer: its signature no longer verifies."""
@@ -517,6 +523,18 @@ class ScriptedVtn:
             self.raw_served += 1
             return web.Response(body=self._raw.popleft(), content_type="application/xml")
         response = await handler(request)
+        if (
+            self._swap_case
+            and request.path.endswith("/OadrPoll")
+            and isinstance(response, web.Response)
+            and response.text is not None
+            and "oadrDistributeEvent" in response.text
+        ):
+            self._swap_case -= 1
+            response.text = response.text.replace(
+                f"<ei:vtnID>{self.vtn_id}</ei:vtnID>",
+                f"<ei:vtnID>{self.vtn_id.swapcase()}</ei:vtnID>",
+            )
         if (
             self._tamper
             and request.path.endswith("/OadrPoll")
