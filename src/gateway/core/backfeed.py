@@ -55,7 +55,9 @@ Model and choices (each one errs to the safe side where the data allow two readi
   the DER's own caps, never below 0 W; without a listed PCS (``coordinated=False``) it never
   exceeds the static allowance.
 * **Allocation** follows the configured order: the first DER takes what it can up to its own
-  caps, then the next, until the allowance is used; the same for charge headroom. Each
+  caps, then the next, until the allowance is used; the same for charge headroom. A discharge
+  the controls order of a DER (``dispatch_w``: a utility's target for the V2H charger) is
+  granted first, in order, up to its own cap; the order then hands out what is left. Each
   :class:`DerCap` names what bound each direction: its own cap (rating, max generation %) when
   that was the smaller, else the constraint that set the total. Ties go to the DER's own cap,
   and among totals to the first checked: busbar, main breaker, static allowance, generation
@@ -397,8 +399,14 @@ def allocate(
     limits: Limits,
     now: Timestamp,
     max_meter_age_s: Seconds,
+    dispatch_w: Mapping[str, float] | None = None,
 ) -> Allocation:
-    """Per-DER caps for this cycle; ``ders`` is the allocation order. Never raises on data."""
+    """Per-DER caps for this cycle; ``ders`` is the allocation order. Never raises on data.
+
+    ``dispatch_w``: discharge a DER was *told* to run at (a utility's target for the V2H
+    charger). Those amounts are granted first, in order, before the order hands out the rest:
+    otherwise a PV placed first would hold the whole allowance with its nameplate, and an
+    explicit dispatch under an export limit would never run."""
     panel_problems = panel.problems()
     if panel_problems:
         why = "; ".join(panel_problems)
@@ -520,18 +528,25 @@ def allocate(
                 c_total, c_bind = busbar_charge_w, Bound.BUSBAR
     d_total = max(d_total, 0.0)
 
-    # Discharge: in order, each DER takes what it can of what is left.
+    # Discharge: dispatched amounts first, then in order each DER takes what it can of the rest.
     d_caps = [0.0] * n
     d_binds: list[Bound] = [d_bind] * n
     remaining = d_total
     for i in range(n):
+        asked = (dispatch_w or {}).get(ids[i], 0.0)
+        if asked > 0.0 and math.isfinite(asked):
+            grant = min(asked, own_d[i], remaining)
+            d_caps[i] = grant
+            remaining -= grant
+    for i in range(n):
         own = own_d[i]
-        if own <= remaining:
+        more = own - d_caps[i]
+        if more <= remaining:
             d_caps[i] = own
             d_binds[i] = own_d_bind[i]
-            remaining -= own
+            remaining -= more
         else:
-            d_caps[i] = remaining
+            d_caps[i] += remaining
             remaining = 0.0
 
     if site_load is not None and import_lim < _INF:

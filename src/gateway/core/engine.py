@@ -663,6 +663,7 @@ class Engine:
             limits,
             now,
             self.config.max_meter_age_s,
+            self._dispatch(now),
         )
 
     def _measured(self) -> dict[str, float | None]:
@@ -676,21 +677,36 @@ class Engine:
             "load_limit_w": sum(max(0.0, -w) for w in outputs) if outputs else None,
         }
 
-    def _following_setpoint(self, now: Timestamp) -> tuple[ChargerMode, float, str]:
+    def _charger_want(self) -> tuple[float, str, bool]:
+        """The charger's setpoint as the controls ask it, before any cap: (W, why, idle)."""
         c = self.resolved.controls
         rating = self.config.charger
+        if c.target_w is not None:
+            return c.target_w, self.explain(Mode.TARGET_W), False
+        if c.fixed_w_pct is not None:
+            base = rating.max_discharge_w if c.fixed_w_pct >= 0 else rating.max_charge_w
+            return c.fixed_w_pct / 100.0 * base, self.explain(Mode.FIXED_W_PCT), False
+        if c.storage_target_w is not None:
+            return c.storage_target_w, self.explain(Mode.STORAGE_TARGET_W), False
+        return 0.0, "no target in force: idle", True
+
+    def _dispatch(self, now: Timestamp) -> dict[str, float]:
+        """A discharge the controls order of the charger, for the allocator to grant first
+        (it would be refused below anyway at or under the reserve or the SoC target)."""
+        c = self.resolved.controls
+        want, _, _ = self._charger_want()
+        charger = self._charger_fresh(now)
+        soc = charger.soc_pct if charger is not None else None
+        floor = max(self.config.backup_reserve_soc_pct, c.soc_target_pct or 0.0)
+        if c.energize is False or want <= 0 or soc is None or soc <= floor:
+            return {}
+        return {self.config.charger_id: want}
+
+    def _following_setpoint(self, now: Timestamp) -> tuple[ChargerMode, float, str]:
+        c = self.resolved.controls
         if c.energize is False:
             return ChargerMode.STOPPED, 0.0, self.explain(Mode.ENERGIZE)
-        idle = False
-        if c.target_w is not None:
-            want, why = c.target_w, self.explain(Mode.TARGET_W)
-        elif c.fixed_w_pct is not None:
-            base = rating.max_discharge_w if c.fixed_w_pct >= 0 else rating.max_charge_w
-            want, why = c.fixed_w_pct / 100.0 * base, self.explain(Mode.FIXED_W_PCT)
-        elif c.storage_target_w is not None:
-            want, why = c.storage_target_w, self.explain(Mode.STORAGE_TARGET_W)
-        else:
-            want, why, idle = 0.0, "no target in force: idle", True
+        want, why, idle = self._charger_want()
         assert self.allocation is not None
         cap = self.allocation.cap(self.config.charger_id)
         charger = self._charger_fresh(now)

@@ -114,7 +114,8 @@ def test_P1_2020_a_replugged_ev_cancels_the_schedule_and_a_plug_jiggle_says_noth
                 assert cancel.opt_id == created(r)[0].opt_id
                 assert cancel.known
                 assert vtn.open_opts == {}
-                assert r.gateway.opts.open == {}
+                # The VTN records the cancel before its answer reaches the VEN: wait for it.
+                await r.until(lambda: r.gateway.opts.open == {}, "the VEN's record settled")
 
     run(body)
 
@@ -201,6 +202,8 @@ def test_restart_with_an_open_opt_sends_no_second_opt_out_and_cancels_it_later(
                 plug(r, connected=False)
                 await r.until(lambda: len(created(r)) == 1, "optOut schedule")
                 [opt] = created(r)
+                # The VTN records it before its answer reaches the VEN, which stores it then.
+                await r.until(lambda: ISLAND in r.gateway.opts.open, "the VEN's record")
             # Restart: a new gateway on the same store; the EV is still away.
             async with oadr2_rig(db, vtn=vtn, config=config) as r2:
                 plug(r2, connected=False)
@@ -213,6 +216,6 @@ def test_restart_with_an_open_opt_sends_no_second_opt_out_and_cancels_it_later(
                 await r2.until(lambda: len(cancelled(r2)) == 1, "oadrCancelOpt after restart")
                 [cancel] = cancelled(r2)
                 assert (cancel.opt_id, cancel.known) == (opt.opt_id, True)
-                assert r2.store.get_state("openadr2.opts") == {}
+                await r2.until(lambda: r2.store.get_state("openadr2.opts") == {}, "stored")
 
     run(body)

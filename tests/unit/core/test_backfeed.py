@@ -492,3 +492,24 @@ def test_nan_now_means_stale():
     outs = outputs(HOME)
     a = allocate(P200, HOME, meter(0.0, outs), outs, Limits(), math.nan, MAX_AGE)
     assert a.stale
+
+
+def test_a_dispatched_discharge_is_granted_before_the_order_hands_out_the_rest() -> None:
+    """PV first in the order would hold a tight export allowance with its nameplate; an EV told
+    to discharge 3 kW gets its 3 kW first and the PV the rest, within the same total."""
+    ders = (PV, EV)
+    limits = Limits(export_limit_w=500.0)
+    outs = outputs(ders, pv=2_000.0)
+    reading = meter(3_000.0, outs)
+    plain = allocate(P200, ders, reading, outs, limits, NOW, MAX_AGE)
+    assert discharge(plain) == [3_500.0, 0.0]  # the order alone: the EV gets nothing
+    told = allocate(P200, ders, reading, outs, limits, NOW, MAX_AGE, {"ev": 3_000.0})
+    assert told.allowance_w == plain.allowance_w == 3_500.0
+    assert discharge(told) == [500.0, 3_000.0]
+    # More than the allowance: the dispatch takes it all; never more than the DER's rating.
+    big = allocate(P200, ders, reading, outs, limits, NOW, MAX_AGE, {"ev": 50_000.0})
+    assert discharge(big) == [0.0, 3_500.0]
+    # Nonsense dispatches change nothing.
+    for bad in (-1.0, float("nan"), float("inf")):
+        odd = allocate(P200, ders, reading, outs, limits, NOW, MAX_AGE, {"ev": bad})
+        assert discharge(odd) == discharge(plain)

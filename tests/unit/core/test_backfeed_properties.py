@@ -273,3 +273,35 @@ def test_junk_never_raises_and_stays_safe(
 )
 def test_fast_validity_check_agrees_with_problems(der):
     assert _der_ok(der) == (not der.problems())
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenarios(), st.data())
+def test_a_dispatch_reorders_the_shares_never_the_total_nor_the_safety(scenario, data):
+    """Granting dispatched discharge first moves headroom between DER; the allowance, each DER's
+    own cap and every panel and utility check are exactly as without it, and each dispatched
+    DER gets at least min(its dispatch, its own cap, the allowance left by earlier ones)."""
+    panel, der_list, meter, outs, limits, now, max_age = scenario
+    ids = [d.der_id for d in der_list]
+    dispatch = data.draw(
+        st.dictionaries(st.sampled_from(ids), st.floats(-1e5, 1e5) | st.just(math.nan))
+        if ids
+        else st.just({})
+    )
+    plain = allocate(panel, der_list, meter, outs, limits, now, max_age)
+    a = allocate(panel, der_list, meter, outs, limits, now, max_age, dispatch)
+    assert a.allowance_w == plain.allowance_w
+    assert a.charge_allowance_w == plain.charge_allowance_w
+    assert [c.max_charge_w for c in a.caps] == [c.max_charge_w for c in plain.caps]
+    d_sum = sum(c.max_discharge_w for c in a.caps)
+    assert math.isclose(d_sum, a.allowance_w, rel_tol=1e-9, abs_tol=EPS_W)
+    left = a.allowance_w
+    for d, c in zip(der_list, a.caps, strict=True):
+        own = own_caps(d, limits)
+        assert 0.0 <= c.max_discharge_w <= own + EPS_W
+        asked = dispatch.get(d.der_id, 0.0)
+        if asked > 0.0 and math.isfinite(asked):
+            assert c.max_discharge_w >= min(asked, own, left) - EPS_W
+            left -= min(asked, own, left)
+    if not a.stale:
+        check_fresh(panel, der_list, meter, outs, limits, a)
