@@ -31,6 +31,7 @@ from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr2.events import STATE_KEY, EventResponse, Tracker
 from gateway.north.openadr2.ven import GatewayVen, Telemetry
 from gateway.runtime.runner import Runner
+from gateway.runtime.supervise import supervise
 from gateway.store.api import Store
 
 log = logging.getLogger(__name__)
@@ -217,20 +218,11 @@ class Oadr2Gateway:
         await self.ven.follow(stop, self._on_link)
 
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
-        tasks = [
-            asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
-            asyncio.create_task(self._follow(stop), name="openadr2-ven"),
-            asyncio.create_task(self._opt_loop(stop), name="openadr2-opts"),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for t in done:
-                exc = t.exception()
-                if exc is not None:
-                    raise exc
-        finally:
-            stop.set()
-            for t in tasks:
-                if not t.done():
-                    t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await supervise(
+            stop,
+            {
+                "control-loop": self.runner.run(period_s, stop),
+                "openadr2-ven": self._follow(stop),
+                "openadr2-opts": self._opt_loop(stop),
+            },
+        )

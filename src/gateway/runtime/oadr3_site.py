@@ -22,6 +22,7 @@ from gateway.north.openadr3.client import Deps, Http, VenClient
 from gateway.north.openadr3.config import Oadr3Config
 from gateway.north.openadr3.webhook import WebhookListener
 from gateway.runtime.runner import Runner
+from gateway.runtime.supervise import supervise
 from gateway.store.api import Store
 
 
@@ -76,21 +77,14 @@ class Oadr3Gateway:
             if self.listener is not None:
                 await self.listener.start()
                 self.listener.bearer = self.client.new_callback(self.listener.url)
-            tasks = [
-                asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
-                asyncio.create_task(self.client.run(stop), name="openadr3-ven"),
-            ]
             try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-                for t in done:
-                    exc = t.exception()
-                    if exc is not None:
-                        raise exc
+                await supervise(
+                    stop,
+                    {
+                        "control-loop": self.runner.run(period_s, stop),
+                        "openadr3-ven": self.client.run(stop),
+                    },
+                )
             finally:
-                stop.set()
-                for t in tasks:
-                    if not t.done():
-                        t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
                 if self.listener is not None:
                     await self.listener.stop()

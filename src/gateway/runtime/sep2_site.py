@@ -35,6 +35,7 @@ from gateway.north.sep2.responses import Outcome
 from gateway.north.sep2.telemetry import DerAlarm, SiteRatings, SiteState
 from gateway.runtime.outbox import DeliveryError, drain
 from gateway.runtime.runner import Runner
+from gateway.runtime.supervise import supervise
 from gateway.store.api import OutboxItem, Store
 
 log = logging.getLogger(__name__)
@@ -220,20 +221,11 @@ class Sep2Gateway:
 
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
         await self._start_time()
-        tasks = [
-            asyncio.create_task(self.runner.run(period_s, stop), name="control-loop"),
-            asyncio.create_task(self.client.run(stop), name="sep2-client"),
-            asyncio.create_task(self._drain_loop(stop), name="sep2-outbox"),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for t in done:
-                exc = t.exception()
-                if exc is not None:
-                    raise exc
-        finally:
-            stop.set()
-            for t in tasks:
-                if not t.done():
-                    t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await supervise(
+            stop,
+            {
+                "control-loop": self.runner.run(period_s, stop),
+                "sep2-client": self.client.run(stop),
+                "sep2-outbox": self._drain_loop(stop),
+            },
+        )
