@@ -267,3 +267,21 @@ def run(coro_fn: Callable[[], object], timeout: float = 60.0) -> None:
         await asyncio.wait_for(coro_fn(), timeout)  # type: ignore[arg-type]
 
     asyncio.run(main())
+
+
+async def held(
+    r: GatewayRig,
+    measure: Callable[[GatewayRig], float],
+    limit: float,
+    what: str,
+    *,
+    tolerance: float,
+    timeout: float,
+) -> None:
+    """``measure`` settles at ``limit`` (the DER have the room to reach it) and stays at or
+    under it for half a second more."""
+    await r.until(lambda: abs(measure(r) - limit) <= tolerance, f"{what}: at {limit:g} W", timeout)
+    for _ in range(5):
+        await asyncio.sleep(0.1)
+        got = measure(r)
+        assert got <= limit + tolerance, f"{what}: {got:.0f} W > {limit:g} W"

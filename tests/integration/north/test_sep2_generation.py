@@ -11,11 +11,10 @@ the PV itself. Values in force are read from the engine, physical results from t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from sep2_rig import GatewayRig, export_limit, gateway_rig, run
+from sep2_rig import GatewayRig, export_limit, gateway_rig, held, run
 
 from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
@@ -56,12 +55,7 @@ async def start(r: GatewayRig) -> None:
 
 async def export_held(r: GatewayRig, limit: float, what: str, timeout: float = SETTLE_S) -> None:
     """The export settles at ``limit`` (the PV has the surplus to reach it) and stays there."""
-    await r.until(
-        lambda: abs(export_w(r) - limit) <= TOL_W, f"{what}: export at {limit:g} W", timeout
-    )
-    for _ in range(5):
-        await asyncio.sleep(0.1)
-        assert export_w(r) <= limit + TOL_W, f"{what}: export {export_w(r):.0f} W > {limit:g} W"
+    await held(r, export_w, limit, f"{what}: export", tolerance=TOL_W, timeout=timeout)
 
 
 def test_GEN_01_export_limit_control_brings_site_export_to_zero(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from sep2_rig import GatewayRig, fast_site, gateway_rig, run
+from sep2_rig import GatewayRig, fast_site, gateway_rig, held, run
 
 from gateway.core.controls import ControlSet
 from gateway.core.site import SiteConfig
@@ -72,12 +72,7 @@ async def charging(r: GatewayRig) -> None:
 
 async def import_held(r: GatewayRig, limit: float, what: str, timeout: float = SETTLE_S) -> None:
     """The import settles at ``limit`` (the charger has the room to reach it) and stays."""
-    await r.until(
-        lambda: abs(import_w(r) - limit) <= TOL_W, f"{what}: import at {limit:g} W", timeout
-    )
-    for _ in range(5):
-        await asyncio.sleep(0.1)
-        assert import_w(r) <= limit + TOL_W, f"{what}: import {import_w(r):.0f} W > {limit:g} W"
+    await held(r, import_w, limit, f"{what}: import", tolerance=TOL_W, timeout=timeout)
 
 
 async def charge_held(r: GatewayRig, watts: float, what: str, timeout: float = SETTLE_S) -> None:
