@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from north_rig import record_inputs, run_with_timeout
 
 from gateway.core.island import EnterService, RelayPosition
-from gateway.core.messages import Input, Observed, Tick
+from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
 from gateway.north.openadr2.config import Availability, Oadr2Config, Tls
 from gateway.runtime.demo import demo_site
@@ -171,7 +172,7 @@ async def oadr2_rig(
         ) as home:
             gateway = Oadr2Gateway(home.runner, store, config)
             rig = Oadr2Rig(vtn, home, gateway, store)
-            _record_inputs(rig)
+            record_inputs(rig.site.runner, rig.inputs)
             stop = asyncio.Event()
             task = asyncio.create_task(gateway.run(stop, period_s=0.2))
             try:
@@ -183,20 +184,5 @@ async def oadr2_rig(
                 assert home.home.violations == [], home.home.violations
 
 
-def _record_inputs(rig: Oadr2Rig) -> None:
-    runner = rig.site.runner
-    feed = runner.feed
-
-    async def recording(item: Input) -> None:
-        if not isinstance(item, Observed | Tick):
-            rig.inputs.append(item)
-        await feed(item)
-
-    runner.feed = recording  # type: ignore[method-assign]
-
-
 def run(coro_fn: Callable[[], object], timeout: float = 30.0) -> None:
-    async def main() -> None:
-        await asyncio.wait_for(coro_fn(), timeout)  # type: ignore[arg-type]
-
-    asyncio.run(main())
+    run_with_timeout(coro_fn, timeout)  # type: ignore[arg-type]

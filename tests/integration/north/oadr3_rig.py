@@ -19,8 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from north_rig import record_inputs, run_with_timeout
+
 from gateway.core.island import EnterService, RelayPosition
-from gateway.core.messages import Input, Observed, Tick
+from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
 from gateway.north.openadr3.config import Oadr3Config, WebhookConfig
 from gateway.north.openadr3.mapping import AlertAction, ProgramMapping
@@ -174,7 +176,7 @@ async def oadr3_rig(
                     webhook_ssl.load_cert_chain(vtn.pki.cert, vtn.pki.key)
                 gateway = Oadr3Gateway(home.runner, store, cfg, webhook_ssl=webhook_ssl)
                 rig = Rig(vtn, home, gateway)
-                _record_inputs(rig)
+                record_inputs(rig.site.runner, rig.inputs)
                 stop = asyncio.Event()
                 task = asyncio.create_task(gateway.run(stop, period_s=0.2))
                 try:
@@ -185,20 +187,5 @@ async def oadr3_rig(
                     assert home.home.violations == [], home.home.violations
 
 
-def _record_inputs(rig: Rig) -> None:
-    runner = rig.site.runner
-    feed = runner.feed
-
-    async def recording(item: Input) -> None:
-        if not isinstance(item, Observed | Tick):
-            rig.inputs.append(item)
-        await feed(item)
-
-    runner.feed = recording  # type: ignore[method-assign]
-
-
 def run(coro_fn: Callable[[], object], timeout: float = 40.0) -> None:
-    async def main() -> None:
-        await asyncio.wait_for(coro_fn(), timeout)  # type: ignore[arg-type]
-
-    asyncio.run(main())
+    run_with_timeout(coro_fn, timeout)  # type: ignore[arg-type]

@@ -21,8 +21,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from north_rig import record_inputs, run_with_timeout
+
 from gateway.core.island import EnterService, RelayPosition
-from gateway.core.messages import Input, Observed, Tick
+from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
@@ -236,7 +238,7 @@ async def _gateway(
             )
             rig = GatewayRig(state, server, recorder, pki, http, home, gateway, program)
             rig.listener = listener if notifications else None
-            _record_inputs(rig)
+            record_inputs(rig.site.runner, rig.inputs)
             stop = asyncio.Event()
             task = asyncio.create_task(gateway.run(stop, period_s=0.2))
             try:
@@ -248,25 +250,8 @@ async def _gateway(
                 assert home.home.violations == [], home.home.violations
 
 
-def _record_inputs(rig: GatewayRig) -> None:
-    runner = rig.site.runner
-    feed = runner.feed
-
-    async def recording(item: Input) -> None:
-        if not isinstance(item, Observed | Tick):
-            rig.inputs.append(item)
-        await feed(item)
-
-    runner.feed = recording  # type: ignore[method-assign, assignment]
-
-
 def run(coro_fn: Callable[[], object], timeout: float = 60.0) -> None:
-    """Run one async test body with a hard timeout (the repository's asyncio.run style)."""
-
-    async def main() -> None:
-        await asyncio.wait_for(coro_fn(), timeout)  # type: ignore[arg-type]
-
-    asyncio.run(main())
+    run_with_timeout(coro_fn, timeout)  # type: ignore[arg-type]
 
 
 async def held(
