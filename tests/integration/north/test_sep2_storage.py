@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sep2_rig import fast_site, gateway_rig, run
+from sep2_rig import GatewayRig, fast_site, gateway_rig, run, utility_server
 
+from gateway.north.sep2.der_resources import DERCapability, DERSettings, VPPModes
 from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
+from gateway.north.sep2.xml import CSIPAUS_NS_V13_BETA, with_csipaus_ns
 
 
 def test_STO_03_storage_target_with_an_export_limit_discharges_and_answers_1_2_3(
@@ -91,5 +93,116 @@ def test_BASIC_013_fixed_w_percent_sets_the_charger_and_014_target_w_in_watts(
             await r.until(lambda: abs(charger.power_w - 1500) <= 100, "discharging 1.5 kW")
             await r.until(lambda: r.codes(second) == [1, 2, 3], "1, 2, 3", 10)
             await r.until(lambda: abs(charger.power_w) <= 100, "idle again")
+
+    run(body)
+
+
+def _capability_and_settings(r: GatewayRig) -> tuple[DERCapability, DERSettings]:
+    cap = r.state.der_capability(r.lfdi)
+    settings = r.state.der_settings(r.lfdi)
+    assert cap is not None
+    assert settings is not None
+    return cap, settings
+
+
+def _put_bodies(r: GatewayRig) -> list[bytes]:
+    return [
+        x.body
+        for part in ("dercap", "derg")
+        for x in r.recorder.requests("PUT", path=f"/edev/1/der/1/{part}")
+    ]
+
+
+def test_STO_02_STO_05_a_1_3_beta_storage_server_gets_vpp_modes_and_set_min_wh_in_range(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """Against a server that speaks https://csipaus.org/ns/v1.3-beta/storage, DERCapability
+    carries vppModesSupported (bit 0: opModStorageTargetW) and DERSettings vppModesEnabled and
+    setMinWh, in that namespace, with STO-05's ranges; rtgMaxW / setMaxW are every DER's
+    generation together (MUL-03 step d). The server's storage target, in that namespace too,
+    drives the charger."""
+
+    async def body() -> None:
+        async with utility_server(sep2_pki) as u:
+            # Every body the utility serves declares the 1.3-beta/storage namespace.
+            u.state.tamper(["*"], lambda b: with_csipaus_ns(b, CSIPAUS_NS_V13_BETA))
+            async with gateway_rig(sep2_pki, tmp_path / "gw.db", utility=u) as r:
+                await r.until(
+                    lambda: (
+                        None not in (r.state.der_capability(r.lfdi), r.state.der_settings(r.lfdi))
+                    ),
+                    "DERCapability and DERSettings PUT",
+                )
+                config = r.site.engine.config
+                cap, settings = _capability_and_settings(r)
+                bodies = _put_bodies(r)
+                assert bodies
+                for put in bodies:
+                    assert b'xmlns:csipaus="' + CSIPAUS_NS_V13_BETA.encode() + b'"' in put
+                # STO-02: present; STO-05: vppModes*_set "01" and the ranges.
+                assert cap.vppModesSupported is not None
+                assert cap.vppModesSupported & VPPModes.STORAGE_TARGET_W
+                assert settings.vppModesEnabled is not None
+                assert settings.vppModesEnabled & VPPModes.STORAGE_TARGET_W
+                assert cap.doeModesSupported is not None
+                assert settings.doeModesEnabled is not None
+                assert cap.rtgMaxChargeRateW is not None
+                assert cap.rtgMaxDischargeRateW is not None
+                assert cap.rtgMaxWh is not None
+                assert settings.setMaxChargeRateW is not None
+                assert settings.setMaxDischargeRateW is not None
+                assert settings.setMaxWh is not None
+                assert settings.setMinWh is not None
+                assert cap.rtgMaxChargeRateW.watts > 0
+                assert cap.rtgMaxDischargeRateW.watts > 0
+                assert cap.rtgMaxWh.watts > 0
+                assert settings.setMaxChargeRateW.watts > 0
+                assert settings.setMaxDischargeRateW.watts > 0
+                assert 0 < settings.setMaxW.watts <= cap.rtgMaxW.watts
+                assert 0 < settings.setMaxWh.watts <= cap.rtgMaxWh.watts
+                assert 0 <= settings.setMinWh.watts <= settings.setMaxWh.watts
+                charger = config.charger
+                assert charger.capacity_wh is not None
+                reserve = config.backup_reserve_soc_pct / 100 * charger.capacity_wh
+                assert abs(settings.setMinWh.watts - reserve) <= 10
+                # MUL-03 step d: the aggregate's rating is the PV's and the charger's together.
+                assert len(config.ders) > 1
+                total = sum(d.max_discharge_w for d in config.ders)
+                assert cap.rtgMaxW.watts == settings.setMaxW.watts == total
+                assert cap.rtgMaxDischargeRateW.watts == charger.max_discharge_w
+                assert cap.rtgMaxChargeRateW.watts == charger.max_charge_w
+                # The storage target the 1.3-beta server sends is read (not dropped).
+                target = min(2000.0, charger.max_discharge_w)
+                base = DERControlBase(opModStorageTargetW=ActivePower.from_watts(target))
+                mrid = r.state.add_control(
+                    r.program, start=int(r.server_now()), duration=4, base=base
+                )
+                await r.until(lambda: r.codes(mrid)[:2] == [1, 2], "1 and 2")
+                physics = r.site.home.physics
+                await r.until(
+                    lambda: abs(physics.charger.power_w - target) <= 100, "the EV discharging"
+                )
+
+    run(body)
+
+
+def test_STO_02_a_1_2_server_gets_no_storage_elements(sep2_pki: PkiFiles, tmp_path: Path) -> None:
+    """CSIP-AUS 1.2's schema has no vppModes* or setMinWh: a 1.2 session writes none."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            await r.until(
+                lambda: None not in (r.state.der_capability(r.lfdi), r.state.der_settings(r.lfdi)),
+                "DERCapability and DERSettings PUT",
+            )
+            cap, settings = _capability_and_settings(r)
+            assert cap.doeModesSupported is not None
+            assert cap.vppModesSupported is None
+            assert settings.vppModesEnabled is None
+            assert settings.setMinWh is None
+            for put in _put_bodies(r):
+                assert b'xmlns:csipaus="https://csipaus.org/ns"' in put
+                assert b"vppModes" not in put
+                assert b"setMinWh" not in put
 
     run(body)

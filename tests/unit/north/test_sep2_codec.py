@@ -547,3 +547,28 @@ def test_csip_aus_1_3_namespace_reads_as_1_2_and_can_be_written_back() -> None:
     body_13 = with_csipaus_ns(body_12, CSIPAUS_NS_V13)
     assert CSIPAUS_NS_V13.encode() in body_13
     assert codec.decode(body_13) == original
+
+
+def test_csip_aus_1_3_beta_storage_namespace_reads_as_1_2_too() -> None:
+    """The storage beta's URI starts with 1.3's; its elements (opModStorageTargetW here) are
+    read, not dropped as unknown."""
+    from gateway.north.sep2.xml import CSIPAUS_NS_V13_BETA, with_csipaus_ns
+
+    original = DERControlList(
+        all=1,
+        results=1,
+        DERControl=(
+            DERControl(
+                mRID="CD" * 16,
+                creationTime=1,
+                EventStatus=EventStatus(currentStatus=0, dateTime=1),
+                interval=DateTimeInterval(duration=60, start=100),
+                DERControlBase=DERControlBase(
+                    opModExpLimW=ActivePower(1500), opModStorageTargetW=ActivePower(-2000)
+                ),
+            ),
+        ),
+    )
+    body = with_csipaus_ns(codec.encode(original), CSIPAUS_NS_V13_BETA)
+    assert b'xmlns:csipaus="https://csipaus.org/ns/v1.3-beta/storage"' in body
+    assert codec.decode(body) == original

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
+from gateway.core.backfeed import DerRating
 from gateway.core.controls import Mode
+from gateway.core.engine import Engine
 from gateway.north.sep2 import codec
-from gateway.north.sep2.der_resources import ConnectStatus, DOEModes, OperationalMode
+from gateway.north.sep2.der_resources import (
+    ConnectStatus,
+    DERCapability,
+    DERSettings,
+    DOEModes,
+    OperationalMode,
+    VPPModes,
+)
 from gateway.north.sep2.model import Response
 from gateway.north.sep2.responses import Outcome, outcome, response_post
 from gateway.north.sep2.telemetry import (
@@ -23,6 +33,8 @@ from gateway.north.sep2.telemetry import (
     der_status,
     modes_supported,
 )
+from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13_BETA, with_csipaus_ns
+from gateway.runtime.demo import demo_site
 
 if TYPE_CHECKING:
     from conftest import SepSchemas
@@ -97,7 +109,7 @@ def test_capability_advertises_only_supported_modes() -> None:
     assert cap.modesSupported == modes_supported([Mode.CONNECT])
     assert cap.modesSupported & (1 << 2)  # opModConnect
     assert not cap.modesSupported & (1 << 3)  # opModEnergize not supported here
-    assert cap.rtgMaxW.watts == 11000
+    assert cap.rtgMaxW.watts == 9600  # output capability: the discharge rate, not the charge
 
 
 @pytest.mark.parametrize(
@@ -178,3 +190,141 @@ def test_alarm_changes_name_each_bit_that_moved_and_the_codes_pair_up() -> None:
     assert (
         alarm_log_event(DerAlarm.OVER_CURRENT, raised=True, at=T0, event_id=65_537).logEventID == 1
     )
+
+
+# ---------------------------------------------------------------- CSIP-AUS 1.3 storage (STO-02/05)
+
+
+def _beta(resource: DERCapability | DERSettings) -> bytes:
+    """``resource`` as a client speaking to a 1.3-beta/storage server sends it."""
+    return with_csipaus_ns(codec.encode(resource), CSIPAUS_NS_V13_BETA)
+
+
+def test_STO_02_storage_elements_are_valid_in_the_1_3_beta_storage_namespace(
+    sep_schema: SepSchemas,
+) -> None:
+    """vppModesSupported (DERCapability), vppModesEnabled and setMinWh (DERSettings), after
+    the DOE bits as the core XSD's extensions order them; read back as written."""
+    cap = der_capability(RATINGS, tuple(Mode), storage=True)
+    settings = der_settings(RATINGS, tuple(Mode), at=T0, storage=True)
+    assert cap.vppModesSupported == VPPModes.STORAGE_TARGET_W
+    assert settings.vppModesEnabled == VPPModes.STORAGE_TARGET_W
+    assert settings.setMinWh is not None
+    assert settings.setMinWh.watts == 0.20 * 60_000  # the backup reserve of the capacity
+    for resource in (cap, settings):
+        body = _beta(resource)
+        assert CSIPAUS_NS_V13_BETA.encode() in body
+        assert CSIPAUS_NS.encode() + b'"' not in body  # the 1.2 URI is not declared
+        sep_schema.assert_valid(body, storage=True)
+        assert codec.decode(body) == resource
+    body = _beta(settings)
+    order = [body.index(b"csipaus:" + n) for n in (b"doeModes", b"vppModes", b"setMinWh")]
+    assert order == sorted(order)
+
+
+def test_STO_02_no_storage_target_no_vpp_bit_and_no_capacity_no_set_min_wh(
+    sep_schema: SepSchemas,
+) -> None:
+    modes = tuple(m for m in Mode if m is not Mode.STORAGE_TARGET_W)
+    unknown = replace(RATINGS, capacity_wh=None)
+    cap = der_capability(unknown, modes, storage=True)
+    settings = der_settings(unknown, modes, at=T0, storage=True)
+    assert cap.vppModesSupported == VPPModes(0)
+    assert settings.vppModesEnabled == VPPModes(0)
+    assert settings.setMinWh is None
+    assert settings.setMaxWh is None
+    for resource in (cap, settings):
+        sep_schema.assert_valid(_beta(resource), storage=True)
+
+
+def test_STO_02_the_1_2_namespace_has_no_storage_elements(sep_schema: SepSchemas) -> None:
+    """1.2's schema rejects vppModes* / setMinWh, so a 1.2 session writes none of them."""
+    for storage in (True, False):
+        cap = der_capability(RATINGS, tuple(Mode), storage=storage)
+        settings = der_settings(RATINGS, tuple(Mode), at=T0, storage=storage)
+        for resource in (cap, settings):
+            body = codec.encode(resource)
+            if storage:
+                assert sep_schema.errors(body), body.decode()  # what the schema refuses
+            else:
+                assert b"vppModes" not in body
+                assert b"setMinWh" not in body
+                sep_schema.assert_valid(body)
+
+
+def test_us_csip_profile_writes_no_csip_aus_elements_even_to_a_1_3_server(
+    sep_schema: SepSchemas,
+) -> None:
+    cap = der_capability(RATINGS, tuple(Mode), csipaus=False, storage=True)
+    settings = der_settings(RATINGS, tuple(Mode), at=T0, csipaus=False, storage=True)
+    for resource in (cap, settings):
+        body = codec.encode(resource)
+        assert b"csipaus" not in body
+        assert not sep_schema.errors(body, year=2023)
+
+
+def test_a_vpp_bitmap_out_of_hex_binary_8_is_refused() -> None:
+    body = _beta(der_capability(RATINGS, tuple(Mode), storage=True))
+    bad = body.replace(b"<csipaus:vppModesSupported>01<", b"<csipaus:vppModesSupported>1FF<")
+    assert bad != body
+    with pytest.raises(codec.Sep2ValueError, match="vppModesSupported"):
+        codec.decode(bad)
+
+
+# ---------------------------------------------------------------- MUL-03 step d: the aggregate
+
+
+def test_MUL_03_the_aggregate_rating_is_every_ders_generation_and_the_ramps_reference() -> None:
+    """rtgMaxW / setMaxW: the charger's discharge plus the PV's nameplate; the storage rates
+    stay the charger's; the engine's setGradW reference (% of the DER rating per second) is
+    the same total, so a ramp the utility computes from setMaxW is the one applied."""
+    site = replace(
+        demo_site(),
+        ders=(
+            DerRating("pv", "pv", max_discharge_w=5_000),
+            DerRating("pv2", "pv", max_discharge_w=3_000),
+            DerRating(
+                "ev", "charger", max_discharge_w=7_000, max_charge_w=11_000, capacity_wh=80_000
+            ),
+        ),
+        charger_id="ev",
+        backup_reserve_soc_pct=25.0,
+    )
+    ratings = SiteRatings.of_site(site)
+    cap = der_capability(ratings, tuple(Mode), storage=True)
+    settings = der_settings(ratings, tuple(Mode), at=T0, storage=True)
+    assert cap.rtgMaxW.watts == settings.setMaxW.watts == 15_000
+    assert cap.rtgMaxDischargeRateW is not None
+    assert cap.rtgMaxChargeRateW is not None
+    assert (cap.rtgMaxDischargeRateW.watts, cap.rtgMaxChargeRateW.watts) == (7_000, 11_000)
+    assert settings.setMinWh is not None
+    assert settings.setMinWh.watts == 20_000  # 25 % of 80 kWh
+    engine = Engine(site, draw=lambda bound: 0)
+    assert engine._rated_w == ratings.rtg_max_w  # what ramp_rate_pct_s is a percentage of
+
+
+@pytest.mark.parametrize("storage", [False, True])
+def test_STO_05_ranges_hold_for_the_demo_site(storage: bool, sep_schema: SepSchemas) -> None:
+    ratings = SiteRatings.of_site(demo_site())
+    cap = der_capability(ratings, tuple(Mode), storage=storage)
+    settings = der_settings(ratings, tuple(Mode), at=T0, storage=storage)
+    assert cap.rtgMaxChargeRateW is not None
+    assert cap.rtgMaxDischargeRateW is not None
+    assert cap.rtgMaxWh is not None
+    assert settings.setMaxChargeRateW is not None
+    assert settings.setMaxDischargeRateW is not None
+    assert settings.setMaxWh is not None
+    assert 0 < settings.setMaxW.watts <= cap.rtgMaxW.watts
+    assert 0 < settings.setMaxWh.watts <= cap.rtgMaxWh.watts
+    assert cap.rtgMaxChargeRateW.watts > 0
+    assert cap.rtgMaxDischargeRateW.watts > 0
+    assert 0 < settings.setMaxChargeRateW.watts <= cap.rtgMaxChargeRateW.watts
+    assert 0 < settings.setMaxDischargeRateW.watts <= cap.rtgMaxDischargeRateW.watts
+    if storage:
+        assert settings.setMinWh is not None
+        assert 0 <= settings.setMinWh.watts <= settings.setMaxWh.watts
+        sep_schema.assert_valid(_beta(settings), storage=True)
+        sep_schema.assert_valid(_beta(cap), storage=True)
+    else:
+        sep_schema.assert_valid(codec.encode(settings))
+        sep_schema.assert_valid(codec.encode(cap))

@@ -72,6 +72,7 @@ from gateway.north.sep2.walk import (
 from gateway.north.sep2.xml import (
     CSIPAUS_NS,
     CSIPAUS_NS_V13,
+    CSIPAUS_NS_V13_BETA,
     MAX_BODY_BYTES,
     with_csipaus_ns,
 )
@@ -86,6 +87,8 @@ MAX_REDIRECTS: Final = 5
 # 32473 is the one RFC 5612 reserves for documentation. Set yours for production.
 DOCUMENTATION_PEN: Final = 32473
 CSIPAUS_NS_V13_BYTES: Final = CSIPAUS_NS_V13.encode()
+# Starts with the 1.3 URI: looked for first, so a 1.3-beta/storage server is not taken for 1.3.
+CSIPAUS_NS_V13_BETA_BYTES: Final = CSIPAUS_NS_V13_BETA.encode()
 HTTP_OK: Final = 200
 HTTP_NOT_FOUND: Final = 404
 T = TypeVar("T")
@@ -197,7 +200,8 @@ class Http:
         self.end_devices: dict[str, str] = {}
         self.end_devices_lock = asyncio.Lock()
         self.users = 0  # EndDeviceClients on this connection
-        # The CSIP-AUS namespace our bodies declare: 1.2's until the server speaks 1.3.
+        # The CSIP-AUS namespace our bodies declare: 1.2's until the server speaks 1.3 (or
+        # 1.3-beta/storage).
         self.csipaus_ns = CSIPAUS_NS
 
     async def __aenter__(self) -> Http:
@@ -241,7 +245,9 @@ class Http:
         except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
             self._fail("", None)
             raise TransportError(f"{req.method} {url}: {type(e).__name__}: {e}") from e
-        if CSIPAUS_NS_V13_BYTES in body:
+        if CSIPAUS_NS_V13_BETA_BYTES in body:
+            self.csipaus_ns = CSIPAUS_NS_V13_BETA
+        elif CSIPAUS_NS_V13_BYTES in body:
             self.csipaus_ns = CSIPAUS_NS_V13
         path = urlsplit(url).path
         if outcome(reply.status) is Outcome.RETRY:
@@ -647,11 +653,17 @@ class EndDeviceClient:
         der = await self._der_links()
         if der is None:
             return
-        cap = telemetry.der_capability(self._ratings, self._modes, csipaus=self.csipaus)
+        # vppModes* and setMinWh exist in the 1.3 namespaces only (not in 1.2's schema).
+        storage = self.csipaus and self.http.csipaus_ns != CSIPAUS_NS
+        cap = telemetry.der_capability(
+            self._ratings, self._modes, csipaus=self.csipaus, storage=storage
+        )
         await self._put(_href(der.DERCapabilityLink), cap)
         self._sent_grad = self._default_grad()
         ratings = replace(self._ratings, set_grad_w=self._sent_grad)
-        settings = telemetry.der_settings(ratings, self._modes, at=self.now(), csipaus=self.csipaus)
+        settings = telemetry.der_settings(
+            ratings, self._modes, at=self.now(), csipaus=self.csipaus, storage=storage
+        )
         await self._put(_href(der.DERSettingsLink), settings)
 
     def _default_grad(self) -> int:

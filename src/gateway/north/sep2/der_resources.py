@@ -12,7 +12,11 @@ reads and writes them and checks every range named here.
 CSIP-AUS (``https://csipaus.org/ns``) extends ``DERCapability`` with ``doeModesSupported``
 (**required** by CSIP-AUS, absent from US CSIP, so optional in the model; after every 2030.5
 element) and ``DERSettings`` with ``doeModesEnabled`` (optional, likewise last); both are
-``DOEControlType`` = HexBinary8.
+``DOEControlType`` = HexBinary8. The 1.3 namespaces (``.../v1.3`` and the storage beta
+``.../v1.3-beta/storage``) add, after those, ``vppModesSupported`` (DERCapability) and
+``vppModesEnabled`` then ``setMinWh`` (DERSettings): ``VPPControlType`` = HexBinary8 and a
+``WattHour``. CSIP-AUS 1.2's schema has none of the three, so they are optional here and the
+client writes them only to a server that speaks 1.3.
 """
 
 # ruff: noqa: N815  - the standard's mixedCase element names are the point of this module
@@ -52,6 +56,13 @@ class DOEModes(IntFlag):
     IMP_LIM_W = 1 << 1  # csipaus:opModImpLimW
     GEN_LIM_W = 1 << 2  # csipaus:opModGenLimW
     LOAD_LIM_W = 1 << 3  # csipaus:opModLoadLimW
+
+
+class VPPModes(IntFlag):
+    """CSIP-AUS 1.3 ``VPPControlType`` bits (HexBinary8): ``vppModesSupported`` /
+    ``vppModesEnabled``. Bit 0 is the only one defined; the others are reserved."""
+
+    STORAGE_TARGET_W = 1 << 0  # csipaus:opModStorageTargetW
 
 
 class OperationalMode(IntEnum):
@@ -167,6 +178,7 @@ class DERCapability:
     rtgMaxChargeRateW: _ActivePower | None = None
     rtgMaxDischargeRateW: _ActivePower | None = None
     rtgMaxWh: _ActivePower | None = None  # WattHour: the same value x 10^multiplier shape
+    vppModesSupported: VPPModes | None = None  # csipaus 1.3, VPPControlType (HexBinary8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +193,8 @@ class DERSettings:
     setMaxDischargeRateW: _ActivePower | None = None
     setMaxWh: _ActivePower | None = None  # WattHour
     doeModesEnabled: DOEModes | None = None  # csipaus, DOEControlType (HexBinary8)
+    vppModesEnabled: VPPModes | None = None  # csipaus 1.3, VPPControlType (HexBinary8)
+    setMinWh: _ActivePower | None = None  # csipaus 1.3, WattHour: the stored energy kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ the number of items held and at most ``all``. Unknown elements are ignored.
 The DER resources of :mod:`gateway.north.sep2.der_resources` use the same tables: ``ActivePower``
 / ``ReactivePower`` (Int16 value, multiplier -9..9; ratings and settings not negative), UInt16
 ``setGradW``, ``PerCent`` 0..10000, ``DERType`` UInt8, bitmaps (HexBinary32 ``DERControlType``,
-HexBinary8 ``ConnectStatusType`` and CSIP-AUS ``DOEControlType``) held as integers, and the
-``{dateTime, value}`` status elements of ``DERStatus``.
+HexBinary8 ``ConnectStatusType`` and CSIP-AUS ``DOEControlType`` / ``VPPControlType``) held as
+integers, and the ``{dateTime, value}`` status elements of ``DERStatus``. CSIP-AUS elements are
+written in the 1.2 namespace; the client declares the server's URI for that prefix on the way
+out (:func:`gateway.north.sep2.xml.with_csipaus_ns`) and the parser reads 1.3's back as 1.2's.
 
 So do the metering mirror of :mod:`gateway.north.sep2.metering` (Int48 ``value``, UInt48
 ``supplyLimit``, HexBinary16 ``roleFlags``/``qualityFlags``/``localID`` held as integers,
@@ -76,6 +78,7 @@ from gateway.north.sep2.der_resources import (
     OperationalModeStatusType,
     ReactivePower,
     StateOfChargeStatusType,
+    VPPModes,
 )
 from gateway.north.sep2.identity import PIN_MAX, SFDI_MAX
 from gateway.north.sep2.metering import (
@@ -157,6 +160,7 @@ _STRUCTS: Final = frozenset(range(18, 25)) | {_INTERVAL, _UNITVALUE, _CONDITION}
 # Resources inside a resource: one (_ONE), any number (_MANY), both read with the spec named in
 # _Spec.nested; _EMBEDDED is Notification's <Resource xsi:type="...">.
 (_ONE, _MANY, _EMBEDDED) = range(34, 37)
+_VPP = 37  # CSIP-AUS 1.3 VPPControlType (HexBinary8)
 
 _Field = tuple[str, str, int, bool]  # (element name, namespace, kind, required)
 
@@ -303,6 +307,7 @@ _DERCAP = _Spec(
         ("type", NS, _UINT8, True),
         # Required by CSIP-AUS, absent in US CSIP: the client decides which it writes.
         ("doeModesSupported", CSIPAUS_NS, _DOE, False),
+        ("vppModesSupported", CSIPAUS_NS, _VPP, False),  # 1.3 only
     ),
 )
 _DERSET = _Spec(
@@ -318,6 +323,8 @@ _DERSET = _Spec(
         ("setMaxWh", NS, _RATING, False),
         ("updatedTime", NS, _TIME, True),
         ("doeModesEnabled", CSIPAUS_NS, _DOE, False),
+        ("vppModesEnabled", CSIPAUS_NS, _VPP, False),  # 1.3 only, as is setMinWh
+        ("setMinWh", CSIPAUS_NS, _RATING, False),
     ),
 )
 _DERSTAT = _Spec(
@@ -558,6 +565,7 @@ _CONVS: Final[dict[int, _Conv[Any]]] = {
     _PERCENT: _AS_PERCENT,
     _HEX32_INT: _hex_int(8, "HexBinary32", int),
     _DOE: _hex_int(2, "DOEControlType (HexBinary8)", DOEModes),
+    _VPP: _hex_int(2, "VPPControlType (HexBinary8)", VPPModes),
     _INT48: _integer(INT48_MIN, INT48_MAX, "Int48"),
     _UINT48: _integer(0, UINT48_MAX, "UInt48"),
     _MULT: _integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "PowerOfTenMultiplierType -9..9"),
@@ -813,10 +821,10 @@ def _write(w: _Writer, resource: Any, spec: _Spec) -> None:
         elif kind == _HEX16_INT:
             w.add(name, _hex(value, 4), ns)
         elif kind in _STRUCTS:
-            _write_struct(w, name, value)
+            _write_struct(w, name, value, ns)
         elif kind == _HEX32_INT:
             w.add(name, _hex(value, 8), ns)
-        elif kind == _DOE:
+        elif kind in {_DOE, _VPP}:
             w.add(name, _hex(value, 2), ns)
         else:
             w.add(name, value, ns)
@@ -841,8 +849,9 @@ def _hex(value: int, digits: int) -> str:
     return f"{int(value):0{digits}X}" if int(value) >= 0 else str(int(value))
 
 
-def _write_struct(w: _Writer, name: str, value: Any) -> None:
-    sub = w.node(name)
+def _write_struct(w: _Writer, name: str, value: Any, ns: str = NS) -> None:
+    # The element in its own namespace (csipaus:setMinWh); its children are 2030.5's.
+    sub = _Writer(etree.SubElement(w.el, _q(name, ns)))
     if isinstance(value, ActivePower | ReactivePower):
         sub.add("multiplier", value.multiplier)
         sub.add("value", value.value)

@@ -23,6 +23,14 @@ procedure (sep2.md §5.6, Appendix A):
   now (0 below the backup reserve), ``reservePercent`` the backup reserve (hundredths of %).
 * ``DERCapability.modesSupported`` and ``doeModesSupported`` list what the engine can act on
   (``SiteConfig.supported_modes``), so the utility is never promised a mode that is answered 252.
+  So does ``vppModesSupported`` (bit 0: ``opModStorageTargetW``), with ``vppModesEnabled`` and
+  ``setMinWh`` (the backup reserve x the storage's capacity: the stored energy the gateway does
+  not discharge below), written only when the session speaks a CSIP-AUS 1.3 namespace
+  (``storage=True``): 1.2's schema has no such elements.
+* ``rtgMaxW`` / ``setMaxW``: the aggregate DER's generation rating, the sum over the site's DER
+  of their rated discharge/generation (EV charger + PV), as configured at start. The engine's
+  ``setGradW`` reference (% of the site's DER rating per second) is the same sum.
+  ``rtgMaxChargeRateW`` / ``rtgMaxDischargeRateW`` / ``rtgMaxWh`` are the storage's (the charger).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from gateway.north.sep2.der_resources import (
     OperationalMode,
     OperationalModeStatusType,
     StateOfChargeStatusType,
+    VPPModes,
 )
 from gateway.north.sep2.model import ActivePower
 from gateway.north.sep2.pubsub import LogEvent
@@ -65,6 +74,7 @@ __all__ = [
     "der_status",
     "doe_modes",
     "modes_supported",
+    "vpp_modes",
 ]
 
 _PERCENT_SCALE = 100  # PerCent: hundredths of a percent
@@ -72,28 +82,43 @@ _PERCENT_SCALE = 100  # PerCent: hundredths of a percent
 
 @dataclass(frozen=True, slots=True)
 class SiteRatings:
-    """The DER as configured (W, positive magnitudes)."""
+    """The DER as configured (W, positive magnitudes): the storage's rates and capacity, and
+    the generation rating of all the site's DER together."""
 
-    max_discharge_w: float  # into the home/grid
+    max_discharge_w: float  # the storage's, into the home/grid
     max_charge_w: float
     der_type: int = DERTypeCode.EVSE
     set_grad_w: int = 0  # hundredths of %/s; 0 = no ramp limit of our own
     backup_reserve_pct: float = 20.0
     capacity_wh: float | None = None  # the storage's usable energy (rtgMaxWh, setMaxWh)
+    # The sum of every DER's rated discharge/generation (rtgMaxW, setMaxW); None: the storage
+    # is the site's only DER, so its discharge rate.
+    generation_w: float | None = None
 
     @property
     def rtg_max_w(self) -> float:
-        return max(self.max_discharge_w, self.max_charge_w)
+        return self.max_discharge_w if self.generation_w is None else self.generation_w
+
+    @property
+    def min_wh(self) -> float | None:
+        """The stored energy kept (``setMinWh``): the backup reserve of the capacity."""
+        if self.capacity_wh is None:
+            return None
+        return self.backup_reserve_pct / 100.0 * self.capacity_wh
 
     @classmethod
     def of_site(cls, config: SiteConfig) -> SiteRatings:
-        """The ratings of a site's V2H charger, as its configuration gives them."""
+        """The ratings of a site's V2H charger and its DER's total, as configured.
+
+        The total is the engine's ``setGradW`` reference too (``core.engine``): the sum of every
+        DER's ``max_discharge_w``, so ``setMaxW`` and the ramp agree."""
         c = config.charger
         return cls(
             max_discharge_w=c.max_discharge_w,
             max_charge_w=c.max_charge_w,
             backup_reserve_pct=config.backup_reserve_soc_pct,
             capacity_wh=c.capacity_wh,
+            generation_w=sum(d.max_discharge_w for d in config.ders),
         )
 
     def stored_wh(self, soc_pct: float | None) -> float | None:
@@ -198,8 +223,15 @@ def doe_modes(modes: Iterable[Mode]) -> DOEModes:
     return out
 
 
-def der_capability(r: SiteRatings, modes: Iterable[Mode], *, csipaus: bool = True) -> DERCapability:
-    """``csipaus=False`` (US CSIP) leaves out the CSIP-AUS element plain sep.xsd does not know."""
+def vpp_modes(modes: Iterable[Mode]) -> VPPModes:
+    return VPPModes.STORAGE_TARGET_W if Mode.STORAGE_TARGET_W in set(modes) else VPPModes(0)
+
+
+def der_capability(
+    r: SiteRatings, modes: Iterable[Mode], *, csipaus: bool = True, storage: bool = False
+) -> DERCapability:
+    """``csipaus=False`` (US CSIP) leaves out the CSIP-AUS element plain sep.xsd does not know;
+    ``storage=True`` (a CSIP-AUS 1.3 namespace) adds ``vppModesSupported``."""
     modes = tuple(modes)
     return DERCapability(
         modesSupported=modes_supported(modes),
@@ -209,13 +241,21 @@ def der_capability(r: SiteRatings, modes: Iterable[Mode], *, csipaus: bool = Tru
         rtgMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
         rtgMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
         rtgMaxWh=_wh(r.capacity_wh),
+        vppModesSupported=vpp_modes(modes) if csipaus and storage else None,
     )
 
 
 def der_settings(
-    r: SiteRatings, modes: Iterable[Mode], *, at: float, csipaus: bool = True
+    r: SiteRatings,
+    modes: Iterable[Mode],
+    *,
+    at: float,
+    csipaus: bool = True,
+    storage: bool = False,
 ) -> DERSettings:
+    """As :func:`der_capability`; ``storage=True`` adds ``vppModesEnabled`` and ``setMinWh``."""
     modes = tuple(modes)
+    vpp = csipaus and storage
     return DERSettings(
         setGradW=r.set_grad_w,
         setMaxW=ActivePower.from_watts(r.rtg_max_w),
@@ -225,6 +265,8 @@ def der_settings(
         setMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
         setMaxWh=_wh(r.capacity_wh),
         doeModesEnabled=doe_modes(modes) if csipaus else None,
+        vppModesEnabled=vpp_modes(modes) if vpp else None,
+        setMinWh=_wh(r.min_wh) if vpp else None,
     )
 
 

@@ -27,6 +27,10 @@ CSIPAUS_NS: Final = "https://csipaus.org/ns"
 CSIPAUS_NS_WRONG: Final = "http://csipaus.org/ns"
 # CSIP-AUS 1.3 (envoy-schema 2.x, the reference server's current branch) moved to its own URI.
 CSIPAUS_NS_V13: Final = "https://csipaus.org/ns/v1.3"
+# The CSIP-AUS storage extension's beta (csipaus-ext-v1.3-beta_storage.xsd; the STO-* and
+# SDVN-01 procedures target it): the 1.2 elements plus opModStorageTargetW, vppModes*, setMinWh.
+CSIPAUS_NS_V13_BETA: Final = "https://csipaus.org/ns/v1.3-beta/storage"
+# Both 1.3 URIs start with this, so one byte check finds either.
 _V13_MARK: Final = CSIPAUS_NS_V13.encode()
 _CSIPAUS_DECL: Final = b'xmlns:csipaus="https://csipaus.org/ns"'
 # A DERControlList of a few hundred events is tens of kB; 1 MiB leaves room and bounds memory.
@@ -53,19 +57,22 @@ def _parser() -> etree.XMLParser:
 
 
 def _normalise_v13(root: etree._Element) -> None:
-    """CSIP-AUS 1.3 elements (their own namespace URI) read as the 1.2 ones they extend.
+    """CSIP-AUS 1.3 (and 1.3-beta/storage) elements, in their own namespace URI, read as the
+    1.2 ones they extend.
 
-    The element names the gateway uses are the same in both; only the URI differs. Renaming in
+    The element names the gateway uses are the same in all; only the URI differs. Renaming in
     place keeps one decoder; the byte check above means a 1.2 body never pays for the walk.
     """
-    prefix = len(CSIPAUS_NS_V13) + 2
-    for el in root.iter(f"{{{CSIPAUS_NS_V13}}}*"):
-        el.tag = f"{{{CSIPAUS_NS}}}{el.tag[prefix:]}"
+    for ns in (CSIPAUS_NS_V13, CSIPAUS_NS_V13_BETA):
+        prefix = len(ns) + 2
+        for el in root.iter(f"{{{ns}}}*"):
+            el.tag = f"{{{CSIPAUS_NS}}}{el.tag[prefix:]}"
 
 
 def with_csipaus_ns(body: bytes, ns: str) -> bytes:
     """``body`` (written by the codec, CSIP-AUS 1.2) declaring ``ns`` for its csipaus prefix:
-    what a CSIP-AUS 1.3 server expects. The URI only occurs in the declaration."""
+    what a CSIP-AUS 1.3 (or 1.3-beta/storage) server expects. The URI only occurs in the
+    declaration."""
     if ns == CSIPAUS_NS:
         return body
     return body.replace(_CSIPAUS_DECL, b'xmlns:csipaus="' + ns.encode() + b'"')
