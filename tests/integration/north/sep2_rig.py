@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,8 +24,10 @@ from pathlib import Path
 
 from north_rig import record_inputs, run_with_timeout
 
+from gateway.core.controls import Mode
 from gateway.core.island import EnterService, RelayPosition
 from gateway.core.messages import Input
+from gateway.core.schedule import InForce
 from gateway.core.site import SiteConfig
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
@@ -88,11 +91,17 @@ class GatewayRig:
         return [status for status, _ in self.recorder.responses_for(mrid)]
 
     async def until(self, check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
-            await asyncio.sleep(0.05)
+        await until(check, what, timeout)
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Poll ``check`` every 50 ms until it holds; AssertionError naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for: {what}")
+        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -221,14 +230,7 @@ async def _gateway(
                 connection_point_id=connection_point,
             )
             router = NotificationRouter()
-            listener = NotificationListener(
-                cert=gw.cert,
-                key=gw.key,
-                chain=gw.chain,
-                serca=pki.serca,
-                on_notification=router,
-                pinned_lfdi=server.lfdi,
-            )
+            listener = _listener(pki, "gateway", router, server)
             notify = None
             if notifications:
                 await listener.start()
@@ -248,6 +250,21 @@ async def _gateway(
                 await asyncio.wait_for(task, 10)
                 await listener.stop()
                 assert home.home.violations == [], home.home.violations
+
+
+def _listener(
+    pki: PkiFiles, device: str, router: NotificationRouter, server: UtilityServer
+) -> NotificationListener:
+    """The notification listener of ``device`` (not started), taking only ``server``'s."""
+    d = pki.device(device)
+    return NotificationListener(
+        cert=d.cert,
+        key=d.key,
+        chain=d.chain,
+        serca=pki.serca,
+        on_notification=router,
+        pinned_lfdi=server.lfdi,
+    )
 
 
 def run(coro_fn: Callable[[], object], timeout: float = 60.0) -> None:
@@ -270,3 +287,105 @@ async def held(
         await asyncio.sleep(0.1)
         got = measure(r)
         assert got <= limit + tolerance, f"{what}: {got:.0f} W > {limit:g} W"
+
+
+# --- an aggregator: one certificate, several EndDevices, one notification listener ------------
+
+
+@dataclass
+class Member:
+    """One EndDevice of an ``aggregator_rig``: its site, its gateway and its own program."""
+
+    lfdi: str
+    number: int  # the server's /edev/{number}
+    site: ModbusSite
+    gateway: Sep2Gateway
+    program: Program  # assigned to this EndDevice alone (primacy 2, no default)
+    inputs: list[Input] = field(default_factory=list)
+
+    @property
+    def sub_list(self) -> str:
+        return f"/edev/{self.number}/sub"
+
+    def in_force(self, mode: Mode) -> InForce:
+        return self.site.engine.schedule.in_force(mode, self.gateway.client.now())
+
+
+@dataclass
+class AggregatorRig:
+    utility: Utility
+    http: Http
+    router: NotificationRouter
+    listener: NotificationListener
+    members: list[Member]
+
+    @property
+    def state(self) -> UtilityState:
+        return self.utility.state
+
+    @property
+    def recorder(self) -> Recorder:
+        return self.utility.recorder
+
+    def codes(self, mrid: str, member: Member) -> list[int | None]:
+        """The Response statuses ``member`` sent about ``mrid``."""
+        return [
+            r.status for _, r in self.recorder.responses(mrid) if r.endDeviceLFDI == member.lfdi
+        ]
+
+
+def member_lfdi(i: int) -> str:
+    """A made-up LFDI for the aggregator's ``i``-th EndDevice (they need no certificate)."""
+    return hashlib.sha256(f"aggregated EndDevice {i}".encode()).hexdigest()[:40].upper()
+
+
+@asynccontextmanager
+async def aggregator_rig(
+    pki: PkiFiles, tmp: Path, members: int = 2, *, notifications: bool = True
+) -> AsyncIterator[AggregatorRig]:
+    """``gateway run`` in aggregator mode (``runtime/cli_run.py``'s composition) against the
+    utility: ``members`` EndDevices behind the ``agg`` certificate over one ``Http``, each with
+    its own SQLite store, simulated home and ``Sep2Gateway``, sharing one notification listener
+    (``notifications``). Every EndDevice gets the rig's shared program (primacy 1, default
+    export 5000 W) and a program of its own."""
+    agg = pki.device("agg")
+    async with utility_server(pki) as u, contextlib.AsyncExitStack() as stack:
+        u.state.add_aggregator(agg.lfdi)
+        context = tls.client_context(agg.cert, agg.key, agg.chain, pki.serca)
+        http = await stack.enter_async_context(
+            Http(u.server.url("/dcap"), context, backoff=Backoff(0.2, 2.0))
+        )
+        router = NotificationRouter()
+        listener = _listener(pki, "agg", router, u.server)
+        if notifications:
+            await listener.start()
+            stack.push_async_callback(listener.stop)
+        config = fast_site()
+        crew: list[Member] = []
+        for i in range(members):
+            lfdi = member_lfdi(i)
+            edev = u.state.add_end_device(lfdi, pin=PIN, aggregator=agg.lfdi, post_rate=RATE_S)
+            own = u.state.add_program(f"edev {edev.number}", primacy=2, end_devices=[lfdi])
+            store = stack.enter_context(SqliteStore(tmp / f"edev{i}.db"))
+            home = await stack.enter_async_context(
+                ModbusSite(store, config, start=DEFAULT_START, now=http.time.now, ack_reports=False)
+            )
+            gateway = Sep2Gateway(
+                home.runner,
+                store,
+                http,
+                Identity(lfdi, sfdi_from_lfdi(lfdi), pin=PIN),
+                ratings=SiteRatings.of_site(config),
+                notify=(router, listener.url) if notifications else None,
+            )
+            crew.append(Member(lfdi, edev.number, home, gateway, own))
+            record_inputs(home.runner, crew[-1].inputs)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(m.gateway.run(stop, period_s=0.2)) for m in crew]
+        try:
+            yield AggregatorRig(u, http, router, listener, crew)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            for m in crew:
+                assert m.site.home.violations == [], (m.lfdi, m.site.home.violations)
