@@ -24,10 +24,21 @@ Choices where the rules are silent (each one is tested):
   instruction, the same reasoning as "later creationTime wins".
 * Finality: a lifecycle code once decided is final, and a mode death that has happened is frozen
   in the record. An event that got 7 stays superseded even if its winner is later cancelled, and a
-  superseded mode never resumes. Decisions are made *before* applying a change at ``now``
-  (everything due at or before ``now`` under the old state happens first), so the outcome does not
-  depend on how often :meth:`Schedule.advance` runs. So a change arriving at the very instant an
-  event starts comes after the start (1, 2, 6 with a zero-length run, not 1, 6).
+  superseded mode never resumes, except by a re-ranking (next point). Decisions are made
+  *before* applying a change at ``now`` (everything due at or before ``now`` under the old state
+  happens first), so the outcome does not depend on how often :meth:`Schedule.advance` runs.
+  So a change arriving at the very instant an event starts comes after the start (1, 2, 6 with
+  a zero-length run, not 1, 6).
+* Primacy change (MAINT-005, :meth:`Schedule.rerank`): the programs' new primacies hold from
+  ``now``, all at once. Among events not yet ended, an event superseded by a winner that no
+  longer outranks it (not cancelled, not superseded by the server, not outranked by a newer
+  control of its own program) is reinstated on those modes from ``now``: scheduled again, it
+  gets 2 when it starts and 3 at its end; the 7 already sent is not retracted (2030.5 has no
+  code for that) and is never sent again, even if it loses again. An event the new order makes
+  lose is superseded from ``now`` (never before: a pair whose order a re-ranking changed kills
+  no earlier than that re-ranking): 7 at once if it can no longer run, or as for any event
+  superseded while active. Queries about the past are answered from the new plan, so a
+  reinstated mode's run before its supersession no longer shows.
 * responseRequired: bit 0 (0x01) posts 1 Received; bit 1 (0x02) posts 2, 3, 6 and 7; the
   rejections 252/253/254 are posted if either bit is set. Every lifecycle change is *returned*
   as a :class:`ResponseDue` regardless (the engine logs them all and posts those with ``post``).
@@ -127,7 +138,8 @@ def should_post(code: ResponseCode, response_required: int) -> bool:
 
 @unique
 class Lifecycle(Enum):
-    """The gateway's view of one event. Only moves forward; the last four are terminal."""
+    """The gateway's view of one event. Only moves forward; the last four are terminal, but a
+    re-ranking may take SUPERSEDED back to PENDING or ACTIVE (MAINT-005, no response code)."""
 
     PENDING = "pending"
     ACTIVE = "active"
@@ -144,7 +156,8 @@ class Lifecycle(Enum):
 _L = Lifecycle
 _C = ResponseCode
 # The event lifecycle as data: (state, response code) -> next state. The schedule moves an event
-# only through this table; docs/architecture.md draws its diagram from it.
+# only through this table, except a reinstatement by a re-ranking (MAINT-005), which has no code;
+# docs/architecture.md draws its diagram from it.
 LIFECYCLE: Final[dict[tuple[Lifecycle, ResponseCode], Lifecycle]] = {
     (_L.PENDING, _C.RECEIVED): _L.PENDING,
     (_L.PENDING, _C.STARTED): _L.ACTIVE,
@@ -309,8 +322,19 @@ class EventRecord:
     lifecycle: Lifecycle = Lifecycle.PENDING
     history: tuple[Decision, ...] = ()  # every code decided, in order
     emitted: frozenset[ResponseCode] = frozenset()  # the codes already handed to the caller
-    superseded: tuple[Death, ...] = ()  # mode deaths that have happened (final)
+    superseded: tuple[Death, ...] = ()  # mode deaths that have happened (final but MAINT-005)
     reason: str = ""  # why rejected / superseded / cancelled, for people
+    ranked_at: Timestamp | None = None  # when its primacy last changed (MAINT-005)
+    revived: tuple[tuple[Mode, Timestamp], ...] = ()  # modes reinstated by a re-ranking, from
+
+    def mode_start(self, mode: Mode) -> Timestamp:
+        """Where the event's run on ``mode`` starts: its actual start, or the re-ranking that
+        reinstated it on that mode (a reinstated mode is not in force retroactively)."""
+        start = max(self.effective_start, self.received_at)
+        for m, at in self.revived:
+            if m is mode:
+                return max(start, at)
+        return start
 
     @property
     def mrid(self) -> MRID:
@@ -356,6 +380,8 @@ class EventRecord:
             "emitted": sorted(int(c) for c in self.emitted),
             "superseded": [[m.value, at, str(k)] for m, at, k in self.superseded],
             "reason": self.reason,
+            "ranked_at": self.ranked_at,
+            "revived": [[m.value, at] for m, at in self.revived],
         }
 
     @classmethod
@@ -379,6 +405,8 @@ class EventRecord:
                 (Mode(m), at, MRID(str(k))) for m, at, k in data.get("superseded", ())
             ),
             reason=str(data.get("reason", "")),
+            ranked_at=data.get("ranked_at"),
+            revived=tuple((Mode(m), at) for m, at in data.get("revived", ())),
         )
 
 
@@ -535,13 +563,9 @@ class Schedule:
             if rec.lifecycle is Lifecycle.REJECTED or ResponseCode.INVALID in rec.codes:
                 return []
             # The program's primacy changed (MAINT-005: a primacy swap): the same instruction,
-            # re-ranked from now on. Deaths already decided stay (finality).
-            self._before_change(now)
-            self._put(
-                replace(self._recs[event.mrid], event=replace(rec.event, primacy=event.primacy))
-            )
+            # re-ranked from now on, as by rerank().
+            self._rerank({event.mrid: event.primacy}, now)
             out = self._take_for(event.mrid)
-            self._after_change(now)
             rec = self._recs[event.mrid]
             if rec.event == event:
                 return out
@@ -584,22 +608,19 @@ class Schedule:
     def rerank(self, primacies: Mapping[str, int], now: Timestamp) -> list[ResponseDue]:
         """Programs whose primacy changed (MAINT-005), all at once: a swap of two programs must
         never pass through a moment where both rank the same (that moment would decide a 7).
-        Their events keep their content and history and are ranked anew from ``now``."""
+        Their events keep their content and history and are ranked anew from ``now``; see the
+        module docstring for the reinstatement of controls superseded under the old ranking.
+        The 7s this decides for other events come from the next :meth:`advance`."""
         now = self._clock(now)
-        changed = [
-            rec
+        changed = {
+            rec.mrid: primacies[rec.event.program]
             for rec in self._recs.values()
             if rec.event.program in primacies
             and rec.event.primacy != primacies[rec.event.program]
             and rec.lifecycle is not Lifecycle.REJECTED
-        ]
-        if not changed:
-            return []
-        self._before_change(now)
-        for rec in changed:
-            primacy = primacies[rec.event.program]
-            self._put(replace(rec, event=replace(rec.event, primacy=primacy)))
-        self._after_change(now)
+        }
+        if changed:
+            self._rerank(changed, now)
         return []
 
     def cancel(self, mrid: MRID, now: Timestamp, *, randomized: bool = False) -> list[ResponseDue]:
@@ -841,6 +862,51 @@ class Schedule:
         self._after_change(now)
         return out
 
+    def _rerank(self, primacies: Mapping[MRID, int], now: Timestamp) -> None:
+        """Give these events their new primacy from ``now`` and reinstate what it frees."""
+        self._before_change(now)
+        for mrid, primacy in primacies.items():
+            rec = self._recs[mrid]
+            self._put(replace(rec, event=replace(rec.event, primacy=primacy), ranked_at=now))
+        for rec in list(self._recs.values()):
+            self._reinstate(rec, now)
+        self._after_change(now)
+
+    def _reinstate(self, rec: EventRecord, now: Timestamp) -> None:
+        """Drop the frozen deaths of ``rec`` whose winner no longer outranks it (MAINT-005).
+
+        Only for an event not yet ended that the server has not cancelled or superseded: its
+        freed modes run again from ``now`` (not retroactively), and if it was superseded on
+        every mode it is pending (or active, if it had started) again. The 7 already decided
+        stays in its history and is never sent again; nor is it if the event loses again.
+        """
+        if (
+            not rec.superseded
+            or rec.cancel_status is not None
+            or rec.lifecycle not in (Lifecycle.PENDING, Lifecycle.ACTIVE, Lifecycle.SUPERSEDED)
+            or rec.span[1] <= now
+        ):
+            return
+        mine = _rank(rec)
+        keep: list[Death] = []
+        freed: list[Mode] = []
+        for death in rec.superseded:
+            winner = self._recs.get(death[2])
+            if winner is not None and _rank(winner) > mine:
+                freed.append(death[0])
+            else:
+                keep.append(death)
+        if not freed:
+            return
+        revived = tuple((m, at) for m, at in rec.revived if m not in freed)
+        revived += tuple((m, now) for m in sorted(freed, key=lambda m: m.value))
+        changes: dict[str, Any] = {"superseded": tuple(keep), "revived": revived}
+        if rec.lifecycle is Lifecycle.SUPERSEDED:
+            started = ResponseCode.STARTED in rec.codes
+            changes["lifecycle"] = Lifecycle.ACTIVE if started else Lifecycle.PENDING
+            changes["reason"] = f"reinstated at {iso(now)}: its program now outranks its superseder"
+        self._put(replace(rec, **changes))
+
     def _cut(self, rec: EventRecord, now: Timestamp, kind: EventStatus) -> EventRecord:
         """Record a cancellation or server supersession; decide 6/7 if it takes effect now."""
         offset = 0
@@ -906,8 +972,14 @@ class Schedule:
         *,
         superseded: tuple[Death, ...] | None = None,
     ) -> EventRecord:
-        """Record one code for ``rec`` (at most once, ever) and queue it for the caller."""
+        """Record one code for ``rec`` (at most once, ever) and queue it for the caller.
+
+        A reinstated event (MAINT-005) that is superseded again is superseded without a
+        second 7: the one it got is on record and a code is never sent twice."""
         if code in rec.codes:
+            if code is ResponseCode.SUPERSEDED and not rec.lifecycle.terminal:
+                deaths = rec.superseded if superseded is None else superseded
+                return replace(rec, lifecycle=Lifecycle.SUPERSEDED, reason=why, superseded=deaths)
             return rec
         changes: dict[str, Any] = {"history": (*rec.history, (code, at, why))}
         accepted = ResponseCode.RECEIVED in rec.codes
@@ -983,16 +1055,19 @@ class Schedule:
         # Pairwise, per mode: the earliest max(winner start, loser start) over better overlaps.
         by_mode: dict[Mode, list[EventRecord]] = {}
         for r in live:
-            a, e = plan.spans[r.mrid]
-            if a < e:
-                for m in r.event.controls.modes():
+            e = plan.spans[r.mrid][1]
+            for m in r.event.controls.modes():
+                if r.mode_start(m) < e:
                     by_mode.setdefault(m, []).append(r)
         deaths: dict[MRID, dict[Mode, tuple[float, MRID]]] = {}
         for m, rs in by_mode.items():
-            rs.sort(key=lambda r: plan.spans[r.mrid][0])
-            starts = [plan.spans[r.mrid][0] for r in rs]
-            for loser in rs:
-                la, le = plan.spans[loser.mrid]
+            rs.sort(key=lambda r: r.mode_start(m))
+            starts = [r.mode_start(m) for r in rs]
+            if any(r.ranked_at is not None for r in rs):
+                self._deaths_reranked(m, rs, starts, ranks, plan, deaths)
+                continue
+            for i, loser in enumerate(rs):
+                la, le = starts[i], plan.spans[loser.mrid][1]
                 lk = ranks[loser.mrid]
                 hit: tuple[float, MRID] | None = None
                 k = bisect_right(starts, la)
@@ -1023,23 +1098,24 @@ class Schedule:
             a, e = plan.spans[r.mrid]
             dm = deaths.get(r.mrid, {})
             modes = r.event.controls.modes()
-            runs = False
+            first = _INF  # where its first piece starts (later than a if reinstated)
             for m in modes:
                 death = dm.get(m)
                 end = e if death is None else min(e, death[0])
-                if a < end:
-                    runs = True
-                    pieces.setdefault(m, []).append((a, end, r.mrid))
+                am = r.mode_start(m)
+                if am < end:
+                    first = min(first, am)
+                    pieces.setdefault(m, []).append((am, end, r.mrid))
                 if death is not None:
                     plan.victims.setdefault((death[1], m), []).append(r.mrid)
             if r.lifecycle.terminal or a >= e:
                 continue
             started = r.lifecycle is Lifecycle.ACTIVE
-            if not started and not runs:
+            if not started and first == _INF:
                 plan.never_run.append(r.mrid)
                 continue
             if not started:
-                plan.transitions.append((a, r.seq, 0, r.mrid, ResponseCode.STARTED, "started"))
+                plan.transitions.append((first, r.seq, 0, r.mrid, ResponseCode.STARTED, "started"))
             last = max((dm[m][0] if m in dm else _INF) for m in modes)
             if last < e:
                 why = "superseded on every mode: " + self._killers_text(dm)
@@ -1063,6 +1139,36 @@ class Schedule:
         plan.breaks = sorted(breaks)
         self._plan = plan
         self._invalidate_views()
+
+    @staticmethod
+    def _deaths_reranked(
+        m: Mode,
+        rs: list[EventRecord],
+        starts: list[float],
+        ranks: Mapping[MRID, _Rank],
+        plan: _Plan,
+        deaths: dict[MRID, dict[Mode, tuple[float, MRID]]],
+    ) -> None:
+        """The pairwise rule on a mode where some event was re-ranked (MAINT-005), plainly.
+
+        A pair whose order a re-ranking may have changed cannot have killed before it: the
+        death is at the latest of the two starts and the two re-rankings (an order that held
+        earlier has frozen its deaths, which win over these). Quadratic, and only here.
+        """
+        for i, loser in enumerate(rs):
+            le = plan.spans[loser.mrid][1]
+            lk = ranks[loser.mrid]
+            lr = -_INF if loser.ranked_at is None else loser.ranked_at
+            hit: tuple[float, MRID] | None = None
+            for j, w in enumerate(rs):
+                if w is loser or ranks[w.mrid] >= lk:
+                    continue
+                wr = -_INF if w.ranked_at is None else w.ranked_at
+                at = max(starts[i], starts[j], lr, wr)
+                if at < min(le, plan.spans[w.mrid][1]) and (hit is None or at < hit[0]):
+                    hit = (at, w.mrid)
+            if hit is not None:
+                deaths.setdefault(loser.mrid, {})[m] = hit
 
     def _killers_text(self, dm: Mapping[Mode, tuple[float, MRID]]) -> str:
         parts = []

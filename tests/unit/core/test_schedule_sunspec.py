@@ -9,7 +9,8 @@ as in CSIP's topology where the more specific group outranks the system-wide one
 
 Where a rule is not spelled out by the titles the schedule's documented rules apply (module
 docstring of ``gateway.core.schedule``): a superseded control is dead on the contested mode from
-the later of the two starts and never resumes; a late winner supersedes from its receipt.
+the later of the two starts and never resumes (unless a primacy swap reinstates it, MAINT-005);
+a late winner supersedes from its receipt.
 
 The aggregator versions (AGG-002 ... AGG-012) are the same scenarios per EndDevice; each of the
 aggregator's sites has its own ``Schedule``, so these tests stand for them too.
@@ -21,10 +22,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import pytest
-
 from gateway.core.controls import ControlSet, Mode, Source
-from gateway.core.schedule import Event, EventStatus, ResponseDue, Schedule
+from gateway.core.schedule import Event, EventRecord, EventStatus, ResponseDue, Schedule
 from gateway.core.units import MRID
 
 T0 = 1_700_000_000.0
@@ -228,31 +227,104 @@ def test_BASIC_026_overlapping_independent_staggered_ends() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: SY was answered 7 at once when SP covered it (lifecycle codes are final, "
-    "docs/architecture.md), so the swap cannot revive it; and as a published instruction it "
-    "still outranks SP after the swap, so neither runs. The swap itself is atomic and answers "
-    "no 253 (Schedule.rerank); reviving a superseded control needs a rule the standard lacks",
-)
 def test_MAINT_005_a_program_primacy_swap_re_ranks_its_controls_without_a_rejection() -> None:
     """MAINT-005 (aggregator; "program maintenance / primacy swap"): the server swaps the
     primacies of two programs whose controls overlap; the DERControls themselves are unchanged.
-    The session re-offers each control with its program's new primacy (``mapping.event``)."""
+
+    The rule (module docstring of ``gateway.core.schedule``, docs/sep2.md): SY, answered 7 at
+    receipt because SP outranked it, is reinstated by the swap and runs as scheduled (2, 3; the
+    7 already sent is not retracted), and SP, which now loses before it started, gets 7 at once.
+    """
     s = Schedule(draw=no_draw)
     sy = derc("SY", SYSTEM, 100, 100, max_generation_pct=50.0)  # primacy 2
     sp = derc("SP", SERVICE_POINT, 100, 100, max_generation_pct=20.0)  # primacy 1
-    s.offer(sy, T0)
-    s.offer(sp, T0)
+    got = codes(s.offer(sy, T0) + s.offer(sp, T0) + s.advance(T0))
+    assert got == [("SY", 1, 0), ("SP", 1, 0), ("SY", 7, 0)]
     assert timeline(s, MAX, 150) == [(20.0, "SP")]
     # The session sends the swap as one input (ProgramsRanked -> Schedule.rerank) ...
     assert s.rerank({sy.program: 1, sp.program: 2}, T0 + 10) == []
-    assert timeline(s, MAX, 150) == [(50.0, "SY")]
+    assert codes(s.advance(T0 + 10)) == [("SP", 7, 10)]
+    assert timeline(s, MAX, 50, 150, 250) == [(None, None), (50.0, "SY"), (None, None)]
     # ... after which the controls re-offered with their programs' new primacy are no news.
     got = codes(s.offer(replace(sy, primacy=1), T0 + 11))
     got += codes(s.offer(replace(sp, primacy=2), T0 + 11))
     assert got == []
     assert timeline(s, MAX, 150) == [(50.0, "SY")]
+    assert codes(s.advance(T0 + 500)) == [("SY", 2, 100), ("SY", 3, 200)]
+    rec = s.get(MRID("SY"))
+    assert rec is not None
+    assert rec.codes == (1, 7, 2, 3)
+
+
+def test_a_swap_back_supersedes_the_reinstated_control_again_without_a_second_7() -> None:
+    s = Schedule(draw=no_draw)
+    sy = derc("SY", SYSTEM, 100, 100, max_generation_pct=50.0)
+    sp = derc("SP", SERVICE_POINT, 100, 100, max_generation_pct=20.0)
+    out = s.offer(sy, T0) + s.offer(sp, T0) + s.advance(T0)
+    out += s.rerank({SYSTEM: 1, SERVICE_POINT: 2}, T0 + 10) + s.advance(T0 + 10)
+    out += s.rerank({SYSTEM: 2, SERVICE_POINT: 1}, T0 + 20) + s.advance(T0 + 20)
+    assert timeline(s, MAX, 150) == [(20.0, "SP")]
+    out += s.advance(T0 + 500)
+    assert codes(out) == [
+        ("SY", 1, 0), ("SP", 1, 0), ("SY", 7, 0), ("SP", 7, 10), ("SP", 2, 100), ("SP", 3, 200),
+    ]  # fmt: skip
+    sy_rec = s.get(MRID("SY"))
+    assert sy_rec is not None
+    assert sy_rec.lifecycle.value == "superseded"
+    assert sy_rec.codes == (1, 7)
+
+
+def test_a_control_superseded_while_active_resumes_from_the_swap() -> None:
+    """SY ran from 100; SP (better primacy) arrived at 120 and superseded it; the swap at 150
+    makes SY the winner again: it resumes from 150 (not retroactively), SP is superseded while
+    active at 150, and SY gets no second 2 and its 3 at its end."""
+    s = Schedule(draw=no_draw)
+    sy = derc("SY", SYSTEM, 100, 200, max_generation_pct=50.0)  # 100 .. 300
+    sp = derc("SP", SERVICE_POINT, 100, 200, max_generation_pct=20.0)
+    out = s.offer(sy, T0) + s.advance(T0 + 110)
+    assert timeline(s, MAX, 110) == [(50.0, "SY")]
+    out += s.offer(sp, T0 + 120) + s.advance(T0 + 120)
+    assert timeline(s, MAX, 130) == [(20.0, "SP")]
+    out += s.rerank({SYSTEM: 1, SERVICE_POINT: 2}, T0 + 150) + s.advance(T0 + 150)
+    # (queries about the past are answered from the new plan: SY before 120 no longer shows)
+    assert timeline(s, MAX, 150, 299, 300) == [(50.0, "SY"), (50.0, "SY"), (None, None)]
+    out += s.advance(T0 + 500)
+    assert codes(out) == [
+        ("SY", 1, 0), ("SY", 2, 100), ("SP", 1, 120), ("SY", 7, 120), ("SP", 2, 120),
+        ("SP", 7, 150), ("SY", 3, 300),
+    ]  # fmt: skip
+
+
+def test_a_swap_reinstates_neither_a_cancelled_control_nor_one_outranked_in_its_program() -> None:
+    """Only primacy is re-judged: a control the server cancelled stays cancelled, and a control
+    superseded by a newer one of the same program (same primacy, later creationTime) stays
+    superseded, since the swap changes nothing between the two."""
+    s = Schedule(draw=no_draw)
+    old = derc("OLD", SYSTEM, 100, 100)
+    new = replace(derc("NEW", SYSTEM, 100, 100, max_generation_pct=30.0), creation_time=T0 - 10)
+    gone = derc("GONE", SERVICE_POINT, 300, 100)
+    out = s.offer(old, T0) + s.offer(new, T0) + s.offer(gone, T0) + s.cancel(MRID("GONE"), T0)
+    out += s.advance(T0)
+    out += s.rerank({SYSTEM: 1, SERVICE_POINT: 2}, T0 + 10) + s.advance(T0 + 500)
+    assert codes(out) == [
+        ("OLD", 1, 0), ("NEW", 1, 0), ("GONE", 1, 0), ("GONE", 6, 0), ("OLD", 7, 0),
+        ("NEW", 2, 100), ("NEW", 3, 200),
+    ]  # fmt: skip
+
+
+def test_a_reinstatement_survives_a_restart() -> None:
+    s = Schedule(draw=no_draw)
+    sy = derc("SY", SYSTEM, 100, 200, max_generation_pct=50.0)
+    sp = derc("SP", SERVICE_POINT, 100, 200, max_generation_pct=20.0)
+    first = s.offer(sy, T0) + s.advance(T0 + 110) + s.offer(sp, T0 + 120) + s.advance(T0 + 120)
+    first += s.rerank({SYSTEM: 1, SERVICE_POINT: 2}, T0 + 150)
+    r = Schedule(draw=no_draw)
+    r.restore([EventRecord.from_dict(x.to_dict()) for x in s.records()])
+    assert r.records() == s.records()
+    assert timeline(r, MAX, 130, 160) == timeline(s, MAX, 130, 160) == [
+        (20.0, "SP"), (50.0, "SY"),
+    ]  # fmt: skip
+    assert codes(r.advance(T0 + 500)) == codes(s.advance(T0 + 500))
 
 
 def test_a_primacy_swap_is_one_atomic_re_ranking_with_no_rejection() -> None:
