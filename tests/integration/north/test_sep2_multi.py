@@ -12,12 +12,14 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from sep2_rig import GatewayRig, fast_site, gateway_rig, run
+from sep2_rig import GatewayRig, export_limit, fast_site, gateway_rig, run, utility_server
 
 from gateway.core.controls import ControlSet
 from gateway.core.island import RelayPosition
 from gateway.core.site import SiteConfig
-from gateway.north.sep2.der_resources import ConnectStatus, OperationalMode
+from gateway.north.sep2 import codec
+from gateway.north.sep2.der_resources import ConnectStatus, DERSettings, OperationalMode
+from gateway.north.sep2.model import DefaultDERControl
 from gateway.north.sep2.pki import PkiFiles
 
 BITS_0_TO_2 = ConnectStatus.CONNECTED | ConnectStatus.AVAILABLE | ConnectStatus.OPERATING
@@ -66,5 +68,48 @@ def test_MUL_01_all_der_powered_off_clears_bits_0_to_2_and_reports_off(
             physics.charger.remote_enabled = False  # off: it takes no command to start again
             off = (0, int(OperationalMode.OFF))
             await r.until(lambda: _status(r) == off, "bits 0-2 clear and 1 Off", 4)
+
+    run(body)
+
+
+def test_MUL_03_the_aggregate_rating_is_every_ders_and_a_changed_rating_is_put_after_a_restart(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """MUL-03: DERCapability/DERSettings of the aggregate DER carry the PV's and the charger's
+    ratings together, with the default's setGradW (100: 1 %/s); step d, one DER's rating
+    changed, reaches them once the gateway restarts with it (ratings are read from the
+    configuration at start, not from the devices at run time)."""
+    db = tmp_path / "gw.db"
+    first = fast_site()
+    assert {d.kind for d in first.ders} == {"pv", "charger"}
+    pv = next(d for d in first.ders if d.kind == "pv")
+    bigger = replace(pv, max_discharge_w=pv.max_discharge_w + 1_000)
+    second = replace(first, ders=tuple(bigger if d is pv else d for d in first.ders))
+
+    def rated(site: SiteConfig) -> float:
+        return sum(d.max_discharge_w for d in site.ders)
+
+    def settings_since(r: GatewayRig, since: float) -> list[tuple[float, float, int]]:
+        """(rtgMaxW of the last capability, setMaxW, setGradW) of each DERSettings PUT."""
+        cap = r.state.der_capability(r.lfdi)
+        out = []
+        for x in r.recorder.requests("PUT", path="/edev/1/der/1/derg", since=since):
+            got = codec.decode(x.body)
+            assert isinstance(got, DERSettings)
+            rtg = -1.0 if cap is None else cap.rtgMaxW.watts
+            out.append((rtg, got.setMaxW.watts, got.setGradW))
+        return out
+
+    async def body() -> None:
+        async with utility_server(sep2_pki) as u:
+            u.state.set_default(u.program, DefaultDERControl("0", export_limit(5000), setGradW=100))
+            async with gateway_rig(sep2_pki, db, utility=u, site=first) as a:
+                want = (rated(first), rated(first), 100)
+                await a.until(lambda: want in settings_since(a, 0.0), "DERSettings, 1 %/s")
+                assert rated(first) > first.charger.max_discharge_w  # not the charger's alone
+            restarted = u.state.clock()
+            async with gateway_rig(sep2_pki, db, utility=u, site=second, seed=7) as b:
+                want = (rated(second), rated(second), 100)
+                await b.until(lambda: want in settings_since(b, restarted), "the new rating PUT")
 
     run(body)
