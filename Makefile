@@ -40,6 +40,8 @@ bench: $(STAMP)
 soak: $(STAMP)
 	SITE_EXAMPLES=$${SITE_EXAMPLES:-200} $(BIN)/pytest -q -p no:cacheprovider --timeout=0 \
 		tests/integration/south/test_site_stateful.py
+	SEP2_SOAK_DAYS=$${SEP2_SOAK_DAYS:-30} $(BIN)/pytest -q -p no:cacheprovider --timeout=0 \
+		tests/integration/north/test_sep2_extended_operation.py -k soak
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
