@@ -5,6 +5,9 @@ the report (2030.5: 201/204 on the Response POST) and raises when it did not. Re
 enqueue order; the first failure stops the pass so that a later report never overtakes an
 earlier one (a 3 Completed must not arrive before its 2 Started). After a restart the same call
 re-sends exactly what was never acknowledged.
+
+:func:`trim` bounds one kind of report (by key prefix) while the utility cannot take them: the
+oldest beyond the newest ``keep`` are settled unsent, and the caller says so in the log.
 """
 
 from __future__ import annotations
@@ -32,3 +35,16 @@ async def drain(store: Store, send: Send, now: Callable[[], float]) -> int:
         store.ack(item.key, now())
         delivered += 1
     return delivered
+
+
+def trim(store: Store, prefix: str, keep: int, now: float) -> list[OutboxItem]:
+    """Settle, unsent, every pending item whose key starts with ``prefix`` but the newest
+    ``keep``; return those dropped (oldest first) for the caller's log line."""
+    if keep < 0:
+        raise ValueError(f"keep must be >= 0, got {keep}")
+    waiting = [item for item in store.pending() if item.key.startswith(prefix)]
+    dropped = waiting[: max(0, len(waiting) - keep)]
+    with store.transaction():
+        for item in dropped:
+            store.ack(item.key, now)
+    return dropped

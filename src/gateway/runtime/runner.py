@@ -104,6 +104,9 @@ class Runner:
         self.last_cycle: float | None = None  # loop time of the last completed cycle
         self.last_observed: Observed | None = None  # for the north side's telemetry
         self.cycles = 0
+        # Called with each cycle's snapshot once the engine has handled it (the north side's
+        # alarm edges are seen at the cycle rate, not only at its telemetry rate).
+        self.on_cycle: list[Callable[[Observed], None]] = []
         # North adapters feed events from their own tasks; one input (and the device steps it
         # causes) at a time keeps a multi-step sequence from interleaving with another's.
         self._lock = asyncio.Lock()
@@ -172,6 +175,8 @@ class Runner:
         observed = await self.south.observe()
         self.last_observed = observed
         await self.feed(observed)
+        for hook in self.on_cycle:
+            hook(observed)
         self.last_cycle = asyncio.get_running_loop().time()
         self.cycles += 1
 

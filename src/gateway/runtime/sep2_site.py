@@ -9,6 +9,8 @@ Three tasks share the site's :class:`Runner`:
 * the outbox: every report the engine stored is POSTed as a ``Response`` in order, and
   acknowledged in the store only when the server took it (``runtime.outbox.drain``). A
   refused report (4xx) is settled and logged; a busy or unreachable server keeps it for later.
+  Each alarm edge joins the same outbox when a control cycle sees it and goes out as a
+  ``LogEvent`` (BASIC-027, ``runtime.sep2_alarms``).
 
 The engine runs on server time (``client.now``): the events and every ``createdDateTime`` are
 in the server's timebase, as 2030.5 requires.
@@ -35,6 +37,7 @@ from gateway.north.sep2.responses import Outcome
 from gateway.north.sep2.telemetry import DerAlarm, SiteRatings, SiteState
 from gateway.runtime.outbox import DeliveryError, drain
 from gateway.runtime.runner import Runner
+from gateway.runtime.sep2_alarms import AlarmRecorder
 from gateway.runtime.supervise import supervise
 from gateway.store.api import OutboxItem, Store
 
@@ -58,7 +61,7 @@ class SiteStateSource:
         if obs is None:
             return None
         engine = self.runner.engine
-        fault = engine.island is not None and engine.phase is Phase.FAULT
+        fault = _fault(self.runner)
         connected = obs.relay is not None and obs.relay.position is RelayPosition.CLOSED
         available = _der_available(obs)
         if self._last != (connected, fault, available):
@@ -83,6 +86,11 @@ class SiteStateSource:
             alarms=_alarms(engine.config, meter, fault=fault),
             der_available=available,
         )
+
+
+def _fault(runner: Runner) -> bool:
+    engine = runner.engine
+    return engine.island is not None and engine.phase is Phase.FAULT
 
 
 def _alarms(config: SiteConfig, meter: MeterTelemetry | None, *, fault: bool) -> int:
@@ -172,12 +180,19 @@ class Sep2Gateway:
             router.clients.append(self.client)
             self.client.notify_uri = uri
         self._saved_offset: float | None = None
+        self.alarms = AlarmRecorder(store)
+        runner.on_cycle.append(self._alarm_edges)
         self.delivered = 0  # reports the server acknowledged (or refused for good)
 
     async def _deliver(self, inputs: list[Input]) -> None:
         for item in inputs:
             await self.runner.feed(item)
         self._drain_now.set()
+
+    def _alarm_edges(self, obs: Observed) -> None:
+        config, fault = self.runner.engine.config, _fault(self.runner)
+        if self.alarms.record(_alarms(config, obs.meter, fault=fault), obs.at):
+            self._drain_now.set()
 
     async def _send(self, item: OutboxItem) -> None:
         try:

@@ -11,7 +11,7 @@ from sep2_rig import GatewayRig, export_limit, fast_site, gateway_rig, run
 
 from gateway.core.controls import ControlSet
 from gateway.core.island import RelayPosition
-from gateway.core.messages import ManualOverride
+from gateway.core.messages import ManualOverride, NorthLinkLost
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import ConnectStatus, DERStatus, DOEModes, OperationalMode
 from gateway.north.sep2.metering import (
@@ -22,6 +22,8 @@ from gateway.north.sep2.metering import (
 )
 from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
+from gateway.north.sep2.telemetry import DerAlarm
+from gateway.sim.physics import NOMINAL_V
 
 
 def test_ALL_06_site_and_der_readings_reach_their_mirrors(
@@ -91,6 +93,11 @@ def test_a_lost_mirror_is_created_again(sep2_pki: PkiFiles, tmp_path: Path) -> N
 
 def _status(r: GatewayRig) -> DERStatus | None:
     return r.state.der_status(r.lfdi)
+
+
+def _alarm_bits(r: GatewayRig) -> int | None:
+    s = _status(r)
+    return None if s is None else s.alarmStatus
 
 
 def _gen_bits(r: GatewayRig) -> int | None:
@@ -343,9 +350,8 @@ def test_BASIC_027_alarms_are_log_events_as_they_occur_and_return_to_normal(
                 return [e.logEventCode for e in r.state.log_events(r.lfdi)]
 
             await r.until(lambda: sorted(codes()) == [4, 8], "under-voltage and -frequency", 8)
-            status = _status(r)
-            assert status is not None
-            assert status.alarmStatus == 0b10100
+            # The LogEvents go out when the edge is seen; DERStatus at the next postRate.
+            await r.until(lambda: _alarm_bits(r) == 0b10100, "DERStatus alarmStatus", 3)
             await asyncio.sleep(2.5)  # several postRates: an alarm in force is not re-posted
             assert sorted(codes()) == [4, 8]
             grid.restore()
@@ -353,5 +359,41 @@ def test_BASIC_027_alarms_are_log_events_as_they_occur_and_return_to_normal(
             events = r.state.log_events(r.lfdi)
             assert {(e.functionSet, e.profileID, e.logEventPEN) for e in events} == {(11, 2, 40732)}
             assert len({e.logEventID for e in events}) == 4
+
+    run(body)
+
+
+def test_BASIC_027_an_alarm_raised_and_cleared_during_an_outage_is_reported_after(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """Comms down, the grid goes over-voltage (DERStatus bit 1) for a moment and comes back;
+    comms up: both LogEvents (2 raised, 3 normal) reach the server, once each, in order, with
+    the times the control cycles saw them (the gateway's server time), not when they were sent."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            grid, alarms = r.site.home.physics.grid, r.gateway.alarms
+            await r.until(lambda: _status(r) is not None, "DERStatus")
+            r.state.cut()
+            await r.until(lambda: any(isinstance(i, NorthLinkLost) for i in r.inputs), "lost")
+            now = r.gateway.client.now  # the gateway's server time: the edges are stamped on it
+            before = now()
+            grid.restore(voltage_v=1.25 * NOMINAL_V)
+            await r.until(lambda: alarms.bits == DerAlarm.OVER_VOLTAGE, "over-voltage seen", 3)
+            raised = now()
+            grid.restore()
+            await r.until(lambda: alarms.bits == 0, "back to normal", 3)
+            cleared = now()
+            await asyncio.sleep(0.5)
+            assert r.state.log_events(r.lfdi) == []
+            r.state.restore()
+            await r.until(lambda: len(r.state.log_events(r.lfdi)) == 2, "both LogEvents", 6)
+            up, down = r.state.log_events(r.lfdi)
+            assert (up.logEventCode, down.logEventCode) == (2, 3)
+            assert int(before) <= up.createdDateTime <= raised
+            assert int(raised) <= down.createdDateTime <= cleared
+            assert up.logEventID != down.logEventID
+            await asyncio.sleep(1.5)  # more drains and postRates: nothing is sent twice
+            assert r.state.log_events(r.lfdi) == [up, down]
 
     run(body)

@@ -14,7 +14,8 @@ and maps aiohttp/ssl/OS errors to :class:`TransportError`. Two classes:
 * :class:`EndDeviceClient`: one EndDevice. It walks, hands what is new to the engine
   (``deliver``), polls each program at its rate, re-syncs Time, PUTs DERCapability/DERSettings
   once per walk and DERStatus/DERAvailability at ``postRate``, answers reports from the outbox
-  (:meth:`EndDeviceClient.send_report`) and takes notifications (:meth:`on_notification`).
+  (:meth:`EndDeviceClient.send_report`: Responses, and the alarm edges the runtime stored as
+  they happened, each one LogEvent) and takes notifications (:meth:`on_notification`).
 
 Comms loss: when requests fail the engine is told once (``NorthLinkLost``); scheduled events
 keep running and the default controls apply when none is active (ALL-23); what was received
@@ -41,6 +42,7 @@ import aiohttp
 from gateway.core.controls import Mode
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
 from gateway.north.sep2 import codec, metering, telemetry, wellknown
+from gateway.north.sep2.alarms import AlarmEdge
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
 from gateway.north.sep2.model import DERControlList
@@ -332,8 +334,6 @@ class EndDeviceClient:
         self._edev_href: str | None = None  # a hint for the next walk, verified by it
         http.users += 1
         self._sent_grad: int | None = None  # the setGradW our last DERSettings carried
-        self._alarms_sent = 0  # the alarm bits the server has LogEvents for (BASIC-027)
-        self._log_event_id = 0
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
@@ -614,7 +614,11 @@ class EndDeviceClient:
     # ------------------------------------------------------------------ reports
 
     async def send_report(self, doc: dict[str, object]) -> Outcome:
-        """POST one outbox report as a Response; the outcome settles it (see responses.py)."""
+        """POST one outbox report as a Response, or an alarm edge as a LogEvent; the outcome
+        settles it (see responses.py)."""
+        edge = AlarmEdge.from_doc(doc)
+        if edge is not None:
+            return await self._post_log_event(edge)
         post = response_post(doc, lfdi=self.identity.lfdi)
         if post is None:
             log.warning("%s: report %s has no replyTo: nothing to send", self.name, doc)
@@ -682,28 +686,25 @@ class EndDeviceClient:
         if state is None or der is None:
             return
         await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
-        await self._post_alarms(state)
         avail = telemetry.der_availability(state, self._ratings)
         await self._put(_href(der.DERAvailabilityLink), avail)
         await self._post_readings(state)
 
-    async def _post_alarms(self, state: telemetry.SiteState) -> None:
-        """One LogEvent per alarm raised or returned to normal since the last one the server
-        took (BASIC-027, CSIP §5.2.5.3): reported as they occur, never repeated, and a change
-        the server did not take is sent again at the next postRate."""
+    async def _post_log_event(self, edge: AlarmEdge) -> Outcome:
+        """One alarm raised or returned to normal (BASIC-027, CSIP §5.2.5.3), with the time it
+        happened: the runtime stored the edge when a control cycle saw it, so one that came and
+        went while the server was unreachable is reported too, in order, once."""
         found = self.session.discovery
-        link = None if found is None else found.end_device.LogEventListLink
+        if found is None:
+            raise TransportError(f"LogEvent {edge}: waiting for the walk")
+        link = found.end_device.LogEventListLink
         if link is None:
-            return
-        for alarm, raised in telemetry.alarm_changes(self._alarms_sent, state.alarms):
-            self._log_event_id += 1
-            event = telemetry.alarm_log_event(
-                alarm, raised, at=state.at, event_id=self._log_event_id
-            )
-            reply = await self.http.request(Request("POST", link.href, codec.encode(event)))
-            self._check("POST", link.href, reply)
-            # Taken, or refused for good (logged): either way it is not sent again.
-            self._alarms_sent = (self._alarms_sent & ~alarm) | (state.alarms & alarm)
+            self._problem(f"alarm {edge} not reported: the EndDevice has no LogEventListLink")
+            return Outcome.REFUSED
+        body = codec.encode(edge.log_event())
+        reply = await self.http.request(Request("POST", link.href, body))
+        self._check("POST", link.href, reply)
+        return outcome(reply.status)
 
     async def _post_readings(self, state: telemetry.SiteState) -> None:
         """Site and DER readings to their MirrorUsagePoints (ALL-06, ALL-29).
