@@ -264,3 +264,67 @@ def test_zero_is_written_without_reading_the_scale_factor_and_other_values_read_
     assert link.requests[0] == ("read", Table.HOLDING, 10, 1)  # the scale factor, first
     assert link.regs[(Table.HOLDING, 11)] == 500  # 50 at sf -1
     assert [r.outcome for r in records] == ["writing", "confirmed"] * 2
+
+
+NEIGHBOURS = {
+    p.name: p
+    for p in (
+        pt("ena", 40, DataType.ENUM16, access=Access.RW, symbols={"OFF": 0, "ON": 1}),
+        pt("pct", 41, DataType.UINT16, access=Access.RW, maximum=100.0),
+        pt("apart", 44, DataType.UINT16, access=Access.RW),
+    )
+}
+
+
+def make_neighbours() -> tuple[Device, DictLink, list[WriteRecord]]:
+    link, records = DictLink(), []
+    profile = Profile(
+        "test", DeviceKind.DER, "v", "m", "d", "<test>", points=MappingProxyType(NEIGHBOURS)
+    )
+    return Device("pv", profile, link, audit=records.append, now=lambda: 7.0), link, records
+
+
+def test_neighbouring_points_are_written_in_one_request_and_confirmed_by_one_read() -> None:
+    dev, link, records = make_neighbours()
+    asyncio.run(dev.write_many([("pct", 0), ("ena", "ON")], reason="island", correlation_id="c"))
+    assert link.requests == [("write", Table.HOLDING, 40, 2), ("read", Table.HOLDING, 40, 2)]
+    assert (link.regs[(Table.HOLDING, 40)], link.regs[(Table.HOLDING, 41)]) == (1, 0)
+    # Each point keeps its own pair of records, in the order asked for.
+    assert [(r.point, r.outcome, r.correlation_id) for r in records] == [
+        ("pct", "writing", "c"), ("ena", "writing", "c"),
+        ("pct", "confirmed", "c"), ("ena", "confirmed", "c"),
+    ]  # fmt: skip
+
+
+def test_points_apart_are_written_one_after_another_in_the_order_given() -> None:
+    dev, link, records = make_neighbours()
+    asyncio.run(dev.write_many([("apart", 5), ("ena", "ON")], reason="r"))
+    assert link.requests == [
+        ("write", Table.HOLDING, 44, 1), ("read", Table.HOLDING, 44, 1),
+        ("write", Table.HOLDING, 40, 1), ("read", Table.HOLDING, 40, 1),
+    ]  # fmt: skip
+    assert [r.outcome for r in records] == ["writing", "confirmed"] * 2
+
+
+def test_one_neighbour_that_does_not_take_the_write_fails_alone_and_raises() -> None:
+    dev, link, records = make_neighbours()
+    link.stuck = {41}
+    link.regs[(Table.HOLDING, 41)] = 80
+    with pytest.raises(ReadbackMismatch, match=r"pct.*wrote 0 but read back 80"):
+        asyncio.run(dev.write_many([("pct", 0), ("ena", "ON")], reason="r"))
+    assert [(r.point, r.outcome) for r in records][2:] == [
+        ("pct", "failed: wrote 0 but read back 80"),
+        ("ena", "confirmed"),
+    ]
+
+
+def test_a_refused_block_write_fails_every_point_and_an_absurd_value_sends_nothing() -> None:
+    dev, link, records = make_neighbours()
+    link.reject = 2
+    with pytest.raises(DeviceRejected):
+        asyncio.run(dev.write_many([("pct", 0), ("ena", "ON")], reason="r"))
+    assert [r.outcome.split(":")[0] for r in records] == ["writing"] * 2 + ["failed"] * 2
+    link.requests.clear()
+    with pytest.raises(DeviceStateError, match="outside the range"):
+        asyncio.run(dev.write_many([("pct", 250), ("ena", "ON")], reason="r"))
+    assert link.requests == []

@@ -24,6 +24,14 @@ MODE_OF = {
 class Charger(DriverBase):
     #: |power| at or below this counts as stopped (the engine applies its own tolerance too).
     zero_w: float = 50.0
+    # True once this driver has written grid-forming off and not asked for it on since: a stop
+    # then needs no third write (the islanding path's charger step: 4 round trips to 3). False
+    # after connect, so the first stop after a (re)start always writes it.
+    _forming_off: bool = False
+
+    async def connect(self) -> None:
+        self._forming_off = False  # a device that was away may have rebooted with it on
+        await super().connect()
 
     @property
     def can_form(self) -> bool:
@@ -47,8 +55,9 @@ class Charger(DriverBase):
         await self.await_category(
             "state", STOPPED, reason=cmd.reason, correlation_id=cmd.id, also=self._power_is_zero
         )
-        if self.can_form:
+        if self.can_form and not self._forming_off:
             await self.command("grid_forming_off", reason=cmd.reason, correlation_id=cmd.id)
+            self._forming_off = True
 
     async def _power_is_zero(self) -> str | None:
         power = await self.device.read_one(self.binding("power").point)
@@ -126,6 +135,7 @@ class Charger(DriverBase):
         if not self.can_form:
             why = f"profile {self.device.profile.name!r} has no grid-forming (backup) mode"
             raise DeviceStateError(self.device.label, "grid_forming_on", why)
+        self._forming_off = False  # from here on unknown, whatever the write's outcome
         await self.command("grid_forming_on", reason=cmd.reason, correlation_id=cmd.id)
         await self.command("start", reason=cmd.reason, correlation_id=cmd.id)
         await self.await_category("state", {"forming"}, reason=cmd.reason, correlation_id=cmd.id)
@@ -138,12 +148,13 @@ class Charger(DriverBase):
 
     async def observe(self) -> ChargerTelemetry:
         state, power, soc = (self.binding(r) for r in ("state", "power", "soc"))
+        at = self.now()  # before the request: see MeterRelay.observe
         values = await self.device.read(state.point, power.point, soc.point)
         raw_state, raw_power, raw_soc = (values[b.point] for b in (state, power, soc))
         category = state.category(raw_state) if isinstance(raw_state, int) else None
         watts = float(raw_power) if isinstance(raw_power, int | float) else 0.0
         return ChargerTelemetry(
-            self.now(),
+            at,
             mode=MODE_OF.get(category or "", ChargerMode.STOPPED),
             power_w=watts * sign(power.positive),
             soc_pct=float(raw_soc) if isinstance(raw_soc, int | float) else None,

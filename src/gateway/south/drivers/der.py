@@ -71,11 +71,13 @@ class Der(DriverBase):
         # 0 W is 0 % of any rating: the islanding path (export to 0 W) skips reading WMax and
         # its scale factor, two round trips before the relay may open.
         pct = 0.0 if cmd.max_discharge_w <= 0 else await self._pct_of_w_max(cmd.max_discharge_w)
-        await self.device.write(
-            self.binding("limit_pct").point, pct, reason=cmd.reason, correlation_id=cmd.id
-        )
+        writes: list[tuple[str, float | int]] = [(self.binding("limit_pct").point, pct)]
         if self.has("limit_enable"):
-            await self._enable("limit_enable", cmd)
+            # An enable register is a setting, not a pulse: it reads back what was written.
+            # SunSpec 704 keeps it next to the percentage, so both go in one request and one
+            # read-back (``Device.write_many``); elsewhere the limit is written first.
+            writes.append((self.binding("limit_enable").point, self.value_of("limit_enable")))
+        await self.device.write_many(writes, reason=cmd.reason, correlation_id=cmd.id)
 
     async def _pct_of_w_max(self, watts: float) -> float:
         w_max = (
@@ -98,6 +100,7 @@ class Der(DriverBase):
         q = self.binding("reactive_power") if self.has("reactive_power") else None
         c = self.binding("connected") if self.has("connected") else None
         extra = [x.point for x in (q, c) if x is not None]
+        at = self.now()  # before the request: see MeterRelay.observe
         values = await self.device.read(b.point, *extra)
         power = values[b.point]
         watts = float(power) if isinstance(power, int | float) else 0.0
@@ -110,5 +113,5 @@ class Der(DriverBase):
             connected = None if category is None else category == "connected"
         name = self.der_id or self.device.name
         return DerTelemetry(
-            self.now(), name, watts * sign(b.positive), reactive_var=var, connected=connected
+            at, name, watts * sign(b.positive), reactive_var=var, connected=connected
         )

@@ -58,8 +58,11 @@ class MeterRelay(DriverBase):
         roles = [r for r in (*_MEASURES, *PHASES) if self.has(r)]
         state = self.binding("relay_state")
         points = {r: self.binding(r).point for r in roles}
-        values = await self.device.read(state.point, *points.values())
+        # Stamped before the request: the device sampled somewhere between here and the reply,
+        # and a reading that left before a confirmed relay command must not pass for newer
+        # than it (a read queued behind the "open" write resumes after its confirmation).
         at = self.now()
+        values = await self.device.read(state.point, *points.values())
         raw = values[state.point]
         category = state.category(raw) if isinstance(raw, int) else None
         # Anything but a definite open/closed (moving, fault, unknown symbol) is UNKNOWN, which
