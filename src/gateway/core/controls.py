@@ -35,6 +35,9 @@ class Mode(Enum):
     # DefaultDERControl.setGradW: the default rate of change of the W limits when no rampTms is
     # given, percent of the site's DER rating per second (0 = no limit, so never stored as 0).
     RAMP_RATE_PCT_S = "ramp_rate_pct_s"
+    # DefaultDERControl.setSoftGradW: the soft-start rate, the rate at which the DER output limit
+    # rises from 0 when the site (re-)enters service; same unit and range as setGradW.
+    SOFT_START_RATE_PCT_S = "soft_start_rate_pct_s"
     # OpenADR CHARGE_STATE / CHARGE_STATE_SETPOINT: charge the EV towards this state of charge,
     # and discharge it no lower (a raised backup reserve). No 2030.5 equivalent.
     SOC_TARGET_PCT = "soc_target_pct"
@@ -67,6 +70,7 @@ _FIELDS: Final = tuple((m, m.value) for m in Mode)  # declaration order
 MAX_ABS_W: Final = 1e9
 MAX_RAMP_S: Final = 3600.0 * 24
 MAX_RAMP_RATE_PCT_S: Final = 655.35  # setGradW is a UInt16 in hundredths of %/s
+_RATE_MODES: Final = frozenset({Mode.RAMP_RATE_PCT_S, Mode.SOFT_START_RATE_PCT_S})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ class ControlSet:
     storage_target_w: float | None = None
     ramp_time_s: float | None = None
     ramp_rate_pct_s: float | None = None
+    soft_start_rate_pct_s: float | None = None
     soc_target_pct: float | None = None
 
     def get(self, mode: Mode) -> bool | float | None:
@@ -130,7 +135,7 @@ class ControlSet:
                 out.append(f"{m.value} must be 0-100 %, got {v:g}")
             if m is Mode.FIXED_W_PCT and not -100 <= v <= 100:
                 out.append(f"{m.value} must be -100..100 %, got {v:g}")
-            if m is Mode.RAMP_RATE_PCT_S and not 0 < v <= MAX_RAMP_RATE_PCT_S:
+            if m in _RATE_MODES and not 0 < v <= MAX_RAMP_RATE_PCT_S:
                 out.append(f"{m.value} must be above 0 and at most {MAX_RAMP_RATE_PCT_S:g} %/s")
             if m is Mode.SOC_TARGET_PCT and not 0 <= v <= 100:
                 out.append(f"{m.value} must be 0-100 %, got {v:g}")

@@ -648,12 +648,17 @@ class Engine:
             reading = MeterReading(m.at, m.net_w, m.phase_current_a, m.grid_voltage_v)
         controls = self.resolved.controls
         rate = controls.ramp_rate_pct_s
+        soft = controls.soft_start_rate_pct_s
         limits = self.ramps.apply(
             Limits.from_controls(controls),
             controls.ramp_time_s,
             self._measured(),
             now,
             None if rate is None else rate / 100.0 * self._rated_w,
+            # In service: the DER may export (setSoftGradW soft-starts them on entering it).
+            in_service=WANTS[self.phase].export and controls.energize is not False,
+            soft_w_per_s=None if soft is None else soft / 100.0 * self._rated_w,
+            rated_w=self._rated_w,
         )
         return allocate(
             self.config.panel,

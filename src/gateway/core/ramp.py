@@ -17,6 +17,24 @@ Choices:
 * A limit that changes again during a ramp starts a new ramp from the value in force then.
 * Ramps are not persisted: after a restart the limit in force applies at once (the safe side
   for a tightening limit).
+
+Soft start (2030.5 DefaultDERControl ``setSoftGradW``, "soft-start ramp rate of increase of
+active power when (re)entering service after a trip / cease to energize"):
+
+* The site *enters service* when its DER may export again after they could not: the relay is
+  closed and grid-connected again after an island, an ``opModConnect=false`` or a fault
+  (the engine's phase is back to GRID_CONNECTED), or ``opModEnergize`` returns to true. The
+  engine says which by ``in_service`` on every call.
+* If a soft-start rate is in force at that moment, the DER output limit
+  (``generation_limit_w``, the DERs' total discharge) rises from 0 W at that rate (% of the
+  site's DER rating per second) until it reaches the limit in force, or the rating when no
+  limit is in force; then the soft start is over. It caps whatever the other ramps give, so a
+  limit that changes meanwhile still ramps, and never above the soft start's line.
+* Only output soft-starts: export follows from it, and the import/load limits (charging) are
+  not an increase of active power.
+* Leaving service ends the soft start; the rate is read on every call, so a default withdrawn
+  during a soft start ends it. The first call after a start is not an entry (the gateway
+  restarting is not the DER tripping), and soft starts are not persisted, like ramps.
 """
 
 from __future__ import annotations
@@ -54,6 +72,8 @@ class Ramps:
         self._targets: dict[str, object] = {}
         self._ramps: dict[str, _Ramp] = {}
         self._last: dict[str, float | None] = {}
+        self._in_service: bool | None = None  # None: not known yet (the first call)
+        self._soft_from: Timestamp | None = None  # when the soft start in progress began
 
     def apply(
         self,
@@ -62,7 +82,20 @@ class Ramps:
         measured: Mapping[str, float | None],
         now: Timestamp,
         rate_w_per_s: float | None = None,
+        *,
+        in_service: bool | None = None,
+        soft_w_per_s: float | None = None,
+        rated_w: float = 0.0,
     ) -> Limits:
+        """The limits to use at ``now``. ``in_service`` (None = not tracked), ``soft_w_per_s``
+        and ``rated_w`` drive the soft start (module docstring)."""
+        soft = soft_w_per_s is not None and soft_w_per_s > 0
+        if in_service is not None:
+            if not in_service or not soft:
+                self._soft_from = None
+            elif self._in_service is False:
+                self._soft_from = now
+            self._in_service = in_service
         values: dict[str, float | None] = {}
         for name in RAMPED:
             target: float | None = getattr(limits, name)
@@ -75,12 +108,30 @@ class Ramps:
             if value is None:
                 self._ramps.pop(name, None)
                 value = target
+            if name == "generation_limit_w" and self._soft_from is not None:
+                assert soft_w_per_s is not None
+                value = self._soft_cap(value, soft_w_per_s, rated_w, now)
             values[name] = value
             self._last[name] = value
         return replace(limits, **values)
 
     def ramping(self) -> list[str]:
         return sorted(self._ramps)
+
+    @property
+    def soft_starting(self) -> bool:
+        return self._soft_from is not None
+
+    def _soft_cap(
+        self, value: float | None, rate: float, rated_w: float, now: Timestamp
+    ) -> float | None:
+        assert self._soft_from is not None
+        ceiling = rated_w if value is None else value
+        line = rate * max(0.0, now - self._soft_from)
+        if line >= ceiling:
+            self._soft_from = None  # reached: the soft start is over
+            return value
+        return line
 
     def _start(
         self,

@@ -63,7 +63,11 @@ class Resolved:
         return str(d) if d else f"{mode.value}: nothing in force"
 
 
-_UNITS: Final = {Mode.RAMP_TIME_S: "s", Mode.RAMP_RATE_PCT_S: "%/s"}
+_UNITS: Final = {
+    Mode.RAMP_TIME_S: "s",
+    Mode.RAMP_RATE_PCT_S: "%/s",
+    Mode.SOFT_START_RATE_PCT_S: "%/s",
+}
 
 
 def _fmt(mode: Mode, value: Value) -> str:

@@ -340,3 +340,42 @@ def test_ALL_28_a_default_set_grad_w_ramps_a_new_limit_at_that_rate(
             assert max(late) <= 200 + 60, samples
 
     run(body)
+
+
+def test_BASIC_007_a_default_set_soft_grad_w_soft_starts_the_pv_after_cease_to_energize(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """setSoftGradW (hundredths of % of the DER rating per second): when opModEnergize returns
+    to true the DER output rises from 0 at that rate, not as a step (BASIC-007)."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            physics = r.site.home.physics
+            physics.load.constant_w = 1000.0
+            await r.until(lambda: physics.pv.power_w > 2000, "the PV generating")
+            rated = sum(d.max_discharge_w for d in r.site.engine.config.ders)
+            soft = round(400 / rated * 100 * 100)  # ~400 W/s
+            r.state.set_default(r.program, DefaultDERControl("0", setSoftGradW=soft))
+            await r.until(
+                lambda: r.site.engine.resolved.controls.soft_start_rate_pct_s is not None,
+                "the default",
+                8,
+            )
+            now = int(r.server_now())
+            r.state.add_control(
+                r.program, start=now + 1, duration=2, base=DERControlBase(opModEnergize=False)
+            )
+            await r.until(lambda: r.site.engine.resolved.controls.energize is False, "in force")
+            await r.until(lambda: physics.pv.power_w < 10, "the PV ceases to energize", 4)
+            await r.until(lambda: r.site.engine.resolved.controls.energize is None, "over", 5)
+            started = time.monotonic()
+            samples: list[tuple[float, float]] = []
+            while time.monotonic() - started < 3.0:
+                samples.append((time.monotonic() - started, physics.pv.power_w))
+                await asyncio.sleep(0.1)
+            rate = soft / 100 / 100 * rated
+            # Under the soft-start line (plus a cycle of slack), and rising.
+            assert all(w <= rate * (t + 0.6) + 50 for t, w in samples), samples
+            assert samples[-1][1] > 400, samples
+
+    run(body)

@@ -485,3 +485,71 @@ def test_long_finished_events_are_forgotten_so_the_schedule_does_not_grow_for_ev
     acts = rig.feed(Tick(t0 + 13 * day + 3600 + 602))
     assert [a for a in acts if isinstance(a, Forget)] == [Forget(Table.EVENT, "RECENT")]
     assert [a for a in rig.feed(Tick(t0 + 13 * day + 3600 + 603)) if isinstance(a, Forget)] == []
+
+
+# --------------------------------------------------------------------------- setSoftGradW
+
+RATED_W = 7_000 + 9_600  # the site's DER rating: the reference of setGradW and setSoftGradW
+
+
+def _pv_caps(rig: Rig, seconds: float) -> list[tuple[float, float, Phase]]:
+    """(time, the PV's discharge cap, phase) for every PV limit sent over ``seconds``."""
+    out: list[tuple[float, float, Phase]] = []
+    end = rig.home.now + seconds
+    while rig.home.now < end:
+        rig.home.advance(rig.home.now + 1.0)
+        acts = rig.feed(rig.home.observe())
+        out.extend(
+            (rig.home.now, a.max_discharge_w, rig.engine.phase)
+            for a in acts
+            if isinstance(a, DerLimit) and a.der_id == "pv"
+        )
+    return out
+
+
+def _reconnected(soft_pct_s: float | None) -> tuple[Rig, list[tuple[float, float, Phase]]]:
+    rig = _islanded_rig()
+    controls = ControlSet(export_limit_w=20_000.0)
+    if soft_pct_s is not None:
+        controls = controls.with_(soft_start_rate_pct_s=soft_pct_s)
+    rig.feed(DefaultsReceived(rig.home.now, "P", 1, controls))
+    rig.home.grid.restore()
+    caps = _pv_caps(rig, 400)
+    assert rig.engine.phase is Phase.GRID_CONNECTED
+    return rig, caps
+
+
+def test_BASIC_007_set_soft_grad_w_soft_starts_the_der_on_reconnection() -> None:
+    rig, caps = _reconnected(soft_pct_s=1.0)  # 1 %/s of 16.6 kW: 166 W/s
+    back = [(t, w) for t, w, phase in caps if phase is Phase.GRID_CONNECTED]
+    t_in = back[0][0]
+    assert back[0][1] <= 166.0  # from 0 W at entry (within one 1 s cycle)
+    for t, w in back:
+        assert w <= 166.0 * (t - t_in + 1) + 1e-6, (t - t_in, w)
+    assert max(w for _, w in back) > 3000  # and it does rise
+    assert rig.home.violations == []
+
+
+def test_without_set_soft_grad_w_the_der_resume_at_once() -> None:
+    _, caps = _reconnected(soft_pct_s=None)
+    back = [w for _, w, phase in caps if phase is Phase.GRID_CONNECTED]
+    assert back[0] > 1000
+
+
+def test_energize_returning_to_true_soft_starts_the_der() -> None:
+    rig = Rig()
+    rig.feed(DefaultsReceived(T0, "P", 1, ControlSet(soft_start_rate_pct_s=1.0)))
+    rig.run(3)
+    rig.feed(ManualOverride(rig.home.now, ControlSet(energize=False)))
+    rig.run(3)
+    pv = [a for a in rig.commands() if isinstance(a, DerLimit) and a.der_id == "pv"]
+    assert pv[-1].max_discharge_w == 0
+    t_in = rig.home.now
+    acts = rig.feed(ManualOverride(t_in, None))
+    at_once = [a.max_discharge_w for a in acts if isinstance(a, DerLimit) and a.der_id == "pv"]
+    assert at_once in ([], [0.0])
+    caps = _pv_caps(rig, 20)
+    assert caps
+    for t, w, _ in caps:
+        assert w <= 166.0 * (t - t_in) + 1e-6, (t - t_in, w)
+    assert caps[-1][1] > 1000

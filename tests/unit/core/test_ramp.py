@@ -84,3 +84,127 @@ def test_ramp_time_wins_over_the_default_rate() -> None:
     assert got.export_limit_w == 3000
     later = r.apply(Limits(export_limit_w=0), 10, {"export_limit_w": 3000}, T0 + 6, 100.0)
     assert later.export_limit_w == 1500  # half of 10 s, not 5 s x 100 W/s
+
+
+# --------------------------------------------------------------------------- soft start
+
+
+RATED = 10_000.0
+
+
+def gen(
+    r: Ramps,
+    limit: float | None,
+    t: float,
+    *,
+    in_service: bool,
+    soft: float | None = 50.0,
+    ramp: float | None = None,
+) -> float | None:
+    """The generation limit the allocator gets; ``soft`` in W/s (setSoftGradW x rating)."""
+    value = r.apply(
+        Limits(generation_limit_w=limit),
+        ramp,
+        {"generation_limit_w": 0.0},
+        T0 + t,
+        in_service=in_service,
+        soft_w_per_s=soft,
+        rated_w=RATED,
+    )
+    return value.generation_limit_w
+
+
+def test_entering_service_soft_starts_the_output_limit_from_zero_at_the_rate() -> None:
+    r = Ramps()
+    assert gen(r, 4000, 0, in_service=True) == 4000  # first sight: a restart is no entry
+    assert gen(r, 4000, 10, in_service=False) == 4000  # islanded: the DER are stopped anyway
+    assert gen(r, 4000, 20, in_service=True) == 0  # re-entered service: from 0 W ...
+    assert r.soft_starting
+    assert gen(r, 4000, 30, in_service=True) == 500  # ... at 50 W/s ...
+    assert gen(r, 4000, 99, in_service=True) == 3950
+    assert gen(r, 4000, 100, in_service=True) == 4000  # ... up to the limit in force
+    assert not r.soft_starting
+    assert gen(r, 4000, 200, in_service=True) == 4000
+
+
+def test_with_no_limit_in_force_the_soft_start_runs_up_to_the_rating() -> None:
+    r = Ramps()
+    gen(r, None, 0, in_service=False)
+    assert gen(r, None, 1, in_service=True) == 0
+    assert gen(r, None, 101, in_service=True) == 5000
+    assert gen(r, None, 1 + RATED / 50 - 1, in_service=True) == RATED - 50
+    assert gen(r, None, 1 + RATED / 50, in_service=True) is None  # over: unlimited again
+    assert not r.soft_starting
+
+
+def test_without_a_soft_start_rate_entering_service_changes_nothing() -> None:
+    r = Ramps()
+    gen(r, 4000, 0, in_service=False, soft=None)
+    assert gen(r, 4000, 1, in_service=True, soft=None) == 4000
+    assert gen(r, 4000, 2, in_service=False, soft=0.0)
+    assert gen(r, 4000, 3, in_service=True, soft=0.0) == 4000
+    assert not r.soft_starting
+
+
+def test_leaving_service_or_losing_the_rate_ends_the_soft_start() -> None:
+    r = Ramps()
+    gen(r, 4000, 0, in_service=False)
+    assert gen(r, 4000, 1, in_service=True) == 0
+    assert gen(r, 4000, 11, in_service=True) == 500
+    assert gen(r, 4000, 12, in_service=False) == 4000
+    assert not r.soft_starting
+    assert gen(r, 4000, 13, in_service=True) == 0  # a new entry starts again from 0
+    assert gen(r, 4000, 14, in_service=True, soft=None) == 4000  # default withdrawn: over
+    assert not r.soft_starting
+
+
+def test_only_the_output_limit_soft_starts() -> None:
+    r = Ramps()
+    limits = Limits(export_limit_w=3000, import_limit_w=2000, load_limit_w=1000)
+    kw = {"soft_w_per_s": 50.0, "rated_w": RATED}
+    r.apply(limits, None, {}, T0, in_service=False, **kw)
+    got = r.apply(limits, None, {}, T0 + 1, in_service=True, **kw)
+    assert got.generation_limit_w == 0
+    assert (got.export_limit_w, got.import_limit_w, got.load_limit_w) == (3000, 2000, 1000)
+
+
+def test_a_limit_that_changes_during_the_soft_start_still_ramps_under_its_line() -> None:
+    r = Ramps()
+    gen(r, 4000, 0, in_service=False)
+    assert gen(r, 4000, 1, in_service=True) == 0
+    assert gen(r, 4000, 10, in_service=True) == 450
+    # The limit drops to 1000 W with a 10 s ramp: it ramps from 450 W, under the line.
+    assert gen(r, 1000, 11, in_service=True, ramp=10) == 450  # the line is at 500 W
+    assert gen(r, 1000, 16, in_service=True, ramp=10) == 725  # the line is at 750 W
+    assert gen(r, 1000, 21, in_service=True, ramp=10) == 1000
+    assert not r.soft_starting
+
+
+@given(
+    limit=st.one_of(st.none(), st.floats(0, 20_000)),
+    rate=st.floats(0.5, 5_000),
+    times=st.lists(st.floats(0, 3_600), min_size=1, max_size=20),
+)
+def test_a_soft_start_rises_monotonically_along_its_line_and_ends_at_the_limit(
+    limit: float | None, rate: float, times: list[float]
+) -> None:
+    r = Ramps()
+    gen(r, limit, 0, in_service=False, soft=rate)
+    entered = 1.0
+    first = gen(r, limit, entered, in_service=True, soft=rate)
+    assert first == (0 if (RATED if limit is None else limit) > 0 else limit)
+    previous = 0.0
+    ceiling = RATED if limit is None else limit
+    for t in sorted(entered + x for x in times):
+        value = gen(r, limit, t, in_service=True, soft=rate)
+        line = rate * (t - entered)
+        if r.soft_starting:
+            assert value is not None
+            # (within the float resolution of a POSIX time around 1.7e9 s, times the rate)
+            assert abs(value - line) <= rate * 1e-6 + 1e-9 * line
+            assert value < ceiling
+        else:
+            assert value == limit  # over: the limit in force, exactly
+        got = ceiling if value is None else value
+        assert got >= previous - 1e-9
+        previous = got

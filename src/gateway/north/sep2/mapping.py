@@ -16,6 +16,7 @@
 | ``csipaus:opModStorageTargetW`` | ``storage_target_w``  | ActivePower -> W                   |
 | ``rampTms``                  | ``ramp_time_s``          | hundredths of s -> s               |
 | ``setGradW`` (defaults only) | ``ramp_rate_pct_s``      | hundredths of %/s -> %/s; 0 = none |
+| ``setSoftGradW`` (defaults)  | ``soft_start_rate_pct_s`` | hundredths of %/s -> %/s; 0 = none |
 
 Anything else the server sent in a ``DERControlBase`` (curves, var/PF modes, ...) is returned
 in ``unmapped`` with a sentence, never dropped silently: the caller logs it, and an event left
@@ -77,13 +78,18 @@ def control_set(base: DERControlBase) -> MappedControls:
 
 
 def default_control_set(default: DefaultDERControl) -> MappedControls:
-    """A DefaultDERControl's controls: its base, plus ``setGradW`` as the default ramp rate
-    (0 means "no limit", which is the same as not setting it)."""
+    """A DefaultDERControl's controls: its base, plus ``setGradW`` as the default ramp rate and
+    ``setSoftGradW`` as the soft-start rate (for each, 0 means "no limit", which is the same as
+    not setting it)."""
     mapped = control_set(default.DERControlBase)
-    grad = default.setGradW
-    if not grad:
+    rates: dict[str, float] = {}
+    if default.setGradW:
+        rates["ramp_rate_pct_s"] = default.setGradW / 100
+    if default.setSoftGradW:
+        rates["soft_start_rate_pct_s"] = default.setSoftGradW / 100
+    if not rates:
         return mapped
-    return MappedControls(mapped.controls.with_(ramp_rate_pct_s=grad / 100), mapped.unmapped)
+    return MappedControls(mapped.controls.with_(**rates), mapped.unmapped)
 
 
 def event(control: DERControl, *, program: str, primacy: int) -> MappedEvent:
