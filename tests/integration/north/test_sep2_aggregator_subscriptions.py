@@ -68,6 +68,14 @@ def export_in_force(m: Member) -> tuple[float | None, Source | None, str | None]
     return value, held.source, held.mrid
 
 
+async def holds(m: Member, expected: tuple[float, Source, str | None], what: str) -> None:
+    """``m``'s export limit in force becomes ``expected`` (value, source, mRID) within 2 s.
+    Waited for rather than read once: each walk re-estimates the server's clock from a
+    whole-second ``Time`` and may set it back by a fraction of a second, and an event that
+    started at its receipt then reads as not yet started until the clock passes it again."""
+    await until(lambda: export_in_force(m) == expected, f"{what}: {expected}", 2)
+
+
 def notified_to(r: AggregatorRig, resource: str) -> set[str]:
     """The SubscriptionLists whose subscriptions got a delivered Notification of ``resource``."""
     return {
@@ -129,7 +137,7 @@ def test_AGG_001_a_control_notified_to_one_end_device_reaches_only_it(
                 b.program, start=r.state.now() - 1, duration=600, base=export_limit(500)
             )
             await until(lambda: export_in_force(b)[0] == 500, "B's export limit, notified", 5)
-            assert export_in_force(b) == (500.0, Source.UTILITY_EVENT, mrid)
+            await holds(b, (500.0, Source.UTILITY_EVENT, mrid), "B")
             await until(lambda: r.codes(mrid, b) == [1, 2], "B answers 1, 2", 5)
             # Responses: to B's program's replyTo, as B's EndDevice, over the one certificate.
             for x, resp in r.recorder.responses(mrid):
@@ -163,12 +171,12 @@ def test_AGG_001_cancel_and_supersede_on_one_end_device_leave_the_other_alone(
             r.state.cancel(on_b)
             await until(lambda: r.codes(on_b, b) == [1, 2, 6], "B answers 6", 5)
             await until(lambda: export_in_force(b)[1] is Source.UTILITY_DEFAULT, "B's default", 3)
-            assert export_in_force(a) == (1500.0, Source.UTILITY_EVENT, on_a)
+            await holds(a, (1500.0, Source.UTILITY_EVENT, on_a), "A's control, still")
             assert r.codes(on_a, a) == [1, 2]
             newer = r.state.supersede(on_a, base=export_limit(900))
             await until(lambda: r.codes(on_a, a) == [1, 2, 7], "A answers 7", 5)
             await until(lambda: r.codes(newer, a) == [1, 2], "A answers 1, 2 for the new one", 5)
-            assert export_in_force(a) == (900.0, Source.UTILITY_EVENT, newer)
+            await holds(a, (900.0, Source.UTILITY_EVENT, newer), "A's newer control")
             assert export_in_force(b) == (DEFAULT_W, Source.UTILITY_DEFAULT, None)
             assert b.site.engine.schedule.get(newer) is None  # type: ignore[arg-type]
             assert r.codes(newer, b) == []
@@ -222,8 +230,8 @@ def test_AGG_001_polling_covers_an_end_device_whose_notifications_stopped(
             r.state.end_device(b.lfdi).subscriptions.clear()
             since = r.state.now()
             on_a, on_b = await one_control_each(r)
-            assert export_in_force(a) == (1500.0, Source.UTILITY_EVENT, on_a)
-            assert export_in_force(b) == (1200.0, Source.UTILITY_EVENT, on_b)
+            await holds(a, (1500.0, Source.UTILITY_EVENT, on_a), "A")
+            await holds(b, (1200.0, Source.UTILITY_EVENT, on_b), "B, by polling")
             assert notified_to(r, paths.derc_list(a.program.key)) == {a.sub_list}
             assert notified_to(r, paths.derc_list(b.program.key)) == set()
             b_polls = r.recorder.requests("GET", path=paths.derc_list(b.program.key), since=since)
