@@ -357,6 +357,9 @@ class Engine:
         self._pruned_at = now
         gone = self.schedule.prune(now, older_than_s=self.config.event_retention_s)
         out.extend(Forget(Table.EVENT, str(m)) for m in gone)
+        # The outbox keeps what was delivered for as long as the events it answers, not forever.
+        horizon = now - self.config.event_retention_s
+        out.append(Forget(Table.OUTBOX, "acknowledged", before=horizon))
         if gone:
             days = self.config.event_retention_s / 86400
             out.append(Note(now, f"forgot {len(gone)} event(s) finished over {days:g} days ago"))

@@ -273,10 +273,13 @@ class Persist:
 @dataclass(frozen=True, slots=True)
 class Forget:
     """Drop a stored record the engine no longer needs (an event pruned from the schedule);
-    stored with the Persist actions of the same call."""
+    stored with the Persist actions of the same call. For the outbox, ``before`` drops every
+    item acknowledged before that time (the key only names the reason): a report of an event
+    the engine has forgotten cannot be asked for again."""
 
     table: Table
     key: str
+    before: Timestamp | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ def persist(store: Store, actions: Iterable[Action]) -> None:
             if isinstance(a, Forget):
                 if a.table is Table.EVENT:
                     store.delete_events([a.key])
+                elif a.table is Table.OUTBOX and a.before is not None:
+                    store.prune_acked(a.before)
                 continue
             if not isinstance(a, Persist):
                 continue

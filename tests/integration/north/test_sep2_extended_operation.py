@@ -477,12 +477,6 @@ def test_ALL_25_EXT_what_the_gateway_remembers_stays_flat_over_the_run(
     assert max(s.offered for s in run.sizes) <= _bound(SHORT_TIDY_S)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="acknowledged outbox rows are never pruned: Store.prune_acked has no caller in "
-    "src/, so the outbox table grows by one row per response for ever, after the engine "
-    "has forgotten the events they answered",
-)
 def test_ALL_25_EXT_the_outbox_forgets_what_the_engine_forgot(short_memory_run: Run) -> None:
     run = short_memory_run
     last = run.sizes[-1]

@@ -43,6 +43,7 @@ from gateway.core.messages import (
     EventCancelled,
     EventReceived,
     FaultReset,
+    Forget,
     Input,
     ManualOverride,
     MeterTelemetry,
@@ -151,6 +152,10 @@ class EngineMachine(RuleBasedStateMachine):
                     self.events_docs[a.key] = dict(a.doc)
                 elif a.table is Table.STATE:
                     self.state_docs[a.key] = dict(a.doc)
+            elif isinstance(a, Forget):  # persistence too: stored in the same transaction
+                assert not seen_non_persist, "forget actions must come first (write-ahead)"
+                if a.table is Table.EVENT:
+                    self.events_docs.pop(a.key, None)
             else:
                 seen_non_persist = True
         for a in actions:
