@@ -139,10 +139,12 @@ class NotificationRouter:
         self.unrouted = 0
 
     async def __call__(self, n: Notification) -> None:
-        for client in self.clients:
-            if client.follows(n):
-                client.enqueue(n)  # answered at once; acted on by the client's own task
-                return
+        # The subscription's owner first: an aggregator's EndDevices may all follow one program.
+        owner = next((c for c in self.clients if c.subscribed(n)), None)
+        owner = owner or next((c for c in self.clients if c.follows(n)), None)
+        if owner is not None:
+            owner.enqueue(n)  # answered at once; acted on by the client's own task
+            return
         self.unrouted += 1
         log.warning("notification for %s matches no subscription of ours", n.subscribedResource)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 from sep2_rig import POLLED, AggregatorRig, Member, aggregator_rig, export_limit, run, until
 
 from gateway.core.controls import Mode, Source
@@ -188,12 +187,6 @@ def test_AGG_001_cancel_and_supersede_on_one_end_device_leave_the_other_alone(
     run(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EndDeviceClient.follows matches a Notification by subscribedResource (the "
-    "subscriptionURI never matches: it is absolute, the Location kept is relative), so both "
-    "EndDevices' notifications of a shared program go to the first EndDevice (client.py)",
-)
 def test_AGG_001_a_control_on_a_shared_program_is_notified_to_every_end_device(
     sep2_pki: PkiFiles, tmp_path: Path
 ) -> None:

@@ -524,11 +524,20 @@ class EndDeviceClient:
 
     # ------------------------------------------------------------------ notifications
 
-    def follows(self, n: Notification) -> bool:
-        """True when ``n`` is about one of this EndDevice's subscriptions."""
-        return n.subscribedResource in self._subscriptions or (
-            n.subscriptionURI in self._subscriptions.values()
+    def subscribed(self, n: Notification) -> bool:
+        """True when ``n`` names one of this EndDevice's subscriptions: the one sure owner when
+        several EndDevices subscribe to one resource (a program shared by an aggregator's
+        EndDevices, AGG-001). Compared by path: the server sends ``subscriptionURI`` absolute,
+        while the Location it answered the POST with may be relative."""
+        uri = urlsplit(n.subscriptionURI).path
+        return bool(uri) and any(
+            urlsplit(location).path == uri for location in self._subscriptions.values()
         )
+
+    def follows(self, n: Notification) -> bool:
+        """True when ``n`` is about a resource this EndDevice subscribed to (the fallback for a
+        server whose ``subscriptionURI`` names none of our subscriptions)."""
+        return n.subscribedResource in self._subscriptions
 
     async def on_notification(self, n: Notification) -> None:
         """A Notification for one of our subscriptions: act on it now, not at the next poll.
