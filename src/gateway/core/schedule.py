@@ -237,6 +237,12 @@ class Event:
     response_required: int = 0  # 2030.5 HexBinary8 bits
     reply_to: str | None = None
     origin: str = "sep2"  # which north adapter; responses go back through it
+    # The modes it sets, worked out once: the schedule reads them for every record at every
+    # change, which was half of handling one new event among a few hundred records.
+    modes: frozenset[Mode] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modes", self.controls.modes())
 
     def problems(self, max_duration_s: float) -> list[str]:
         """Why the event is invalid (253), as sentences; empty = valid."""
@@ -790,7 +796,7 @@ class Schedule:
         rec = EventRecord(event=event, seq=self._seq, received_at=now)
         self._seq += 1
         problems = event.problems(self._max_duration)
-        unsupported = sorted(m.value for m in event.controls.modes() - self._supported)
+        unsupported = sorted(m.value for m in event.modes - self._supported)
         rejection: tuple[ResponseCode, str] | None = None
         if problems:
             rejection = ResponseCode.INVALID, "invalid event: " + "; ".join(problems)
@@ -1056,7 +1062,7 @@ class Schedule:
         by_mode: dict[Mode, list[EventRecord]] = {}
         for r in live:
             e = plan.spans[r.mrid][1]
-            for m in r.event.controls.modes():
+            for m in r.event.modes:
                 if r.mode_start(m) < e:
                     by_mode.setdefault(m, []).append(r)
         deaths: dict[MRID, dict[Mode, tuple[float, MRID]]] = {}
@@ -1097,7 +1103,7 @@ class Schedule:
         for r in live:
             a, e = plan.spans[r.mrid]
             dm = deaths.get(r.mrid, {})
-            modes = r.event.controls.modes()
+            modes = r.event.modes
             first = _INF  # where its first piece starts (later than a if reinstated)
             for m in modes:
                 death = dm.get(m)
