@@ -97,9 +97,12 @@ def _mica(serca: pki.Issued, defect: str | None) -> pki.Issued:
     )
     if defect == "eku":
         builder = builder.add_extension(x509.ExtendedKeyUsage([INVALID_PURPOSE]), critical=True)
-    elif defect == "name":
+    elif defect in ("name", "name-satisfied"):
+        # "name-satisfied" permits the names its devices carry: OpenSSL then finds nothing
+        # wrong, and only the criticality (tls.check_chain) can refuse the chain.
+        allowed = "localhost" if defect == "name-satisfied" else "invalid.example"
         builder = builder.add_extension(
-            x509.NameConstraints(permitted_subtrees=[x509.DNSName("invalid.example")],
+            x509.NameConstraints(permitted_subtrees=[x509.DNSName(allowed)],
                                  excluded_subtrees=None),
             critical=False,
         )  # fmt: skip
@@ -158,7 +161,7 @@ class World:
     bad_client: dict[str, Leaf]
 
 
-DEFECTS = ("eku", "name", "policy-mapping", "self-signed")
+DEFECTS = ("eku", "name", "name-satisfied", "policy-mapping", "self-signed")
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +227,7 @@ def test_COMM_004_the_good_chains_of_this_file_are_accepted(world: World) -> Non
 REASONS = {
     "eku": "unsuitable certificate purpose",
     "name": "permitted subtree violation",
+    "name-satisfied": "nameConstraints not marked critical",
     "policy-mapping": "invalid or inconsistent certificate policy extension",
     "self-signed": "self-signed certificate",
 }
@@ -246,6 +250,16 @@ def test_COMM_004E_a_server_under_a_mica_with_non_critical_name_constraints_is_r
     world: World,
 ) -> None:
     defect = "name"
+    _refused(handshake(_client(world), _server(world, world.bad_server[defect])), defect)
+    _refused(handshake(_client(world, world.bad_client[defect]), _server(world)), defect)
+
+
+def test_COMM_004E_non_critical_name_constraints_are_refused_even_when_the_names_satisfy_them(
+    world: World,
+) -> None:
+    """OpenSSL applies nameConstraints but ignores their criticality: a peer whose names satisfy
+    them passed before ``tls.check_chain``. Both sides refuse it now, in the handshake."""
+    defect = "name-satisfied"
     _refused(handshake(_client(world), _server(world, world.bad_server[defect])), defect)
     _refused(handshake(_client(world, world.bad_client[defect]), _server(world)), defect)
 

@@ -38,7 +38,7 @@ def _record_handshakes(ctx: ssl.SSLContext) -> list[Handshake]:
     """Every handshake the server's context completes, from the server's side."""
     seen: list[Handshake] = []
 
-    class Recording(ssl.SSLObject):
+    class Recording(ctx.sslobject_class):  # keeps the checks tls.py adds to the handshake
         def do_handshake(self) -> None:
             super().do_handshake()
             cipher = self.cipher()

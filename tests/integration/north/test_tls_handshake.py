@@ -55,7 +55,7 @@ class ClientView:
 
 
 def _recording(ctx: ssl.SSLContext, view: ServerView) -> ssl.SSLContext:
-    class Recording(ssl.SSLObject):
+    class Recording(ctx.sslobject_class):  # keeps the checks tls.py adds to the handshake
         def do_handshake(self) -> None:
             try:
                 super().do_handshake()

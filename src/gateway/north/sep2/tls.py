@@ -10,7 +10,10 @@ transport seam takes a context, as httpx's does). What they enforce:
 - ECDHE on P-256 only (``set_ecdh_curve("prime256v1")``);
 - the peer's certificate is **required** on both sides and verified against the configured
   SERCA file *only*: no system CAs, no partial chains (an intermediate is never an anchor);
-- compression and renegotiation off.
+- compression and renegotiation off;
+- a chain holding a CA whose nameConstraints are not marked critical is refused in the
+  handshake (:func:`check_chain`), on both sides: OpenSSL applies the constraints but not
+  that rule of RFC 5280 (COMM-004E).
 
 Identity. A 2030.5 peer is known by its LFDI (:func:`peer_lfdi`: SHA-256 of the peer's DER
 certificate, first 40 hex digits), not by a name. The client can additionally pin the server's
@@ -43,6 +46,8 @@ import ssl
 from pathlib import Path
 from typing import Final
 
+from cryptography import x509
+
 from gateway.north.sep2 import identity
 
 TLS_CIPHER = "ECDHE-ECDSA-AES128-CCM8"
@@ -65,8 +70,74 @@ class TlsIdentityError(ssl.SSLCertVerificationError):
         self.verify_message = message
 
 
+class TlsChainError(ssl.SSLCertVerificationError):
+    """The peer's chain verified, but breaks a rule of RFC 5280 that OpenSSL does not enforce
+    (COMM-004E: a CA whose nameConstraints are not marked critical). A subclass of
+    ``ssl.SSLCertVerificationError`` for the same reasons as :class:`TlsIdentityError`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.strerror = message
+        self.reason = "NON_CRITICAL_NAME_CONSTRAINTS"
+        self.verify_message = message
+
+
 PeerConnection = ssl.SSLObject | ssl.SSLSocket
 """Either side of a TLS connection: asyncio's ``get_extra_info("ssl_object")``, or a socket."""
+
+
+def verified_chain(ssl_object: PeerConnection) -> list[x509.Certificate]:
+    """The chain OpenSSL verified, peer first, anchor last; empty where Python cannot say.
+
+    Python 3.13 has ``get_verified_chain()``; 3.11 and 3.12 have it on the private ``_sslobj``
+    (the same C method). Without either the checks that need it are skipped.
+    """
+    get = getattr(ssl_object, "get_verified_chain", None)
+    if get is None:
+        get = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
+    if get is None:
+        return []
+    out = []
+    for c in get():
+        if isinstance(c, bytes):  # 3.13: DER
+            out.append(x509.load_der_x509_certificate(c))
+        else:  # 3.11, 3.12: _ssl.Certificate, PEM text by default
+            out.append(x509.load_pem_x509_certificate(c.public_bytes().encode()))
+    return out
+
+
+def check_chain(ssl_object: PeerConnection) -> None:
+    """Raise :class:`TlsChainError` if a certificate of the verified chain carries
+    nameConstraints not marked critical. RFC 5280 §4.2.1.10: "Conforming CAs MUST mark this
+    extension as critical"; OpenSSL applies the constraints but never looks at the flag, so a
+    peer whose names satisfy them (or that has none to check, a 2030.5 device certificate
+    with only its hardwareModuleName) would pass under an invalid MICA (COMM-004E)."""
+    for cert in verified_chain(ssl_object):
+        try:
+            ext = cert.extensions.get_extension_for_class(x509.NameConstraints)
+        except x509.ExtensionNotFound:
+            continue
+        if not ext.critical:
+            who = cert.subject.rfc4514_string() or "a certificate"
+            raise TlsChainError(
+                f"{who} in the peer's chain carries nameConstraints not marked critical "
+                "(RFC 5280 4.2.1.10 requires it; 2030.5 COMM-004E): refused"
+            )
+
+
+class _CheckedObject(ssl.SSLObject):
+    """asyncio's side of a connection: the chain rules OpenSSL skips, checked in the
+    handshake, so nothing is sent to (or taken from) such a peer."""
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        check_chain(self)
+
+
+class _CheckedSocket(ssl.SSLSocket):
+    def do_handshake(self, block: bool = False) -> None:
+        super().do_handshake(block)
+        check_chain(self)
 
 
 _X509_V_FLAG_POLICY_CHECK: Final = 0x80
@@ -133,6 +204,8 @@ def _base_context(
     ctx.verify_flags |= ssl.VerifyFlags(_X509_V_FLAG_POLICY_CHECK)
     ctx.load_verify_locations(cafile=str(serca))  # the SERCA only: never load_default_certs()
     ctx.load_cert_chain(str(_chain_file(cert, chain)), str(key))
+    ctx.sslobject_class = _CheckedObject
+    ctx.sslsocket_class = _CheckedSocket
     return ctx
 
 
@@ -178,12 +251,12 @@ def client_context(
     if pinned_lfdi is not None:
         pin = normalise_lfdi(pinned_lfdi)
 
-        class PinnedObject(ssl.SSLObject):
+        class PinnedObject(_CheckedObject):
             def do_handshake(self) -> None:
                 super().do_handshake()
                 check_pinned(self, pin)
 
-        class PinnedSocket(ssl.SSLSocket):
+        class PinnedSocket(_CheckedSocket):
             def do_handshake(self, block: bool = False) -> None:
                 super().do_handshake(block)
                 check_pinned(self, pin)
