@@ -13,12 +13,14 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+from gateway.core import ratings
 from gateway.core.engine import Engine
 from gateway.core.messages import (
     Action,
     Alarm,
     ChargerCommand,
     DerLimit,
+    DerRated,
     Input,
     Note,
     Observed,
@@ -30,6 +32,8 @@ from gateway.south.device import WriteRecord
 from gateway.store.api import AuditEntry, Store
 
 log = logging.getLogger(__name__)
+
+RATINGS_EVERY_S = 600.0  # the DERs' own ratings are re-read this often (and at start)
 
 Listener = Callable[[Action], None]
 
@@ -74,6 +78,10 @@ def audit_to(store: Store) -> AuditTrail:
     return AuditTrail(store)
 
 
+def _is_command(a: Action) -> bool:
+    return isinstance(a, RelayCommand | ChargerCommand | DerLimit)
+
+
 def _device(cmd: RelayCommand | ChargerCommand | DerLimit) -> str:
     match cmd:
         case RelayCommand():
@@ -94,8 +102,11 @@ class Runner:
         now: Callable[[], float],
         listener: Listener | None = None,
         trail: AuditTrail | None = None,
+        ratings_every_s: float = RATINGS_EVERY_S,
     ) -> None:
         self.engine = engine
+        self.ratings_every_s = ratings_every_s
+        self._rated: dict[str, float] = {}  # each DER's own rating as last fed (DerRated)
         self.trail = trail
         self.store = store
         self.south = south
@@ -152,24 +163,45 @@ class Runner:
 
     async def _steps(self, first: Input) -> None:
         queue: deque[Input] = deque([first])
-        while queue:
-            actions = self.engine.handle(queue.popleft())
-            self._persist(actions)
-            commands: list[RelayCommand | ChargerCommand | DerLimit] = []
-            for a in actions:
-                if self.listener is not None:
-                    self.listener(a)
-                match a:
-                    case RelayCommand() | ChargerCommand() | DerLimit():
-                        commands.append(a)
-                    case Alarm():
-                        log.warning("%s: %s", a.code, a.message)
-                    case Note():
-                        log.info("%s", a.message)
-                    case _:
-                        pass  # Persist is done; NorthReports wait in the outbox for the north side
-            if commands:
-                queue.extend(await self._execute(commands))
+        # A step that sends nothing (a confirmation while the engine waits for the other device
+        # of a batch) is stored with the next step instead of paying for a commit of its own,
+        # and acted on (listener, log) only once stored, as every step is. Its records are still
+        # durable before anything further goes on the wire, and the feed ends with a commit. On
+        # the islanding path: one fsync fewer between "charger stopped, PV at 0 W" and the
+        # relay's open.
+        waiting: list[Action] = []
+        try:
+            while queue:
+                actions = self.engine.handle(queue.popleft())
+                waiting += actions
+                if queue and not any(_is_command(a) for a in actions):
+                    continue
+                stored, waiting = waiting, []
+                self._persist(stored)
+                commands = self._act(stored)
+                if commands:
+                    queue.extend(await self._execute(commands))
+        finally:
+            if waiting:
+                self._persist(waiting)
+                self._act(waiting)
+
+    def _act(self, actions: list[Action]) -> list[RelayCommand | ChargerCommand | DerLimit]:
+        """Hand each stored action to the listener and the log; the device commands, in order."""
+        commands: list[RelayCommand | ChargerCommand | DerLimit] = []
+        for a in actions:
+            if self.listener is not None:
+                self.listener(a)
+            match a:
+                case RelayCommand() | ChargerCommand() | DerLimit():
+                    commands.append(a)
+                case Alarm():
+                    log.warning("%s: %s", a.code, a.message)
+                case Note():
+                    log.info("%s", a.message)
+                case _:
+                    pass  # Persist is done; NorthReports wait in the outbox for the north side
+        return commands
 
     async def cycle(self) -> None:
         observed = await self.south.observe()
@@ -180,6 +212,25 @@ class Runner:
         self.last_cycle = asyncio.get_running_loop().time()
         self.cycles += 1
 
+    async def read_ratings(self) -> None:
+        """Read the DERs' own ratings and feed each that changed since the last read as one
+        ``DerRated`` (the engine keeps min(configured, device's): ``core.ratings``)."""
+        read = await self.south.read_ratings()
+        for der_id, rated_w in ratings.changed(self._rated, read).items():
+            self._rated[der_id] = rated_w
+            log.info("%s: the device reports a rating of %g W", der_id, rated_w)
+            await self.feed(DerRated(self.now(), der_id, rated_w))
+
+    async def _ratings(self, stop: asyncio.Event) -> None:
+        """The ratings at start, then every ``ratings_every_s``, off the control loop's path
+        (its commands go ahead of these reads on a shared link: ``transport.urgent``)."""
+        while not stop.is_set():
+            await self.read_ratings()
+            try:
+                await asyncio.wait_for(stop.wait(), self.ratings_every_s)
+            except TimeoutError:
+                continue
+
     def healthy(self, max_age_s: float) -> bool:
         """True while cycles keep completing; the watchdog keep-alive stops when this is false,
         so a hung loop lets every device fall back to its own safe state."""
@@ -189,6 +240,7 @@ class Runner:
 
     async def run(self, period_s: float, stop: asyncio.Event) -> None:
         keep = asyncio.create_task(self.south.keepalive(lambda: self.healthy(3 * period_s), stop))
+        rated = asyncio.create_task(self._ratings(stop))
         try:
             while not stop.is_set():
                 await self.cycle()
@@ -199,3 +251,4 @@ class Runner:
         finally:
             stop.set()
             await keep
+            await rated
