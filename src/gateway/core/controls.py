@@ -38,6 +38,16 @@ class Mode(Enum):
     # DefaultDERControl.setSoftGradW: the soft-start rate, the rate at which the DER output limit
     # rises from 0 when the site (re-)enters service; same unit and range as setGradW.
     SOFT_START_RATE_PCT_S = "soft_start_rate_pct_s"
+    # DefaultDERControl.setESDelay: the enter-service delay, how long the grid must stay in the
+    # enter-service window before the site re-enters service, seconds. The site configuration's
+    # own delay is a floor: a shorter one is raised to it (core.engine).
+    ENTER_SERVICE_DELAY_S = "enter_service_delay_s"
+    # DefaultDERControl.setESRandomDelay: an extra delay drawn in [0, this] once per entry,
+    # seconds (0 = none).
+    ENTER_SERVICE_RANDOM_DELAY_S = "enter_service_random_delay_s"
+    # DefaultDERControl.setESRampTms: the enter-service ramp time, seconds: on entering service
+    # the DER output limit rises from 0 at the DER rating / this many seconds (0 = no ramp).
+    ENTER_SERVICE_RAMP_S = "enter_service_ramp_s"
     # OpenADR CHARGE_STATE / CHARGE_STATE_SETPOINT: charge the EV towards this state of charge,
     # and discharge it no lower (a raised backup reserve). No 2030.5 equivalent.
     SOC_TARGET_PCT = "soc_target_pct"
@@ -71,6 +81,12 @@ MAX_ABS_W: Final = 1e9
 MAX_RAMP_S: Final = 3600.0 * 24
 MAX_RAMP_RATE_PCT_S: Final = 655.35  # setGradW is a UInt16 in hundredths of %/s
 _RATE_MODES: Final = frozenset({Mode.RAMP_RATE_PCT_S, Mode.SOFT_START_RATE_PCT_S})
+# setESDelay / setESRandomDelay / setESRampTms are UInt32 hundredths of a second (up to ~497
+# days); more than a day is a unit error upstream, not an enter-service setting.
+MAX_ENTER_SERVICE_S: Final = 86400.0
+ENTER_SERVICE_MODES: Final = frozenset(
+    {Mode.ENTER_SERVICE_DELAY_S, Mode.ENTER_SERVICE_RANDOM_DELAY_S, Mode.ENTER_SERVICE_RAMP_S}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +108,9 @@ class ControlSet:
     ramp_time_s: float | None = None
     ramp_rate_pct_s: float | None = None
     soft_start_rate_pct_s: float | None = None
+    enter_service_delay_s: float | None = None
+    enter_service_random_delay_s: float | None = None
+    enter_service_ramp_s: float | None = None
     soc_target_pct: float | None = None
 
     def get(self, mode: Mode) -> bool | float | None:
@@ -141,6 +160,10 @@ class ControlSet:
                 out.append(f"{m.value} must be 0-100 %, got {v:g}")
             if m is Mode.RAMP_TIME_S and not 0 <= v <= MAX_RAMP_S:
                 out.append(f"{m.value} must be 0..{MAX_RAMP_S:g} s, got {v:g}")
+            if m in ENTER_SERVICE_MODES and not 0 <= v <= MAX_ENTER_SERVICE_S:
+                out.append(
+                    f"{m.value} must be 0..{MAX_ENTER_SERVICE_S:g} s (one day), got {v:.10g} s"
+                )
             if abs(v) > MAX_ABS_W:
                 out.append(f"{m.value} is absurd for a site ({v:g}); check the unit multiplier")
         return out

@@ -65,7 +65,7 @@ from gateway.core.messages import (
     WriteConfirmed,
     WriteFailed,
 )
-from gateway.core.ramp import Ramps
+from gateway.core.ramp import Ramps, entry_rate
 from gateway.core.resolve import Claim, Resolved, claims_of, resolve
 from gateway.core.schedule import EventRecord, ResponseDue, Schedule
 from gateway.core.site import SiteConfig
@@ -106,6 +106,7 @@ class Engine:
         self.config = config.validated()
         state = state or {}
         self.schedule = Schedule(draw=draw, supported_modes=config.supported_modes)
+        self._draw = draw  # also setESRandomDelay's, once per enter-service wait
         records = [EventRecord.from_dict(dict(doc)) for doc in events]
         if records:
             self.schedule.restore(records)
@@ -135,6 +136,9 @@ class Engine:
         # setGradW's reference: the site's DER rating (what DERSettings reports as setMaxW).
         self._rated_w = sum(d.max_discharge_w for d in self.config.ders)
         self._last_decisions: dict[Mode, str] = {}
+        # The enter-service wait in progress: (setESDelay, setESRandomDelay, the random part
+        # drawn for it), or None before its first cycle. Not persisted, like the ramps.
+        self._es_wait: tuple[float | None, float, float] | None = None
 
     # -----------------------------------------------------------------------------------------
     # The one entry point
@@ -513,9 +517,9 @@ class Engine:
                 since = self.island.window_since or self.island.since
                 if not self._reconnect_ok(now):
                     trig, why = Trigger.GRID_LOST_AGAIN, "grid left the window or not permitted"
-                elif now - since >= self.config.enter_service.delay_s:
+                elif now - since >= (delay := self._enter_service_delay(now, out)):
                     trig = Trigger.ENTER_SERVICE_ELAPSED
-                    why = f"grid in window for {now - since:g} s"
+                    why = f"grid in window for {now - since:g} s (delay {delay:g} s)"
             case Phase.STOPPING_FORMING:
                 if self._outage(now) is not None or self._island_needed():
                     trig, why = Trigger.ISLAND_NEEDED, "grid failed again before reconnection"
@@ -534,6 +538,42 @@ class Engine:
             return False
         self._move(trig, now, why, out)
         return True
+
+    def _enter_service_delay(self, now: Timestamp, out: list[Action]) -> float:
+        """How long the grid must stay in the enter-service window in this wait.
+
+        A default's ``setESDelay`` (``enter_service_delay_s``) replaces the configured
+        ``enter_service.delay_s``, which is the installer's floor (the interconnection rules'
+        minimum): a shorter server value is raised to it, with a Note. ``setESRandomDelay``
+        (``enter_service_random_delay_s``) adds a part drawn uniformly in [0, it] (hundredths
+        of a second) with the injected ``draw``, once per wait: again only if it changes.
+        """
+        c = self.resolved.controls
+        server, bound = c.enter_service_delay_s, c.enter_service_random_delay_s or 0.0
+        floor = self.config.enter_service.delay_s
+        base = floor if server is None else max(floor, server)
+        wait = self._es_wait
+        if wait is not None and (wait[0], wait[1]) == (server, bound):
+            return base + wait[2]
+        extra = wait[2] if wait is not None and wait[1] == bound else self._draw_hundredths(bound)
+        self._es_wait = (server, bound, extra)
+        text = f"enter-service delay {base + extra:g} s"
+        if bound > 0:
+            text += f" ({base:g} s + {extra:g} s drawn in 0..{bound:g} s, setESRandomDelay)"
+        if server is not None and server < floor:
+            text += (
+                f"; setESDelay {server:g} s is below the site's minimum {floor:g} s "
+                "(installer configuration): raised to it"
+            )
+        out.append(Note(now, text))
+        return base + extra
+
+    def _draw_hundredths(self, bound_s: float) -> float:
+        """Seconds drawn uniformly in [0, bound_s], to a hundredth (setESRandomDelay's unit)."""
+        n = round(bound_s * 100)
+        if n <= 0:
+            return 0.0  # no call: keeps an injected deterministic draw sequence meaningful
+        return min(max(self._draw(n), 0), n) / 100
 
     def _relay_moved(self, position: RelayPosition, now: Timestamp) -> bool:
         """Our command to ``position`` was confirmed and a fresh read-back still agrees."""
@@ -563,6 +603,7 @@ class Engine:
         after = self.island.phase
         out.append(Persist(Table.STATE, ISLAND_KEY, self.island.to_dict()))
         out.append(Note(now, f"{before.value} -> {after.value}: {why}"))
+        self._es_wait = None  # a new wait (a new entry) draws its random delay again
         if after is Phase.FAULT:
             out.append(Alarm(now, Severity.CRITICAL, "fault", f"{before.value}: {why}"))
         # A new phase starts its own step: forget retries of the old one.
@@ -658,9 +699,14 @@ class Engine:
             self._measured(),
             now,
             None if rate is None else rate / 100.0 * self._rated_w,
-            # In service: the DER may export (setSoftGradW soft-starts them on entering it).
+            # In service: the DER may export (setSoftGradW and setESRampTms ramp them up on
+            # entering it: the slower of the two).
             in_service=WANTS[self.phase].export and controls.energize is not False,
-            soft_w_per_s=None if soft is None else soft / 100.0 * self._rated_w,
+            soft_w_per_s=entry_rate(
+                None if soft is None else soft / 100.0 * self._rated_w,
+                controls.enter_service_ramp_s,
+                self._rated_w,
+            ),
             rated_w=self._rated_w,
         )
         return allocate(

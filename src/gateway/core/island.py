@@ -230,6 +230,8 @@ class EnterService:
     v_max_pu: float = 1.05
     f_min_hz: float = 59.5
     f_max_hz: float = 60.1
+    # The installer's enter-service delay: a 2030.5 default's setESDelay may lengthen it, never
+    # shorten it (the floor; core.engine).
     delay_s: Seconds = 300.0
     nominal_v: float = 240.0
 

@@ -35,10 +35,20 @@ active power when (re)entering service after a trip / cease to energize"):
 * Leaving service ends the soft start; the rate is read on every call, so a default withdrawn
   during a soft start ends it. The first call after a start is not an entry (the gateway
   restarting is not the DER tripping), and soft starts are not persisted, like ramps.
+
+Enter-service ramp (2030.5 DefaultDERControl ``setESRampTms``, "enter service ramp time"):
+
+* The same entries, the same line from 0 W on the output limit, at the DER rating divided by
+  the ramp time (IEEE 1547-2018 4.10.3: an average rate of change of active power not above
+  the nameplate rating divided by the enter-service period): with no limit in force the output
+  reaches the rating after ``setESRampTms``, a lower limit in force sooner.
+* ``setSoftGradW`` and ``setESRampTms`` both bound how fast output may rise on entering
+  service: when both are given, the slower of the two rates applies (:func:`entry_rate`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Final
@@ -48,6 +58,20 @@ from gateway.core.units import Timestamp
 
 RAMPED: Final = ("export_limit_w", "import_limit_w", "generation_limit_w", "load_limit_w")
 _UNSET: Final = object()
+
+
+def entry_rate(soft_w_per_s: float | None, ramp_s: float | None, rated_w: float) -> float | None:
+    """The rate (W/s) the output limit rises at on entering service: the soft-start rate
+    (``setSoftGradW`` as W/s), the enter-service ramp (``rated_w / setESRampTms``), or the
+    slower of the two when both are given; None when neither is (0 counts as not given, and
+    so does a rate too fast to be finite: a line at an infinite rate would be NaN at entry)."""
+    rates = []
+    if soft_w_per_s is not None and soft_w_per_s > 0:
+        rates.append(soft_w_per_s)
+    if ramp_s is not None and ramp_s > 0 and rated_w > 0:
+        rates.append(rated_w / ramp_s)
+    rates = [r for r in rates if math.isfinite(r)]
+    return min(rates) if rates else None
 
 
 @dataclass(frozen=True, slots=True)

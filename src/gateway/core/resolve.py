@@ -67,6 +67,9 @@ _UNITS: Final = {
     Mode.RAMP_TIME_S: "s",
     Mode.RAMP_RATE_PCT_S: "%/s",
     Mode.SOFT_START_RATE_PCT_S: "%/s",
+    Mode.ENTER_SERVICE_DELAY_S: "s",
+    Mode.ENTER_SERVICE_RANDOM_DELAY_S: "s",
+    Mode.ENTER_SERVICE_RAMP_S: "s",
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from sep2_rig import GatewayRig, export_limit, fast_site, gateway_rig, run
 
 from gateway.core.controls import ControlSet
-from gateway.core.island import RelayPosition
+from gateway.core.island import Phase, RelayPosition
 from gateway.core.schedule import Mode
 from gateway.core.site import SiteConfig
 from gateway.core.units import MRID
@@ -377,5 +377,49 @@ def test_BASIC_007_a_default_set_soft_grad_w_soft_starts_the_pv_after_cease_to_e
             # Under the soft-start line (plus a cycle of slack), and rising.
             assert all(w <= rate * (t + 0.6) + 50 for t, w in samples), samples
             assert samples[-1][1] > 400, samples
+
+    run(body)
+
+
+def test_BASIC_007_a_defaults_set_es_delay_and_set_es_ramp_tms_hold_and_ramp_the_reentry(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """setESDelay (hundredths of a second) replaces the site's enter-service delay (1 s here,
+    the installer's floor) after an opModConnect=false control, and setESRampTms ramps the DER
+    output up from 0 over that time (the DER rating / setESRampTms per second) once back."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            physics = r.site.home.physics
+            physics.load.constant_w = 1000.0
+            engine = r.site.engine
+            await r.until(lambda: physics.pv.power_w > 2000, "the PV generating")
+            rated = sum(d.max_discharge_w for d in engine.config.ders)
+            default = DefaultDERControl("0", setESDelay=300, setESRampTms=4000)  # 3 s, 40 s
+            r.state.set_default(r.program, default)
+            await r.until(
+                lambda: engine.resolved.controls.enter_service_ramp_s == 40.0, "the default", 8
+            )
+            assert engine.resolved.controls.enter_service_delay_s == 3.0
+            now = int(r.server_now())
+            r.state.add_control(
+                r.program, start=now + 1, duration=1, base=DERControlBase(opModConnect=False)
+            )
+            await r.until(lambda: r.relay() is RelayPosition.OPEN, "the relay opens")
+            await r.until(lambda: engine.phase is Phase.RECONNECT_WAIT, "the wait starts", 8)
+            waiting = time.monotonic()
+            await r.until(lambda: engine.phase is not Phase.RECONNECT_WAIT, "the wait ends", 8)
+            waited = time.monotonic() - waiting
+            assert 3.0 - 0.2 <= waited < 3.0 + 1.5, waited  # setESDelay, not the site's 1 s
+            await r.until(lambda: r.relay() is RelayPosition.CLOSED, "the relay recloses", 8)
+            started = time.monotonic()
+            samples: list[tuple[float, float]] = []
+            while time.monotonic() - started < 2.5:
+                samples.append((time.monotonic() - started, physics.pv.power_w))
+                await asyncio.sleep(0.1)
+            rate = rated / 40.0
+            # Under the enter-service ramp's line (plus a cycle of slack), and rising.
+            assert all(w <= rate * (t + 0.6) + 50 for t, w in samples), samples
+            assert samples[-1][1] > 300, samples
 
     run(body)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.controls import ControlSet, Mode
 from gateway.core.engine import Engine
-from gateway.core.island import ChargerMode, Phase, RelayPosition
+from gateway.core.island import ChargerMode, EnterService, Phase, RelayPosition
 from gateway.core.messages import (
     Action,
     Alarm,
@@ -24,6 +27,7 @@ from gateway.core.messages import (
     ManualOverride,
     MeterTelemetry,
     NorthReport,
+    Note,
     Observed,
     Persist,
     RelayCommand,
@@ -560,3 +564,174 @@ def test_energize_returning_to_true_soft_starts_the_der() -> None:
     for t, w, _ in caps:
         assert w <= 166.0 * (t - t_in) + 1e-6, (t - t_in, w)
     assert caps[-1][1] > 1000
+
+
+# ------------------------------------------------ setESDelay, setESRandomDelay, setESRampTms
+
+FLOOR_S = 60.0  # the installer's enter-service delay: the floor of a server's setESDelay
+ES_CONFIG = replace(CONFIG, enter_service=EnterService(delay_s=FLOOR_S))
+
+
+class _Draws:
+    """An injected draw that records every bound it is asked for and answers ``answer(n)``."""
+
+    def __init__(self, answer: Callable[[int], int] = lambda n: n) -> None:
+        self.bounds: list[int] = []
+        self.answer = answer
+
+    def __call__(self, bound: int) -> int:
+        self.bounds.append(bound)
+        return self.answer(bound)
+
+
+def _es_rig(controls: ControlSet | None, draw: Callable[[int], int] | None = None) -> Rig:
+    rig = Rig(ES_CONFIG)
+    if draw is not None:
+        rig.engine = Engine(ES_CONFIG, draw=draw)
+    if controls is not None:
+        rig.feed(DefaultsReceived(T0, "P", 1, controls))
+    rig.run(3)
+    rig.home.grid.fail()
+    rig.run(5)
+    assert rig.engine.phase is Phase.ISLANDED
+    return rig
+
+
+def _waited(rig: Rig, step: float = 0.25, limit: float = 2000.0) -> float:
+    """Restore the grid; how long the engine stayed in RECONNECT_WAIT before it went on."""
+    rig.home.grid.restore()
+    entered: float | None = None
+    end = rig.home.now + limit
+    while rig.home.now < end:
+        rig.home.advance(rig.home.now + step)
+        rig.feed(rig.home.observe())
+        phase = rig.engine.phase
+        if phase is Phase.RECONNECT_WAIT and entered is None:
+            entered = rig.home.now
+        elif phase is not Phase.RECONNECT_WAIT and entered is not None:
+            return rig.home.now - entered
+    raise AssertionError(f"still {rig.engine.phase} after {limit:g} s")
+
+
+def _notes(rig: Rig, text: str) -> list[str]:
+    return [a.message for a in rig.log if isinstance(a, Note) and text in a.message]
+
+
+def test_set_es_delay_replaces_the_configured_enter_service_delay() -> None:
+    rig = _es_rig(ControlSet(enter_service_delay_s=200.0))
+    assert 200.0 <= _waited(rig) < 200.0 + 0.25 + 1e-6  # not the configured 60 s
+    rig.run(20)
+    assert rig.engine.phase is Phase.GRID_CONNECTED
+    assert rig.home.violations == []
+
+
+def test_without_set_es_delay_the_configured_delay_holds() -> None:
+    rig = _es_rig(None)
+    assert FLOOR_S <= _waited(rig) < FLOOR_S + 0.25 + 1e-6
+
+
+def test_a_set_es_delay_below_the_site_floor_is_raised_to_it_with_a_note() -> None:
+    rig = _es_rig(ControlSet(enter_service_delay_s=5.0))
+    assert FLOOR_S <= _waited(rig) < FLOOR_S + 0.25 + 1e-6  # not 5 s
+    (note,) = _notes(rig, "setESDelay")
+    assert "setESDelay 5 s is below the site's minimum 60 s" in note
+    assert "raised to it" in note
+
+
+def test_set_es_random_delay_is_drawn_once_per_entry_within_its_range() -> None:
+    draws = _Draws(lambda n: n // 4)  # a quarter of the bound: 25 s of 100 s
+    rig = _es_rig(
+        ControlSet(enter_service_delay_s=100.0, enter_service_random_delay_s=100.0), draws
+    )
+    assert 125.0 <= _waited(rig) < 125.0 + 0.25 + 1e-6
+    assert draws.bounds == [10_000]  # once for the whole wait, in hundredths of a second
+    rig.run(20)
+    assert rig.engine.phase is Phase.GRID_CONNECTED
+    # A second outage, a second entry: drawn again.
+    rig.home.grid.fail()
+    rig.run(5)
+    assert rig.engine.phase is Phase.ISLANDED
+    draws.answer = lambda n: n
+    assert 200.0 <= _waited(rig) < 200.0 + 0.25 + 1e-6
+    assert draws.bounds == [10_000, 10_000]
+
+
+def test_a_wait_broken_by_the_grid_leaving_the_window_draws_again() -> None:
+    draws = _Draws(lambda n: 0)
+    rig = _es_rig(ControlSet(enter_service_random_delay_s=30.0), draws)
+    rig.home.grid.restore()
+    rig.run(10)
+    assert rig.engine.phase is Phase.RECONNECT_WAIT
+    assert draws.bounds == [3000]
+    rig.home.grid.restore(voltage_v=265.0)  # out of the window: the wait starts again
+    rig.run(2)
+    assert rig.engine.phase is Phase.ISLANDED
+    assert FLOOR_S <= _waited(rig) < FLOOR_S + 0.25 + 1e-6
+    assert draws.bounds == [3000, 3000]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_random_part_stays_within_its_range(seed: int) -> None:
+    rng = random.Random(seed)
+    rig = _es_rig(
+        ControlSet(enter_service_random_delay_s=40.0),
+        lambda b: rng.randint(min(0, b), max(0, b)),
+    )
+    waited = _waited(rig, step=0.1)
+    assert FLOOR_S <= waited <= FLOOR_S + 40.0 + 0.1 + 1e-6
+    (note,) = _notes(rig, "setESRandomDelay")
+    assert "drawn in 0..40 s" in note
+
+
+@pytest.mark.parametrize(
+    ("controls", "reason"),
+    [
+        (ControlSet(enter_service_delay_s=2 * 86400.0), "enter_service_delay_s must be 0..86400"),
+        (ControlSet(enter_service_random_delay_s=1e7), "enter_service_random_delay_s must be"),
+        (ControlSet(enter_service_ramp_s=-1.0), "enter_service_ramp_s must be 0..86400"),
+        (ControlSet(enter_service_delay_s=math.inf), "enter_service_delay_s must be"),
+    ],
+)
+def test_absurd_enter_service_settings_are_refused_with_a_reason(
+    controls: ControlSet, reason: str
+) -> None:
+    rig = Rig(ES_CONFIG)
+    acts = rig.feed(DefaultsReceived(T0, "P", 1, controls))
+    alarms = [a.message for a in acts if isinstance(a, Alarm) and a.code == "bad-default"]
+    (why,) = [m for m in alarms if reason in m]
+    assert "one day" in why
+    assert rig.engine.resolved.controls == ControlSet()  # nothing of it in force
+
+
+def _es_reconnected(controls: ControlSet) -> tuple[Rig, list[tuple[float, float]]]:
+    rig = _es_rig(controls.with_(export_limit_w=20_000.0))
+    rig.home.grid.restore()
+    caps = _pv_caps(rig, 200)
+    assert rig.engine.phase is Phase.GRID_CONNECTED
+    return rig, [(t, w) for t, w, phase in caps if phase is Phase.GRID_CONNECTED]
+
+
+def test_set_es_ramp_tms_ramps_the_der_output_up_over_the_ramp_time() -> None:
+    rig, back = _es_reconnected(ControlSet(enter_service_ramp_s=100.0))  # 16.6 kW / 100 s
+    rate = RATED_W / 100.0
+    t_in = back[0][0]
+    assert back[0][1] <= rate  # from 0 W at entry (within one 1 s cycle)
+    for t, w in back:
+        assert w <= rate * (t - t_in + 1) + 1e-6, (t - t_in, w)
+    assert max(w for _, w in back) > 3000  # and it does rise
+    assert rig.home.violations == []
+
+
+def test_with_set_es_ramp_tms_and_set_soft_grad_w_the_slower_rate_applies() -> None:
+    # setSoftGradW 2 %/s of 16.6 kW = 332 W/s; setESRampTms 100 s = 166 W/s: 166 W/s applies.
+    controls = ControlSet(soft_start_rate_pct_s=2.0, enter_service_ramp_s=100.0)
+    _, back = _es_reconnected(controls)
+    t_in = back[0][0]
+    for t, w in back:
+        assert w <= RATED_W / 100.0 * (t - t_in + 1) + 1e-6, (t - t_in, w)
+    # The other way round: setSoftGradW 0.5 %/s = 83 W/s is the slower one.
+    _, back = _es_reconnected(ControlSet(soft_start_rate_pct_s=0.5, enter_service_ramp_s=100.0))
+    t_in = back[0][0]
+    for t, w in back:
+        assert w <= 83.0 * (t - t_in + 1) + 1e-6, (t - t_in, w)
+    assert max(w for _, w in back) > 1000

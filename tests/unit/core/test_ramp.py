@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.backfeed import Limits
-from gateway.core.ramp import Ramps
+from gateway.core.ramp import Ramps, entry_rate
 
 T0 = 1_700_000_000.0
 
@@ -208,3 +210,73 @@ def test_a_soft_start_rises_monotonically_along_its_line_and_ends_at_the_limit(
         got = ceiling if value is None else value
         assert got >= previous - 1e-9
         previous = got
+
+
+# --------------------------------------------------------------------------- setESRampTms
+
+
+def test_entry_rate_is_the_enter_service_ramp_or_the_soft_start_whichever_is_slower() -> None:
+    assert entry_rate(None, None, RATED) is None
+    assert entry_rate(0.0, 0.0, RATED) is None  # 0 = not given, for both
+    assert entry_rate(50.0, None, RATED) == 50.0
+    assert entry_rate(None, 100.0, RATED) == RATED / 100  # the rating over the ramp time
+    assert entry_rate(50.0, 100.0, RATED) == 50.0  # 50 W/s < 100 W/s
+    assert entry_rate(500.0, 100.0, RATED) == RATED / 100  # 100 W/s < 500 W/s
+    assert entry_rate(None, 100.0, 0.0) is None  # no rating: nothing to ramp towards
+    # A ramp time too short for a finite rate is no ramp, never an infinite (NaN) line.
+    assert entry_rate(None, 5e-324, RATED) is None
+    assert entry_rate(50.0, 5e-324, RATED) == 50.0
+
+
+def test_the_enter_service_ramp_reaches_the_rating_after_its_ramp_time() -> None:
+    r = Ramps()
+    rate = entry_rate(None, 100.0, RATED)
+    gen(r, None, 0, in_service=False, soft=rate)
+    assert gen(r, None, 1, in_service=True, soft=rate) == 0  # from 0 W on entering service
+    assert gen(r, None, 51, in_service=True, soft=rate) == RATED / 2  # half way at half time
+    assert gen(r, None, 100, in_service=True, soft=rate) == RATED * 99 / 100
+    assert gen(r, None, 101, in_service=True, soft=rate) is None  # the rating: over
+    assert not r.soft_starting
+
+
+def test_under_a_lower_limit_the_enter_service_ramp_ends_sooner() -> None:
+    r = Ramps()
+    rate = entry_rate(None, 100.0, RATED)  # 100 W/s
+    gen(r, 4000, 0, in_service=False, soft=rate)
+    assert gen(r, 4000, 1, in_service=True, soft=rate) == 0
+    assert gen(r, 4000, 21, in_service=True, soft=rate) == 2000
+    assert gen(r, 4000, 41, in_service=True, soft=rate) == 4000  # 40 s, not 100 s
+    assert not r.soft_starting
+
+
+@given(
+    limit=st.one_of(st.none(), st.floats(0, 20_000)),
+    soft=st.one_of(st.none(), st.floats(0, 5_000)),
+    ramp_s=st.one_of(st.none(), st.floats(0, 86_400)),
+    times=st.lists(st.floats(0, 86_400), min_size=1, max_size=20),
+)
+def test_output_never_exceeds_either_entry_line_and_ends_at_the_limit(
+    limit: float | None,
+    soft: float | None,
+    ramp_s: float | None,
+    times: list[float],
+) -> None:
+    """Whatever setSoftGradW and setESRampTms say, the output limit stays under both lines
+    from the moment of entry, and ends at the limit in force (the rating when none is)."""
+    r = Ramps()
+    rate = entry_rate(soft, ramp_s, RATED)
+    gen(r, limit, 0, in_service=False, soft=rate)
+    entered = 1.0
+    ceiling = RATED if limit is None else limit
+    lines = [s for s in (soft,) if s is not None and s > 0]
+    if ramp_s is not None and ramp_s > 0 and math.isfinite(RATED / ramp_s):
+        lines.append(RATED / ramp_s)
+    for t in [entered, *sorted(entered + x for x in times)]:
+        value = gen(r, limit, t, in_service=True, soft=rate)
+        got = ceiling if value is None else value
+        for line in lines:
+            # (within the float resolution of a POSIX time around 1.7e9 s, times the rate)
+            assert got <= line * (t - entered) + line * 1e-6 + 1e-6, (t - entered, got, line)
+        assert got <= ceiling
+        if not r.soft_starting:
+            assert value == limit

@@ -517,6 +517,35 @@ def test_every_mode_maps_to_its_control() -> None:
     )
 
 
+def test_a_defaults_enter_service_settings_map_to_seconds() -> None:
+    """setESDelay / setESRandomDelay / setESRampTms: hundredths of a second -> seconds; 0 is a
+    delay (no wait, no random part) but no ramp."""
+    default = DefaultDERControl(
+        "0", setESDelay=30_050, setESRandomDelay=6_000, setESRampTms=12_000, setSoftGradW=10
+    )
+    assert mapping.default_control_set(default).controls == ControlSet(
+        enter_service_delay_s=300.5,
+        enter_service_random_delay_s=60.0,
+        enter_service_ramp_s=120.0,
+        soft_start_rate_pct_s=0.1,
+    )
+    zeros = DefaultDERControl("0", setESDelay=0, setESRandomDelay=0, setESRampTms=0)
+    assert mapping.default_control_set(zeros).controls == ControlSet(
+        enter_service_delay_s=0.0, enter_service_random_delay_s=0.0
+    )
+    assert mapping.default_control_set(DefaultDERControl("0")).controls == ControlSet()
+
+
+def test_an_absurd_enter_service_setting_maps_but_is_refused_with_its_reason() -> None:
+    """A UInt32 setESDelay decodes (the schema allows ~497 days); over a day is refused."""
+    default = DefaultDERControl("0", setESDelay=2**32 - 1, setESRampTms=8_640_001)
+    problems = mapping.default_control_set(default).controls.problems()
+    assert problems == [
+        "enter_service_delay_s must be 0..86400 s (one day), got 42949672.95 s",
+        "enter_service_ramp_s must be 0..86400 s (one day), got 86400.01 s",
+    ]
+
+
 def test_unmappable_modes_are_reported_not_dropped() -> None:
     lst = codec.decode(LIST_WITH_A_CURVE)
     assert isinstance(lst, DERControlList)

@@ -17,6 +17,9 @@
 | ``rampTms``                  | ``ramp_time_s``          | hundredths of s -> s               |
 | ``setGradW`` (defaults only) | ``ramp_rate_pct_s``      | hundredths of %/s -> %/s; 0 = none |
 | ``setSoftGradW`` (defaults)  | ``soft_start_rate_pct_s`` | hundredths of %/s -> %/s; 0 = none |
+| ``setESDelay`` (defaults)    | ``enter_service_delay_s`` | hundredths of s -> s               |
+| ``setESRandomDelay`` (defaults) | ``enter_service_random_delay_s`` | hundredths of s -> s  |
+| ``setESRampTms`` (defaults)  | ``enter_service_ramp_s``  | hundredths of s -> s; 0 = none     |
 
 Anything else the server sent in a ``DERControlBase`` (curves, var/PF modes, ...) is returned
 in ``unmapped`` with a sentence, never dropped silently: the caller logs it, and an event left
@@ -80,16 +83,25 @@ def control_set(base: DERControlBase) -> MappedControls:
 def default_control_set(default: DefaultDERControl) -> MappedControls:
     """A DefaultDERControl's controls: its base, plus ``setGradW`` as the default ramp rate and
     ``setSoftGradW`` as the soft-start rate (for each, 0 means "no limit", which is the same as
-    not setting it)."""
+    not setting it), and the enter-service settings: ``setESDelay``, ``setESRandomDelay`` as
+    given (0 is a value: no delay, no random part) and ``setESRampTms`` (0 = no ramp, the same
+    as not setting it). Range problems are left to :meth:`ControlSet.problems` (the default is
+    refused with the reason)."""
     mapped = control_set(default.DERControlBase)
-    rates: dict[str, float] = {}
+    more: dict[str, float] = {}
     if default.setGradW:
-        rates["ramp_rate_pct_s"] = default.setGradW / 100
+        more["ramp_rate_pct_s"] = default.setGradW / 100
     if default.setSoftGradW:
-        rates["soft_start_rate_pct_s"] = default.setSoftGradW / 100
-    if not rates:
+        more["soft_start_rate_pct_s"] = default.setSoftGradW / 100
+    if default.setESDelay is not None:
+        more["enter_service_delay_s"] = default.setESDelay / 100
+    if default.setESRandomDelay is not None:
+        more["enter_service_random_delay_s"] = default.setESRandomDelay / 100
+    if default.setESRampTms:
+        more["enter_service_ramp_s"] = default.setESRampTms / 100
+    if not more:
         return mapped
-    return MappedControls(mapped.controls.with_(**rates), mapped.unmapped)
+    return MappedControls(mapped.controls.with_(**more), mapped.unmapped)
 
 
 def event(control: DERControl, *, program: str, primacy: int) -> MappedEvent:
