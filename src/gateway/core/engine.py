@@ -40,6 +40,7 @@ from gateway.core.messages import (
     ChargerTelemetry,
     DefaultsReceived,
     DerLimit,
+    DerRated,
     DeviceCommand,
     EventCancelled,
     EventReceived,
@@ -66,6 +67,7 @@ from gateway.core.messages import (
     WriteFailed,
 )
 from gateway.core.ramp import Ramps, entry_rate
+from gateway.core.ratings import in_force
 from gateway.core.resolve import Claim, Resolved, claims_of, resolve
 from gateway.core.schedule import EventRecord, ResponseDue, Schedule
 from gateway.core.site import SiteConfig
@@ -134,7 +136,10 @@ class Engine:
         self.ramps = Ramps()  # rampTms: new limits reached over time, not as a step
         self._pruned_at = -math.inf
         # setGradW's reference: the site's DER rating (what DERSettings reports as setMaxW).
-        self._rated_w = sum(d.max_discharge_w for d in self.config.ders)
+        # Each DER's rating in force: min(configured, the device's own; core.ratings).
+        self.device_rated_w: dict[str, float] = {}
+        self.der_ratings = in_force(self.config.ders, self.device_rated_w)
+        self._rated_w = sum(self.der_ratings.values())
         self._last_decisions: dict[Mode, str] = {}
         # The enter-service wait in progress: (setESDelay, setESRandomDelay, the random part
         # drawn for it), or None before its first cycle. Not persisted, like the ramps.
@@ -256,6 +261,10 @@ class Engine:
                 out.append(Persist(Table.ACK, event.key, {"at": now}))
             case FaultReset():
                 self._reset(event.by, now, out)
+            case DerRated():
+                self.device_rated_w[event.der_id] = event.rated_w
+                self.der_ratings = in_force(self.config.ders, self.device_rated_w)
+                self._rated_w = sum(self.der_ratings.values())
 
     def _observe(self, obs: Observed) -> None:
         if obs.meter is not None and (self._meter is None or obs.meter.at >= self._meter.at):

@@ -62,6 +62,16 @@ class DerTelemetry:
 
 
 @dataclass(frozen=True, slots=True)
+class DerRated:
+    """A DER's own rating as its device reports it (W, discharge/generation), read at connect
+    and then rarely; the one in force is the lower of it and the configured one (core.ratings)."""
+
+    at: Timestamp
+    der_id: str
+    rated_w: float
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     at: Timestamp
 
@@ -191,6 +201,7 @@ Input = (
     | NorthLinkRestored
     | ReportAcked
     | FaultReset
+    | DerRated
 )
 
 # ---------------------------------------------------------------------------------------------

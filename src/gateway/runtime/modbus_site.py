@@ -18,7 +18,7 @@ from typing import Literal
 from gateway.core.messages import ReportAcked
 from gateway.core.site import SiteConfig
 from gateway.core.units import Timestamp
-from gateway.runtime.runner import Listener, Runner, audit_to
+from gateway.runtime.runner import RATINGS_EVERY_S, Listener, Runner, audit_to
 from gateway.runtime.south import DeviceConfig, South
 from gateway.runtime.wiring import restore_engine
 from gateway.sim.clock import SimClock
@@ -47,6 +47,7 @@ class ModbusSite:
         ack_reports: bool = True,
         seed: int = 2030,
         now: Callable[[], Timestamp] | None = None,
+        ratings_every_s: float = RATINGS_EVERY_S,
     ) -> None:
         self.store = store
         self.config = config
@@ -65,6 +66,7 @@ class ModbusSite:
         self.confirm = replace(base, dead_bus_v=config.dead_bus_v)
         self.listener = listener
         self.ack_reports = ack_reports
+        self.ratings_every_s = ratings_every_s  # the devices' own ratings re-read (Runner)
         self.problems: list[str] = []
         self._south: South | None = None
         self._runner: Runner | None = None
@@ -80,8 +82,9 @@ class ModbusSite:
         return self._runner
 
     def configs(self) -> list[DeviceConfig]:
+        ids = {**DER_IDS, "charger": self.config.charger_id}
         return [
-            DeviceConfig(d.name, d.profile, d.url, d.unit_id, DER_IDS.get(d.name))
+            DeviceConfig(d.name, d.profile, d.url, d.unit_id, ids.get(d.name))
             for d in self.home.describe()
         ]
 
@@ -97,7 +100,13 @@ class ModbusSite:
             profiles=served,
         )
         self._runner = Runner(
-            self.engine, self.store, self._south, now=self.now, listener=self.listener, trail=trail
+            self.engine,
+            self.store,
+            self._south,
+            now=self.now,
+            listener=self.listener,
+            trail=trail,
+            ratings_every_s=self.ratings_every_s,
         )
         self.problems = await self._south.connect(self.config.backup_reserve_soc_pct)
         return self

@@ -13,12 +13,14 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+from gateway.core import ratings
 from gateway.core.engine import Engine
 from gateway.core.messages import (
     Action,
     Alarm,
     ChargerCommand,
     DerLimit,
+    DerRated,
     Input,
     Note,
     Observed,
@@ -30,6 +32,8 @@ from gateway.south.device import WriteRecord
 from gateway.store.api import AuditEntry, Store
 
 log = logging.getLogger(__name__)
+
+RATINGS_EVERY_S = 600.0  # the DERs' own ratings are re-read this often (and at start)
 
 Listener = Callable[[Action], None]
 
@@ -98,8 +102,11 @@ class Runner:
         now: Callable[[], float],
         listener: Listener | None = None,
         trail: AuditTrail | None = None,
+        ratings_every_s: float = RATINGS_EVERY_S,
     ) -> None:
         self.engine = engine
+        self.ratings_every_s = ratings_every_s
+        self._rated: dict[str, float] = {}  # each DER's own rating as last fed (DerRated)
         self.trail = trail
         self.store = store
         self.south = south
@@ -205,6 +212,25 @@ class Runner:
         self.last_cycle = asyncio.get_running_loop().time()
         self.cycles += 1
 
+    async def read_ratings(self) -> None:
+        """Read the DERs' own ratings and feed each that changed since the last read as one
+        ``DerRated`` (the engine keeps min(configured, device's): ``core.ratings``)."""
+        read = await self.south.read_ratings()
+        for der_id, rated_w in ratings.changed(self._rated, read).items():
+            self._rated[der_id] = rated_w
+            log.info("%s: the device reports a rating of %g W", der_id, rated_w)
+            await self.feed(DerRated(self.now(), der_id, rated_w))
+
+    async def _ratings(self, stop: asyncio.Event) -> None:
+        """The ratings at start, then every ``ratings_every_s``, off the control loop's path
+        (its commands go ahead of these reads on a shared link: ``transport.urgent``)."""
+        while not stop.is_set():
+            await self.read_ratings()
+            try:
+                await asyncio.wait_for(stop.wait(), self.ratings_every_s)
+            except TimeoutError:
+                continue
+
     def healthy(self, max_age_s: float) -> bool:
         """True while cycles keep completing; the watchdog keep-alive stops when this is false,
         so a hung loop lets every device fall back to its own safe state."""
@@ -214,6 +240,7 @@ class Runner:
 
     async def run(self, period_s: float, stop: asyncio.Event) -> None:
         keep = asyncio.create_task(self.south.keepalive(lambda: self.healthy(3 * period_s), stop))
+        rated = asyncio.create_task(self._ratings(stop))
         try:
             while not stop.is_set():
                 await self.cycle()
@@ -224,3 +251,4 @@ class Runner:
         finally:
             stop.set()
             await keep
+            await rated

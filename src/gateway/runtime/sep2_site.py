@@ -184,6 +184,10 @@ class Sep2Gateway:
         self._saved_offset: float | None = None
         self.alarms = AlarmRecorder(store)
         runner.on_cycle.append(self._alarm_edges)
+        self._configured = ratings
+        self._rated: dict[str, float] | None = None  # the engine's DER ratings last passed on
+        runner.on_cycle.append(self._follow_ratings)
+        self._follow_ratings()  # the ratings read at connect, before the first walk's PUTs
         self.delivered = 0  # reports the server acknowledged (or refused for good)
 
     async def _deliver(self, inputs: list[Input]) -> None:
@@ -195,6 +199,17 @@ class Sep2Gateway:
         config, fault = self.runner.engine.config, _fault(self.runner)
         if self.alarms.record(_alarms(config, obs.meter, fault=fault), obs.at):
             self._drain_now.set()
+
+    def _follow_ratings(self, _obs: Observed | None = None) -> None:
+        """Each DER's rating in force (the engine's: min(configured, the device's own), read
+        rarely) reaches the client's ratings when it changes, which PUTs DERCapability and
+        DERSettings again (MUL-03 step d)."""
+        engine = self.runner.engine
+        if self._configured is None or engine.der_ratings == self._rated:
+            return
+        self._rated = dict(engine.der_ratings)
+        charger = engine.config.charger_id
+        self.client.update_ratings(self._configured.with_rated(self._rated, charger))
 
     async def _send(self, item: OutboxItem) -> None:
         try:

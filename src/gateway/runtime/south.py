@@ -45,7 +45,7 @@ class DeviceConfig:
     profile: str  # a shipped profile name or a path to a TOML file
     url: str  # tcp://host:port | rtu+tcp://host:port | rtu:///dev/ttyUSB0?baudrate=9600
     unit_id: int | None = None
-    der_id: str | None = None  # the engine's DER id; defaults to the device name
+    der_id: str | None = None  # the engine's DER id (a DER's, the charger's); the device name
 
 
 class South:
@@ -62,6 +62,7 @@ class South:
         self.now = now
         self.relay: MeterRelay | None = None
         self.charger: Charger | None = None
+        self.charger_id: str | None = None  # the engine's id of the charger (its DeviceConfig)
         self.ders: dict[str, Der] = {}
         self.drivers: list[DriverBase] = []
         for cfg in devices:
@@ -80,6 +81,7 @@ class South:
                     self.drivers.append(self.relay)
                 case DeviceKind.CHARGER:
                     self.charger = Charger(device, now=now, confirm=confirm)
+                    self.charger_id = cfg.der_id or cfg.name
                     self.drivers.append(self.charger)
                 case DeviceKind.DER:
                     der = Der(device, now=now, confirm=confirm)
@@ -117,6 +119,20 @@ class South:
         # The snapshot is stamped when it is complete: every part was read at or before it, so
         # no reading looks like it comes from the future (which the engine treats as stale).
         return Observed(self.now(), meter=meter, relay=relay, charger=charger, ders=found)
+
+    async def read_ratings(self) -> dict[str, float]:
+        """Each DER's own rating (W) by the engine's DER id, from the devices whose profile
+        binds ``rated_w``. Not part of ``observe``: read at start and then rarely (a rating
+        does not change each cycle, and Modbus time on the control path matters). A device
+        that does not answer, or holds no number there, is left out."""
+        out: dict[str, float] = {}
+        rated: list[tuple[str, DriverBase]] = list(self.ders.items())
+        if self.charger is not None and self.charger_id is not None:
+            rated.insert(0, (self.charger_id, self.charger))
+        for der_id, driver in rated:
+            if driver.has("rated_w") and (w := await self._try(driver, driver.rated_w)) is not None:
+                out[der_id] = w
+        return out
 
     async def _try(self, driver: DriverBase, read: Callable[[], Awaitable[T]]) -> T | None:
         try:

@@ -264,6 +264,7 @@ class _ChargerBinder(_Binder):
             "power": c.power_w,
             "soc": c.soc_pct,
             "soc_floor": c.soc_floor_pct,
+            "rated_w": c.max_discharge_w,
         }
         return values.get(role)
 
@@ -332,6 +333,8 @@ class _DerBinder(_Binder):
                 return 0.0  # the simulated inverter runs at unity power factor
             case "w_max":
                 return p.pv.peak_w
+            case "rated_w":
+                return p.pv.peak_w if p.pv.rated_w is None else p.pv.rated_w
             case "soc":
                 return b.soc_pct if b is not None else None
             case "connected":
@@ -1074,6 +1077,7 @@ def _default_physics(home: SimulatedHome) -> HomePhysics:
 _SUNSPEC_SF: Final = {
     701: {"W_SF": 0, "Var_SF": 0, "V_SF": -1, "Hz_SF": -2, "A_SF": -1},
     702: {"W_SF": 0},
+    120: {"WRtg_SF": 0},
     704: {"WMaxLimPct_SF": -1, "WSet_SF": 0},
     713: {"Pct_SF": -1, "WH_SF": 1},
 }

@@ -304,6 +304,9 @@ class Pv:
     fallback_limit_w: float = 0.0
     reverted: bool = False
     powered: bool = True  # False: switched off at its isolator (no output, reports disconnected)
+    # The nameplate it reports (SunSpec 702 WMaxRtg, 120 WRtg); None: ``peak_w``. A test
+    # changes it to change the device's rating at run time (MUL-03 step d).
+    rated_w: float | None = None
 
     def set_limit_pct(self, pct: float) -> None:
         self.limit_w = _clamp(pct, 0.0, 100.0) / 100.0 * self.peak_w

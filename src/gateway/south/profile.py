@@ -253,6 +253,10 @@ class RoleSpec:
     senses: tuple[Sense, ...] = ()
 
 
+_RATED = (
+    "the device's own discharge/generation rating (W), read at connect and then rarely: it "
+    "lowers the rating reported north and the ramp reference, never above the configured one"
+)
 _POWER = (Sense.CHARGE, Sense.DISCHARGE, Sense.GENERATION)
 _NET = (Sense.IMPORT, Sense.EXPORT)
 
@@ -305,6 +309,7 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
                 "power": RoleSpec(RoleKind.MEASURE, "measured power (W)", senses=_POWER),
                 "soc": RoleSpec(RoleKind.MEASURE, "EV state of charge (%)"),
                 "soc_floor": RoleSpec(RoleKind.SETTING, "device-side minimum SoC (%)"),
+                "rated_w": RoleSpec(RoleKind.MEASURE, _RATED),
             }
         ),
         DeviceKind.DER: MappingProxyType(
@@ -314,6 +319,7 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
                     RoleKind.MEASURE, "measured reactive power (var)", senses=_POWER
                 ),
                 "w_max": RoleSpec(RoleKind.MEASURE, "maximum active power setting (W)"),
+                "rated_w": RoleSpec(RoleKind.MEASURE, _RATED),
                 "limit_pct": RoleSpec(RoleKind.SETPOINT, "active power limit, % of w_max"),
                 "limit_enable": RoleSpec(RoleKind.COMMAND, "enable the active power limit"),
                 "power_setpoint": RoleSpec(

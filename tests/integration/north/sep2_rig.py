@@ -38,6 +38,7 @@ from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.runtime.demo import demo_site
 from gateway.runtime.modbus_site import ModbusSite
+from gateway.runtime.runner import RATINGS_EVERY_S
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
@@ -157,11 +158,13 @@ async def gateway_rig(
     connection_point: str | None = None,
     seed: int = 2030,
     utility: Utility | None = None,
+    ratings_every_s: float = RATINGS_EVERY_S,
 ) -> AsyncIterator[GatewayRig]:
     """The gateway against a fresh utility, or against ``utility`` (already running: a second
     gateway on the same SQLite file is a restart). ``server_pin``: see ``utility_server``;
     ``connection_point``: the NMI the gateway PUTs to its ConnectionPoint; ``seed``: the
-    engine's randomisation RNG."""
+    engine's randomisation RNG; ``ratings_every_s``: how often the devices' own ratings are
+    re-read (``Runner``)."""
     async with contextlib.AsyncExitStack() as stack:
         if utility is None:
             utility = await stack.enter_async_context(
@@ -182,6 +185,7 @@ async def gateway_rig(
             notifications=notifications,
             connection_point=connection_point,
             seed=seed,
+            ratings_every_s=ratings_every_s,
         ) as rig:
             yield rig
 
@@ -198,6 +202,7 @@ async def _gateway(
     notifications: bool,
     connection_point: str | None,
     seed: int,
+    ratings_every_s: float,
 ) -> AsyncIterator[GatewayRig]:
     state, server, recorder, program = (
         utility.state,
@@ -220,6 +225,7 @@ async def _gateway(
                 now=http.time.now,
                 ack_reports=False,
                 seed=seed,
+                ratings_every_s=ratings_every_s,
             ) as home,
         ):
             identity = Identity(

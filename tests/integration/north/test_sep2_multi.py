@@ -9,16 +9,24 @@ is done in the simulated home: the PV at its isolator (``powered = False``: no o
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
 from sep2_rig import GatewayRig, export_limit, fast_site, gateway_rig, run, utility_server
 
+from gateway.core.backfeed import DerRating
 from gateway.core.controls import ControlSet
 from gateway.core.island import RelayPosition
+from gateway.core.messages import DerRated
 from gateway.core.site import SiteConfig
 from gateway.north.sep2 import codec
-from gateway.north.sep2.der_resources import ConnectStatus, DERSettings, OperationalMode
+from gateway.north.sep2.der_resources import (
+    ConnectStatus,
+    DERCapability,
+    DERSettings,
+    OperationalMode,
+)
 from gateway.north.sep2.model import DefaultDERControl
 from gateway.north.sep2.pki import PkiFiles
 
@@ -76,18 +84,20 @@ def test_MUL_03_the_aggregate_rating_is_every_ders_and_a_changed_rating_is_put_a
     sep2_pki: PkiFiles, tmp_path: Path
 ) -> None:
     """MUL-03: DERCapability/DERSettings of the aggregate DER carry the PV's and the charger's
-    ratings together, with the default's setGradW (100: 1 %/s); step d, one DER's rating
-    changed, reaches them once the gateway restarts with it (ratings are read from the
-    configuration at start, not from the devices at run time)."""
+    ratings together, with the default's setGradW (100: 1 %/s); one DER's configured rating
+    changed reaches them once the gateway restarts with it. Each DER's rating is the lower of
+    the configured one and the device's own (the Quasar's 7.4 kW below the 9.6 kW configured),
+    so the configured change is a lower one (a higher one would stay capped by the device's)."""
     db = tmp_path / "gw.db"
     first = fast_site()
     assert {d.kind for d in first.ders} == {"pv", "charger"}
     pv = next(d for d in first.ders if d.kind == "pv")
-    bigger = replace(pv, max_discharge_w=pv.max_discharge_w + 1_000)
-    second = replace(first, ders=tuple(bigger if d is pv else d for d in first.ders))
+    smaller = replace(pv, max_discharge_w=pv.max_discharge_w - 1_000)
+    second = replace(first, ders=tuple(smaller if d is pv else d for d in first.ders))
+    devices = {"pv": 7_000.0, "ev": 7_400.0}  # the simulated PV's WMaxRtg, the Quasar's max_power
 
     def rated(site: SiteConfig) -> float:
-        return sum(d.max_discharge_w for d in site.ders)
+        return sum(min(d.max_discharge_w, devices[d.der_id]) for d in site.ders)
 
     def settings_since(r: GatewayRig, since: float) -> list[tuple[float, float, int]]:
         """(rtgMaxW of the last capability, setMaxW, setGradW) of each DERSettings PUT."""
@@ -113,3 +123,76 @@ def test_MUL_03_the_aggregate_rating_is_every_ders_and_a_changed_rating_is_put_a
                 await b.until(lambda: want in settings_since(b, restarted), "the new rating PUT")
 
     run(body)
+
+
+def _put_ratings(r: GatewayRig, since: float) -> list[tuple[str, float]]:
+    """Each DERCapability ("rtg", its rtgMaxW) and DERSettings ("set", its setMaxW) PUT since
+    ``since`` (server time), in the order they arrived."""
+    out: list[tuple[str, float]] = []
+    for x in r.recorder.requests("PUT", path_prefix="/edev/1/der/1/der", since=since):
+        got = codec.decode(x.body)
+        if isinstance(got, DERCapability):
+            out.append(("rtg", got.rtgMaxW.watts))
+        elif isinstance(got, DERSettings):
+            out.append(("set", got.setMaxW.watts))
+    return out
+
+
+def test_MUL_03_step_d_a_der_rating_changed_on_the_device_is_put_without_a_restart(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """MUL-03 step d without a restart: the PV's nameplate (SunSpec 702 WMaxRtg) changes on the
+    device while the gateway runs. At the next ratings read (every 0.5 s here; 600 s by
+    default) the engine takes it as one DerRated input, its setGradW reference follows, and
+    the next DERCapability/DERSettings PUTs carry the new aggregate rtgMaxW/setMaxW, with
+    setMaxW <= rtgMaxW. A nameplate above the configured rating does not raise it: the
+    installer's configuration is the ceiling."""
+    site = fast_site()
+    pv, ev = (next(d for d in site.ders if d.kind == k) for k in ("pv", "charger"))
+
+    async def body() -> None:
+        async with utility_server(sep2_pki) as u:
+            # Walks (which PUT both anyway) only at start: what follows is the change's own PUT.
+            for resource in ("dcap", "edev", "reg", "fsa"):
+                u.state.set_poll_rate(resource, 300)
+            db = tmp_path / "gw.db"
+            async with gateway_rig(sep2_pki, db, utility=u, site=site, ratings_every_s=0.5) as r:
+                await _rating_changes(r, pv, ev)
+
+    run(body)
+
+
+async def _rating_changes(r: GatewayRig, pv: DerRating, ev: DerRating) -> None:
+    physics, engine = r.site.home.physics, r.site.engine
+    # At start: the PV's nameplate (7 kW, as configured) and the Quasar's max_power (7.4 kW,
+    # below the 9.6 kW configured).
+    ev_w = min(ev.max_discharge_w, physics.charger.max_discharge_w)
+    assert ev_w < ev.max_discharge_w
+    first = min(pv.max_discharge_w, physics.pv.peak_w) + ev_w
+    await r.until(
+        lambda: _put_ratings(r, 0.0)[-2:] == [("rtg", first), ("set", first)],
+        "the ratings read at start PUT",
+    )
+    assert engine.der_ratings == {"pv": pv.max_discharge_w, "ev": ev_w}
+
+    changed = r.state.clock()  # the recorder's time (server_now is whole seconds)
+    physics.pv.rated_w = 5_000.0  # the inverter now reports a 5 kW nameplate
+    lower = 5_000.0 + ev_w
+    await r.until(lambda: bool(_put_ratings(r, changed)), "the new rating PUT", 5)
+    await asyncio.sleep(1.5)  # three more reads of the unchanged rating, posts and polls
+    assert _put_ratings(r, changed) == [("rtg", lower), ("set", lower)]  # once, in that order
+    assert engine.der_ratings["pv"] == 5_000.0
+    assert engine._rated_w == lower  # setGradW's reference follows
+    fed = [x.rated_w for x in r.inputs if isinstance(x, DerRated) and x.der_id == "pv"]
+    assert fed == [physics.pv.peak_w, 5_000.0]  # one DerRated per change
+
+    raised = r.state.clock()
+    physics.pv.rated_w = pv.max_discharge_w + 2_000.0  # above the configured 7 kW
+    back = pv.max_discharge_w + ev_w
+    await r.until(lambda: bool(_put_ratings(r, raised)), "the configured rating PUT", 5)
+    await asyncio.sleep(0.5)
+    assert _put_ratings(r, raised) == [("rtg", back), ("set", back)]  # not the device's
+    puts = _put_ratings(r, 0.0)
+    for (kind, rtg), (next_kind, set_max) in itertools.pairwise(puts):
+        if (kind, next_kind) == ("rtg", "set"):
+            assert set_max <= rtg, puts

@@ -127,12 +127,13 @@ def test_STO_02_STO_05_a_1_3_beta_storage_server_gets_vpp_modes_and_set_min_wh_i
             # Every body the utility serves declares the 1.3-beta/storage namespace.
             u.state.tamper(["*"], lambda b: with_csipaus_ns(b, CSIPAUS_NS_V13_BETA))
             async with gateway_rig(sep2_pki, tmp_path / "gw.db", utility=u) as r:
-                await r.until(
-                    lambda: (
-                        None not in (r.state.der_capability(r.lfdi), r.state.der_settings(r.lfdi))
-                    ),
-                    "DERCapability and DERSettings PUT",
-                )
+
+                def put() -> bool:
+                    cap, settings = r.state.der_capability(r.lfdi), r.state.der_settings(r.lfdi)
+                    total = sum(r.site.engine.der_ratings.values())  # min(configured, device's)
+                    return cap is not None and settings is not None and cap.rtgMaxW.watts == total
+
+                await r.until(put, "DERCapability and DERSettings PUT, with the ratings in force")
                 config = r.site.engine.config
                 cap, settings = _capability_and_settings(r)
                 bodies = _put_bodies(r)
@@ -165,11 +166,13 @@ def test_STO_02_STO_05_a_1_3_beta_storage_server_gets_vpp_modes_and_set_min_wh_i
                 assert charger.capacity_wh is not None
                 reserve = config.backup_reserve_soc_pct / 100 * charger.capacity_wh
                 assert abs(settings.setMinWh.watts - reserve) <= 10
-                # MUL-03 step d: the aggregate's rating is the PV's and the charger's together.
+                # MUL-03: the aggregate's rating is the PV's and the charger's together, each
+                # the lower of the configured one and the device's own (the Quasar's 7.4 kW).
                 assert len(config.ders) > 1
-                total = sum(d.max_discharge_w for d in config.ders)
+                in_force = r.site.engine.der_ratings
+                total = sum(in_force.values())
                 assert cap.rtgMaxW.watts == settings.setMaxW.watts == total
-                assert cap.rtgMaxDischargeRateW.watts == charger.max_discharge_w
+                assert cap.rtgMaxDischargeRateW.watts == in_force[charger.der_id]
                 assert cap.rtgMaxChargeRateW.watts == charger.max_charge_w
                 # The storage target the 1.3-beta server sends is read (not dropped).
                 target = min(2000.0, charger.max_discharge_w)

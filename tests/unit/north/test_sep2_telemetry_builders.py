@@ -274,6 +274,20 @@ def test_a_vpp_bitmap_out_of_hex_binary_8_is_refused() -> None:
 # ---------------------------------------------------------------- MUL-03 step d: the aggregate
 
 
+def _aggregate_is(
+    ratings: SiteRatings, total: float, *, discharge: float, charge: float
+) -> DERSettings:
+    """Assert DERCapability/DERSettings carry ``total`` as rtgMaxW/setMaxW and the storage's
+    rates; the settings, for more checks."""
+    cap = der_capability(ratings, tuple(Mode), storage=True)
+    settings = der_settings(ratings, tuple(Mode), at=T0, storage=True)
+    assert cap.rtgMaxW.watts == settings.setMaxW.watts == total
+    assert cap.rtgMaxDischargeRateW is not None
+    assert cap.rtgMaxChargeRateW is not None
+    assert (cap.rtgMaxDischargeRateW.watts, cap.rtgMaxChargeRateW.watts) == (discharge, charge)
+    return settings
+
+
 def test_MUL_03_the_aggregate_rating_is_every_ders_generation_and_the_ramps_reference() -> None:
     """rtgMaxW / setMaxW: the charger's discharge plus the PV's nameplate; the storage rates
     stay the charger's; the engine's setGradW reference (% of the DER rating per second) is
@@ -291,12 +305,7 @@ def test_MUL_03_the_aggregate_rating_is_every_ders_generation_and_the_ramps_refe
         backup_reserve_soc_pct=25.0,
     )
     ratings = SiteRatings.of_site(site)
-    cap = der_capability(ratings, tuple(Mode), storage=True)
-    settings = der_settings(ratings, tuple(Mode), at=T0, storage=True)
-    assert cap.rtgMaxW.watts == settings.setMaxW.watts == 15_000
-    assert cap.rtgMaxDischargeRateW is not None
-    assert cap.rtgMaxChargeRateW is not None
-    assert (cap.rtgMaxDischargeRateW.watts, cap.rtgMaxChargeRateW.watts) == (7_000, 11_000)
+    settings = _aggregate_is(ratings, 15_000, discharge=7_000, charge=11_000)
     assert settings.setMinWh is not None
     assert settings.setMinWh.watts == 20_000  # 25 % of 80 kWh
     engine = Engine(site, draw=lambda bound: 0)
@@ -328,3 +337,16 @@ def test_STO_05_ranges_hold_for_the_demo_site(storage: bool, sep_schema: SepSche
     else:
         sep_schema.assert_valid(codec.encode(settings))
         sep_schema.assert_valid(codec.encode(cap))
+
+
+def test_MUL_03_step_d_the_ratings_follow_the_ders_in_force_never_above_configured() -> None:
+    """The aggregate rtgMaxW / setMaxW are the DER's ratings in force (the engine's: min of
+    the configured and the device's own); the storage's discharge rate is its own, its charge
+    rate and capacity stay configured; nothing rises above the configured ratings."""
+    ratings = SiteRatings.of_site(demo_site())  # PV 7 kW + EV 9.6 kW
+    assert ratings.with_rated({}, "ev") == ratings
+    lower = ratings.with_rated({"pv": 5_000, "ev": 7_400}, "ev")
+    _aggregate_is(lower, 12_400, discharge=7_400, charge=9_600)
+    assert lower.capacity_wh == ratings.capacity_wh
+    higher = ratings.with_rated({"pv": 9_000, "ev": 20_000}, "ev")
+    assert (higher.rtg_max_w, higher.max_discharge_w) == (16_600, 9_600)

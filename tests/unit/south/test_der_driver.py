@@ -141,3 +141,29 @@ def test_an_unreadable_wmax_fails_the_limit_with_a_reason() -> None:
     assert isinstance(result, WriteFailed)
     assert "w_max reads None" in result.error
     assert link.writes == []  # no limit was guessed
+
+
+RATED_702 = (702, {"WMax": 7000.0, "WMaxRtg": 6500.0, "W_SF": 0})
+
+
+@pytest.mark.parametrize(
+    ("profile", "models", "want"),
+    [
+        ("sunspec-der", [*MODERN[:2], RATED_702, MODERN[3]], 6500),
+        ("sunspec-legacy-der", [*LEGACY, (120, {"WRtg": 5500.0, "WRtg_SF": 1})], 5500),
+        ("sunspec-der", MODERN, None),  # WMaxRtg not implemented: no rating
+        ("sunspec-legacy-der", LEGACY, None),  # no model 120: the role is left unbound
+    ],
+)
+def test_MUL_03_the_rated_w_role_reads_the_nameplate_not_the_setting(
+    profile: str, models: list, want: float | None
+) -> None:
+    """``rated_w`` is the nameplate (702.WMaxRtg; legacy 120.WRtg, with its scale factor),
+    not the WMax setting; a device without one reports no rating."""
+    der, *_ = driver(profile, models)
+
+    async def body() -> float | None:
+        await der.connect()
+        return await der.rated_w()
+
+    assert asyncio.run(body()) == want

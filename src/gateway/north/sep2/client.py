@@ -334,6 +334,7 @@ class EndDeviceClient:
         self._edev_href: str | None = None  # a hint for the next walk, verified by it
         http.users += 1
         self._sent_grad: int | None = None  # the setGradW our last DERSettings carried
+        self._sent_ratings: telemetry.SiteRatings | None = None  # what the last PUTs carried
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
@@ -513,8 +514,9 @@ class EndDeviceClient:
         await self._up()
         update = self.session.program_polled(fresh, self.now())
         await self._apply(update)
-        if self._default_grad() != self._sent_grad:
-            await self._put_der_settings()  # a default's setGradW changed (ALL-13, ALL-17)
+        if self._default_grad() != self._sent_grad or self._ratings != self._sent_ratings:
+            # A default's setGradW changed (ALL-13, ALL-17), or a DER's rating (MUL-03 step d).
+            await self._put_der_settings()
 
     async def _apply(self, update: Update) -> None:
         for note in update.notes:
@@ -660,24 +662,30 @@ class EndDeviceClient:
         reply = await self.http.request(Request("PUT", href, codec.encode(resource)))
         self._check("PUT", href, reply)
 
+    def update_ratings(self, ratings: telemetry.SiteRatings) -> None:
+        """The ratings in force now (a DER's own rating changed: MUL-03 step d).
+        DERCapability and DERSettings are PUT again at the next telemetry post or program poll,
+        whichever comes first, once per change (a walk PUTs them anyway)."""
+        self._ratings = ratings
+
     async def _put_der_settings(self) -> None:
-        if self._ratings is None:
+        rated = self._ratings  # one snapshot for both, so setMaxW <= rtgMaxW holds in the pair
+        if rated is None:
             return
         der = await self._der_links()
         if der is None:
             return
         # vppModes* and setMinWh exist in the 1.3 namespaces only (not in 1.2's schema).
         storage = self.csipaus and self.http.csipaus_ns != CSIPAUS_NS
-        cap = telemetry.der_capability(
-            self._ratings, self._modes, csipaus=self.csipaus, storage=storage
-        )
+        cap = telemetry.der_capability(rated, self._modes, csipaus=self.csipaus, storage=storage)
         await self._put(_href(der.DERCapabilityLink), cap)
         self._sent_grad = self._default_grad()
-        ratings = replace(self._ratings, set_grad_w=self._sent_grad)
+        ratings = replace(rated, set_grad_w=self._sent_grad)
         settings = telemetry.der_settings(
             ratings, self._modes, at=self.now(), csipaus=self.csipaus, storage=storage
         )
         await self._put(_href(der.DERSettingsLink), settings)
+        self._sent_ratings = rated
 
     def _default_grad(self) -> int:
         """``setGradW`` of the highest-priority program's default that sets one (ALL-13)."""
@@ -690,6 +698,8 @@ class EndDeviceClient:
     async def _post_telemetry(self) -> None:
         if self._site is None or self._ratings is None:
             return
+        if self._ratings != self._sent_ratings:
+            await self._put_der_settings()  # a DER's rating changed (MUL-03 step d)
         state = self._site(self.now())
         der = await self._der_links()
         if state is None or der is None:

@@ -1,9 +1,9 @@
 """What the gateway tells the server about the site: the DER function set's four resources.
 
 Pure builders from a protocol-neutral :class:`SiteState` (the runtime fills it from the
-engine's telemetry) and :class:`SiteRatings` (from configuration) to ``DERCapability``,
-``DERSettings``, ``DERStatus`` and ``DERAvailability``. The choices, each checked by a CSIP-AUS
-procedure (sep2.md §5.6, Appendix A):
+engine's telemetry) and :class:`SiteRatings` (configured, lowered by the devices' own) to
+``DERCapability``, ``DERSettings``, ``DERStatus`` and ``DERAvailability``. The choices, each
+checked by a CSIP-AUS procedure (sep2.md §5.6, Appendix A):
 
 * ``genConnectStatus`` follows the islanding relay. Connected (bit 0) = the relay is confirmed
   closed; Available (bit 1) = connected and not in FAULT; Operating (bit 2) = connected and a DER
@@ -28,15 +28,19 @@ procedure (sep2.md §5.6, Appendix A):
   not discharge below), written only when the session speaks a CSIP-AUS 1.3 namespace
   (``storage=True``): 1.2's schema has no such elements.
 * ``rtgMaxW`` / ``setMaxW``: the aggregate DER's generation rating, the sum over the site's DER
-  of their rated discharge/generation (EV charger + PV), as configured at start. The engine's
-  ``setGradW`` reference (% of the site's DER rating per second) is the same sum.
-  ``rtgMaxChargeRateW`` / ``rtgMaxDischargeRateW`` / ``rtgMaxWh`` are the storage's (the charger).
+  of their rated discharge/generation (EV charger + PV). Each DER's is the one in force
+  (``core.ratings``): the configured one, or the device's own when it reports less, read at start
+  and then rarely (:meth:`SiteRatings.with_rated`), so a changed rating is PUT again without a
+  restart (MUL-03 step d). The engine's ``setGradW`` reference (% of the site's DER rating per
+  second) is the same sum. ``rtgMaxChargeRateW`` / ``rtgMaxDischargeRateW`` / ``rtgMaxWh`` are
+  the storage's (the charger); its discharge rate follows its own rating too, its charge rate
+  and capacity stay configured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import IntFlag
 
 from gateway.core.controls import Mode
@@ -120,6 +124,16 @@ class SiteRatings:
             capacity_wh=c.capacity_wh,
             generation_w=sum(d.max_discharge_w for d in config.ders),
         )
+
+    def with_rated(self, rated: Mapping[str, float], storage_id: str) -> SiteRatings:
+        """These ratings with each DER's rating in force (W by DER id, the engine's
+        ``der_ratings``: min(configured, device's)). The aggregate is their sum, the storage's
+        discharge rate its own; neither ever rises above these (configured) ones."""
+        if not rated:
+            return self
+        discharge = min(self.max_discharge_w, rated.get(storage_id, self.max_discharge_w))
+        total = None if self.generation_w is None else min(self.generation_w, sum(rated.values()))
+        return replace(self, max_discharge_w=discharge, generation_w=total)
 
     def stored_wh(self, soc_pct: float | None) -> float | None:
         if soc_pct is None or self.capacity_wh is None:

@@ -56,6 +56,14 @@ class DriverBase:
     def has(self, role: str) -> bool:
         return self.device.profile.role(role) is not None
 
+    async def rated_w(self) -> float | None:
+        """The device's own rating (W) where the profile binds ``rated_w``; None where it
+        binds none or the register holds no number ("not implemented")."""
+        if not self.has("rated_w"):
+            return None
+        raw = await self.device.read_one(self.binding("rated_w").point)
+        return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+
     async def connect(self) -> None:
         """Put the device under remote control (the profile's init writes, in order)."""
         for w in self.device.profile.init:
