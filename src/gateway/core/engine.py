@@ -18,11 +18,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.core import island
-from gateway.core.backfeed import Allocation, DerOutput, Limits, MeterReading, allocate
+from gateway.core.backfeed import (
+    Allocation,
+    DerOutput,
+    DerRating,
+    Limits,
+    MeterReading,
+    allocate,
+)
 from gateway.core.controls import ControlSet, Mode, Source
 from gateway.core.island import (
     STEP_PHASES,
@@ -140,6 +147,7 @@ class Engine:
         self.device_rated_w: dict[str, float] = {}
         self.der_ratings = in_force(self.config.ders, self.device_rated_w)
         self._rated_w = sum(self.der_ratings.values())
+        self._ders = _rated(self.config.ders, self.der_ratings)
         self._last_decisions: dict[Mode, str] = {}
         # The enter-service wait in progress: (setESDelay, setESRandomDelay, the random part
         # drawn for it), or None before its first cycle. Not persisted, like the ramps.
@@ -265,6 +273,7 @@ class Engine:
                 self.device_rated_w[event.der_id] = event.rated_w
                 self.der_ratings = in_force(self.config.ders, self.device_rated_w)
                 self._rated_w = sum(self.der_ratings.values())
+                self._ders = _rated(self.config.ders, self.der_ratings)
 
     def _observe(self, obs: Observed) -> None:
         if obs.meter is not None and (self._meter is None or obs.meter.at >= self._meter.at):
@@ -720,7 +729,7 @@ class Engine:
         )
         return allocate(
             self.config.panel,
-            self.config.ders,
+            self._ders,  # ratings in force: never above configured, lower if a device says
             reading,
             self._der_out,
             limits,
@@ -948,3 +957,15 @@ def _audit(cmd: DeviceCommand, now: Timestamp, outcome: str) -> Persist:
         "correlation_id": cmd.id,
     }
     return Persist(Table.AUDIT, cmd.id, doc)
+
+
+def _rated(ders: tuple[DerRating, ...], in_force: Mapping[str, float]) -> tuple[DerRating, ...]:
+    """The DERs with their discharge rating in force (``core.ratings``: min of configured and the
+    device's): the allocator then never asks a DER for more than it says it can give (a 9.6 kW
+    configuration on a 7.4 kW charger had its setpoints above 7.4 kW refused), while its
+    budgets (panel, meter) are unchanged, so a lower rating can only lower what is sent."""
+    return tuple(
+        d if in_force.get(d.der_id, d.max_discharge_w) >= d.max_discharge_w
+        else replace(d, max_discharge_w=in_force[d.der_id])
+        for d in ders
+    )  # fmt: skip

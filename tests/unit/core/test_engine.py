@@ -21,6 +21,7 @@ from gateway.core.messages import (
     ChargerTelemetry,
     DefaultsReceived,
     DerLimit,
+    DerRated,
     EventReceived,
     Forget,
     Input,
@@ -735,3 +736,20 @@ def test_with_set_es_ramp_tms_and_set_soft_grad_w_the_slower_rate_applies() -> N
     for t, w in back:
         assert w <= 83.0 * (t - t_in + 1) + 1e-6, (t - t_in, w)
     assert max(w for _, w in back) > 1000
+
+
+def test_a_device_rating_below_the_configured_one_caps_what_the_der_is_asked_for() -> None:
+    """The demo site configured its EV at 9.6 kW on a 7.4 kW charger: setpoints above 7.4 kW
+    were refused by the driver. The rating in force (min of configured and the device's) is
+    what the allocator hands out; the configuration alone still gives 9 kW."""
+    targets = []
+    for device_w in (None, 7_400.0):
+        rig = Rig()
+        rig.home.charger.soc_pct = 90.0
+        rig.run(3)
+        if device_w is not None:
+            rig.feed(DerRated(rig.home.now, "ev", device_w))
+        rig.feed(ManualOverride(rig.home.now, ControlSet(target_w=9_000.0)))
+        rig.run(3)
+        targets.append(_charger_setpoints(rig.log)[-1])
+    assert targets == [9_000.0, 7_400.0]
