@@ -275,3 +275,42 @@ def test_SDVN_01_no_supported_version_is_a_clear_error(sep2_pki: PkiFiles) -> No
     message = asyncio.run(body())
     assert "CSIP-AUS 1.3 or 1.2" in message
     assert "null, v99.99" in message
+
+
+def test_MAINT_001_an_end_device_reprovisioned_out_of_band_is_reported_then_found_again(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """MAINT-001 (SunSpec CSIP, aggregator; read from its title, "EndDevice out-of-band
+    maintenance"): the utility removes our EndDevice out of band, then provisions it again at
+    another href. While it is gone the walk says so (not registered: the link is lost and the
+    defaults rule, as after any comms loss); once it is back the client finds it by its LFDI,
+    never at the old href, and follows its controls again."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db", default=export_limit(4200)) as r:
+            await r.until(lambda: _discovered(r), "a complete walk")
+            other = "0123456789ABCDEF0123456789ABCDEF01234567"  # another site's, out of band
+            r.state.add_end_device(other, pin=PIN)  # /edev/2: ours will come back as /edev/3
+            r.state.remove_end_device(r.lfdi)
+            await r.until(
+                lambda: any("no EndDevice with lFDI" in e for e in r.gateway.client.errors),
+                "a 'not registered' error in gateway.client.errors",
+            )
+            assert any(isinstance(i, NorthLinkLost) for i in r.inputs)
+            seen = len(r.recorder.exchanges)
+            back = r.state.add_end_device(r.lfdi, pin=PIN)
+            assert back.number == 3
+            now = int(r.server_now())
+            mrid = r.state.add_control(
+                r.program, start=now + 2, duration=30, base=export_limit(1000)
+            )
+            await r.until(lambda: r.codes(mrid)[:2] == [1, 2], "1 and 2 for the control")
+            found = r.gateway.client.session.discovery
+            assert found is not None
+            assert found.end_device.href == "/edev/3"
+            assert _default_export_limit(r) == 1000  # the control is what is in force
+            gets = [x.path for x in r.recorder.exchanges[seen:] if x.method == "GET"]
+            assert "/edev/3/fsa" in gets
+            assert not [p for p in gets if p.startswith("/edev/1/")], gets
+
+    run(body)
