@@ -211,6 +211,69 @@ class DerRating:
     max_discharge_w: Watts  # generation into the home
     max_charge_w: Watts = 0.0  # 0 for PV
     capacity_wh: float | None = None  # usable storage (EV battery); None for PV or unknown
+    # Nameplate beyond W, reported only (2030.5 DERCapability rtgMaxVA, rtgMaxVar, rtgMaxVarNeg,
+    # rtgMinPF*): None = not configured; see the ``*_rating`` properties for what is reported.
+    max_va: float | None = None
+    max_var: float | None = None  # var delivered (injected)
+    max_var_neg: float | None = None  # var received (absorbed), a magnitude
+    min_pf_over_excited: float | None = None  # in (0, 1]
+    min_pf_under_excited: float | None = None  # in (0, 1]
+
+    @property
+    def va_rating(self) -> float:
+        """VA: as configured, else the larger W rating (the gateway never commands var, so the
+        DER runs at unity power factor and its apparent power is its active power)."""
+        if self.max_va is not None:
+            return self.max_va
+        return max(self.max_discharge_w, self.max_charge_w)
+
+    @property
+    def var_rating(self) -> float:
+        """var delivered: as configured, else 0 (unity power factor)."""
+        return 0.0 if self.max_var is None else self.max_var
+
+    @property
+    def var_neg_rating(self) -> float:
+        """var received (a magnitude): as configured, else the var delivered (2030.5's default)."""
+        return self.var_rating if self.max_var_neg is None else self.max_var_neg
+
+    @property
+    def pf_over_excited_rating(self) -> float:
+        """Minimum PF injecting var: as configured, else unity (2030.5's default)."""
+        return 1.0 if self.min_pf_over_excited is None else self.min_pf_over_excited
+
+    @property
+    def pf_under_excited_rating(self) -> float:
+        """Minimum PF absorbing var: as configured, else the over-excited one (2030.5's
+        default)."""
+        if self.min_pf_under_excited is None:
+            return self.pf_over_excited_rating
+        return self.min_pf_under_excited
+
+    def nameplate_problems(self) -> list[str]:
+        """The reported-only nameplate (``max_va`` ... ``min_pf_*``): kept out of
+        :meth:`problems`, which decides whether the control cycle may use the DER."""
+        out: list[str] = []
+        for name in ("max_va", "max_var", "max_var_neg"):
+            value = getattr(self, name)
+            if value is not None and not _finite_non_negative(value):
+                out.append(f"{self.der_id}: {name} must be a number >= 0, got {value!r}")
+        for name in ("min_pf_over_excited", "min_pf_under_excited"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0.0 < value <= 1.0):
+                out.append(f"{self.der_id}: {name} must be in (0, 1], got {value!r}")
+        if out or not (
+            _finite_non_negative(self.max_discharge_w) and _finite_non_negative(self.max_charge_w)
+        ):
+            return out  # problems() names bad W ratings
+        w, va = max(self.max_discharge_w, self.max_charge_w), self.va_rating
+        if va < w:  # P <= S: no DER delivers more W than VA
+            out.append(f"{self.der_id}: max_va ({va:g}) is below the W rating ({w:g})")
+        for name in ("max_var", "max_var_neg"):
+            value = getattr(self, name)
+            if value is not None and value > va:  # Q <= S
+                out.append(f"{self.der_id}: {name} ({value:g}) exceeds the VA rating ({va:g})")
+        return out
 
     def problems(self) -> list[str]:
         out: list[str] = []

@@ -62,6 +62,7 @@ class SiteConfig:
         for d in self.ders:
             if d.max_discharge_w < 0 or d.max_charge_w < 0:
                 out.append(f"DER {d.der_id}: ratings must not be negative")
+            out += [f"DER {p}" for p in d.nameplate_problems()]
         for name in (
             "step_timeout_s",
             "telemetry_max_age_s",

@@ -37,7 +37,7 @@ from gateway.store.sqlite import SqliteStore
 def _site_config(config: RunConfig) -> SiteConfig:
     base = demo_site()
     delay = replace(base.enter_service, delay_s=config.enter_service_delay_s)
-    return replace(base, enter_service=delay)
+    return replace(base, enter_service=delay, ders=config.with_nameplates(base.ders))
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -38,23 +38,33 @@ the same home can follow any of them.
     period_s = 1.0               # control-loop period
     enter_service_delay_s = 300  # IEEE 1547 enter-service delay before reconnecting
 
+    [site.der.ev]                # optional, per DER id ("ev", "pv"): nameplate beyond W,
+    max_va = 10000               # reported in DERCapability/DERSettings (never commanded);
+    max_var = 4400               # var delivered; absent: 0 (the gateway runs the DER at unity PF)
+    max_var_neg = 4400           # var received, a magnitude; absent: max_var
+    min_pf_over_excited = 0.9    # in (0, 1]; absent: 1.0
+    min_pf_under_excited = 0.9   # in (0, 1]; absent: min_pf_over_excited
+    # max_va absent: the larger of the DER's discharge and charge W ratings
+
 Every problem in the file is reported at once, with its key, as :class:`RunConfigError`.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gateway.core.backfeed import DerRating
 from gateway.north.openadr2 import config as openadr2_config
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr3 import config as openadr3_config
 from gateway.north.openadr3.config import Oadr3Config
 from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
 from gateway.north.sep2.identity import lfdi as lfdi_of
+from gateway.runtime.demo import demo_site
 
 __all__ = [
     "EndDeviceConfig",
@@ -124,11 +134,26 @@ class RunConfig:
     enter_service_delay_s: float = 300.0
     openadr2: Oadr2Config | None = None
     openadr3: Oadr3Config | None = None
+    # [site.der.<id>]: nameplate values by DER id (keys among NAMEPLATE_KEYS)
+    der_nameplates: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def with_nameplates(self, ders: tuple[DerRating, ...]) -> tuple[DerRating, ...]:
+        """``ders`` with this file's ``[site.der.<id>]`` values."""
+        return tuple(_nameplated(d, self.der_nameplates.get(d.der_id, {})) for d in ders)
 
     def store_for(self, index: int) -> Path:
         if index == 0:
             return self.store
         return self.store.with_name(f"{self.store.stem}-{index}{self.store.suffix}")
+
+
+NAMEPLATE_KEYS = (
+    "max_va",
+    "max_var",
+    "max_var_neg",
+    "min_pf_over_excited",
+    "min_pf_under_excited",
+)
 
 
 class _Reader:
@@ -235,6 +260,7 @@ def load(path: Path) -> RunConfig:
         r.problems.append("site.simulate = false: real devices from [[device]] are not wired yet")
     if period_s is not None and not 0.05 <= period_s <= 60:
         r.problems.append(f"site.period_s: expected 0.05..60 s, got {period_s}")
+    nameplates = _nameplates(r, site.get("der", {}))
     if r.problems:
         raise RunConfigError(f"{path}: invalid configuration:\n  - " + "\n  - ".join(r.problems))
     return RunConfig(
@@ -246,7 +272,37 @@ def load(path: Path) -> RunConfig:
         store=(path.parent / str(store)).resolve(),
         period_s=float(period_s),
         enter_service_delay_s=float(delay_s),
+        der_nameplates=nameplates,
     )
+
+
+def _nameplates(r: _Reader, tables: Any) -> dict[str, dict[str, float]]:
+    """``[site.der.<id>]``: each DER's nameplate, checked against the site's DER as rated."""
+    if not isinstance(tables, dict):
+        r.problems.append(f"site.der: expected tables [site.der.<DER id>], got {tables!r}")
+        return {}
+    ders = {d.der_id: d for d in demo_site().ders}
+    out: dict[str, dict[str, float]] = {}
+    for der_id, table in tables.items():
+        where = f"site.der.{der_id}"
+        if der_id not in ders:
+            r.problems.append(f"{where}: no such DER (the site's are {sorted(ders)})")
+            continue
+        if not isinstance(table, dict):
+            r.problems.append(f"{where}: expected a table, got {table!r}")
+            continue
+        for key in sorted(set(table) - set(NAMEPLATE_KEYS)):
+            r.problems.append(f"{where}.{key}: unknown (expected one of {list(NAMEPLATE_KEYS)})")
+        values = {k: r.get(table, k, float, where, None) for k in NAMEPLATE_KEYS}
+        out[der_id] = {k: v for k, v in values.items() if v is not None}
+        rated = _nameplated(ders[der_id], out[der_id])
+        r.problems += [f"site.der.{p}" for p in rated.nameplate_problems()]
+    return out
+
+
+def _nameplated(der: DerRating, values: dict[str, float]) -> DerRating:
+    changes: dict[str, Any] = dict(values)  # keys among NAMEPLATE_KEYS, all DerRating fields
+    return replace(der, **changes)
 
 
 def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:

@@ -6,6 +6,7 @@ site's limits like any other: the export limit still caps what leaves the site.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from sep2_rig import GatewayRig, fast_site, gateway_rig, run, utility_server
@@ -113,6 +114,46 @@ def _put_bodies(r: GatewayRig) -> list[bytes]:
     ]
 
 
+def _assert_va_var_pf(
+    cap: DERCapability,
+    settings: DERSettings,
+    *,
+    va: float,
+    var: float,
+    var_neg: float,
+    pf: tuple[float, float],
+) -> None:
+    """STO-02: rtgMaxVA, rtgMaxVar, rtgMaxVarNeg, rtgMinPF* and their set* arrived (as the
+    server decoded them); STO-05: set <= rtg (VA, var), setMaxVarNeg >= rtgMaxVarNeg (var
+    received is negative), setMinPF* >= rtgMinPF*; and the values are ``va`` ... ``pf``."""
+    got = [
+        (cap.rtgMaxVA, settings.setMaxVA),
+        (cap.rtgMaxVar, settings.setMaxVar),
+        (cap.rtgMaxVarNeg, settings.setMaxVarNeg),
+    ]
+    values = []
+    for rtg, setting in got:
+        assert rtg is not None
+        assert setting is not None
+        values.append((rtg.amount, setting.amount))
+    (rtg_va, set_va), (rtg_var, set_var), (rtg_neg, set_neg) = values
+    assert 0 < set_va <= rtg_va
+    assert rtg_va >= cap.rtgMaxW.watts
+    assert 0 <= set_var <= rtg_var
+    assert rtg_neg <= set_neg <= 0
+    pfs = []
+    for rtg_pf, set_pf in (
+        (cap.rtgMinPFOverExcited, settings.setMinPFOverExcited),
+        (cap.rtgMinPFUnderExcited, settings.setMinPFUnderExcited),
+    ):
+        assert rtg_pf is not None
+        assert set_pf is not None
+        assert 0 < rtg_pf.ratio <= set_pf.ratio <= 1
+        pfs.append(rtg_pf.ratio)
+    assert (rtg_va, rtg_var, rtg_neg) == (va, var, -var_neg)
+    assert tuple(pfs) == pf
+
+
 def test_STO_02_STO_05_a_1_3_beta_storage_server_gets_vpp_modes_and_set_min_wh_in_range(
     sep2_pki: PkiFiles, tmp_path: Path
 ) -> None:
@@ -162,6 +203,8 @@ def test_STO_02_STO_05_a_1_3_beta_storage_server_gets_vpp_modes_and_set_min_wh_i
                 assert 0 < settings.setMaxW.watts <= cap.rtgMaxW.watts
                 assert 0 < settings.setMaxWh.watts <= cap.rtgMaxWh.watts
                 assert 0 <= settings.setMinWh.watts <= settings.setMaxWh.watts
+                # STO-02/05: VA, var and PF present and in range; unconfigured, a unity-PF DER.
+                _assert_va_var_pf(cap, settings, va=16_600, var=0, var_neg=0, pf=(1.0, 1.0))
                 charger = config.charger
                 assert charger.capacity_wh is not None
                 reserve = config.backup_reserve_soc_pct / 100 * charger.capacity_wh
@@ -203,9 +246,53 @@ def test_STO_02_a_1_2_server_gets_no_storage_elements(sep2_pki: PkiFiles, tmp_pa
             assert cap.vppModesSupported is None
             assert settings.vppModesEnabled is None
             assert settings.setMinWh is None
+            # The VA / var / PF ratings are plain 2030.5: a 1.2 server gets them too.
+            _assert_va_var_pf(cap, settings, va=16_600, var=0, var_neg=0, pf=(1.0, 1.0))
             for put in _put_bodies(r):
                 assert b'xmlns:csipaus="https://csipaus.org/ns"' in put
                 assert b"vppModes" not in put
                 assert b"setMinWh" not in put
+
+    run(body)
+
+
+def test_STO_02_STO_05_a_configured_va_var_pf_nameplate_reaches_the_server_in_range(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """Each DER's configured nameplate (the run file's [site.der.<id>]), aggregated: VA and
+    var summed, var received written negative, the minimum PFs the smallest; settings =
+    ratings, so STO-05's ranges hold. Against a 1.3-beta/storage server, as STO-05 runs."""
+    pv, ev = fast_site().ders
+    site = replace(
+        fast_site(),
+        ders=(
+            replace(pv, max_va=7_500, max_var=3_000, min_pf_over_excited=0.9),
+            replace(
+                ev,
+                max_va=10_000,
+                max_var=4_400,
+                max_var_neg=4_000,
+                min_pf_over_excited=0.95,
+                min_pf_under_excited=0.85,
+            ),
+        ),
+    )
+
+    async def body() -> None:
+        async with utility_server(sep2_pki) as u:
+            u.state.tamper(["*"], lambda b: with_csipaus_ns(b, CSIPAUS_NS_V13_BETA))
+            async with gateway_rig(sep2_pki, tmp_path / "gw.db", utility=u, site=site) as r:
+                await r.until(
+                    lambda: (
+                        None not in (r.state.der_capability(r.lfdi), r.state.der_settings(r.lfdi))
+                    ),
+                    "DERCapability and DERSettings PUT",
+                )
+                cap, settings = _capability_and_settings(r)
+                _assert_va_var_pf(
+                    cap, settings, va=17_500, var=7_400, var_neg=7_000, pf=(0.9, 0.85)
+                )
+                for put in _put_bodies(r):
+                    assert b"MaxVarNeg><multiplier>0</multiplier><value>-7000</value>" in put
 
     run(body)

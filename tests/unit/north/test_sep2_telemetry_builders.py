@@ -12,11 +12,14 @@ from gateway.core.controls import Mode
 from gateway.core.engine import Engine
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import (
+    ApparentPower,
     ConnectStatus,
     DERCapability,
     DERSettings,
     DOEModes,
     OperationalMode,
+    PowerFactor,
+    ReactivePower,
     VPPModes,
 )
 from gateway.north.sep2.model import Response
@@ -329,6 +332,7 @@ def test_STO_05_ranges_hold_for_the_demo_site(storage: bool, sep_schema: SepSche
     assert cap.rtgMaxDischargeRateW.watts > 0
     assert 0 < settings.setMaxChargeRateW.watts <= cap.rtgMaxChargeRateW.watts
     assert 0 < settings.setMaxDischargeRateW.watts <= cap.rtgMaxDischargeRateW.watts
+    assert_sto_05_va_var_pf_ranges(cap, settings)
     if storage:
         assert settings.setMinWh is not None
         assert 0 <= settings.setMinWh.watts <= settings.setMaxWh.watts
@@ -350,3 +354,150 @@ def test_MUL_03_step_d_the_ratings_follow_the_ders_in_force_never_above_configur
     assert lower.capacity_wh == ratings.capacity_wh
     higher = ratings.with_rated({"pv": 9_000, "ev": 20_000}, "ev")
     assert (higher.rtg_max_w, higher.max_discharge_w) == (16_600, 9_600)
+
+
+# ---------------------------------------------------------------- STO-02/05: VA, var and PF
+
+
+def _va(p: ApparentPower | None) -> float:
+    assert p is not None
+    return p.amount
+
+
+def _var(p: ReactivePower | None) -> float:
+    assert p is not None
+    return p.amount
+
+
+def _pf(p: PowerFactor | None) -> float:
+    assert p is not None
+    return p.ratio
+
+
+def assert_sto_05_va_var_pf_ranges(cap: DERCapability, settings: DERSettings) -> None:
+    """STO-02: every VA/var/PF rating and setting present; STO-05: setMaxVA <= rtgMaxVA,
+    setMaxVar <= rtgMaxVar, setMaxVarNeg >= rtgMaxVarNeg (both <= 0, 2030.5's sign),
+    setMinPF* >= rtgMinPF*, every PF in (0, 1], and no less VA than W."""
+    assert 0 < _va(settings.setMaxVA) <= _va(cap.rtgMaxVA)
+    assert 0 <= _var(settings.setMaxVar) <= _var(cap.rtgMaxVar)
+    assert _var(cap.rtgMaxVarNeg) <= _var(settings.setMaxVarNeg) <= 0
+    assert 0 < _pf(cap.rtgMinPFOverExcited) <= _pf(settings.setMinPFOverExcited) <= 1
+    assert 0 < _pf(cap.rtgMinPFUnderExcited) <= _pf(settings.setMinPFUnderExcited) <= 1
+    assert _va(cap.rtgMaxVA) >= cap.rtgMaxW.watts
+    assert _var(cap.rtgMaxVar) <= _va(cap.rtgMaxVA)
+
+
+def _both(ratings: SiteRatings, **kw: bool) -> tuple[DERCapability, DERSettings]:
+    cap = der_capability(ratings, tuple(Mode), **kw)
+    return cap, der_settings(ratings, tuple(Mode), at=T0, **kw)
+
+
+def test_STO_02_an_unconfigured_site_reports_a_unity_power_factor_der() -> None:
+    """No nameplate configured: VA = each DER's larger W rating, summed (PV 7 kW + the EV's
+    9.6 kW); no var either way; minimum PF 1.0 both ways; the settings equal the ratings."""
+    cap, settings = _both(SiteRatings.of_site(demo_site()))
+    assert _va(cap.rtgMaxVA) == _va(settings.setMaxVA) == 16_600
+    assert _var(cap.rtgMaxVar) == _var(settings.setMaxVar) == 0
+    assert _var(cap.rtgMaxVarNeg) == _var(settings.setMaxVarNeg) == 0
+    for pf in (cap.rtgMinPFOverExcited, cap.rtgMinPFUnderExcited):
+        assert pf == PowerFactor(displacement=1000, multiplier=-3)
+    assert settings.setMinPFOverExcited == settings.setMinPFUnderExcited == PowerFactor(1000, -3)
+    # A SiteRatings built without a site (no VA): the larger of rtgMaxW and the charge rate.
+    assert _va(der_capability(RATINGS, ()).rtgMaxVA) == 11_000
+
+
+NAMEPLATED = (
+    DerRating(
+        "pv", "pv", max_discharge_w=7_000, max_va=7_500, max_var=3_000, min_pf_over_excited=0.9
+    ),
+    DerRating(
+        "ev",
+        "charger",
+        max_discharge_w=9_600,
+        max_charge_w=9_600,
+        capacity_wh=60_000,
+        max_va=10_000,
+        max_var=4_400,
+        max_var_neg=4_000,
+        min_pf_over_excited=0.95,
+        min_pf_under_excited=0.85,
+    ),
+)
+
+
+def test_STO_02_configured_nameplates_aggregate_va_and_var_summed_pf_the_smallest() -> None:
+    """VA 7.5 + 10 kVA; var delivered 3 + 4.4 kvar; var received the PV's default (its var
+    delivered, 3 kvar) + the EV's 4 kvar, written negative; minimum PF over-excited
+    min(0.9, 0.95), under-excited min(the PV's default = its over-excited 0.9, 0.85)."""
+    site = replace(demo_site(), ders=NAMEPLATED)
+    assert not site.problems()
+    ratings = SiteRatings.of_site(site)
+    cap, settings = _both(ratings)
+    assert _va(cap.rtgMaxVA) == _va(settings.setMaxVA) == 17_500
+    assert _var(cap.rtgMaxVar) == _var(settings.setMaxVar) == 7_400
+    assert _var(cap.rtgMaxVarNeg) == _var(settings.setMaxVarNeg) == -7_000
+    assert _pf(cap.rtgMinPFOverExcited) == _pf(settings.setMinPFOverExcited) == 0.9
+    assert _pf(cap.rtgMinPFUnderExcited) == _pf(settings.setMinPFUnderExcited) == 0.85
+    assert_sto_05_va_var_pf_ranges(cap, settings)
+
+
+@pytest.mark.parametrize("profile", ["csip-aus-1.2", "csip-aus-1.3-beta-storage", "csip-us"])
+@pytest.mark.parametrize("ders", ["default", "nameplated"])
+def test_STO_02_va_var_pf_elements_are_schema_valid_in_every_profile_and_read_back(
+    profile: str, ders: str, sep_schema: SepSchemas
+) -> None:
+    """Plain 2030.5 elements, in the XSD's order (between the W/Wh ratings), so every profile
+    writes them: CSIP-AUS 1.2 and 1.3-beta/storage, and US CSIP (2030.5-2023)."""
+    site = demo_site() if ders == "default" else replace(demo_site(), ders=NAMEPLATED)
+    ratings = SiteRatings.of_site(site)
+    storage = profile == "csip-aus-1.3-beta-storage"
+    csipaus = profile != "csip-us"
+    for resource in _both(ratings, csipaus=csipaus, storage=storage):
+        body = _beta(resource) if storage else codec.encode(resource)
+        if storage:
+            sep_schema.assert_valid(body, storage=True)
+        elif csipaus:
+            sep_schema.assert_valid(body)
+        else:
+            assert not sep_schema.errors(body, year=2023)
+        assert codec.decode(body) == resource
+        prefix = b"<rtg" if isinstance(resource, DERCapability) else b"<set"
+        for name in (b"MaxVA", b"MaxVar", b"MaxVarNeg", b"MinPFOverExcited", b"MinPFUnderExcited"):
+            assert prefix + name + b">" in body, name
+
+
+def test_a_var_received_rating_written_positive_is_refused() -> None:
+    cap, settings = _both(replace(RATINGS, max_var=1_000, max_var_neg=1_000, max_va=12_000))
+    body = codec.encode(cap)
+    assert b"<rtgMaxVarNeg><multiplier>0</multiplier><value>-1000</value>" in body
+    bad = body.replace(
+        b"<value>-1000</value></rtgMaxVarNeg>", b"<value>1000</value></rtgMaxVarNeg>"
+    )
+    assert bad != body
+    with pytest.raises(codec.Sep2ValueError, match="rtgMaxVarNeg"):
+        codec.decode(bad)
+    with pytest.raises(codec.Sep2ValueError, match="setMaxVar"):
+        codec.encode(replace(settings, setMaxVar=ReactivePower(value=-1)))
+
+
+@pytest.mark.parametrize(("displacement", "multiplier"), [(0, -3), (1001, -3), (2, 0), (65535, -4)])
+def test_a_power_factor_outside_0_to_1_is_refused(displacement: int, multiplier: int) -> None:
+    cap = der_capability(RATINGS, ())
+    bad = replace(cap, rtgMinPFOverExcited=PowerFactor(displacement, multiplier))
+    with pytest.raises(codec.Sep2ValueError, match="rtgMinPFOverExcited"):
+        codec.encode(bad)
+
+
+def test_apparent_power_is_uint16_so_40_kva_keeps_whole_va() -> None:
+    """ApparentPower's value is UInt16 (ActivePower's Int16 would need a multiplier)."""
+    assert ApparentPower.from_amount(40_000) == ApparentPower(40_000, 0)
+    assert ApparentPower.from_amount(70_000) == ApparentPower(7_000, 1)
+    assert ReactivePower.from_amount(-40_000) == ReactivePower(-4_000, 1)
+    assert PowerFactor.from_ratio(0.95) == PowerFactor(950, -3)
+    with pytest.raises(ValueError, match="power factor"):
+        PowerFactor.from_ratio(1.01)
+    cap = replace(der_capability(RATINGS, ()), rtgMaxVA=ApparentPower(40_000, 0))
+    assert codec.decode(codec.encode(cap)) == cap
+    bad = codec.encode(cap).replace(b"<value>40000</value>", b"<value>70000</value>")
+    with pytest.raises(codec.Sep2ValueError, match="rtgMaxVA"):
+        codec.decode(bad)

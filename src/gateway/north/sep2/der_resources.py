@@ -4,10 +4,12 @@
 ``DERSettings`` (what it is set to), ``DERStatus`` (what it is doing) and ``DERAvailability``
 (what it could still do). Same conventions as :mod:`gateway.north.sep2.resources`: frozen
 dataclasses, field names are the XML element (or attribute) names, values in the standard's
-units (``ActivePower`` with its multiplier, ``PerCent`` in hundredths of a percent, ``TimeType``
-as POSIX seconds). Bitmaps are held as integers (:class:`ConnectStatus`, :class:`DOEModes` for
-the ones with named bits) and written as the schema's hex. :mod:`gateway.north.sep2.resources_codec`
-reads and writes them and checks every range named here.
+units (``ActivePower``, ``ReactivePower``, ``ApparentPower`` with their multiplier,
+``PowerFactor`` as displacement x 10^multiplier, ``PerCent`` in hundredths of a percent,
+``TimeType`` as POSIX seconds). Bitmaps are held as integers (:class:`ConnectStatus`,
+:class:`DOEModes` for the ones with named bits) and written as the schema's hex.
+:mod:`gateway.north.sep2.resources_codec` reads and writes them and checks every range named
+here.
 
 CSIP-AUS (``https://csipaus.org/ns``) extends ``DERCapability`` with ``doeModesSupported``
 (**required** by CSIP-AUS, absent from US CSIP, so optional in the model; after every 2030.5
@@ -23,11 +25,12 @@ client writes them only to a server that speaks 1.3.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Final
+from typing import ClassVar, Final, Self
 
-from gateway.north.sep2.model import ActivePower
+from gateway.north.sep2.model import INT16_MAX, INT16_MIN, MULTIPLIER_MAX, UINT16_MAX, ActivePower
 from gateway.north.sep2.resources import Link, ListLink
 
 _Link = Link
@@ -93,15 +96,73 @@ MODE_MAX_LIM_W: Final = 1 << 20  # opModMaxLimW
 MODE_TARGET_W: Final = 1 << 22  # opModTargetW
 
 
+class _PowerOfTen:
+    """A quantity as value x 10^multiplier, the value within the subclass's ``_RANGE``."""
+
+    __slots__ = ()
+    _RANGE: ClassVar[tuple[int, int]]
+    value: int
+    multiplier: int
+
+    @classmethod
+    def from_amount(cls, amount: float) -> Self:
+        """Whole units while the value fits, one digit fewer per decade above (as
+        ``ActivePower.from_watts``)."""
+        if not math.isfinite(amount):
+            raise ValueError(f"cannot encode {amount!r} as {cls.__name__}")
+        low, high = cls._RANGE
+        for m in range(MULTIPLIER_MAX + 1):
+            value = round(amount / 10**m)
+            if low <= value <= high:
+                return cls(value=value, multiplier=m)  # type: ignore[call-arg]
+        raise ValueError(f"{amount:g} does not fit {cls.__name__}")
+
+    @property
+    def amount(self) -> float:
+        return float(self.value * 10.0**self.multiplier)
+
+
 @dataclass(frozen=True, slots=True)
-class ReactivePower:
+class ReactivePower(_PowerOfTen):
     """``ReactivePower``: var = value x 10^multiplier; value is Int16, multiplier -9..9."""
 
+    _RANGE: ClassVar = (INT16_MIN, INT16_MAX)
     value: int
     multiplier: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ApparentPower(_PowerOfTen):
+    """``ApparentPower``: VA = value x 10^multiplier; value is **UInt16**, multiplier -9..9."""
+
+    _RANGE: ClassVar = (0, UINT16_MAX)
+    value: int
+    multiplier: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PowerFactor:
+    """``PowerFactor``: cos(theta) = displacement x 10^multiplier; displacement is UInt16,
+    multiplier -9..9 (0.95 is 950 x 10^-3). A DER's minimum PF is in (0, 1]."""
+
+    displacement: int
+    multiplier: int
+
+    @classmethod
+    def from_ratio(cls, pf: float) -> PowerFactor:
+        """Thousandths: 0.95 -> 950 x 10^-3, unity -> 1000 x 10^-3."""
+        if not (math.isfinite(pf) and 0.0 < pf <= 1.0):
+            raise ValueError(f"a power factor is in (0, 1], got {pf!r}")
+        return cls(displacement=round(pf * 1000), multiplier=-3)
+
+    @property
+    def ratio(self) -> float:
+        return float(self.displacement * 10.0**self.multiplier)
+
+
 _ReactivePower = ReactivePower
+_ApparentPower = ApparentPower
+_PowerFactor = PowerFactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +238,12 @@ class DERCapability:
     href: str | None = None
     rtgMaxChargeRateW: _ActivePower | None = None
     rtgMaxDischargeRateW: _ActivePower | None = None
+    rtgMaxVA: _ApparentPower | None = None
+    rtgMaxVar: _ReactivePower | None = None  # var delivered (injected), >= 0
+    rtgMaxVarNeg: _ReactivePower | None = None  # var received: 2030.5 writes it negative (<= 0)
     rtgMaxWh: _ActivePower | None = None  # WattHour: the same value x 10^multiplier shape
+    rtgMinPFOverExcited: _PowerFactor | None = None
+    rtgMinPFUnderExcited: _PowerFactor | None = None
     vppModesSupported: VPPModes | None = None  # csipaus 1.3, VPPControlType (HexBinary8)
 
 
@@ -191,7 +257,12 @@ class DERSettings:
     modesEnabled: int | None = None  # DERControlType (HexBinary32)
     setMaxChargeRateW: _ActivePower | None = None
     setMaxDischargeRateW: _ActivePower | None = None
+    setMaxVA: _ApparentPower | None = None  # <= rtgMaxVA
+    setMaxVar: _ReactivePower | None = None  # <= rtgMaxVar
+    setMaxVarNeg: _ReactivePower | None = None  # negative, >= rtgMaxVarNeg
     setMaxWh: _ActivePower | None = None  # WattHour
+    setMinPFOverExcited: _PowerFactor | None = None  # >= rtgMinPFOverExcited
+    setMinPFUnderExcited: _PowerFactor | None = None  # >= rtgMinPFUnderExcited
     doeModesEnabled: DOEModes | None = None  # csipaus, DOEControlType (HexBinary8)
     vppModesEnabled: VPPModes | None = None  # csipaus 1.3, VPPControlType (HexBinary8)
     setMinWh: _ActivePower | None = None  # csipaus 1.3, WattHour: the stored energy kept

@@ -13,7 +13,9 @@ Checked here: UInt32 ``pollRate``/``postRate``/``all``/``results``, ``subscribab
 the number of items held and at most ``all``. Unknown elements are ignored.
 
 The DER resources of :mod:`gateway.north.sep2.der_resources` use the same tables: ``ActivePower``
-/ ``ReactivePower`` (Int16 value, multiplier -9..9; ratings and settings not negative), UInt16
+/ ``ReactivePower`` (Int16 value, multiplier -9..9; ratings and settings not negative, but
+``rtgMaxVarNeg`` / ``setMaxVarNeg`` not positive, as 2030.5 writes var received),
+``ApparentPower`` (UInt16 value), ``PowerFactor`` (UInt16 displacement, in (0, 1]), UInt16
 ``setGradW``, ``PerCent`` 0..10000, ``DERType`` UInt8, bitmaps (HexBinary32 ``DERControlType``,
 HexBinary8 ``ConnectStatusType`` and CSIP-AUS ``DOEControlType`` / ``VPPControlType``) held as
 integers, and the ``{dateTime, value}`` status elements of ``DERStatus``. CSIP-AUS elements are
@@ -65,6 +67,7 @@ from gateway.north.sep2.codec import (
 )
 from gateway.north.sep2.der_resources import (
     DER,
+    ApparentPower,
     ConnectStatus,
     ConnectStatusType,
     DERAvailability,
@@ -76,6 +79,7 @@ from gateway.north.sep2.der_resources import (
     DOEModes,
     InverterStatusType,
     OperationalModeStatusType,
+    PowerFactor,
     ReactivePower,
     StateOfChargeStatusType,
     VPPModes,
@@ -156,11 +160,15 @@ _STR32, _VERSION = 12, 13
 (_RATING, _POWER, _RPOWER, _CONNECT, _OPMODE, _INVERTER, _SOC) = range(18, 25)
 (_INT48, _UINT48, _MULT, _HEX16_INT, _STR16, _URI) = range(25, 31)
 (_INTERVAL, _UNITVALUE, _CONDITION) = range(31, 34)
-_STRUCTS: Final = frozenset(range(18, 25)) | {_INTERVAL, _UNITVALUE, _CONDITION}
+_STRUCTS: Final = frozenset(range(18, 25)) | {_INTERVAL, _UNITVALUE, _CONDITION, *range(38, 42)}
 # Resources inside a resource: one (_ONE), any number (_MANY), both read with the spec named in
 # _Spec.nested; _EMBEDDED is Notification's <Resource xsi:type="...">.
 (_ONE, _MANY, _EMBEDDED) = range(34, 37)
 _VPP = 37  # CSIP-AUS 1.3 VPPControlType (HexBinary8)
+# DERCapability / DERSettings VA, var and PF ratings: ApparentPower (UInt16 value), ReactivePower
+# >= 0 (var delivered) and <= 0 (var received: 2030.5 writes *VarNeg negative), PowerFactor.
+(_VA, _VAR, _VAR_NEG, _PF) = range(38, 42)
+_POWERS: Final = frozenset({_RATING, _POWER, _RPOWER, _VA, _VAR, _VAR_NEG})
 
 _Field = tuple[str, str, int, bool]  # (element name, namespace, kind, required)
 
@@ -302,8 +310,13 @@ _DERCAP = _Spec(
         ("modesSupported", NS, _HEX32_INT, True),
         ("rtgMaxChargeRateW", NS, _RATING, False),
         ("rtgMaxDischargeRateW", NS, _RATING, False),
+        ("rtgMaxVA", NS, _VA, False),
+        ("rtgMaxVar", NS, _VAR, False),
+        ("rtgMaxVarNeg", NS, _VAR_NEG, False),
         ("rtgMaxW", NS, _RATING, True),
         ("rtgMaxWh", NS, _RATING, False),
+        ("rtgMinPFOverExcited", NS, _PF, False),
+        ("rtgMinPFUnderExcited", NS, _PF, False),
         ("type", NS, _UINT8, True),
         # Required by CSIP-AUS, absent in US CSIP: the client decides which it writes.
         ("doeModesSupported", CSIPAUS_NS, _DOE, False),
@@ -319,8 +332,13 @@ _DERSET = _Spec(
         ("setGradW", NS, _UINT16, True),
         ("setMaxChargeRateW", NS, _RATING, False),
         ("setMaxDischargeRateW", NS, _RATING, False),
+        ("setMaxVA", NS, _VA, False),
+        ("setMaxVar", NS, _VAR, False),
+        ("setMaxVarNeg", NS, _VAR_NEG, False),
         ("setMaxW", NS, _RATING, True),
         ("setMaxWh", NS, _RATING, False),
+        ("setMinPFOverExcited", NS, _PF, False),
+        ("setMinPFUnderExcited", NS, _PF, False),
         ("updatedTime", NS, _TIME, True),
         ("doeModesEnabled", CSIPAUS_NS, _DOE, False),
         ("vppModesEnabled", CSIPAUS_NS, _VPP, False),  # 1.3 only, as is setMinWh
@@ -582,17 +600,33 @@ _AS_UNIT_MULTIPLIER: Final = _integer(MULTIPLIER_MIN, MULTIPLIER_MAX, "Int8")
 _AS_UOM: Final = _integer(0, 255, "UomType (UInt8)")
 
 
-def _power(r: _Reader, name: str, ns: str, kind: int) -> ActivePower | ReactivePower | None:
+def _power(
+    r: _Reader, name: str, ns: str, kind: int
+) -> ActivePower | ReactivePower | ApparentPower | None:
     sub = r.sub(name, ns)
     if sub is None:
         return None
     multiplier = sub.need("multiplier", _AS_MULTIPLIER)
-    value = sub.need("value", _AS_INT16)
-    if kind == _RATING and value < 0:
+    value = sub.need("value", _AS_UINT16 if kind == _VA else _AS_INT16)
+    if kind in {_RATING, _VAR} and value < 0:
         raise sub.fail("value", value, "a rating or setting must not be negative")
-    if kind == _RPOWER:
+    if kind == _VAR_NEG and value > 0:
+        raise sub.fail("value", value, "var received is written negative (or 0)")
+    if kind == _VA:
+        return ApparentPower(value=value, multiplier=multiplier)
+    if kind in {_RPOWER, _VAR, _VAR_NEG}:
         return ReactivePower(value=value, multiplier=multiplier)
     return ActivePower(value=value, multiplier=multiplier)
+
+
+def _power_factor(sub: _Reader) -> PowerFactor:
+    pf = PowerFactor(
+        displacement=sub.need("displacement", _AS_UINT16),
+        multiplier=sub.need("multiplier", _AS_MULTIPLIER),
+    )
+    if not 0.0 < pf.ratio <= 1.0:
+        raise sub.fail("displacement", pf.displacement, "a power factor is in (0, 1]")
+    return pf
 
 
 _StatusCls = (
@@ -628,11 +662,13 @@ def _plain_struct(sub: _Reader, kind: int) -> Any:
 
 
 def _struct(r: _Reader, name: str, ns: str, kind: int) -> Any:
-    if kind in {_RATING, _POWER, _RPOWER}:
+    if kind in _POWERS:
         return _power(r, name, ns, kind)
     sub = r.sub(name, ns)
     if sub is None:
         return None
+    if kind == _PF:
+        return _power_factor(sub)
     if kind in {_INTERVAL, _UNITVALUE, _CONDITION}:
         return _plain_struct(sub, kind)
     cls, conv = _STATUS[kind]
@@ -852,10 +888,10 @@ def _hex(value: int, digits: int) -> str:
 def _write_struct(w: _Writer, name: str, value: Any, ns: str = NS) -> None:
     # The element in its own namespace (csipaus:setMinWh); its children are 2030.5's.
     sub = _Writer(etree.SubElement(w.el, _q(name, ns)))
-    if isinstance(value, ActivePower | ReactivePower):
+    if isinstance(value, ActivePower | ReactivePower | ApparentPower):
         sub.add("multiplier", value.multiplier)
         sub.add("value", value.value)
-    elif isinstance(value, DateTimeInterval | UnitValueType | Condition):
+    elif isinstance(value, DateTimeInterval | UnitValueType | Condition | PowerFactor):
         for f in fields(value):  # declared in schema order
             sub.add(f.name, getattr(value, f.name))
     else:

@@ -27,6 +27,10 @@ checked by a CSIP-AUS procedure (sep2.md §5.6, Appendix A):
   ``setMinWh`` (the backup reserve x the storage's capacity: the stored energy the gateway does
   not discharge below), written only when the session speaks a CSIP-AUS 1.3 namespace
   (``storage=True``): 1.2's schema has no such elements.
+* ``rtgMaxVA`` / ``rtgMaxVar`` / ``rtgMaxVarNeg`` / ``rtgMinPF*`` and their ``set*`` (equal):
+  each DER's configured nameplate, else that of a DER run at unity PF (VA = its larger W
+  rating, 0 var, PF 1.0); VA and var summed over the DER, the minimum PFs the smallest.
+  ``rtgMaxVarNeg`` is written negative (var received), as 2030.5 has it.
 * ``rtgMaxW`` / ``setMaxW``: the aggregate DER's generation rating, the sum over the site's DER
   of their rated discharge/generation (EV charger + PV). Each DER's is the one in force
   (``core.ratings``): the configured one, or the device's own when it reports less, read at start
@@ -53,6 +57,7 @@ from gateway.north.sep2.der_resources import (
     MODE_FIXED_W,
     MODE_MAX_LIM_W,
     MODE_TARGET_W,
+    ApparentPower,
     ConnectStatus,
     ConnectStatusType,
     DERAvailability,
@@ -63,6 +68,8 @@ from gateway.north.sep2.der_resources import (
     DOEModes,
     OperationalMode,
     OperationalModeStatusType,
+    PowerFactor,
+    ReactivePower,
     StateOfChargeStatusType,
     VPPModes,
 )
@@ -98,6 +105,18 @@ class SiteRatings:
     # The sum of every DER's rated discharge/generation (rtgMaxW, setMaxW); None: the storage
     # is the site's only DER, so its discharge rate.
     generation_w: float | None = None
+    # The VA / var / PF nameplate of all the site's DER together (DerRating's *_rating): VA and
+    # var summed (bounds on the sum of the DER's vectors), minimum PFs the smallest (the mix's
+    # PF is never below its lowest member's). max_va None: max(rtg_max_w, max_charge_w).
+    max_va: float | None = None
+    max_var: float = 0.0  # var delivered
+    max_var_neg: float = 0.0  # var received, a magnitude (written negative)
+    min_pf_over_excited: float = 1.0
+    min_pf_under_excited: float = 1.0
+
+    @property
+    def rtg_max_va(self) -> float:
+        return max(self.rtg_max_w, self.max_charge_w) if self.max_va is None else self.max_va
 
     @property
     def rtg_max_w(self) -> float:
@@ -123,6 +142,11 @@ class SiteRatings:
             backup_reserve_pct=config.backup_reserve_soc_pct,
             capacity_wh=c.capacity_wh,
             generation_w=sum(d.max_discharge_w for d in config.ders),
+            max_va=sum(d.va_rating for d in config.ders),
+            max_var=sum(d.var_rating for d in config.ders),
+            max_var_neg=sum(d.var_neg_rating for d in config.ders),
+            min_pf_over_excited=min(d.pf_over_excited_rating for d in config.ders),
+            min_pf_under_excited=min(d.pf_under_excited_rating for d in config.ders),
         )
 
     def with_rated(self, rated: Mapping[str, float], storage_id: str) -> SiteRatings:
@@ -254,7 +278,12 @@ def der_capability(
         doeModesSupported=doe_modes(modes) if csipaus else None,
         rtgMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
         rtgMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
+        rtgMaxVA=ApparentPower.from_amount(r.rtg_max_va),
+        rtgMaxVar=ReactivePower.from_amount(r.max_var),
+        rtgMaxVarNeg=ReactivePower.from_amount(-r.max_var_neg),
         rtgMaxWh=_wh(r.capacity_wh),
+        rtgMinPFOverExcited=PowerFactor.from_ratio(r.min_pf_over_excited),
+        rtgMinPFUnderExcited=PowerFactor.from_ratio(r.min_pf_under_excited),
         vppModesSupported=vpp_modes(modes) if csipaus and storage else None,
     )
 
@@ -277,7 +306,13 @@ def der_settings(
         modesEnabled=modes_supported(modes),
         setMaxChargeRateW=ActivePower.from_watts(r.max_charge_w),
         setMaxDischargeRateW=ActivePower.from_watts(r.max_discharge_w),
+        # The settings are the ratings (as setMaxW = rtgMaxW): the gateway sets no lower limit.
+        setMaxVA=ApparentPower.from_amount(r.rtg_max_va),
+        setMaxVar=ReactivePower.from_amount(r.max_var),
+        setMaxVarNeg=ReactivePower.from_amount(-r.max_var_neg),
         setMaxWh=_wh(r.capacity_wh),
+        setMinPFOverExcited=PowerFactor.from_ratio(r.min_pf_over_excited),
+        setMinPFUnderExcited=PowerFactor.from_ratio(r.min_pf_under_excited),
         doeModesEnabled=doe_modes(modes) if csipaus else None,
         vppModesEnabled=vpp_modes(modes) if vpp else None,
         setMinWh=_wh(r.min_wh) if vpp else None,
