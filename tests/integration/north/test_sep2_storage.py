@@ -204,7 +204,7 @@ def test_STO_02_STO_05_a_1_3_beta_storage_server_gets_vpp_modes_and_set_min_wh_i
                 assert 0 < settings.setMaxWh.watts <= cap.rtgMaxWh.watts
                 assert 0 <= settings.setMinWh.watts <= settings.setMaxWh.watts
                 # STO-02/05: VA, var and PF present and in range; unconfigured, a unity-PF DER.
-                _assert_va_var_pf(cap, settings, va=16_600, var=0, var_neg=0, pf=(1.0, 1.0))
+                _assert_va_var_pf(cap, settings, va=16_600, var=0, var_neg=0, pf=(1.0, 0.9999))
                 charger = config.charger
                 assert charger.capacity_wh is not None
                 reserve = config.backup_reserve_soc_pct / 100 * charger.capacity_wh
@@ -247,7 +247,7 @@ def test_STO_02_a_1_2_server_gets_no_storage_elements(sep2_pki: PkiFiles, tmp_pa
             assert settings.vppModesEnabled is None
             assert settings.setMinWh is None
             # The VA / var / PF ratings are plain 2030.5: a 1.2 server gets them too.
-            _assert_va_var_pf(cap, settings, va=16_600, var=0, var_neg=0, pf=(1.0, 1.0))
+            _assert_va_var_pf(cap, settings, va=16_600, var=0, var_neg=0, pf=(1.0, 0.9999))
             for put in _put_bodies(r):
                 assert b'xmlns:csipaus="https://csipaus.org/ns"' in put
                 assert b"vppModes" not in put

@@ -382,7 +382,8 @@ def assert_sto_05_va_var_pf_ranges(cap: DERCapability, settings: DERSettings) ->
     assert 0 <= _var(settings.setMaxVar) <= _var(cap.rtgMaxVar)
     assert _var(cap.rtgMaxVarNeg) <= _var(settings.setMaxVarNeg) <= 0
     assert 0 < _pf(cap.rtgMinPFOverExcited) <= _pf(settings.setMinPFOverExcited) <= 1
-    assert 0 < _pf(cap.rtgMinPFUnderExcited) <= _pf(settings.setMinPFUnderExcited) <= 1
+    # Under-excited "SHALL be a positive value between 0.0 and 0.9999" (over-excited: 1.0).
+    assert 0 < _pf(cap.rtgMinPFUnderExcited) <= _pf(settings.setMinPFUnderExcited) <= 0.9999
     assert _va(cap.rtgMaxVA) >= cap.rtgMaxW.watts
     assert _var(cap.rtgMaxVar) <= _va(cap.rtgMaxVA)
 
@@ -399,9 +400,9 @@ def test_STO_02_an_unconfigured_site_reports_a_unity_power_factor_der() -> None:
     assert _va(cap.rtgMaxVA) == _va(settings.setMaxVA) == 16_600
     assert _var(cap.rtgMaxVar) == _var(settings.setMaxVar) == 0
     assert _var(cap.rtgMaxVarNeg) == _var(settings.setMaxVarNeg) == 0
-    for pf in (cap.rtgMinPFOverExcited, cap.rtgMinPFUnderExcited):
-        assert pf == PowerFactor(displacement=1000, multiplier=-3)
-    assert settings.setMinPFOverExcited == settings.setMinPFUnderExcited == PowerFactor(1000, -3)
+    unity, under = PowerFactor(1000, -3), PowerFactor(9999, -4)  # under-excited: at most 0.9999
+    assert cap.rtgMinPFOverExcited == settings.setMinPFOverExcited == unity
+    assert cap.rtgMinPFUnderExcited == settings.setMinPFUnderExcited == under
     # A SiteRatings built without a site (no VA): the larger of rtgMaxW and the charge rate.
     assert _va(der_capability(RATINGS, ()).rtgMaxVA) == 11_000
 

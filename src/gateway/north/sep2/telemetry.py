@@ -283,7 +283,7 @@ def der_capability(
         rtgMaxVarNeg=ReactivePower.from_amount(-r.max_var_neg),
         rtgMaxWh=_wh(r.capacity_wh),
         rtgMinPFOverExcited=PowerFactor.from_ratio(r.min_pf_over_excited),
-        rtgMinPFUnderExcited=PowerFactor.from_ratio(r.min_pf_under_excited),
+        rtgMinPFUnderExcited=_under_excited(r.min_pf_under_excited),
         vppModesSupported=vpp_modes(modes) if csipaus and storage else None,
     )
 
@@ -312,11 +312,18 @@ def der_settings(
         setMaxVarNeg=ReactivePower.from_amount(-r.max_var_neg),
         setMaxWh=_wh(r.capacity_wh),
         setMinPFOverExcited=PowerFactor.from_ratio(r.min_pf_over_excited),
-        setMinPFUnderExcited=PowerFactor.from_ratio(r.min_pf_under_excited),
+        setMinPFUnderExcited=_under_excited(r.min_pf_under_excited),
         doeModesEnabled=doe_modes(modes) if csipaus else None,
         vppModesEnabled=vpp_modes(modes) if vpp else None,
         setMinWh=_wh(r.min_wh) if vpp else None,
     )
+
+
+def _under_excited(pf: float) -> PowerFactor:
+    """An under-excited minimum PF "SHALL be a positive value between 0.0 and 0.9999" (2030.5,
+    unlike the over-excited one's 1.0): unity is written 0.9999, in ten-thousandths."""
+    whole = PowerFactor.from_ratio(pf)  # thousandths, and the range check (0, 1]
+    return whole if whole.displacement < 1_000 else PowerFactor(displacement=9_999, multiplier=-4)
 
 
 def _wh(wh: float | None) -> ActivePower | None:
