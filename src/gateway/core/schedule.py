@@ -82,6 +82,8 @@ from gateway.core.units import MRID, Timestamp, iso
 
 RANDOMIZE_BOUND_S: Final = 3600  # OneHourRangeType
 PRIMACY_MAX: Final = 255  # PrimacyType is UInt8
+# A finished record stops taking part in re-planning this long after its end (``_rebuild``).
+INERT_AFTER_S: Final = 60.0
 _INF: Final = math.inf
 
 
@@ -948,7 +950,7 @@ class Schedule:
                 self._put(replace(rec, superseded=rec.superseded + tuple(sorted(new, key=_dkey))))
 
     def _after_change(self, now: Timestamp) -> None:
-        self._rebuild()
+        self._rebuild(now)
         self._settle(now)
 
     def _defaults_changed(self) -> None:
@@ -1050,10 +1052,26 @@ class Schedule:
         deaths = self._plan.deaths.get(mrid, {})
         return tuple(sorted(((m, d, k) for m, (d, k) in deaths.items()), key=_dkey))
 
-    def _rebuild(self) -> None:
-        """Recompute spans, per-mode deaths, pieces and transitions from the records."""
+    def _rebuild(self, now: Timestamp | None = None) -> None:
+        """Recompute spans, per-mode deaths, pieces and transitions from the records.
+
+        At a change (``now`` given) a record that is over (terminal, its span ended at least
+        :data:`INERT_AFTER_S` ago) takes no part: it sends nothing more, and it can meet no
+        other record's run after its end. Every run starts no earlier than its receipt, so a
+        record offered from now on never overlaps it, and whatever it did to older records
+        ended before ``now`` and was frozen into their ``superseded`` by ``_before_change``.
+        Only answers about its own past change (the plan forgets its pieces); the engine asks
+        about now. This keeps a change's cost to the records that can still matter, not the
+        week of history kept for exactly-once answers (30-minute CSIP-AUS envelopes: ~340).
+        """
         plan = _Plan()
-        live = [r for r in self._recs.values() if r.lifecycle is not Lifecycle.REJECTED]
+        over = -_INF if now is None else now - INERT_AFTER_S
+        live = [
+            r
+            for r in self._recs.values()
+            if r.lifecycle is not Lifecycle.REJECTED
+            and not (r.lifecycle.terminal and r.span[1] <= over)
+        ]
         ranks = {r.mrid: _rank(r) for r in live}
         for r in live:
             plan.spans[r.mrid] = r.span
@@ -1072,14 +1090,24 @@ class Schedule:
             if any(r.ranked_at is not None for r in rs):
                 self._deaths_reranked(m, rs, starts, ranks, plan, deaths)
                 continue
+            # Those started no later than the current loser and not ended by its start, in
+            # start order. Starts only grow along ``rs``, so a record ended by one loser's start
+            # is ended by every later one's: dropped once, not scanned again. (Scanning every
+            # earlier record for every loser made a change cost O(n^2) in the records kept:
+            # 3 ms at 200, the notification path's engine step.)
+            alive: list[int] = []
+            added = 0
             for i, loser in enumerate(rs):
                 la, le = starts[i], plan.spans[loser.mrid][1]
                 lk = ranks[loser.mrid]
                 hit: tuple[float, MRID] | None = None
                 k = bisect_right(starts, la)
-                for j in range(k):  # started no later: kills from the loser's own start
+                alive.extend(range(added, k))
+                added = max(added, k)
+                alive = [j for j in alive if plan.spans[rs[j].mrid][1] > la]
+                for j in alive:  # started no later: kills from the loser's own start
                     w = rs[j]
-                    if w is not loser and ranks[w.mrid] < lk and plan.spans[w.mrid][1] > la:
+                    if w is not loser and ranks[w.mrid] < lk:
                         hit = (la, w.mrid)
                         break
                 if hit is None:
