@@ -85,6 +85,7 @@ ENGINE_KEY = "engine"
 DEFAULTS_KEY = "defaults"
 MANUAL_KEY = "manual"
 PRUNE_EVERY_S = 3600.0
+INERT_AFTER_S = 10.0  # a finished event's part in re-planning ends this long after it
 
 
 @dataclass(slots=True)
@@ -114,7 +115,11 @@ class Engine:
     ) -> None:
         self.config = config.validated()
         state = state or {}
-        self.schedule = Schedule(draw=draw, supported_modes=config.supported_modes)
+        # It asks the schedule about now only, so finished records stop costing a change
+        # INERT_AFTER_S after their end (``Schedule._rebuild``).
+        self.schedule = Schedule(
+            draw=draw, supported_modes=config.supported_modes, inert_after_s=INERT_AFTER_S
+        )
         self._draw = draw  # also setESRandomDelay's, once per enter-service wait
         records = [EventRecord.from_dict(dict(doc)) for doc in events]
         if records:

@@ -82,8 +82,6 @@ from gateway.core.units import MRID, Timestamp, iso
 
 RANDOMIZE_BOUND_S: Final = 3600  # OneHourRangeType
 PRIMACY_MAX: Final = 255  # PrimacyType is UInt8
-# A finished record stops taking part in re-planning this long after its end (``_rebuild``).
-INERT_AFTER_S: Final = 60.0
 _INF: Final = math.inf
 
 
@@ -526,6 +524,8 @@ class _Plan:
     never_run: list[MRID] = field(default_factory=list)
     breaks: list[float] = field(default_factory=list)
     victims: dict[tuple[MRID, Mode], list[MRID]] = field(default_factory=dict)
+    # Per mode, where the last run of the records left out of re-planning ended.
+    before: dict[Mode, float] = field(default_factory=dict)
 
 
 class Schedule:
@@ -537,8 +537,13 @@ class Schedule:
         draw: Callable[[int], int],
         supported_modes: frozenset[Mode] = frozenset(Mode),
         max_duration_s: float = 366 * 86400,
+        inert_after_s: float | None = None,
     ) -> None:
+        """``inert_after_s``: see ``_rebuild``; None keeps every answer about the past exact
+        (the oracle tests ask about the whole history), a number trades the answers about a
+        finished record's own past for a change's cost (the engine only asks about now)."""
         self._draw = draw
+        self._inert_after = inert_after_s
         self._supported = supported_modes
         self._max_duration = max_duration_s
         self._recs: dict[MRID, EventRecord] = {}
@@ -1055,23 +1060,21 @@ class Schedule:
     def _rebuild(self, now: Timestamp | None = None) -> None:
         """Recompute spans, per-mode deaths, pieces and transitions from the records.
 
-        At a change (``now`` given) a record that is over (terminal, its span ended at least
-        :data:`INERT_AFTER_S` ago) takes no part: it sends nothing more, and it can meet no
-        other record's run after its end. Every run starts no earlier than its receipt, so a
-        record offered from now on never overlaps it, and whatever it did to older records
-        ended before ``now`` and was frozen into their ``superseded`` by ``_before_change``.
-        Only answers about its own past change (the plan forgets its pieces); the engine asks
-        about now. This keeps a change's cost to the records that can still matter, not the
-        week of history kept for exactly-once answers (30-minute CSIP-AUS envelopes: ~340).
+        With ``inert_after_s`` set, at a change (``now`` given) a record that is over
+        (terminal, its span ended at least that long ago) takes no part: it sends nothing
+        more, and it can meet no other record's run after its end. Every run starts no
+        earlier than its receipt, so a record offered from now on never overlaps it, and
+        whatever it did to older records ended before ``now`` and was frozen into their
+        ``superseded`` by ``_before_change``. Only answers about its own past change (the
+        plan forgets its pieces); the engine asks about now. This keeps a change's cost to
+        the records that can still matter, not the week of history kept for exactly-once
+        answers (30-minute CSIP-AUS envelopes: ~340 records).
         """
         plan = _Plan()
-        over = -_INF if now is None else now - INERT_AFTER_S
-        live = [
-            r
-            for r in self._recs.values()
-            if r.lifecycle is not Lifecycle.REJECTED
-            and not (r.lifecycle.terminal and r.span[1] <= over)
-        ]
+        over = -_INF if now is None or self._inert_after is None else now - self._inert_after
+        kept = [r for r in self._recs.values() if r.lifecycle is not Lifecycle.REJECTED]
+        inert = {r.mrid for r in kept if r.lifecycle.terminal and r.span[1] <= over}
+        live = [r for r in kept if r.mrid not in inert] if inert else kept
         ranks = {r.mrid: _rank(r) for r in live}
         for r in live:
             plan.spans[r.mrid] = r.span
@@ -1128,7 +1131,10 @@ class Schedule:
 
         # Pieces per mode, and lifecycle transitions still to come.
         pieces: dict[Mode, list[tuple[float, float, MRID]]] = {}
-        for r in live:
+        for r in kept:
+            if r.mrid in inert:
+                self._inert_trace(r, plan)
+                continue
             a, e = plan.spans[r.mrid]
             dm = deaths.get(r.mrid, {})
             modes = r.event.modes
@@ -1173,6 +1179,24 @@ class Schedule:
         plan.breaks = sorted(breaks)
         self._plan = plan
         self._invalidate_views()
+
+    @staticmethod
+    def _inert_trace(r: EventRecord, plan: _Plan) -> None:
+        """What a record left out of re-planning still tells about now: whom it superseded
+        (``InForce.supersedes``; its deaths are all frozen) and, per mode, when its last run
+        ended (the ``since`` of the gap after it)."""
+        e = r.span[1]
+        dm: dict[Mode, tuple[float, MRID]] = {}
+        for m, dead_at, killer in r.superseded:
+            if m not in dm or dead_at <= dm[m][0]:
+                dm[m] = (dead_at, killer)
+        for m in r.event.modes:
+            death = dm.get(m)
+            end = e if death is None else min(e, death[0])
+            if r.mode_start(m) < end:
+                plan.before[m] = max(plan.before.get(m, -_INF), end)
+            if death is not None:
+                plan.victims.setdefault((death[1], m), []).append(r.mrid)
 
     @staticmethod
     def _deaths_reranked(
@@ -1254,6 +1278,9 @@ class Schedule:
             return hit
         track = self._plan.tracks.get(mode)
         since = track.ends[g] if track is not None and g >= 0 else None
+        earlier = self._plan.before.get(mode)  # a run left out of re-planning (all in the past)
+        if earlier is not None and (since is None or earlier > since):
+            since = earlier
         until = track.starts[g + 1] if track is not None and g + 1 < len(track.starts) else None
         nxt = "" if until is None or track is None else f"; next event {track.owners[g + 1]}"
         d = self._default_for.get(mode)

@@ -387,3 +387,48 @@ def test_restore_gives_the_same_answers_and_repeats_no_code(scenario, seed, data
     assert after_r == after_s
     check_legal(before + after_r)  # no code handed out twice across the restart
     assert r.records() == s.records()
+
+
+# --------------------------------------------------------------------------- inert records
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scenario=scenarios(randomized=True),
+    seed=st.integers(0, 2**16),
+    after=st.sampled_from([0.0, 10.0]),
+)
+def test_finished_records_left_out_of_re_planning_change_no_answer_about_now(
+    scenario: tuple[list[Spec], list[Op]], seed: int, after: float
+) -> None:
+    """With ``inert_after_s`` (the engine's setting) a change re-plans without the records
+    finished that long ago. Every response, and what is in force at the time of each
+    operation and after it, must be what the exact schedule says."""
+    evs, ops = scenario
+    exact = Schedule(draw=draw_with(random.Random(seed)))
+    lean = Schedule(draw=draw_with(random.Random(seed)), inert_after_s=after)
+    for s in (exact, lean):
+        s.set_default("P", 1, ControlSet(export_limit_w=DEFAULT_EXPORT))
+    t = T0 - 30
+    for op in ops:
+        t += op[0]
+        got = [(r.mrid, int(r.code), r.at) for r in apply(lean, evs, op, t)]
+        assert got == [(r.mrid, int(r.code), r.at) for r in apply(exact, evs, op, t)], op
+        for when in (t, t + 5, t + 50):
+            for m in MODES:
+                assert lean.in_force(m, when) == exact.in_force(m, when), (op, m, when)
+
+
+def test_a_running_winner_still_names_whom_it_superseded_once_they_are_left_out() -> None:
+    long = Spec(start=0, duration=1000, primacy=0, created=0, modes=(Mode.EXPORT_LIMIT_W,))
+    short = Spec(start=0, duration=10, primacy=1, created=0, modes=(Mode.EXPORT_LIMIT_W,))
+    other = Spec(start=500, duration=10, primacy=2, created=0, modes=(Mode.CONNECT,))
+    evs = [long, short, other]
+    exact, lean = (Schedule(draw=lambda b: 0, inert_after_s=a) for a in (None, 10.0))
+    for s in (exact, lean):
+        s.offer(evs[0].event(0), T0 - 5)
+        s.offer(evs[1].event(1), T0 - 5)  # superseded at once: never runs
+        s.offer(evs[2].event(2), T0 + 100)  # a change 90 s after E1's end: E1 is left out
+    got = lean.in_force(Mode.EXPORT_LIMIT_W, T0 + 100)
+    assert got.supersedes == (MRID("E1"),)
+    assert got == exact.in_force(Mode.EXPORT_LIMIT_W, T0 + 100)
