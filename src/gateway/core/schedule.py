@@ -524,8 +524,6 @@ class _Plan:
     never_run: list[MRID] = field(default_factory=list)
     breaks: list[float] = field(default_factory=list)
     victims: dict[tuple[MRID, Mode], list[MRID]] = field(default_factory=dict)
-    # Per mode, where the last run of the records left out of re-planning ended.
-    before: dict[Mode, float] = field(default_factory=dict)
 
 
 class Schedule:
@@ -547,6 +545,7 @@ class Schedule:
         self._supported = supported_modes
         self._max_duration = max_duration_s
         self._recs: dict[MRID, EventRecord] = {}
+        self._reset_inert()
         self._seq = 0
         self._pending: list[ResponseDue] = []
         self._dirty: set[MRID] = set()
@@ -756,6 +755,7 @@ class Schedule:
         handed out never again. Nothing is drawn.
         """
         self._recs = {r.mrid: r for r in records}
+        self._reset_inert()
         self._seq = max((r.seq + 1 for r in self._recs.values()), default=0)
         self._dirty.clear()
         self._pending = []
@@ -790,6 +790,7 @@ class Schedule:
                 self._dirty.discard(rec.mrid)
                 gone.append(rec.mrid)
         if gone:
+            self._reset_inert()
             self._after_change(now)
         return gone
 
@@ -973,8 +974,17 @@ class Schedule:
     # ------------------------------------------------------------------ internals: records
 
     def _put(self, rec: EventRecord) -> None:
+        if rec.mrid not in self._recs:
+            self._open[rec.mrid] = None
         self._recs[rec.mrid] = rec
         self._dirty.add(rec.mrid)
+
+    def _reset_inert(self) -> None:
+        """Every record takes part in re-planning again (after a restore or a prune); the
+        next change with ``inert_after_s`` set leaves the finished ones out once more."""
+        self._open: dict[MRID, None] = dict.fromkeys(self._recs)  # in arrival order
+        self._inert_before: dict[Mode, float] = {}
+        self._inert_victims: dict[tuple[MRID, Mode], list[MRID]] = {}
 
     def _decide(
         self,
@@ -1071,10 +1081,13 @@ class Schedule:
         answers (30-minute CSIP-AUS envelopes: ~340 records).
         """
         plan = _Plan()
-        over = -_INF if now is None or self._inert_after is None else now - self._inert_after
-        kept = [r for r in self._recs.values() if r.lifecycle is not Lifecycle.REJECTED]
-        inert = {r.mrid for r in kept if r.lifecycle.terminal and r.span[1] <= over}
-        live = [r for r in kept if r.mrid not in inert] if inert else kept
+        recs = self._recs
+        if now is not None and self._inert_after is not None:
+            over = now - self._inert_after
+            for mrid in [m for m in self._open if self._finished(recs[m], over)]:
+                del self._open[mrid]  # for good: nothing brings a finished record back
+                self._inert_trace(recs[mrid])
+        live = [r for m in self._open if (r := recs[m]).lifecycle is not Lifecycle.REJECTED]
         ranks = {r.mrid: _rank(r) for r in live}
         for r in live:
             plan.spans[r.mrid] = r.span
@@ -1131,10 +1144,7 @@ class Schedule:
 
         # Pieces per mode, and lifecycle transitions still to come.
         pieces: dict[Mode, list[tuple[float, float, MRID]]] = {}
-        for r in kept:
-            if r.mrid in inert:
-                self._inert_trace(r, plan)
-                continue
+        for r in live:
             a, e = plan.spans[r.mrid]
             dm = deaths.get(r.mrid, {})
             modes = r.event.modes
@@ -1181,10 +1191,18 @@ class Schedule:
         self._invalidate_views()
 
     @staticmethod
-    def _inert_trace(r: EventRecord, plan: _Plan) -> None:
-        """What a record left out of re-planning still tells about now: whom it superseded
-        (``InForce.supersedes``; its deaths are all frozen) and, per mode, when its last run
-        ended (the ``since`` of the gap after it)."""
+    def _finished(r: EventRecord, over: Timestamp) -> bool:
+        if r.lifecycle is Lifecycle.REJECTED:
+            return True
+        return r.lifecycle.terminal and r.span[1] <= over
+
+    def _inert_trace(self, r: EventRecord) -> None:
+        """What a record left out of re-planning still tells about now: by whom it was
+        superseded (``InForce.supersedes`` of its winner; its deaths are all frozen) and, per
+        mode, when its last run ended (the ``since`` of the gap after it). Kept, not redone:
+        a change costs what the open records cost."""
+        if r.lifecycle is Lifecycle.REJECTED:
+            return
         e = r.span[1]
         dm: dict[Mode, tuple[float, MRID]] = {}
         for m, dead_at, killer in r.superseded:
@@ -1194,9 +1212,9 @@ class Schedule:
             death = dm.get(m)
             end = e if death is None else min(e, death[0])
             if r.mode_start(m) < end:
-                plan.before[m] = max(plan.before.get(m, -_INF), end)
+                self._inert_before[m] = max(self._inert_before.get(m, -_INF), end)
             if death is not None:
-                plan.victims.setdefault((death[1], m), []).append(r.mrid)
+                self._inert_victims.setdefault((death[1], m), []).append(r.mrid)
 
     @staticmethod
     def _deaths_reranked(
@@ -1249,6 +1267,8 @@ class Schedule:
         ev = rec.event
         value = ev.controls.get(mode)
         victims = tuple(self._plan.victims.get((mrid, mode), ()))
+        if (gone := self._inert_victims.get((mrid, mode))) is not None:  # in arrival order
+            victims = tuple(sorted((*victims, *gone), key=lambda v: self._recs[v].seq))
         why = (
             f"{mode.value} = {_fmt_value(mode, value)} from event "
             f"{mrid} (program {ev.program}, primacy {ev.primacy}), "
@@ -1278,7 +1298,7 @@ class Schedule:
             return hit
         track = self._plan.tracks.get(mode)
         since = track.ends[g] if track is not None and g >= 0 else None
-        earlier = self._plan.before.get(mode)  # a run left out of re-planning (all in the past)
+        earlier = self._inert_before.get(mode)  # a run left out of re-planning (in the past)
         if earlier is not None and (since is None or earlier > since):
             since = earlier
         until = track.starts[g + 1] if track is not None and g + 1 < len(track.starts) else None

@@ -432,3 +432,27 @@ def test_a_running_winner_still_names_whom_it_superseded_once_they_are_left_out(
     got = lean.in_force(Mode.EXPORT_LIMIT_W, T0 + 100)
     assert got.supersedes == (MRID("E1"),)
     assert got == exact.in_force(Mode.EXPORT_LIMIT_W, T0 + 100)
+
+
+@settings(max_examples=150, deadline=None)
+@given(scenario=scenarios(randomized=False), cut=st.integers(0, 30))
+def test_records_left_out_come_back_after_a_restore_or_a_prune_and_answers_hold(
+    scenario: tuple[list[Spec], list[Op]], cut: int
+) -> None:
+    """A restore (records from the store) and a prune reset what was left out; the next
+    change leaves it out again, and answers about now still match the exact schedule."""
+    evs, ops = scenario
+    exact = Schedule(draw=lambda b: 0)
+    lean = Schedule(draw=lambda b: 0, inert_after_s=0.0)
+    t = T0 - 30
+    for n, op in enumerate(ops):
+        t += op[0]
+        if n == cut % (len(ops) + 1):
+            restored = Schedule(draw=lambda b: 0, inert_after_s=0.0)
+            restored.restore(lean.records())
+            lean = restored
+            assert lean.prune(t, older_than_s=40) == exact.prune(t, older_than_s=40)
+        got = [(r.mrid, int(r.code), r.at) for r in apply(lean, evs, op, t)]
+        assert got == [(r.mrid, int(r.code), r.at) for r in apply(exact, evs, op, t)], op
+        for m in MODES:
+            assert lean.in_force(m, t) == exact.in_force(m, t), (op, m)
