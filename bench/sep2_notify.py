@@ -75,6 +75,7 @@ from gateway.north.sep2.pki import PkiFiles, init_pki
 from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.runtime.demo import demo_site
+from gateway.runtime.heap import settle_heap
 from gateway.runtime.runner import Runner, audit_to
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.runtime.south import DeviceConfig, South
@@ -539,7 +540,7 @@ async def measure(
         await until(lambda: _more(count("GET", "/dcap"), walks), "a walk")
         await settled()
         rng = random.Random(7)  # where in the cycle the notification lands
-        gc.collect()
+        settle_heap()  # as gateway run does before its loops
         for i in range(WARMUP + SAMPLES):
             await asyncio.sleep(rng.uniform(0, PERIOD_S))
             marks.reset()

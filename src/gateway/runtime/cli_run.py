@@ -25,6 +25,7 @@ from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.north.sep2.wellknown import WellKnownError
 from gateway.runtime.demo import demo_site
+from gateway.runtime.heap import settle_heap
 from gateway.runtime.modbus_site import ModbusSite
 from gateway.runtime.oadr2_site import Oadr2Gateway
 from gateway.runtime.oadr3_site import Oadr3Gateway
@@ -84,6 +85,7 @@ async def _run_openadr(config: RunConfig, out: TextIO, stop: asyncio.Event) -> i
             out.write(f"store {config.store}\n")
             out.write(f"following {vtn}; Ctrl-C stops\n")
             out.flush()
+            settle_heap()
             await gateway.run(stop, period_s=config.period_s)
     logging.getLogger(__name__).info("stopped")
     return 0
@@ -154,6 +156,7 @@ async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
             _describe(site, out)
         out.write(f"following {http.dcap_url}; Ctrl-C stops\n")
         out.flush()
+        settle_heap()
         await asyncio.gather(*(g.run(stop, period_s=config.period_s) for g in gateways))
         for g in gateways:
             errors = "; ".join(g.client.errors[-3:]) or "none"
