@@ -187,6 +187,18 @@ def test_poll_plan_follows_the_servers_rates() -> None:
     assert WALK in s.due(1120)  # one walk period after the walk, not two
 
 
+def test_a_post_with_nothing_to_send_yet_is_retried_soon_then_keeps_its_rate() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1), rates={"/dcap": 300}), at=T0, t=1000)
+    assert POST in s.due(1000)
+    s.retry(POST, 1000, 1.0)  # no site snapshot yet: again in a second, not a postRate later
+    assert POST not in s.due(1000.9)
+    assert POST in s.due(1001)
+    s.done(POST, 1001)
+    assert POST not in s.due(1060)
+    assert POST in s.due(1061)  # and from then on at the EndDevice's postRate
+
+
 def test_a_derc_list_poll_rate_wins_over_its_parent() -> None:
     s = Session()
     rates = {"/dcap": 300, "/edev/1/fsa/1/derp": 60, "/derp/1/derc": 15}

@@ -81,6 +81,8 @@ from gateway.north.sep2.xml import (
 
 __all__ = ["Backoff", "EndDeviceClient", "Http", "Identity", "ServerTime", "TransportError"]
 
+NO_SNAPSHOT_RETRY_S = 1.0  # telemetry due before the control loop's first snapshot
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE: Final = "application/sep+xml"
@@ -402,7 +404,11 @@ class EndDeviceClient:
             elif task == TIME:
                 await self._sync_time()
             elif task == POST:
-                await self._post_telemetry()
+                if not await self._post_telemetry():
+                    # No snapshot of the site yet (the control loop's first cycle is still
+                    # reading the devices): post as soon as there is one, not a postRate later.
+                    self.session.retry(task, time.monotonic(), NO_SNAPSHOT_RETRY_S)
+                    return
             elif task.kind is TaskKind.PROGRAM:
                 await self._poll(task.key)
         except (TransportError, RetryableWalkError) as e:
@@ -695,19 +701,24 @@ class EndDeviceClient:
                 return view.default.setGradW
         return 0
 
-    async def _post_telemetry(self) -> None:
+    async def _post_telemetry(self) -> bool:
+        """DERStatus, DERAvailability and the mirrors' readings; False while the site has no
+        snapshot yet (nothing true to say), True otherwise."""
         if self._site is None or self._ratings is None:
-            return
+            return True
         if self._ratings != self._sent_ratings:
             await self._put_der_settings()  # a DER's rating changed (MUL-03 step d)
         state = self._site(self.now())
+        if state is None:
+            return False
         der = await self._der_links()
-        if state is None or der is None:
-            return
+        if der is None:
+            return True
         await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
         avail = telemetry.der_availability(state, self._ratings)
         await self._put(_href(der.DERAvailabilityLink), avail)
         await self._post_readings(state)
+        return True
 
     async def _post_log_event(self, edge: AlarmEdge) -> Outcome:
         """One alarm raised or returned to normal (BASIC-027, CSIP §5.2.5.3), with the time it

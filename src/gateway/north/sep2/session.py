@@ -192,6 +192,11 @@ class Session:
         nxt = previous + rate
         self._due[task] = nxt if nxt > t else t + rate
 
+    def retry(self, task: Task, t: float, after_s: float) -> None:
+        """``task`` could not run yet (nothing to send): due again ``after_s`` from ``t``,
+        not a whole rate later."""
+        self._due[task] = t + after_s
+
     def rate(self, task: Task) -> int | None:
         return self._rates.get(task)
 
