@@ -54,12 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path, help="the run configuration (TOML; see docs/sep2.md)")
     run.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
     run.add_argument("-v", "--verbose", action="store_true", help="log every decision")
-    run.add_argument(
-        "--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
-        default="auto",
-        help="uvloop where installed (auto, the default), or asyncio's own loop",
-    )
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -145,9 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
     import logging
 
-    from gateway.runtime import loop
     from gateway.runtime.cli_run import run
     from gateway.runtime.run_config import RunConfigError, load
 
@@ -160,11 +154,7 @@ def _run(args: argparse.Namespace) -> int:
     except RunConfigError as e:
         print(e, file=sys.stderr)
         return 2
-    try:
-        return loop.run(run(config, sys.stdout, seconds=args.seconds), args.event_loop)
-    except loop.LoopUnavailableError as e:
-        print(e, file=sys.stderr)
-        return 2
+    return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -649,12 +649,7 @@ class Endpoint:
                     device, point, f"{what}: endpoint {self.url} was closed"
                 ) from None
             raise self._lost(device, point, what) from None
-        except (ConnectionException, RuntimeError) as exc:
-            # The peer closed before the request could be sent. uvloop says so with a
-            # RuntimeError from the transport's write, before pymodbus hears connection_lost
-            # (asyncio's transport drops the write silently); any other RuntimeError is a bug.
-            if isinstance(exc, RuntimeError) and not _transport_closed(link.client):
-                raise
+        except ConnectionException:  # the peer closed before the request could be sent
             if self._closed:
                 raise DeviceUnreachable(
                     device, point, f"{what}: endpoint {self.url} was closed"
@@ -704,12 +699,6 @@ class Endpoint:
             if not link.lost.done():
                 link.lost.set_result(None)
             link.client.close()
-
-
-def _transport_closed(client: Any) -> bool:
-    """Whether the pymodbus client's transport is gone or closing."""
-    transport = getattr(getattr(client, "ctx", None), "transport", None)
-    return transport is None or bool(transport.is_closing())
 
 
 def _check_address(address: int, count: int) -> None:

@@ -2,9 +2,7 @@
 
 The gateway's certificate serves the listener; the utility server's ("server") is the client
 that POSTs. Another device of the same PKI passes TLS but not the LFDI pin; a device under a
-rogue SERCA never completes the handshake. Every test runs under both event loops that
-``gateway run`` may use (``runtime.loop``: uvloop and asyncio's own), since the TLS checks made
-in the handshake and the peer's LFDI come from the loop's TLS transport.
+rogue SERCA never completes the handshake.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import DeviceFiles, PkiFiles, init_pki
 from gateway.north.sep2.pubsub import Notification, NotificationList
 from gateway.north.sep2.tls import client_context
-from gateway.runtime import loop
 
 TIMEOUT = 5.0
 CONTROL = DERControl(
@@ -46,18 +43,6 @@ NOTIFICATION = Notification(
     Resource=DERControlList(all=1, results=1, DERControl=(CONTROL,), href="/derp/1/derc"),
 )
 BODY = codec.encode(NOTIFICATION)
-
-
-LOOP = {"name": "asyncio"}
-
-
-@pytest.fixture(autouse=True, params=["asyncio", "uvloop"])
-def event_loop_name(request: pytest.FixtureRequest) -> str:
-    """Each test once per event loop; ``run`` below reads the choice."""
-    if request.param == "uvloop" and not loop.available():
-        pytest.skip("uvloop is not installed here (no Windows build)")
-    LOOP["name"] = request.param
-    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +99,8 @@ def run(pki: PkiFiles, received: Received, go: object, **kw: object) -> None:
         finally:
             await listener.stop()
             await asyncio.sleep(0.01)  # let aborted transports finish closing
-        running = type(asyncio.get_running_loop()).__module__
-        assert running.startswith(LOOP["name"]), f"ran on {running}, not {LOOP['name']}"
 
-    loop.run(main(), LOOP["name"])
+    asyncio.run(main())
 
 
 def test_a_notification_is_decoded_and_handed_over_with_201(pki: PkiFiles) -> None:
@@ -246,7 +229,7 @@ def test_lifecycle_and_configuration_errors(pki: PkiFiles) -> None:
         await listener.stop()
         await listener.stop()
 
-    loop.run(main(), LOOP["name"])
+    asyncio.run(main())
     with pytest.raises(ValueError, match="absolute"):
         _listener(pki, received, path="notify")
     with pytest.raises(ValueError, match="success_status"):

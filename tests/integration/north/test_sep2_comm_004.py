@@ -19,10 +19,6 @@ Limits. E is refused because OpenSSL enforces the constraint against the leaf's 
 otherName, no dNSName) under the same MICA is accepted. F is refused because the gateway turns
 on OpenSSL's policy checking (off by default).
 
-The last test repeats the case only ``tls.check_chain`` refuses over real sockets, under each
-event loop ``gateway run`` may use (``runtime.loop``): uvloop runs its own TLS transport, so the
-check made in the handshake must hold there too.
-
 The defective certificates are minted here, in memory, with ``gateway.north.sep2.pki``'s
 builders (the CA keys never touch disk; the leaf key goes to ``tmp_path``). The handshake runs
 over memory BIOs (no sockets), with ``tls.client_context`` / ``tls.server_context`` exactly as the
@@ -33,7 +29,6 @@ client) is checked too.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,7 +42,6 @@ from cryptography.x509.oid import ObjectIdentifier
 
 from gateway.north.sep2 import pki
 from gateway.north.sep2.tls import client_context, server_context
-from gateway.runtime import loop
 
 INVALID_PURPOSE = ObjectIdentifier("2.25.1234567890.1")  # a UUID-arc OID nobody honours
 INVALID_POLICY = ObjectIdentifier("2.25.1234567890.2")
@@ -280,58 +274,3 @@ def test_COMM_004G_a_self_signed_device_certificate_is_refused(world: World) -> 
     defect = "self-signed"
     _refused(handshake(_client(world), _server(world, world.bad_server[defect])), defect)
     _refused(handshake(_client(world, world.bad_client[defect]), _server(world)), defect)
-
-
-async def _exchange(client: ssl.SSLContext, server: ssl.SSLContext) -> tuple[bytes, int]:
-    """One echo over a real TLS socket: what the client read back, and how many connections
-    the server's handler saw (it runs only after a completed handshake)."""
-    served = 0
-
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal served
-        served += 1
-        writer.write(await reader.readexactly(4))
-        await writer.drain()
-        writer.close()
-
-    srv = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server)
-    port = srv.sockets[0].getsockname()[1]
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, ssl=client, server_hostname="localhost"),
-            5,
-        )
-        try:
-            writer.write(b"ping")
-            await writer.drain()
-            got = await asyncio.wait_for(reader.read(4), 5)
-        finally:
-            writer.close()
-    finally:
-        srv.close()
-        await srv.wait_closed()
-    return got, served
-
-
-@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
-def test_COMM_004E_over_sockets_under_each_event_loop(world: World, loop_name: str) -> None:
-    if loop_name == "uvloop" and not loop.available():
-        pytest.skip("uvloop is not installed here (no Windows build)")
-    defect = "name-satisfied"
-
-    async def main() -> None:
-        running = type(asyncio.get_running_loop()).__module__
-        assert running.startswith(loop_name), running
-        assert await _exchange(_client(world), _server(world)) == (b"ping", 1)
-        # The gateway as the client refuses the server: the reason comes out of the handshake.
-        with pytest.raises(ssl.SSLCertVerificationError, match=REASONS[defect]):
-            await _exchange(_client(world), _server(world, world.bad_server[defect]))
-        # The gateway's listener refuses such a client: no connection reaches the handler, and
-        # the client gets nothing back (an alert, a reset, or end of stream).
-        try:
-            got, served = await _exchange(_client(world, world.bad_client[defect]), _server(world))
-        except (ssl.SSLError, ConnectionError, asyncio.IncompleteReadError):
-            got, served = b"", 0
-        assert (got, served) == (b"", 0)
-
-    loop.run(main(), loop_name)

@@ -12,11 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
-
 from gateway.core.island import ChargerMode, Phase
 from gateway.core.messages import Action, Alarm, FaultReset
-from gateway.runtime import loop
 from gateway.runtime.demo import START, demo_site
 from gateway.runtime.modbus_site import ModbusSite
 from gateway.sim.physics import RelayState
@@ -48,9 +45,7 @@ class Outcome:
         ]
 
 
-def island_with(
-    tmp_path: Path, fault: Fault, loop_name: str = "asyncio", **site_kw: object
-) -> Outcome:
+def island_with(tmp_path: Path, fault: Fault, **site_kw: object) -> Outcome:
     alarms: list[Alarm] = []
 
     def listen(a: Action) -> None:
@@ -82,7 +77,7 @@ def island_with(
                     await writer.wait_closed()
                 return outcome
 
-    return loop.run(body(), loop_name)
+    return asyncio.run(body())
 
 
 def assert_safe(o: Outcome) -> None:
@@ -165,20 +160,8 @@ def test_a_slow_device_times_out_and_nothing_moves_blindly(tmp_path: Path) -> No
     assert "no answer within 1 s" in failed[0].outcome
 
 
-@pytest.mark.parametrize(
-    "loop_name",
-    [
-        "asyncio",
-        # uvloop refuses a write to a transport the intruder's power cycle closed, with a
-        # RuntimeError that escaped the transport as one until it was mapped (runtime/loop.py).
-        pytest.param(
-            "uvloop",
-            marks=pytest.mark.skipif(not loop.available(), reason="uvloop is not installed"),
-        ),
-    ],
-)
 def test_a_second_client_cannot_take_the_device_and_cannot_make_it_unsafe(
-    tmp_path: Path, loop_name: str
+    tmp_path: Path,
 ) -> None:
     async def fault(site: ModbusSite) -> None:
         host, port = site.home.endpoints["charger"].removeprefix("tcp://").split(":")
@@ -193,7 +176,7 @@ def test_a_second_client_cannot_take_the_device_and_cannot_make_it_unsafe(
         _, intruder = await asyncio.open_connection(host, int(port))
         HELD.append(intruder)
 
-    o = island_with(tmp_path, fault, loop_name, single_client=True)
+    o = island_with(tmp_path, fault, single_client=True)
     assert_safe(o)
     assert "another client" in o.failures["charger"], o.failures
     assert o.failures["charger"].startswith("charger (wallbox-quasar, unit 1): ")

@@ -1,9 +1,7 @@
 """gateway.south.transport against real pymodbus servers on loopback.
 
 Each test runs its own event loop with ``asyncio.run`` (the repository's style); servers come
-from the factories in ``conftest.py``. The tests of a peer that goes away run under both event
-loops ``gateway run`` may use (``runtime.loop``): uvloop reports a write to a transport the peer
-has closed differently from asyncio.
+from the factories in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import pytest
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 
-from gateway.runtime import loop
 from gateway.south import transport
 from gateway.south.errors import DeviceRejected, DeviceTimeout, DeviceUnreachable
 from gateway.south.registers import Pacing, Table
@@ -476,20 +473,7 @@ def test_closing_the_endpoint_ends_a_request_in_flight(modbus_server, sim_device
     asyncio.run(main())
 
 
-LOOPS = pytest.mark.parametrize(
-    "loop_name",
-    [
-        "asyncio",
-        pytest.param(
-            "uvloop",
-            marks=pytest.mark.skipif(not loop.available(), reason="uvloop is not installed"),
-        ),
-    ],
-)
-
-
-@LOOPS
-def test_server_stopped_mid_session_then_restarted(modbus_server, sim_device, loop_name) -> None:
+def test_server_stopped_mid_session_then_restarted(modbus_server, sim_device) -> None:
     async def main() -> None:
         srv_cm = modbus_server(sim_device(1))
         srv = await srv_cm.__aenter__()
@@ -513,7 +497,7 @@ def test_server_stopped_mid_session_then_restarted(modbus_server, sim_device, lo
             assert ep.stats.reconnects == 1
             await ep.close()
 
-    loop.run(main(), loop_name)
+    asyncio.run(main())
 
 
 def test_connection_refused_names_the_url(free_port) -> None:
@@ -534,10 +518,9 @@ def test_connection_refused_names_the_url(free_port) -> None:
     asyncio.run(main())
 
 
-@LOOPS
 @pytest.mark.parametrize("delay_s", [0.0, 0.05])  # 0.05: closed before the request is sent
 def test_device_that_closes_at_once_is_reported_as_held_by_another_client(
-    closing_server, delay_s, loop_name
+    closing_server, delay_s
 ) -> None:
     async def main() -> None:
         async with closing_server() as dev:
@@ -553,7 +536,7 @@ def test_device_that_closes_at_once_is_reported_as_held_by_another_client(
             assert not ep.connected
             await ep.close()
 
-    loop.run(main(), loop_name)
+    asyncio.run(main())
 
 
 def test_bad_requests_are_refused_before_any_io() -> None:
