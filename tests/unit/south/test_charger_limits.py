@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
 from types import MappingProxyType
 
 import pytest
+from fake_link import RegisterLink, no_sleep
 
 from gateway.core.island import ChargerMode
 from gateway.core.messages import ChargerCommand, WriteConfirmed, WriteFailed
@@ -21,52 +21,18 @@ from gateway.south.drivers.base import Confirmation
 from gateway.south.drivers.charger import Charger
 from gateway.south.profile import Profile
 from gateway.south.profiles import load_shipped
-from gateway.south.registers import Pacing, Table
 
 SIGENERGY = load_shipped("sigenergy-dc")
-STATE = SIGENERGY.point_for("state").address  # input register 31513
-STATES = SIGENERGY.point_for("state").symbols
-
-
-class DictLink:
-    """Registers in a dict; every write is logged as (address, registers)."""
-
-    def __init__(self, state: str) -> None:
-        self.regs: dict[tuple[Table, int], int] = {(Table.INPUT, STATE): STATES[state]}
-        self.writes: list[tuple[int, list[int]]] = []
-
-    async def read(
-        self, device_id: int, table: Table, address: int, count: int, **_: object
-    ) -> list[int]:
-        return [self.regs.get((table, a), 0) for a in range(address, address + count)]
-
-    async def write(
-        self,
-        device_id: int,
-        table: Table,
-        address: int,
-        values: Sequence[int],
-        *,
-        pacing: Pacing,
-        device: str,
-        point: str,
-        single: bool | None = None,
-    ) -> None:
-        self.writes.append((address, list(values)))
-        for i, v in enumerate(values):
-            self.regs[(table, address + i)] = v
-
-
-async def _no_sleep(_s: float) -> None:
-    pass
+STATE = SIGENERGY.point_for("state")  # input register 31513
 
 
 def follow(
     setpoint_w: float, state: str, profile: Profile = SIGENERGY
-) -> tuple[WriteConfirmed | WriteFailed, DictLink, list[WriteRecord]]:
-    link, records = DictLink(state), list[WriteRecord]()
+) -> tuple[WriteConfirmed | WriteFailed, RegisterLink, list[WriteRecord]]:
+    link, records = RegisterLink(), list[WriteRecord]()
+    link.show(STATE, state)
     device = Device("ev", profile, link, audit=records.append, now=lambda: 1.0)
-    charger = Charger(device, now=lambda: 1.0, confirm=Confirmation(0.0, 0.0), sleep=_no_sleep)
+    charger = Charger(device, now=lambda: 1.0, confirm=Confirmation(0.0, 0.0), sleep=no_sleep)
     cmd = ChargerCommand("c1", ChargerMode.GRID_FOLLOWING, setpoint_w, "test")
     return asyncio.run(charger.execute(cmd)), link, records
 

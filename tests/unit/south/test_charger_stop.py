@@ -9,7 +9,8 @@ and after the driver asked for it to be on. The link is a dictionary that logs e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+
+from fake_link import RegisterLink, no_sleep
 
 from gateway.core.island import ChargerMode
 from gateway.core.messages import ChargerCommand, WriteConfirmed
@@ -17,62 +18,29 @@ from gateway.south.device import Device, WriteRecord
 from gateway.south.drivers.base import Confirmation
 from gateway.south.drivers.charger import Charger
 from gateway.south.profiles import load_shipped
-from gateway.south.registers import Pacing, Table
+from gateway.south.registers import Table
 
 QUASAR = load_shipped("wallbox-quasar")
 STATE = QUASAR.point_for("state")
 BACKUP = QUASAR.point_for("grid_forming_on").address
 
 
-class LogLink:
-    def __init__(self) -> None:
-        self.regs: dict[tuple[Table, int], int] = {}
-        self.requests: list[tuple[str, int]] = []
-
-    def state(self, symbol: str) -> None:
-        self.regs[(STATE.table, STATE.address)] = STATE.symbols[symbol]
-
-    async def read(
-        self, device_id: int, table: Table, address: int, count: int, **_: object
-    ) -> list[int]:
-        self.requests.append(("read", address))
-        return [self.regs.get((table, a), 0) for a in range(address, address + count)]
-
-    async def write(
-        self,
-        device_id: int,
-        table: Table,
-        address: int,
-        values: Sequence[int],
-        *,
-        pacing: Pacing,
-        device: str,
-        point: str,
-        single: bool | None = None,
-    ) -> None:
-        self.requests.append(("write", address))
-        for i, v in enumerate(values):
-            self.regs[(table, address + i)] = v
-
-
-async def _no_sleep(_s: float) -> None:
-    pass
-
-
-def quasar() -> tuple[Charger, LogLink]:
-    link, records = LogLink(), list[WriteRecord]()
+def quasar() -> tuple[Charger, RegisterLink]:
+    link, records = RegisterLink(), list[WriteRecord]()
     device = Device("ev", QUASAR, link, audit=records.append, now=lambda: 1.0)
-    charger = Charger(device, now=lambda: 1.0, confirm=Confirmation(0.0, 0.0), sleep=_no_sleep)
+    charger = Charger(device, now=lambda: 1.0, confirm=Confirmation(0.0, 0.0), sleep=no_sleep)
     return charger, link
 
 
-def run(charger: Charger, link: LogLink, mode: ChargerMode, shows: str) -> list[tuple[str, int]]:
+def run(
+    charger: Charger, link: RegisterLink, mode: ChargerMode, shows: str
+) -> list[tuple[str, int]]:
     """One command, with the device showing state ``shows``; the requests it took."""
-    link.state(shows)
-    link.requests.clear()
+    link.show(STATE, shows)
+    link.clear()
     result = asyncio.run(charger.execute(ChargerCommand("c", mode, 0.0, "test")))
     assert isinstance(result, WriteConfirmed), result
-    return list(link.requests)
+    return link.round_trips
 
 
 def test_grid_forming_is_switched_off_at_the_first_stop_and_not_again_while_it_stays_off() -> None:
@@ -97,7 +65,7 @@ def test_after_forming_or_a_reconnect_the_next_stop_switches_grid_forming_off_ag
     assert run(charger, link, ChargerMode.STOPPED, "PAUSED")[-1] == ("write", BACKUP)
 
 
-class SlowLink(LogLink):
+class SlowLink(RegisterLink):
     """Every read takes one second of the drivers' clock to come back."""
 
     def __init__(self, clock: list[float]) -> None:

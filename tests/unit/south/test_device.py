@@ -7,15 +7,15 @@ against the simulated home over real sockets in tests/integration.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from types import MappingProxyType
 
 import pytest
+from fake_link import RegisterLink
 
 from gateway.south.device import MAX_BLOCK, Device, WriteRecord, plan_reads
 from gateway.south.errors import DeviceRejected, DeviceStateError, ReadbackMismatch
 from gateway.south.profile import Access, DeviceKind, Point, Profile
-from gateway.south.registers import DataType, Pacing, Table
+from gateway.south.registers import DataType, Table
 
 
 def pt(name: str, address: int, dtype: DataType = DataType.UINT16, **kw: object) -> Point:
@@ -23,41 +23,6 @@ def pt(name: str, address: int, dtype: DataType = DataType.UINT16, **kw: object)
 
     count = kw.pop("count", WORDS.get(dtype, 1))
     return Point(name, address, kw.pop("table", Table.HOLDING), dtype, count, **kw)  # type: ignore[arg-type]
-
-
-class DictLink:
-    """Registers in a dict; optional faults: a register that ignores writes, an exception."""
-
-    def __init__(self) -> None:
-        self.regs: dict[tuple[Table, int], int] = {}
-        self.requests: list[tuple[str, Table, int, int]] = []
-        self.stuck: set[int] = set()
-        self.reject: int | None = None
-
-    async def read(
-        self, device_id: int, table: Table, address: int, count: int, **_: object
-    ) -> list[int]:
-        self.requests.append(("read", table, address, count))
-        return [self.regs.get((table, a), 0) for a in range(address, address + count)]
-
-    async def write(
-        self,
-        device_id: int,
-        table: Table,
-        address: int,
-        values: Sequence[int],
-        *,
-        pacing: Pacing,
-        device: str,
-        point: str,
-        single: bool | None = None,
-    ) -> None:
-        self.requests.append(("write", table, address, len(values)))
-        if self.reject is not None:
-            raise DeviceRejected(device, point, self.reject)
-        for i, v in enumerate(values):
-            if address + i not in self.stuck:
-                self.regs[(table, address + i)] = v
 
 
 POINTS = {
@@ -76,8 +41,8 @@ PROFILE = Profile(
 )
 
 
-def make() -> tuple[Device, DictLink, list[WriteRecord]]:
-    link, records = DictLink(), []
+def make() -> tuple[Device, RegisterLink, list[WriteRecord]]:
+    link, records = RegisterLink(), []
     return Device("ev", PROFILE, link, audit=records.append, now=lambda: 42.0), link, records
 
 
@@ -178,8 +143,8 @@ RANGED = Profile(
 )
 
 
-def make_ranged() -> tuple[Device, DictLink, list[WriteRecord]]:
-    link, records = DictLink(), list[WriteRecord]()
+def make_ranged() -> tuple[Device, RegisterLink, list[WriteRecord]]:
+    link, records = RegisterLink(), list[WriteRecord]()
     return Device("ev", RANGED, link, audit=records.append, now=lambda: 42.0), link, records
 
 
@@ -259,7 +224,7 @@ def test_zero_is_written_without_reading_the_scale_factor_and_other_values_read_
     # Zero at any scale is raw 0: no scale-factor round trip on the stop path.
     assert link.requests == [("write", Table.HOLDING, 11, 1), ("read", Table.HOLDING, 11, 1)]
     assert link.regs[(Table.HOLDING, 11)] == 0
-    link.requests.clear()
+    link.clear()
     asyncio.run(dev.write("wset", 50.0, reason="limit"))
     assert link.requests[0] == ("read", Table.HOLDING, 10, 1)  # the scale factor, first
     assert link.regs[(Table.HOLDING, 11)] == 500  # 50 at sf -1
@@ -276,8 +241,8 @@ NEIGHBOURS = {
 }
 
 
-def make_neighbours() -> tuple[Device, DictLink, list[WriteRecord]]:
-    link, records = DictLink(), []
+def make_neighbours() -> tuple[Device, RegisterLink, list[WriteRecord]]:
+    link, records = RegisterLink(), []
     profile = Profile(
         "test", DeviceKind.DER, "v", "m", "d", "<test>", points=MappingProxyType(NEIGHBOURS)
     )
@@ -324,7 +289,7 @@ def test_a_refused_block_write_fails_every_point_and_an_absurd_value_sends_nothi
     with pytest.raises(DeviceRejected):
         asyncio.run(dev.write_many([("pct", 0), ("ena", "ON")], reason="r"))
     assert [r.outcome.split(":")[0] for r in records] == ["writing"] * 2 + ["failed"] * 2
-    link.requests.clear()
+    link.clear()
     with pytest.raises(DeviceStateError, match="outside the range"):
         asyncio.run(dev.write_many([("pct", 250), ("ena", "ON")], reason="r"))
     assert link.requests == []
