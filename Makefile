@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# pytest workers for make test. Most of the suite waits on the wall clock (servers' poll rates,
+# controls running in real time): a serial run kept 2 cores 11 % busy for 13 min 26 s; with 4
+# workers it took 7 min 29 s. TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
+TEST_WORKERS ?= 4
 
 .PHONY: demo test lint typecheck contracts unit bench soak clean
 
@@ -30,7 +34,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
