@@ -48,6 +48,11 @@ def test_restart_mid_event_resumes_without_reopting(tmp_path: Path) -> None:
                 r2.poll()
                 await r2.until(lambda: limit(r2) is None, "export limit lifted")
                 assert [i.mrid for i in r2.inputs if isinstance(i, EventCancelled)] == first
+                # The answer to the cancellation goes out on its own task, after the engine
+                # has the cancel: wait for it (found flaky under 4 pytest workers).
+                await r2.until(
+                    lambda: any(m == 1 for m, _, _ in r2.opts(eid)), "the cancellation answered"
+                )
                 assert r2.opts(eid)[-1] == (1, "optIn", 200)
 
     run(body)
