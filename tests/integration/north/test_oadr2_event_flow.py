@@ -111,6 +111,8 @@ def test_E1_1030_modified_event_replaces_the_old_intervals(tmp_path: Path) -> No
             assert vtn.modify_event(eid, [(start, minutes(5), -1.0)]) == 1
             r.poll()
             await r.until(lambda: export_limit(r) == 1000.0, "1 kW in force")
+            # The answer goes out on its own task, after the engine has the event.
+            await r.until(lambda: len(r.opts(eid)) >= 2, "the answer to modification 1")
             assert r.opts(eid) == [(0, "optIn", 200), (1, "optIn", 200)]
             first, second = received(r)
             assert cancelled(r) == [first]
@@ -295,6 +297,7 @@ def test_E1_1080_a_distribution_under_a_case_swapped_vtn_id_is_refused_452(
             vtn.touch(ven_id)  # the same list again, under the right vtnID
             r.poll()
             await r.until(lambda: export_limit(r) == 2000.0, "2 kW in force")
+            await r.until(lambda: len(r.opts(eid)) >= 2, "the answer to the good copy")
             assert r.opts(eid)[-1] == (0, "optIn", 200)
 
     run(body)
