@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # workers it took 7 min 29 s. TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
 TEST_WORKERS ?= 4
 
-.PHONY: demo test lint typecheck contracts unit bench soak clean
+.PHONY: demo test lint typecheck contracts unit bench bench-ab soak clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -39,6 +39,12 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
+
+# The notification path's latency, this tree against REF, runs interleaved (bench/notify_ab.py):
+# on a shared VM only an interleaved comparison can show a change of a few per cent.
+REF ?= HEAD
+bench-ab: $(STAMP)
+	$(BIN)/python -m bench.notify_ab $(REF)
 
 # Long property runs, kept out of make test: the whole-site state machine with random draws.
 soak: $(STAMP)
