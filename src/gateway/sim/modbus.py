@@ -534,18 +534,28 @@ class DeviceSim:
         self._sync()
         if set_values is not None:
             return self._write(table, address, [int(v) for v in set_values])
-        self._refresh()
-        self._mirror(table, start_address, registers)
+        if table.bits:  # its span is a guess (the count is not passed on): the whole table
+            self._refresh()
+            self._mirror(table, start_address, registers)
+            return None
+        # Only what the request reads: encoding every point per request was a third of the
+        # simulated home's CPU (a SunSpec DER has dozens of points, a read wants one or two).
+        self._refresh(table, span)
+        self._mirror(table, start_address, registers, span)
         return None
 
-    def _mirror(self, table: Table, start: int, registers: list[int]) -> None:
-        """Copy the image (with any lies) into pymodbus's block for this table."""
-        view = dict(self._mem[table])
+    def _mirror(
+        self, table: Table, start: int, registers: list[int], span: range | None = None
+    ) -> None:
+        """Copy the image (with any lies) into pymodbus's block for this table: the addresses
+        in ``span``, or all of them."""
+        mem = self._mem[table]
+        view = dict(mem) if span is None else {a: mem[a] for a in span}
         for name, words in self.faults.lies.items():
             point = self.profile.points[name]
             if point.table is table:
-                span = range(point.address, point.address + point.count)
-                view.update(zip(span, words, strict=True))
+                lied = range(point.address, point.address + point.count)
+                view.update((a, w) for a, w in zip(lied, words, strict=True) if a in view)
         if table.bits:
             for a, bit in view.items():
                 i, mask = a // 16 - start, 1 << (a % 16)
@@ -685,9 +695,13 @@ class DeviceSim:
 
     # --- reads ---------------------------------------------------------------------------
 
-    def _refresh(self) -> None:
+    def _refresh(self, table: Table | None = None, span: range | None = None) -> None:
+        """Bring the image up to the physics: every read point, or those of ``table`` that
+        overlap ``span``."""
         for b in self._reads:
             point = self.profile.points[b.point]
+            if span is not None and not _overlaps(point, table, span):
+                continue
             value = self.binder.measure(b.role)
             if value is None:
                 continue
@@ -700,7 +714,9 @@ class DeviceSim:
                 value *= sign(b.positive)
             self._put(point, value)
         for name, extra in self.binder.extra_reads(self.profile.points).items():
-            self._put(self.profile.points[name], extra)
+            point = self.profile.points[name]
+            if span is None or _overlaps(point, table, span):
+                self._put(point, extra)
 
     def _put(self, point: Point, value: codec.Value) -> None:
         """Encode an engineering value, saturating at what the point can hold."""
@@ -736,6 +752,14 @@ class _Sync(Protocol):
 
 class _Step(Protocol):
     def __call__(self) -> bool: ...
+
+
+def _overlaps(point: Point, table: Table | None, span: range) -> bool:
+    return (
+        point.table is table
+        and point.address < span.stop
+        and span.start < point.address + point.count
+    )
 
 
 def _state_raw(b: Binding, point: Point, categories: tuple[str, ...]) -> int | None:
