@@ -48,6 +48,10 @@ class CodecError(ValueError):
 
 def raw_range(dtype: DataType) -> tuple[int, int]:
     """The integer range a raw value of ``dtype`` can hold."""
+    return _RANGES[dtype]
+
+
+def _range(dtype: DataType) -> tuple[int, int]:
     if dtype is DataType.BIT:
         return 0, 1
     code = _STRUCT[dtype]
@@ -55,6 +59,12 @@ def raw_range(dtype: DataType) -> tuple[int, int]:
     if code[-1].islower():  # signed
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
+
+
+# Worked out once: every encode asks twice, on the path of each write.
+_RANGES: dict[DataType, tuple[int, int]] = {
+    t: _range(t) for t in DataType if t is DataType.BIT or t in _STRUCT
+}
 
 
 def _words(data: bytes, order: WordOrder) -> list[int]:

@@ -46,6 +46,8 @@ def check_text(value: Any, where: str, path: str) -> str:
     """A str that SQLite can store as UTF-8 (lone surrogates cannot)."""
     if not isinstance(value, str):
         raise StoreDataError(f"{where}: expected str, got {type(value).__name__}", path=path)
+    if value.isascii():  # nearly every key and reason; CPython knows it without a scan
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -74,9 +76,13 @@ def check_limit(value: Any, where: str, path: str) -> int | None:
     return value
 
 
+# json.dumps with any option set builds a new encoder per call; one is enough.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def encode_value(value: Any, where: str, path: str) -> str:
     _check_value(value, where, path, 0)
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def encode_doc(doc: Any, where: str, path: str) -> str:

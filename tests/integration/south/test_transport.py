@@ -453,6 +453,34 @@ def test_cancelled_caller_drops_the_connection_without_backoff(modbus_server, si
     asyncio.run(main())
 
 
+def test_a_caller_cancelling_as_the_deadline_passes_is_cancelled_not_timed_out(
+    modbus_server, sim_device
+) -> None:
+    # The deadline cancels the request's task too (one timer, no asyncio.timeout); when the
+    # caller's own cancellation lands in the same instant, the caller's wins: CancelledError,
+    # not DeviceTimeout, and no backoff.
+    rec = Recorder(stall_at=7, stall_s=0.5)
+
+    async def main() -> None:
+        async with modbus_server(sim_device(1, rec.hook)) as srv:
+            ep = endpoint(f"tcp://127.0.0.1:{srv.port}")
+            task = asyncio.create_task(ep.read(1, Table.HOLDING, 7, 1, pacing=PACE, **WHO))
+            await asyncio.sleep(0.1)
+            link = ep._link
+            assert link is not None
+            assert link.waiter is task
+            link.expire()  # the deadline's timer, fired now
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not ep.connected
+            assert ep.next_attempt_at is None
+            assert ep.stats.timeouts == 0
+            await ep.close()
+
+    asyncio.run(main())
+
+
 def test_closing_the_endpoint_ends_a_request_in_flight(modbus_server, sim_device) -> None:
     rec = Recorder(stall_at=7, stall_s=0.5)
 
