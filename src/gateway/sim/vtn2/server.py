@@ -442,7 +442,7 @@ class ScriptedVtn:
             )
             self.created.append(record)
             entry = self._events.get(record.event_id)
-            if entry is not None and entry[1].event_descriptor.event_status == "cancelled":
+            if entry is not None and _confirms_cancellation(entry[1], record):
                 del self._events[record.event_id]  # the VEN confirmed the cancellation
             if self.on_created is not None:
                 result = self.on_created(record)
@@ -613,3 +613,13 @@ def _demo_script(vtn: ScriptedVtn, ven_id: str) -> None:
         ven_id, "LOAD_CONTROL", "x-loadControlCapacity", [(now + timedelta(seconds=90), minute, 0)]
     )
     log.info("demo events queued for %s", ven_id)
+
+
+def _confirms_cancellation(event: objects.Event, record: CreatedEvent) -> bool:
+    """An answer to the cancelled modification itself, not a late one to an earlier version (a
+    VEN's answer to modification 0 can arrive after the VTN cancelled: dropping the event then
+    turned the cancellation into an implied one, which the VEN never answers). openleadr's own
+    VTN matches the modification number the same way (``EventService.created_event``)."""
+    d = event.event_descriptor
+    current: int = d.modification_number
+    return bool(d.event_status == "cancelled") and record.modification_number == current
