@@ -433,32 +433,13 @@ def test_connection_dropped_while_idle_is_reopened_without_an_error(
     asyncio.run(main())
 
 
-def test_cancelled_caller_drops_the_connection_without_backoff(modbus_server, sim_device) -> None:
-    rec = Recorder(stall_at=7, stall_s=0.5)
-
-    async def main() -> None:
-        async with modbus_server(sim_device(1, rec.hook)) as srv:
-            ep = endpoint(f"tcp://127.0.0.1:{srv.port}")
-            task = asyncio.create_task(ep.read(1, Table.HOLDING, 7, 1, pacing=PACE, **WHO))
-            await asyncio.sleep(0.1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert not ep.connected
-            assert ep.next_attempt_at is None
-            assert await ep.read(1, Table.HOLDING, 0, 1, pacing=PACE, **WHO) == [1000]
-            assert srv.connections == 2
-            await ep.close()
-
-    asyncio.run(main())
-
-
-def test_a_caller_cancelling_as_the_deadline_passes_is_cancelled_not_timed_out(
-    modbus_server, sim_device
+@pytest.mark.parametrize("deadline_too", [False, True])
+def test_cancelled_caller_drops_the_connection_without_backoff(
+    modbus_server, sim_device, deadline_too: bool
 ) -> None:
-    # The deadline cancels the request's task too (one timer, no asyncio.timeout); when the
-    # caller's own cancellation lands in the same instant, the caller's wins: CancelledError,
-    # not DeviceTimeout, and no backoff.
+    # deadline_too: the deadline's timer fires in the same instant as the caller's cancel. It
+    # cancels the request's task as well (one timer, no asyncio.timeout), and the caller's
+    # cancellation still wins: CancelledError, not DeviceTimeout, and no backoff.
     rec = Recorder(stall_at=7, stall_s=0.5)
 
     async def main() -> None:
@@ -466,16 +447,19 @@ def test_a_caller_cancelling_as_the_deadline_passes_is_cancelled_not_timed_out(
             ep = endpoint(f"tcp://127.0.0.1:{srv.port}")
             task = asyncio.create_task(ep.read(1, Table.HOLDING, 7, 1, pacing=PACE, **WHO))
             await asyncio.sleep(0.1)
-            link = ep._link
-            assert link is not None
-            assert link.waiter is task
-            link.expire()  # the deadline's timer, fired now
+            if deadline_too:
+                link = ep._link
+                assert link is not None
+                assert link.waiter is task
+                link.expire()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert not ep.connected
             assert ep.next_attempt_at is None
             assert ep.stats.timeouts == 0
+            assert await ep.read(1, Table.HOLDING, 0, 1, pacing=PACE, **WHO) == [1000]
+            assert srv.connections == 2
             await ep.close()
 
     asyncio.run(main())
