@@ -49,7 +49,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum, unique
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pymodbus import FramerType
@@ -130,12 +130,6 @@ class _Gate:
         finally:
             self.release()
 
-    async def acquire(self, first: bool) -> None:
-        """Wait for the gate (``first``: in the urgent queue); pair with :meth:`release`.
-        The request path calls these directly: the generator behind ``held`` costs more than
-        the gate itself, twice per verified write."""
-        await self._acquire(first)
-
     def release(self) -> None:
         self._busy = False
         self._wake()
@@ -154,7 +148,10 @@ class _Gate:
             return False
         return not self._urgent if first else not (self._urgent or self._reserved)
 
-    async def _acquire(self, first: bool) -> None:
+    async def acquire(self, first: bool) -> None:
+        """Wait for the gate (``first``: in the urgent queue); pair with :meth:`release`.
+        The request path calls these directly: the generator behind ``held`` costs more than
+        the gate itself, twice per verified write."""
         if self._free_for(first) and not (self._ordinary and not first):
             self._busy = True
             return
@@ -359,29 +356,31 @@ class _Link:
     """One live pymodbus client and the future that resolves when the peer drops it.
 
     pymodbus never fails a pending request when the peer drops the connection, so ``lost``
-    cancels the task of the request in flight (``waiter``; the gate lets one at a time) and
-    sets ``cut``, which tells that cancellation from one of the caller's own. One callback per
-    connection, not one added and removed per request.
+    cancels the task of the request in flight (``waiter``; the gate lets one at a time), as
+    its deadline does (``expire``), and ``stopped`` says which, to tell either from the
+    caller's own cancellation. One callback per connection, not one added and removed per
+    request.
     """
 
     client: Any  # AsyncModbusTcpClient | AsyncModbusSerialClient
     lost: asyncio.Future[None]
     waiter: asyncio.Task[Any] | None = None
-    cut: bool = False
-    expired: bool = False  # the request in flight ran past its deadline
+    stopped: Literal["lost", "deadline"] | None = None
 
     def __post_init__(self) -> None:
-        self.lost.add_done_callback(self._on_lost)
+        self.lost.add_done_callback(lambda _: self._stop("lost"))
 
-    def _on_lost(self, _: asyncio.Future[None]) -> None:
-        # One cancellation per request: after the deadline's, the drop is seen below it.
-        if self.waiter is not None and not (self.cut or self.expired):
-            self.cut = True
-            self.waiter.cancel()
+    def begin(self, task: asyncio.Task[Any]) -> None:
+        """``task``'s request is now the one in flight."""
+        self.waiter, self.stopped = task, None
 
     def expire(self) -> None:
-        if self.waiter is not None and not (self.cut or self.expired):
-            self.expired = True
+        self._stop("deadline")
+
+    def _stop(self, why: Literal["lost", "deadline"]) -> None:
+        # One cancellation per request: a drop after the deadline is seen below it.
+        if self.waiter is not None and self.stopped is None:
+            self.stopped = why
             self.waiter.cancel()
 
 
@@ -660,8 +659,8 @@ class Endpoint:
         if task is None:  # pragma: no cover - always awaited from a coroutine
             raise RuntimeError("Endpoint requests must run inside an asyncio task")
         if link.lost.done():  # dropped between the check for a link and now
-            raise self._lost(device, point, what)
-        link.waiter, link.cut, link.expired = task, False, False
+            raise self._gone(device, point, what)
+        link.begin(task)
         # The deadline is a timer that cancels this task through the link, like a drop: the
         # same as asyncio.timeout, for half its cost (twice per verified write).
         loop = task.get_loop()
@@ -671,24 +670,16 @@ class Endpoint:
         except TimeoutError:
             pass  # handled below, with the peer-gone case
         except asyncio.CancelledError:
-            if not (link.cut or link.expired) or task.uncancel() > 0:
+            if link.stopped is None or task.uncancel() > 0:
                 # Our caller was cancelled mid-request (perhaps as well): the answer may still
                 # arrive, for nobody.
                 self._drop()
                 raise
-            if link.cut:
-                if self._closed:
-                    raise DeviceUnreachable(
-                        device, point, f"{what}: endpoint {self.url} was closed"
-                    ) from None
-                raise self._lost(device, point, what) from None
+            if link.stopped == "lost":
+                raise self._gone(device, point, what) from None
             # Past the deadline: handled below, with the peer-gone case.
         except ConnectionException:  # the peer closed before the request could be sent
-            if self._closed:
-                raise DeviceUnreachable(
-                    device, point, f"{what}: endpoint {self.url} was closed"
-                ) from None
-            raise self._lost(device, point, what) from None
+            raise self._gone(device, point, what) from None
         except ModbusIOException as exc:
             # pymodbus's own (backstop) timeout, or an answer for another unit/transaction:
             # either way the stream can no longer be trusted.
@@ -702,12 +693,16 @@ class Endpoint:
         # Timed out: an answer may still come and must find no request waiting for it, so the
         # connection goes too.
         if link.lost.done() or self._closed:
-            if self._closed:
-                raise DeviceUnreachable(device, point, f"{what}: endpoint {self.url} was closed")
-            raise self._lost(device, point, what)
+            raise self._gone(device, point, what)
         self._drop()
         why = f"{what}: no answer within {pacing.timeout_s:g} s; connection dropped"
         raise self._failed(DeviceTimeout, device, point, why)
+
+    def _gone(self, device: str, point: str, what: str) -> DeviceError:
+        """The connection went away mid-request: closed by us (no backoff), or by the peer."""
+        if self._closed:
+            return DeviceUnreachable(device, point, f"{what}: endpoint {self.url} was closed")
+        return self._lost(device, point, what)
 
     def _lost(self, device: str, point: str, what: str) -> DeviceError:
         if self.config.scheme is Scheme.RTU:
