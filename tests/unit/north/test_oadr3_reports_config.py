@@ -84,6 +84,18 @@ def test_due_sends_each_period_once_and_only_while_the_event_runs() -> None:
     assert reports.due(None, T, T + 300, T + 400, 60) is None  # long over
 
 
+def test_next_due_at_is_when_due_first_answers_the_next_period() -> None:
+    # The client sleeps until then, so a period is sent at its start, not at the next poll.
+    assert reports.next_due_at(None, T, T + 300, 60) == T
+    assert reports.next_due_at(0, T, T + 300, 60) == T + 60
+    assert reports.next_due_at(4, T, T + 300, 60) == T + 300  # period 5 starts at the end
+    assert reports.next_due_at(5, T, T + 300, 60) is None  # none left
+    for last, at in ((None, T), (0, T + 60), (4, T + 300)):
+        expected = 0 if last is None else last + 1
+        assert reports.due(last, T, T + 300, at - 0.001, 60) != expected
+        assert reports.due(last, T, T + 300, at, 60) == expected
+
+
 def _write(tmp_path: Path) -> Path:
     (tmp_path / "vtn.secret").write_text("hunter2\n")
     (tmp_path / "ca.pem").write_text("not checked here")

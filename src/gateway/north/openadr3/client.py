@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import ssl
 import time
@@ -426,15 +427,36 @@ class VenClient:
     # -----------------------------------------------------------------------------------------
     # Reports
 
-    async def report_once(self) -> int:
-        sent = 0
+    def _next_report_in(self) -> float:
+        """Seconds until the next report period of a known event is due (inf: none is). An
+        event that starts between two passes of the loop is reported at its start, not at the
+        next poll or report-period tick (up to a poll period late: found by the restart test,
+        whose event started a moment after the pass that learnt of it)."""
         now = self.deps.now()
+        soonest = math.inf
+        for event_id, _, start, end in self._reportable():
+            period = self.cfg.report_period_s
+            at = reports.next_due_at(self.reported.get(event_id), start, end, period)
+            if at is not None:
+                soonest = min(soonest, max(0.0, at - now))
+        return soonest
+
+    def _reportable(self) -> list[tuple[str, Event, float, float]]:
+        """(event id, event, start, end) of each known event that asks for reports."""
+        out = []
         for event_id, known in list(self.tracker.known.items()):
             ev = self.events.get(event_id)
             if ev is None or known.start is None or known.end is None or not ev.report_descriptors:
                 continue
+            out.append((event_id, ev, known.start, known.end))
+        return out
+
+    async def report_once(self) -> int:
+        sent = 0
+        now = self.deps.now()
+        for event_id, ev, start, end in self._reportable():
             period = self.cfg.report_period_s
-            index = reports.due(self.reported.get(event_id), known.start, known.end, now, period)
+            index = reports.due(self.reported.get(event_id), start, end, now, period)
             if index is None:
                 continue
             built = reports.build(
@@ -442,7 +464,7 @@ class VenClient:
                 self.deps.observed(),
                 client_name=self.cfg.ven_name,
                 index=index,
-                start=known.start + index * period,
+                start=start + index * period,
                 period_s=period,
             )
             for kind in built.skipped:
@@ -534,7 +556,11 @@ class VenClient:
             delay = (
                 wait
                 if wait is not None
-                else min(self.cfg.report_period_s, max(0.0, next_poll - loop.time()))
+                else min(
+                    self.cfg.report_period_s,
+                    max(0.0, next_poll - loop.time()),
+                    self._next_report_in(),
+                )
             )
             if wait is not None:
                 next_poll = loop.time() + wait

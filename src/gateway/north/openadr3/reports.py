@@ -125,3 +125,12 @@ def due(last: int | None, start: float, end: float, now: float, period_s: float)
     if last is not None and index <= last:
         return None
     return index
+
+
+def next_due_at(last: int | None, start: float, end: float, period_s: float) -> float | None:
+    """When the period after ``last`` becomes due (:func:`due`): its start, or None when the
+    event has no period left (the last one starts no later than ``end``)."""
+    if period_s <= 0:
+        return None
+    at = start + (0 if last is None else last + 1) * period_s
+    return at if at <= end else None
