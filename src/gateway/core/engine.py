@@ -149,10 +149,11 @@ class Engine:
         self._pruned_at = -math.inf
         # setGradW's reference: the site's DER rating (what DERSettings reports as setMaxW).
         # Each DER's rating in force: min(configured, the device's own; core.ratings).
+        # The charge ratings likewise (reported as rtgMaxChargeRateW, and the allocator's
+        # charge caps).
         self.device_rated_w: dict[str, float] = {}
-        self.der_ratings = in_force(self.config.ders, self.device_rated_w)
-        self._rated_w = sum(self.der_ratings.values())
-        self._ders = _rated(self.config.ders, self.der_ratings)
+        self.device_charge_w: dict[str, float] = {}
+        self._rerate()
         self._last_decisions: dict[Mode, str] = {}
         # The enter-service wait in progress: (setESDelay, setESRandomDelay, the random part
         # drawn for it), or None before its first cycle. Not persisted, like the ramps.
@@ -275,10 +276,17 @@ class Engine:
             case FaultReset():
                 self._reset(event.by, now, out)
             case DerRated():
-                self.device_rated_w[event.der_id] = event.rated_w
-                self.der_ratings = in_force(self.config.ders, self.device_rated_w)
-                self._rated_w = sum(self.der_ratings.values())
-                self._ders = _rated(self.config.ders, self.der_ratings)
+                readings = (
+                    self.device_rated_w if event.direction == "discharge" else self.device_charge_w
+                )
+                readings[event.der_id] = event.rated_w
+                self._rerate()
+
+    def _rerate(self) -> None:
+        self.der_ratings = in_force(self.config.ders, self.device_rated_w)
+        self.der_charge_ratings = in_force(self.config.ders, self.device_charge_w, "charge")
+        self._rated_w = sum(self.der_ratings.values())
+        self._ders = _rated(self.config.ders, self.der_ratings, self.der_charge_ratings)
 
     def _observe(self, obs: Observed) -> None:
         if obs.meter is not None and (self._meter is None or obs.meter.at >= self._meter.at):
@@ -964,13 +972,19 @@ def _audit(cmd: DeviceCommand, now: Timestamp, outcome: str) -> Persist:
     return Persist(Table.AUDIT, cmd.id, doc)
 
 
-def _rated(ders: tuple[DerRating, ...], in_force: Mapping[str, float]) -> tuple[DerRating, ...]:
-    """The DERs with their discharge rating in force (``core.ratings``: min of configured and the
-    device's): the allocator then never asks a DER for more than it says it can give (a 9.6 kW
-    configuration on a 7.4 kW charger had its setpoints above 7.4 kW refused), while its
-    budgets (panel, meter) are unchanged, so a lower rating can only lower what is sent."""
+def _rated(
+    ders: tuple[DerRating, ...], discharge: Mapping[str, float], charge: Mapping[str, float]
+) -> tuple[DerRating, ...]:
+    """The DERs with their ratings in force (``core.ratings``: min of configured and the
+    device's), each direction: the allocator then never asks a DER for more than it says it
+    can give (a 9.6 kW configuration on a 7.4 kW charger had its setpoints above 7.4 kW
+    refused), while its budgets (panel, meter) are unchanged, so a lower rating can only lower
+    what is sent."""
     return tuple(
-        d if in_force.get(d.der_id, d.max_discharge_w) >= d.max_discharge_w
-        else replace(d, max_discharge_w=in_force[d.der_id])
+        replace(
+            d,
+            max_discharge_w=min(d.max_discharge_w, discharge.get(d.der_id, d.max_discharge_w)),
+            max_charge_w=min(d.max_charge_w, charge.get(d.der_id, d.max_charge_w)),
+        )
         for d in ders
-    )  # fmt: skip
+    )

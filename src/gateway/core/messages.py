@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, unique
-from typing import Any
+from typing import Any, Literal
 
 from gateway.core.controls import ControlSet
 from gateway.core.island import ChargerMode, RelayPosition
@@ -61,14 +61,20 @@ class DerTelemetry:
     connected: bool | None = None  # its own grid connection (SunSpec ConnSt); None = unknown
 
 
+# Which of a DER's two power ratings: "discharge" (generation into the home; SunSpec 702
+# WMaxRtg) or "charge" (absorbed; 702 WChaRteMaxRtg).
+Direction = Literal["discharge", "charge"]
+
+
 @dataclass(frozen=True, slots=True)
 class DerRated:
-    """A DER's own rating as its device reports it (W, discharge/generation), read at connect
-    and then rarely; the one in force is the lower of it and the configured one (core.ratings)."""
+    """A DER's own rating as its device reports it (W, in ``direction``), read at connect and
+    then rarely; the one in force is the lower of it and the configured one (core.ratings)."""
 
     at: Timestamp
     der_id: str
     rated_w: float
+    direction: Direction = "discharge"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from gateway.core.messages import (
     ChargerCommand,
     DerLimit,
     DerRated,
+    Direction,
     Input,
     Note,
     Observed,
@@ -106,7 +107,8 @@ class Runner:
     ) -> None:
         self.engine = engine
         self.ratings_every_s = ratings_every_s
-        self._rated: dict[str, float] = {}  # each DER's own rating as last fed (DerRated)
+        # Each DER's own ratings as last fed (DerRated), by (DER id, direction).
+        self._rated: dict[tuple[str, Direction], float] = {}
         self.trail = trail
         self.store = store
         self.south = south
@@ -216,10 +218,10 @@ class Runner:
         """Read the DERs' own ratings and feed each that changed since the last read as one
         ``DerRated`` (the engine keeps min(configured, device's): ``core.ratings``)."""
         read = await self.south.read_ratings()
-        for der_id, rated_w in ratings.changed(self._rated, read).items():
-            self._rated[der_id] = rated_w
-            log.info("%s: the device reports a rating of %g W", der_id, rated_w)
-            await self.feed(DerRated(self.now(), der_id, rated_w))
+        for (der_id, direction), rated_w in ratings.changed(self._rated, read).items():
+            self._rated[(der_id, direction)] = rated_w
+            log.info("%s: the device reports a %s rating of %g W", der_id, direction, rated_w)
+            await self.feed(DerRated(self.now(), der_id, rated_w, direction))
 
     async def _ratings(self, stop: asyncio.Event) -> None:
         """The ratings at start, then every ``ratings_every_s``, off the control loop's path

@@ -185,7 +185,8 @@ class Sep2Gateway:
         self.alarms = AlarmRecorder(store)
         runner.on_cycle.append(self._alarm_edges)
         self._configured = ratings
-        self._rated: dict[str, float] | None = None  # the engine's DER ratings last passed on
+        # The engine's DER ratings (discharge, charge) last passed on.
+        self._rated: tuple[dict[str, float], dict[str, float]] | None = None
         runner.on_cycle.append(self._follow_ratings)
         self._follow_ratings()  # the ratings read at connect, before the first walk's PUTs
         self.delivered = 0  # reports the server acknowledged (or refused for good)
@@ -205,11 +206,13 @@ class Sep2Gateway:
         rarely) reaches the client's ratings when it changes, which PUTs DERCapability and
         DERSettings again (MUL-03 step d)."""
         engine = self.runner.engine
-        if self._configured is None or engine.der_ratings == self._rated:
+        rated = (engine.der_ratings, engine.der_charge_ratings)
+        if self._configured is None or rated == self._rated:
             return
-        self._rated = dict(engine.der_ratings)
+        self._rated = (dict(rated[0]), dict(rated[1]))
         charger = engine.config.charger_id
-        self.client.update_ratings(self._configured.with_rated(self._rated, charger))
+        ratings = self._configured.with_rated(self._rated[0], charger, charge=self._rated[1])
+        self.client.update_ratings(ratings)
 
     async def _send(self, item: OutboxItem) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from gateway.core.messages import (
     ChargerCommand,
     DerLimit,
     DeviceCommand,
+    Direction,
     Observed,
     RelayCommand,
     WriteConfirmed,
@@ -35,6 +37,11 @@ from gateway.south.transport import Endpoint, Transports, urgent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The roles a profile binds a device's own ratings to, and which rating each is.
+_RATING_ROLES: tuple[tuple[str, Direction], ...] = (
+    ("rated_w", "discharge"),
+    ("rated_charge_w", "charge"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,18 +127,23 @@ class South:
         # no reading looks like it comes from the future (which the engine treats as stale).
         return Observed(self.now(), meter=meter, relay=relay, charger=charger, ders=found)
 
-    async def read_ratings(self) -> dict[str, float]:
-        """Each DER's own rating (W) by the engine's DER id, from the devices whose profile
-        binds ``rated_w``. Not part of ``observe``: read at start and then rarely (a rating
-        does not change each cycle, and Modbus time on the control path matters). A device
-        that does not answer, or holds no number there, is left out."""
-        out: dict[str, float] = {}
+    async def read_ratings(self) -> dict[tuple[str, Direction], float]:
+        """Each DER's own ratings (W) by the engine's DER id and direction, from the devices
+        whose profile binds ``rated_w`` (discharge) or ``rated_charge_w`` (charge). Not part of
+        ``observe``: read at start and then rarely (a rating does not change each cycle, and
+        Modbus time on the control path matters). A device that does not answer, or holds no
+        number there, is left out."""
+        out: dict[tuple[str, Direction], float] = {}
         rated: list[tuple[str, DriverBase]] = list(self.ders.items())
         if self.charger is not None and self.charger_id is not None:
             rated.insert(0, (self.charger_id, self.charger))
         for der_id, driver in rated:
-            if driver.has("rated_w") and (w := await self._try(driver, driver.rated_w)) is not None:
-                out[der_id] = w
+            for role, direction in _RATING_ROLES:
+                if not driver.has(role):
+                    continue
+                w = await self._try(driver, functools.partial(driver.rating, role))
+                if w is not None:
+                    out[(der_id, direction)] = w
         return out
 
     async def _try(self, driver: DriverBase, read: Callable[[], Awaitable[T]]) -> T | None:

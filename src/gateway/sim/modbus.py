@@ -204,6 +204,7 @@ class _RelayBinder(_Binder):
 @dataclass
 class _ChargerBinder(_Binder):
     limits_only: bool  # no signed setpoint: the direction comes from the two unsigned limits
+    one_rating: bool = False  # the profile reads both ratings from one register
 
     @property
     def charger(self) -> Charger:
@@ -260,11 +261,15 @@ class _ChargerBinder(_Binder):
         if role == "state":
             category = self.physics.charger_category()
             return (category, *_NEAREST.get(category, ()))
+        # A profile that binds both ratings to one register (the Quasar's max_power) reads
+        # the larger: one hardware maximum, whichever role's refresh comes last.
+        one = self.one_rating
         values: dict[str, float] = {
             "power": c.power_w,
             "soc": c.soc_pct,
             "soc_floor": c.soc_floor_pct,
-            "rated_w": c.max_discharge_w,
+            "rated_w": max(c.max_discharge_w, c.max_charge_w) if one else c.max_discharge_w,
+            "rated_charge_w": max(c.max_discharge_w, c.max_charge_w) if one else c.max_charge_w,
         }
         return values.get(role)
 
@@ -335,6 +340,8 @@ class _DerBinder(_Binder):
                 return p.pv.peak_w
             case "rated_w":
                 return p.pv.peak_w if p.pv.rated_w is None else p.pv.rated_w
+            case "rated_charge_w":  # a battery's; PV alone absorbs nothing: "not implemented"
+                return b.max_charge_w if b is not None else None
             case "soc":
                 return b.soc_pct if b is not None else None
             case "connected":
@@ -1081,7 +1088,9 @@ class SimulatedHome:
                 "max_power": max(c.max_charge_w, c.max_discharge_w),
                 "firmware_version": 1,
             }
-            binder = _ChargerBinder(p, limits_only)
+            rated, charge = profile.role("rated_w"), profile.role("rated_charge_w")
+            one = rated is not None and charge is not None and rated.point == charge.point
+            binder = _ChargerBinder(p, limits_only, one_rating=one)
             return DeviceSim(slot, profile, binder, statics=statics, **common)
         served, image = _sunspec_image(profile, p)
         return DeviceSim(slot, served, _DerBinder(p), image=image.registers, **common)

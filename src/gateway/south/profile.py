@@ -257,6 +257,10 @@ _RATED = (
     "the device's own discharge/generation rating (W), read at connect and then rarely: it "
     "lowers the rating reported north and the ramp reference, never above the configured one"
 )
+_RATED_CHARGE = (
+    "the device's own charge rating (W), read as rated_w: it lowers the charge rate reported "
+    "north and what the device is asked to absorb, never above the configured one"
+)
 _POWER = (Sense.CHARGE, Sense.DISCHARGE, Sense.GENERATION)
 _NET = (Sense.IMPORT, Sense.EXPORT)
 
@@ -310,6 +314,7 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
                 "soc": RoleSpec(RoleKind.MEASURE, "EV state of charge (%)"),
                 "soc_floor": RoleSpec(RoleKind.SETTING, "device-side minimum SoC (%)"),
                 "rated_w": RoleSpec(RoleKind.MEASURE, _RATED),
+                "rated_charge_w": RoleSpec(RoleKind.MEASURE, _RATED_CHARGE),
             }
         ),
         DeviceKind.DER: MappingProxyType(
@@ -320,6 +325,7 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
                 ),
                 "w_max": RoleSpec(RoleKind.MEASURE, "maximum active power setting (W)"),
                 "rated_w": RoleSpec(RoleKind.MEASURE, _RATED),
+                "rated_charge_w": RoleSpec(RoleKind.MEASURE, _RATED_CHARGE),
                 "limit_pct": RoleSpec(RoleKind.SETPOINT, "active power limit, % of w_max"),
                 "limit_enable": RoleSpec(RoleKind.COMMAND, "enable the active power limit"),
                 "power_setpoint": RoleSpec(

@@ -159,12 +159,13 @@ async def gateway_rig(
     seed: int = 2030,
     utility: Utility | None = None,
     ratings_every_s: float = RATINGS_EVERY_S,
+    charger: str = "wallbox-quasar",
 ) -> AsyncIterator[GatewayRig]:
     """The gateway against a fresh utility, or against ``utility`` (already running: a second
     gateway on the same SQLite file is a restart). ``server_pin``: see ``utility_server``;
     ``connection_point``: the NMI the gateway PUTs to its ConnectionPoint; ``seed``: the
     engine's randomisation RNG; ``ratings_every_s``: how often the devices' own ratings are
-    re-read (``Runner``)."""
+    re-read (``Runner``); ``charger``: the simulated charger's profile."""
     async with contextlib.AsyncExitStack() as stack:
         if utility is None:
             utility = await stack.enter_async_context(
@@ -186,6 +187,7 @@ async def gateway_rig(
             connection_point=connection_point,
             seed=seed,
             ratings_every_s=ratings_every_s,
+            charger=charger,
         ) as rig:
             yield rig
 
@@ -203,6 +205,7 @@ async def _gateway(
     connection_point: str | None,
     seed: int,
     ratings_every_s: float,
+    charger: str,
 ) -> AsyncIterator[GatewayRig]:
     state, server, recorder, program = (
         utility.state,
@@ -226,6 +229,7 @@ async def _gateway(
                 ack_reports=False,
                 seed=seed,
                 ratings_every_s=ratings_every_s,
+                charger=charger,
             ) as home,
         ):
             identity = Identity(

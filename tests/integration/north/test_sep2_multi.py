@@ -138,6 +138,69 @@ def _put_ratings(r: GatewayRig, since: float) -> list[tuple[str, float]]:
     return out
 
 
+def test_MUL_03_step_d_the_chargers_own_charge_rating_is_put_without_a_restart(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """MUL-03 step d for the charge direction: a charger with its own charge rating register
+    (Sigenergy ``rated_charge_power``) is derated while the gateway runs. rtgMaxChargeRateW and
+    setMaxChargeRateW follow (setMaxChargeRateW <= rtgMaxChargeRateW) while rtgMaxW does not
+    move, and the engine's charge cap for the charger is the new rating."""
+    site = fast_site()
+    ev = next(d for d in site.ders if d.kind == "charger")
+
+    async def body() -> None:
+        async with utility_server(sep2_pki) as u:
+            for resource in ("dcap", "edev", "reg", "fsa"):
+                u.state.set_poll_rate(resource, 300)
+            db = tmp_path / "gw.db"
+            async with gateway_rig(
+                sep2_pki, db, utility=u, site=site, ratings_every_s=0.5, charger="sigenergy-dc"
+            ) as r:
+                charger = r.site.home.physics.charger
+
+                def fed() -> list[tuple[str, float]]:
+                    return [
+                        (x.der_id, x.rated_w)
+                        for x in r.inputs
+                        if isinstance(x, DerRated) and x.direction == "charge"
+                    ]
+
+                await r.until(lambda: bool(fed()), "the charge rating read at start")
+                await r.until(
+                    lambda: (
+                        _put_charge_rates(r, 0.0)[-2:]
+                        == [("rtg", ev.max_charge_w), ("set", ev.max_charge_w)]
+                    ),
+                    "the configured charge rate PUT at start",
+                )
+                rtg_w = _put_ratings(r, 0.0)[-2][1]
+                changed = r.state.clock()
+                charger.max_charge_w = 6_000.0  # derated: the register now reads 6 kW
+                await r.until(lambda: bool(_put_charge_rates(r, changed)), "the new rate PUT", 5)
+                await asyncio.sleep(1.0)  # two more reads of the unchanged rating
+                assert _put_charge_rates(r, changed) == [("rtg", 6_000.0), ("set", 6_000.0)]
+                assert _put_ratings(r, changed) == [("rtg", rtg_w), ("set", rtg_w)]
+                assert r.site.engine.der_charge_ratings["ev"] == 6_000.0
+                assert fed() == [("ev", ev.max_charge_w), ("ev", 6_000.0)]  # one per change
+
+    run(body)
+
+
+def _put_charge_rates(r: GatewayRig, since: float) -> list[tuple[str, float | None]]:
+    """Each DERCapability ("rtg", rtgMaxChargeRateW) and DERSettings ("set",
+    setMaxChargeRateW) PUT since ``since`` (server time), in the order they arrived."""
+    out: list[tuple[str, float | None]] = []
+    for x in r.recorder.requests("PUT", path_prefix="/edev/1/der/1/der", since=since):
+        got = codec.decode(x.body)
+        if isinstance(got, DERCapability):
+            rate = got.rtgMaxChargeRateW
+            out.append(("rtg", None if rate is None else rate.watts))
+        elif isinstance(got, DERSettings):
+            rate = got.setMaxChargeRateW
+            out.append(("set", None if rate is None else rate.watts))
+    return out
+
+
 def test_MUL_03_step_d_a_der_rating_changed_on_the_device_is_put_without_a_restart(
     sep2_pki: PkiFiles, tmp_path: Path
 ) -> None:

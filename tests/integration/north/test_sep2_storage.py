@@ -137,18 +137,21 @@ def _assert_va_var_pf(
         assert setting is not None
         values.append((rtg.amount, setting.amount))
     (rtg_va, set_va), (rtg_var, set_var), (rtg_neg, set_neg) = values
+    # The same rules as the builders' unit test (test_sep2_telemetry_builders.py,
+    # assert_sto_05_va_var_pf_ranges), here on what the server decoded.
     assert 0 < set_va <= rtg_va
     assert rtg_va >= cap.rtgMaxW.watts
-    assert 0 <= set_var <= rtg_var
+    assert 0 <= set_var <= rtg_var <= rtg_va
     assert rtg_neg <= set_neg <= 0
     pfs = []
-    for rtg_pf, set_pf in (
-        (cap.rtgMinPFOverExcited, settings.setMinPFOverExcited),
-        (cap.rtgMinPFUnderExcited, settings.setMinPFUnderExcited),
+    # Under-excited "SHALL be a positive value between 0.0 and 0.9999" (over-excited: 1.0).
+    for rtg_pf, set_pf, most in (
+        (cap.rtgMinPFOverExcited, settings.setMinPFOverExcited, 1.0),
+        (cap.rtgMinPFUnderExcited, settings.setMinPFUnderExcited, 0.9999),
     ):
         assert rtg_pf is not None
         assert set_pf is not None
-        assert 0 < rtg_pf.ratio <= set_pf.ratio <= 1
+        assert 0 < rtg_pf.ratio <= set_pf.ratio <= most
         pfs.append(rtg_pf.ratio)
     assert (rtg_va, rtg_var, rtg_neg) == (va, var, -var_neg)
     assert tuple(pfs) == pf
@@ -216,7 +219,9 @@ def test_STO_02_STO_05_a_1_3_beta_storage_server_gets_vpp_modes_and_set_min_wh_i
                 total = sum(in_force.values())
                 assert cap.rtgMaxW.watts == settings.setMaxW.watts == total
                 assert cap.rtgMaxDischargeRateW.watts == in_force[charger.der_id]
-                assert cap.rtgMaxChargeRateW.watts == charger.max_charge_w
+                # The charge rate too: the Quasar's one max_power (7.4 kW) for both directions.
+                charge = r.site.engine.der_charge_ratings[charger.der_id]
+                assert cap.rtgMaxChargeRateW.watts == charge < charger.max_charge_w
                 # The storage target the 1.3-beta server sends is read (not dropped).
                 target = min(2000.0, charger.max_discharge_w)
                 base = DERControlBase(opModStorageTargetW=ActivePower.from_watts(target))

@@ -753,3 +753,19 @@ def test_a_device_rating_below_the_configured_one_caps_what_the_der_is_asked_for
         rig.run(3)
         targets.append(_charger_setpoints(rig.log)[-1])
     assert targets == [9_000.0, 7_400.0]
+
+
+def test_a_device_charge_rating_below_the_configured_one_caps_what_the_der_absorbs() -> None:
+    """The same for charging: a charger that reports a 6 kW charge rating is asked to absorb
+    at most 6 kW, where the 9.6 kW configuration alone gives the 9 kW asked for."""
+    targets = []
+    for device_w in (None, 6_000.0):
+        rig = Rig()
+        rig.home.charger.soc_pct = 50.0
+        rig.run(3)
+        if device_w is not None:
+            rig.feed(DerRated(rig.home.now, "ev", device_w, "charge"))
+        rig.feed(ManualOverride(rig.home.now, ControlSet(target_w=-9_000.0)))
+        rig.run(3)
+        targets.append(_charger_setpoints(rig.log)[-1])
+    assert targets == [-9_000.0, -6_000.0]

@@ -60,3 +60,25 @@ def test_MUL_03_der_rated_moves_the_engines_ratings_and_its_ramp_reference() -> 
     engine.handle(DerRated(6.0, "heat-pump", 1_000.0))  # not a configured DER
     assert engine.der_ratings == configured
     assert engine._rated_w == sum(configured.values())
+
+
+def test_MUL_03_the_charge_rating_follows_its_own_reading_and_the_configured_ceiling() -> None:
+    assert in_force(DERS, {}, "charge") == {"pv": 0, "ev": 9_600}
+    assert in_force(DERS, {"ev": 7_400}, "charge") == {"pv": 0, "ev": 7_400}
+    assert in_force(DERS, {"ev": 20_000, "pv": 5_000}, "charge") == {"pv": 0, "ev": 9_600}
+
+
+def test_MUL_03_a_charge_rating_caps_charging_not_discharging_nor_the_ramp_reference() -> None:
+    """DerRated "charge" moves only the charge rating: the allocator's charge cap for that DER
+    (what the charger is asked to absorb) and not its discharge rating or setGradW's base."""
+    engine = Engine(demo_site(), draw=lambda bound: 0)
+    before = engine._rated_w
+    engine.handle(Tick(1.0))
+    engine.handle(DerRated(2.0, "ev", 6_000.0, "charge"))
+    assert engine.der_charge_ratings["ev"] == 6_000.0
+    assert engine.der_ratings["ev"] == demo_site().charger.max_discharge_w
+    assert engine._rated_w == before
+    ev = next(d for d in engine._ders if d.der_id == "ev")
+    assert (ev.max_charge_w, ev.max_discharge_w) == (6_000.0, demo_site().charger.max_discharge_w)
+    engine.handle(DerRated(3.0, "ev", 0.0, "charge"))  # no rating: the configured one again
+    assert engine.der_charge_ratings["ev"] == demo_site().charger.max_charge_w

@@ -345,8 +345,8 @@ def test_STO_05_ranges_hold_for_the_demo_site(storage: bool, sep_schema: SepSche
 
 def test_MUL_03_step_d_the_ratings_follow_the_ders_in_force_never_above_configured() -> None:
     """The aggregate rtgMaxW / setMaxW are the DER's ratings in force (the engine's: min of
-    the configured and the device's own); the storage's discharge rate is its own, its charge
-    rate and capacity stay configured; nothing rises above the configured ratings."""
+    the configured and the device's own); the storage's discharge and charge rates are its
+    own, its capacity stays configured; nothing rises above the configured ratings."""
     ratings = SiteRatings.of_site(demo_site())  # PV 7 kW + EV 9.6 kW
     assert ratings.with_rated({}, "ev") == ratings
     lower = ratings.with_rated({"pv": 5_000, "ev": 7_400}, "ev")
@@ -354,6 +354,11 @@ def test_MUL_03_step_d_the_ratings_follow_the_ders_in_force_never_above_configur
     assert lower.capacity_wh == ratings.capacity_wh
     higher = ratings.with_rated({"pv": 9_000, "ev": 20_000}, "ev")
     assert (higher.rtg_max_w, higher.max_discharge_w) == (16_600, 9_600)
+    # The storage's charge rate follows its own charge rating, never above the configured one.
+    charged = ratings.with_rated({"pv": 5_000, "ev": 7_400}, "ev", charge={"ev": 6_000, "pv": 0})
+    _aggregate_is(charged, 12_400, discharge=7_400, charge=6_000)
+    assert ratings.with_rated({}, "ev", charge={"ev": 6_000}).max_charge_w == 6_000
+    assert ratings.with_rated({}, "ev", charge={"ev": 20_000}).max_charge_w == 9_600
 
 
 # ---------------------------------------------------------------- STO-02/05: VA, var and PF

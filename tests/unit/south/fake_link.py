@@ -11,7 +11,7 @@ drivers are tested against the simulated home over real sockets in tests/integra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,15 +36,29 @@ async def no_sleep(_s: float) -> None:
 
 
 class RegisterLink:
-    """Registers in a dict keyed (table, address), a register unset reads 0; optional faults:
-    addresses that ignore writes (``stuck``), a Modbus exception code for every write
-    (``reject``). The views of ``log`` are new lists: empty the log with :meth:`clear`."""
+    """Registers in a dict keyed (table, address), a register unset reads 0 (or, ``strict``,
+    is refused as a device refuses an address it does not have); optional faults: addresses
+    that ignore writes (``stuck``), a Modbus exception code for every write (``reject``). The
+    views of ``log`` are new lists: empty the log with :meth:`clear`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = False) -> None:
         self.regs: dict[tuple[Table, int], int] = {}
         self.log: list[Request] = []
         self.stuck: set[int] = set()
         self.reject: int | None = None
+        self.strict = strict
+
+    @classmethod
+    def image(cls, registers: Mapping[int, int]) -> RegisterLink:
+        """A device that holds exactly ``registers`` (holding table; ``sunspec.image``'s): a
+        read that touches any other address is refused with Modbus exception 2 (illegal data
+        address), which is how SunSpec discovery learns that a base holds no map."""
+        link = cls(strict=True)
+        link.regs = {(Table.HOLDING, a): v for a, v in registers.items()}
+        return link
+
+    def holding(self, address: int) -> int:
+        return self.regs[(Table.HOLDING, address)]
 
     def show(self, point: Point, symbol: str) -> None:
         """Make the enum ``point`` read ``symbol`` (a state register, say)."""
@@ -69,10 +83,20 @@ class RegisterLink:
         return [(r.kind, r.address) for r in self.log]
 
     async def read(
-        self, device_id: int, table: Table, address: int, count: int, **_: object
+        self,
+        device_id: int,
+        table: Table,
+        address: int,
+        count: int,
+        *,
+        device: str = "device",
+        **_: object,
     ) -> list[int]:
         self.log.append(Request("read", table, address, count))
-        return [self.regs.get((table, a), 0) for a in range(address, address + count)]
+        span = range(address, address + count)
+        if self.strict and any((table, a) not in self.regs for a in span):
+            raise DeviceRejected(device, "read", 2)
+        return [self.regs.get((table, a), 0) for a in span]
 
     async def write(
         self,

@@ -8,48 +8,17 @@ and the legacy ones (103/121/123/124) are covered.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pytest
+from fake_link import RegisterLink
 
 from gateway.core.messages import DerLimit, WriteConfirmed, WriteFailed
 from gateway.south import codec, sunspec
 from gateway.south.device import Device, WriteRecord
 from gateway.south.drivers.der import Der
-from gateway.south.errors import DeviceRejected, DeviceStateError
+from gateway.south.errors import DeviceStateError
 from gateway.south.profiles import load_shipped
-from gateway.south.registers import Pacing, Table
-
-
-class ImageLink:
-    def __init__(self, registers: Mapping[int, int]) -> None:
-        self.regs = dict(registers)
-        self.writes: list[tuple[int, list[int]]] = []
-
-    async def read(
-        self, device_id: int, table: Table, address: int, count: int, **kw: object
-    ) -> list[int]:
-        span = range(address, address + count)
-        if table is not Table.HOLDING or any(a not in self.regs for a in span):
-            raise DeviceRejected("der", "read", 2)
-        return [self.regs[a] for a in span]
-
-    async def write(
-        self,
-        device_id: int,
-        table: Table,
-        address: int,
-        values: Sequence[int],
-        *,
-        pacing: Pacing,
-        device: str,
-        point: str,
-        single: bool | None = None,
-    ) -> None:
-        self.writes.append((address, list(values)))
-        for i, v in enumerate(values):
-            self.regs[address + i] = v
-
 
 MODERN = [
     (1, {"Mn": "ACME", "Md": "PV-7"}),
@@ -67,22 +36,22 @@ LEGACY = [
 
 def driver(
     profile: str, models: list[tuple[int, Mapping[str, codec.Value]]]
-) -> tuple[Der, ImageLink, sunspec.Image, list[WriteRecord]]:
+) -> tuple[Der, RegisterLink, sunspec.Image, list[WriteRecord]]:
     img = sunspec.image(models)
-    link, records = ImageLink(img.registers), []
+    link, records = RegisterLink.image(img.registers), []
     dev = Device("pv", load_shipped(profile), link, audit=records.append, now=lambda: 5.0)
     der = Der(dev, now=lambda: 5.0)
     der.der_id = "pv"
     return der, link, img, records
 
 
-def value(img: sunspec.Image, link: ImageLink, name: str) -> codec.Value | None:
+def value(img: sunspec.Image, link: RegisterLink, name: str) -> codec.Value | None:
     p = img.points[name]
-    regs = [link.regs[a] for a in range(p.address, p.address + p.count)]
+    regs = [link.holding(a) for a in range(p.address, p.address + p.count)]
     sf = None
     if p.scale_factor is not None:
         s = img.points[p.scale_factor]
-        sf = int(codec.decode(s, [link.regs[s.address]]))  # type: ignore[arg-type]
+        sf = int(codec.decode(s, [link.holding(s.address)]))  # type: ignore[arg-type]
     return codec.decode(p, regs, sf)
 
 
@@ -134,7 +103,7 @@ def test_an_unreadable_wmax_fails_the_limit_with_a_reason() -> None:
 
     async def body() -> object:
         await der.connect()
-        link.writes.clear()  # the profile's init write (704.WSetMod = WATTS)
+        link.clear()  # the profile's init write (704.WSetMod = WATTS)
         return await der.execute(DerLimit("c2", "pv", 1_000.0, 0.0, "limit"))
 
     result = asyncio.run(body())
@@ -144,6 +113,7 @@ def test_an_unreadable_wmax_fails_the_limit_with_a_reason() -> None:
 
 
 RATED_702 = (702, {"WMax": 7000.0, "WMaxRtg": 6500.0, "W_SF": 0})
+RATED_CHARGE_702 = (702, {"WMax": 7000.0, "WChaRteMaxRtg": 3300.0, "W_SF": 0})
 
 
 @pytest.mark.parametrize(
@@ -164,6 +134,27 @@ def test_MUL_03_the_rated_w_role_reads_the_nameplate_not_the_setting(
 
     async def body() -> float | None:
         await der.connect()
-        return await der.rated_w()
+        return await der.rating()
+
+    assert asyncio.run(body()) == want
+
+
+@pytest.mark.parametrize(
+    ("models", "want"),
+    [
+        ([*MODERN[:2], RATED_CHARGE_702, MODERN[3]], 3300),
+        (MODERN, None),  # a PV inverter: WChaRteMaxRtg not implemented, no charge rating
+    ],
+)
+def test_MUL_03_the_rated_charge_w_role_reads_702_wcha_rte_max_rtg(
+    models: list, want: float | None
+) -> None:
+    """A storage inverter's own charge rating is 702.WChaRteMaxRtg (the nameplate, not the
+    WChaRteMax setting); a PV-only one reports none."""
+    der, *_ = driver("sunspec-der", models)
+
+    async def body() -> float | None:
+        await der.connect()
+        return await der.rating("rated_charge_w")
 
     assert asyncio.run(body()) == want

@@ -149,15 +149,25 @@ class SiteRatings:
             min_pf_under_excited=min(d.pf_under_excited_rating for d in config.ders),
         )
 
-    def with_rated(self, rated: Mapping[str, float], storage_id: str) -> SiteRatings:
-        """These ratings with each DER's rating in force (W by DER id, the engine's
-        ``der_ratings``: min(configured, device's)). The aggregate is their sum, the storage's
-        discharge rate its own; neither ever rises above these (configured) ones."""
+    def with_rated(
+        self,
+        rated: Mapping[str, float],
+        storage_id: str,
+        *,
+        charge: Mapping[str, float] | None = None,
+    ) -> SiteRatings:
+        """These ratings with each DER's ratings in force (W by DER id, the engine's
+        ``der_ratings`` and ``der_charge_ratings``: min(configured, device's)). The aggregate is
+        the discharge ratings' sum, the storage's discharge and charge rates its own; none ever
+        rises above these (configured) ones."""
+        out = self
+        if charge and storage_id in charge:
+            out = replace(out, max_charge_w=min(self.max_charge_w, charge[storage_id]))
         if not rated:
-            return self
+            return out
         discharge = min(self.max_discharge_w, rated.get(storage_id, self.max_discharge_w))
         total = None if self.generation_w is None else min(self.generation_w, sum(rated.values()))
-        return replace(self, max_discharge_w=discharge, generation_w=total)
+        return replace(out, max_discharge_w=discharge, generation_w=total)
 
     def stored_wh(self, soc_pct: float | None) -> float | None:
         if soc_pct is None or self.capacity_wh is None:

@@ -56,12 +56,13 @@ class DriverBase:
     def has(self, role: str) -> bool:
         return self.device.profile.role(role) is not None
 
-    async def rated_w(self) -> float | None:
-        """The device's own rating (W) where the profile binds ``rated_w``; None where it
-        binds none or the register holds no number ("not implemented")."""
-        if not self.has("rated_w"):
+    async def rating(self, role: str = "rated_w") -> float | None:
+        """The device's own rating (W) where the profile binds ``role`` (``rated_w``:
+        discharge/generation; ``rated_charge_w``: charge); None where it binds none or the
+        register holds no number ("not implemented")."""
+        if not self.has(role):
             return None
-        raw = await self.device.read_one(self.binding("rated_w").point)
+        raw = await self.device.read_one(self.binding(role).point)
         return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
 
     async def connect(self) -> None:
