@@ -22,6 +22,7 @@ from gateway.core.messages import (
     DefaultsReceived,
     DerLimit,
     DerRated,
+    Direction,
     EventReceived,
     Forget,
     Input,
@@ -738,34 +739,29 @@ def test_with_set_es_ramp_tms_and_set_soft_grad_w_the_slower_rate_applies() -> N
     assert max(w for _, w in back) > 1000
 
 
-def test_a_device_rating_below_the_configured_one_caps_what_the_der_is_asked_for() -> None:
-    """The demo site configured its EV at 9.6 kW on a 7.4 kW charger: setpoints above 7.4 kW
-    were refused by the driver. The rating in force (min of configured and the device's) is
-    what the allocator hands out; the configuration alone still gives 9 kW."""
+@pytest.mark.parametrize(
+    ("direction", "soc", "asked", "device_w", "expected"),
+    [
+        # The demo site configured its EV at 9.6 kW on a 7.4 kW charger: setpoints above
+        # 7.4 kW were refused by the driver.
+        ("discharge", 90.0, 9_000.0, 7_400.0, 7_400.0),
+        # The same for charging: a 6 kW charge rating caps what the charger is asked to absorb.
+        ("charge", 50.0, -9_000.0, 6_000.0, -6_000.0),
+    ],
+)
+def test_a_device_rating_below_the_configured_one_caps_what_the_der_is_asked_for(
+    direction: Direction, soc: float, asked: float, device_w: float, expected: float
+) -> None:
+    """The rating in force (min of configured and the device's, each direction) is what the
+    allocator hands out; the configuration alone still gives what was asked."""
     targets = []
-    for device_w in (None, 7_400.0):
+    for reported in (None, device_w):
         rig = Rig()
-        rig.home.charger.soc_pct = 90.0
+        rig.home.charger.soc_pct = soc
         rig.run(3)
-        if device_w is not None:
-            rig.feed(DerRated(rig.home.now, "ev", device_w))
-        rig.feed(ManualOverride(rig.home.now, ControlSet(target_w=9_000.0)))
+        if reported is not None:
+            rig.feed(DerRated(rig.home.now, "ev", reported, direction))
+        rig.feed(ManualOverride(rig.home.now, ControlSet(target_w=asked)))
         rig.run(3)
         targets.append(_charger_setpoints(rig.log)[-1])
-    assert targets == [9_000.0, 7_400.0]
-
-
-def test_a_device_charge_rating_below_the_configured_one_caps_what_the_der_absorbs() -> None:
-    """The same for charging: a charger that reports a 6 kW charge rating is asked to absorb
-    at most 6 kW, where the 9.6 kW configuration alone gives the 9 kW asked for."""
-    targets = []
-    for device_w in (None, 6_000.0):
-        rig = Rig()
-        rig.home.charger.soc_pct = 50.0
-        rig.run(3)
-        if device_w is not None:
-            rig.feed(DerRated(rig.home.now, "ev", device_w, "charge"))
-        rig.feed(ManualOverride(rig.home.now, ControlSet(target_w=-9_000.0)))
-        rig.run(3)
-        targets.append(_charger_setpoints(rig.log)[-1])
-    assert targets == [-9_000.0, -6_000.0]
+    assert targets == [asked, expected]

@@ -41,6 +41,9 @@ itself, e.g. from its own ``sslobject_class`` as the test does.
 
 from __future__ import annotations
 
+import functools
+import logging
+import platform
 import re
 import ssl
 from pathlib import Path
@@ -49,6 +52,8 @@ from typing import Final
 from cryptography import x509
 
 from gateway.north.sep2 import identity
+
+log = logging.getLogger(__name__)
 
 TLS_CIPHER = "ECDHE-ECDSA-AES128-CCM8"
 TLS_CURVE = "prime256v1"
@@ -90,12 +95,15 @@ def verified_chain(ssl_object: PeerConnection) -> list[x509.Certificate]:
     """The chain OpenSSL verified, peer first, anchor last; empty where Python cannot say.
 
     Python 3.13 has ``get_verified_chain()``; 3.11 and 3.12 have it on the private ``_sslobj``
-    (the same C method). Without either the checks that need it are skipped.
+    (the same C method). Without either the checks that need it are skipped, and the log says
+    so once: the handshake's own verification still holds, but a non-critical
+    nameConstraints (COMM-004E) would then pass.
     """
     get = getattr(ssl_object, "get_verified_chain", None)
     if get is None:
         get = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
     if get is None:
+        _warn_no_chain()
         return []
     out = []
     for c in get():
@@ -104,6 +112,16 @@ def verified_chain(ssl_object: PeerConnection) -> list[x509.Certificate]:
         else:  # 3.11, 3.12: _ssl.Certificate, PEM text by default
             out.append(x509.load_pem_x509_certificate(c.public_bytes().encode()))
     return out
+
+
+@functools.cache
+def _warn_no_chain() -> None:
+    log.warning(
+        "this Python (%s) does not expose the verified TLS chain: the check that every "
+        "nameConstraints extension is critical (2030.5 COMM-004E) is skipped; use CPython "
+        "3.11 or later",
+        platform.python_implementation() + " " + platform.python_version(),
+    )
 
 
 def check_chain(ssl_object: PeerConnection) -> None:
