@@ -15,6 +15,7 @@ from oadr3_rig import ISLAND_ALERTS, SECRET, oadr3_rig, run
 
 from gateway.core.island import RelayPosition
 from gateway.core.messages import EventCancelled, EventReceived
+from gateway.north.openadr3 import client as client_module
 
 
 def _received(rig: object) -> list[EventReceived]:
@@ -75,6 +76,64 @@ def test_E1_export_limit_by_webhook_without_waiting_for_a_poll(tmp_path: Path) -
             # The devices follow: the site's export stays under the limit.
             physics = r.site.home.physics
             await r.until(lambda: -physics.meter().net_w <= 1500.0 + 100, "export under 1.5 kW")
+
+    run(body)
+
+
+def test_N1_a_subscription_the_vtn_lost_is_made_again_and_notifications_resume(
+    tmp_path: Path,
+) -> None:
+    """The VTN drops every subscription (restarted without its store, or it expires them): no
+    notification comes. The next poll finds the event the webhook did not bring, the VEN sees
+    that the VTN no longer holds its subscription, subscribes again (the old token, the same
+    listener), and the next event arrives by notification, not by waiting for a poll."""
+
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=1.0) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            (before,) = r.state.subscriptions.values()
+            r.state.subscriptions.clear()  # lost by the VTN
+            r.add([{"EXPORT_CAPACITY_LIMIT": [2.0]}])
+            await r.until(lambda: r.export_limit() == 2000.0, "2 kW, by polling")
+            assert r.state.deliveries == []  # nothing to notify
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed again")
+            (after,) = r.state.subscriptions.values()
+            assert after["id"] != before["id"]
+            assert after["objectOperations"] == before["objectOperations"]
+            assert r.gateway.client.resubscribed == 1
+            r.add([{"EXPORT_CAPACITY_LIMIT": [1.5]}])
+            await r.until(lambda: r.export_limit() == 1500.0, "1.5 kW")
+            await r.until(lambda: bool(r.state.deliveries), "a notification")
+            assert [d.status for d in r.state.deliveries] == [200]  # taken by our listener
+            # Polls that change nothing check nothing (until SUBSCRIPTION_CHECK_S has passed).
+            checks = len(r.state.requests_to("GET", "/subscriptions"))
+            polls = len(r.state.requests_to("GET", "/events"))
+            await r.until(
+                lambda: len(r.state.requests_to("GET", "/events")) >= polls + 2, "two polls"
+            )
+            assert len(r.state.requests_to("GET", "/subscriptions")) == checks
+            assert r.gateway.client.resubscribed == 1
+            assert len(r.state.subscriptions) == 1
+
+    run(body)
+
+
+def test_N1_a_lost_subscription_is_found_by_the_periodic_check_without_any_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no event to miss, the periodic check (``SUBSCRIPTION_CHECK_S``, 300 s; 1 s here)
+    finds the subscription gone and makes it again; while it is there, the check costs one
+    GET per program and changes nothing."""
+    monkeypatch.setattr(client_module, "SUBSCRIPTION_CHECK_S", 1.0)
+
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=0.3) as r:
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed")
+            await r.until(lambda: len(r.state.requests_to("GET", "/subscriptions")) >= 3, "checks")
+            assert len(r.state.requests_to("POST", "/subscriptions")) == 1  # still there
+            r.state.subscriptions.clear()
+            await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed again", 3.0)
+            assert r.gateway.client.resubscribed == 1
 
     run(body)
 

@@ -13,7 +13,9 @@ changed -> core inputs), ``mapping`` (payloads -> controls), ``reports`` (teleme
   webhook notification (``POST``/``PUT`` upserts the object it carries, ``DELETE`` ends it).
 * Subscriptions: one per program for ``EVENT`` ``POST``/``PUT``/``DELETE`` to the listener's
   URL with a fresh random bearer token; earlier event subscriptions under our clientName on
-  that program (a previous run's, maybe at another URL) are deleted first.
+  that program (a previous run's, maybe at another URL) are deleted first. Every
+  ``SUBSCRIPTION_CHECK_S``, and when a poll brings a change no notification did, the VTN is
+  asked whether it still holds them; one it lost is made again.
 * Reports: ``POST /reports`` for each followed event that has ``reportDescriptors``, once per
   ``report_period_s`` while it runs; the last period sent is kept in the store.
 * 429 / 5xx / connection errors: back off (doubling from ``backoff_min_s`` to
@@ -60,6 +62,10 @@ PAGE: Final = 50
 MAX_PAGES: Final = 20
 TOKEN_MARGIN_S: Final = 30.0
 EVENTS_KEY: Final = "openadr3.events"
+# How often the VEN checks that the VTN still holds its subscriptions (a VTN restarted without
+# its store, or one that expires them, stops notifying without telling anyone). Also checked at
+# once when a poll brings a change that no notification did.
+SUBSCRIPTION_CHECK_S: Final = 300.0
 REPORTS_KEY: Final = "openadr3.reports"
 
 
@@ -98,6 +104,10 @@ def _retry_after(headers: Any) -> float | None:
         return None if v is None else max(0.0, min(float(v), 3600.0))
     except ValueError:
         return None
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _problem(body: bytes) -> str:
@@ -271,6 +281,8 @@ class VenClient:
         self.reports_sent = 0
         self._skipped_logged: set[str] = set()
         self._backoff = cfg.backoff_min_s
+        self.resubscribed = 0  # subscriptions made again after the VTN lost them
+        self._check_subscriptions_at = 0.0  # loop time of the next check
 
     def _map(self, ev: Event, now: Timestamp) -> Mapped:
         entry = self.programs.get(ev.program_id)
@@ -295,6 +307,7 @@ class VenClient:
         if self.callback is not None:
             for pid in self.programs:
                 await self._subscribe(pid)
+            self._check_subscriptions_at = _loop_time() + SUBSCRIPTION_CHECK_S
 
     async def _ven(self) -> None:
         name = self.cfg.ven_name
@@ -358,6 +371,39 @@ class VenClient:
             raise VtnError(f"POST /subscriptions answered {status}: {_problem(body)}")
         log.info("subscribed to events of program %s at %s", program_id, url)
 
+    async def _has_subscription(self, program_id: str) -> bool:
+        """Whether the VTN still holds our event subscription on the program, to our listener."""
+        assert self.callback is not None
+        url = self.callback[0]
+        params = {"programID": program_id, "clientName": self.cfg.ven_name}
+        status, body = await self.http.call("GET", "/subscriptions", params=params)
+        if status != 200:
+            raise VtnError(f"GET /subscriptions answered {status}: {_problem(body)}")
+        return any(
+            s.client_name == self.cfg.ven_name
+            and s.program_id == program_id
+            and any("EVENT" in o.objects and o.callback_url == url for o in s.object_operations)
+            for s in codec.many(codec.subscription, body, "subscriptions")
+        )
+
+    async def check_subscriptions(self) -> int:
+        """Subscribe again to each program whose subscription the VTN no longer holds; the
+        number made again. Until then its events arrive only by polling."""
+        self._check_subscriptions_at = _loop_time() + SUBSCRIPTION_CHECK_S
+        again = 0
+        for pid in list(self.programs):
+            if await self._has_subscription(pid):
+                continue
+            log.warning(
+                "openadr3: the VTN no longer holds our subscription to program %s (its events "
+                "came only by polling); subscribing again",
+                pid,
+            )
+            await self._subscribe(pid)
+            again += 1
+        self.resubscribed += again
+        return again
+
     # -----------------------------------------------------------------------------------------
     # Events
 
@@ -378,6 +424,7 @@ class VenClient:
             if self.callback is not None:
                 for pid in set(self.programs) - before:
                     await self._subscribe(pid)
+        missed = False  # a change the poll found: no notification brought it
         for pid in list(self.programs):
             good, bad = await self._events(pid)
             for ident, err in bad:
@@ -387,8 +434,12 @@ class VenClient:
             for ev in good:
                 self.events[ev.id] = ev
             unreadable = [i for i, _ in bad if i is not None]
-            await self._apply(self.tracker.sync(pid, good, unreadable, self.deps.now()))
+            changes = self.tracker.sync(pid, good, unreadable, self.deps.now())
+            missed = missed or bool(changes.inputs)
+            await self._apply(changes)
         self.polls += 1
+        if self.callback is not None and (missed or _loop_time() >= self._check_subscriptions_at):
+            await self.check_subscriptions()
 
     async def _events(self, pid: str) -> tuple[list[Event], list[tuple[str | None, ProtocolError]]]:
         good: list[Event] = []
