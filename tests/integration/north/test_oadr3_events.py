@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from oadr3_rig import ISLAND_ALERTS, SECRET, oadr3_rig, run
+from oadr3_rig import ISLAND_ALERTS, PROGRAM, SECRET, oadr3_rig, run
 
 from gateway.core.island import RelayPosition
 from gateway.core.messages import EventCancelled, EventReceived
@@ -105,7 +105,7 @@ def test_N1_a_subscription_the_vtn_lost_is_made_again_and_notifications_resume(
             await r.until(lambda: r.export_limit() == 1500.0, "1.5 kW")
             await r.until(lambda: bool(r.state.deliveries), "a notification")
             assert [d.status for d in r.state.deliveries] == [200]  # taken by our listener
-            # Polls that change nothing check nothing (until SUBSCRIPTION_CHECK_S has passed).
+            # Polls that change nothing check nothing (until VTN_CHECK_S has passed).
             checks = len(r.state.requests_to("GET", "/subscriptions"))
             polls = len(r.state.requests_to("GET", "/events"))
             await r.until(
@@ -121,10 +121,10 @@ def test_N1_a_subscription_the_vtn_lost_is_made_again_and_notifications_resume(
 def test_N1_a_lost_subscription_is_found_by_the_periodic_check_without_any_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With no event to miss, the periodic check (``SUBSCRIPTION_CHECK_S``, 300 s; 1 s here)
+    """With no event to miss, the periodic check (``VTN_CHECK_S``, 300 s; 1 s here)
     finds the subscription gone and makes it again; while it is there, the check costs one
     GET per program and changes nothing."""
-    monkeypatch.setattr(client_module, "SUBSCRIPTION_CHECK_S", 1.0)
+    monkeypatch.setattr(client_module, "VTN_CHECK_S", 1.0)
 
     async def body() -> None:
         async with oadr3_rig(tmp_path, poll_s=0.3) as r:
@@ -134,6 +134,39 @@ def test_N1_a_lost_subscription_is_found_by_the_periodic_check_without_any_event
             r.state.subscriptions.clear()
             await r.until(lambda: len(r.state.subscriptions) == 1, "subscribed again", 3.0)
             assert r.gateway.client.resubscribed == 1
+
+    run(body)
+
+
+@pytest.mark.parametrize("webhook", [True, False])
+def test_N1_a_program_the_vtn_lists_under_a_new_id_is_followed_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, webhook: bool
+) -> None:
+    """The VTN restarts without its store: same program name, new id, no events, no
+    subscriptions. Polling the old id would only ever show an empty list, so the program
+    would be lost for good. At the next check (``VTN_CHECK_S``; 1 s here) the VEN follows the
+    new id (subscribing there when it has a webhook); the old id's export limit ends, as the
+    VTN no longer has it, and an event on the new id is followed."""
+    monkeypatch.setattr(client_module, "VTN_CHECK_S", 1.0)
+
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=0.3, webhook=webhook) as r:
+            r.add([{"EXPORT_CAPACITY_LIMIT": [2.0]}], duration_s=600)
+            await r.until(lambda: r.export_limit() == 2000.0, "2 kW on the first program")
+            old = r.pid
+            for table in (r.state.programs, r.state.events, r.state.subscriptions):
+                table.clear()
+            r.vtn.program_id = r.state.add_program(PROGRAM)
+            await r.until(lambda: r.gateway.client.programs_moved == 1, "the new id followed")
+            assert list(r.gateway.client.programs) == [r.pid] != [old]
+            await r.until(lambda: r.export_limit() is None, "the old program's limit ended")
+            if webhook:  # one subscription, on the new id (none left on the old one)
+                await r.until(
+                    lambda: [x["programID"] for x in r.state.subscriptions.values()] == [r.pid],
+                    "subscribed there, and only there",
+                )
+            r.add([{"EXPORT_CAPACITY_LIMIT": [1.5]}])
+            await r.until(lambda: r.export_limit() == 1500.0, "1.5 kW on the new id")
 
     run(body)
 

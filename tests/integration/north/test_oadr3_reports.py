@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from oadr3_rig import make_pki, oadr3_rig, run, vtn_server
+from oadr3_rig import PROGRAM, make_pki, oadr3_rig, run, vtn_server
 
 from gateway.core.messages import EventReceived, NorthLinkLost, NorthLinkRestored
 
@@ -98,6 +98,31 @@ def test_G1_restart_mid_event_resumes_without_duplicates(tmp_path: Path) -> None
                 # The first run's subscription was replaced, not duplicated.
                 assert len(vtn.state.subscriptions) == 1
             assert _indexes(vtn.state.reports_for(eid)) == [0]
+
+    run(body)
+
+
+def test_G1_restart_after_the_vtn_gave_the_program_a_new_id_ends_the_old_events(
+    tmp_path: Path,
+) -> None:
+    """The VTN restarts without its store while the gateway is down: same program name, new
+    id. The remembered event's limit would otherwise stay in force, unseen, until its end:
+    the restarted gateway follows the new id only, so no poll lists the old event again."""
+
+    async def body() -> None:
+        async with vtn_server(make_pki(tmp_path / "pki")) as vtn:
+            async with oadr3_rig(tmp_path, vtn=vtn) as r:
+                r.add([{"EXPORT_CAPACITY_LIMIT": [2.0]}], duration_s=600)
+                await r.until(lambda: r.export_limit() == 2000.0, "in force")
+            for table in (vtn.state.programs, vtn.state.events, vtn.state.subscriptions):
+                table.clear()
+            vtn.program_id = vtn.state.add_program(PROGRAM)
+            async with oadr3_rig(tmp_path, vtn=vtn, poll_s=0.2) as r2:
+                await r2.until(lambda: bool(r2.gateway.client.programs), "connected")
+                assert list(r2.gateway.client.programs) == [vtn.program_id]
+                await r2.until(lambda: r2.export_limit() is None, "the old limit ended")
+                r2.add([{"EXPORT_CAPACITY_LIMIT": [1.5]}])
+                await r2.until(lambda: r2.export_limit() == 1500.0, "the new id's event")
 
     run(body)
 

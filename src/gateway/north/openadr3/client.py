@@ -13,9 +13,10 @@ changed -> core inputs), ``mapping`` (payloads -> controls), ``reports`` (teleme
   webhook notification (``POST``/``PUT`` upserts the object it carries, ``DELETE`` ends it).
 * Subscriptions: one per program for ``EVENT`` ``POST``/``PUT``/``DELETE`` to the listener's
   URL with a fresh random bearer token; earlier event subscriptions under our clientName on
-  that program (a previous run's, maybe at another URL) are deleted first. Every
-  ``SUBSCRIPTION_CHECK_S``, and when a poll brings a change no notification did, the VTN is
-  asked whether it still holds them; one it lost is made again.
+  that program (a previous run's, maybe at another URL) are deleted first.
+* What a VTN can lose without telling (``VTN_CHECK_S``, and at once when a poll brings a change
+  no notification did): a followed program listed under a new id is followed there (the old
+  id's events end), and a subscription the VTN no longer holds is made again.
 * Reports: ``POST /reports`` for each followed event that has ``reportDescriptors``, once per
   ``report_period_s`` while it runs; the last period sent is kept in the store.
 * 429 / 5xx / connection errors: back off (doubling from ``backoff_min_s`` to
@@ -62,10 +63,10 @@ PAGE: Final = 50
 MAX_PAGES: Final = 20
 TOKEN_MARGIN_S: Final = 30.0
 EVENTS_KEY: Final = "openadr3.events"
-# How often the VEN checks that the VTN still holds its subscriptions (a VTN restarted without
-# its store, or one that expires them, stops notifying without telling anyone). Also checked at
+# How often the VEN checks what a VTN can lose without telling anyone (restarted without its
+# store, or expiring subscriptions): its programs' ids, and our subscriptions. Also checked at
 # once when a poll brings a change that no notification did.
-SUBSCRIPTION_CHECK_S: Final = 300.0
+VTN_CHECK_S: Final = 300.0
 REPORTS_KEY: Final = "openadr3.reports"
 
 
@@ -282,7 +283,8 @@ class VenClient:
         self._skipped_logged: set[str] = set()
         self._backoff = cfg.backoff_min_s
         self.resubscribed = 0  # subscriptions made again after the VTN lost them
-        self._check_subscriptions_at = 0.0  # loop time of the next check
+        self.programs_moved = 0  # followed programs the VTN came to list under a new id
+        self._check_at = 0.0  # loop time of the next check of the VTN
 
     def _map(self, ev: Event, now: Timestamp) -> Mapped:
         entry = self.programs.get(ev.program_id)
@@ -304,10 +306,21 @@ class VenClient:
         await self.http.token()
         await self._ven()
         await self._programs()
+        # Events remembered (the store) from a program id the VTN no longer lists a followed
+        # program under (it moved while we were down, or the configuration dropped it): no
+        # poll will ever list them again, so they end now rather than run on unseen.
+        gone = {k.program_id for k in self.tracker.known.values()} - set(self.programs)
+        for pid in sorted(gone):
+            log.warning(
+                "openadr3: events remembered from program id %s, which no followed program "
+                "has at the VTN now: they end",
+                pid,
+            )
+            await self._apply(self.tracker.sync(pid, [], [], self.deps.now()))
         if self.callback is not None:
             for pid in self.programs:
                 await self._subscribe(pid)
-            self._check_subscriptions_at = _loop_time() + SUBSCRIPTION_CHECK_S
+        self._check_at = _loop_time() + VTN_CHECK_S
 
     async def _ven(self) -> None:
         name = self.cfg.ven_name
@@ -345,18 +358,22 @@ class VenClient:
                 continue
             self.programs[p.id] = (p, m)
 
-    async def _subscribe(self, program_id: str) -> None:
-        assert self.callback is not None
-        url, bearer = self.callback
+    async def _unsubscribe(self, program_id: str) -> None:
+        """Delete our event subscriptions on the program (our clientName): a callback URL that
+        changed (a new port after a restart), or a program id the VTN moved away from, must
+        not leave one behind to be called forever."""
         params = {"programID": program_id, "clientName": self.cfg.ven_name}
         status, body = await self.http.call("GET", "/subscriptions", params=params)
         if status == 200:
             for s in codec.many(codec.subscription, body, "subscriptions"):
-                # Ours: our clientName on this program. A callback URL that changed (a new
-                # port after a restart) must not leave the old one behind to be called forever.
                 ours = s.client_name == self.cfg.ven_name and s.program_id == program_id
                 if ours and s.id and any("EVENT" in o.objects for o in s.object_operations):
                     await self.http.call("DELETE", f"/subscriptions/{s.id}")
+
+    async def _subscribe(self, program_id: str) -> None:
+        assert self.callback is not None
+        url, bearer = self.callback
+        await self._unsubscribe(program_id)
         sub = Subscription(
             client_name=self.cfg.ven_name,
             program_id=program_id,
@@ -386,10 +403,45 @@ class VenClient:
             for s in codec.many(codec.subscription, body, "subscriptions")
         )
 
+    async def check_vtn(self) -> None:
+        """What the VTN may have lost: a followed program's id, then our subscriptions."""
+        self._check_at = _loop_time() + VTN_CHECK_S
+        await self._follow_moved_programs()
+        if self.callback is not None:
+            await self.check_subscriptions()
+
+    async def _follow_moved_programs(self) -> None:
+        """A followed program the VTN now lists under another id (restarted without its
+        store): follow the new id. The old id's events went with it, so they end now;
+        polling the old id would only say so, and would never see the new id's events."""
+        status, body = await self.http.call("GET", "/programs")
+        if status != 200:
+            raise VtnError(f"GET /programs answered {status}: {_problem(body)}")
+        by_name = {p.program_name: p for p in codec.many(codec.program, body, "programs")}
+        for old_id, (_, m) in list(self.programs.items()):
+            p = by_name.get(m.program_name)
+            if p is None or p.id == old_id:
+                continue
+            log.warning(
+                "openadr3: the VTN lists program %r under a new id (%s, was %s): following "
+                "the new one; the events of the old one are gone from the VTN and end now",
+                m.program_name,
+                p.id,
+                old_id,
+            )
+            del self.programs[old_id]
+            self.programs[p.id] = (p, m)
+            self.programs_moved += 1
+            for event_id in [e for e, ev in self.events.items() if ev.program_id == old_id]:
+                del self.events[event_id]
+            await self._apply(self.tracker.sync(old_id, [], [], self.deps.now()))
+            if self.callback is not None:
+                await self._unsubscribe(old_id)  # if the VTN kept it, or we made it again
+                await self._subscribe(p.id)
+
     async def check_subscriptions(self) -> int:
         """Subscribe again to each program whose subscription the VTN no longer holds; the
         number made again. Until then its events arrive only by polling."""
-        self._check_subscriptions_at = _loop_time() + SUBSCRIPTION_CHECK_S
         again = 0
         for pid in list(self.programs):
             if await self._has_subscription(pid):
@@ -418,6 +470,8 @@ class VenClient:
             await self.deps.deliver(changes.inputs)
 
     async def poll_once(self) -> None:
+        if _loop_time() >= self._check_at:
+            await self.check_vtn()
         if len(self.programs) < len(self.cfg.programs):  # a program the VTN did not offer yet
             before = set(self.programs)
             await self._programs()
@@ -438,8 +492,8 @@ class VenClient:
             missed = missed or bool(changes.inputs)
             await self._apply(changes)
         self.polls += 1
-        if self.callback is not None and (missed or _loop_time() >= self._check_subscriptions_at):
-            await self.check_subscriptions()
+        if missed and self.callback is not None:
+            await self.check_vtn()
 
     async def _events(self, pid: str) -> tuple[list[Event], list[tuple[str | None, ProtocolError]]]:
         good: list[Event] = []
