@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from oadr3_rig import ISLAND_ALERTS, PROGRAM, SECRET, oadr3_rig, run
+from oadr3_rig import ISLAND_ALERTS, PROGRAM, SECRET, make_pki, oadr3_rig, run, vtn_server
 
 from gateway.core.island import RelayPosition
 from gateway.core.messages import EventCancelled, EventReceived
@@ -167,6 +167,25 @@ def test_N1_a_program_the_vtn_lists_under_a_new_id_is_followed_there(
                 )
             r.add([{"EXPORT_CAPACITY_LIMIT": [1.5]}])
             await r.until(lambda: r.export_limit() == 1500.0, "1.5 kW on the new id")
+
+    run(body)
+
+
+def test_N1_a_program_past_the_vtns_first_page_of_programs_is_found(tmp_path: Path) -> None:
+    """A VTN with more programs than one page (50) lists ours on the second: the VEN pages
+    ``GET /programs`` as it pages events, and follows it."""
+
+    async def body() -> None:
+        async with vtn_server(make_pki(tmp_path / "pki")) as vtn:
+            vtn.state.programs.clear()
+            for i in range(55):
+                vtn.state.add_program(f"other-{i}")
+            vtn.program_id = vtn.state.add_program(PROGRAM)
+            async with oadr3_rig(tmp_path, vtn=vtn, poll_s=0.3) as r:
+                await r.until(lambda: r.pid in r.gateway.client.programs, "our program found")
+                assert list(r.gateway.client.programs) == [r.pid]
+                r.add([{"EXPORT_CAPACITY_LIMIT": [2.5]}])
+                await r.until(lambda: r.export_limit() == 2500.0, "its event followed")
 
     run(body)
 

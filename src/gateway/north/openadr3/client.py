@@ -337,11 +337,23 @@ class VenClient:
         self.ven = codec.one(codec.ven, body, "ven")
         log.info("registered as VEN %r (id %s)", name, self.ven.id)
 
+    async def _vtn_programs(self) -> dict[str, Program]:
+        """Every program the VTN lists, by name: paged as events are (a VTN answers a page of
+        its default ``limit``, 50 in the reference one, when none is given)."""
+        out: dict[str, Program] = {}
+        for page in range(MAX_PAGES):
+            params = {"skip": str(page * PAGE), "limit": str(PAGE)}
+            status, body = await self.http.call("GET", "/programs", params=params)
+            if status != 200:
+                raise VtnError(f"GET /programs answered {status}: {_problem(body)}")
+            got = codec.many(codec.program, body, "programs")
+            out.update((p.program_name, p) for p in got)
+            if len(got) < PAGE:
+                break
+        return out
+
     async def _programs(self) -> None:
-        status, body = await self.http.call("GET", "/programs")
-        if status != 200:
-            raise VtnError(f"GET /programs answered {status}: {_problem(body)}")
-        by_name = {p.program_name: p for p in codec.many(codec.program, body, "programs")}
+        by_name = await self._vtn_programs()
         followed = {entry[1].program_name for entry in self.programs.values()}
         for m in self.cfg.programs:
             p = by_name.get(m.program_name)
@@ -414,10 +426,7 @@ class VenClient:
         """A followed program the VTN now lists under another id (restarted without its
         store): follow the new id. The old id's events went with it, so they end now;
         polling the old id would only say so, and would never see the new id's events."""
-        status, body = await self.http.call("GET", "/programs")
-        if status != 200:
-            raise VtnError(f"GET /programs answered {status}: {_problem(body)}")
-        by_name = {p.program_name: p for p in codec.many(codec.program, body, "programs")}
+        by_name = await self._vtn_programs()
         for old_id, (_, m) in list(self.programs.items()):
             p = by_name.get(m.program_name)
             if p is None or p.id == old_id:

@@ -1,10 +1,11 @@
 """A small OpenADR 3.0.1 VTN on aiohttp, for tests, the demo and ``gateway simulate vtn``.
 
 Endpoints (the ones a VEN uses): ``GET /auth/server``, ``POST /oauth/token`` (client
-credentials, form-encoded or HTTP Basic), ``GET /programs``, ``GET /events`` (``programID``,
-``skip``, ``limit``), ``GET/POST /reports``, ``GET/POST /subscriptions``,
-``PUT/DELETE /subscriptions/{id}``, ``GET/POST /vens`` (``venName``). Every call but the token
-ones needs a bearer token it issued. Errors are RFC 7807 problems.
+credentials, form-encoded or HTTP Basic), ``GET /programs`` (``skip``, ``limit``: pages of at
+most 50, as the reference VTN), ``GET /events`` (``programID``, ``skip``, ``limit``),
+``GET/POST /reports``, ``GET/POST /subscriptions``, ``PUT/DELETE /subscriptions/{id}``,
+``GET/POST /vens`` (``venName``). Every call but the token ones needs a bearer token it issued.
+Errors are RFC 7807 problems.
 
 Scriptable from Python (``Vtn3Server.state`` is a :class:`VtnState`): add programs, add, modify
 and delete events (each change notified at once to every matching subscription's
@@ -351,8 +352,9 @@ class Vtn3Server:
             {"access_token": token, "token_type": "Bearer", "expires_in": self.state.token_life_s}
         )
 
-    async def _programs(self, _request: web.Request) -> web.Response:
-        return _json(list(self.state.programs.values()))
+    async def _programs(self, request: web.Request) -> web.Response:
+        skip, limit = _paging(request)
+        return _json(list(self.state.programs.values())[skip : skip + limit])
 
     async def _events(self, request: web.Request) -> web.Response:
         if self.state.raw_events is not None:
