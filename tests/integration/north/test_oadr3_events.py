@@ -190,6 +190,30 @@ def test_N1_a_program_past_the_vtns_first_page_of_programs_is_found(tmp_path: Pa
     run(body)
 
 
+def test_N1_a_vtn_that_refuses_the_check_still_gets_polled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A VTN that answers the programs check with an error (here every check): the warning
+    is logged, and polling goes on as before: the events still arrive."""
+    monkeypatch.setattr(client_module, "VTN_CHECK_S", 0.2)
+
+    async def refuse(self: client_module.VenClient) -> dict[str, object]:
+        raise client_module.VtnError("GET /programs answered 403: not today")
+
+    async def body() -> None:
+        async with oadr3_rig(tmp_path, poll_s=0.3, webhook=False) as r:
+            await r.until(lambda: bool(r.gateway.client.programs), "connected")
+            monkeypatch.setattr(client_module.VenClient, "_vtn_programs", refuse)
+            polls = r.gateway.client.polls
+            r.add([{"EXPORT_CAPACITY_LIMIT": [3.5]}])
+            await r.until(lambda: r.export_limit() == 3500.0, "followed by polling")
+            await r.until(lambda: r.gateway.client.polls >= polls + 3, "polls go on")
+
+    with caplog.at_level(logging.WARNING, logger="gateway.north.openadr3.client"):
+        run(body)
+    assert any("not today" in m for m in caplog.messages)
+
+
 def test_E1_export_limit_by_polling_when_no_webhook(tmp_path: Path) -> None:
     async def body() -> None:
         async with oadr3_rig(tmp_path, poll_s=0.3, webhook=False) as r:

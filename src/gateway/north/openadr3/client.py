@@ -416,11 +416,16 @@ class VenClient:
         )
 
     async def check_vtn(self) -> None:
-        """What the VTN may have lost: a followed program's id, then our subscriptions."""
+        """What the VTN may have lost: a followed program's id, then our subscriptions. A VTN
+        that refuses or garbles these requests is logged and checked again at the next check;
+        the poll goes on (a lost link still raises, as for any request)."""
         self._check_at = _loop_time() + VTN_CHECK_S
-        await self._follow_moved_programs()
-        if self.callback is not None:
-            await self.check_subscriptions()
+        try:
+            await self._follow_moved_programs()
+            if self.callback is not None:
+                await self.check_subscriptions()
+        except (ProtocolError, VtnError) as e:
+            log.warning("openadr3: checking the VTN's programs and subscriptions: %s", e)
 
     async def _follow_moved_programs(self) -> None:
         """A followed program the VTN now lists under another id (restarted without its
