@@ -370,17 +370,28 @@ class VenClient:
                 continue
             self.programs[p.id] = (p, m)
 
-    async def _unsubscribe(self, program_id: str) -> None:
-        """Delete our event subscriptions on the program (our clientName): a callback URL that
-        changed (a new port after a restart), or a program id the VTN moved away from, must
-        not leave one behind to be called forever."""
+    async def _ours(self, program_id: str) -> list[Subscription]:
+        """Our event subscriptions on the program as the VTN lists them (our clientName)."""
         params = {"programID": program_id, "clientName": self.cfg.ven_name}
         status, body = await self.http.call("GET", "/subscriptions", params=params)
-        if status == 200:
-            for s in codec.many(codec.subscription, body, "subscriptions"):
-                ours = s.client_name == self.cfg.ven_name and s.program_id == program_id
-                if ours and s.id and any("EVENT" in o.objects for o in s.object_operations):
-                    await self.http.call("DELETE", f"/subscriptions/{s.id}")
+        if status != 200:
+            raise VtnError(f"GET /subscriptions answered {status}: {_problem(body)}")
+        return [
+            s
+            for s in codec.many(codec.subscription, body, "subscriptions")
+            if s.client_name == self.cfg.ven_name
+            and s.program_id == program_id
+            and s.id
+            and any("EVENT" in o.objects for o in s.object_operations)
+        ]
+
+    async def _unsubscribe(self, program_id: str) -> None:
+        """Delete our event subscriptions on the program: a callback URL that changed (a new
+        port after a restart), or a program id the VTN moved away from, must not leave one
+        behind to be called forever. A VTN that will not list them leaves nothing to do."""
+        with contextlib.suppress(VtnError):
+            for s in await self._ours(program_id):
+                await self.http.call("DELETE", f"/subscriptions/{s.id}")
 
     async def _subscribe(self, program_id: str) -> None:
         assert self.callback is not None
@@ -404,15 +415,8 @@ class VenClient:
         """Whether the VTN still holds our event subscription on the program, to our listener."""
         assert self.callback is not None
         url = self.callback[0]
-        params = {"programID": program_id, "clientName": self.cfg.ven_name}
-        status, body = await self.http.call("GET", "/subscriptions", params=params)
-        if status != 200:
-            raise VtnError(f"GET /subscriptions answered {status}: {_problem(body)}")
         return any(
-            s.client_name == self.cfg.ven_name
-            and s.program_id == program_id
-            and any("EVENT" in o.objects and o.callback_url == url for o in s.object_operations)
-            for s in codec.many(codec.subscription, body, "subscriptions")
+            o.callback_url == url for s in await self._ours(program_id) for o in s.object_operations
         )
 
     async def check_vtn(self) -> None:
