@@ -124,9 +124,13 @@ class Runner:
         # causes) at a time keeps a multi-step sequence from interleaving with another's.
         self._lock = asyncio.Lock()
 
-    async def feed(self, first: Input) -> None:
+    async def feed(self, first: Input, *more: Input) -> None:
+        """Hand inputs to the engine, each with the device steps it causes. ``more`` are fed
+        right after ``first`` in the same turn: no control cycle or other input comes between
+        them (one ratings read is one change, not one per rating)."""
         async with self._lock:
-            await self._feed(first)
+            for item in (first, *more):
+                await self._feed(item)
 
     async def _feed(self, first: Input) -> None:
         try:
@@ -218,10 +222,15 @@ class Runner:
         """Read the DERs' own ratings and feed each that changed since the last read as one
         ``DerRated`` (the engine keeps min(configured, device's): ``core.ratings``)."""
         read = await self.south.read_ratings()
+        fed: list[Input] = []
         for (der_id, direction), rated_w in ratings.changed(self._rated, read).items():
             self._rated[(der_id, direction)] = rated_w
             log.info("%s: the device reports a %s rating of %g W", der_id, direction, rated_w)
-            await self.feed(DerRated(self.now(), der_id, rated_w, direction))
+            fed.append(DerRated(self.now(), der_id, rated_w, direction))
+        if fed:
+            # All together: the north side sees the ratings of one read at once (one
+            # DERCapability/DERSettings pair, not one per rating).
+            await self.feed(*fed)
 
     async def _ratings(self, stop: asyncio.Event) -> None:
         """The ratings at start, then every ``ratings_every_s``, off the control loop's path

@@ -15,10 +15,9 @@ def record_inputs(runner: Runner, into: list[Input]) -> None:
     sent), then feed it on."""
     feed = runner.feed
 
-    async def recording(item: Input) -> None:
-        if not isinstance(item, Observed | Tick):
-            into.append(item)
-        await feed(item)
+    async def recording(item: Input, *more: Input) -> None:
+        into.extend(x for x in (item, *more) if not isinstance(x, Observed | Tick))
+        await feed(item, *more)
 
     runner.feed = recording  # type: ignore[method-assign]
 

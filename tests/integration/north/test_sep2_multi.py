@@ -9,7 +9,7 @@ is done in the simulated home: the PV at its isolator (``powered = False``: no o
 from __future__ import annotations
 
 import asyncio
-import itertools
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -168,7 +168,7 @@ def test_MUL_03_step_d_the_chargers_own_charge_rating_is_put_without_a_restart(
                 await r.until(lambda: bool(fed()), "the charge rating read at start")
                 await r.until(
                     lambda: (
-                        _put_charge_rates(r, 0.0)[-2:]
+                        sorted(_put_charge_rates(r, 0.0)[-2:])
                         == [("rtg", ev.max_charge_w), ("set", ev.max_charge_w)]
                     ),
                     "the configured charge rate PUT at start",
@@ -178,8 +178,11 @@ def test_MUL_03_step_d_the_chargers_own_charge_rating_is_put_without_a_restart(
                 charger.max_charge_w = 6_000.0  # derated: the register now reads 6 kW
                 await r.until(lambda: bool(_put_charge_rates(r, changed)), "the new rate PUT", 5)
                 await asyncio.sleep(1.0)  # two more reads of the unchanged rating
-                assert _put_charge_rates(r, changed) == [("rtg", 6_000.0), ("set", 6_000.0)]
-                assert _put_ratings(r, changed) == [("rtg", rtg_w), ("set", rtg_w)]
+                # Lowered: DERSettings first, so setMaxChargeRateW never exceeds the server's
+                # rtgMaxChargeRateW between the two PUTs.
+                assert _put_charge_rates(r, changed) == [("set", 6_000.0), ("rtg", 6_000.0)]
+                assert _put_ratings(r, changed) == [("set", rtg_w), ("rtg", rtg_w)]
+                _server_never_held_a_setting_above_its_rating(_put_charge_rates(r, 0.0))
                 assert r.site.engine.der_charge_ratings["ev"] == 6_000.0
                 assert fed() == [("ev", ev.max_charge_w), ("ev", 6_000.0)]  # one per change
 
@@ -233,7 +236,7 @@ async def _rating_changes(r: GatewayRig, pv: DerRating, ev: DerRating) -> None:
     assert ev_w < ev.max_discharge_w
     first = min(pv.max_discharge_w, physics.pv.peak_w) + ev_w
     await r.until(
-        lambda: _put_ratings(r, 0.0)[-2:] == [("rtg", first), ("set", first)],
+        lambda: sorted(_put_ratings(r, 0.0)[-2:]) == [("rtg", first), ("set", first)],
         "the ratings read at start PUT",
     )
     assert engine.der_ratings == {"pv": pv.max_discharge_w, "ev": ev_w}
@@ -243,7 +246,8 @@ async def _rating_changes(r: GatewayRig, pv: DerRating, ev: DerRating) -> None:
     lower = 5_000.0 + ev_w
     await r.until(lambda: bool(_put_ratings(r, changed)), "the new rating PUT", 5)
     await asyncio.sleep(1.5)  # three more reads of the unchanged rating, posts and polls
-    assert _put_ratings(r, changed) == [("rtg", lower), ("set", lower)]  # once, in that order
+    # Once; lowered, so DERSettings first (setMaxW never above the server's rtgMaxW).
+    assert _put_ratings(r, changed) == [("set", lower), ("rtg", lower)]
     assert engine.der_ratings["pv"] == 5_000.0
     assert engine._rated_w == lower  # setGradW's reference follows
     fed = [x.rated_w for x in r.inputs if isinstance(x, DerRated) and x.der_id == "pv"]
@@ -254,8 +258,19 @@ async def _rating_changes(r: GatewayRig, pv: DerRating, ev: DerRating) -> None:
     back = pv.max_discharge_w + ev_w
     await r.until(lambda: bool(_put_ratings(r, raised)), "the configured rating PUT", 5)
     await asyncio.sleep(0.5)
-    assert _put_ratings(r, raised) == [("rtg", back), ("set", back)]  # not the device's
-    puts = _put_ratings(r, 0.0)
-    for (kind, rtg), (next_kind, set_max) in itertools.pairwise(puts):
-        if (kind, next_kind) == ("rtg", "set"):
-            assert set_max <= rtg, puts
+    # Not the device's; raised, so DERCapability first.
+    assert _put_ratings(r, raised) == [("rtg", back), ("set", back)]
+    _server_never_held_a_setting_above_its_rating(_put_ratings(r, 0.0))
+
+
+def _server_never_held_a_setting_above_its_rating(
+    puts: Sequence[tuple[str, float | None]],
+) -> None:
+    """Replays the PUTs in arrival order: after each, the server's setting (set) is at most its
+    rating (rtg), whenever it has both (STO-05, at every moment, not only in the end)."""
+    held: dict[str, float | None] = {}
+    for kind, value in puts:
+        held[kind] = value
+        rtg, setting = held.get("rtg"), held.get("set")
+        if rtg is not None and setting is not None:
+            assert setting <= rtg, puts

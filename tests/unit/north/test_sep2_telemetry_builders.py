@@ -34,6 +34,7 @@ from gateway.north.sep2.telemetry import (
     der_capability,
     der_settings,
     der_status,
+    lowers,
     modes_supported,
 )
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13_BETA, with_csipaus_ns
@@ -359,6 +360,19 @@ def test_MUL_03_step_d_the_ratings_follow_the_ders_in_force_never_above_configur
     _aggregate_is(charged, 12_400, discharge=7_400, charge=6_000)
     assert ratings.with_rated({}, "ev", charge={"ev": 6_000}).max_charge_w == 6_000
     assert ratings.with_rated({}, "ev", charge={"ev": 20_000}).max_charge_w == 9_600
+
+
+def test_STO_05_lowers_names_a_lower_bound_of_any_setting_and_nothing_else() -> None:
+    """Which of the DERSettings/DERCapability PUTs goes first (the client): settings first
+    when any rating that bounds a setting went down."""
+    ratings = SiteRatings.of_site(demo_site())
+    assert not lowers(ratings, None)  # nothing PUT yet
+    assert not lowers(ratings, ratings)
+    assert lowers(ratings.with_rated({"pv": 5_000}, "ev"), ratings)  # rtgMaxW
+    assert lowers(ratings.with_rated({}, "ev", charge={"ev": 6_000}), ratings)  # charge rate
+    assert lowers(ratings.with_rated({"ev": 7_400}, "ev"), ratings)  # discharge rate, rtgMaxW
+    assert not lowers(ratings, ratings.with_rated({"pv": 5_000}, "ev"))  # back up: a rise
+    assert not lowers(replace(ratings, set_grad_w=5), ratings)  # not a rating
 
 
 # ---------------------------------------------------------------- STO-02/05: VA, var and PF

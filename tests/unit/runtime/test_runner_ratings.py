@@ -40,9 +40,9 @@ def test_MUL_03_each_changed_rating_is_fed_once_and_the_engine_follows() -> None
     fed: list[Input] = []
     feed = runner.feed
 
-    async def recording(item: Input) -> None:
-        fed.append(item)
-        await feed(item)
+    async def recording(item: Input, *more: Input) -> None:
+        fed.extend((item, *more))
+        await feed(item, *more)
 
     runner.feed = recording  # type: ignore[method-assign]
 

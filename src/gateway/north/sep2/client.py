@@ -684,13 +684,22 @@ class EndDeviceClient:
         # vppModes* and setMinWh exist in the 1.3 namespaces only (not in 1.2's schema).
         storage = self.csipaus and self.http.csipaus_ns != CSIPAUS_NS
         cap = telemetry.der_capability(rated, self._modes, csipaus=self.csipaus, storage=storage)
-        await self._put(_href(der.DERCapabilityLink), cap)
         self._sent_grad = self._default_grad()
         ratings = replace(rated, set_grad_w=self._sent_grad)
         settings = telemetry.der_settings(
             ratings, self._modes, at=self.now(), csipaus=self.csipaus, storage=storage
         )
-        await self._put(_href(der.DERSettingsLink), settings)
+        puts: list[tuple[str | None, codec.AnyResource]] = [
+            (_href(der.DERCapabilityLink), cap),
+            (_href(der.DERSettingsLink), settings),
+        ]
+        # Each settings value is bounded by its rating (setMaxW <= rtgMaxW, ...): when a
+        # rating went down, the lower settings go first, so the server never holds a setting
+        # above the rating it has (after a rise, the capability goes first for the same reason).
+        if telemetry.lowers(rated, self._sent_ratings):
+            puts.reverse()
+        for href, body in puts:
+            await self._put(href, body)
         self._sent_ratings = rated
 
     def _default_grad(self) -> int:

@@ -169,10 +169,29 @@ class SiteRatings:
         total = None if self.generation_w is None else min(self.generation_w, sum(rated.values()))
         return replace(out, max_discharge_w=discharge, generation_w=total)
 
+    def bounds(self) -> tuple[float, ...]:
+        """The ratings that bound a DERSettings value (setMaxW, the charge and discharge rates,
+        setMaxWh, setMaxVA): see :func:`lowers`."""
+        return (
+            self.rtg_max_w,
+            self.max_charge_w,
+            self.max_discharge_w,
+            self.capacity_wh or 0.0,
+            self.rtg_max_va,
+        )
+
     def stored_wh(self, soc_pct: float | None) -> float | None:
         if soc_pct is None or self.capacity_wh is None:
             return None
         return min(100.0, max(0.0, soc_pct)) / 100.0 * self.capacity_wh
+
+
+def lowers(new: SiteRatings, old: SiteRatings | None) -> bool:
+    """Whether any rating that bounds a setting is lower in ``new`` than in ``old`` (None:
+    nothing PUT yet). A change that lowers one rating and raises another has no safe order
+    for two PUTs; it counts as lowering (ratings change by a device's own reading, rarely,
+    and one direction at a time in practice)."""
+    return old is not None and any(n < o for n, o in zip(new.bounds(), old.bounds(), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
