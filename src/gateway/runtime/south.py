@@ -138,11 +138,15 @@ class South:
         if self.charger is not None and self.charger_id is not None:
             rated.insert(0, (self.charger_id, self.charger))
         for der_id, driver in rated:
+            # By point: a register that holds both ratings (the Quasar's max_power) is read once.
+            read: dict[str, float | None] = {}
             for role, direction in _RATING_ROLES:
                 if not driver.has(role):
                     continue
-                w = await self._try(driver, functools.partial(driver.rating, role))
-                if w is not None:
+                point = driver.binding(role).point
+                if point not in read:
+                    read[point] = await self._try(driver, functools.partial(driver.rating, role))
+                if (w := read[point]) is not None:
                     out[(der_id, direction)] = w
         return out
 
