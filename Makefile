@@ -8,14 +8,34 @@ STAMP  := $(VENV)/.installed
 # workers it took 7 min 29 s. TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
 TEST_WORKERS ?= 4
 
-.PHONY: demo test lint typecheck contracts unit bench bench-ab soak clean
+.PHONY: demo test lock lint typecheck contracts unit bench bench-ab soak clean
 
-$(STAMP): pyproject.toml
+# The lock file holds the exact version (and hashes) of every package that CI tested, for every
+# Python from 3.11 on. A new upstream release cannot reach a fresh clone until `make lock` takes it
+# and `make test` passes with it (an unpinned cryptography broke a fresh clone once). The venv is
+# built anew whenever the lock or pyproject.toml changes, so it holds exactly what the lock says.
+LOCK := requirements.lock
+# uv resolves the lock (fast, and --universal writes one file with markers for every Python and
+# platform); pip installs from it, so building the venv needs nothing beyond Python itself.
+UV_VERSION := 0.13.10
+LOCK_VENV := .venv-lock
+
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Refresh the lock to the newest releases the pyproject.toml ranges admit; then run make test.
+lock:
+	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION))
+	printf 'setuptools>=77\nwheel\n' > $(LOCK_VENV)/build.in
+	$(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		--upgrade pyproject.toml $(LOCK_VENV)/build.in --extra test -o $(LOCK) \
+		--custom-compile-command 'make lock'
 
 demo: $(STAMP)
 	$(BIN)/gateway demo evening --modbus
@@ -37,7 +57,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) 'envoy-schema>=2.7,<3'
 	$(BIN)/python -m bench
 
 # The notification path's latency, this tree against REF, runs interleaved (bench/notify_ab.py):
@@ -54,4 +74,4 @@ soak: $(STAMP)
 		tests/integration/north/test_sep2_extended_operation.py -k soak
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gateway._warnings import quiet_third_party
+
+    quiet_third_party()
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         if args.scenario == "utility":
