@@ -74,7 +74,7 @@ from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import PkiFiles, init_pki
 from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.runtime.demo import demo_site
+from gateway.demo.evening import demo_site
 from gateway.runtime.heap import settle_heap
 from gateway.runtime.runner import Runner, audit_to
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway

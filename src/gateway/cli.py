@@ -50,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.north.sep2.pki import add_arguments as add_certs_arguments
 
     add_certs_arguments(certs)
-    run = sub.add_parser("run", help="follow a 2030.5 server and drive the site")
-    run.add_argument("config", type=Path, help="the run configuration (TOML; see docs/sep2.md)")
+    check = sub.add_parser("check-config", help="check site files; exit 1 on any problem")
+    check.add_argument("paths", nargs="*", type=Path, metavar="SITE.toml")
+    check.add_argument("--schema", action="store_true", help="print the site file's JSON Schema")
+    run = sub.add_parser("run", help="drive the home a site file describes, and its utility links")
+    run.add_argument("config", type=Path, help="the site file (TOML; see docs/site.md)")
     run.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
     run.add_argument("-v", "--verbose", action="store_true", help="log every decision")
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
@@ -86,20 +89,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.scenario == "utility":
             import asyncio
 
-            from gateway.runtime.sep2_demo import run_utility_demo
+            from gateway.demo.utility import run_utility_demo
 
             return asyncio.run(run_utility_demo(sys.stdout))
         if args.modbus:
             import asyncio
 
-            from gateway.runtime.modbus_demo import run_modbus_evening
+            from gateway.demo.modbus_evening import run_modbus_evening
 
             return asyncio.run(
                 run_modbus_evening(
                     sys.stdout, charger=args.charger, framer="rtu" if args.rtu else "socket"
                 )
             )
-        from gateway.runtime.demo import run_evening
+        from gateway.demo.evening import run_evening
 
         return run_evening(sys.stdout)
     if args.command == "docs":
@@ -124,6 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_certs(args, sys.stdout, sys.stderr)
     if args.command == "run":
         return _run(args)
+    if args.command == "check-config":
+        from gateway.runtime.cli_check import run as check_config
+
+        if not args.paths and not args.schema:
+            print("gateway check-config: name a site file (or --schema)", file=sys.stderr)
+            return 2
+        return check_config(args.paths, schema=args.schema, out=sys.stdout, err=sys.stderr)
     if args.command == "simulate":
         import asyncio
 
@@ -135,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.sim.cli_vtn import run as simulate_vtn
 
             return asyncio.run(simulate_vtn(args))
+        if args.site is not None:
+            from gateway.demo.site_home import simulate
+
+            return asyncio.run(simulate(args))
         from gateway.sim.cli_home import run as simulate_home
 
         return asyncio.run(simulate_home(args))
@@ -156,6 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         config = load(args.config)
     except RunConfigError as e:
         print(e, file=sys.stderr)
+        print(f"(gateway check-config {args.config} lists the same)", file=sys.stderr)
         return 2
     return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
 

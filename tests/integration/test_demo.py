@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from gateway.runtime.demo import run_evening
+from gateway.demo.evening import run_evening
 
 
 def test_scripted_evening_islands_and_reconnects_safely() -> None:

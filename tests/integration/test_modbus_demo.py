@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.runtime.modbus_demo import run_modbus_evening
+from gateway.demo.modbus_evening import run_modbus_evening
 from gateway.store.sqlite import SqliteStore
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "acme-v2h.toml"

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.core.island import ChargerMode, Phase, RelayPosition
 from gateway.core.messages import NorthReport
-from gateway.runtime.demo import Demo
+from gateway.demo.evening import Demo
 from gateway.sim.home import HomeModel
 from gateway.store.sqlite import SqliteStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from gateway.runtime.sep2_demo import run_utility_demo
+from gateway.demo.utility import run_utility_demo
 
 
 def test_the_utility_demo_follows_the_server_and_reports_back() -> None:

@@ -1,9 +1,11 @@
-"""``gateway run CONFIG``: follow the utility link the file names (a 2030.5 server, an OpenADR
-2.0b VTN or an OpenADR 3 VTN) and drive the site (the simulated home today).
+"""``gateway run SITE.toml``: drive the home the site file describes, following the utility
+link it names (a 2030.5 server, an OpenADR 2.0b VTN, an OpenADR 3 VTN) or none.
 
-One :class:`~gateway.runtime.sep2_site.Sep2Gateway` per EndDevice over one TLS identity and
-one connection pool; in aggregator mode each EndDevice drives its own simulated home and has its
-own store. Stops on Ctrl-C (or after ``--for`` seconds), leaving every device in the state the
+The devices are reached at the addresses the file gives, over Modbus TCP, RTU over TCP or a
+serial line: a real installation, or ``gateway simulate home SITE.toml`` in another terminal.
+With no utility link the control loop runs alone: the home islands on an outage, keeps the
+connection agreement's and the panel's limits, and reconnects after the enter-service delay.
+Stops on SIGINT or SIGTERM (or after ``--for`` seconds), leaving every device in the state the
 engine last confirmed and every unsent report in the outbox.
 """
 
@@ -14,31 +16,25 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import TextIO
 
-from gateway.core.site import SiteConfig
+from gateway.core.units import Timestamp
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Http, Identity, TransportError, discover_dcap
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.north.sep2.wellknown import WellKnownError
-from gateway.runtime.demo import demo_site
 from gateway.runtime.heap import settle_heap
-from gateway.runtime.modbus_site import ModbusSite
 from gateway.runtime.oadr2_site import Oadr2Gateway
 from gateway.runtime.oadr3_site import Oadr3Gateway
 from gateway.runtime.run_config import RunConfig
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
-from gateway.sim.clock import DEFAULT_START
+from gateway.runtime.site import Site
 from gateway.store.sqlite import SqliteStore
 
-
-def _site_config(config: RunConfig) -> SiteConfig:
-    base = demo_site()
-    delay = replace(base.enter_service, delay_s=config.enter_service_delay_s)
-    return replace(base, enter_service=delay, ders=config.with_nameplates(base.ders))
+log = logging.getLogger(__name__)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -50,29 +46,53 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def _describe(site: ModbusSite, out: TextIO) -> None:
-    """One line per simulated device, for people and for tools that read the home directly."""
-    for d in site.home.describe():
-        out.write(f"  simulated {d.name}: {d.profile} at {d.url} unit {d.unit_id}\n")
+def _describe(config: RunConfig, out: TextIO) -> None:
+    """One line per device, for people and for tools that read the home directly."""
+    for d in config.devices:
+        unit = d.unit_id if d.unit_id is not None else d.profile.unit_id
+        out.write(f"  device {d.name}: {d.profile.name} at {d.url} unit {unit} ({d.role})\n")
+
+
+def _site(config: RunConfig, store: SqliteStore, now: Callable[[], Timestamp]) -> Site:
+    return Site(store, config.site, config.device_configs, now=now, profiles=config.profiles)
 
 
 async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -> int:
-    """Follow whichever utility link the configuration names."""
+    """Drive the site, following whichever utility link the configuration names (or none)."""
     stop = _stop_on_signals()
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
+    if len(config.links) > 1:
+        named = ", ".join(f"[{k}]" for k in config.links)
+        out.write(f"{config.path}: name one utility link at a time for now, found {named}\n")
+        return 2
+    out.write(f"site {config.name}: {len(config.devices)} devices\n")
+    if config.sep2 is not None:
+        return await _run_sep2(config, out, stop)
     if config.openadr2 is not None or config.openadr3 is not None:
         return await _run_openadr(config, out, stop)
-    return await _run_sep2(config, out, stop)
+    return await _run_local(config, out, stop)
+
+
+async def _run_local(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
+    """No utility link: the control loop alone, on this machine's clock."""
+    with SqliteStore(config.store) as store:
+        async with _site(config, store, time.time) as site:
+            _describe(config, out)
+            out.write(f"store {config.store}\n")
+            out.write("no utility link: islanding on outages and keeping limits locally\n")
+            out.flush()
+            settle_heap()
+            await site.runner.run(config.period_s, stop)
+    log.info("stopped")
+    return 0
 
 
 async def _run_openadr(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
-    """One OpenADR VEN (2.0b or 3) driving the simulated home. OpenADR carries absolute UTC
-    times and no time service, so the engine runs on this machine's clock (keep it synced)."""
-    site_config = _site_config(config)
+    """One OpenADR VEN (2.0b or 3). OpenADR carries absolute UTC times and no time service, so
+    the engine runs on this machine's clock (keep it synced)."""
     with SqliteStore(config.store) as store:
-        site = ModbusSite(store, site_config, start=DEFAULT_START, now=time.time, ack_reports=False)
-        async with site:
+        async with _site(config, store, time.time) as site:
             gateway: Oadr2Gateway | Oadr3Gateway
             if config.openadr2 is not None:
                 gateway = Oadr2Gateway(site.runner, store, config.openadr2)
@@ -81,21 +101,20 @@ async def _run_openadr(config: RunConfig, out: TextIO, stop: asyncio.Event) -> i
                 assert config.openadr3 is not None
                 gateway = Oadr3Gateway(site.runner, store, config.openadr3)
                 vtn = config.openadr3.vtn
-            _describe(site, out)
+            _describe(config, out)
             out.write(f"store {config.store}\n")
             out.write(f"following {vtn}; Ctrl-C stops\n")
             out.flush()
             settle_heap()
             await gateway.run(stop, period_s=config.period_s)
-    logging.getLogger(__name__).info("stopped")
+    log.info("stopped")
     return 0
 
 
 async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
     c = config.sep2
     assert c is not None
-    site_config = _site_config(config)
-    ratings = SiteRatings.of_site(site_config)
+    ratings = SiteRatings.of_site(config.site)
     context = tls.client_context(
         c.cert, c.key, c.chain, c.serca, check_hostname=c.check_hostname, pinned_lfdi=c.server_lfdi
     )
@@ -124,44 +143,38 @@ async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
             stack.push_async_callback(listener.stop)
             notify = (router, listener.url)
             out.write(f"notifications: {listener.url}\n")
-        gateways: list[Sep2Gateway] = []
-        for i, device in enumerate(c.end_devices):
-            store = stack.enter_context(SqliteStore(config.store_for(i)))
-            site = ModbusSite(
-                store, site_config, start=DEFAULT_START, now=http.time.now, ack_reports=False
-            )
-            await stack.enter_async_context(site)
-            identity = Identity(
-                device.lfdi,
-                device.sfdi,
-                pin=device.pin,
-                register=c.register,
-                connection_point_id=device.connection_point,
-            )
-            gateways.append(
-                Sep2Gateway(
-                    site.runner,
-                    store,
-                    http,
-                    identity,
-                    ratings=ratings,
-                    notify=notify,
-                    pen=c.pen,
-                    csipaus=c.csipaus,
-                )
-            )
-            out.write(
-                f"EndDevice {device.lfdi} (SFDI {device.sfdi}): store {config.store_for(i)}\n"
-            )
-            _describe(site, out)
+        # One site file is one home: one EndDevice (the certificate's own, or the one
+        # [[sep2.end_device]] an aggregator registered for this site).
+        device = c.end_devices[0]
+        store = stack.enter_context(SqliteStore(config.store))
+        site = await stack.enter_async_context(_site(config, store, http.time.now))
+        identity = Identity(
+            device.lfdi,
+            device.sfdi,
+            pin=device.pin,
+            register=c.register,
+            connection_point_id=device.connection_point,
+        )
+        gateway = Sep2Gateway(
+            site.runner,
+            store,
+            http,
+            identity,
+            ratings=ratings,
+            notify=notify,
+            pen=c.pen,
+            csipaus=c.csipaus,
+        )
+        out.write(f"EndDevice {device.lfdi} (SFDI {device.sfdi}): store {config.store}\n")
+        _describe(config, out)
         out.write(f"following {http.dcap_url}; Ctrl-C stops\n")
         out.flush()
         settle_heap()
-        await asyncio.gather(*(g.run(stop, period_s=config.period_s) for g in gateways))
-        for g in gateways:
-            errors = "; ".join(g.client.errors[-3:]) or "none"
-            out.write(
-                f"{g.client.name}: {g.delivered} responses delivered, last problems: {errors}\n"
-            )
-    logging.getLogger(__name__).info("stopped")
+        await gateway.run(stop, period_s=config.period_s)
+        errors = "; ".join(gateway.client.errors[-3:]) or "none"
+        out.write(
+            f"{gateway.client.name}: {gateway.delivered} responses delivered, "
+            f"last problems: {errors}\n"
+        )
+    log.info("stopped")
     return 0

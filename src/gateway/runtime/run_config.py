@@ -1,73 +1,51 @@
-"""The ``gateway run`` configuration file (TOML), validated once at start-up.
+"""The site file: one TOML file that describes a home, validated once at start-up.
 
-The site's utility link is exactly one of three tables: ``[sep2]`` (IEEE 2030.5, below),
-``[openadr2]`` (an OpenADR 2.0b VTN: ``gateway.north.openadr2.config``) or ``[openadr3]`` (an
-OpenADR 3 VTN: ``gateway.north.openadr3.config``). ``[site]`` is the same for all three, so
-the same home can follow any of them.
+``[site]`` names the supply, the panel, the connection agreement and the backup reserve;
+``[[device]]`` each device at its address; ``[sep2]``, ``[openadr2]`` and ``[openadr3]`` the
+utility links (any of them, or none: the home still islands on an outage, keeps its limits and
+reconnects by itself); ``[store]`` and ``[log]``. docs/site.md explains every key, and
+``docs/examples/`` has annotated homes.
 
-::
-
-    [sep2]
-    dcap = "https://utility.example:8443/dcap"   # the DeviceCapability URL (COMM-002), or
-    # server = "https://utility.example:8443"    # CSIP-AUS 1.3: found at /.well-known/csipaus
-    cert = "device.pem"          # our certificate; paths are relative to this file
-    key = "device.key"
-    chain = "device-chain.pem"   # optional: leaf + intermediates to present
-    serca = "serca.pem"          # the only trust anchor for the server's chain
-    pin = 111115                 # optional: registration PIN with its check digit (ALL-04)
-    server_lfdi = "..."          # optional: accept only this server certificate
-    check_hostname = true        # false for a server addressed by IP in a test PKI
-    register = false             # true: POST our EndDevice when the server does not know it
-    connection_point = "..."     # optional, CSIP-AUS: the site's NMI (PUT to ConnectionPoint)
-    pen = 32473                  # your IANA Private Enterprise Number, in our mRIDs
-    profile = "csip-aus"         # or "csip" (US): no CSIP-AUS elements in what we write
-
-    [sep2.notify]                # optional: subscribe, and listen for notifications (mTLS)
-    listen = "0.0.0.0"           # address to bind
-    port = 8444
-    host = "gateway.example"     # the name the utility reaches us by (the notificationURI)
-
-    [[sep2.end_device]]          # aggregator mode: one per EndDevice (site); omitted = one
-    lfdi = "..."                 # EndDevice, the certificate's own LFDI
-    sfdi = 123456789012
-    pin = 111115
-
-    [site]
-    simulate = true              # drive the embedded simulated home (one per EndDevice)
-    store = "gateway.db"         # SQLite file (one per EndDevice: "-<n>" before the suffix)
-    period_s = 1.0               # control-loop period
-    enter_service_delay_s = 300  # IEEE 1547 enter-service delay before reconnecting
-
-    [site.der.ev]                # optional, per DER id ("ev", "pv"): nameplate beyond W,
-    max_va = 10000               # reported in DERCapability/DERSettings (never commanded);
-    max_var = 4400               # var delivered; absent: 0 (the gateway runs the DER at unity PF)
-    max_var_neg = 4400           # var received, a magnitude; absent: max_var
-    min_pf_over_excited = 0.9    # in (0, 1]; absent: 1.0
-    min_pf_under_excited = 0.9   # in (0, 1]; absent: min_pf_over_excited
-    # max_va absent: the larger of the DER's discharge and charge W ratings
-
-Every problem in the file is reported at once, with its key, as :class:`RunConfigError`.
+Loading is two passes, as for device profiles: the JSON Schema (``site_schema``: shape, types,
+ranges, and every unknown key with a "did you mean"), then what a schema cannot say (a device's
+role against its profile, voltage against phases, files that exist, certificates that parse).
+Every problem is reported at once, each with its line and key path, as :class:`RunConfigError`.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Final
 
-from gateway.core.backfeed import DerRating
+from gateway.core.backfeed import DerRating, PanelRating
+from gateway.core.controls import ControlSet
+from gateway.core.island import EnterService, OutageDetect
+from gateway.core.site import SiteConfig
 from gateway.north.openadr2 import config as openadr2_config
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr3 import config as openadr3_config
 from gateway.north.openadr3.config import Oadr3Config
-from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
-from gateway.north.sep2.identity import lfdi as lfdi_of
-from gateway.runtime.demo import demo_site
+from gateway.north.sep2 import config as sep2_config
+from gateway.north.sep2.config import EndDeviceConfig, NotifyConfig, Sep2Config
+from gateway.runtime.site_schema import SCHEMA
+from gateway.runtime.south import DeviceConfig
+from gateway.south.errors import Problem, ProfileError
+from gateway.south.profile import DeviceKind, Profile
+from gateway.south.profiles import find, load_profile
+from gateway.south.profiles._report import Report
+from gateway.south.profiles._schema import check_schema, validator_for
+from gateway.south.transport import parse_endpoint
 
 __all__ = [
+    "DeviceEntry",
     "EndDeviceConfig",
+    "LogConfig",
     "NotifyConfig",
     "RunConfig",
     "RunConfigError",
@@ -75,71 +53,113 @@ __all__ = [
     "load",
 ]
 
+_VALIDATOR: Final = validator_for(SCHEMA)
+NORTH: Final = ("sep2", "openadr2", "openadr3")
+#: A device's role -> the profile kind it needs, and the engine's DER kind (None: not a DER).
+ROLE_KIND: Final[dict[str, tuple[DeviceKind, str | None]]] = {
+    "meter_relay": (DeviceKind.METER_RELAY, None),
+    "meter": (DeviceKind.METER_RELAY, None),
+    "charger": (DeviceKind.CHARGER, "charger"),
+    "pv_inverter": (DeviceKind.DER, "pv"),
+    "battery_inverter": (DeviceKind.DER, "battery"),
+}
+NAMEPLATE_KEYS: Final = (
+    "max_va",
+    "max_var",
+    "max_var_neg",
+    "min_pf_over_excited",
+    "min_pf_under_excited",
+)
+# IEEE 1547-2018 (1547.1-2020 Table 11) at 60 Hz; AS/NZS 4777.2:2020's reconnection criteria at
+# 50 Hz (216-253 V on a 230 V supply, 47.5-50.15 Hz, held for 60 s). An installer may narrow or
+# lengthen either in [site.enter_service].
+ENTER_SERVICE: Final = {
+    60: EnterService(v_min_pu=0.917, v_max_pu=1.05, f_min_hz=59.5, f_max_hz=60.1, delay_s=300.0),
+    50: EnterService(
+        v_min_pu=216 / 230, v_max_pu=253 / 230, f_min_hz=47.5, f_max_hz=50.15, delay_s=60.0
+    ),
+}
+# The outage window: wide on purpose (a grid slightly out of the re-entry window is no outage).
+OUTAGE: Final = {
+    60: OutageDetect(f_min_hz=57.0, f_max_hz=61.8),
+    50: OutageDetect(f_min_hz=47.0, f_max_hz=52.0),
+}
+# (phases, nominal V the meter reads, Hz) -> the panel's watts per phase-amp and its legs.
+SUPPLIES: Final[dict[tuple[str, int, int], tuple[float, tuple[str, ...]]]] = {
+    ("split", 240, 60): (240.0, ("L1", "L2")),
+    ("single", 230, 50): (230.0, ("L1",)),
+    ("three", 230, 50): (230.0 * 3, ("L1", "L2", "L3")),
+}
+
 
 class RunConfigError(ValueError):
-    """The configuration cannot be used; the message lists every problem."""
+    """The site file cannot be used; ``problems`` lists every one, the message shows them."""
+
+    def __init__(self, path: Path, problems: Sequence[Problem]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        lines = "\n  - ".join(_shown(p) for p in self.problems)
+        super().__init__(f"{path}: invalid site file ({len(self.problems)} problems):\n  - {lines}")
+
+
+def _shown(p: Problem) -> str:
+    where = f"line {p.line}: " if p.line is not None else ""
+    key = f"{p.key}: " if p.key else ""
+    return f"{where}{key}{p.message}"
 
 
 @dataclass(frozen=True, slots=True)
-class EndDeviceConfig:
-    lfdi: str
-    sfdi: int
-    pin: int | None
-    connection_point: str | None = None
+class DeviceEntry:
+    """One ``[[device]]``: what it is, which profile, where."""
 
-
-@dataclass(frozen=True, slots=True)
-class NotifyConfig:
-    listen: str
-    port: int
-    host: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Sep2Config:
-    dcap: str | None  # None: discovered from ``server``'s /.well-known/csipaus (SDVN-01)
-    cert: Path
-    key: Path
-    chain: Path | None
-    serca: Path
-    server_lfdi: str | None
-    check_hostname: bool
-    register: bool
-    end_devices: tuple[EndDeviceConfig, ...]
-    notify: NotifyConfig | None = None
-    pen: int = 32473
-    csipaus: bool = True
-    server: str | None = None
+    name: str
+    role: str
+    profile: Profile
+    url: str  # with the serial line's settings as a query for rtu://
+    unit_id: int | None
 
     @property
-    def base_url(self) -> str:
-        url = self.dcap or self.server
-        assert url is not None
-        return url
+    def config(self) -> DeviceConfig:
+        der = ROLE_KIND[self.role][1]
+        return DeviceConfig(
+            self.name, self.profile.name, self.url, self.unit_id, self.name if der else None
+        )
 
-    @property
-    def aggregator(self) -> bool:
-        return len(self.end_devices) > 1
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    format: str = "human"
+    level: str = "info"
 
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    """Exactly one of ``sep2``, ``openadr2`` and ``openadr3`` is set: the site's utility link."""
+    """A validated site file. Any of ``sep2``, ``openadr2`` and ``openadr3`` may be set, or none."""
 
     path: Path
-    sep2: Sep2Config | None
-    simulate: bool
+    name: str
+    site: SiteConfig
+    devices: tuple[DeviceEntry, ...]
     store: Path
     period_s: float
-    enter_service_delay_s: float = 300.0
+    sep2: Sep2Config | None = None
     openadr2: Oadr2Config | None = None
     openadr3: Oadr3Config | None = None
-    # [site.der.<id>]: nameplate values by DER id (keys among NAMEPLATE_KEYS)
-    der_nameplates: dict[str, dict[str, float]] = field(default_factory=dict)
+    log: LogConfig = field(default_factory=LogConfig)
 
-    def with_nameplates(self, ders: tuple[DerRating, ...]) -> tuple[DerRating, ...]:
-        """``ders`` with this file's ``[site.der.<id>]`` values."""
-        return tuple(_nameplated(d, self.der_nameplates.get(d.der_id, {})) for d in ders)
+    @property
+    def links(self) -> tuple[str, ...]:
+        """The north links named, in the file's order of precedence."""
+        return tuple(k for k in NORTH if getattr(self, k) is not None)
+
+    @property
+    def device_configs(self) -> list[DeviceConfig]:
+        return [d.config for d in self.devices]
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        """Profile name -> profile, for the drivers (a file's profile is loaded once, here)."""
+        return {d.profile.name: d.profile for d in self.devices}
 
     def store_for(self, index: int) -> Path:
         if index == 0:
@@ -147,220 +167,299 @@ class RunConfig:
         return self.store.with_name(f"{self.store.stem}-{index}{self.store.suffix}")
 
 
-NAMEPLATE_KEYS = (
-    "max_va",
-    "max_var",
-    "max_var_neg",
-    "min_pf_over_excited",
-    "min_pf_under_excited",
-)
-
-
-class _Reader:
-    def __init__(self, base: Path) -> None:
-        self.base = base
-        self.problems: list[str] = []
-
-    def get(
-        self, table: dict[str, Any], key: str, kind: type, where: str, default: Any = ...
-    ) -> Any:
-        if key not in table:
-            if default is ...:
-                self.problems.append(f"{where}.{key}: missing")
-            return None if default is ... else default
-        value = table[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.problems.append(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-            return None
-        return value
-
-    def file(
-        self, table: dict[str, Any], key: str, where: str, *, required: bool = True
-    ) -> Path | None:
-        name = self.get(table, key, str, where, ... if required else None)
-        if name is None:
-            return None
-        path: Path = (self.base / str(name)).resolve()
-        if not path.is_file():
-            self.problems.append(f"{where}.{key}: {path} does not exist")
-        return path
-
-
-def _end_devices(r: _Reader, sep2: dict[str, Any], cert: Path | None) -> list[EndDeviceConfig]:
-    pin = r.get(sep2, "pin", int, "sep2", None)
-    listed = sep2.get("end_device", [])
-    if not isinstance(listed, list):
-        r.problems.append("sep2.end_device: expected [[sep2.end_device]] tables")
-        return []
-    if not listed:
-        if cert is None or not cert.is_file():
-            return []
-        try:
-            own = lfdi_of(certificate_der(cert.read_bytes()))
-        except ValueError as e:
-            r.problems.append(f"sep2.cert: {cert}: {e}")
-            return []
-        nmi = r.get(sep2, "connection_point", str, "sep2", None)
-        return [EndDeviceConfig(own, sfdi_from_lfdi(own), pin, nmi)]
-    out: list[EndDeviceConfig] = []
-    for i, table in enumerate(listed):
-        where = f"sep2.end_device[{i}]"
-        raw = r.get(table, "lfdi", str, where)
-        try:
-            lfdi = parse_lfdi(raw) if raw is not None else None
-        except ValueError as e:
-            r.problems.append(f"{where}.lfdi: {e}")
-            lfdi = None
-        sfdi = r.get(table, "sfdi", int, where, None)
-        own_pin = r.get(table, "pin", int, where, pin)
-        nmi = r.get(table, "connection_point", str, where, None)
-        if lfdi is not None:
-            own_sfdi = sfdi if sfdi is not None else sfdi_from_lfdi(lfdi)
-            out.append(EndDeviceConfig(lfdi, own_sfdi, own_pin, nmi))
-    return out
-
-
-NORTH = ("sep2", "openadr2", "openadr3")
-
-
 def load(path: Path) -> RunConfig:
+    """The site file at ``path``; raises :class:`RunConfigError` with every problem."""
+    source = str(path)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise RunConfigError(f"{path}: {e}") from e
-    r = _Reader(path.parent)
-    named = [k for k in NORTH if k in doc]
-    if len(named) != 1:
-        which = ", ".join(f"[{k}]" for k in named) or "none"
-        raise RunConfigError(
-            f"{path}: name exactly one utility link: a [sep2] table (IEEE 2030.5: the "
-            f"DeviceCapability URL), [openadr2] (an OpenADR 2.0b VTN) or [openadr3] (an "
-            f"OpenADR 3 VTN); found {which}"
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunConfigError(path, [Problem(source, None, "", f"cannot read: {e}")]) from e
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RunConfigError(path, [Problem(source, None, "", f"not TOML: {e}")]) from e
+    report = Report(text, source)
+    _non_finite(doc, (), report)
+    check_schema(doc, report, validator=_VALIDATOR)
+    if "simulate" in doc.get("site", {}):
+        report.add(
+            ("site", "simulate"),
+            "the simulated home is a separate process now: run 'gateway simulate home "
+            f"{path.name}' beside 'gateway run {path.name}', and remove this key",
         )
-    sep2 = oadr2 = oadr3 = None
-    match named[0]:
-        case "sep2":
-            sep2 = _sep2(r, doc["sep2"])
-        case "openadr2":
-            oadr2, problems = openadr2_config.parse(doc["openadr2"], path.parent)
-            r.problems += problems
-        case _:
-            oadr3, problems = openadr3_config.parse(doc["openadr3"], path.parent)
-            r.problems += problems
-    site = doc.get("site", {})
-    simulate = r.get(site, "simulate", bool, "site", True)
-    store = r.get(site, "store", str, "site", "gateway.db")
-    period_s = r.get(site, "period_s", float, "site", 1.0)
-    delay_s = r.get(site, "enter_service_delay_s", float, "site", 300.0)
-    if delay_s is not None and not 0 <= delay_s <= 3600:
-        r.problems.append(f"site.enter_service_delay_s: expected 0..3600 s, got {delay_s}")
-    if simulate is False:
-        r.problems.append("site.simulate = false: real devices from [[device]] are not wired yet")
-    if period_s is not None and not 0.05 <= period_s <= 60:
-        r.problems.append(f"site.period_s: expected 0.05..60 s, got {period_s}")
-    nameplates = _nameplates(r, site.get("der", {}))
-    if r.problems:
-        raise RunConfigError(f"{path}: invalid configuration:\n  - " + "\n  - ".join(r.problems))
-    return RunConfig(
-        path=path,
-        sep2=sep2,
-        openadr2=oadr2,
-        openadr3=oadr3,
-        simulate=bool(simulate),
-        store=(path.parent / str(store)).resolve(),
-        period_s=float(period_s),
-        enter_service_delay_s=float(delay_s),
-        der_nameplates=nameplates,
-    )
+    if report.problems:
+        raise RunConfigError(path, report.sorted())
+    config = _Builder(path, doc, report).build()
+    if report.problems or config is None:
+        raise RunConfigError(path, report.sorted())
+    return config
 
 
-def _nameplates(r: _Reader, tables: Any) -> dict[str, dict[str, float]]:
-    """``[site.der.<id>]``: each DER's nameplate, checked against the site's DER as rated."""
-    if not isinstance(tables, dict):
-        r.problems.append(f"site.der: expected tables [site.der.<DER id>], got {tables!r}")
-        return {}
-    ders = {d.der_id: d for d in demo_site().ders}
-    out: dict[str, dict[str, float]] = {}
-    for der_id, table in tables.items():
-        where = f"site.der.{der_id}"
-        if der_id not in ders:
-            r.problems.append(f"{where}: no such DER (the site's are {sorted(ders)})")
-            continue
-        if not isinstance(table, dict):
-            r.problems.append(f"{where}: expected a table, got {table!r}")
-            continue
-        for key in sorted(set(table) - set(NAMEPLATE_KEYS)):
-            r.problems.append(f"{where}.{key}: unknown (expected one of {list(NAMEPLATE_KEYS)})")
-        values = {k: r.get(table, k, float, where, None) for k in NAMEPLATE_KEYS}
-        out[der_id] = {k: v for k, v in values.items() if v is not None}
-        rated = _nameplated(ders[der_id], out[der_id])
-        r.problems += [f"site.der.{p}" for p in rated.nameplate_problems()]
-    return out
+def _non_finite(value: object, path: tuple[str | int, ...], report: Report) -> None:
+    """TOML allows nan and inf, and JSON Schema's minimum lets nan through (nan < 0 is false):
+    a NaN rating would pass every range check and poison the allocator."""
+    if isinstance(value, float) and not math.isfinite(value):
+        report.add(path, f"{value} is not a number the gateway can use: give a finite value")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _non_finite(v, (*path, k), report)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _non_finite(v, (*path, i), report)
 
 
-def _nameplated(der: DerRating, values: dict[str, float]) -> DerRating:
-    changes: dict[str, Any] = dict(values)  # keys among NAMEPLATE_KEYS, all DerRating fields
-    return replace(der, **changes)
+class _Builder:
+    """The second pass: meaning, on a document of the right shape."""
 
+    def __init__(self, path: Path, doc: dict[str, Any], report: Report) -> None:
+        self.path = path
+        self.base = path.parent
+        self.doc = doc
+        self.report = report
 
-def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
-    if not isinstance(sep2, dict):
-        r.problems.append("sep2: expected a [sep2] table naming the DeviceCapability URL")
-        return None
-    dcap = r.get(sep2, "dcap", str, "sep2", None)
-    server = r.get(sep2, "server", str, "sep2", None)
-    if (dcap is None) == (server is None):
-        r.problems.append(
-            "sep2.dcap / sep2.server: name the DeviceCapability URL (dcap), or the server to "
-            "ask for it at /.well-known/csipaus (server, CSIP-AUS 1.3), not both"
+    def add(self, where: tuple[str | int, ...], message: str) -> None:
+        self.report.add(where, message)
+
+    def add_dotted(self, problems: Sequence[str]) -> None:
+        """Problems of the north parsers, written ``key.path: message``."""
+        for text in problems:
+            key, _, message = text.partition(": ")
+            path = tuple(int(p) if p.isdigit() else p for p in re.split(r"\.|\[(\d+)\]", key) if p)
+            self.add(path, message or text)
+
+    def build(self) -> RunConfig | None:
+        site = self.doc["site"]
+        devices = [self._device(i, t) for i, t in enumerate(self.doc["device"])]
+        entries = [d for d in devices if d is not None]
+        self._roles(entries)
+        config = self._site(site, entries)
+        north = self._north()
+        store = self.doc.get("store", {}).get("path", "gateway.db")
+        log = self.doc.get("log", {})
+        if config is None or self.report.problems:
+            return None
+        return RunConfig(
+            path=self.path,
+            name=str(site.get("name", "site")),
+            site=config,
+            devices=tuple(entries),
+            store=(self.base / store).resolve(),
+            period_s=float(site.get("period_s", 1.0)),
+            log=LogConfig(log.get("format", "human"), log.get("level", "info")),
+            **north,
         )
-    for name, url in (("dcap", dcap), ("server", server)):
-        if url is not None and urlparse(url).scheme != "https":
-            r.problems.append(
-                f"sep2.{name}: 2030.5 runs over TLS: expected an https:// URL, got {url}"
+
+    # --- devices -------------------------------------------------------------------------
+
+    def _device(self, i: int, t: dict[str, Any]) -> DeviceEntry | None:
+        where: tuple[str | int, ...] = ("device", i)
+        profile = self._profile(where, t["profile"])
+        url = self._url(where, t)
+        role = t["role"]
+        kind, _der = ROLE_KIND[role]
+        if role == "meter":
+            self.add(
+                (*where, "role"),
+                "a meter apart from the relay is not supported yet: use one meter_relay "
+                "device whose profile reads the meter",
             )
-    cert = r.file(sep2, "cert", "sep2")
-    key = r.file(sep2, "key", "sep2")
-    chain = r.file(sep2, "chain", "sep2", required=False)
-    serca = r.file(sep2, "serca", "sep2")
-    server_lfdi = r.get(sep2, "server_lfdi", str, "sep2", None)
-    check_hostname = r.get(sep2, "check_hostname", bool, "sep2", True)
-    register = r.get(sep2, "register", bool, "sep2", False)
-    devices = _end_devices(r, sep2, cert)
-    pen = r.get(sep2, "pen", int, "sep2", 32473)
-    profile = r.get(sep2, "profile", str, "sep2", "csip-aus")
-    if profile not in ("csip-aus", "csip"):
-        r.problems.append(f'sep2.profile: "csip-aus" or "csip" (US), got {profile!r}')
-    if pen is not None and not 0 < pen < 2**32:
-        r.problems.append(f"sep2.pen: a Private Enterprise Number is 1..2^32-1, got {pen}")
-    notify = None
-    raw_notify = sep2.get("notify")
-    if raw_notify is not None:
-        if not isinstance(raw_notify, dict):
-            r.problems.append("sep2.notify: expected a [sep2.notify] table")
+        if profile is not None and profile.kind is not kind:
+            self.add(
+                (*where, "profile"),
+                f"profile {profile.name!r} is a {profile.kind.value} profile, but role "
+                f"{role!r} needs a {kind.value} profile (gateway profiles list)",
+            )
+        if profile is None or url is None:
+            return None
+        return DeviceEntry(t["name"], role, profile, url, t.get("unit_id"))
+
+    def _profile(self, where: tuple[str | int, ...], ref: str) -> Profile | None:
+        is_file = ref.endswith(".toml") or "/" in ref
+        try:
+            return load_profile(self.base / ref) if is_file else find(ref)
+        except ProfileError as e:
+            for p in e.problems[:5]:
+                line = f"{p.source}:{p.line}" if p.line else p.source
+                self.add((*where, "profile"), f"{line}: {p.key}: {p.message}".replace(": : ", ": "))
+            if len(e.problems) > 5:
+                self.add((*where, "profile"), f"... and {len(e.problems) - 5} more problems")
+            return None
+
+    def _url(self, where: tuple[str | int, ...], t: dict[str, Any]) -> str | None:
+        url: str = t["transport"]
+        serial = {k: t[k] for k in ("baudrate", "parity", "stopbits") if k in t}
+        if serial and not url.startswith("rtu://"):
+            for k in serial:
+                self.add((*where, k), 'only for a serial port (transport = "rtu:///dev/...")')
+            return None
+        if serial:
+            url += "?" + "&".join(f"{k}={v}" for k, v in serial.items())
+        try:
+            parse_endpoint(url)
+        except ValueError as e:
+            self.add((*where, "transport"), str(e))
+            return None
+        return url
+
+    def _roles(self, entries: list[DeviceEntry]) -> None:
+        names = [e.name for e in entries]
+        for i, t in enumerate(self.doc["device"]):
+            if [d["name"] for d in self.doc["device"]].index(t["name"]) != i:
+                self.add(("device", i, "name"), f"{t['name']!r} is the name of an earlier device")
+        if self.report.problems and len(entries) < len(self.doc["device"]):
+            return  # a device that did not load: its role is unknown, so counts would mislead
+        roles = [e.role for e in entries]
+        if roles.count("meter_relay") != 1:
+            self.add(
+                ("device",),
+                f"name exactly one meter_relay device (the islanding relay and its meter), "
+                f"found {roles.count('meter_relay')} among {names}",
+            )
+        if roles.count("charger") != 1:
+            self.add(
+                ("device",),
+                "name exactly one charger (the V2H charger that forms the home's grid in an "
+                f"island; a second one is not supported yet), found {roles.count('charger')}",
+            )
+
+    # --- the site ------------------------------------------------------------------------
+
+    def _site(self, site: dict[str, Any], entries: list[DeviceEntry]) -> SiteConfig | None:
+        hz = int(site["frequency_hz"])
+        supply = SUPPLIES.get((site["phases"], int(site["nominal_voltage_v"]), hz))
+        if supply is None:
+            known = "; ".join(f"phases = {p!r}, {v} V, {f} Hz" for p, v, f in SUPPLIES)
+            self.add(
+                ("site", "phases"),
+                f"{site['phases']} phase at {site['nominal_voltage_v']} V and {hz} Hz is not a "
+                f"supply the gateway knows; use one of: {known}",
+            )
+            return None
+        watts_per_amp, legs = supply
+        panel = self._panel(site, watts_per_amp, legs)
+        ders = self._ders(entries)
+        volts = float(site["nominal_voltage_v"])
+        es = replace(ENTER_SERVICE[hz], nominal_v=volts, **site.get("enter_service", {}))
+        policy = ControlSet(
+            export_limit_w=site.get("export_limit_w"), import_limit_w=site.get("import_limit_w")
+        )
+        charger = next((e.name for e in entries if e.role == "charger"), "")
+        config = SiteConfig(
+            panel=panel,
+            ders=ders,
+            charger_id=charger,
+            enter_service=es,
+            outage=replace(OUTAGE[hz], nominal_v=volts),
+            backup_reserve_soc_pct=float(site.get("backup_reserve_pct", 20.0)),
+            site_policy=policy,
+        )
+        if not charger:
+            return None  # already reported by _roles
+        for problem in config.problems():
+            self.add(("site",), problem)
+        return config
+
+    def _panel(
+        self, site: dict[str, Any], watts_per_amp: float, legs: tuple[str, ...]
+    ) -> PanelRating:
+        backfeed = site.get("backfeed", {"rule": "705.12"})
+        busbar = float(site["busbar_a"])
+        where = ("site", "backfeed")
+        margin = 1.0
+        static = backfeed.get("static_allowance_a")
+        if backfeed["rule"] == "705.12":
+            if "power_control_limit_a" in backfeed:
+                self.add((*where, "power_control_limit_a"), 'only with rule = "705.13"')
         else:
-            listen = r.get(raw_notify, "listen", str, "sep2.notify", "127.0.0.1")
-            port = r.get(raw_notify, "port", int, "sep2.notify", 0)
-            host = r.get(raw_notify, "host", str, "sep2.notify", None)
-            if port is not None and not 0 <= port <= 65535:
-                r.problems.append(f"sep2.notify.port: expected 0..65535, got {port}")
-            notify = NotifyConfig(str(listen), int(port or 0), host)
-    if (dcap or server) is None or cert is None or key is None or serca is None or pen is None:
-        return None
-    return Sep2Config(
-        dcap=dcap,
-        server=server,
-        cert=cert,
-        key=key,
-        chain=chain,
-        serca=serca,
-        server_lfdi=server_lfdi,
-        check_hostname=bool(check_hostname),
-        register=bool(register),
-        end_devices=tuple(devices),
-        notify=notify,
-        pen=int(pen),
-        csipaus=profile != "csip",
-    )
+            if static is not None:
+                self.add((*where, "static_allowance_a"), 'only with rule = "705.12"')
+            limit = backfeed.get("power_control_limit_a", busbar * 1.2)
+            if limit > busbar * 1.2:
+                self.add(
+                    (*where, "power_control_limit_a"),
+                    f"{limit:g} A is above 120 % of the {busbar:g} A busbar ({busbar * 1.2:g} A)",
+                )
+            margin = min(1.0, limit / (busbar * 1.2))
+        return PanelRating(
+            busbar_a=busbar,
+            main_breaker_a=float(site["main_breaker_a"]),
+            nominal_voltage_v=watts_per_amp,
+            phases=legs,
+            static_allowance_a=None if static is None else float(static),
+            coordinated=backfeed["rule"] == "705.13",
+            busbar_margin=margin,
+        )
+
+    def _ders(self, entries: list[DeviceEntry]) -> tuple[DerRating, ...]:
+        ders: list[DerRating] = []
+        tables = {t["name"]: (i, t) for i, t in enumerate(self.doc["device"])}
+        for e in entries:
+            kind = ROLE_KIND[e.role][1]
+            if kind is None:
+                continue
+            i, t = tables[e.name]
+            needs = ["max_discharge_w"] + (["max_charge_w"] if kind != "pv" else [])
+            for key in needs:
+                if key not in t:
+                    self.add(
+                        ("device", i, key),
+                        f"missing: the {e.role}'s rated {key[4:-2]} power (W); the gateway "
+                        "never commands more, and lowers it when the device reports less",
+                    )
+            nameplate = {k: float(t[k]) for k in NAMEPLATE_KEYS if k in t}
+            capacity = t.get("capacity_wh")
+            ders.append(
+                DerRating(
+                    e.name,
+                    kind,
+                    max_discharge_w=float(t.get("max_discharge_w", 0.0)),
+                    max_charge_w=float(t.get("max_charge_w", 0.0)),
+                    capacity_wh=None if capacity is None else float(capacity),
+                    **nameplate,
+                )
+            )
+        return tuple(ders)
+
+    # --- north ---------------------------------------------------------------------------
+
+    def _north(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if "sep2" in self.doc:
+            out["sep2"], problems = sep2_config.parse(self.doc["sep2"], self.base)
+            self.add_dotted(problems)
+            if len(self.doc["sep2"].get("end_device", [])) > 1:
+                self.add(
+                    ("sep2", "end_device", 1),
+                    "one site file describes one home: name one [[sep2.end_device]] (this "
+                    "site's) and run one gateway per site",
+                )
+        if "openadr2" in self.doc:
+            out["openadr2"], problems = openadr2_config.parse(self.doc["openadr2"], self.base)
+            self.add_dotted(problems)
+        if "openadr3" in self.doc:
+            table = self._secret_from_env(dict(self.doc["openadr3"]))
+            out["openadr3"], problems = openadr3_config.parse(table, self.base)
+            self.add_dotted(problems)
+        return out
+
+    def _secret_from_env(self, table: dict[str, Any]) -> dict[str, Any]:
+        """``client_secret_env``: the secret is read from the environment, never the file."""
+        name = table.pop("client_secret_env", None)
+        if name is None:
+            return table
+        value = os.environ.get(name)
+        if not value:
+            self.add(
+                ("openadr3", "client_secret_env"),
+                f"the environment has no {name}: set it to the client secret before starting "
+                "the gateway (or use client_secret_file)",
+            )
+            table["client_secret"] = "unset"  # noqa: S105 - reported above: not "missing" a second time
+            return table
+        if "client_secret" in table or "client_secret_file" in table:
+            self.add(
+                ("openadr3", "client_secret_env"),
+                "name one of client_secret, client_secret_file and client_secret_env",
+            )
+        table["client_secret"] = value
+        return table

@@ -13,6 +13,7 @@ import contextlib
 import signal
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from gateway.core.units import Timestamp
 from gateway.sim.clock import DEFAULT_START
@@ -21,10 +22,20 @@ from gateway.south.errors import ProfileError
 from gateway.south.profile import DeviceKind, Profile
 from gateway.south.profiles import find
 
+if TYPE_CHECKING:
+    from gateway.sim.modbus import SimulatedHome
+
 _SLOT = {DeviceKind.METER_RELAY: "relay", DeviceKind.CHARGER: "charger", DeviceKind.DER: "der"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "site",
+        nargs="?",
+        metavar="SITE.toml",
+        help="serve the home this site file describes, at the addresses it names "
+        "(then: gateway run SITE.toml); without it, the default home on --port-base",
+    )
     parser.add_argument(
         "--profile",
         action="append",
@@ -41,7 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="relay on PORT, charger on PORT+1, DER on PORT+2 (0: the OS chooses)",
     )
     parser.add_argument(
-        "--speed", type=float, default=60.0, help="simulated seconds per real second"
+        "--speed",
+        type=float,
+        default=None,
+        help="simulated seconds per real second (default 60; 1 with a site file: the gateway "
+        "then runs on the same clock, and the devices' watchdogs count real seconds)",
     )
     parser.add_argument("--rtu", action="store_true", help="RTU framing over TCP")
     parser.add_argument(
@@ -88,7 +103,7 @@ async def run(args: argparse.Namespace) -> int:
             charger=slots.get("charger", "wallbox-quasar"),
             der=slots.get("der", "sunspec-der"),
             start=start,
-            speed=args.speed,
+            speed=60.0 if args.speed is None else args.speed,
             host=args.host,
             port_base=args.port_base or None,
             shared_port=args.shared_port,
@@ -98,11 +113,22 @@ async def run(args: argparse.Namespace) -> int:
     except (ProfileError, ValueError) as exc:
         print(f"gateway simulate home: {exc}", file=sys.stderr)
         return 2
+    return await serve(home, args, start)
+
+
+def start_of(args: argparse.Namespace) -> Timestamp:
+    return _instant(args.start)
+
+
+async def serve(home: SimulatedHome, args: argparse.Namespace, start: Timestamp) -> int:
+    """Serve ``home`` until SIGINT or SIGTERM, with the outage and status lines ``args`` ask."""
     if args.outage_at is not None:
+        grid = home.physics.grid
         steps = [GridStep(start + args.outage_at, 0.0, 0.0)]
         if args.outage_for is not None:
-            steps.append(GridStep(start + args.outage_at + args.outage_for, 240.0, 60.0))
-        home.physics.grid.play(steps)
+            at = start + args.outage_at + args.outage_for
+            steps.append(GridStep(at, grid.voltage_v, grid.frequency_hz))
+        grid.play(steps)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -111,7 +137,7 @@ async def run(args: argparse.Namespace) -> int:
         async with home:
             for e in home.describe():
                 print(f"{e.name:8} {e.profile:22} {e.url:28} unit {e.unit_id}", flush=True)
-            real_period = args.status_every / args.speed if args.speed > 0 else 1.0
+            real_period = args.status_every / home.clock.speed if home.clock.speed > 0 else 1.0
             while not stop.is_set():
                 home.sync()
                 print(status(home.physics), flush=True)

@@ -963,6 +963,7 @@ class SimulatedHome:
         single_client: bool = False,
         der_battery: bool = False,
         strict_addresses: bool = True,
+        layout: Mapping[str, Address] | None = None,
     ) -> None:
         self.clock = clock if clock is not None else SimClock(start, speed)
         self.profiles = {
@@ -976,9 +977,11 @@ class SimulatedHome:
         self.host = host
         self.strict_addresses = strict_addresses
         self.framer = FramerType.RTU if framer == "rtu" else FramerType.SOCKET
-        self._scheme = "rtu+tcp" if framer == "rtu" else "tcp"
-        self.devices = self._build_devices(shared_port)
-        self._ports = self._plan_ports(port_base, shared_port, single_client)
+        self.devices = self._build_devices(shared_port, layout)
+        if layout is not None:
+            self._ports = self._plan_layout(layout, single_client)
+        else:
+            self._ports = self._plan_ports(port_base, shared_port, single_client)
         self._port_of = {d.name: port for port in self._ports for d in port.devices}
         self.shared_port = shared_port
 
@@ -1016,7 +1019,8 @@ class SimulatedHome:
             ServedDevice(
                 name,
                 d.profile.name,
-                f"{self._scheme}://{self.host}:{self._port_of[name].port}",
+                f"{_scheme(self._port_of[name].framer)}://{self._port_of[name].host}:"
+                f"{self._port_of[name].port}",
                 d.unit_id,
             )
             for name, d in self.devices.items()
@@ -1055,10 +1059,15 @@ class SimulatedHome:
 
     # --- construction --------------------------------------------------------------------
 
-    def _build_devices(self, shared_port: bool) -> dict[str, DeviceSim]:
+    def _build_devices(
+        self, shared_port: bool, layout: Mapping[str, Address] | None
+    ) -> dict[str, DeviceSim]:
         devices: dict[str, DeviceSim] = {}
         used: set[int] = set()
         for slot, profile in self.profiles.items():
+            if layout is not None:
+                devices[slot] = self._device(slot, profile, layout[slot].unit_id)
+                continue
             unit = profile.unit_id
             if shared_port and unit in used:
                 unit = min(set(range(1, 248)) - used)
@@ -1110,6 +1119,47 @@ class SimulatedHome:
             )
             for i, group in enumerate(groups)
         ]
+
+    def _plan_layout(self, layout: Mapping[str, Address], single_client: bool) -> list[_Port]:
+        """One port per distinct address; devices at the same address are told apart by unit
+        id, as behind a Modbus TCP-to-RS-485 gateway."""
+        groups: dict[tuple[str, int], list[DeviceSim]] = {}
+        framers: dict[tuple[str, int], str] = {}
+        for slot, device in self.devices.items():
+            a = layout[slot]
+            key = (a.host, a.port)
+            if framers.setdefault(key, a.scheme) != a.scheme:
+                msg = f"{a.host}:{a.port} cannot serve both {framers[key]}:// and {a.scheme}://"
+                raise ValueError(msg)
+            units = [d.unit_id for d in groups.get(key, [])]
+            if device.unit_id in units:
+                msg = f"{a.host}:{a.port} has two devices with unit id {device.unit_id}"
+                raise ValueError(msg)
+            groups.setdefault(key, []).append(device)
+        return [
+            _Port(
+                host,
+                port,
+                group,
+                FramerType.RTU if framers[(host, port)] == "rtu+tcp" else FramerType.SOCKET,
+                single_client,
+            )
+            for (host, port), group in groups.items()
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a simulated device listens: ``tcp`` or ``rtu+tcp`` at host:port, as unit id."""
+
+    scheme: Literal["tcp", "rtu+tcp"]
+    host: str
+    port: int
+    unit_id: int
+
+
+def _scheme(framer: FramerType) -> str:
+    return "rtu+tcp" if framer == FramerType.RTU else "tcp"
 
 
 def _load(slot: str, ref: ProfileRef) -> Profile:

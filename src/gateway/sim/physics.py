@@ -386,6 +386,9 @@ class HomePhysics:
     # Anything that would have hurt someone. Tests assert it stays empty for correct sequences.
     violations: list[str] = field(default_factory=list)
     max_step_s: float = 1.0
+    # Watts per leg-amp: 240 on a 120/240 V split-phase service, 230 single phase, 690 on a
+    # balanced 230/400 V three-phase one.
+    watts_per_amp: float = NOMINAL_V
     _backfeeding: bool = field(default=False, init=False, repr=False)
 
     # --- commands, at ``now`` ------------------------------------------------------------
@@ -585,7 +588,8 @@ class HomePhysics:
             load_v, load_hz = self.charger.island_voltage_v, self.charger.island_frequency_hz
         else:
             net, load_v, load_hz = 0.0, 0.0, 0.0
-        amps = abs(net) / NOMINAL_V  # balanced split-phase: the same current on L1 and L2
+        # Balanced: the same current on every leg (L1 and L2 of a split-phase service).
+        amps = abs(net) / self.watts_per_amp
         return Meter(
             net_w=net,
             net_var=var,

@@ -26,8 +26,8 @@ from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
 from gateway.north.openadr3.config import Oadr3Config, WebhookConfig
 from gateway.north.openadr3.mapping import AlertAction, ProgramMapping
-from gateway.runtime.demo import demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.runtime.oadr3_site import Oadr3Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.vtn2.pki import init_pki

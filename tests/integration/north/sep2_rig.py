@@ -36,8 +36,8 @@ from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.runtime.demo import demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.runtime.runner import RATINGS_EVERY_S
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START

@@ -65,7 +65,7 @@ from gateway.north.sep2.metering import FlowDirection, Uom
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.modbus_site import ModbusSite
 from gateway.runtime.sep2_site import Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState

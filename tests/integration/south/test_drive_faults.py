@@ -14,8 +14,8 @@ from pathlib import Path
 
 from gateway.core.island import ChargerMode, Phase
 from gateway.core.messages import Action, Alarm, FaultReset
-from gateway.runtime.demo import START, demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import START, demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.sim.physics import RelayState
 from gateway.south.drivers.base import Confirmation
 from gateway.store.api import AuditRecord

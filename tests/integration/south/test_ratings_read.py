@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.runtime.demo import START, demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import START, demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.south.transport import Endpoint
 from gateway.store.sqlite import SqliteStore
 

@@ -33,8 +33,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from gateway.core.island import ChargerMode
 from gateway.core.messages import FaultReset
-from gateway.runtime.demo import START, demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import START, demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.sim.physics import RelayState
 from gateway.south.drivers.base import Confirmation
 from gateway.store.sqlite import SqliteStore

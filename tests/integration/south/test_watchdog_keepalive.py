@@ -10,8 +10,8 @@ import asyncio
 from pathlib import Path
 
 from gateway.core.island import ChargerMode
-from gateway.runtime.demo import START, demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import START, demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.store.sqlite import SqliteStore
 
 EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "acme-v2h.toml"

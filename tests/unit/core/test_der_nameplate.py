@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from gateway.core.backfeed import DerRating, _der_ok
-from gateway.runtime.demo import demo_site
+from gateway.demo.evening import demo_site
 
 EV = DerRating("ev", "charger", max_discharge_w=7_400, max_charge_w=11_000)
 

@@ -11,7 +11,7 @@ from gateway.core.backfeed import DerRating
 from gateway.core.engine import Engine
 from gateway.core.messages import DerRated, Tick
 from gateway.core.ratings import changed, in_force
-from gateway.runtime.demo import demo_site
+from gateway.demo.evening import demo_site
 
 DERS = (
     DerRating("pv", "pv", max_discharge_w=7_000),

@@ -38,7 +38,7 @@ from gateway.north.sep2.telemetry import (
     modes_supported,
 )
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13_BETA, with_csipaus_ns
-from gateway.runtime.demo import demo_site
+from gateway.demo.evening import demo_site
 
 if TYPE_CHECKING:
     from conftest import SepSchemas

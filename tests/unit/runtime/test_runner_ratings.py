@@ -8,7 +8,7 @@ from typing import cast
 
 from gateway.core.engine import Engine
 from gateway.core.messages import DerRated, DeviceCommand, Direction, Input, WriteFailed
-from gateway.runtime.demo import demo_site
+from gateway.demo.evening import demo_site
 from gateway.runtime.runner import Runner
 from gateway.runtime.south import South
 from gateway.store.memory import MemoryStore

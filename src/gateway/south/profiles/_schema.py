@@ -25,6 +25,14 @@ _TYPES = Draft202012Validator.TYPE_CHECKER.redefine(
 _Validator = validators.extend(Draft202012Validator, type_checker=_TYPES)
 _VALIDATOR = _Validator(SCHEMA)
 
+
+def validator_for(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A validator for another TOML format (the site file) with the same TOML typing and the
+    same readable messages (``check_schema(..., validator=...)``)."""
+    validator: Draft202012Validator = _Validator(schema)
+    return validator
+
+
 _PATTERN_HINTS = {
     PROFILE_NAME: "lower-case letters, digits and '-', starting with a letter or digit",
     IDENTIFIER: "a letter or '_', then letters, digits or '_'",
@@ -64,10 +72,12 @@ def _shown(value: object) -> str:
     return f"{toml_type(value)} {value!r}"
 
 
-def check_schema(doc: Mapping[str, Any], report: Report) -> None:
+def check_schema(
+    doc: Mapping[str, Any], report: Report, validator: Draft202012Validator = _VALIDATOR
+) -> None:
     """Add a Problem for every schema error, in key-path order."""
     errors = sorted(
-        _VALIDATOR.iter_errors(doc), key=lambda e: tuple(str(p) for p in e.absolute_path)
+        validator.iter_errors(doc), key=lambda e: tuple(str(p) for p in e.absolute_path)
     )
     for error in errors:
         _translate(error, doc, report)

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.core.island import EnterService
+from gateway.demo.evening import demo_site
+from gateway.demo.modbus_evening import _printer
+from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import codec, tls
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.der_resources import DERStatus
@@ -33,9 +36,6 @@ from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.runtime.demo import demo_site
-from gateway.runtime.modbus_demo import _printer
-from gateway.runtime.modbus_site import ModbusSite
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
@@ -80,7 +80,7 @@ async def _demo(out: TextIO, tmp: Path) -> int:
             home = ModbusSite(
                 store, site_config, start=DEFAULT_START, now=http.time.now, ack_reports=False
             )
-            home.listener = _printer(say)
+            home.site.listener = _printer(say)
             router = NotificationRouter()
             listener = NotificationListener(
                 cert=gw.cert,

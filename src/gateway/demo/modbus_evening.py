@@ -27,8 +27,8 @@ from gateway.core.messages import (
 )
 from gateway.core.schedule import Event
 from gateway.core.units import MRID
-from gateway.runtime.demo import START, _clock, _describe, demo_site
-from gateway.runtime.modbus_site import Framer, ModbusSite
+from gateway.demo.evening import START, _clock, _describe, demo_site
+from gateway.demo.modbus_site import Framer, ModbusSite
 from gateway.store.sqlite import SqliteStore
 
 # Simulated seconds between control cycles. The pure demo uses 1 s; over sockets 5 s keeps the
@@ -59,7 +59,7 @@ async def _evening(
     def say(text: str) -> None:
         out.write(f"{_clock(site.clock.now())}  {text}\n")
 
-    site.listener = _printer(say)  # read when the site starts its runner
+    site.site.listener = _printer(say)  # read when the site starts its runner
     async with site:
         home = site.home
         out.write("The same evening over Modbus: the gateway drives the simulated home\n")

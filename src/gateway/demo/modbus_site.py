@@ -9,18 +9,17 @@ control cycles, so simulated hours pass in seconds.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
-from dataclasses import replace
 from types import TracebackType
 from typing import Literal
 
+from gateway.core.engine import Engine
 from gateway.core.messages import ReportAcked
 from gateway.core.site import SiteConfig
 from gateway.core.units import Timestamp
-from gateway.runtime.runner import RATINGS_EVERY_S, Listener, Runner, audit_to
+from gateway.runtime.runner import RATINGS_EVERY_S, Listener, Runner
+from gateway.runtime.site import Site
 from gateway.runtime.south import DeviceConfig, South
-from gateway.runtime.wiring import restore_engine
 from gateway.sim.clock import SimClock
 from gateway.sim.modbus import SimulatedHome
 from gateway.south.drivers.base import Confirmation
@@ -33,6 +32,8 @@ Framer = Literal["socket", "rtu"]
 
 
 class ModbusSite:
+    """A :class:`~gateway.runtime.site.Site` on a :class:`SimulatedHome` it starts itself."""
+
     def __init__(
         self,
         store: Store,
@@ -55,31 +56,38 @@ class ModbusSite:
         # The gateway's clock: the simulator's, unless a north adapter keeps server time (the
         # home's physics then runs on its own clock; the two only need the same rate).
         self.now: Callable[[], Timestamp] = now or self.clock.now
-        rng = random.Random(seed)  # noqa: S311 - randomisation offsets, not cryptography
-        self.engine = restore_engine(
-            config, store, lambda bound: rng.randint(min(0, bound), max(0, bound))
-        )
         self.home = SimulatedHome(
             charger=charger, clock=self.clock, framer=framer, single_client=single_client
         )
-        base = confirm or Confirmation(timeout_s=5.0, poll_s=0.02)
-        self.confirm = replace(base, dead_bus_v=config.dead_bus_v)
-        self.listener = listener
         self.ack_reports = ack_reports
-        self.ratings_every_s = ratings_every_s  # the devices' own ratings re-read (Runner)
+        # The devices' addresses are known once the home listens (__aenter__).
+        self.site = Site(
+            store,
+            config,
+            [],
+            now=self.now,
+            confirm=confirm,
+            listener=listener,
+            seed=seed,
+            ratings_every_s=ratings_every_s,
+        )
         self.problems: list[str] = []
-        self._south: South | None = None
-        self._runner: Runner | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.site.engine
 
     @property
     def south(self) -> South:
-        assert self._south is not None, "use 'async with ModbusSite(...)'"
-        return self._south
+        return self.site.south
 
     @property
     def runner(self) -> Runner:
-        assert self._runner is not None, "use 'async with ModbusSite(...)'"
-        return self._runner
+        return self.site.runner
+
+    @property
+    def confirm(self) -> Confirmation:
+        return self.site.confirm
 
     def configs(self) -> list[DeviceConfig]:
         ids = {**DER_IDS, "charger": self.config.charger_id}
@@ -90,25 +98,16 @@ class ModbusSite:
 
     async def __aenter__(self) -> ModbusSite:
         await self.home.start()
-        served = {d.profile: self.home.device(d.name).profile for d in self.home.describe()}
-        trail = audit_to(self.store)
-        self._south = South(
-            self.configs(),
-            now=self.now,
-            audit=trail,
-            confirm=self.confirm,
-            profiles=served,
-        )
-        self._runner = Runner(
-            self.engine,
-            self.store,
-            self._south,
-            now=self.now,
-            listener=self.listener,
-            trail=trail,
-            ratings_every_s=self.ratings_every_s,
-        )
-        self.problems = await self._south.connect(self.config.backup_reserve_soc_pct)
+        try:
+            self.site.devices = self.configs()
+            self.site.profiles = {
+                d.profile: self.home.device(d.name).profile for d in self.home.describe()
+            }
+            await self.site.__aenter__()
+        except BaseException:
+            await self.home.stop()
+            raise
+        self.problems = self.site.problems
         return self
 
     async def __aexit__(
@@ -118,8 +117,7 @@ class ModbusSite:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if self._south is not None:
-                await self._south.close()
+            await self.site.__aexit__(exc_type, exc, tb)
         finally:
             await self.home.stop()
 

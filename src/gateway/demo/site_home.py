@@ -1,0 +1,121 @@
+"""A simulated home that matches a site file, on the addresses that file names.
+
+``gateway simulate home SITE.toml`` serves it; ``gateway run SITE.toml`` in another terminal
+then drives it exactly as it would a real installation. The home's physics takes the file's
+supply (voltage, frequency, legs) and ratings (the charger's and the EV's, the PV's peak); a
+home with no PV has none. What the simulator cannot be, it says: a serial port (rtu://), a
+meter apart from the relay, more than one DER inverter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from gateway.core.units import Timestamp
+from gateway.runtime.run_config import DeviceEntry, RunConfig, RunConfigError, load
+from gateway.sim.cli_home import serve, start_of
+from gateway.sim.modbus import Address, SimulatedHome
+from gateway.sim.physics import Charger, Grid, HomeBattery, HomePhysics, Load, Pv
+
+#: A device's role -> the simulator's slot for it.
+SLOT = {
+    "meter_relay": "relay",
+    "charger": "charger",
+    "pv_inverter": "der",
+    "battery_inverter": "der",
+}
+
+
+class CannotSimulateError(ValueError):
+    """The site file names something the simulated home cannot serve; the message says what."""
+
+
+def _address(d: DeviceEntry) -> Address:
+    parts = urlsplit(d.url)
+    if parts.scheme not in ("tcp", "rtu+tcp") or parts.hostname is None or parts.port is None:
+        msg = (
+            f"device {d.name!r}: {d.url} is a serial port; the simulated home listens on TCP "
+            "only (use rtu+tcp://127.0.0.1:PORT for RTU frames)"
+        )
+        raise CannotSimulateError(msg)
+    unit = d.unit_id if d.unit_id is not None else d.profile.unit_id
+    return Address(
+        "rtu+tcp" if parts.scheme == "rtu+tcp" else "tcp", parts.hostname, parts.port, unit
+    )
+
+
+def home_for(config: RunConfig, *, start: Timestamp, speed: float) -> SimulatedHome:
+    """The simulated home for ``config``'s devices, not started."""
+    slots: dict[str, DeviceEntry] = {}
+    for d in config.devices:
+        slot = SLOT.get(d.role)
+        if slot is None:
+            msg = f"device {d.name!r}: the simulated home has no {d.role} apart from the relay"
+            raise CannotSimulateError(msg)
+        if slot in slots:
+            msg = (
+                f"devices {slots[slot].name!r} and {d.name!r}: the simulated home has one "
+                f"{'DER inverter' if slot == 'der' else slot}"
+            )
+            raise CannotSimulateError(msg)
+        slots[slot] = d
+    rated = {r.der_id: r for r in config.site.ders}
+    es, panel = config.site.enter_service, config.site.panel
+    volts, hz = es.nominal_v, 60.0 if es.f_max_hz > 55 else 50.0
+    physics = HomePhysics(
+        now=start,
+        load=Load(),
+        grid=Grid(volts, hz),
+        charger=Charger(island_voltage_v=volts, island_frequency_hz=hz, ramp_w_per_s=2_000.0),
+        watts_per_amp=panel.nominal_voltage_v,  # what one leg-amp of DER carries
+    )
+    if (ev := slots.get("charger")) is not None:
+        r = rated[ev.name]
+        physics.charger.max_discharge_w, physics.charger.max_charge_w = (
+            r.max_discharge_w,
+            r.max_charge_w,
+        )
+        if r.capacity_wh is not None:
+            physics.charger.capacity_wh = r.capacity_wh
+    der = slots.get("der")
+    if der is None or der.role != "pv_inverter":
+        physics.pv = Pv(peak_w=0.0, limit_w=0.0)  # no PV at this home
+    else:
+        peak = rated[der.name].max_discharge_w
+        physics.pv = Pv(peak_w=peak, limit_w=peak)
+    if der is not None and der.role == "battery_inverter":
+        r = rated[der.name]
+        physics.battery = HomeBattery(
+            capacity_wh=r.capacity_wh or 10_000.0,
+            max_discharge_w=r.max_discharge_w,
+            max_charge_w=r.max_charge_w,
+        )
+    profiles = {slot: d.profile for slot, d in slots.items()}
+    return SimulatedHome(
+        relay=profiles.get("relay"),
+        charger=profiles.get("charger"),
+        der=profiles.get("der"),
+        physics=physics,
+        start=start,
+        speed=speed,
+        layout={slot: _address(d) for slot, d in slots.items()},
+    )
+
+
+async def simulate(args: argparse.Namespace) -> int:
+    """``gateway simulate home SITE.toml``: serve the file's home until SIGINT or SIGTERM."""
+    try:
+        config = load(Path(args.site))
+        start = start_of(args)
+        home = home_for(config, start=start, speed=1.0 if args.speed is None else args.speed)
+    except RunConfigError as e:
+        print(f"gateway simulate home: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # CannotSimulateError, a bad --start, two devices on one unit id
+        print(f"gateway simulate home: {args.site}: {e}", file=sys.stderr)
+        return 2
+    print(f"simulated home of site {config.name}; now run: gateway run {args.site}", flush=True)
+    return await serve(home, args, start)
