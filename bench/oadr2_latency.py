@@ -38,9 +38,9 @@ from openleadr import OpenADRClient
 
 from gateway.core.island import EnterService, Phase, RelayPosition
 from gateway.core.messages import WriteConfirmed, WriteFailed
-from gateway.north.openadr2.config import Oadr2Config, Tls
 from gateway.demo.evening import demo_site
 from gateway.demo.modbus_site import ModbusSite
+from gateway.north.openadr2.config import Oadr2Config, Tls
 from gateway.runtime.oadr2_site import Oadr2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.vtn2 import ScriptedVtn, VtnTls

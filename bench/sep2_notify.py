@@ -67,6 +67,7 @@ from aiohttp import web
 
 from gateway.core.island import EnterService, Phase, RelayPosition
 from gateway.core.messages import Action, ChargerCommand, DerLimit, RelayCommand
+from gateway.demo.evening import demo_site
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
@@ -74,7 +75,6 @@ from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import PkiFiles, init_pki
 from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.demo.evening import demo_site
 from gateway.runtime.heap import settle_heap
 from gateway.runtime.runner import Runner, audit_to
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway

@@ -24,9 +24,9 @@ from north_rig import record_inputs, run_with_timeout
 from gateway.core.island import EnterService, RelayPosition
 from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
-from gateway.north.openadr2.config import Availability, Oadr2Config, Tls
 from gateway.demo.evening import demo_site
 from gateway.demo.modbus_site import ModbusSite
+from gateway.north.openadr2.config import Availability, Oadr2Config, Tls
 from gateway.runtime.oadr2_site import Oadr2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.vtn2 import ScriptedVtn, VtnTls

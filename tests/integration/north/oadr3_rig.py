@@ -24,10 +24,10 @@ from north_rig import record_inputs, run_with_timeout
 from gateway.core.island import EnterService, RelayPosition
 from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
-from gateway.north.openadr3.config import Oadr3Config, WebhookConfig
-from gateway.north.openadr3.mapping import AlertAction, ProgramMapping
 from gateway.demo.evening import demo_site
 from gateway.demo.modbus_site import ModbusSite
+from gateway.north.openadr3.config import Oadr3Config, WebhookConfig
+from gateway.north.openadr3.mapping import AlertAction, ProgramMapping
 from gateway.runtime.oadr3_site import Oadr3Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.vtn2.pki import init_pki

@@ -29,6 +29,8 @@ from gateway.core.island import EnterService, RelayPosition
 from gateway.core.messages import Input
 from gateway.core.schedule import InForce
 from gateway.core.site import SiteConfig
+from gateway.demo.evening import demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
@@ -36,8 +38,6 @@ from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.demo.evening import demo_site
-from gateway.demo.modbus_site import ModbusSite
 from gateway.runtime.runner import RATINGS_EVERY_S
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START

@@ -57,6 +57,7 @@ from sep2_rig import PIN, fast_site
 
 from gateway.core.engine import PRUNE_EVERY_S
 from gateway.core.site import SiteConfig
+from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import client as client_module
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
@@ -65,7 +66,6 @@ from gateway.north.sep2.metering import FlowDirection, Uom
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.demo.modbus_site import ModbusSite
 from gateway.runtime.sep2_site import Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState

@@ -26,12 +26,12 @@ from sep2_rig import (
 )
 
 from gateway.core.controls import Mode
+from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.demo.modbus_site import ModbusSite
 from gateway.runtime.sep2_site import Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.store.sqlite import SqliteStore

@@ -10,6 +10,7 @@ import pytest
 from gateway.core.backfeed import DerRating
 from gateway.core.controls import Mode
 from gateway.core.engine import Engine
+from gateway.demo.evening import demo_site
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import (
     ApparentPower,
@@ -38,7 +39,6 @@ from gateway.north.sep2.telemetry import (
     modes_supported,
 )
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13_BETA, with_csipaus_ns
-from gateway.demo.evening import demo_site
 
 if TYPE_CHECKING:
     from conftest import SepSchemas

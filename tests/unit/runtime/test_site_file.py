@@ -169,7 +169,8 @@ def test_every_problem_at_once_with_line_key_and_a_did_you_mean(tmp_path: Path) 
     # The typo that used to turn server pinning off without a word.
     assert any("sep2.server_lfid" in p and "did you mean 'server_lfdi'" in p for p in problems)
     lines = [int(p.split(":")[0]) for p in problems]
-    assert lines == sorted(lines) and all(n > 0 for n in lines)
+    assert lines == sorted(lines)
+    assert all(n > 0 for n in lines)
 
 
 @pytest.mark.parametrize(
@@ -226,10 +227,12 @@ def test_an_openadr3_secret_comes_from_the_environment(
     )
     monkeypatch.delenv("GW_TEST_SECRET", raising=False)
     problems = _problems(pki_dir, HOME + link)
-    assert len(problems) == 1 and "the environment has no GW_TEST_SECRET" in problems[0]
+    assert len(problems) == 1
+    assert "the environment has no GW_TEST_SECRET" in problems[0]
     monkeypatch.setenv("GW_TEST_SECRET", "from-env")
     config = _load(pki_dir, HOME + link)
-    assert config.openadr3 is not None and config.openadr3.client_secret == "from-env"
+    assert config.openadr3 is not None
+    assert config.openadr3.client_secret == "from-env"
     assert config.links == ("openadr3",)
 
 
