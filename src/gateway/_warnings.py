@@ -6,15 +6,16 @@ import warnings
 
 
 def quiet_third_party() -> None:
-    """signxml (through openleadr) names DSA key types in its annotations, and cryptography
-    deprecates DSA, so importing it prints four lines on every command (and breaks tools that
-    read the first line). Only that category, only from signxml's modules; pyproject.toml has
-    the same filter for the tests."""
+    """signxml's annotations and openleadr's key-type check name DSA key classes, and
+    cryptography deprecates DSA, so importing signxml prints four lines on every command (and
+    breaks tools that read the first line), and openleadr warns at each signature. Only that
+    message and category, only from those two packages' modules; pyproject.toml has the same
+    filter for the tests."""
     from cryptography.utils import CryptographyDeprecationWarning
 
     warnings.filterwarnings(
         "ignore",
         message="DSA is deprecated",
         category=CryptographyDeprecationWarning,
-        module=r"signxml\b",
+        module=r"(signxml|openleadr)\b",
     )
