@@ -1,8 +1,9 @@
-"""``gateway run CONFIG`` as a person runs it, against a real 2030.5 server (the "done when").
+"""``gateway run SITE.toml`` as a person runs it, against a real 2030.5 server (the "done when").
 
-The utility server runs in this process (so the test can script it and read what it recorded);
-the gateway is the installed command in a subprocess, with its own simulated home, a config
-naming the DeviceCapability URL, a certificate, a key, the SERCA and the registration PIN.
+The utility server and the simulated home run in this process (so the test can script them
+and read what they recorded); the gateway is the installed command in a subprocess, with a
+site file naming the home's devices at the addresses the home listens on, the DeviceCapability
+URL, a certificate, a key, the SERCA and the registration PIN.
 It registers in band, follows a disconnect control (its DERStatus shows the relay open while
 the control runs), and answers 1, 2, 3.
 """
@@ -17,21 +18,24 @@ from pathlib import Path
 
 import pytest
 
+from gateway.demo.site_home import site_file
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import ConnectStatus, DERStatus
 from gateway.north.sep2.model import DERControlBase
 from gateway.north.sep2.pki import init_pki
 from gateway.runtime.run_config import RunConfigError, load
+from gateway.sim.modbus import SimulatedHome
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
 
 GATEWAY = Path(sys.executable).with_name("gateway")
 PIN = 111115
 
 
-def _write_config(tmp: Path, dcap: str) -> Path:
+def _write_config(tmp: Path, dcap: str, home: SimulatedHome) -> Path:
     config = tmp / "run.toml"
     config.write_text(
-        f"""
+        site_file(home, period_s=0.2, delay_s=1)
+        + f"""
 [sep2]
 dcap = "{dcap}"
 cert = "pki/gateway.pem"
@@ -40,11 +44,6 @@ chain = "pki/gateway-chain.pem"
 serca = "pki/serca.pem"
 pin = {PIN}
 register = true
-
-[site]
-store = "gateway.db"
-period_s = 0.2
-enter_service_delay_s = 1
 """,
         encoding="utf-8",
     )
@@ -75,8 +74,8 @@ def test_gateway_run_registers_follows_a_control_and_reports_back(tmp_path: Path
         server = UtilityServer(
             state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=recorder
         )
-        async with server:
-            config = _write_config(tmp_path, server.url("/dcap"))
+        async with server, SimulatedHome(speed=1.0) as home:
+            config = _write_config(tmp_path, server.url("/dcap"), home)
             proc = await asyncio.create_subprocess_exec(
                 str(GATEWAY),
                 "run",
@@ -118,11 +117,33 @@ def test_gateway_run_registers_follows_a_control_and_reports_back(tmp_path: Path
     assert bits[-1] & ConnectStatus.CONNECTED, "connected again after the control"
 
 
+DEVICES = """
+[site]
+nominal_voltage_v = 240
+frequency_hz = 60
+phases = "split"
+main_breaker_a = 200
+busbar_a = 200
+period_s = 0
+[[device]]
+name = "relay"
+role = "meter_relay"
+profile = "meter-collar-relay"
+transport = "tcp://127.0.0.1:1"
+[[device]]
+name = "ev"
+role = "charger"
+profile = "wallbox-quasar"
+transport = "tcp://127.0.0.1:2"
+max_discharge_w = 1
+max_charge_w = 1
+"""
+
+
 def test_a_bad_config_lists_every_problem(tmp_path: Path) -> None:
     config = tmp_path / "run.toml"
     config.write_text(
-        '[sep2]\ndcap = "http://utility/dcap"\ncert = "nope.pem"\npin = "111115"\n'
-        "[site]\nperiod_s = 0\n",
+        '[sep2]\ndcap = "http://utility/dcap"\ncert = "nope.pem"\npin = "111115"\n' + DEVICES,
         encoding="utf-8",
     )
     try:
@@ -131,13 +152,22 @@ def test_a_bad_config_lists_every_problem(tmp_path: Path) -> None:
         text = str(e)
     else:  # pragma: no cover - the assertion below explains
         raise AssertionError("the config was accepted")
+    # The shape first: a wrong type and a value out of range, each with its line.
+    for expected in ("sep2.pin: expected an integer", "site.period_s: 0 is below the minimum"):
+        assert expected in text
+    config.write_text(
+        '[sep2]\ndcap = "http://utility/dcap"\ncert = "nope.pem"\n'
+        + DEVICES.replace("period_s = 0", "period_s = 1"),
+        encoding="utf-8",
+    )
+    with pytest.raises(RunConfigError) as info:
+        load(config)
+    text = str(info.value)
     for expected in (
         "sep2.dcap: 2030.5 runs over TLS",
         "sep2.cert:",
         "sep2.key: missing",
         "sep2.serca: missing",
-        "sep2.pin: expected int",
-        "site.period_s",
     ):
         assert expected in text
 
@@ -148,16 +178,17 @@ def test_a_config_names_the_dcap_or_the_server_to_discover_it_from_not_both(
     init_pki(tmp_path / "pki")
     common = 'cert = "pki/gateway.pem"\nkey = "pki/gateway.key"\nserca = "pki/serca.pem"\n'
     config = tmp_path / "run.toml"
+    site = DEVICES.replace("period_s = 0", "period_s = 1")
     refused = (
         ('dcap = "https://u/dcap"\nserver = "https://u"\n', "not both"),
         ("", "not both"),
         ('server = "http://u"\n', "sep2.server: 2030.5 runs over TLS"),
     )
     for head, problem in refused:
-        config.write_text("[sep2]\n" + head + common, encoding="utf-8")
+        config.write_text("[sep2]\n" + head + common + site, encoding="utf-8")
         with pytest.raises(RunConfigError, match=problem):
             load(config)
-    config.write_text('[sep2]\nserver = "https://utility.example:8443"\n' + common, "utf-8")
+    config.write_text('[sep2]\nserver = "https://utility.example:8443"\n' + common + site, "utf-8")
     loaded = load(config)
     assert loaded.sep2 is not None
     assert loaded.sep2.dcap is None

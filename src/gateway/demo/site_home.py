@@ -119,3 +119,48 @@ async def simulate(args: argparse.Namespace) -> int:
         return 2
     print(f"simulated home of site {config.name}; now run: gateway run {args.site}", flush=True)
     return await serve(home, args, start)
+
+
+#: The demo home's supply and panel (``demo.evening.demo_site``), as a site file's [site].
+DEMO_SITE = """[site]
+name = "{name}"
+nominal_voltage_v = 240
+frequency_hz = 60
+phases = "split"
+main_breaker_a = 200
+busbar_a = 200
+backfeed = {{ rule = "705.13" }}
+period_s = {period_s}
+backup_reserve_pct = 20
+
+[site.enter_service]
+delay_s = {delay_s}
+"""
+#: The demo home's ratings by simulator slot (as ``demo_site``'s DERs).
+_RATINGS = {
+    "charger": "max_discharge_w = 9600\nmax_charge_w = 9600\ncapacity_wh = 60000\n",
+    "der": "max_discharge_w = 7000\n",
+}
+_ROLE = {"relay": "meter_relay", "charger": "charger", "der": "pv_inverter"}
+_NAME = {"relay": "relay", "charger": "ev", "der": "pv"}
+
+
+def site_file(
+    home: SimulatedHome,
+    *,
+    name: str = "demo-home",
+    period_s: float = 1.0,
+    delay_s: float = 300.0,
+    store: str = "gateway.db",
+) -> str:
+    """A site file for the demo home that ``home`` serves (started: its ports are known), with
+    no utility link; append one ([sep2], [openadr2], [openadr3]) to follow a utility."""
+    parts = [DEMO_SITE.format(name=name, period_s=period_s, delay_s=delay_s)]
+    parts.extend(
+        f'[[device]]\nname = "{_NAME[d.name]}"\nrole = "{_ROLE[d.name]}"\n'
+        f'profile = "{d.profile}"\ntransport = "{d.url}"\nunit_id = {d.unit_id}\n'
+        + _RATINGS.get(d.name, "")
+        for d in home.describe()
+    )
+    parts.append(f'[store]\npath = "{store}"\n')
+    return "\n".join(parts)

@@ -1,12 +1,13 @@
 """Issue 5's "done when": one site file names a 2030.5 server, an OpenADR 2.0b VTN or an
 OpenADR 3 VTN, and the home behaves the same for the same request.
 
-Each case runs the installed ``gateway run CONFIG`` in a subprocess, with the same ``[site]``
-table and only the utility link changed, against that protocol's simulated utility in this
-process. The request is the same everywhere: "island the home for a few seconds, starting now"
-(2030.5 ``opModConnect=false``; OpenADR 2.0b ``LOAD_CONTROL`` / ``x-loadControlCapacity`` 0;
-OpenADR 3 ``ALERT_BLACK_START``). The home is watched directly over Modbus (its relay and
-charger, at the addresses the gateway prints), not through any protocol's own reports.
+Each case runs the installed ``gateway run SITE.toml`` in a subprocess, with the same site
+file (the simulated home this process serves, at its addresses) and only the utility link
+changed, against that protocol's simulated utility in this process. The request is the same
+everywhere: "island the home for a few seconds, starting now" (2030.5
+``opModConnect=false``; OpenADR 2.0b ``LOAD_CONTROL`` / ``x-loadControlCapacity`` 0; OpenADR 3
+``ALERT_BLACK_START``). The home is watched directly over Modbus (its relay and charger, at the
+addresses the site file names), not through any protocol's own reports.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,9 +26,11 @@ from pathlib import Path
 from oadr3_rig import make_pki as make_oadr3_pki
 
 from gateway.core.island import ChargerMode, RelayPosition
+from gateway.demo.site_home import site_file
 from gateway.north.sep2.model import DERControlBase
 from gateway.north.sep2.pki import init_pki
 from gateway.runtime.south import DeviceConfig, South
+from gateway.sim.modbus import SimulatedHome
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
 from gateway.sim.vtn2.pki import init_pki as init_oadr2_pki
 from gateway.sim.vtn2.server import ScriptedVtn, VtnTls
@@ -37,13 +39,6 @@ from gateway.sim.vtn3 import Vtn3Server, VtnState
 GATEWAY = Path(sys.executable).with_name("gateway")
 PIN = 111115
 ISLAND_S = 4
-SITE = """
-[site]
-store = "gateway.db"
-period_s = 0.2
-enter_service_delay_s = 1
-"""
-DEVICE = re.compile(r"^\s+simulated (\w+): (\S+) at (\S+) unit (\d+)$")
 
 # What the home did, as distinct (relay, charger) states in the order they were seen.
 Trace = list[tuple[RelayPosition | None, ChargerMode | None]]
@@ -63,7 +58,9 @@ class Home:
         return relay, charger
 
 
-async def _start_gateway(config: Path) -> tuple[asyncio.subprocess.Process, Home]:
+async def _start_gateway(
+    config: Path, served: SimulatedHome
+) -> tuple[asyncio.subprocess.Process, Home]:
     proc = await asyncio.create_subprocess_exec(
         str(GATEWAY),
         "run",
@@ -75,18 +72,18 @@ async def _start_gateway(config: Path) -> tuple[asyncio.subprocess.Process, Home
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
-    devices: list[DeviceConfig] = []
     seen: list[str] = []
     while True:
         line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
         assert line, "gateway run ended early:\n" + "".join(seen)
         seen.append(line)
-        if m := DEVICE.match(line.rstrip()):
-            name, profile, url, unit = m.groups()
-            if name in ("relay", "charger"):  # what islanding moves
-                devices.append(DeviceConfig(name, profile, url, int(unit)))
         if line.startswith("following "):
             break
+    devices = [  # what islanding moves, read over its own Modbus connections
+        DeviceConfig(d.name, d.profile, d.url, d.unit_id)
+        for d in served.describe()
+        if d.name in ("relay", "charger")
+    ]
     return proc, Home(South(devices, now=time.time, audit=lambda _r: None))
 
 
@@ -111,10 +108,10 @@ def _islanded_and_back(trace: Trace) -> bool:
 
 
 async def _island_via(link: Link, tmp: Path) -> Trace:
-    async with link(tmp) as (table, island):
+    async with link(tmp) as (table, island), SimulatedHome(speed=1.0) as served:
         config = tmp / "site.toml"
-        config.write_text(table + SITE, encoding="utf-8")
-        proc, home = await _start_gateway(config)
+        config.write_text(site_file(served, period_s=0.2, delay_s=1) + table, encoding="utf-8")
+        proc, home = await _start_gateway(config, served)
         try:
             await _watch(home, lambda t: bool(t) and t[-1][0] is RelayPosition.CLOSED, 20)
             await asyncio.sleep(1.0)  # registered and settled
