@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="drive the home a site file describes, and its utility links")
     run.add_argument("config", type=Path, help="the site file (TOML; see docs/site.md)")
     run.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
-    run.add_argument("-v", "--verbose", action="store_true", help="log every decision")
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="log every decision ([log] level = info)"
+    )
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -160,18 +162,17 @@ def _run(args: argparse.Namespace) -> int:
     import logging
 
     from gateway.runtime.cli_run import run
+    from gateway.runtime.logs import configure
     from gateway.runtime.run_config import RunConfigError, load
 
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=logging.WARNING)
     try:
         config = load(args.config)
     except RunConfigError as e:
         print(e, file=sys.stderr)
         print(f"(gateway check-config {args.config} lists the same)", file=sys.stderr)
         return 2
+    configure(config.name, config.log.format, "info" if args.verbose else config.log.level)
     return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
 
 

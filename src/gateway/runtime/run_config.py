@@ -129,7 +129,7 @@ class DeviceEntry:
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     format: str = "human"
-    level: str = "info"
+    level: str = "warning"  # gateway run -v: info
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +245,7 @@ class _Builder:
             devices=tuple(entries),
             store=(self.base / store).resolve(),
             period_s=float(site.get("period_s", 1.0)),
-            log=LogConfig(log.get("format", "human"), log.get("level", "info")),
+            log=LogConfig(log.get("format", "human"), log.get("level", "warning")),
             **north,
         )
 

@@ -25,6 +25,7 @@ from gateway.core.messages import (
     WriteConfirmed,
     WriteFailed,
 )
+from gateway.runtime.logs import about
 from gateway.south.device import AuditSink, Device
 from gateway.south.drivers.base import Confirmation, DriverBase
 from gateway.south.drivers.charger import Charger
@@ -155,11 +156,12 @@ class South:
             value = await read()
         except DeviceError as exc:
             if self.failures.get(driver.name) != str(exc):
-                log.warning("%s", exc)  # once per distinct failure, not once per cycle
+                # once per distinct failure, not once per cycle
+                log.warning("%s", exc, extra={"device": driver.name})
             self.failures[driver.name] = str(exc)
             return None
         if self.failures.pop(driver.name, None) is not None:
-            log.info("%s answers again", driver.device.label)
+            log.info("%s answers again", driver.device.label, extra={"device": driver.name})
         return value
 
     async def execute(self, cmd: DeviceCommand) -> WriteConfirmed | WriteFailed:
@@ -179,7 +181,7 @@ class South:
         # slips in between its steps on the same endpoint.
         link = driver.device.link
         held = link.reserved() if isinstance(link, Endpoint) else contextlib.nullcontext()
-        with urgent(), held:
+        with urgent(), held, about(device=driver.name):
             return await run
 
     async def keepalive(self, healthy: Callable[[], bool], stop: asyncio.Event) -> None:
