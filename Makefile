@@ -38,6 +38,7 @@ lock:
 		--custom-compile-command 'make lock'
 
 demo: $(STAMP)
+	$(BIN)/gateway demo site
 	$(BIN)/gateway demo evening --modbus
 	$(BIN)/gateway demo utility
 

@@ -14,10 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a scripted scenario on a simulated clock")
     demo.add_argument(
         "scenario",
-        choices=["evening", "utility"],
+        choices=["evening", "utility", "site"],
         nargs="?",
         default="evening",
-        help="evening: outage and island on the EV; utility: following a 2030.5 server",
+        help="evening: outage and island on the EV (simulated clock); utility: following a "
+        "2030.5 server; site: a site file, its simulated home and gateway run, on the wall clock",
     )
     demo.add_argument(
         "--modbus",
@@ -88,6 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_third_party()
     args = build_parser().parse_args(argv)
     if args.command == "demo":
+        if args.scenario == "site":
+            import asyncio
+
+            from gateway.demo.two_terminals import run_site_demo
+
+            return asyncio.run(run_site_demo(sys.stdout))
         if args.scenario == "utility":
             import asyncio
 

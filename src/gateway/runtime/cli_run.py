@@ -30,11 +30,13 @@ from gateway.runtime.heap import settle_heap
 from gateway.runtime.oadr2_site import Oadr2Gateway
 from gateway.runtime.oadr3_site import Oadr3Gateway
 from gateway.runtime.run_config import RunConfig
+from gateway.runtime.runner import Listener
 from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.runtime.site import Site
 from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+SiteFactory = Callable[[SqliteStore, Callable[[], Timestamp]], Site]
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -53,12 +55,26 @@ def _describe(config: RunConfig, out: TextIO) -> None:
         out.write(f"  device {d.name}: {d.profile.name} at {d.url} unit {unit} ({d.role})\n")
 
 
-def _site(config: RunConfig, store: SqliteStore, now: Callable[[], Timestamp]) -> Site:
-    return Site(store, config.site, config.device_configs, now=now, profiles=config.profiles)
+async def run(
+    config: RunConfig,
+    out: TextIO,
+    *,
+    seconds: float | None = None,
+    listener: Listener | None = None,
+) -> int:
+    """Drive the site, following whichever utility link the configuration names (or none).
+    ``listener`` sees every action of the engine as it is carried out (a demo's narration)."""
 
+    def site(store: SqliteStore, now: Callable[[], Timestamp]) -> Site:
+        return Site(
+            store,
+            config.site,
+            config.device_configs,
+            now=now,
+            profiles=config.profiles,
+            listener=listener,
+        )
 
-async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -> int:
-    """Drive the site, following whichever utility link the configuration names (or none)."""
     stop = _stop_on_signals()
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
@@ -68,16 +84,18 @@ async def run(config: RunConfig, out: TextIO, *, seconds: float | None = None) -
         return 2
     out.write(f"site {config.name}: {len(config.devices)} devices\n")
     if config.sep2 is not None:
-        return await _run_sep2(config, out, stop)
+        return await _run_sep2(config, out, stop, site)
     if config.openadr2 is not None or config.openadr3 is not None:
-        return await _run_openadr(config, out, stop)
-    return await _run_local(config, out, stop)
+        return await _run_openadr(config, out, stop, site)
+    return await _run_local(config, out, stop, site)
 
 
-async def _run_local(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
+async def _run_local(
+    config: RunConfig, out: TextIO, stop: asyncio.Event, site_for: SiteFactory
+) -> int:
     """No utility link: the control loop alone, on this machine's clock."""
     with SqliteStore(config.store) as store:
-        async with _site(config, store, time.time) as site:
+        async with site_for(store, time.time) as site:
             _describe(config, out)
             out.write(f"store {config.store}\n")
             out.write("no utility link: islanding on outages and keeping limits locally\n")
@@ -88,11 +106,13 @@ async def _run_local(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int
     return 0
 
 
-async def _run_openadr(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
+async def _run_openadr(
+    config: RunConfig, out: TextIO, stop: asyncio.Event, site_for: SiteFactory
+) -> int:
     """One OpenADR VEN (2.0b or 3). OpenADR carries absolute UTC times and no time service, so
     the engine runs on this machine's clock (keep it synced)."""
     with SqliteStore(config.store) as store:
-        async with _site(config, store, time.time) as site:
+        async with site_for(store, time.time) as site:
             gateway: Oadr2Gateway | Oadr3Gateway
             if config.openadr2 is not None:
                 gateway = Oadr2Gateway(site.runner, store, config.openadr2)
@@ -111,7 +131,9 @@ async def _run_openadr(config: RunConfig, out: TextIO, stop: asyncio.Event) -> i
     return 0
 
 
-async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
+async def _run_sep2(
+    config: RunConfig, out: TextIO, stop: asyncio.Event, site_for: SiteFactory
+) -> int:
     c = config.sep2
     assert c is not None
     ratings = SiteRatings.of_site(config.site)
@@ -147,7 +169,7 @@ async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
         # [[sep2.end_device]] an aggregator registered for this site).
         device = c.end_devices[0]
         store = stack.enter_context(SqliteStore(config.store))
-        site = await stack.enter_async_context(_site(config, store, http.time.now))
+        site = await stack.enter_async_context(site_for(store, http.time.now))
         identity = Identity(
             device.lfdi,
             device.sfdi,
