@@ -20,7 +20,7 @@ from gateway.store.sqlite import SqliteStore
 
 CHILD = """
 import io, sys, time
-from gateway.runtime import demo
+from gateway.demo import evening as demo
 from gateway.store.sqlite import SqliteStore
 store = SqliteStore(sys.argv[1])
 d = demo.Demo(io.StringIO(), store=store, ack_reports=False)
