@@ -96,3 +96,6 @@ def configure(site: str, fmt: str, level: str, stream: TextIO | None = None) -> 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
+    # pymodbus logs every failed connect itself ("Failed to connect [Errno 111] ..."), without
+    # the device; our transport says the same with the device and the next attempt.
+    logging.getLogger("pymodbus").setLevel(max(LEVELS[level], logging.ERROR))
