@@ -9,14 +9,18 @@ import signal
 import ssl
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 
+if TYPE_CHECKING:
+    from conftest import Processes
+
 GATEWAY = Path(sys.executable).with_name("gateway")
 
 
-async def _start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+async def _start(processes: Processes, *args: str) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
         str(GATEWAY),
         "simulate",
@@ -28,15 +32,20 @@ async def _start(*args: str) -> tuple[asyncio.subprocess.Process, str]:
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    processes.track(proc)  # killed at the end of the test, whatever its outcome
     assert proc.stdout is not None
     first = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
     return proc, first
 
 
 @pytest.mark.parametrize("version", ["2", "3"])
-def test_the_vtn_names_its_url_answers_and_stops_on_sigterm(version: str, tmp_path: Path) -> None:
+def test_the_vtn_names_its_url_answers_and_stops_on_sigterm(
+    version: str, tmp_path: Path, processes: Processes
+) -> None:
     async def main() -> tuple[str, int, int | None]:
-        proc, first = await _start("--openadr", version, "--certs", str(tmp_path / "pki"))
+        proc, first = await _start(
+            processes, "--openadr", version, "--certs", str(tmp_path / "pki")
+        )
         url = first.split(" at ", 1)[1].split()[0]
         context = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.pem"))
         if version == "2":
