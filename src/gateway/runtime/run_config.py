@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gateway.core import errors
 from gateway.core.backfeed import DerRating
 from gateway.north.openadr2 import config as openadr2_config
 from gateway.north.openadr2.config import Oadr2Config
@@ -76,7 +77,7 @@ __all__ = [
 ]
 
 
-class RunConfigError(ValueError):
+class RunConfigError(errors.ConfigError, ValueError):
     """The configuration cannot be used; the message lists every problem."""
 
 

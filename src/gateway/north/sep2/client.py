@@ -40,6 +40,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from gateway.core.controls import Mode
+from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
 from gateway.north.sep2 import codec, metering, telemetry, wellknown
 from gateway.north.sep2.alarms import AlarmEdge
@@ -99,10 +100,6 @@ T = TypeVar("T")
 
 Deliver = Callable[[list[Input]], Awaitable[None]]
 SiteSource = Callable[[float], telemetry.SiteState | None]
-
-
-class TransportError(Exception):
-    """The request did not get an HTTP answer: refused, reset, TLS failure or timeout."""
 
 
 @dataclass(frozen=True, slots=True)

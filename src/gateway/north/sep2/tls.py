@@ -51,6 +51,7 @@ from typing import Final
 
 from cryptography import x509
 
+from gateway.core import errors
 from gateway.north.sep2 import identity
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ TLS_CURVE = "prime256v1"
 _HEX40 = re.compile(r"[0-9A-F]{40}")
 
 
-class TlsIdentityError(ssl.SSLCertVerificationError):
+class TlsIdentityError(ssl.SSLCertVerificationError, errors.TransportError):
     """The peer's certificate chains to the SERCA but is not the one expected (LFDI pin).
 
     A subclass of ``ssl.SSLCertVerificationError`` (so of ``ssl.SSLError``), so that asyncio
@@ -75,7 +76,7 @@ class TlsIdentityError(ssl.SSLCertVerificationError):
         self.verify_message = message
 
 
-class TlsChainError(ssl.SSLCertVerificationError):
+class TlsChainError(ssl.SSLCertVerificationError, errors.TransportError):
     """The peer's chain verified, but breaks a rule of RFC 5280 that OpenSSL does not enforce
     (COMM-004E: a CA whose nameConstraints are not marked critical). A subclass of
     ``ssl.SSLCertVerificationError`` for the same reasons as :class:`TlsIdentityError`."""
