@@ -42,6 +42,7 @@ import aiohttp
 from gateway.core.controls import Mode
 from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
+from gateway.core.schedule import ResponseCode
 from gateway.north.sep2 import codec, metering, telemetry, wellknown
 from gateway.north.sep2.alarms import AlarmEdge
 from gateway.north.sep2.der_resources import DER
@@ -83,6 +84,10 @@ from gateway.north.sep2.xml import (
 __all__ = ["Backoff", "EndDeviceClient", "Http", "Identity", "ServerTime", "TransportError"]
 
 NO_SNAPSHOT_RETRY_S = 1.0  # telemetry due before the control loop's first snapshot
+REFUSALS: Final = frozenset(
+    {ResponseCode.NOT_APPLICABLE, ResponseCode.INVALID, ResponseCode.EXPIRED}
+)
+MAX_WARNED: Final = 1000  # refusals remembered so that a retried POST is not logged again
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +348,7 @@ class EndDeviceClient:
         self.pen = pen
         self.csipaus = csipaus  # False: US CSIP, no CSIP-AUS elements in what we write
         self.errors: list[str] = []  # the last problems, for status pages and tests
+        self._warned: dict[tuple[object, int], None] = {}  # refusals logged (ordered, bounded)
 
     # ------------------------------------------------------------------ time
 
@@ -412,10 +418,13 @@ class EndDeviceClient:
             await self._down(str(e))
             return  # stays due: runs again once the back-off gate opens
         except WalkError as e:
-            self._problem(f"{e}; walking again from DeviceCapability")
             if task != WALK:
+                self._problem(f"{e}; walking again from DeviceCapability")
                 self.session.lost(time.monotonic())
                 return
+            wait = self.session.walk_failed(time.monotonic())
+            self._problem(f"{e}; walking again from DeviceCapability in {wait:.1f} s")
+            return
         except DiscoveryError as e:  # registration problems: a person must act
             self._problem(str(e))
             await self._down(str(e))
@@ -524,6 +533,8 @@ class EndDeviceClient:
     async def _apply(self, update: Update) -> None:
         for note in update.notes:
             log.info("%s", note)
+        for warning in update.warnings:
+            log.warning("%s", warning)
         if update.inputs:
             await self._deliver(update.inputs)
 
@@ -633,6 +644,7 @@ class EndDeviceClient:
         edge = AlarmEdge.from_doc(doc)
         if edge is not None:
             return await self._post_log_event(edge)
+        self._warn_refusal(doc)
         post = response_post(doc, lfdi=self.identity.lfdi)
         if post is None:
             log.warning("%s: report %s has no replyTo: nothing to send", self.name, doc)
@@ -647,6 +659,26 @@ class EndDeviceClient:
         elif result is Outcome.RETRY:
             raise TransportError(f"POST {post.href}: {reply.status}; will retry")
         return result
+
+    def _warn_refusal(self, doc: dict[str, object]) -> None:
+        """A control the engine refused (252 not applicable, 253 invalid, 254 expired) is a
+        utility instruction not followed: WARNING, with its mRID and the engine's reason, once
+        per report (the engine's own note of it is INFO, with every other decision)."""
+        code, subject = doc.get("code"), doc.get("subject")
+        if not isinstance(code, int) or code not in REFUSALS or (subject, code) in self._warned:
+            return
+        self._warned[(subject, code)] = None
+        while len(self._warned) > MAX_WARNED:
+            del self._warned[next(iter(self._warned))]
+        name = ResponseCode(code).name.lower().replace("_", " ")
+        log.warning(
+            "%s: control %s refused (%d %s): %s; answering the server",
+            self.name,
+            subject,
+            code,
+            name,
+            doc.get("reason") or "no reason given",
+        )
 
     # ------------------------------------------------------------------ telemetry
 
