@@ -9,13 +9,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import socket
+import ssl
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sep2_rig import export_limit, gateway_rig, run, utility_server
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from sep2_rig import export_limit, gateway_rig, run, until, utility_server
 
-from gateway.north.sep2.pki import PkiFiles
+from gateway.core.messages import Input
+from gateway.north.sep2 import tls
+from gateway.north.sep2.client import Backoff, EndDeviceClient, Http, Identity
+from gateway.north.sep2.identity import sfdi_from_lfdi
+from gateway.north.sep2.pki import PkiFiles, init_pki
 
 EDEV_LIST = "/edev"
 WARNING_ABOUT_THE_WALK = "walking again from DeviceCapability in"
@@ -76,3 +89,145 @@ def test_a_control_refused_with_253_is_logged_at_warning_with_its_mrid_and_reaso
         text = warned[0].getMessage()
         assert str(code) in text, text
         assert "refused" in text, text
+
+
+# --- what a failed connection is logged as, over real sockets ---------------------------------
+
+
+def _rsa_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed RSA server certificate and its key: what 2030.5's suite cannot use."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "an RSA utility server")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "rsa-server.pem", directory / "rsa-server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def _hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+async def _never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        await reader.read()  # until the client gives up and closes
+    writer.close()
+
+
+async def _problems_logged(pki: PkiFiles, url: str) -> list[str]:
+    """Run one EndDeviceClient against ``url`` until it has logged a problem."""
+    gw = pki.device("gateway")
+    context = tls.client_context(gw.cert, gw.key, gw.chain, pki.serca)
+
+    async def ignore(_inputs: list[Input]) -> None:
+        return None
+
+    async with Http(url, context, timeout_s=0.5, backoff=Backoff(0.2, 1.0)) as http:
+        client = EndDeviceClient(http, Identity(gw.lfdi, sfdi_from_lfdi(gw.lfdi)), deliver=ignore)
+        stop = asyncio.Event()
+        task = asyncio.create_task(client.run(stop))
+        try:
+            await until(lambda: bool(client.errors), "a problem logged", timeout=10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)
+        return client.errors
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_server_with_an_rsa_certificate_is_named_as_such_in_the_log(
+    sep2_pki: PkiFiles, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = _rsa_certificate(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server_context.verify_mode = ssl.CERT_REQUIRED  # a 2030.5 server wants our certificate
+    server_context.load_verify_locations(sep2_pki.serca)
+
+    async def body() -> None:
+        server = await asyncio.start_server(_hang_up, "127.0.0.1", 0, ssl=server_context)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            errors = await _problems_logged(sep2_pki, f"https://127.0.0.1:{port}/dcap")
+        assert any(EXPECTED_RSA in e for e in errors), errors
+
+    with caplog.at_level(logging.WARNING, logger="gateway.north.sep2.client"):
+        run(body)
+    logged = [w for w in _warnings(caplog) if EXPECTED_RSA in w]
+    assert logged, _warnings(caplog)
+    assert "[None]" not in logged[0]
+    assert "127.0.0.1:" in logged[0]
+
+
+EXPECTED_RSA = (
+    "the server's certificate is RSA; 2030.5 requires ECDSA P-256 (TLS ECDHE-ECDSA-AES128-CCM8)"
+)
+
+
+def test_a_server_that_never_answers_is_logged_as_no_answer_within_the_timeout(
+    sep2_pki: PkiFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def body() -> None:
+        # A TCP socket that accepts and then says nothing: not even the TLS handshake.
+        server = await asyncio.start_server(_never_answer, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            expected[:] = [f"no answer from 127.0.0.1:{port} within 0.5 s"]
+            errors = await _problems_logged(sep2_pki, f"https://127.0.0.1:{port}/dcap")
+        assert any(expected[0] in e for e in errors), errors
+
+    expected: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="gateway.north.sep2.client"):
+        run(body)
+    assert [w for w in _warnings(caplog) if expected[0] in w], _warnings(caplog)
+
+
+def test_a_refused_connection_and_a_refused_client_certificate_say_so(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """No traceback-speak either when nothing listens, or when a P-256 server hangs up on us
+    in the handshake (it does not trust our chain): the message says what to check."""
+
+    async def body() -> None:
+        idle = socket.socket()
+        idle.bind(("127.0.0.1", 0))
+        port = idle.getsockname()[1]
+        idle.close()  # nothing listens there now
+        errors = await _problems_logged(sep2_pki, f"https://127.0.0.1:{port}/dcap")
+        assert any(f"127.0.0.1:{port} refused the connection" in e for e in errors), errors
+
+        other = init_pki(tmp_path / "other", devices=("gateway",))  # another SERCA
+        s = sep2_pki.server
+        strict = tls.server_context(s.cert, s.key, s.chain, other.serca)
+        server = await asyncio.start_server(_hang_up, "127.0.0.1", 0, ssl=strict)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            errors = await _problems_logged(sep2_pki, f"https://127.0.0.1:{port}/dcap")
+        assert any(
+            f"the TLS handshake with 127.0.0.1:{port} failed" in e
+            and "accept our certificate chain" in e
+            and "[None]" not in e
+            for e in errors
+        ), errors
+
+    run(body)

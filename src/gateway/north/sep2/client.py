@@ -28,6 +28,7 @@ equal the OS wall clock. The OS clock is never set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -43,7 +44,7 @@ from gateway.core.controls import Mode
 from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
 from gateway.core.schedule import ResponseCode
-from gateway.north.sep2 import codec, metering, telemetry, wellknown
+from gateway.north.sep2 import codec, metering, telemetry, tls, wellknown
 from gateway.north.sep2.alarms import AlarmEdge
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
@@ -87,6 +88,7 @@ NO_SNAPSHOT_RETRY_S = 1.0  # telemetry due before the control loop's first snaps
 REFUSALS: Final = frozenset(
     {ResponseCode.NOT_APPLICABLE, ResponseCode.INVALID, ResponseCode.EXPIRED}
 )
+PROBE_TIMEOUT_S: Final = 5.0  # fetching a server's certificate to say why a handshake failed
 MAX_WARNED: Final = 1000  # refusals remembered so that a retried POST is not logged again
 
 log = logging.getLogger(__name__)
@@ -250,7 +252,7 @@ class Http:
                 reply = Reply(resp.status, body, dict(resp.headers))
         except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
             self._fail("", None)
-            raise TransportError(f"{req.method} {url}: {type(e).__name__}: {e}") from e
+            raise TransportError(f"{req.method} {url}: {await self._explain(url, e)}") from e
         if CSIPAUS_NS_V13_BETA_BYTES in body:
             self.csipaus_ns = CSIPAUS_NS_V13_BETA
         elif CSIPAUS_NS_V13_BYTES in body:
@@ -262,6 +264,42 @@ class Http:
             self._failures.pop(path, None)
             self._failures.pop("", None)
         return reply
+
+    async def _explain(self, url: str, e: BaseException) -> str:
+        """What went wrong, for a person: aiohttp says "Cannot connect to host ... [None]"
+        for a handshake the server broke off, and nothing at all for a timeout."""
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        where = f"{host}:{port}"
+        if isinstance(e, aiohttp.ClientConnectorCertificateError):
+            return _certificate_refused(where, e.certificate_error)
+        if isinstance(e, TimeoutError):  # aiohttp's ServerTimeoutError is one too
+            return f"no answer from {where} within {self._timeout.total:g} s"
+        if isinstance(e, aiohttp.ClientConnectorError):
+            cause = e.os_error
+            if isinstance(cause, ConnectionRefusedError):
+                return f"{where} refused the connection (is the server running on port {port}?)"
+            if parts.scheme == "https" and isinstance(cause, ConnectionResetError | ssl.SSLError):
+                return await self._handshake_failed(host, port, cause)
+            return f"cannot connect to {where}: {cause.strerror or type(cause).__name__}"
+        if isinstance(e, aiohttp.ServerDisconnectedError):
+            return f"{where} closed the connection without answering"
+        text = str(e)
+        return f"{type(e).__name__}: {text}" if text else f"{type(e).__name__} from {where}"
+
+    async def _handshake_failed(self, host: str, port: int, cause: OSError) -> str:
+        where = f"{host}:{port}"
+        timeout = self._timeout.total or PROBE_TIMEOUT_S
+        der = await _peer_certificate(host, port, min(timeout, PROBE_TIMEOUT_S))
+        problem = None if der is None else tls.certificate_problem(der)
+        if problem is not None:
+            return f"the TLS handshake with {where} failed: {problem}"
+        said = getattr(cause, "reason", None) or "the server closed the connection"
+        return (
+            f"the TLS handshake with {where} failed ({said}): the server must offer TLS 1.2 "
+            f"with {tls.TLS_CIPHER} and a P-256 certificate, and accept our certificate chain"
+        )
 
     def _fail(self, path: str, retry_after_s: float | None) -> None:
         failures = self._failures[path] = self._failures.get(path, 0) + 1
@@ -858,6 +896,42 @@ class EndDeviceClient:
     def _problem(self, text: str) -> None:
         log.warning("%s: %s", self.name, text)
         self.errors = [*self.errors[-19:], text]
+
+
+def _certificate_refused(where: str, error: ssl.SSLCertVerificationError) -> str:
+    if isinstance(error, tls.TlsIdentityError | tls.TlsChainError):
+        return f"{where}: {error}"  # the project's own checks: their messages say it all
+    detail = getattr(error, "verify_message", None) or str(error)
+    return (
+        f"{where}: certificate verify failed: {detail}: the server's certificate must chain "
+        "to the SERCA the gateway trusts ([sep2] serca) and be valid now"
+    )
+
+
+async def _peer_certificate(host: str, port: int, timeout_s: float) -> bytes | None:
+    """The certificate ``host`` presents to a client that accepts any (DER), or None.
+
+    Only to say why a handshake failed: the 2030.5 suite cannot be used with an RSA key, so the
+    real handshake fails before its certificate reaches us. Nothing is sent on this
+    connection; TLS 1.3 is allowed, whose client is done before a server that wants a client
+    certificate can refuse it."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE  # diagnosis only: nothing is trusted or sent
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port, ssl=probe)
+    except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+        return None
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
+        return der or None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await writer.wait_closed()
 
 
 def _href(link: object) -> str | None:

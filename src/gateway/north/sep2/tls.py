@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from gateway.core import errors
 from gateway.north.sep2 import identity
@@ -86,6 +87,33 @@ class TlsChainError(ssl.SSLCertVerificationError, errors.TransportError):
         self.strerror = message
         self.reason = "NON_CRITICAL_NAME_CONSTRAINTS"
         self.verify_message = message
+
+
+def certificate_problem(der: bytes) -> str | None:
+    """What makes a peer's certificate unusable for 2030.5, in words; None when its key is
+    ECDSA P-256 (the only kind the suite can use).
+
+    An RSA (or P-384, ...) server certificate cannot be used with ECDHE-ECDSA-AES128-CCM8, so
+    the handshake fails before the certificate reaches our checks, and OpenSSL only says
+    "handshake failure" (or the server resets the connection): the shell fetches the
+    certificate apart (``client._peer_certificate``) and asks this what was wrong.
+    """
+    try:
+        key = x509.load_der_x509_certificate(der).public_key()
+    except ValueError as e:
+        return f"the server's certificate does not parse ({e})"
+    wanted = f"2030.5 requires ECDSA P-256 (TLS {TLS_CIPHER})"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if isinstance(key.curve, ec.SECP256R1):
+            return None
+        return f"the server's certificate is ECDSA on {key.curve.name}; {wanted}"
+    kinds: tuple[tuple[type, str], ...] = (
+        (rsa.RSAPublicKey, "RSA"),
+        (ed25519.Ed25519PublicKey, "Ed25519"),
+        (ed448.Ed448PublicKey, "Ed448"),
+    )
+    kind = next((name for cls, name in kinds if isinstance(key, cls)), type(key).__name__)
+    return f"the server's certificate is {kind}; {wanted}"
 
 
 PeerConnection = ssl.SSLObject | ssl.SSLSocket
