@@ -898,7 +898,7 @@ class EndDeviceClient:
         self.errors = [*self.errors[-19:], text]
 
 
-def _certificate_refused(where: str, error: ssl.SSLCertVerificationError) -> str:
+def _certificate_refused(where: str, error: Exception) -> str:
     if isinstance(error, tls.TlsIdentityError | tls.TlsChainError):
         return f"{where}: {error}"  # the project's own checks: their messages say it all
     detail = getattr(error, "verify_message", None) or str(error)

@@ -111,7 +111,7 @@ class FirstWalkRetry:
 
     def delay(self, failures: int, rng: random.Random) -> float:
         """The wait after the ``failures``-th failed walk in a row (1, 2, ...)."""
-        raw = min(self.cap_s, self.base_s * 2 ** max(0, failures - 1))
+        raw = min(self.cap_s, self.base_s * 2.0 ** max(0, failures - 1))
         return raw * (1 + rng.uniform(-self.jitter, self.jitter))
 
 
