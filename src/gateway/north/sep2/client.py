@@ -2,7 +2,10 @@
 
 Everything protocol-shaped lives in the sans-I/O modules (:mod:`walk`, :mod:`session`,
 :mod:`responses`, :mod:`telemetry`, :mod:`timebase`); this module only moves bytes, keeps time
-and maps aiohttp/ssl/OS errors to :class:`TransportError`. Two classes:
+and maps aiohttp/ssl/OS errors to :class:`TransportError` (``gateway.core.errors``'s, shared
+with the OpenADR 3 client) with a message that says what was wrong: an RSA server certificate,
+no answer within the timeout, a refused connection or certificate (:meth:`Http._explain`).
+Two classes:
 
 * :class:`Http`: one server, one TLS identity, one connection pool, one back-off gate. It
   resolves the server's hrefs (which may be relative) against the DeviceCapability URL and

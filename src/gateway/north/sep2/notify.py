@@ -16,6 +16,11 @@ changes. Each request is handled like this:
   log line with the traceback), so the server may retry;
 - then ``success_status`` (201 Created by default), empty body.
 
+A listener that cannot listen (the port in use, an address not this machine's) raises
+:class:`ListenerError` from :meth:`NotificationListener.start`, and unusable TLS files raise
+:class:`~gateway.north.sep2.tls.TlsConfigError` from the constructor: configuration errors
+whose message says where and what to change, not OSError tracebacks.
+
 This module and the client are the only ones in ``north/sep2`` that do I/O.
 """
 

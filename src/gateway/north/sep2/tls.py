@@ -11,6 +11,9 @@ transport seam takes a context, as httpx's does). What they enforce:
 - the peer's certificate is **required** on both sides and verified against the configured
   SERCA file *only*: no system CAs, no partial chains (an intermediate is never an anchor);
 - compression and renegotiation off;
+- the files are checked as they are loaded: a missing file, a key file that holds a
+  certificate, an encrypted key or a key of another certificate is a :class:`TlsConfigError`
+  naming the file and the ``[sep2]`` setting, not OpenSSL's "[SSL] PEM lib";
 - a chain holding a CA whose nameConstraints are not marked critical is refused in the
   handshake (:func:`check_chain`), on both sides: OpenSSL applies the constraints but not
   that rule of RFC 5280 (COMM-004E).
@@ -293,9 +296,9 @@ def _load(ctx: ssl.SSLContext, cert: Path, key: Path, chain: Path | None, serca:
             what = "holds no PEM private key"
         swapped = " (are cert and key swapped?)" if _PEM_KEY.search(cert_pem) else ""
         raise TlsConfigError(
-            f"{key} {what}{swapped}: {_ROLES['key']} must name the device's private key, the "
-            "PEM file that begins '-----BEGIN PRIVATE KEY-----' or '-----BEGIN EC PRIVATE "
-            "KEY-----' (gateway certs init writes it as <device>.key)"
+            f"{key} {what}{swapped}: [sep2] key must name the device's private key, the PEM "
+            "file that begins '-----BEGIN PRIVATE KEY-----' or '-----BEGIN EC PRIVATE KEY-----' "
+            "(gateway certs init writes it as <device>.key)"
         )
     if b"ENCRYPTED" in key_pem:
         raise TlsConfigError(
