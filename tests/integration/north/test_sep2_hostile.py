@@ -231,3 +231,29 @@ def test_a_refused_connection_and_a_refused_client_certificate_say_so(
         ), errors
 
     run(body)
+
+
+def test_no_server_time_at_start_up_says_who_did_not_answer_and_for_how_long(
+    sep2_pki: PkiFiles,
+) -> None:
+    gw = sep2_pki.device("gateway")
+    context = tls.client_context(gw.cert, gw.key, gw.chain, sep2_pki.serca)
+
+    async def ignore(_inputs: list[Input]) -> None:
+        return None
+
+    async def body() -> None:
+        server = await asyncio.start_server(_never_answer, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            url = f"https://127.0.0.1:{port}/dcap"
+            async with Http(url, context, timeout_s=30) as http:  # start-up gives up first
+                identity = Identity(gw.lfdi, sfdi_from_lfdi(gw.lfdi))
+                client = EndDeviceClient(http, identity, deliver=ignore)
+                assert await client.sync_time(timeout_s=0.3) is False
+        why = f"no answer from 127.0.0.1:{port} within 0.3 s"
+        assert client.errors == [
+            f"no server time at start-up ({why}); starting on this machine's clock"
+        ]
+
+    run(body)

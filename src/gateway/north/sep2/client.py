@@ -541,7 +541,12 @@ class EndDeviceClient:
                 if dcap.TimeLink is None:
                     return False
                 await self._get_time(dcap.TimeLink.href)
-        except (TransportError, WalkError, TimeoutError) as e:
+        except TimeoutError:  # asyncio.timeout's own: no message of its own
+            where = urlsplit(self.http.dcap_url).netloc
+            why = f"no answer from {where} within {timeout_s:g} s"
+            self._problem(f"no server time at start-up ({why}); starting on this machine's clock")
+            return False
+        except (TransportError, WalkError) as e:
             self._problem(f"no server time at start-up ({e}); starting on this machine's clock")
             return False
         return True
