@@ -24,11 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from sep2_rig import export_limit, gateway_rig, run, until, utility_server
 
+from gateway.core.errors import TransportError
 from gateway.core.messages import Input
 from gateway.north.sep2 import tls
 from gateway.north.sep2.client import Backoff, EndDeviceClient, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
 from gateway.north.sep2.pki import PkiFiles, init_pki
+from gateway.north.sep2.walk import Request
 
 EDEV_LIST = "/edev"
 WARNING_ABOUT_THE_WALK = "walking again from DeviceCapability in"
@@ -177,6 +179,36 @@ def test_a_server_with_an_rsa_certificate_is_named_as_such_in_the_log(
     assert logged, _warnings(caplog)
     assert "[None]" not in logged[0]
     assert "127.0.0.1:" in logged[0]
+
+
+def test_the_certificate_is_probed_once_per_outage_not_once_per_request(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """An aggregator's EndDevices fail together each time the gate opens: one probe serves
+    them all until the server answers again."""
+    cert, key = _rsa_certificate(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    probes: list[int] = []
+
+    async def probed(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        probes.append(1)  # only the probe completes a handshake with this server
+        writer.close()
+
+    gw = sep2_pki.device("gateway")
+    context = tls.client_context(gw.cert, gw.key, gw.chain, sep2_pki.serca)
+
+    async def body() -> None:
+        server = await asyncio.start_server(probed, "127.0.0.1", 0, ssl=server_context)
+        async with server:
+            url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/dcap"
+            async with Http(url, context, backoff=Backoff(0.01, 0.02)) as http:
+                for _ in range(3):
+                    with pytest.raises(TransportError, match="certificate is RSA"):
+                        await http.request(Request("GET", url))
+        assert len(probes) == 1
+
+    run(body)
 
 
 EXPECTED_RSA = (

@@ -206,6 +206,10 @@ class Http:
         self._failures: dict[str, int] = {}
         self.requests = 0
         self.time = ServerTime()
+        # Why the server's certificate cannot be used, from one probe after a failed handshake;
+        # probed again after the next answer (the server may have been fixed).
+        self._probed = False
+        self._certificate_problem: str | None = None
         # Shared by the EndDevices of an aggregator on this connection: lFDI -> EndDevice href,
         # from one scan of the EndDeviceList (walk.scan_end_devices), under the lock.
         self.end_devices: dict[str, str] = {}
@@ -256,6 +260,7 @@ class Http:
         except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
             self._fail("", None)
             raise TransportError(f"{req.method} {url}: {await self._explain(url, e)}") from e
+        self._probed = False
         if CSIPAUS_NS_V13_BETA_BYTES in body:
             self.csipaus_ns = CSIPAUS_NS_V13_BETA
         elif CSIPAUS_NS_V13_BYTES in body:
@@ -293,9 +298,13 @@ class Http:
 
     async def _handshake_failed(self, host: str, port: int, cause: OSError) -> str:
         where = f"{host}:{port}"
-        timeout = self._timeout.total or PROBE_TIMEOUT_S
-        der = await _peer_certificate(host, port, min(timeout, PROBE_TIMEOUT_S))
-        problem = None if der is None else tls.certificate_problem(der)
+        if not self._probed:
+            # Once per outage: an aggregator's EndDevices all fail together when the gate opens.
+            self._probed = True
+            timeout = min(self._timeout.total or PROBE_TIMEOUT_S, PROBE_TIMEOUT_S)
+            der = await _peer_certificate(host, port, timeout)
+            self._certificate_problem = None if der is None else tls.certificate_problem(der)
+        problem = self._certificate_problem
         if problem is not None:
             return f"the TLS handshake with {where} failed: {problem}"
         said = getattr(cause, "reason", None) or "the server closed the connection"
