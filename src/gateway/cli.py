@@ -168,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from gateway.core.errors import ConfigError
     from gateway.runtime.cli_run import run
     from gateway.runtime.logs import configure
     from gateway.runtime.run_config import RunConfigError, load
@@ -180,7 +181,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"(gateway check-config {args.config} lists the same)", file=sys.stderr)
         return 2
     configure(config.name, config.log.format, "info" if args.verbose else config.log.level)
-    return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
+    try:
+        return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
+    except ConfigError as e:  # a TLS file, a port: found only when the gateway starts
+        print(f"gateway run: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

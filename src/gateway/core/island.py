@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import Enum, unique
 from typing import Final
 
+from gateway.core import errors
 from gateway.core.units import Seconds, Timestamp
 
 
@@ -159,7 +160,7 @@ WANTS: Final[dict[Phase, PhaseWants]] = {
 }
 
 
-class IllegalTransition(Exception):  # noqa: N818 - the name is the domain term
+class IllegalTransition(errors.StateError):
     """A trigger that the table does not allow in the current phase: a bug, never input."""
 
     def __init__(self, phase: Phase, trigger: Trigger) -> None:

@@ -77,6 +77,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum, unique
 from typing import Any, Final, Protocol
 
+from gateway.core import errors
 from gateway.core.controls import ControlSet, Mode, Source
 from gateway.core.units import MRID, Timestamp, iso
 
@@ -173,7 +174,7 @@ LIFECYCLE: Final[dict[tuple[Lifecycle, ResponseCode], Lifecycle]] = {
 del _L, _C
 
 
-class IllegalLifecycle(Exception):  # noqa: N818 - the name is the domain term
+class IllegalLifecycle(errors.StateError):
     """A response code the lifecycle table does not allow in the event's state: a bug."""
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.core import errors
 from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.controls import ControlSet, Mode
 from gateway.core.island import EnterService, OutageDetect
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.ConfigError, ValueError):
     """The site configuration cannot be used; the message lists every problem."""
 
 

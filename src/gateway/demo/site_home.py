@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from gateway.core import errors
 from gateway.core.units import Timestamp
 from gateway.runtime.run_config import DeviceEntry, RunConfig, RunConfigError, load
 from gateway.sim.cli_home import serve, start_of
@@ -29,7 +30,7 @@ SLOT = {
 }
 
 
-class CannotSimulateError(ValueError):
+class CannotSimulateError(errors.ConfigError, ValueError):
     """The site file names something the simulated home cannot serve; the message says what."""
 
 

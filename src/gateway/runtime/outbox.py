@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from gateway.core import errors
 from gateway.store.api import OutboxItem, Store
 
 Send = Callable[[OutboxItem], Awaitable[None]]
 
 
-class DeliveryError(Exception):
+class DeliveryError(errors.TransportError):
     """``send`` could not get an acknowledgement; the message says why, for the log."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from gateway.core import errors
 from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.controls import ControlSet
 from gateway.core.island import EnterService, OutageDetect
@@ -92,7 +93,7 @@ SUPPLIES: Final[dict[tuple[str, int, int], tuple[float, tuple[str, ...]]]] = {
 }
 
 
-class RunConfigError(ValueError):
+class RunConfigError(errors.ConfigError, ValueError):
     """The site file cannot be used; ``problems`` lists every one, the message shows them."""
 
     def __init__(self, path: Path, problems: Sequence[Problem]) -> None:

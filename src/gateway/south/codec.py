@@ -11,6 +11,7 @@ import math
 import struct
 from collections.abc import Sequence
 
+from gateway.core import errors
 from gateway.south.profile import Point
 from gateway.south.registers import DataType, WordOrder
 
@@ -38,7 +39,7 @@ _STRUCT: dict[DataType, str] = {
 _FLOATS = frozenset({DataType.FLOAT32, DataType.FLOAT64})
 
 
-class CodecError(ValueError):
+class CodecError(errors.DeviceError, ValueError):
     """A value that cannot be put into, or taken out of, a point's registers."""
 
     def __init__(self, point: Point, why: str) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.core import errors
+
 # The Modbus exception codes (Modbus Application Protocol v1.1b3 §7).
 EXCEPTION_NAMES = {
     1: "ILLEGAL FUNCTION",
@@ -30,7 +32,7 @@ EXCEPTION_NAMES = {
 }
 
 
-class DeviceError(Exception):
+class DeviceError(errors.DeviceError):
     """A device-side failure. ``device`` is ``"<profile or endpoint> unit <id>"``."""
 
     def __init__(self, device: str, point: str, why: str) -> None:
@@ -80,7 +82,7 @@ class Problem:
         return f"{where}: {self.key or '(top level)'}: {self.message}"
 
 
-class ProfileError(Exception):
+class ProfileError(errors.ConfigError):
     """A profile that does not validate. Nothing of it was loaded."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -50,6 +50,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from gateway.core import errors
 from gateway.south import codec
 from gateway.south.profile import Access, Point
 from gateway.south.registers import DataType, Table
@@ -63,7 +64,7 @@ DEFAULT_BASES = (40000, 0, 50000)
 _LAST = 0xFFFF  # the last Modbus register address
 
 
-class SunSpecError(ValueError):
+class SunSpecError(errors.DeviceError, ValueError):
     """A SunSpec chain, definition or name that cannot be used; the message says why."""
 
 
@@ -183,7 +184,7 @@ class GroupDef:
         return self.count is not None
 
 
-class _CountUnknown(Exception):  # noqa: N818 - control flow inside layout(), never escapes
+class _CountUnknown(errors.GatewayError):
     pass
 
 

@@ -28,6 +28,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeAlias
 
+from gateway.core import errors
+
 # A JSON object as Python sees it; the precise recursive type would not help callers, who build
 # these from core records anyway.
 JsonDoc: TypeAlias = dict[str, Any]
@@ -55,7 +57,7 @@ __all__ = [
 # Exceptions
 
 
-class StoreError(Exception):
+class StoreError(errors.StoreError):
     """Base of every store failure. ``path`` is the database file (``":memory:"`` for the twin)."""
 
     def __init__(self, message: str, *, path: str) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
+from gateway.core.errors import ConfigError
 from gateway.north.sep2 import codec
 from gateway.north.sep2.model import (
     ActivePower,
@@ -23,7 +24,7 @@ from gateway.north.sep2.model import (
     DERControlList,
     EventStatus,
 )
-from gateway.north.sep2.notify import NotificationListener
+from gateway.north.sep2.notify import ListenerError, NotificationListener
 from gateway.north.sep2.pki import DeviceFiles, PkiFiles, init_pki
 from gateway.north.sep2.pubsub import Notification, NotificationList
 from gateway.north.sep2.tls import client_context
@@ -236,3 +237,29 @@ def test_lifecycle_and_configuration_errors(pki: PkiFiles) -> None:
         _listener(pki, received, success_status=202)
     with pytest.raises(ValueError, match="LFDI"):
         _listener(pki, received, pinned_lfdi="123")
+
+
+def test_a_port_in_use_is_a_configuration_error_saying_where_and_what_to_do(
+    pki: PkiFiles,
+) -> None:
+    received = Received()
+    first, second = _listener(pki, received), _listener(pki, received)
+
+    async def main() -> None:
+        port = await first.start()
+        try:
+            with pytest.raises(ListenerError) as caught:
+                await second.start("127.0.0.1", port)
+        finally:
+            await first.stop()
+        message = str(caught.value)
+        assert isinstance(caught.value, ConfigError)
+        assert f"cannot listen for 2030.5 notifications on 127.0.0.1:{port}" in message
+        assert "already in use" in message
+        assert "[sep2.notify] port" in message
+        with pytest.raises(RuntimeError, match="not started"):
+            _ = second.url  # nothing was left half started
+        assert await second.start("127.0.0.1", port) == port  # the port is free again
+        await second.stop()
+
+    asyncio.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 from gateway.core.messages import (
@@ -27,7 +28,15 @@ from gateway.north.sep2.resources import (
     ListLink,
     Time,
 )
-from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind
+from gateway.north.sep2.session import (
+    POST,
+    TIME,
+    WALK,
+    FirstWalkRetry,
+    Session,
+    Task,
+    TaskKind,
+)
 from gateway.north.sep2.timebase import ServerClock
 from gateway.north.sep2.walk import Discovery, ProgramView, UnreadableControl
 
@@ -248,6 +257,7 @@ def test_an_unreadable_control_is_rejected_once_and_its_list_still_counts() -> N
     assert rejected[0].event.reply_to == "/rsps/1/rsp"
     assert rejected[0].event.controls.is_empty()
     assert any(isinstance(i, EventReceived) for i in up.inputs)  # control 1 still offered
+    assert [w for w in up.warnings if "AB" * 16 in w and "253" in w and "opModExpLimW" in w]
     again = s.program_polled(v, at=T0 + 1)
     assert again.inputs == []
 
@@ -257,7 +267,7 @@ def test_a_control_without_a_readable_mrid_is_only_logged() -> None:
     s = Session()
     up = s.discovered(discovery(replace(view(PROG1), unreadable=(bad,))), at=T0, t=0)
     assert not any(isinstance(i, EventRejected) for i in up.inputs)
-    assert any("garbage" in n for n in up.notes)
+    assert any("garbage" in w for w in up.warnings)  # logged at WARNING, not INFO
 
 
 def test_a_primacy_swap_is_one_input_and_its_controls_are_not_re_offered() -> None:
@@ -271,3 +281,34 @@ def test_a_primacy_swap_is_one_input_and_its_controls_are_not_re_offered() -> No
     ranked = [i for i in up.inputs if isinstance(i, ProgramsRanked)]
     assert ranked == [ProgramsRanked(T0 + 5, {P1: 2, P2: 1})]
     assert not any(isinstance(i, EventReceived) for i in up.inputs)
+
+
+def test_a_failed_first_walk_backs_off_from_one_second_to_a_minute_not_the_poll_rate() -> None:
+    s = Session(first_walk=FirstWalkRetry(jitter=0.0))
+    s.start(0)
+    assert s.due(0) == [WALK]
+    waits = [s.walk_failed(t) for t in range(8)]
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60]  # not the schema's 900 s
+    assert s.due(7 + 59.9) == []
+    assert s.due(7 + 60) == [WALK]
+
+
+def test_the_first_walk_back_off_has_jitter_within_its_bounds() -> None:
+    s = Session(rng=random.Random(1))
+    s.start(0)
+    waits = [s.walk_failed(0) for _ in range(10)]
+    nominal = [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+    assert all(0.8 * n <= w <= 1.2 * n for w, n in zip(waits, nominal, strict=True)), waits
+    assert len({round(w / n, 6) for w, n in zip(waits, nominal, strict=True)}) > 1
+
+
+def test_once_a_walk_completed_a_failed_walk_waits_for_the_walk_rate() -> None:
+    s = Session(first_walk=FirstWalkRetry(jitter=0.0))
+    s.start(0)
+    assert s.walk_failed(0) == 1
+    assert s.walk_failed(1) == 2
+    s.discovered(discovery(view(PROG1), rates={"/dcap": 300}), at=T0, t=3)
+    s.done(WALK, 3)
+    assert s.walk_failed(303) == 300  # the server's rate rules now
+    s.lost(400)  # hrefs no longer trusted: walk now, and a failure still waits the rate
+    assert s.walk_failed(400) == 300

@@ -19,7 +19,7 @@ from gateway.north.sep2.resources import (
     FunctionSetAssignmentsList,
 )
 from gateway.sim.utility import mirrors, notifier, paths, views
-from gateway.sim.utility.records import Change
+from gateway.sim.utility.records import Change, Tamper
 from gateway.sim.utility.scenario import Scenario, ScenarioError, modes
 from gateway.sim.utility.state import DOC_PEN, UtilityState
 
@@ -355,3 +355,17 @@ def test_scenario_errors_are_explained() -> None:
     sc = Scenario.parse({"control": [{"program": "nope", "duration": 1}]})
     with pytest.raises(ScenarioError, match="must name a"):
         sc.apply(UtilityState())
+
+
+def test_a_tamper_with_a_count_rewrites_that_many_bodies_then_is_gone() -> None:
+    state = UtilityState()
+    state.tamper(["/edev"], lambda b: b"garbled", count=1)
+    state.tamper(["/derp/*/derc"], lambda b: b.upper())  # until cleared
+    assert Tamper.apply(state.tampers, "/edev", b"<EndDeviceList/>") == b"garbled"
+    assert Tamper.apply(state.tampers, "/edev", b"<EndDeviceList/>") == b"<EndDeviceList/>"
+    assert Tamper.apply(state.tampers, "/derp/1/derc", b"x") == b"X"
+    assert Tamper.apply(state.tampers, "/derp/1/derc", b"y") == b"Y"
+    with pytest.raises(ValueError, match="at least 1"):
+        state.tamper(["/edev"], lambda b: b, count=0)
+    state.clear_faults()
+    assert state.tampers == []

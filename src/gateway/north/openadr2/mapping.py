@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from gateway.core import errors
 from gateway.core.controls import ControlSet
 from gateway.core.schedule import Event
 from gateway.core.units import MRID
@@ -102,7 +103,7 @@ class Decision:
         return Decision(OPT_OUT, (), reason, code)
 
 
-class _RefusedError(Exception):
+class _RefusedError(errors.GatewayError):
     def __init__(self, reason: str, code: int = OK) -> None:
         super().__init__(reason)
         self.code = code

@@ -39,7 +39,9 @@ from typing import Any, Final, Protocol
 
 import aiohttp
 
+from gateway.core import errors
 from gateway.core.controls import ControlSet
+from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored, Observed
 from gateway.core.units import Timestamp
 from gateway.north.openadr3 import codec, reports
@@ -70,19 +72,11 @@ VTN_CHECK_S: Final = 300.0
 REPORTS_KEY: Final = "openadr3.reports"
 
 
-class TransportError(Exception):
-    """The VTN could not be reached, or answered 429/5xx: try again later."""
-
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class AuthError(Exception):
+class AuthError(errors.ConfigError):
     """The token endpoint refused our client credentials: a person must fix the config."""
 
 
-class VtnError(Exception):
+class VtnError(errors.ProtocolError):
     """The VTN refused a request (4xx other than 401/429)."""
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, unique
 from typing import Final
 
+from gateway.core import errors
 from gateway.core.controls import ControlSet
 from gateway.core.schedule import PRIMACY_MAX, RANDOMIZE_BOUND_S
 from gateway.core.schedule import Event as CoreEvent
@@ -112,7 +113,7 @@ def _number(values: tuple[object, ...], what: str) -> float:
     return float(v)
 
 
-class _Skip(Exception):  # noqa: N818 - internal: one payload cannot be used, and why
+class _Skip(errors.GatewayError):
     pass
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.core import errors
+
 # A payload value: the schema allows numbers, integers, strings, booleans and points.
 Value = float | int | str | bool | tuple[float, float]
 
@@ -19,7 +21,7 @@ OBJECT_TYPES: Final = frozenset({"PROGRAM", "EVENT", "REPORT", "SUBSCRIPTION", "
 OPERATIONS: Final = frozenset({"GET", "POST", "PUT", "DELETE"})
 
 
-class ProtocolError(Exception):
+class ProtocolError(errors.ProtocolError):
     """Bytes from the VTN (or a webhook caller) that are not a valid OpenADR 3 object.
 
     The message says what was wrong and where (a JSON path), so that a log line is actionable.

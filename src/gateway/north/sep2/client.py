@@ -2,7 +2,10 @@
 
 Everything protocol-shaped lives in the sans-I/O modules (:mod:`walk`, :mod:`session`,
 :mod:`responses`, :mod:`telemetry`, :mod:`timebase`); this module only moves bytes, keeps time
-and maps aiohttp/ssl/OS errors to :class:`TransportError`. Two classes:
+and maps aiohttp/ssl/OS errors to :class:`TransportError` (``gateway.core.errors``'s, shared
+with the OpenADR 3 client) with a message that says what was wrong: an RSA server certificate,
+no answer within the timeout, a refused connection or certificate (:meth:`Http._explain`).
+Two classes:
 
 * :class:`Http`: one server, one TLS identity, one connection pool, one back-off gate. It
   resolves the server's hrefs (which may be relative) against the DeviceCapability URL and
@@ -28,6 +31,7 @@ equal the OS wall clock. The OS clock is never set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -40,8 +44,10 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from gateway.core.controls import Mode
+from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
-from gateway.north.sep2 import codec, metering, telemetry, wellknown
+from gateway.core.schedule import ResponseCode
+from gateway.north.sep2 import codec, metering, telemetry, tls, wellknown
 from gateway.north.sep2.alarms import AlarmEdge
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
@@ -82,6 +88,11 @@ from gateway.north.sep2.xml import (
 __all__ = ["Backoff", "EndDeviceClient", "Http", "Identity", "ServerTime", "TransportError"]
 
 NO_SNAPSHOT_RETRY_S = 1.0  # telemetry due before the control loop's first snapshot
+REFUSALS: Final = frozenset(
+    {ResponseCode.NOT_APPLICABLE, ResponseCode.INVALID, ResponseCode.EXPIRED}
+)
+PROBE_TIMEOUT_S: Final = 5.0  # fetching a server's certificate to say why a handshake failed
+MAX_WARNED: Final = 1000  # refusals remembered so that a retried POST is not logged again
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +110,6 @@ T = TypeVar("T")
 
 Deliver = Callable[[list[Input]], Awaitable[None]]
 SiteSource = Callable[[float], telemetry.SiteState | None]
-
-
-class TransportError(Exception):
-    """The request did not get an HTTP answer: refused, reset, TLS failure or timeout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +206,10 @@ class Http:
         self._failures: dict[str, int] = {}
         self.requests = 0
         self.time = ServerTime()
+        # Why the server's certificate cannot be used, from one probe after a failed handshake;
+        # probed again after the next answer (the server may have been fixed).
+        self._probed = False
+        self._certificate_problem: str | None = None
         # Shared by the EndDevices of an aggregator on this connection: lFDI -> EndDevice href,
         # from one scan of the EndDeviceList (walk.scan_end_devices), under the lock.
         self.end_devices: dict[str, str] = {}
@@ -248,7 +259,8 @@ class Http:
                 reply = Reply(resp.status, body, dict(resp.headers))
         except (aiohttp.ClientError, ssl.SSLError, OSError, TimeoutError) as e:
             self._fail("", None)
-            raise TransportError(f"{req.method} {url}: {type(e).__name__}: {e}") from e
+            raise TransportError(f"{req.method} {url}: {await self._explain(url, e)}") from e
+        self._probed = False
         if CSIPAUS_NS_V13_BETA_BYTES in body:
             self.csipaus_ns = CSIPAUS_NS_V13_BETA
         elif CSIPAUS_NS_V13_BYTES in body:
@@ -260,6 +272,46 @@ class Http:
             self._failures.pop(path, None)
             self._failures.pop("", None)
         return reply
+
+    async def _explain(self, url: str, e: BaseException) -> str:
+        """What went wrong, for a person: aiohttp says "Cannot connect to host ... [None]"
+        for a handshake the server broke off, and nothing at all for a timeout."""
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        where = f"{host}:{port}"
+        if isinstance(e, aiohttp.ClientConnectorCertificateError):
+            return _certificate_refused(where, e.certificate_error)
+        if isinstance(e, TimeoutError):  # aiohttp's ServerTimeoutError is one too
+            return f"no answer from {where} within {self._timeout.total:g} s"
+        if isinstance(e, aiohttp.ClientConnectorError):
+            cause = e.os_error
+            if isinstance(cause, ConnectionRefusedError):
+                return f"{where} refused the connection (is the server running on port {port}?)"
+            if parts.scheme == "https" and isinstance(cause, ConnectionResetError | ssl.SSLError):
+                return await self._handshake_failed(host, port, cause)
+            return f"cannot connect to {where}: {cause.strerror or type(cause).__name__}"
+        if isinstance(e, aiohttp.ServerDisconnectedError):
+            return f"{where} closed the connection without answering"
+        text = str(e)
+        return f"{type(e).__name__}: {text}" if text else f"{type(e).__name__} from {where}"
+
+    async def _handshake_failed(self, host: str, port: int, cause: OSError) -> str:
+        where = f"{host}:{port}"
+        if not self._probed:
+            # Once per outage: an aggregator's EndDevices all fail together when the gate opens.
+            self._probed = True
+            timeout = min(self._timeout.total or PROBE_TIMEOUT_S, PROBE_TIMEOUT_S)
+            der = await _peer_certificate(host, port, timeout)
+            self._certificate_problem = None if der is None else tls.certificate_problem(der)
+        problem = self._certificate_problem
+        if problem is not None:
+            return f"the TLS handshake with {where} failed: {problem}"
+        said = getattr(cause, "reason", None) or "the server closed the connection"
+        return (
+            f"the TLS handshake with {where} failed ({said}): the server must offer TLS 1.2 "
+            f"with {tls.TLS_CIPHER} and a P-256 certificate, and accept our certificate chain"
+        )
 
     def _fail(self, path: str, retry_after_s: float | None) -> None:
         failures = self._failures[path] = self._failures.get(path, 0) + 1
@@ -346,6 +398,7 @@ class EndDeviceClient:
         self.pen = pen
         self.csipaus = csipaus  # False: US CSIP, no CSIP-AUS elements in what we write
         self.errors: list[str] = []  # the last problems, for status pages and tests
+        self._warned: dict[tuple[object, int], None] = {}  # refusals logged (ordered, bounded)
 
     # ------------------------------------------------------------------ time
 
@@ -415,10 +468,13 @@ class EndDeviceClient:
             await self._down(str(e))
             return  # stays due: runs again once the back-off gate opens
         except WalkError as e:
-            self._problem(f"{e}; walking again from DeviceCapability")
             if task != WALK:
+                self._problem(f"{e}; walking again from DeviceCapability")
                 self.session.lost(time.monotonic())
                 return
+            wait = self.session.walk_failed(time.monotonic())
+            self._problem(f"{e}; walking again from DeviceCapability in {wait:.1f} s")
+            return
         except DiscoveryError as e:  # registration problems: a person must act
             self._problem(str(e))
             await self._down(str(e))
@@ -494,7 +550,12 @@ class EndDeviceClient:
                 if dcap.TimeLink is None:
                     return False
                 await self._get_time(dcap.TimeLink.href)
-        except (TransportError, WalkError, TimeoutError) as e:
+        except TimeoutError:  # asyncio.timeout's own: no message of its own
+            where = urlsplit(self.http.dcap_url).netloc
+            why = f"no answer from {where} within {timeout_s:g} s"
+            self._problem(f"no server time at start-up ({why}); starting on this machine's clock")
+            return False
+        except (TransportError, WalkError) as e:
             self._problem(f"no server time at start-up ({e}); starting on this machine's clock")
             return False
         return True
@@ -527,6 +588,8 @@ class EndDeviceClient:
     async def _apply(self, update: Update) -> None:
         for note in update.notes:
             log.info("%s", note)
+        for warning in update.warnings:
+            log.warning("%s", warning)
         if update.inputs:
             await self._deliver(update.inputs)
 
@@ -636,6 +699,7 @@ class EndDeviceClient:
         edge = AlarmEdge.from_doc(doc)
         if edge is not None:
             return await self._post_log_event(edge)
+        self._warn_refusal(doc)
         post = response_post(doc, lfdi=self.identity.lfdi)
         if post is None:
             log.warning("%s: report %s has no replyTo: nothing to send", self.name, doc)
@@ -650,6 +714,26 @@ class EndDeviceClient:
         elif result is Outcome.RETRY:
             raise TransportError(f"POST {post.href}: {reply.status}; will retry")
         return result
+
+    def _warn_refusal(self, doc: dict[str, object]) -> None:
+        """A control the engine refused (252 not applicable, 253 invalid, 254 expired) is a
+        utility instruction not followed: WARNING, with its mRID and the engine's reason, once
+        per report (the engine's own note of it is INFO, with every other decision)."""
+        code, subject = doc.get("code"), doc.get("subject")
+        if not isinstance(code, int) or code not in REFUSALS or (subject, code) in self._warned:
+            return
+        self._warned[(subject, code)] = None
+        while len(self._warned) > MAX_WARNED:
+            del self._warned[next(iter(self._warned))]
+        name = ResponseCode(code).name.lower().replace("_", " ")
+        log.warning(
+            "%s: control %s refused (%d %s): %s; answering the server",
+            self.name,
+            subject,
+            code,
+            name,
+            doc.get("reason") or "no reason given",
+        )
 
     # ------------------------------------------------------------------ telemetry
 
@@ -829,6 +913,42 @@ class EndDeviceClient:
     def _problem(self, text: str) -> None:
         log.warning("%s: %s", self.name, text)
         self.errors = [*self.errors[-19:], text]
+
+
+def _certificate_refused(where: str, error: Exception) -> str:
+    if isinstance(error, tls.TlsIdentityError | tls.TlsChainError):
+        return f"{where}: {error}"  # the project's own checks: their messages say it all
+    detail = getattr(error, "verify_message", None) or str(error)
+    return (
+        f"{where}: certificate verify failed: {detail}: the server's certificate must chain "
+        "to the SERCA the gateway trusts ([sep2] serca) and be valid now"
+    )
+
+
+async def _peer_certificate(host: str, port: int, timeout_s: float) -> bytes | None:
+    """The certificate ``host`` presents to a client that accepts any (DER), or None.
+
+    Only to say why a handshake failed: the 2030.5 suite cannot be used with an RSA key, so the
+    real handshake fails before its certificate reaches us. Nothing is sent on this
+    connection; TLS 1.3 is allowed, whose client is done before a server that wants a client
+    certificate can refuse it."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE  # diagnosis only: nothing is trusted or sent
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port, ssl=probe)
+    except (OSError, TimeoutError):  # ssl.SSLError is an OSError
+        return None
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = None if ssl_object is None else ssl_object.getpeercert(binary_form=True)
+        return der or None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await writer.wait_closed()
 
 
 def _href(link: object) -> str | None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gateway.core import errors
+
 LFDI_HEX_DIGITS = 40  # 160 bits
 SFDI_HEX_DIGITS = 9  # 36 bits
 SFDI_MAX = 687194767359  # XSD SFDIType: 2**36 - 1 with a check digit appended (the XSD's bound)
@@ -36,7 +38,7 @@ _PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _CERT_LABELS = frozenset({b"CERTIFICATE", b"X509 CERTIFICATE"})
 
 
-class IdentityError(ValueError):
+class IdentityError(errors.ConfigError, ValueError):
     """An LFDI, SFDI, PIN or certificate that is not what 2030.5 says it must be."""
 
 

@@ -16,11 +16,17 @@ changes. Each request is handled like this:
   log line with the traceback), so the server may retry;
 - then ``success_status`` (201 Created by default), empty body.
 
+A listener that cannot listen (the port in use, an address not this machine's) raises
+:class:`ListenerError` from :meth:`NotificationListener.start`, and unusable TLS files raise
+:class:`~gateway.north.sep2.tls.TlsConfigError` from the constructor: configuration errors
+whose message says where and what to change, not OSError tracebacks.
+
 This module and the client are the only ones in ``north/sep2`` that do I/O.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -29,6 +35,7 @@ from typing import Final
 
 from aiohttp import web
 
+from gateway.core import errors
 from gateway.north.sep2 import codec, tls
 from gateway.north.sep2.pubsub import Notification, NotificationList
 from gateway.north.sep2.xml import MAX_BODY_BYTES, Sep2ParseError
@@ -46,6 +53,11 @@ DEFAULT_SUCCESS_STATUS: Final = 201
 _SUCCESS_STATUSES: Final = frozenset({200, 201, 204})
 
 OnNotification = Callable[[Notification], Awaitable[None]]
+
+
+class ListenerError(errors.ConfigError):
+    """The listener cannot listen where it was told (the port is taken, the address is not
+    this machine's, the port needs privileges): the message says where and what to change."""
 
 
 class NotificationListener:
@@ -108,6 +120,9 @@ class NotificationListener:
         try:
             site = web.TCPSite(runner, host, port, ssl_context=self._context)
             await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise ListenerError(_cannot_listen(host, port, e)) from None
         except BaseException:
             await runner.cleanup()
             raise
@@ -174,3 +189,22 @@ class NotificationListener:
         raise Sep2ParseError(
             f"expected a Notification or NotificationList, got {type(resource).__name__}"
         )
+
+
+def _cannot_listen(host: str, port: int, e: OSError) -> str:
+    where = f"{host}:{port}"
+    if e.errno == errno.EADDRINUSE:
+        why = (
+            "the port is already in use (another gateway, or another program, listens there): "
+            "stop it, or set [sep2.notify] port to a free port"
+        )
+    elif e.errno == errno.EADDRNOTAVAIL:
+        why = (
+            "the address is not one of this machine's: set [sep2.notify] listen to one of its "
+            "addresses (or 0.0.0.0 for all)"
+        )
+    elif e.errno == errno.EACCES:
+        why = "permission denied (ports below 1024 need privileges): choose a port above 1023"
+    else:
+        why = f"{e.strerror or type(e).__name__}; check [sep2.notify] listen and port"
+    return f"cannot listen for 2030.5 notifications on {where}: {why}"

@@ -69,6 +69,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
+from gateway.core import errors
 from gateway.north.sep2 import identity
 
 ID_ON_HARDWARE_MODULE_NAME = ObjectIdentifier("1.3.6.1.5.5.7.8.4")
@@ -92,7 +93,7 @@ _RESERVED = frozenset(
 )  # fmt: skip
 
 
-class PkiError(Exception):
+class PkiError(errors.ConfigError):
     """The PKI cannot be written as asked (files exist, a bad device name, a bad option)."""
 
 

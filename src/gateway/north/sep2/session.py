@@ -25,10 +25,15 @@ what they found into the core's inputs and says when to poll next:
   - Time at its own pollRate; telemetry at the EndDevice's ``postRate``.
   The next poll is the previous due time plus the rate (so polls do not drift), or now plus the
   rate after a poll that ran more than a whole period late.
+* Until a walk completes, the server's rates are unknown: a walk that fails before the first
+  one completed (:meth:`Session.walk_failed`: a body that does not decode, a 4xx) is retried
+  after :class:`FirstWalkRetry` (1 s doubling to 60 s, +-20 % jitter), not after the schema's
+  900 s. Once a walk has completed, a failed walk waits for the walk's own rate.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum, unique
@@ -50,7 +55,7 @@ from gateway.north.sep2.model import DERControl
 from gateway.north.sep2.resources import DEFAULT_POLL_RATE_S
 from gateway.north.sep2.walk import Discovery, ProgramView, UnreadableControl
 
-__all__ = ["DEFAULT_POST_RATE_S", "Session", "Task", "TaskKind", "Update"]
+__all__ = ["DEFAULT_POST_RATE_S", "FirstWalkRetry", "Session", "Task", "TaskKind", "Update"]
 
 # EndDevice.postRate has no schema default; CSIP-AUS servers set it. Without it we post as
 # often as the schema's default poll rate, the rate a server that says nothing expects traffic.
@@ -80,11 +85,34 @@ POST: Final = Task(TaskKind.POST)
 @dataclass(slots=True)
 class Update:
     inputs: list[Input] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # logged at INFO
+    # Logged at WARNING: something the server sent that the gateway will not follow.
+    warnings: list[str] = field(default_factory=list)
 
     def extend(self, other: Update) -> None:
         self.inputs.extend(other.inputs)
         self.notes.extend(other.notes)
+        self.warnings.extend(other.warnings)
+
+
+@dataclass(frozen=True, slots=True)
+class FirstWalkRetry:
+    """When to try again after a failed walk, until one completes.
+
+    Before the first walk completes there is no server rate to follow, and the schema's 900 s
+    would leave a new gateway deaf for a quarter of an hour after one bad body. The cap stays
+    well under any poll rate a server would set; the jitter keeps an aggregator's EndDevices
+    (or a fleet restarted at once) from retrying in step.
+    """
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    jitter: float = 0.2  # +-20 %
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """The wait after the ``failures``-th failed walk in a row (1, 2, ...)."""
+        raw = min(self.cap_s, self.base_s * 2.0 ** max(0, failures - 1))
+        return raw * (1 + rng.uniform(-self.jitter, self.jitter))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +129,18 @@ def _rate(rates: Iterable[int | None]) -> int:
 class Session:
     """What one EndDevice has told the engine, and when to ask the server again."""
 
-    def __init__(self, *, name: str = "sep2") -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "sep2",
+        first_walk: FirstWalkRetry | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.name = name  # for log lines: the EndDevice (aggregator mode has many)
+        self._first_walk = first_walk or FirstWalkRetry()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.walked = False  # a walk has completed: the server's rates rule from then on
+        self._walk_failures = 0  # failed walks in a row before the first completed
         self.discovery: Discovery | None = None
         self._offered: dict[MRID, _Offered] = {}
         self._rejected: set[MRID] = set()  # unreadable controls already answered
@@ -116,6 +154,8 @@ class Session:
     def discovered(self, found: Discovery, at: float, t: float) -> Update:
         """A completed walk, at server time ``at`` and monotonic time ``t``."""
         self.discovery = found
+        self.walked = True
+        self._walk_failures = 0
         out = Update()
         views = {v.program.mRID: v for v in found.programs}
         ranked = {
@@ -191,6 +231,18 @@ class Session:
         previous = self._due.get(task, t)
         nxt = previous + rate
         self._due[task] = nxt if nxt > t else t + rate
+
+    def walk_failed(self, t: float) -> float:
+        """The walk failed at ``t`` (not a transport error: those wait for the shell's back-off
+        gate). Schedule the next one and return how long until it: the first-walk back-off
+        until a walk has completed, the walk's rate after."""
+        if self.walked:
+            self.done(WALK, t)
+            return max(0.0, self._due[WALK] - t)
+        self._walk_failures += 1
+        delay = self._first_walk.delay(self._walk_failures, self._rng)
+        self._due[WALK] = t + delay
+        return delay
 
     def retry(self, task: Task, t: float, after_s: float) -> None:
         """``task`` could not run yet (nothing to send): due again ``after_s`` from ``t``,
@@ -287,7 +339,7 @@ class Session:
         """A control that did not decode: 253 once, nothing of it in force."""
         if bad.mRID is None:
             note = f"{self.name}: program {key}: a DERControl without a readable mRID: {bad.reason}"
-            return Update(notes=[note])
+            return Update(warnings=[f"{note}; ignored (no mRID to answer 253 to)"])
         mrid = MRID(bad.mRID)
         if mrid in self._rejected:
             return Update()
@@ -304,8 +356,8 @@ class Session:
             reply_to=bad.replyTo,
             origin=mapping.ORIGIN,
         )
-        note = f"{self.name}: {mrid}: refused (253): {bad.reason}"
-        return Update(inputs=[EventRejected(at, placeholder, bad.reason)], notes=[note])
+        note = f"{self.name}: control {mrid} refused (253 invalid): {bad.reason}"
+        return Update(inputs=[EventRejected(at, placeholder, bad.reason)], warnings=[note])
 
     def _withdraw(self, key: str, at: float, why: str) -> Update:
         out = Update()

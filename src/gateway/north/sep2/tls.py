@@ -11,6 +11,9 @@ transport seam takes a context, as httpx's does). What they enforce:
 - the peer's certificate is **required** on both sides and verified against the configured
   SERCA file *only*: no system CAs, no partial chains (an intermediate is never an anchor);
 - compression and renegotiation off;
+- the files are checked as they are loaded: a missing file, a key file that holds a
+  certificate, an encrypted key or a key of another certificate is a :class:`TlsConfigError`
+  naming the file and the ``[sep2]`` setting, not OpenSSL's "[SSL] PEM lib";
 - a chain holding a CA whose nameConstraints are not marked critical is refused in the
   handshake (:func:`check_chain`), on both sides: OpenSSL applies the constraints but not
   that rule of RFC 5280 (COMM-004E).
@@ -50,7 +53,9 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from gateway.core import errors
 from gateway.north.sep2 import identity
 
 log = logging.getLogger(__name__)
@@ -60,7 +65,13 @@ TLS_CURVE = "prime256v1"
 _HEX40 = re.compile(r"[0-9A-F]{40}")
 
 
-class TlsIdentityError(ssl.SSLCertVerificationError):
+class TlsConfigError(errors.ConfigError, ValueError):
+    """A TLS file that cannot be used (missing, the wrong kind, a key for another certificate).
+    The message names the file, what is wrong with it and what to do; a ``ValueError`` as the
+    chain check's always was."""
+
+
+class TlsIdentityError(ssl.SSLCertVerificationError, errors.TransportError):
     """The peer's certificate chains to the SERCA but is not the one expected (LFDI pin).
 
     A subclass of ``ssl.SSLCertVerificationError`` (so of ``ssl.SSLError``), so that asyncio
@@ -75,7 +86,7 @@ class TlsIdentityError(ssl.SSLCertVerificationError):
         self.verify_message = message
 
 
-class TlsChainError(ssl.SSLCertVerificationError):
+class TlsChainError(ssl.SSLCertVerificationError, errors.TransportError):
     """The peer's chain verified, but breaks a rule of RFC 5280 that OpenSSL does not enforce
     (COMM-004E: a CA whose nameConstraints are not marked critical). A subclass of
     ``ssl.SSLCertVerificationError`` for the same reasons as :class:`TlsIdentityError`."""
@@ -85,6 +96,33 @@ class TlsChainError(ssl.SSLCertVerificationError):
         self.strerror = message
         self.reason = "NON_CRITICAL_NAME_CONSTRAINTS"
         self.verify_message = message
+
+
+def certificate_problem(der: bytes) -> str | None:
+    """What makes a peer's certificate unusable for 2030.5, in words; None when its key is
+    ECDSA P-256 (the only kind the suite can use).
+
+    An RSA (or P-384, ...) server certificate cannot be used with ECDHE-ECDSA-AES128-CCM8, so
+    the handshake fails before the certificate reaches our checks, and OpenSSL only says
+    "handshake failure" (or the server resets the connection): the shell fetches the
+    certificate apart (``client._peer_certificate``) and asks this what was wrong.
+    """
+    try:
+        key = x509.load_der_x509_certificate(der).public_key()
+    except ValueError as e:
+        return f"the server's certificate does not parse ({e})"
+    wanted = f"2030.5 requires ECDSA P-256 (TLS {TLS_CIPHER})"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if isinstance(key.curve, ec.SECP256R1):
+            return None
+        return f"the server's certificate is ECDSA on {key.curve.name}; {wanted}"
+    kinds: tuple[tuple[type, str], ...] = (
+        (rsa.RSAPublicKey, "RSA"),
+        (ed25519.Ed25519PublicKey, "Ed25519"),
+        (ed448.Ed448PublicKey, "Ed448"),
+    )
+    kind = next((name for cls, name in kinds if isinstance(key, cls)), type(key).__name__)
+    return f"the server's certificate is {kind}; {wanted}"
 
 
 PeerConnection = ssl.SSLObject | ssl.SSLSocket
@@ -220,11 +258,77 @@ def _base_context(
     # never looks at them, and a MICA mapping anyPolicy would be accepted. The ssl module has
     # no name for X509_V_FLAG_POLICY_CHECK.
     ctx.verify_flags |= ssl.VerifyFlags(_X509_V_FLAG_POLICY_CHECK)
-    ctx.load_verify_locations(cafile=str(serca))  # the SERCA only: never load_default_certs()
-    ctx.load_cert_chain(str(_chain_file(cert, chain)), str(key))
+    _load(ctx, cert, key, chain, serca)
     ctx.sslobject_class = _CheckedObject
     ctx.sslsocket_class = _CheckedSocket
     return ctx
+
+
+# The run file's keys for each TLS file, so that a message says which setting to change.
+_ROLES: Final = {
+    "cert": "the device certificate ([sep2] cert)",
+    "key": "the device's private key ([sep2] key)",
+    "chain": "the certificate chain ([sep2] chain)",
+    "serca": "the SERCA certificate ([sep2] serca)",
+}
+_PEM_CERT: Final = b"-----BEGIN CERTIFICATE-----"
+_PEM_KEY: Final = re.compile(rb"-----BEGIN (?:EC |RSA |ENCRYPTED )?PRIVATE KEY-----")
+
+
+def _read(path: Path, role: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise TlsConfigError(f"{path}: no such file; {_ROLES[role]} must name one") from None
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise TlsConfigError(f"{path}: cannot be read ({why}); it is {_ROLES[role]}") from None
+
+
+def _load(ctx: ssl.SSLContext, cert: Path, key: Path, chain: Path | None, serca: Path) -> None:
+    """Load the SERCA and our certificate and key, or raise :class:`TlsConfigError` saying which
+    file is wrong and how: OpenSSL's own "[SSL] PEM lib (_ssl.c:...)" names neither."""
+    key_pem, cert_pem = _read(key, "key"), _read(cert, "cert")
+    if not _PEM_KEY.search(key_pem):
+        if _PEM_CERT in key_pem:
+            what = "holds a certificate, not a private key"
+        else:
+            what = "holds no PEM private key"
+        swapped = " (are cert and key swapped?)" if _PEM_KEY.search(cert_pem) else ""
+        raise TlsConfigError(
+            f"{key} {what}{swapped}: [sep2] key must name the device's private key, the PEM "
+            "file that begins '-----BEGIN PRIVATE KEY-----' or '-----BEGIN EC PRIVATE KEY-----' "
+            "(gateway certs init writes it as <device>.key)"
+        )
+    if b"ENCRYPTED" in key_pem:
+        raise TlsConfigError(
+            f"{key} is encrypted: the gateway starts unattended, so {_ROLES['key']} must be an "
+            "unencrypted PEM key (readable by the gateway's user only)"
+        )
+    if _PEM_CERT not in cert_pem:
+        raise TlsConfigError(f"{cert} holds no PEM certificate; it is {_ROLES['cert']}")
+    if _PEM_CERT not in _read(serca, "serca"):
+        raise TlsConfigError(f"{serca} holds no PEM certificate; it is {_ROLES['serca']}")
+    presented = _chain_file(cert, chain)
+    try:
+        ctx.load_verify_locations(cafile=str(serca))  # the SERCA only: never load_default_certs()
+    except ssl.SSLError as e:
+        raise TlsConfigError(
+            f"{serca} cannot be used as {_ROLES['serca']}: {e.reason or e}"
+        ) from None
+    try:
+        # An empty password, so that an encrypted key we did not spot fails here instead of
+        # OpenSSL prompting on a terminal nobody watches.
+        ctx.load_cert_chain(str(presented), str(key), password=lambda: b"")
+    except ssl.SSLError as e:
+        if e.reason == "KEY_VALUES_MISMATCH":
+            raise TlsConfigError(
+                f"{key} is not the private key of the certificate in {cert}: {_ROLES['key']} "
+                f"and {_ROLES['cert']} must be one device's pair"
+            ) from None
+        raise TlsConfigError(
+            f"{presented} and {key} cannot be loaded as our certificate and key: {e.reason or e}"
+        ) from None
 
 
 def _chain_file(cert: Path, chain: Path | None) -> Path:
@@ -235,18 +339,21 @@ def _chain_file(cert: Path, chain: Path | None) -> Path:
     """
     if chain is None:
         return cert
-    leaf = _first_pem(cert)
-    if _first_pem(chain) != leaf:
-        raise ValueError(f"{chain} does not begin with the certificate in {cert}")
+    leaf = _first_pem(cert, "cert")
+    if _first_pem(chain, "chain") != leaf:
+        raise TlsConfigError(
+            f"{chain} does not begin with the certificate in {cert}: {_ROLES['chain']} must "
+            "be this device's certificate followed by its intermediates (<device>-chain.pem)"
+        )
     return chain
 
 
-def _first_pem(path: Path) -> bytes:
-    text = path.read_bytes()
-    begin = text.find(b"-----BEGIN CERTIFICATE-----")
+def _first_pem(path: Path, role: str) -> bytes:
+    text = _read(path, role)
+    begin = text.find(_PEM_CERT)
     end = text.find(b"-----END CERTIFICATE-----", begin)
     if begin < 0 or end < 0:
-        raise ValueError(f"{path} holds no PEM certificate")
+        raise TlsConfigError(f"{path} holds no PEM certificate; it is {_ROLES[role]}")
     return b"".join(text[begin:end].split())
 
 

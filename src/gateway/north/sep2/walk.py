@@ -30,6 +30,7 @@ from typing import Any, Final, TypeVar
 
 from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this environment
 
+from gateway.core import errors
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import DER, DERList
 from gateway.north.sep2.identity import parse_lfdi
@@ -132,7 +133,7 @@ class Discovery:
     poll_rates: Mapping[str, int]
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(errors.ProtocolError):
     """Any failure of the walk."""
 
 

@@ -26,6 +26,8 @@ import json
 from typing import Final
 from urllib.parse import urlsplit
 
+from gateway.core import errors
+
 PATH: Final = "/.well-known/csipaus"
 MAX_BYTES: Final = 64 * 1024
 # (version, the namespace URIs and short names that mean it), newest first.
@@ -35,7 +37,7 @@ SUPPORTED: Final = (
 )
 
 
-class WellKnownError(ValueError):
+class WellKnownError(errors.ProtocolError, ValueError):
     """The discovery document cannot be used; the message says what it offered."""
 
 

@@ -21,6 +21,8 @@ from typing import Final
 
 from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this environment
 
+from gateway.core import errors
+
 NS: Final = "urn:ieee:std:2030.5:ns"
 CSIPAUS_NS: Final = "https://csipaus.org/ns"
 # Seen in the wild (e.g. a reference server's example collection); the CSIP-AUS schema rejects it.
@@ -38,7 +40,7 @@ MAX_BODY_BYTES: Final = 1 << 20
 _WRONG_NS_ELEMENTS: Final = f"{{{CSIPAUS_NS_WRONG}}}*"  # any element in that namespace
 
 
-class Sep2ParseError(ValueError):
+class Sep2ParseError(errors.ProtocolError, ValueError):
     """A 2030.5 body that is not well-formed, hostile, oversized or not 2030.5 at all."""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.north.sep2.der_resources import (
@@ -186,6 +187,30 @@ class Fault:
             if fault.remaining <= 0:
                 faults.remove(fault)
         return fault
+
+
+@dataclass(slots=True)
+class Tamper:
+    """A scripted rewrite of the bodies served on ``paths`` (globs); ``remaining`` None: until
+    cleared, else that many bodies more."""
+
+    paths: tuple[str, ...]
+    rewrite: Callable[[bytes], bytes]
+    remaining: int | None = None
+
+    @staticmethod
+    def apply(tampers: list[Tamper], path: str, body: bytes) -> bytes:
+        """``body`` as served on ``path``: rewritten by every tamper that matches, each one of
+        its count used up."""
+        for tamper in list(tampers):
+            if not any(fnmatch.fnmatchcase(path, g) for g in tamper.paths):
+                continue
+            body = tamper.rewrite(body)
+            if tamper.remaining is not None:
+                tamper.remaining -= 1
+                if tamper.remaining <= 0:
+                    tampers.remove(tamper)
+        return body
 
 
 @dataclass(frozen=True, slots=True)

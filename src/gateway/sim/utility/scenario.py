@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from gateway.core import errors
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.sim.utility.state import POLL_RESOURCES, UtilityState
 
@@ -52,7 +53,7 @@ _DEFAULT_EXTRA = frozenset(
 )
 
 
-class ScenarioError(ValueError):
+class ScenarioError(errors.ConfigError, ValueError):
     """A scenario file that does not say something the simulator can do."""
 
 

@@ -17,7 +17,6 @@ Use it as ``async with UtilityServer(state, pki) as server: ... server.url("/dca
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ from gateway.sim.utility import paths
 from gateway.sim.utility.handlers import Handlers
 from gateway.sim.utility.notifier import Deliverer, covers, notification_body, resource_at
 from gateway.sim.utility.recorder import Exchange, Recorder
-from gateway.sim.utility.records import Change
+from gateway.sim.utility.records import Change, Tamper
 from gateway.sim.utility.state import UtilityState
 
 SEP_XML: Final = "application/sep+xml"
@@ -165,11 +164,8 @@ class UtilityServer:
         except web.HTTPException as exc:
             record(exc.status, error=exc.text if exc.status >= 400 else None)
             raise
-        for globs, rewrite in self.state.tampers:
-            if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
-                continue
-            if any(fnmatch.fnmatchcase(request.path, g) for g in globs):
-                response.body = rewrite(response.body)
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            response.body = Tamper.apply(self.state.tampers, request.path, response.body)
         record(response.status, response.headers.get("Location"))
         return response
 
@@ -190,9 +186,8 @@ class UtilityServer:
                 resource = resource_at(self.state, wanted.subscribedResource, wanted.limit, edev)
                 uri = self.url(paths.sub(edev.number, sub.number))
                 body = notification_body(wanted.subscribedResource, uri, resource)
-                for globs, rewrite in self.state.tampers:  # what polls see, notifications carry
-                    if any(fnmatch.fnmatchcase(wanted.subscribedResource, g) for g in globs):
-                        body = rewrite(body)
+                # What polls see, notifications carry.
+                body = Tamper.apply(self.state.tampers, wanted.subscribedResource, body)
                 self._spawn(loop, self._deliver(wanted.notificationURI, body, edev.lfdi))
 
     async def _deliver(self, uri: str, body: bytes, lfdi: str) -> None:

@@ -43,6 +43,7 @@ from gateway.sim.utility.records import (
     Fsa,
     Mup,
     Program,
+    Tamper,
 )
 from gateway.sim.utility.reports import ClientReports
 
@@ -74,7 +75,7 @@ class UtilityState(ClientReports):
     faults: list[Fault] = field(default_factory=list)
     # (path globs, rewrite): bodies the server sends are rewritten on the way out, so a test
     # can serve what the codec would refuse to write (a negative limit, an overflow, garbage).
-    tampers: list[tuple[tuple[str, ...], Callable[[bytes], bytes]]] = field(default_factory=list)
+    tampers: list[Tamper] = field(default_factory=list)
     redirects: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (to, status)
     comms_up: bool = True
     # CSIP-AUS 1.3 /.well-known/csipaus (SDVN-01): schema version (namespace URI) -> the
@@ -400,9 +401,16 @@ class UtilityState(ClientReports):
             raise ValueError(f"a redirect is 301/302/303/307/308; got {status}")
         self.redirects[path] = (to, status)
 
-    def tamper(self, paths: Iterable[str], rewrite: Callable[[bytes], bytes]) -> None:
-        """Rewrite every response body served on ``paths`` (globs) until :meth:`clear_faults`."""
-        self.tampers.append((tuple(paths), rewrite))
+    def tamper(
+        self, paths: Iterable[str], rewrite: Callable[[bytes], bytes], *, count: int | None = None
+    ) -> Tamper:
+        """Rewrite every response body served on ``paths`` (globs) until :meth:`clear_faults`,
+        or only the next ``count`` of them (a bad body served once: ``count=1``)."""
+        if count is not None and count < 1:
+            raise ValueError(f"a tamper's count is at least 1; got {count}")
+        tamper = Tamper(tuple(paths), rewrite, count)
+        self.tampers.append(tamper)
+        return tamper
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The fault that answers this request (consuming one of its count), if any."""
