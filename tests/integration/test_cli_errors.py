@@ -215,3 +215,23 @@ def test_a_signal_stops_the_gateway_within_2_s_and_exit_0(
     gateway.wait(10)
     assert time.monotonic() - asked < 2.0
     assert gateway.returncode == 0
+
+
+def test_a_notification_port_in_use_is_named_by_gateway_run(tmp_path: Path) -> None:
+    init_pki(tmp_path / "pki")
+    site = _site(tmp_path)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        link = (
+            '[sep2]\ndcap = "https://127.0.0.1:1/dcap"\ncert = "pki/gateway.pem"\n'
+            'key = "pki/gateway.key"\nchain = "pki/gateway-chain.pem"\nserca = "pki/serca.pem"\n'
+            f'check_hostname = false\n[sep2.notify]\nlisten = "127.0.0.1"\nport = {port}\n'
+        )
+        site.write_text(site.read_text(encoding="utf-8") + link, encoding="utf-8")
+        done = _run("run", str(site), "--for", "5")
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr + done.stdout
+    assert f"127.0.0.1:{port}" in done.stderr
+    assert "[sep2.notify] port" in done.stderr  # what to change
