@@ -1,7 +1,7 @@
 """``gateway run CONFIG``: follow the utility link the file names (a 2030.5 server, an OpenADR
 2.0b VTN or an OpenADR 3 VTN) and drive the site (the simulated home today).
 
-One :class:`~gateway.runtime.sep2_site.Sep2Gateway` per EndDevice over one TLS identity and
+One :class:`~gateway.north.sep2.adapter.Sep2Gateway` per EndDevice over one TLS identity and
 one connection pool; in aggregator mode each EndDevice drives its own simulated home and has its
 own store. Stops on Ctrl-C (or after ``--for`` seconds), leaving every device in the state the
 engine last confirmed and every unsent report in the outbox.
@@ -19,7 +19,10 @@ from dataclasses import replace
 from typing import TextIO
 
 from gateway.core.site import SiteConfig
+from gateway.north.openadr2.adapter import Oadr2Gateway
+from gateway.north.openadr3.adapter import Oadr3Gateway
 from gateway.north.sep2 import tls
+from gateway.north.sep2.adapter import NotificationRouter, Sep2Gateway
 from gateway.north.sep2.client import Http, Identity, TransportError, discover_dcap
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
@@ -27,10 +30,7 @@ from gateway.north.sep2.wellknown import WellKnownError
 from gateway.runtime.demo import demo_site
 from gateway.runtime.heap import settle_heap
 from gateway.runtime.modbus_site import ModbusSite
-from gateway.runtime.oadr2_site import Oadr2Gateway
-from gateway.runtime.oadr3_site import Oadr3Gateway
 from gateway.runtime.run_config import RunConfig
-from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.store.sqlite import SqliteStore
 
@@ -75,11 +75,11 @@ async def _run_openadr(config: RunConfig, out: TextIO, stop: asyncio.Event) -> i
         async with site:
             gateway: Oadr2Gateway | Oadr3Gateway
             if config.openadr2 is not None:
-                gateway = Oadr2Gateway(site.runner, store, config.openadr2)
+                gateway = Oadr2Gateway(site.runner.port, store, config.openadr2)
                 vtn = config.openadr2.vtn_url
             else:
                 assert config.openadr3 is not None
-                gateway = Oadr3Gateway(site.runner, store, config.openadr3)
+                gateway = Oadr3Gateway(site.runner.port, store, config.openadr3)
                 vtn = config.openadr3.vtn
             _describe(site, out)
             out.write(f"store {config.store}\n")
@@ -140,7 +140,7 @@ async def _run_sep2(config: RunConfig, out: TextIO, stop: asyncio.Event) -> int:
             )
             gateways.append(
                 Sep2Gateway(
-                    site.runner,
+                    site.runner.port,
                     store,
                     http,
                     identity,
