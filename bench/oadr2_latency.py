@@ -40,8 +40,8 @@ from gateway.core.island import EnterService, Phase, RelayPosition
 from gateway.core.messages import WriteConfirmed, WriteFailed
 from gateway.demo.evening import demo_site
 from gateway.demo.modbus_site import ModbusSite
+from gateway.north.openadr2.adapter import Oadr2Gateway
 from gateway.north.openadr2.config import Oadr2Config, Tls
-from gateway.runtime.oadr2_site import Oadr2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.vtn2 import ScriptedVtn, VtnTls
 from gateway.sim.vtn2.pki import Oadr2Pki, init_pki
@@ -123,7 +123,7 @@ async def run(pki: Oadr2Pki, db: Path) -> tuple[list[float], list[float], list[f
             async with ModbusSite(
                 store, site, start=DEFAULT_START, now=time.time, ack_reports=False
             ) as home:
-                gateway = Oadr2Gateway(home.runner, store, config)
+                gateway = Oadr2Gateway(home.runner.port, store, config)
                 _instrument(gateway, home, gw_marks)
                 stop = asyncio.Event()
                 loop_task = asyncio.create_task(home.runner.run(PERIOD_S, stop))

@@ -69,6 +69,7 @@ from gateway.core.island import EnterService, Phase, RelayPosition
 from gateway.core.messages import Action, ChargerCommand, DerLimit, RelayCommand
 from gateway.demo.evening import demo_site
 from gateway.north.sep2 import tls
+from gateway.north.sep2.adapter import NotificationRouter, Sep2Gateway
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
 from gateway.north.sep2.notify import NotificationListener
@@ -77,7 +78,6 @@ from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.runtime.heap import settle_heap
 from gateway.runtime.runner import Runner, audit_to
-from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.runtime.south import DeviceConfig, South
 from gateway.runtime.wiring import restore_engine
 from gateway.south.drivers.base import Confirmation
@@ -509,7 +509,7 @@ async def measure(
     await listener.start()
     identity = Identity(gw.lfdi, sfdi_from_lfdi(gw.lfdi), pin=PIN)
     gateway = Sep2Gateway(
-        runner, store, http, identity, ratings=ratings, notify=(router, listener.url)
+        runner.port, store, http, identity, ratings=ratings, notify=(router, listener.url)
     )
     samples: Samples = {k: [] for k in STAGES}
     bare: list[float] = []

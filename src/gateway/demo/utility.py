@@ -29,6 +29,7 @@ from gateway.demo.evening import demo_site
 from gateway.demo.modbus_evening import _printer
 from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import codec, tls
+from gateway.north.sep2.adapter import NotificationRouter, Sep2Gateway
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.der_resources import DERStatus
 from gateway.north.sep2.identity import sfdi_from_lfdi
@@ -36,7 +37,6 @@ from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
 from gateway.sim.utility.records import Program
@@ -94,7 +94,7 @@ async def _demo(out: TextIO, tmp: Path) -> int:
                 await listener.start()
                 identity = Identity(gw.lfdi, sfdi_from_lfdi(gw.lfdi), pin=PIN, register=True)
                 gateway = Sep2Gateway(
-                    home.runner,
+                    home.runner.port,
                     store,
                     http,
                     identity,

@@ -21,17 +21,18 @@ from contextlib import AsyncExitStack
 from typing import TextIO
 
 from gateway.core.units import Timestamp
+from gateway.north.openadr2.adapter import Oadr2Gateway
+from gateway.north.openadr3.adapter import Oadr3Gateway
 from gateway.north.sep2 import tls
+from gateway.north.sep2.adapter import NotificationRouter
 from gateway.north.sep2.client import Http, Identity, TransportError, discover_dcap
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.north.sep2.wellknown import WellKnownError
 from gateway.runtime.heap import settle_heap
-from gateway.runtime.oadr2_site import Oadr2Gateway
-from gateway.runtime.oadr3_site import Oadr3Gateway
+from gateway.runtime.north import Sep2Link, build
 from gateway.runtime.run_config import RunConfig
 from gateway.runtime.runner import Listener
-from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.runtime.site import Site
 from gateway.store.sqlite import SqliteStore
 
@@ -115,11 +116,11 @@ async def _run_openadr(
         async with site_for(store, time.time) as site:
             gateway: Oadr2Gateway | Oadr3Gateway
             if config.openadr2 is not None:
-                gateway = Oadr2Gateway(site.runner, store, config.openadr2)
+                gateway = build("openadr2", config.openadr2, site.runner.port, store)
                 vtn = config.openadr2.vtn_url
             else:
                 assert config.openadr3 is not None
-                gateway = Oadr3Gateway(site.runner, store, config.openadr3)
+                gateway = build("openadr3", config.openadr3, site.runner.port, store)
                 vtn = config.openadr3.vtn
             _describe(config, out)
             out.write(f"store {config.store}\n")
@@ -177,16 +178,10 @@ async def _run_sep2(
             register=c.register,
             connection_point_id=device.connection_point,
         )
-        gateway = Sep2Gateway(
-            site.runner,
-            store,
-            http,
-            identity,
-            ratings=ratings,
-            notify=notify,
-            pen=c.pen,
-            csipaus=c.csipaus,
+        link = Sep2Link(
+            http, identity, ratings=ratings, notify=notify, pen=c.pen, csipaus=c.csipaus
         )
+        gateway = build("sep2", link, site.runner.port, store)
         out.write(f"EndDevice {device.lfdi} (SFDI {device.sfdi}): store {config.store}\n")
         _describe(config, out)
         out.write(f"following {http.dcap_url}; Ctrl-C stops\n")

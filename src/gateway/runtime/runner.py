@@ -12,9 +12,12 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from functools import cached_property
 
 from gateway.core import ratings
+from gateway.core.controls import ControlSet
 from gateway.core.engine import Engine
+from gateway.core.island import Phase
 from gateway.core.messages import (
     Action,
     Alarm,
@@ -27,7 +30,12 @@ from gateway.core.messages import (
     Observed,
     RelayCommand,
 )
+from gateway.core.ports import Jobs, Ratings, SitePort, Stop
+from gateway.core.schedule import EventRecord
+from gateway.core.site import SiteConfig
+from gateway.core.units import MRID, Timestamp
 from gateway.runtime.south import South
+from gateway.runtime.supervise import supervise
 from gateway.runtime.wiring import persist
 from gateway.south.device import WriteRecord
 from gateway.store.api import AuditEntry, Store
@@ -123,6 +131,12 @@ class Runner:
         # North adapters feed events from their own tasks; one input (and the device steps it
         # causes) at a time keeps a multi-step sequence from interleaving with another's.
         self._lock = asyncio.Lock()
+
+    @cached_property
+    def port(self) -> SitePort:
+        """This runner as the north adapters see it (typed as the port: mypy checks here that
+        :class:`RunnerPort` has its shape)."""
+        return RunnerPort(self)
 
     async def feed(self, first: Input, *more: Input) -> None:
         """Hand inputs to the engine, each with the device steps it causes. ``more`` are fed
@@ -263,3 +277,56 @@ class Runner:
             stop.set()
             await keep
             await rated
+
+
+class RunnerPort:
+    """A :class:`Runner` as a :class:`~gateway.core.ports.SitePort`: the one interface every
+    north adapter receives. A view, no state of its own: every call reads the runner (and its
+    engine) at that moment, so a test that wraps ``runner.feed`` still sees what is fed."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    async def feed(self, first: Input, *more: Input) -> None:
+        await self._runner.feed(first, *more)
+
+    def now(self) -> Timestamp:
+        return self._runner.now()
+
+    @property
+    def config(self) -> SiteConfig:
+        return self._runner.engine.config
+
+    def observed(self) -> Observed | None:
+        return self._runner.last_observed
+
+    def phase(self) -> Phase | None:
+        engine = self._runner.engine
+        return None if engine.island is None else engine.phase
+
+    def controls(self) -> ControlSet:
+        return self._runner.engine.resolved.controls
+
+    def ratings(self) -> Ratings:
+        engine = self._runner.engine
+        return engine.der_ratings, engine.der_charge_ratings
+
+    def scheduled(self, mrid: MRID) -> EventRecord | None:
+        return self._runner.engine.schedule.get(mrid)
+
+    @property
+    def cycles(self) -> int:
+        return self._runner.cycles
+
+    def on_cycle(self, hook: Callable[[Observed], None]) -> None:
+        self._runner.on_cycle.append(hook)
+
+    def assess(self, controls: ControlSet, now: Timestamp) -> list[str]:
+        return self._runner.engine.assess(controls, now)
+
+    async def run(self, stop: Stop, jobs: Jobs, *, period_s: float) -> None:
+        # The port names the stop signal structurally (core has no asyncio); the control loop
+        # and the supervisor need the real event.
+        if not isinstance(stop, asyncio.Event):
+            raise TypeError(f"stop must be an asyncio.Event, not {type(stop).__name__}")
+        await supervise(stop, {"control-loop": self._runner.run(period_s, stop), **jobs})

@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeAlias
 
-from gateway.core import errors
+from gateway.core.ports import StorageError
 
 # A JSON object as Python sees it; the precise recursive type would not help callers, who build
 # these from core records anyway.
@@ -57,8 +57,11 @@ __all__ = [
 # Exceptions
 
 
-class StoreError(errors.StoreError):
-    """Base of every store failure. ``path`` is the database file (``":memory:"`` for the twin)."""
+class StoreError(StorageError):
+    """Base of every store failure. ``path`` is the database file (``":memory:"`` for the twin).
+
+    A :class:`~gateway.core.ports.StorageError`: the north adapters catch that, never importing
+    the store."""
 
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)

@@ -26,8 +26,8 @@ from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
 from gateway.demo.evening import demo_site
 from gateway.demo.modbus_site import ModbusSite
+from gateway.north.openadr2.adapter import Oadr2Gateway
 from gateway.north.openadr2.config import Availability, Oadr2Config, Tls
-from gateway.runtime.oadr2_site import Oadr2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.vtn2 import ScriptedVtn, VtnTls
 from gateway.sim.vtn2.pki import Oadr2Pki, init_pki
@@ -170,7 +170,7 @@ async def oadr2_rig(
         async with ModbusSite(
             store, site or fast_site(), start=DEFAULT_START, now=time.time, ack_reports=False
         ) as home:
-            gateway = Oadr2Gateway(home.runner, store, config)
+            gateway = Oadr2Gateway(home.runner.port, store, config)
             rig = Oadr2Rig(vtn, home, gateway, store)
             record_inputs(rig.site.runner, rig.inputs)
             stop = asyncio.Event()

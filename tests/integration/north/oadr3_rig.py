@@ -26,9 +26,9 @@ from gateway.core.messages import Input
 from gateway.core.site import SiteConfig
 from gateway.demo.evening import demo_site
 from gateway.demo.modbus_site import ModbusSite
+from gateway.north.openadr3.adapter import Oadr3Gateway
 from gateway.north.openadr3.config import Oadr3Config, WebhookConfig
 from gateway.north.openadr3.mapping import AlertAction, ProgramMapping
-from gateway.runtime.oadr3_site import Oadr3Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.vtn2.pki import init_pki
 from gateway.sim.vtn3 import Vtn3Server, VtnState
@@ -174,7 +174,7 @@ async def oadr3_rig(
 
                     webhook_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                     webhook_ssl.load_cert_chain(vtn.pki.cert, vtn.pki.key)
-                gateway = Oadr3Gateway(home.runner, store, cfg, webhook_ssl=webhook_ssl)
+                gateway = Oadr3Gateway(home.runner.port, store, cfg, webhook_ssl=webhook_ssl)
                 rig = Rig(vtn, home, gateway)
                 record_inputs(rig.site.runner, rig.inputs)
                 stop = asyncio.Event()

@@ -32,6 +32,7 @@ from gateway.core.site import SiteConfig
 from gateway.demo.evening import demo_site
 from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import tls
+from gateway.north.sep2.adapter import NotificationRouter, Sep2Gateway
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
 from gateway.north.sep2.model import ActivePower, DERControlBase
@@ -39,7 +40,6 @@ from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.runtime.runner import RATINGS_EVERY_S
-from gateway.runtime.sep2_site import NotificationRouter, Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
 from gateway.sim.utility.records import Program
@@ -246,7 +246,7 @@ async def _gateway(
                 await listener.start()
                 notify = (router, listener.url)
             gateway = Sep2Gateway(
-                home.runner, store, http, identity, ratings=ratings, notify=notify
+                home.runner.port, store, http, identity, ratings=ratings, notify=notify
             )
             rig = GatewayRig(state, server, recorder, pki, http, home, gateway, program)
             rig.listener = listener if notifications else None
@@ -381,7 +381,7 @@ async def aggregator_rig(
                 ModbusSite(store, config, start=DEFAULT_START, now=http.time.now, ack_reports=False)
             )
             gateway = Sep2Gateway(
-                home.runner,
+                home.runner.port,
                 store,
                 http,
                 Identity(lfdi, sfdi_from_lfdi(lfdi), pin=PIN),

@@ -182,7 +182,7 @@ def test_E1_1060_an_opted_in_island_event_the_ev_can_no_longer_carry_gets_a_crea
                 await r.until(lambda: r.site.runner.cycles > start + 5, "1 s of cycles")
                 assert len(vtn.opts) == 1
 
-    with caplog.at_level(logging.WARNING, logger="gateway.runtime.oadr2_site"):
+    with caplog.at_level(logging.WARNING, logger="gateway.north.openadr2.adapter"):
         run(body)
     assert any("no EV connected" in m and "event:" in m for m in caplog.messages)
 

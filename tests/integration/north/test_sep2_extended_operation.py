@@ -60,13 +60,13 @@ from gateway.core.site import SiteConfig
 from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import client as client_module
 from gateway.north.sep2 import tls
+from gateway.north.sep2.adapter import Sep2Gateway
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
 from gateway.north.sep2.metering import FlowDirection, Uom
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.runtime.sep2_site import Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
 from gateway.sim.utility import paths as upaths
@@ -268,7 +268,7 @@ async def extended_run(
             ):
                 identity = Identity(gw.lfdi, sfdi_from_lfdi(gw.lfdi), pin=PIN)
                 ratings = SiteRatings.of_site(config)
-                gateway = Sep2Gateway(home.runner, store, http, identity, ratings=ratings)
+                gateway = Sep2Gateway(home.runner.port, store, http, identity, ratings=ratings)
                 client, session, engine = gateway.client, gateway.client.session, home.engine
                 assert await client.sync_time(), client.errors
                 add_batch(0)  # "GET-DERC-DAY-1": created as the gateway first walks

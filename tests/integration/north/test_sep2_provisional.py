@@ -28,11 +28,11 @@ from sep2_rig import (
 from gateway.core.controls import Mode
 from gateway.demo.modbus_site import ModbusSite
 from gateway.north.sep2 import tls
+from gateway.north.sep2.adapter import Sep2Gateway
 from gateway.north.sep2.client import Backoff, Http, Identity
 from gateway.north.sep2.identity import sfdi_from_lfdi
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.telemetry import SiteRatings
-from gateway.runtime.sep2_site import Sep2Gateway
 from gateway.sim.clock import DEFAULT_START
 from gateway.store.sqlite import SqliteStore
 
@@ -84,7 +84,7 @@ def test_P_01_aggregator_end_devices_share_a_control_and_each_answers(
                     )
                     identity = Identity(lfdi, sfdi_from_lfdi(lfdi), pin=PIN)
                     gateways.append(
-                        Sep2Gateway(site.runner, store, http, identity, ratings=ratings)
+                        Sep2Gateway(site.runner.port, store, http, identity, ratings=ratings)
                     )
                 tasks = [asyncio.create_task(g.run(stop, period_s=0.2)) for g in gateways]
                 try:

@@ -35,7 +35,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import aiohttp
 
@@ -43,6 +43,7 @@ from gateway.core import errors
 from gateway.core.controls import ControlSet
 from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored, Observed
+from gateway.core.ports import StateStore
 from gateway.core.units import Timestamp
 from gateway.north.openadr3 import codec, reports
 from gateway.north.openadr3.config import Oadr3Config
@@ -78,12 +79,6 @@ class AuthError(errors.ConfigError):
 
 class VtnError(errors.ProtocolError):
     """The VTN refused a request (4xx other than 401/429)."""
-
-
-class StateStore(Protocol):
-    def get_state(self, key: str) -> dict[str, Any] | None: ...
-
-    def put_state(self, key: str, doc: dict[str, Any]) -> None: ...
 
 
 def client_context(ca_file: str | None) -> ssl.SSLContext:
@@ -243,7 +238,8 @@ class Http:
 
 @dataclass
 class Deps:
-    """What the VEN needs from the site (given by the runtime; north never imports it)."""
+    """What the VEN needs from the site, drawn from the port (``core.ports.SitePort``) by
+    ``adapter.Oadr3Gateway``; the first shape of that port, kept as the client's seam."""
 
     deliver: Callable[[list[Input]], Awaitable[None]]
     observed: Callable[[], Observed | None]

@@ -1,16 +1,18 @@
-"""A gateway that follows a 2030.5 server: client, engine, store and devices, composed.
+"""The 2030.5 north adapter: a client that follows a server, plugged into the site's port.
 
 One :class:`Sep2Gateway` per EndDevice (aggregator mode runs several over one :class:`Http`).
-Three tasks share the site's :class:`Runner`:
+It receives the site as a :class:`~gateway.core.ports.SitePort` (the runtime's runner) and the
+site's store as an :class:`~gateway.core.ports.Outbox`; three tasks run under the site's
+supervision (``SitePort.run``):
 
-* the control loop (``Runner.run``): observe the devices, decide, act, every ``period_s``;
+* the control loop (the site's): observe the devices, decide, act, every ``period_s``;
 * the 2030.5 client (``EndDeviceClient.run``): walks and polls, feeding what is new into the
-  same runner, so a control that starts now reaches the devices within the feed;
+  same site, so a control that starts now reaches the devices within the feed;
 * the outbox: every report the engine stored is POSTed as a ``Response`` in order, and
-  acknowledged in the store only when the server took it (``runtime.outbox.drain``). A
+  acknowledged in the store only when the server took it (``north.sep2.outbox.drain``). A
   refused report (4xx) is settled and logged; a busy or unreachable server keeps it for later.
   Each alarm edge joins the same outbox when a control cycle sees it and goes out as a
-  ``LogEvent`` (BASIC-027, ``runtime.sep2_alarms``).
+  ``LogEvent`` (BASIC-027, ``north.sep2.alarm_journal``).
 
 The engine runs on server time (``client.now``): the events and every ``createdDateTime`` are
 in the server's timebase, as 2030.5 requires.
@@ -24,7 +26,9 @@ import logging
 
 from gateway.core.island import Phase, RelayPosition
 from gateway.core.messages import Input, MeterTelemetry, Observed
+from gateway.core.ports import Outbox, OutboxEntry, SitePort
 from gateway.core.site import SiteConfig
+from gateway.north.sep2.alarm_journal import AlarmRecorder
 from gateway.north.sep2.client import (
     DOCUMENTATION_PEN,
     EndDeviceClient,
@@ -32,14 +36,10 @@ from gateway.north.sep2.client import (
     Identity,
     TransportError,
 )
+from gateway.north.sep2.outbox import DeliveryError, drain
 from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.responses import Outcome
 from gateway.north.sep2.telemetry import DerAlarm, SiteRatings, SiteState
-from gateway.runtime.outbox import DeliveryError, drain
-from gateway.runtime.runner import Runner
-from gateway.runtime.sep2_alarms import AlarmRecorder
-from gateway.runtime.supervise import supervise
-from gateway.store.api import OutboxItem, Store
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +49,18 @@ TIME_SAVE_DELTA_S = 0.5
 
 
 class SiteStateSource:
-    """Builds the north side's :class:`SiteState` from the runner's last snapshot."""
+    """Builds the north side's :class:`SiteState` from the site's last snapshot."""
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
+    def __init__(self, site: SitePort) -> None:
+        self.site = site
         self._last: tuple[bool, bool, bool] | None = None
         self._changed_at = 0.0
 
     def __call__(self, at: float) -> SiteState | None:
-        obs = self.runner.last_observed
+        obs = self.site.observed()
         if obs is None:
             return None
-        engine = self.runner.engine
-        fault = _fault(self.runner)
+        fault = _fault(self.site)
         connected = obs.relay is not None and obs.relay.position is RelayPosition.CLOSED
         available = _der_available(obs)
         if self._last != (connected, fault, available):
@@ -82,15 +81,14 @@ class SiteStateSource:
             der_var=_der_var(obs),
             voltage_v=meter.grid_voltage_v if meter else None,
             frequency_hz=meter.grid_frequency_hz if meter else None,
-            energized=engine.resolved.controls.energize is not False,
-            alarms=_alarms(engine.config, meter, fault=fault),
+            energized=self.site.controls().energize is not False,
+            alarms=_alarms(self.site.config, meter, fault=fault),
             der_available=available,
         )
 
 
-def _fault(runner: Runner) -> bool:
-    engine = runner.engine
-    return engine.island is not None and engine.phase is Phase.FAULT
+def _fault(site: SitePort) -> bool:
+    return site.phase() is Phase.FAULT
 
 
 def _alarms(config: SiteConfig, meter: MeterTelemetry | None, *, fault: bool) -> int:
@@ -152,8 +150,8 @@ class NotificationRouter:
 class Sep2Gateway:
     def __init__(
         self,
-        runner: Runner,
-        store: Store,
+        site: SitePort,
+        store: Outbox[OutboxEntry],
         http: Http,
         identity: Identity,
         *,
@@ -163,16 +161,16 @@ class Sep2Gateway:
         pen: int = DOCUMENTATION_PEN,
         csipaus: bool = True,
     ) -> None:
-        self.runner = runner
+        self.site = site
         self.store = store
         self._drain_now = asyncio.Event()
         self.client = EndDeviceClient(
             http,
             identity,
             deliver=self._deliver,
-            site=SiteStateSource(runner),
+            site=SiteStateSource(site),
             ratings=ratings,
-            modes=runner.engine.config.supported_modes,
+            modes=site.config.supported_modes,
             page_size=page_size,
             pen=pen,
             csipaus=csipaus,
@@ -183,21 +181,21 @@ class Sep2Gateway:
             self.client.notify_uri = uri
         self._saved_offset: float | None = None
         self.alarms = AlarmRecorder(store)
-        runner.on_cycle.append(self._alarm_edges)
+        site.on_cycle(self._alarm_edges)
         self._configured = ratings
         # The engine's DER ratings (discharge, charge) last passed on.
         self._rated: tuple[dict[str, float], dict[str, float]] | None = None
-        runner.on_cycle.append(self._follow_ratings)
+        site.on_cycle(self._follow_ratings)
         self._follow_ratings()  # the ratings read at connect, before the first walk's PUTs
         self.delivered = 0  # reports the server acknowledged (or refused for good)
 
     async def _deliver(self, inputs: list[Input]) -> None:
         for item in inputs:
-            await self.runner.feed(item)
+            await self.site.feed(item)
         self._drain_now.set()
 
     def _alarm_edges(self, obs: Observed) -> None:
-        config, fault = self.runner.engine.config, _fault(self.runner)
+        config, fault = self.site.config, _fault(self.site)
         if self.alarms.record(_alarms(config, obs.meter, fault=fault), obs.at):
             self._drain_now.set()
 
@@ -205,16 +203,15 @@ class Sep2Gateway:
         """Each DER's rating in force (the engine's: min(configured, the device's own), read
         rarely) reaches the client's ratings when it changes, which PUTs DERCapability and
         DERSettings again (MUL-03 step d)."""
-        engine = self.runner.engine
-        rated = (engine.der_ratings, engine.der_charge_ratings)
+        rated = self.site.ratings()
         if self._configured is None or rated == self._rated:
             return
         self._rated = (dict(rated[0]), dict(rated[1]))
-        charger = engine.config.charger_id
+        charger = self.site.config.charger_id
         ratings = self._configured.with_rated(self._rated[0], charger, charge=self._rated[1])
         self.client.update_ratings(ratings)
 
-    async def _send(self, item: OutboxItem) -> None:
+    async def _send(self, item: OutboxEntry) -> None:
         try:
             result = await self.client.send_report(dict(item.doc))
         except TransportError as e:
@@ -256,11 +253,8 @@ class Sep2Gateway:
 
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
         await self._start_time()
-        await supervise(
+        await self.site.run(
             stop,
-            {
-                "control-loop": self.runner.run(period_s, stop),
-                "sep2-client": self.client.run(stop),
-                "sep2-outbox": self._drain_loop(stop),
-            },
+            {"sep2-client": self.client.run(stop), "sep2-outbox": self._drain_loop(stop)},
+            period_s=period_s,
         )

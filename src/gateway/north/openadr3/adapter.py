@@ -1,12 +1,14 @@
-"""A gateway that follows an OpenADR 3 VTN: VEN client, webhook listener, engine and devices.
+"""The OpenADR 3 north adapter: a VEN client and webhook listener, plugged into the site's port.
 
-Shaped like :class:`~gateway.runtime.sep2_site.Sep2Gateway`: two tasks share the site's
-:class:`Runner`, the control loop (``Runner.run``) and the VEN (``VenClient.run``: token,
-programs, subscriptions, polling, notifications, reports), which feeds what changed into the
-same runner. With ``[openadr3.webhook]`` a listener takes the VTN's notifications and queues them
-for the VEN's task; polling carries on as the fallback.
+Shaped like :class:`~gateway.north.sep2.adapter.Sep2Gateway`: it receives the site as a
+:class:`~gateway.core.ports.SitePort` (the client's ``Deps`` are drawn from it) and the site's
+store as a :class:`~gateway.core.ports.StateStore`; the VEN (``VenClient.run``: token,
+programs, subscriptions, polling, notifications, reports) runs under the site's supervision
+next to its control loop, and feeds what changed into the site. With ``[openadr3.webhook]`` a
+listener takes the VTN's notifications and queues them for the VEN's task; polling carries on
+as the fallback.
 
-The engine runs on the runner's clock (OpenADR 3 has no time resource; the VTN's event times
+The engine runs on the site's clock (OpenADR 3 has no time resource; the VTN's event times
 are absolute UTC).
 """
 
@@ -15,36 +17,32 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from gateway.core.controls import ControlSet
-from gateway.core.messages import Input, Observed
-from gateway.core.units import Timestamp
+from gateway.core.messages import Input
+from gateway.core.ports import SitePort, StateStore
 from gateway.north.openadr3.client import Deps, Http, VenClient
 from gateway.north.openadr3.config import Oadr3Config
 from gateway.north.openadr3.webhook import WebhookListener
-from gateway.runtime.runner import Runner
-from gateway.runtime.supervise import supervise
-from gateway.store.api import Store
 
 
 class Oadr3Gateway:
     def __init__(
         self,
-        runner: Runner,
-        store: Store,
+        site: SitePort,
+        store: StateStore,
         config: Oadr3Config,
         *,
         ssl_context: ssl.SSLContext | None = None,
         webhook_ssl: ssl.SSLContext | None = None,
     ) -> None:
-        self.runner = runner
+        self.site = site
         self.store = store
         self.config = config
         self.http = Http(config, ssl_context=ssl_context)
         deps = Deps(
             deliver=self._deliver,
-            observed=self._observed,
-            assess=self._assess,
-            now=runner.now,
+            observed=site.observed,
+            assess=site.assess,
+            now=site.now,
             store=store,
         )
         self.client = VenClient(self.http, config, deps)
@@ -64,13 +62,7 @@ class Oadr3Gateway:
 
     async def _deliver(self, inputs: list[Input]) -> None:
         for item in inputs:
-            await self.runner.feed(item)
-
-    def _observed(self) -> Observed | None:
-        return self.runner.last_observed
-
-    def _assess(self, controls: ControlSet, now: Timestamp) -> list[str]:
-        return self.runner.engine.assess(controls, now)
+            await self.site.feed(item)
 
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
         async with self.http:
@@ -78,12 +70,8 @@ class Oadr3Gateway:
                 await self.listener.start()
                 self.listener.bearer = self.client.new_callback(self.listener.url)
             try:
-                await supervise(
-                    stop,
-                    {
-                        "control-loop": self.runner.run(period_s, stop),
-                        "openadr3-ven": self.client.run(stop),
-                    },
+                await self.site.run(
+                    stop, {"openadr3-ven": self.client.run(stop)}, period_s=period_s
                 )
             finally:
                 if self.listener is not None:

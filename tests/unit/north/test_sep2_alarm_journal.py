@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.north.sep2.alarm_journal import STATE_KEY, AlarmRecorder
 from gateway.north.sep2.alarms import KEY_PREFIX, AlarmEdge
+from gateway.north.sep2.outbox import DeliveryError, drain, trim
 from gateway.north.sep2.pubsub import LogEvent
 from gateway.north.sep2.telemetry import DerAlarm, alarm_changes
-from gateway.runtime.outbox import DeliveryError, drain, trim
-from gateway.runtime.sep2_alarms import STATE_KEY, AlarmRecorder
 from gateway.store import MemoryStore, OutboxItem, SqliteStore, StoreUnavailableError
 from gateway.store.api import JsonDoc
 
@@ -135,7 +135,7 @@ def test_the_backlog_keeps_the_newest_and_says_what_it_dropped(
     store, server = MemoryStore(), Server(up=False)
     store.enqueue("sep2|m1|2", RESPONSE, T0)
     recorder = AlarmRecorder(store, keep=3)
-    with caplog.at_level(logging.WARNING, "gateway.runtime.sep2_alarms"):
+    with caplog.at_level(logging.WARNING, "gateway.north.sep2.alarm_journal"):
         for n in range(6):
             recorder.record(OV if n % 2 == 0 else 0, T0 + n)
     assert recorder.dropped == 3
@@ -162,7 +162,7 @@ def test_a_store_that_fails_loses_no_edge_it_is_found_again_next_cycle(
 
     store = Flaky()
     recorder = AlarmRecorder(store)
-    with caplog.at_level(logging.ERROR, "gateway.runtime.sep2_alarms"):
+    with caplog.at_level(logging.ERROR, "gateway.north.sep2.alarm_journal"):
         assert recorder.record(LE, T0) == []
         assert recorder.record(LE, T0 + 1) == []
     assert len(caplog.records) == 1  # said once, not every cycle
@@ -175,7 +175,7 @@ def test_a_store_that_fails_loses_no_edge_it_is_found_again_next_cycle(
 def test_a_damaged_state_starts_afresh_with_an_error(caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStore()
     store.put_state(STATE_KEY, {"bits": "x"})
-    with caplog.at_level(logging.ERROR, "gateway.runtime.sep2_alarms"):
+    with caplog.at_level(logging.ERROR, "gateway.north.sep2.alarm_journal"):
         recorder = AlarmRecorder(store)
     assert recorder.bits == 0
     assert "not an alarm detector's state" in caplog.text

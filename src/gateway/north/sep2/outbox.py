@@ -1,10 +1,13 @@
-"""Draining the outbox: every north report is delivered, in order, exactly once.
+"""Draining the outbox: every 2030.5 report is delivered, in order, exactly once.
 
-The north adapters (issues 4 and 5) supply ``send``: it returns when the utility acknowledged
-the report (2030.5: 201/204 on the Response POST) and raises when it did not. Reports go out in
-enqueue order; the first failure stops the pass so that a later report never overtakes an
-earlier one (a 3 Completed must not arrive before its 2 Started). After a restart the same call
-re-sends exactly what was never acknowledged.
+The adapter supplies ``send``: it returns when the utility acknowledged the report (201/204 on
+the Response or LogEvent POST) and raises when it did not. Only the 2030.5 adapter drains the
+outbox (the core queues no outbox report for OpenADR events), so this lives in ``north.sep2``,
+over the core's :class:`~gateway.core.ports.Outbox` (north does not import the store).
+
+Reports go out in enqueue order; the first failure stops the pass so that a later report never
+overtakes an earlier one (a 3 Completed must not arrive before its 2 Started). After a restart
+the same call re-sends exactly what was never acknowledged.
 
 :func:`trim` bounds one kind of report (by key prefix) while the utility cannot take them: the
 oldest beyond the newest ``keep`` are settled unsent, and the caller says so in the log.
@@ -13,18 +16,21 @@ oldest beyond the newest ``keep`` are settled unsent, and the caller says so in 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from gateway.core import errors
-from gateway.store.api import OutboxItem, Store
+from gateway.core.ports import Outbox, OutboxEntry
 
-Send = Callable[[OutboxItem], Awaitable[None]]
+E = TypeVar("E", bound=OutboxEntry)
+
+Send = Callable[[E], Awaitable[None]]
 
 
 class DeliveryError(errors.TransportError):
     """``send`` could not get an acknowledgement; the message says why, for the log."""
 
 
-async def drain(store: Store, send: Send, now: Callable[[], float]) -> int:
+async def drain(store: Outbox[E], send: Send[E], now: Callable[[], float]) -> int:
     """Send every pending report once, in order; return how many were acknowledged."""
     delivered = 0
     for item in store.pending():
@@ -38,7 +44,7 @@ async def drain(store: Store, send: Send, now: Callable[[], float]) -> int:
     return delivered
 
 
-def trim(store: Store, prefix: str, keep: int, now: float) -> list[OutboxItem]:
+def trim(store: Outbox[E], prefix: str, keep: int, now: float) -> list[E]:
     """Settle, unsent, every pending item whose key starts with ``prefix`` but the newest
     ``keep``; return those dropped (oldest first) for the caller's log line."""
     if keep < 0:

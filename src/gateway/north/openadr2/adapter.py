@@ -1,15 +1,17 @@
-"""A gateway that follows an OpenADR 2.0b VTN: VEN, engine, store and devices, composed.
+"""The OpenADR 2.0b north adapter: a VEN that follows a VTN, plugged into the site's port.
 
-Two tasks share the site's :class:`Runner`:
+It receives the site as a :class:`~gateway.core.ports.SitePort` (the runtime's runner) and the
+site's store as a :class:`~gateway.core.ports.StateStore`; its tasks run under the site's
+supervision (``SitePort.run``), next to the site's control loop:
 
-* the control loop (``Runner.run``): observe the devices, decide, act, every ``period_s``;
 * the VEN (``GatewayVen.follow``): registers, polls, and hands every oadrDistributeEvent to
   :meth:`Oadr2Gateway.on_distribute`, which decides (``north.openadr2.mapping``, with the
-  engine's ``assess`` for the site's own refusals), feeds what changed into the runner (so an
-  event starting now reaches the devices within the feed), stores the tracker's state, and
-  returns the opt answers for the oadrCreatedEvent.
+  site's ``assess`` for its own refusals), feeds what changed into the site (so an event
+  starting now reaches the devices within the feed), stores the tracker's state, and returns
+  the opt answers for the oadrCreatedEvent;
+* the opts (``opt_step``): availability and opted-in events the site can no longer carry out.
 
-OpenADR events carry wall-clock times, so the runner must run on the wall clock (``now=time.time``
+OpenADR events carry wall-clock times, so the site must run on the wall clock (``now=time.time``
 for ``ModbusSite``); there is no server timebase as in 2030.5.
 """
 
@@ -25,14 +27,12 @@ from typing import Any
 from gateway.core.controls import ControlSet
 from gateway.core.island import RelayPosition
 from gateway.core.messages import EventCancelled, EventReceived, NorthLinkLost, NorthLinkRestored
+from gateway.core.ports import SitePort, StateStore
 from gateway.north.openadr2 import mapping
 from gateway.north.openadr2 import opts as eiopt
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr2.events import STATE_KEY, EventResponse, Tracker
 from gateway.north.openadr2.ven import GatewayVen, Telemetry
-from gateway.runtime.runner import Runner
-from gateway.runtime.supervise import supervise
-from gateway.store.api import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ FIRST_OBSERVATION_S = 10.0
 
 
 class Oadr2Gateway:
-    def __init__(self, runner: Runner, store: Store, config: Oadr2Config) -> None:
-        self.runner = runner
+    def __init__(self, site: SitePort, store: StateStore, config: Oadr2Config) -> None:
+        self.site = site
         self.store = store
         self.config = config
         self.tracker, problems = Tracker.from_doc(store.get_state(STATE_KEY))
@@ -71,7 +71,7 @@ class Oadr2Gateway:
             log.warning("OpenADR 2.0b: %s", p)
 
     def telemetry(self) -> Telemetry | None:
-        obs = self.runner.last_observed
+        obs = self.site.observed()
         if obs is None:
             return None
         charger = obs.charger
@@ -84,10 +84,10 @@ class Oadr2Gateway:
         )
 
     async def on_distribute(self, events: list[dict[str, Any]]) -> list[EventResponse]:
-        now = self.runner.now()
+        now = self.site.now()
 
         def assess(controls: ControlSet) -> list[str]:
-            return self.runner.engine.assess(controls, now)
+            return self.site.assess(controls, now)
 
         def decide(event: Mapping[str, Any]) -> mapping.Decision:
             self.decided += 1
@@ -103,9 +103,9 @@ class Oadr2Gateway:
             log.log(level, "OpenADR 2.0b: %s", line)
         try:
             for mrid in out.cancels:
-                await self.runner.feed(EventCancelled(now, mrid))
+                await self.site.feed(EventCancelled(now, mrid))
             for event in out.offers:
-                await self.runner.feed(EventReceived(now, event))
+                await self.site.feed(EventReceived(now, event))
         except BaseException:
             # Not all of it reached the core: forget this distribution, so that the next copy
             # of the list is decided again rather than taken as known.
@@ -118,12 +118,11 @@ class Oadr2Gateway:
     def _opted_in_events(self, now: float) -> dict[tuple[str, int], list[str]]:
         """Every event we opted in to that is not over, with why the site could not carry
         out its intervals now (the core's own ``assess`` of each interval's controls)."""
-        engine = self.runner.engine
         out: dict[tuple[str, int], list[str]] = {}
         for known in self.tracker.known.values():
             if known.opt != mapping.OPT_IN or known.cancelled:
                 continue
-            records = [engine.schedule.get(m) for m in known.mrids]
+            records = [self.site.scheduled(m) for m in known.mrids]
             live = [
                 r for r in records if r is not None and r.cancel_status is None and r.span[1] > now
             ]
@@ -131,28 +130,27 @@ class Oadr2Gateway:
                 continue
             reasons: list[str] = []
             for r in live:
-                reasons += [x for x in engine.assess(r.event.controls, now) if x not in reasons]
+                reasons += [x for x in self.site.assess(r.event.controls, now) if x not in reasons]
             out[(known.event_id, known.modification_number)] = reasons
         return out
 
     async def opt_step(self) -> int:
         """Send the opts that are due (:mod:`gateway.north.openadr2.opts`); how many the VTN
         acknowledged. Reporting only: nothing here changes what the core has in force."""
-        obs = self.runner.last_observed
+        obs = self.site.observed()
         if obs is None or not self.ven.registration_id or not self.link_up:
             return 0  # due again once the VTN answers (no retry storm while it is away)
-        now = self.runner.now()
-        engine = self.runner.engine
+        now = self.site.now()
 
         def island() -> list[str]:
-            return engine.assess(ControlSet(connect=False), now)
+            return self.site.assess(ControlSet(connect=False), now)
 
         services = {
             context: eiopt.unavailable(
                 service,
                 island=island,
                 charger=obs.charger,
-                reserve_pct=engine.config.backup_reserve_soc_pct,
+                reserve_pct=self.site.config.backup_reserve_soc_pct,
             )
             for context, service in self.config.availability.services.items()
         }
@@ -191,7 +189,7 @@ class Oadr2Gateway:
                 await asyncio.wait_for(stop.wait(), period)
 
     async def _on_link(self, up: bool, error: str) -> None:
-        now = self.runner.now()
+        now = self.site.now()
         self.link_up = up
         if up and self.ven.ven_id:
             self.store.put_state(
@@ -199,9 +197,9 @@ class Oadr2Gateway:
                 {"ven_id": self.ven.ven_id, "registration_id": self.ven.registration_id},
             )
         if up:
-            await self.runner.feed(NorthLinkRestored(now, mapping.ORIGIN))
+            await self.site.feed(NorthLinkRestored(now, mapping.ORIGIN))
         else:
-            await self.runner.feed(NorthLinkLost(now, mapping.ORIGIN, error))
+            await self.site.feed(NorthLinkLost(now, mapping.ORIGIN, error))
 
     def poll_now(self) -> None:
         self.ven.poll_now()
@@ -210,7 +208,7 @@ class Oadr2Gateway:
         # Register once the site has been observed: an event that arrives before the first
         # telemetry would be opted out ("the charger is not reporting") for no good reason.
         deadline = asyncio.get_running_loop().time() + FIRST_OBSERVATION_S
-        while self.runner.cycles == 0 and not stop.is_set():
+        while self.site.cycles == 0 and not stop.is_set():
             if asyncio.get_running_loop().time() > deadline:
                 log.warning("OpenADR 2.0b: no telemetry yet; registering with the VTN anyway")
                 break
@@ -218,11 +216,8 @@ class Oadr2Gateway:
         await self.ven.follow(stop, self._on_link)
 
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
-        await supervise(
+        await self.site.run(
             stop,
-            {
-                "control-loop": self.runner.run(period_s, stop),
-                "openadr2-ven": self._follow(stop),
-                "openadr2-opts": self._opt_loop(stop),
-            },
+            {"openadr2-ven": self._follow(stop), "openadr2-opts": self._opt_loop(stop)},
+            period_s=period_s,
         )

@@ -3,7 +3,7 @@
 :class:`AlarmRecorder` runs the sans-I/O :class:`~gateway.north.sep2.alarms.AlarmDetector` on
 each cycle's alarm bits. The edges it finds go into the store's outbox, with the detector's new
 state, in one transaction: the Responses' outbox, so they are drained by the same
-:func:`~gateway.runtime.outbox.drain`, in order with the reports around them, each acknowledged
+:func:`~gateway.north.sep2.outbox.drain`, in order with the reports around them, each acknowledged
 only when the server took its LogEvent, and what was not taken survives a restart. The stored
 state makes a restart neither repeat an alarm that is still in force nor miss one that cleared
 while the gateway was down (it is reported at the first cycle after, stamped then).
@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import time
 
+from gateway.core.ports import Outbox, OutboxEntry, StorageError
 from gateway.north.sep2.alarms import KEY_PREFIX, AlarmDetector, AlarmEdge
-from gateway.runtime.outbox import trim
-from gateway.store.api import Store, StoreError
+from gateway.north.sep2.outbox import trim
 
 __all__ = ["MAX_BACKLOG", "STATE_KEY", "AlarmRecorder"]
 
@@ -32,7 +32,7 @@ MAX_BACKLOG = 1000  # LogEvents kept for the server; an alarm flapping for hours
 class AlarmRecorder:
     """Stores each alarm edge of a site as an outbox report, once, when it is seen."""
 
-    def __init__(self, store: Store, *, keep: int = MAX_BACKLOG) -> None:
+    def __init__(self, store: Outbox[OutboxEntry], *, keep: int = MAX_BACKLOG) -> None:
         self.store = store
         self.keep = keep
         self.dropped = 0  # edges dropped unsent to keep the backlog bounded
@@ -61,7 +61,7 @@ class AlarmRecorder:
                     if not self.store.enqueue(edge.key, edge.doc(), at):
                         log.error("alarm %s: key %s was already used; not reported", edge, edge.key)
                 self.store.put_state(STATE_KEY, detector.doc())
-        except StoreError as e:
+        except StorageError as e:
             if not self._failing:
                 log.error("alarm edges not stored, retried next cycle: %s", e)
             self._failing = True
@@ -74,7 +74,7 @@ class AlarmRecorder:
     def _trim(self, now: float) -> None:
         try:
             dropped = trim(self.store, KEY_PREFIX, self.keep, now)
-        except StoreError as e:
+        except StorageError as e:
             log.error("alarm backlog not trimmed: %s", e)
             return
         if not dropped:

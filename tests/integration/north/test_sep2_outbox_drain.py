@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.runtime.outbox import DeliveryError, drain
+from gateway.north.sep2.outbox import DeliveryError, drain
 from gateway.store.api import OutboxItem
 from gateway.store.sqlite import SqliteStore
 
