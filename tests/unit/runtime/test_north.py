@@ -7,10 +7,10 @@ import ssl
 from typing import cast
 
 import pytest
-from gateway.runtime.demo import demo_site
 
 from gateway.core.engine import Engine
 from gateway.core.ports import SitePort
+from gateway.demo.evening import demo_site
 from gateway.north.openadr2.adapter import Oadr2Gateway
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr3.adapter import Oadr3Gateway

@@ -7,13 +7,13 @@ import asyncio
 from typing import cast
 
 import pytest
-from gateway.runtime.demo import demo_site
 
 from gateway.core.controls import ControlSet
 from gateway.core.engine import Engine
 from gateway.core.island import Phase
 from gateway.core.messages import DeviceCommand, Direction, Input, Observed, Tick, WriteFailed
 from gateway.core.units import MRID
+from gateway.demo.evening import demo_site
 from gateway.runtime.runner import Runner
 from gateway.runtime.south import South
 from gateway.store.memory import MemoryStore
