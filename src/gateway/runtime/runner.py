@@ -27,6 +27,7 @@ from gateway.core.messages import (
     Observed,
     RelayCommand,
 )
+from gateway.runtime.requests import answer_requests
 from gateway.runtime.south import South
 from gateway.runtime.wiring import persist
 from gateway.south.device import WriteRecord
@@ -213,6 +214,7 @@ class Runner:
         observed = await self.south.observe()
         self.last_observed = observed
         await self.feed(observed)
+        await answer_requests(self.store, self.engine, self.feed, self.now)  # gateway fault-reset
         for hook in self.on_cycle:
             hook(observed)
         self.last_cycle = asyncio.get_running_loop().time()

@@ -252,6 +252,12 @@ class SqliteStore:
 
     def take_requests(self, now: float) -> list[Request]:
         at = check_time(now, "now", self._path)
+        # Called every control cycle: with nothing pending (nearly always) a read on the partial
+        # index, without taking the write lock or committing.
+        if not self._fetch(
+            "look for requests", "SELECT 1 FROM request WHERE status = 'pending' LIMIT 1"
+        ):
+            return []
         with self.transaction():  # BEGIN IMMEDIATE: no other taker between the read and the mark
             self._execute(
                 "expire requests",
