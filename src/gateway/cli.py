@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path, help="the run configuration (TOML; see docs/sep2.md)")
     run.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
     run.add_argument("-v", "--verbose", action="store_true", help="log every decision")
+    reset = sub.add_parser(
+        "fault-reset", help="ask the running gateway to leave FAULT (refused while it persists)"
+    )
+    from gateway.runtime.cli_fault import add_arguments as add_fault_arguments
+
+    add_fault_arguments(reset)
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -124,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_certs(args, sys.stdout, sys.stderr)
     if args.command == "run":
         return _run(args)
+    if args.command == "fault-reset":
+        from gateway.runtime.cli_fault import run as run_fault_reset
+
+        return run_fault_reset(args, sys.stdout, sys.stderr)
     if args.command == "simulate":
         import asyncio
 

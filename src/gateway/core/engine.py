@@ -41,6 +41,7 @@ from gateway.core.island import (
     Trigger,
 )
 from gateway.core.messages import (
+    REASONS_JOINED_BY,
     Action,
     Alarm,
     ChargerCommand,
@@ -655,7 +656,7 @@ class Engine:
         before, fault = self.phase, self.island.fault
         blockers = self.reset_blockers(now)
         if blockers:
-            reason = "; ".join(blockers)
+            reason = REASONS_JOINED_BY.join(blockers)
         elif self._relay_is(RelayPosition.CLOSED, now):
             reason = "relay read back closed, charger stopped at zero power"
             self._move(Trigger.RESET_CLOSED, now, f"reset by {req.by}; {reason}", out)
@@ -664,7 +665,7 @@ class Engine:
             self._move(Trigger.RESET_OPEN, now, f"reset by {req.by}; re-confirming relay open", out)
         accepted = not blockers
         if accepted:
-            reason = f"{reason}; {before.value} -> {self.phase.value}"
+            reason = f"{reason}: {before.value} -> {self.phase.value}"
         self.last_reset = ResetOutcome(now, req.by, request, accepted, reason)
         outcome = f"{'accepted' if accepted else 'refused'}: {reason}"
         doc = {
@@ -698,11 +699,11 @@ class Engine:
         max_age = self.config.telemetry_max_age_s
         c = self._charger
         if c is None:
-            return ["the charger has not reported since the gateway started; check its link"]
+            return ["the charger has not reported since the gateway started: check its link"]
         if now - c.at > max_age:
             age = now - c.at
             return [
-                f"the charger's last report is {age:g} s old (limit {max_age:g} s); check its link"
+                f"the charger's last report is {age:g} s old (limit {max_age:g} s): check its link"
             ]
         out = []
         if c.fault:
@@ -715,16 +716,16 @@ class Engine:
             )
         sent = self._sent.get("charger")
         if sent is None or not _is_stop(sent.command):
-            out.append("the gateway has not yet commanded the charger to stop; wait a cycle")
+            out.append("the gateway has not yet commanded the charger to stop (wait a cycle)")
         elif sent.failed is not None:
             out.append(
-                f"the charger's stop command failed ({sent.failed}); "
+                f"the charger's stop command failed ({sent.failed}), "
                 f"it is retried every {self.config.retry_after_s:g} s"
             )
         elif sent.confirmed_at is None:
-            out.append("the charger's stop command is not confirmed yet; wait for its read-back")
+            out.append("the charger's stop command is not confirmed yet (wait for its read-back)")
         elif c.at < sent.confirmed_at:
-            out.append("no charger report since its stop was confirmed yet; wait a cycle")
+            out.append("no charger report yet since its stop was confirmed (wait a cycle)")
         return out
 
     def _relay_blockers(self, now: Timestamp) -> list[str]:
@@ -734,17 +735,17 @@ class Engine:
     def _relay_blocker(self, now: Timestamp) -> str | None:
         sent = self._sent.get("relay")
         if sent is not None and sent.confirmed_at is None and sent.failed is None:
-            return "a relay command is in flight; wait for its read-back"
+            return "a relay command is in flight (wait for its read-back)"
         if self._relay is None:
             return (
                 "the relay's position is unknown (no read-back since the gateway started "
-                "or since its last command failed); check the relay and its link"
+                "or since its last command failed): check the relay and its link"
             )
         position, at = self._relay
         max_age = self.config.telemetry_max_age_s
         if now - at > max_age:
             return (
-                f"the relay's last read-back is {now - at:g} s old (limit {max_age:g} s); "
+                f"the relay's last read-back is {now - at:g} s old (limit {max_age:g} s): "
                 "check its link"
             )
         seen = self._relay_seen
@@ -761,10 +762,10 @@ class Engine:
             return (
                 f"the relay reads open but the home side is live ({seen.load_voltage_v:g} V, "
                 f"dead below {self.config.dead_bus_v:g} V) with the charger not forming: the "
-                "contacts may be welded or the auxiliary contact lies; inspect the relay"
+                "contacts may be welded or the auxiliary contact lies: inspect the relay"
             )
         if position is RelayPosition.UNKNOWN:
-            return "the relay reads neither open nor closed (moving, or faulted); inspect the relay"
+            return "the relay reads neither open nor closed (moving, or faulted): inspect the relay"
         return None
 
     # Interlocks -------------------------------------------------------------------------------

@@ -206,7 +206,12 @@ class ResetOutcome:
     by: str
     request: str  # the audit entry's correlation id
     accepted: bool
-    reason: str  # why it was accepted (and where it leads), or every reason it was refused
+    # Why it was accepted (and where it leads), or every reason it was refused, each a sentence
+    # without "; " in it, joined by REASONS_JOINED_BY.
+    reason: str
+
+
+REASONS_JOINED_BY = "; "
 
 
 Input = (

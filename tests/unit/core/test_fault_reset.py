@@ -8,6 +8,7 @@ from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.engine import Engine
 from gateway.core.island import ChargerMode, Phase, RelayPosition
 from gateway.core.messages import (
+    REASONS_JOINED_BY,
     Action,
     ChargerCommand,
     ChargerTelemetry,
@@ -236,8 +237,9 @@ def test_every_reason_is_given_at_once() -> None:
     h = faulted()
     h.observe(RelayPosition.UNKNOWN, fault=True)
     reason = refused(h)
-    assert "charger reports a fault" in reason
-    assert "neither open nor closed" in reason
+    first, second = reason.split(REASONS_JOINED_BY)  # one sentence each, for the CLI's list
+    assert "charger reports a fault" in first
+    assert "neither open nor closed" in second
 
 
 def test_a_reset_without_a_request_id_gets_one_of_its_own() -> None:
