@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-v", "--verbose", action="store_true", help="log every decision ([log] level = info)"
     )
+    reset = sub.add_parser(
+        "fault-reset", help="ask the running gateway to leave FAULT (refused while it persists)"
+    )
+    from gateway.runtime.cli_fault import add_arguments as add_fault_arguments
+
+    add_fault_arguments(reset)
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -143,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("gateway check-config: name a site file (or --schema)", file=sys.stderr)
             return 2
         return check_config(args.paths, schema=args.schema, out=sys.stdout, err=sys.stderr)
+    if args.command == "fault-reset":
+        from gateway.runtime.cli_fault import run as run_fault_reset
+
+        return run_fault_reset(args, sys.stdout, sys.stderr)
     if args.command == "simulate":
         import asyncio
 

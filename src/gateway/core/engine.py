@@ -41,6 +41,7 @@ from gateway.core.island import (
     Trigger,
 )
 from gateway.core.messages import (
+    REASONS_JOINED_BY,
     Action,
     Alarm,
     ChargerCommand,
@@ -67,6 +68,7 @@ from gateway.core.messages import (
     RelayCommand,
     RelayTelemetry,
     ReportAcked,
+    ResetOutcome,
     Severity,
     Table,
     Tick,
@@ -136,6 +138,7 @@ class Engine:
         self._boot_persisted = False
         self._seq = 0
         self._relay: tuple[RelayPosition, Timestamp] | None = None
+        self._relay_seen: RelayTelemetry | None = None  # the reading behind _relay, as read
         self._charger: ChargerTelemetry | None = None
         self._meter: MeterTelemetry | None = None
         self._der_out: dict[str, DerOutput] = {}
@@ -158,6 +161,7 @@ class Engine:
         # The enter-service wait in progress: (setESDelay, setESRandomDelay, the random part
         # drawn for it), or None before its first cycle. Not persisted, like the ramps.
         self._es_wait: tuple[float | None, float, float] | None = None
+        self.last_reset: ResetOutcome | None = None  # the answer to the last FaultReset
 
     # -----------------------------------------------------------------------------------------
     # The one entry point
@@ -274,7 +278,7 @@ class Engine:
             case ReportAcked():
                 out.append(Persist(Table.ACK, event.key, {"at": now}))
             case FaultReset():
-                self._reset(event.by, now, out)
+                self._reset(event, now, out)
             case DerRated():
                 readings = (
                     self.device_rated_w if event.direction == "discharge" else self.device_charge_w
@@ -299,6 +303,7 @@ class Engine:
             self._der_out[cid] = DerOutput(cid, obs.charger.at, obs.charger.power_w)
         if obs.relay is not None and (self._relay is None or obs.relay.at >= self._relay[1]):
             self._relay = (self._corroborated(obs.relay), obs.relay.at)
+            self._relay_seen = obs.relay
         for d in obs.ders:
             self._der_out[d.der_id] = DerOutput(d.der_id, d.at, d.power_w)
 
@@ -640,14 +645,128 @@ class Engine:
         # A new phase starts its own step: forget retries of the old one.
         self._retry_at.clear()
 
-    def _reset(self, by: str, now: Timestamp, out: list[Action]) -> None:
-        if self.phase is not Phase.FAULT:
-            out.append(Note(now, f"fault reset by {by} ignored: not in fault"))
-            return
-        if self._relay_is(RelayPosition.CLOSED, now) and self._charger_stopped(now):
-            self._move(Trigger.RESET_CLOSED, now, f"reset by {by}; relay closed", out)
+    def _reset(self, req: FaultReset, now: Timestamp, out: list[Action]) -> None:
+        """Leave FAULT if nothing that caused it persists; either way an audit entry and a Note.
+
+        Accepted: relay read back closed -> GRID_CONNECTED; read back open (home side dead) ->
+        OPENING_RELAY, the islanding sequence from the relay step.
+        """
+        assert self.island is not None
+        request = req.request or f"reset-{self._new_id()}"
+        before, fault = self.phase, self.island.fault
+        blockers = self.reset_blockers(now)
+        if blockers:
+            reason = REASONS_JOINED_BY.join(blockers)
+        elif self._relay_is(RelayPosition.CLOSED, now):
+            reason = "relay read back closed, charger stopped at zero power"
+            self._move(Trigger.RESET_CLOSED, now, f"reset by {req.by}; {reason}", out)
         else:
-            self._move(Trigger.RESET_OPEN, now, f"reset by {by}; re-confirming relay open", out)
+            reason = "relay read back open with the home side dead, charger stopped"
+            self._move(Trigger.RESET_OPEN, now, f"reset by {req.by}; re-confirming relay open", out)
+        accepted = not blockers
+        if accepted:
+            reason = f"{reason}: {before.value} -> {self.phase.value}"
+        self.last_reset = ResetOutcome(now, req.by, request, accepted, reason)
+        outcome = f"{'accepted' if accepted else 'refused'}: {reason}"
+        doc = {
+            "at": now,
+            "device": "island",
+            "point": "fault_reset",
+            "value": req.by,
+            "reason": f"fault reset asked by {req.by} in {before.value}"
+            + ("" if fault is None else f" (fault: {fault})"),
+            "outcome": outcome,
+            "correlation_id": request,
+        }
+        out.append(Persist(Table.AUDIT, request, doc))
+        out.append(Note(now, f"fault reset by {req.by} {outcome}"))
+
+    def reset_blockers(self, now: Timestamp) -> list[str]:
+        """Why a fault reset would be refused now (empty = it would be accepted), each reason a
+        sentence a person can act on. Read-only, like :meth:`assess`.
+
+        The fault's condition persists while: the charger reports a fault, is not reporting, or
+        is not confirmed stopped at zero power (its stop command confirmed and a fresh report
+        since then showing it); or the relay's position is not known from a fresh read-back,
+        reads neither open nor closed, has a command in flight, or reads open while the home
+        side is live and the charger is not forming (welded contacts, or a contact that lies).
+        """
+        if self.phase is not Phase.FAULT:
+            return [f"nothing to reset: the gateway is {self.phase.value}, not in fault"]
+        return self._charger_blockers(now) + self._relay_blockers(now)
+
+    def _charger_blockers(self, now: Timestamp) -> list[str]:
+        max_age = self.config.telemetry_max_age_s
+        c = self._charger
+        if c is None:
+            return ["the charger has not reported since the gateway started: check its link"]
+        if now - c.at > max_age:
+            age = now - c.at
+            return [
+                f"the charger's last report is {age:g} s old (limit {max_age:g} s): check its link"
+            ]
+        out = []
+        if c.fault:
+            out.append("the charger reports a fault: clear it at the charger, then reset again")
+        tolerance = self.config.zero_power_tolerance_w
+        if c.mode is not ChargerMode.STOPPED or abs(c.power_w) > tolerance:
+            out.append(
+                f"the charger reports {c.mode.value} at {c.power_w:g} W, "
+                f"not stopped at zero power (tolerance {tolerance:g} W)"
+            )
+        sent = self._sent.get("charger")
+        if sent is None or not _is_stop(sent.command):
+            out.append("the gateway has not yet commanded the charger to stop (wait a cycle)")
+        elif sent.failed is not None:
+            out.append(
+                f"the charger's stop command failed ({sent.failed}), "
+                f"it is retried every {self.config.retry_after_s:g} s"
+            )
+        elif sent.confirmed_at is None:
+            out.append("the charger's stop command is not confirmed yet (wait for its read-back)")
+        elif c.at < sent.confirmed_at:
+            out.append("no charger report yet since its stop was confirmed (wait a cycle)")
+        return out
+
+    def _relay_blockers(self, now: Timestamp) -> list[str]:
+        why = self._relay_blocker(now)
+        return [] if why is None else [why]
+
+    def _relay_blocker(self, now: Timestamp) -> str | None:
+        sent = self._sent.get("relay")
+        if sent is not None and sent.confirmed_at is None and sent.failed is None:
+            return "a relay command is in flight (wait for its read-back)"
+        if self._relay is None:
+            return (
+                "the relay's position is unknown (no read-back since the gateway started "
+                "or since its last command failed): check the relay and its link"
+            )
+        position, at = self._relay
+        max_age = self.config.telemetry_max_age_s
+        if now - at > max_age:
+            return (
+                f"the relay's last read-back is {now - at:g} s old (limit {max_age:g} s): "
+                "check its link"
+            )
+        seen = self._relay_seen
+        # The reading is the evidence (not a newer read-back of our own command), and it says
+        # open with the home side live: whatever the charger did when it was read, the charger
+        # is not forming now (it is confirmed stopped, or the reset is refused for that too).
+        if (
+            seen is not None
+            and seen.at >= at
+            and seen.position is RelayPosition.OPEN
+            and seen.load_voltage_v is not None
+            and seen.load_voltage_v >= self.config.dead_bus_v
+        ):
+            return (
+                f"the relay reads open but the home side is live ({seen.load_voltage_v:g} V, "
+                f"dead below {self.config.dead_bus_v:g} V) with the charger not forming: the "
+                "contacts may be welded or the auxiliary contact lies: inspect the relay"
+            )
+        if position is RelayPosition.UNKNOWN:
+            return "the relay reads neither open nor closed (moving, or faulted): inspect the relay"
+        return None
 
     # Interlocks -------------------------------------------------------------------------------
 

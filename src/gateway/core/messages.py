@@ -186,10 +186,32 @@ class ReportAcked:
 
 @dataclass(frozen=True, slots=True)
 class FaultReset:
-    """A person (installer, homeowner) asks the gateway to leave FAULT."""
+    """A person (installer, homeowner) asks the gateway to leave FAULT.
+
+    Refused, with the reason, while the fault's condition persists (``Engine.reset_blockers``);
+    accepted or refused, it is an audit entry whose correlation id is ``request`` (the local
+    request it came from, so that its answer can be matched to it) or one the engine makes.
+    """
 
     at: Timestamp
     by: str
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResetOutcome:
+    """What became of one :class:`FaultReset` (``Engine.last_reset``)."""
+
+    at: Timestamp
+    by: str
+    request: str  # the audit entry's correlation id
+    accepted: bool
+    # Why it was accepted (and where it leads), or every reason it was refused, each a sentence
+    # without "; " in it, joined by REASONS_JOINED_BY.
+    reason: str
+
+
+REASONS_JOINED_BY = "; "
 
 
 Input = (

@@ -34,6 +34,7 @@ from gateway.core.ports import Jobs, Ratings, SitePort, Stop
 from gateway.core.schedule import EventRecord
 from gateway.core.site import SiteConfig
 from gateway.core.units import MRID, Timestamp
+from gateway.runtime.requests import answer_requests
 from gateway.runtime.south import South
 from gateway.runtime.supervise import supervise
 from gateway.runtime.wiring import persist
@@ -227,6 +228,7 @@ class Runner:
         observed = await self.south.observe()
         self.last_observed = observed
         await self.feed(observed)
+        await answer_requests(self.store, self.engine, self.feed, self.now)  # gateway fault-reset
         for hook in self.on_cycle:
             hook(observed)
         self.last_cycle = asyncio.get_running_loop().time()

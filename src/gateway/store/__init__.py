@@ -1,4 +1,5 @@
-"""Persistence: the schedule, small state documents, the north outbox and the audit log.
+"""Persistence: the schedule, small state documents, the north outbox, the audit log and the
+local requests queue (a local command asking the running gateway, e.g. for a fault reset).
 
 :class:`Store` is the contract; :class:`SqliteStore` keeps it in one SQLite file and
 :class:`MemoryStore` is its in-memory twin for tests of other layers. The store deals in
@@ -10,6 +11,7 @@ from gateway.store.api import (
     AuditRecord,
     JsonDoc,
     OutboxItem,
+    Request,
     Store,
     StoreClosedError,
     StoreCorruptError,
@@ -33,6 +35,7 @@ __all__ = [
     "JsonDoc",
     "MemoryStore",
     "OutboxItem",
+    "Request",
     "SqliteStore",
     "Store",
     "StoreClosedError",

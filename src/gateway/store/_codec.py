@@ -8,7 +8,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.store.api import AuditEntry, JsonDoc, StoreCorruptError, StoreDataError
+from gateway.store.api import (
+    AuditEntry,
+    JsonDoc,
+    StoreCorruptError,
+    StoreDataError,
+    StoreKeyError,
+)
 
 # Deeper than any real document; a bound keeps a cyclic or runaway structure from recursing
 # until RecursionError.
@@ -139,3 +145,30 @@ def check_since(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise StoreDataError(f"audit: since_id must be an int >= 0, got {value!r}", path=path)
     return value
+
+
+# The reasons the store itself gives for requests that were never acted on.
+EXPIRED_REASON = "expired before a gateway took it (none was running, or it was too slow)"
+WITHDRAWN_REASON = "withdrawn by whoever asked: it stopped waiting for an answer"
+
+
+def check_id(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise StoreDataError(f"request id must be an int > 0, got {value!r}", path=path)
+    return value
+
+
+def prepare_request(
+    kind: Any, by: Any, at: Any, expires_at: Any, path: str
+) -> tuple[str, str, float, float | None]:
+    """``(kind, by, at, expires_at)``, validated before anything is written."""
+    return (
+        check_key(kind, "request kind", path),
+        check_key(by, "request by", path),
+        check_time(at, "request at", path),
+        None if expires_at is None else check_time(expires_at, "request expires_at", path),
+    )
+
+
+def unknown_request(request_id: int, path: str) -> StoreKeyError:
+    return StoreKeyError(f"{path}: request {request_id} was never added", path=path)

@@ -16,7 +16,7 @@ Exception tree (foreign ``sqlite3``/``OSError`` exceptions never leave the store
     │   └── StoreForeignError       a valid file, but not a gateway store
     ├── StoreIntegrityError         a constraint refused the write (audit is append-only)
     ├── StoreDataError (ValueError) a document or argument that is not storable
-    ├── StoreKeyError (LookupError) ack/mark_attempt of an outbox key never enqueued
+    ├── StoreKeyError (LookupError) an outbox key never enqueued, a request id never added
     └── StoreUnavailableError       busy, disk full, I/O error, read-only, permissions
         └── StoreClosedError        used after close()
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, Self, TypeAlias
+from typing import Any, Final, Literal, Protocol, Self, TypeAlias
 
 from gateway.core.ports import StorageError
 
@@ -39,6 +39,8 @@ __all__ = [
     "AuditRecord",
     "JsonDoc",
     "OutboxItem",
+    "Request",
+    "RequestStatus",
     "Store",
     "StoreClosedError",
     "StoreCorruptError",
@@ -102,7 +104,7 @@ class StoreDataError(StoreError, ValueError):
 
 
 class StoreKeyError(StoreError, LookupError):
-    """An outbox key that was never enqueued (or was pruned)."""
+    """An outbox key that was never enqueued (or was pruned), or a request id never added."""
 
 
 class StoreUnavailableError(StoreError):
@@ -167,6 +169,44 @@ class AuditRecord:
             outcome=self.outcome,
             correlation_id=self.correlation_id,
         )
+
+
+# A local request's life: ``pending`` (added by a local command, e.g. ``gateway fault-reset``)
+# -> ``taken`` (by the running gateway, before it acts) -> ``accepted`` | ``refused`` (its
+# answer, with the reason). A pending request may instead be ``withdrawn`` (by whoever asked,
+# when it stops waiting) or ``expired`` (taken after its ``expires_at``: never acted on).
+RequestStatus = Literal["pending", "taken", "accepted", "refused", "withdrawn", "expired"]
+REQUEST_STATUSES: Final[tuple[RequestStatus, ...]] = (
+    "pending",
+    "taken",
+    "accepted",
+    "refused",
+    "withdrawn",
+    "expired",
+)
+ANSWERED: Final = frozenset({"accepted", "refused", "withdrawn", "expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request from a local command to the running gateway, and what became of it.
+
+    Times are the asker's and the answerer's wall clocks (seconds since the epoch), not the
+    engine's time base: both processes run on the same machine.
+    """
+
+    id: int  # increases with the order requests were added, never reused
+    kind: str  # "fault_reset"
+    by: str  # who asked (a person's name or role, as they gave it)
+    at: float  # when it was asked
+    expires_at: float | None  # a request still pending then is never acted on
+    status: RequestStatus
+    reason: str | None = None  # why it was accepted, refused or not acted on
+    answered_at: float | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.status in ANSWERED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,6 +284,33 @@ class Store(Protocol):
 
     def audit(self, since_id: int = 0, limit: int | None = None) -> list[AuditRecord]:
         """Entries with ``id > since_id`` in id order."""
+        ...
+
+    # -- local requests ---------------------------------------------------------------------
+    def add_request(self, kind: str, by: str, at: float, expires_at: float | None = None) -> int:
+        """Queue a request for the running gateway (status ``pending``); returns its id."""
+        ...
+
+    def take_requests(self, now: float) -> list[Request]:
+        """Take every pending request, oldest first: each becomes ``taken`` and is returned,
+        except those whose ``expires_at`` is at or before ``now``, which become ``expired``
+        and are not returned. Atomic: two takers never get the same request."""
+        ...
+
+    def answer_request(self, request_id: int, *, accepted: bool, reason: str, now: float) -> bool:
+        """Record a taken request's answer (``accepted`` or ``refused``, with the reason).
+        Returns False, changing nothing, if it is not ``taken`` (already answered, withdrawn,
+        or never taken). Raises :class:`StoreKeyError` for an id never added."""
+        ...
+
+    def withdraw_request(self, request_id: int, now: float) -> bool:
+        """Withdraw a request that is still ``pending``: it will never be acted on. Returns
+        False, changing nothing, if it was already taken or answered. Raises
+        :class:`StoreKeyError` for an id never added."""
+        ...
+
+    def request(self, request_id: int) -> Request | None:
+        """One request as it stands, or None for an id never added."""
         ...
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, Self
 
 from gateway.store._codec import (
+    EXPIRED_REASON,
+    WITHDRAWN_REASON,
+    check_id,
     check_key,
     check_limit,
     check_since,
@@ -23,12 +26,16 @@ from gateway.store._codec import (
     encode_doc,
     prepare_audit,
     prepare_events,
+    prepare_request,
+    unknown_request,
 )
 from gateway.store.api import (
     AuditEntry,
     AuditRecord,
     JsonDoc,
     OutboxItem,
+    Request,
+    RequestStatus,
     StoreClosedError,
     StoreKeyError,
 )
@@ -70,6 +77,8 @@ class _Data:
     outbox_seq: int = 0  # like sqlite_sequence: the largest id ever handed out
     audit: list[_Audit] = field(default_factory=list)
     audit_seq: int = 0
+    requests: dict[int, Request] = field(default_factory=dict)  # id order
+    request_seq: int = 0
 
     def snapshot(self) -> _Data:
         # Shallow copies suffice: every stored value is an immutable str or frozen record.
@@ -80,6 +89,8 @@ class _Data:
             self.outbox_seq,
             list(self.audit),
             self.audit_seq,
+            dict(self.requests),
+            self.request_seq,
         )
 
 
@@ -210,6 +221,63 @@ class MemoryStore:
             )
             for r in (rows if n is None else rows[:n])
         ]
+
+    # -- local requests ---------------------------------------------------------------------
+    def add_request(self, kind: str, by: str, at: float, expires_at: float | None = None) -> int:
+        kind, by, at, expires_at = prepare_request(kind, by, at, expires_at, _PATH)
+        data = self._live()
+        data.request_seq += 1
+        data.requests[data.request_seq] = Request(
+            data.request_seq, kind, by, at, expires_at, "pending"
+        )
+        return data.request_seq
+
+    def take_requests(self, now: float) -> list[Request]:
+        at = check_time(now, "now", _PATH)
+        requests = self._live().requests
+        taken = []
+        for rid, r in list(requests.items()):
+            if r.status != "pending":
+                continue
+            if r.expires_at is not None and r.expires_at <= at:
+                requests[rid] = replace(r, status="expired", reason=EXPIRED_REASON, answered_at=at)
+            else:
+                requests[rid] = replace(r, status="taken")
+                taken.append(requests[rid])
+        return taken
+
+    def answer_request(self, request_id: int, *, accepted: bool, reason: str, now: float) -> bool:
+        rid = check_id(request_id, _PATH)
+        text = check_key(reason, "request reason", _PATH)
+        at = check_time(now, "now", _PATH)
+        requests = self._live().requests
+        r = self._request_row(requests, rid)
+        if r.status != "taken":
+            return False
+        status: RequestStatus = "accepted" if accepted else "refused"
+        requests[rid] = replace(r, status=status, reason=text, answered_at=at)
+        return True
+
+    def withdraw_request(self, request_id: int, now: float) -> bool:
+        rid = check_id(request_id, _PATH)
+        at = check_time(now, "now", _PATH)
+        requests = self._live().requests
+        r = self._request_row(requests, rid)
+        if r.status != "pending":
+            return False
+        requests[rid] = replace(r, status="withdrawn", reason=WITHDRAWN_REASON, answered_at=at)
+        return True
+
+    def request(self, request_id: int) -> Request | None:
+        rid = check_id(request_id, _PATH)
+        return self._live().requests.get(rid)
+
+    @staticmethod
+    def _request_row(requests: dict[int, Request], rid: int) -> Request:
+        try:
+            return requests[rid]
+        except KeyError:
+            raise unknown_request(rid, _PATH) from None
 
     # -- transactions and lifecycle ---------------------------------------------------------
     @contextmanager

@@ -93,6 +93,24 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX outbox_acked ON outbox (acked_at) WHERE acked_at IS NOT NULL",
         ),
     ),
+    Migration(
+        3,
+        "local requests to the running gateway (gateway fault-reset)",
+        (
+            """CREATE TABLE request (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                kind TEXT NOT NULL CHECK (kind <> ''),
+                asked_by TEXT NOT NULL CHECK (asked_by <> ''),
+                asked_at REAL NOT NULL,
+                expires_at REAL,
+                status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                    ('pending', 'taken', 'accepted', 'refused', 'withdrawn', 'expired')),
+                reason TEXT,
+                answered_at REAL
+            )""",
+            "CREATE INDEX request_pending ON request (id) WHERE status = 'pending'",
+        ),
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1].version

@@ -19,10 +19,14 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from gateway.store._codec import (
+    EXPIRED_REASON,
+    WITHDRAWN_REASON,
+    check_id,
     check_key,
     check_limit,
     check_since,
@@ -33,6 +37,8 @@ from gateway.store._codec import (
     encode_doc,
     prepare_audit,
     prepare_events,
+    prepare_request,
+    unknown_request,
 )
 from gateway.store._errors import corrupt_message, map_sqlite_error
 from gateway.store.api import (
@@ -40,6 +46,7 @@ from gateway.store.api import (
     AuditRecord,
     JsonDoc,
     OutboxItem,
+    Request,
     StoreClosedError,
     StoreCorruptError,
     StoreForeignError,
@@ -232,6 +239,82 @@ class SqliteStore:
             )
             for row in rows
         ]
+
+    # -- local requests ---------------------------------------------------------------------
+    def add_request(self, kind: str, by: str, at: float, expires_at: float | None = None) -> int:
+        row = prepare_request(kind, by, at, expires_at, self._path)
+        cur = self._cursor(
+            "add a request",
+            "INSERT INTO request (kind, asked_by, asked_at, expires_at) VALUES (?, ?, ?, ?)",
+            row,
+        )
+        return int(cur.lastrowid or 0)
+
+    def take_requests(self, now: float) -> list[Request]:
+        at = check_time(now, "now", self._path)
+        # Called every control cycle: with nothing pending (nearly always) a read on the partial
+        # index, without taking the write lock or committing.
+        if not self._fetch(
+            "look for requests", "SELECT 1 FROM request WHERE status = 'pending' LIMIT 1"
+        ):
+            return []
+        with self.transaction():  # BEGIN IMMEDIATE: no other taker between the read and the mark
+            self._execute(
+                "expire requests",
+                "UPDATE request SET status = 'expired', answered_at = ?, reason = ? "
+                "WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
+                (at, EXPIRED_REASON, at),
+            )
+            rows = self._fetch(
+                "take requests",
+                "SELECT id, kind, asked_by, asked_at, expires_at, status, reason, answered_at "
+                "FROM request WHERE status = 'pending' ORDER BY id",
+            )
+            self._execute(
+                "take requests", "UPDATE request SET status = 'taken' WHERE status = 'pending'"
+            )
+        return [replace(_request(row), status="taken") for row in rows]
+
+    def answer_request(self, request_id: int, *, accepted: bool, reason: str, now: float) -> bool:
+        rid = check_id(request_id, self._path)
+        text = check_key(reason, "request reason", self._path)
+        at = check_time(now, "now", self._path)
+        with self.transaction():
+            changed = self._execute(
+                f"answer request {rid}",
+                "UPDATE request SET status = ?, reason = ?, answered_at = ? "
+                "WHERE id = ? AND status = 'taken'",
+                ("accepted" if accepted else "refused", text, at, rid),
+            )
+            return bool(changed) or self._known_request(rid)
+
+    def withdraw_request(self, request_id: int, now: float) -> bool:
+        rid = check_id(request_id, self._path)
+        at = check_time(now, "now", self._path)
+        with self.transaction():
+            changed = self._execute(
+                f"withdraw request {rid}",
+                "UPDATE request SET status = 'withdrawn', answered_at = ?, reason = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (at, WITHDRAWN_REASON, rid),
+            )
+            return bool(changed) or self._known_request(rid)
+
+    def request(self, request_id: int) -> Request | None:
+        rid = check_id(request_id, self._path)
+        rows = self._fetch(
+            f"read request {rid}",
+            "SELECT id, kind, asked_by, asked_at, expires_at, status, reason, answered_at "
+            "FROM request WHERE id = ?",
+            (rid,),
+        )
+        return _request(rows[0]) if rows else None
+
+    def _known_request(self, rid: int) -> bool:
+        """False for a request that exists (nothing changed); raises for one never added."""
+        if self._fetch(f"read request {rid}", "SELECT 1 FROM request WHERE id = ?", (rid,)):
+            return False
+        raise unknown_request(rid, self._path)
 
     # -- maintenance ------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -556,6 +639,19 @@ def _inspect(path: str, timeout: float) -> None:
         raise StoreCorruptError(
             corrupt_message(path, "the integrity check failed: " + "; ".join(problems)), path=path
         )
+
+
+def _request(row: Sequence[Any]) -> Request:
+    return Request(
+        id=row[0],
+        kind=row[1],
+        by=row[2],
+        at=row[3],
+        expires_at=row[4],
+        status=row[5],
+        reason=row[6],
+        answered_at=row[7],
+    )
 
 
 if TYPE_CHECKING:

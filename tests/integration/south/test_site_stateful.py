@@ -2,7 +2,8 @@
 
 Random sequences of grid outages and returns, device faults (exceptions, slow answers, lying
 read-backs, a relay that fails to open, a device that vanishes and comes back), heals and fault
-resets drive the engine, the drivers, the transport and the simulated home. After every step:
+resets (requests in the store, as ``gateway fault-reset`` makes them, each answered and audited
+once) drive the engine, the drivers, the transport and the simulated home. After every step:
 
 1. the simulated home records no violation (never a charger forming onto a closed relay, never a
    relay closing onto a forming charger);
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -32,9 +34,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from gateway.core.island import ChargerMode
-from gateway.core.messages import FaultReset
 from gateway.demo.evening import START, demo_site
 from gateway.demo.modbus_site import ModbusSite
+from gateway.runtime.requests import FAULT_RESET, correlation_id
 from gateway.sim.physics import RelayState
 from gateway.south.drivers.base import Confirmation
 from gateway.store.sqlite import SqliteStore
@@ -129,9 +131,20 @@ class SiteMachine(RuleBasedStateMachine):
 
     @rule()
     def installer_resets_fault(self) -> None:
-        now = self.site.clock.now()
-        self.run(self.site.runner.feed(FaultReset(now, "installer")))
+        """The way a person does it (``gateway fault-reset``): a request in the store, which
+        the control loop takes at its next cycle; answered and audited exactly once."""
+        rid = self.store.add_request(FAULT_RESET, "installer", time.time())
         self.run(self.site.run_for(10))
+        r = self.store.request(rid)
+        assert r is not None
+        assert r.status in ("accepted", "refused"), r
+        audited = [
+            a.outcome
+            for a in self.store.audit()
+            if a.point == "fault_reset" and a.correlation_id == correlation_id(rid)
+        ]
+        assert len(audited) == 1
+        assert audited[0] == f"{r.status}: {r.reason}"
 
     @invariant()
     def nothing_unsafe_happened(self) -> None:

@@ -10,7 +10,10 @@ own view):
 2. the relay is never commanded closed while the charger is forming or its power unconfirmed;
 3. the commanded backfeed never exceeds the allowance in force, and never exceeds the static
    safe allowance when meter data is stale;
-4. every accepted event gets its response sequence exactly once (checked to the end in teardown).
+4. every accepted event gets its response sequence exactly once (checked to the end in teardown);
+5. every fault reset is audited exactly once, and one is accepted only from FAULT, with the relay
+   read back open or closed within the telemetry age (open only with the home side dead) and
+   the charger reporting, since its confirmed stop, no fault, stopped at zero power.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from hypothesis.stateful import (
 from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.controls import ControlSet
 from gateway.core.engine import Engine
-from gateway.core.island import ChargerMode, RelayPosition
+from gateway.core.island import ChargerMode, Phase, RelayPosition
 from gateway.core.messages import (
     Action,
     ChargerCommand,
@@ -50,6 +53,7 @@ from gateway.core.messages import (
     NorthLinkLost,
     NorthLinkRestored,
     NorthReport,
+    Note,
     Observed,
     Persist,
     RelayCommand,
@@ -98,6 +102,7 @@ class Facts:
     """What the test itself told the engine about the world."""
 
     relay: tuple[RelayPosition, float] | None = None
+    relay_v: float | None = None  # the home-side voltage read with ``relay`` (None: not read)
     charger: ChargerTelemetry | None = None
     meter_at: float | None = None
 
@@ -117,6 +122,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.reports: dict[str, NorthReport] = {}
         self.accepted: dict[str, int] = {}  # mrid -> responseRequired of accepted events
         self.offered = 0
+        self.resets = 0
         self._undo: tuple[dict[str, dict[str, object]], dict[str, dict[str, object]]] | None = None
         self._last_actions: list[Action] = []
         self.grid_up = True
@@ -218,12 +224,17 @@ class EngineMachine(RuleBasedStateMachine):
         m = MeterTelemetry(at, net, v, f, {"L1": amps, "L2": amps})
         self.feed(Observed(self.now, meter=m))
 
-    @rule(pos=st.sampled_from(RelayPosition), lag=st.sampled_from([0, 0, 2, 8]))
-    def relay(self, pos: RelayPosition, lag: float) -> None:
+    @rule(
+        pos=st.sampled_from(RelayPosition),
+        lag=st.sampled_from([0, 0, 2, 8]),
+        load_v=st.sampled_from([None, None, 0.0, 240.0]),
+    )
+    def relay(self, pos: RelayPosition, lag: float, load_v: float | None) -> None:
         at = self.now - lag
         if self.facts.relay is None or at >= self.facts.relay[1]:
             self.facts.relay = (pos, at)
-        self.feed(Observed(self.now, relay=RelayTelemetry(at, pos)))
+            self.facts.relay_v = load_v
+        self.feed(Observed(self.now, relay=RelayTelemetry(at, pos, load_v)))
 
     @rule(
         mode=st.sampled_from(ChargerMode),
@@ -231,9 +242,12 @@ class EngineMachine(RuleBasedStateMachine):
         soc=st.sampled_from([5.0, 50.0, 90.0]),
         ev=st.booleans(),
         lag=st.sampled_from([0, 0, 8]),
+        fault=st.sampled_from([False, False, False, True]),
     )
-    def charger(self, mode: ChargerMode, power: float, soc: float, ev: bool, lag: float) -> None:
-        t = ChargerTelemetry(self.now - lag, mode, power, soc, ev)
+    def charger(
+        self, mode: ChargerMode, power: float, soc: float, ev: bool, lag: float, fault: bool
+    ) -> None:
+        t = ChargerTelemetry(self.now - lag, mode, power, soc, ev, fault)
         if self.facts.charger is None or t.at >= self.facts.charger.at:
             self.facts.charger = t
         self.feed(Observed(self.now, charger=t))
@@ -249,6 +263,7 @@ class EngineMachine(RuleBasedStateMachine):
         cmd = self.pending.pop(cid)
         if isinstance(cmd, RelayCommand):
             self.facts.relay = (cmd.position, self.now)
+            self.facts.relay_v = None
         if isinstance(cmd, ChargerCommand) and self.last_cmd.get("charger") is cmd:
             self.charger_confirmed_stop_at = self.now if cmd.mode is ChargerMode.STOPPED else None
         self.feed(WriteConfirmed(self.now, cid))
@@ -321,6 +336,7 @@ class EngineMachine(RuleBasedStateMachine):
                     cmd = self.pending.pop(cid)
                     if isinstance(cmd, RelayCommand):
                         self.facts.relay = (cmd.position, self.now)
+                        self.facts.relay_v = None
                         self.plant_relay = cmd.position
                     if isinstance(cmd, ChargerCommand):
                         # A stuck charger acknowledges the register write but does not act.
@@ -340,6 +356,7 @@ class EngineMachine(RuleBasedStateMachine):
             charger = ChargerTelemetry(self.now, mode, power, 60.0, self.plant_ev)
             self.facts.charger = charger
             self.facts.relay = (self.plant_relay, self.now)
+            self.facts.relay_v = None
             self.facts.meter_at = self.now
             v, f = (240.0, 60.0) if self.grid_up else (0.0, 0.0)
             meter = MeterTelemetry(self.now, 1000.0, v, f, {"L1": 4.0, "L2": 4.0})
@@ -373,7 +390,52 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule()
     def reset(self) -> None:
-        self.feed(FaultReset(self.now, "installer"))
+        before = self.engine.phase
+        # The facts as they were when the reset arrived (an accepted one issues new commands).
+        stop_at = self.charger_confirmed_stop_at
+        self.resets += 1
+        request = f"r{self.resets}"
+        actions = self.feed(FaultReset(self.now, "installer", request))
+        audits = [
+            a.doc
+            for a in actions
+            if isinstance(a, Persist) and a.table is Table.AUDIT and a.doc["point"] == "fault_reset"
+        ]
+        # Invariant 5.
+        assert len(audits) == 1, f"a reset audited {len(audits)} times"
+        assert audits[0]["correlation_id"] == request
+        outcome = self.engine.last_reset
+        assert outcome is not None
+        assert outcome.request == request
+        accepted = str(audits[0]["outcome"]).startswith("accepted")
+        assert accepted is outcome.accepted
+        event(f"reset {'accepted' if accepted else 'refused'} in {before.value}")
+        if not accepted:
+            assert self.engine.phase is before, "a refused reset moved the machine"
+            return
+        assert before is Phase.FAULT, f"reset accepted in {before.value}"
+        assert self.engine.phase is not Phase.FAULT or self._faulted_again(actions)
+        now = self.now
+        assert self.facts.relay is not None, "reset accepted with the relay never read"
+        pos, at = self.facts.relay
+        assert pos in (RelayPosition.OPEN, RelayPosition.CLOSED), f"reset accepted, relay {pos}"
+        assert now - at <= CONFIG.telemetry_max_age_s + EPS, "reset accepted on a stale relay"
+        v = self.facts.relay_v
+        if pos is RelayPosition.OPEN:
+            assert v is None or v < CONFIG.dead_bus_v, "reset accepted, open relay, home live"
+        c = self.facts.charger
+        assert c is not None, "reset accepted with no charger telemetry"
+        assert stop_at is not None, "reset accepted without a confirmed charger stop"
+        assert c.at >= stop_at, "reset accepted on charger telemetry older than the stop"
+        assert now - c.at <= CONFIG.telemetry_max_age_s + EPS, "reset accepted, stale charger"
+        assert not c.fault, "reset accepted while the charger reports a fault"
+        assert c.mode is ChargerMode.STOPPED, f"reset accepted while the charger is {c.mode}"
+        assert abs(c.power_w) <= CONFIG.zero_power_tolerance_w, "reset accepted, charger power"
+
+    @staticmethod
+    def _faulted_again(actions: list[Action]) -> bool:
+        notes = [a.message for a in actions if isinstance(a, Note)]
+        return sum("-> fault:" in n for n in notes) > 0
 
     @rule(lose_last_batch=st.booleans())
     def restart(self, lose_last_batch: bool) -> None:
