@@ -35,10 +35,17 @@ POLL_S: Final = 0.1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "site",
+        nargs="?",
+        type=Path,
+        metavar="SITE.toml",
+        help="the running gateway's site file (its [store] path is used)",
+    )
+    parser.add_argument(
         "--store",
         type=Path,
-        required=True,
-        help="the running gateway's SQLite store (the `store` of its run configuration)",
+        default=None,
+        help="the running gateway's SQLite store, instead of a site file",
     )
     parser.add_argument(
         "--by",
@@ -71,7 +78,20 @@ def run(
     if not by.strip():
         err.write("--by must name who asks (it goes into the audit log)\n")
         return 2
-    path: Path = args.store
+    if (args.site is None) == (args.store is None):
+        err.write("name the site file (gateway fault-reset SITE.toml) or --store PATH\n")
+        return 2
+    path: Path
+    if args.site is not None:
+        from gateway.runtime.run_config import RunConfigError, load
+
+        try:
+            path = load(args.site).store
+        except RunConfigError as e:
+            err.write(f"{e}\n")
+            return 2
+    else:
+        path = args.store
     from gateway.store.sqlite import SqliteStore
 
     try:

@@ -33,7 +33,7 @@ class Clock:
 def ask(db: Path, gateway: Callable[[float], None], wait: float = 10.0) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     clock = Clock(gateway)
-    args = argparse.Namespace(store=db, by="installer Ana", wait=wait)
+    args = argparse.Namespace(site=None, store=db, by="installer Ana", wait=wait)
     rc = run(args, out, err, wall=clock.wall, sleep=clock.sleep)
     return rc, out.getvalue(), err.getvalue()
 
@@ -103,7 +103,18 @@ def test_bad_arguments(tmp_path: Path) -> None:
     db = tmp_path / "gateway.db"
     SqliteStore(db).close()
     out, err = io.StringIO(), io.StringIO()
-    assert run(argparse.Namespace(store=db, by="x", wait=float("nan")), out, err) == 2
+    assert run(argparse.Namespace(site=None, store=db, by="x", wait=float("nan")), out, err) == 2
     assert "--wait must be a positive number" in err.getvalue()
-    assert run(argparse.Namespace(store=db, by="  ", wait=1.0), out, err) == 2
+    assert run(argparse.Namespace(site=None, store=db, by="  ", wait=1.0), out, err) == 2
     assert "--by must name who asks" in err.getvalue()
+
+
+def test_the_site_file_names_the_store(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    bad = tmp_path / "site.toml"
+    bad.write_text("[site]\nnope = 1\n", encoding="utf-8")
+    assert run(argparse.Namespace(site=bad, store=None, by="x", wait=1.0), out, err) == 2
+    assert "invalid site file" in err.getvalue()
+    err = io.StringIO()
+    assert run(argparse.Namespace(site=None, store=None, by="x", wait=1.0), out, err) == 2
+    assert "name the site file" in err.getvalue()
