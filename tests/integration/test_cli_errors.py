@@ -200,21 +200,38 @@ def test_the_process_fixture_kills_what_a_test_leaves_running(processes: Process
     assert proc.poll() is not None
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("sig", "link"),
+    [
+        (signal.SIGTERM, False),
+        (signal.SIGINT, False),
+        (signal.SIGTERM, True),  # the 2030.5 client waiting in its back-off (no server)
+    ],
+)
 def test_a_signal_stops_the_gateway_within_2_s_and_exit_0(
-    tmp_path: Path, processes: Processes, sig: signal.Signals
+    tmp_path: Path, processes: Processes, sig: signal.Signals, link: bool
 ) -> None:
     site = _site(tmp_path)
+    if link:
+        init_pki(tmp_path / "pki")
+        site.write_text(
+            site.read_text(encoding="utf-8")
+            + f'[sep2]\ndcap = "https://127.0.0.1:{_free_ports(1)[0]}/dcap"\n'
+            'cert = "pki/gateway.pem"\nkey = "pki/gateway.key"\nchain = "pki/gateway-chain.pem"\n'
+            'serca = "pki/serca.pem"\ncheck_hostname = false\n',
+            encoding="utf-8",
+        )
     home = processes.start("simulate", "home", str(site))
     _wait_for(home, "unit 1")
-    gateway = processes.start("run", str(site))
-    _wait_for(gateway, "no utility link")
-    time.sleep(1.0)
+    gateway = processes.start("run", str(site), "-v")
+    _wait_for(gateway, "following" if link else "no utility link")
+    time.sleep(4.0 if link else 1.0)  # in the link's back-off by then
     asked = time.monotonic()
     gateway.send_signal(sig)
-    gateway.wait(10)
-    assert time.monotonic() - asked < 2.0
-    assert gateway.returncode == 0
+    out, _ = gateway.communicate(timeout=10)
+    assert time.monotonic() - asked < 2.0, out
+    assert gateway.returncode == 0, out
+    assert "Traceback" not in out
 
 
 def test_a_notification_port_in_use_is_named_by_gateway_run(tmp_path: Path) -> None:

@@ -51,8 +51,9 @@ __all__ = [
 Doc: TypeAlias = dict[str, Any]
 # Each DER's rating in force, by DER id: (discharge, charge), in W.
 Ratings: TypeAlias = tuple[Mapping[str, float], Mapping[str, float]]
-# An adapter's own tasks, by name, for :meth:`SitePort.run`.
-Jobs: TypeAlias = Mapping[str, Coroutine[Any, Any, None]]
+# An adapter's own tasks, by name, for :meth:`SitePort.run`: each a function that starts it, so
+# that a task that crashed can be started again.
+Jobs: TypeAlias = Mapping[str, Callable[[], Coroutine[Any, Any, None]]]
 
 
 class StorageError(errors.StoreError):
@@ -166,5 +167,6 @@ class SitePort(Protocol):
     # -- run ----------------------------------------------------------------------------------
     async def run(self, stop: Stop, jobs: Jobs, *, period_s: float) -> None:
         """Run the site's control loop every ``period_s`` with the adapter's ``jobs``, until
-        ``stop``; the first failure stops them all and is raised (none may go on alone)."""
+        ``stop``: a job that crashes is logged and started again with back-off, and a stop ends
+        every job within a bounded grace (``runtime.supervise``)."""
         ...

@@ -266,8 +266,12 @@ class Runner:
         return asyncio.get_running_loop().time() - self.last_cycle <= max_age_s
 
     async def run(self, period_s: float, stop: asyncio.Event) -> None:
-        keep = asyncio.create_task(self.south.keepalive(lambda: self.healthy(3 * period_s), stop))
-        rated = asyncio.create_task(self._ratings(stop))
+        # The keep-alive and the ratings reads end with this loop (its own event), not with
+        # the gateway: a crashed loop is restarted by the supervisor, and until then no
+        # keep-alive goes out, so each device's watchdog takes it to its safe state.
+        done = asyncio.Event()
+        keep = asyncio.create_task(self.south.keepalive(lambda: self.healthy(3 * period_s), done))
+        rated = asyncio.create_task(self._ratings(done))
         try:
             while not stop.is_set():
                 await self.cycle()
@@ -276,9 +280,8 @@ class Runner:
                 except TimeoutError:
                     continue
         finally:
-            stop.set()
-            await keep
-            await rated
+            done.set()
+            await asyncio.gather(keep, rated, return_exceptions=True)
 
 
 class RunnerPort:
@@ -331,4 +334,5 @@ class RunnerPort:
         # and the supervisor need the real event.
         if not isinstance(stop, asyncio.Event):
             raise TypeError(f"stop must be an asyncio.Event, not {type(stop).__name__}")
-        await supervise(stop, {"control-loop": self._runner.run(period_s, stop), **jobs})
+        loop = {"control-loop": lambda: self._runner.run(period_s, stop)}
+        await supervise(stop, {**loop, **jobs})

@@ -218,6 +218,9 @@ class Oadr2Gateway:
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
         await self.site.run(
             stop,
-            {"openadr2-ven": self._follow(stop), "openadr2-opts": self._opt_loop(stop)},
+            {
+                "openadr2-ven": lambda: self._follow(stop),
+                "openadr2-opts": lambda: self._opt_loop(stop),
+            },
             period_s=period_s,
         )

@@ -71,7 +71,7 @@ class Oadr3Gateway:
                 self.listener.bearer = self.client.new_callback(self.listener.url)
             try:
                 await self.site.run(
-                    stop, {"openadr3-ven": self.client.run(stop)}, period_s=period_s
+                    stop, {"openadr3-ven": lambda: self.client.run(stop)}, period_s=period_s
                 )
             finally:
                 if self.listener is not None:

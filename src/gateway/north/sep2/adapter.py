@@ -255,6 +255,9 @@ class Sep2Gateway:
         await self._start_time()
         await self.site.run(
             stop,
-            {"sep2-client": self.client.run(stop), "sep2-outbox": self._drain_loop(stop)},
+            {
+                "sep2-client": lambda: self.client.run(stop),
+                "sep2-outbox": lambda: self._drain_loop(stop),
+            },
             period_s=period_s,
         )
