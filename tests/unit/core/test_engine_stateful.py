@@ -79,7 +79,6 @@ CONFIG = SiteConfig(
     ),
     charger_id="ev",
 )
-STATIC_W = CONFIG.panel.static_allowance_w
 
 controls_st = st.builds(
     ControlSet,
@@ -108,6 +107,9 @@ class Facts:
 
 
 class EngineMachine(RuleBasedStateMachine):
+    # The site under test; a subclass draws random ones (tests/unit/runtime).
+    config: SiteConfig = CONFIG
+
     def __init__(self) -> None:
         super().__init__()
         self.now = T0
@@ -133,7 +135,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def _new_engine(self) -> Engine:
         return Engine(
-            CONFIG,
+            self.config,
             draw=lambda b: self.rng.randint(min(0, b), max(0, b)),
             events=list(self.events_docs.values()),
             state=self.state_docs,
@@ -181,7 +183,9 @@ class EngineMachine(RuleBasedStateMachine):
             assert self.facts.relay is not None, "forming commanded with the relay never read"
             pos, at = self.facts.relay
             assert pos is RelayPosition.OPEN, f"forming commanded with relay {pos}"
-            assert now - at <= CONFIG.telemetry_max_age_s + EPS, "forming on a stale relay read"
+            assert now - at <= self.config.telemetry_max_age_s + EPS, (
+                "forming on a stale relay read"
+            )
         if isinstance(a, ChargerCommand) and a.mode is not ChargerMode.STOPPED:
             self.charger_confirmed_stop_at = None
         if isinstance(a, RelayCommand) and a.position is RelayPosition.CLOSED:
@@ -194,9 +198,9 @@ class EngineMachine(RuleBasedStateMachine):
             assert last.mode is ChargerMode.STOPPED, "relay closed while charger not stopped"
             assert c is not None, "relay closed with no charger telemetry"
             assert c.at >= stop_at, "relay closed on charger telemetry older than the stop"
-            assert now - c.at <= CONFIG.telemetry_max_age_s + EPS, "stale charger telemetry"
+            assert now - c.at <= self.config.telemetry_max_age_s + EPS, "stale charger telemetry"
             assert c.mode is ChargerMode.STOPPED, f"relay closed while charger {c.mode}"
-            assert abs(c.power_w) <= CONFIG.zero_power_tolerance_w, "charger power not zero"
+            assert abs(c.power_w) <= self.config.zero_power_tolerance_w, "charger power not zero"
         if isinstance(a, NorthReport):
             assert a.key not in self.reports, f"report {a.key} emitted twice"
             self.reports[a.key] = a
@@ -419,18 +423,18 @@ class EngineMachine(RuleBasedStateMachine):
         assert self.facts.relay is not None, "reset accepted with the relay never read"
         pos, at = self.facts.relay
         assert pos in (RelayPosition.OPEN, RelayPosition.CLOSED), f"reset accepted, relay {pos}"
-        assert now - at <= CONFIG.telemetry_max_age_s + EPS, "reset accepted on a stale relay"
+        assert now - at <= self.config.telemetry_max_age_s + EPS, "reset accepted on a stale relay"
         v = self.facts.relay_v
         if pos is RelayPosition.OPEN:
-            assert v is None or v < CONFIG.dead_bus_v, "reset accepted, open relay, home live"
+            assert v is None or v < self.config.dead_bus_v, "reset accepted, open relay, home live"
         c = self.facts.charger
         assert c is not None, "reset accepted with no charger telemetry"
         assert stop_at is not None, "reset accepted without a confirmed charger stop"
         assert c.at >= stop_at, "reset accepted on charger telemetry older than the stop"
-        assert now - c.at <= CONFIG.telemetry_max_age_s + EPS, "reset accepted, stale charger"
+        assert now - c.at <= self.config.telemetry_max_age_s + EPS, "reset accepted, stale charger"
         assert not c.fault, "reset accepted while the charger reports a fault"
         assert c.mode is ChargerMode.STOPPED, f"reset accepted while the charger is {c.mode}"
-        assert abs(c.power_w) <= CONFIG.zero_power_tolerance_w, "reset accepted, charger power"
+        assert abs(c.power_w) <= self.config.zero_power_tolerance_w, "reset accepted, charger power"
 
     @staticmethod
     def _faulted_again(actions: list[Action]) -> bool:
@@ -477,12 +481,14 @@ class EngineMachine(RuleBasedStateMachine):
             f"commanded {total} W > allowance {alloc.allowance_w} W"
         )
         stale = (
-            self.facts.meter_at is None or self.now - self.facts.meter_at > CONFIG.max_meter_age_s
+            self.facts.meter_at is None
+            or self.now - self.facts.meter_at > self.config.max_meter_age_s
         )
         if stale:
             assert alloc.stale
-            assert total <= STATIC_W + EPS, (
-                f"stale meter: commanded {total} W > static {STATIC_W} W"
+            static_w = self.config.panel.static_allowance_w
+            assert total <= static_w + EPS, (
+                f"stale meter: commanded {total} W > static {static_w} W"
             )
 
     @invariant()
