@@ -91,9 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from gateway._warnings import quiet_third_party
+    from gateway.core.errors import ConfigError
 
     quiet_third_party()
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as e:  # a bad profile, site file, TLS file or port: a message, no traceback
+        print(f"gateway {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         if args.scenario == "site":
             import asyncio

@@ -252,3 +252,12 @@ def test_a_notification_port_in_use_is_named_by_gateway_run(tmp_path: Path) -> N
     assert "Traceback" not in done.stderr + done.stdout
     assert f"127.0.0.1:{port}" in done.stderr
     assert "[sep2.notify] port" in done.stderr  # what to change
+
+
+def test_a_demo_with_a_bad_charger_profile_says_what_is_wrong(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("bad = 1\n", encoding="utf-8")
+    done = _run("demo", "evening", "--modbus", "--charger", str(bad))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "unknown key 'bad'" in done.stderr
