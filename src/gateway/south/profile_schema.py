@@ -151,11 +151,41 @@ _POINT: Final[dict[str, Any]] = {
     },
 }
 
+_STATES: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "State roles only: category -> the point's symbols (or raw integers) "
+    "that mean it, e.g. { stopped = ['PAUSED'], discharging = ['DISCHARGING'] }.",
+    "propertyNames": {"pattern": IDENTIFIER},
+    "additionalProperties": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": ["string", "integer"]},
+    },
+}
+
+_STATE_READ: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "One register of a state role read from several, with its own categories.",
+    "additionalProperties": False,
+    "required": ["point", "states"],
+    "properties": {
+        "point": _string("The point's name.", pattern=IDENTIFIER),
+        "states": _STATES,
+    },
+}
+
 _BINDING: Final[dict[str, Any]] = {
     "type": "object",
     "description": "A role bound to a point.",
     "additionalProperties": False,
-    "required": ["point"],
+    "allOf": [
+        {
+            "oneOf": [{"required": ["point"]}, {"required": ["points"]}],
+            "description": "a role names its point: point = '...' (a state role read from "
+            "several registers names them in points = [{ point = ..., states = ... }, ...] "
+            "instead; not both)",
+        }
+    ],
     "properties": {
         "point": _string(
             "The point's name, or in a SunSpec profile 'MODEL.Point' (e.g. '704.WSet').",
@@ -171,16 +201,16 @@ _BINDING: Final[dict[str, Any]] = {
             "import, export). Required where the role has a sign, refused where it has none.",
             enum=_names(Sense),
         ),
-        "states": {
-            "type": "object",
-            "description": "State roles only: category -> the point's symbols (or raw integers) "
-            "that mean it, e.g. { stopped = ['PAUSED'], discharging = ['DISCHARGING'] }.",
-            "propertyNames": {"pattern": IDENTIFIER},
-            "additionalProperties": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": ["string", "integer"]},
-            },
+        "states": _STATES,
+        "points": {
+            "type": "array",
+            "minItems": 2,
+            "items": {"$ref": "#/$defs/state_read"},
+            "description": "State roles only, instead of point and states: a state shown in "
+            "several registers (a charger that shows grid-forming only in a backup-status "
+            "register). A fault in any of them wins; otherwise the first register listed "
+            "whose value is in one of its categories decides, and a value in none of its "
+            "categories defers to the next.",
         },
     },
 }
@@ -377,7 +407,7 @@ SCHEMA: Final[dict[str, Any]] = {
         "required": ["points"],
         "description": "a profile needs [points.<name>] tables (or a [sunspec] table)",
     },
-    "$defs": {"point": _POINT, "binding": _BINDING},
+    "$defs": {"point": _POINT, "binding": _BINDING, "state_read": _STATE_READ},
 }
 
 

@@ -149,9 +149,9 @@ class Charger(DriverBase):
     async def observe(self) -> ChargerTelemetry:
         state, power, soc = (self.binding(r) for r in ("state", "power", "soc"))
         at = self.now()  # before the request: see MeterRelay.observe
-        values = await self.device.read(state.point, power.point, soc.point)
-        raw_state, raw_power, raw_soc = (values[b.point] for b in (state, power, soc))
-        category = state.category(raw_state) if isinstance(raw_state, int) else None
+        values = await self.device.read(*dict.fromkeys((*state.points, power.point, soc.point)))
+        raw_power, raw_soc = values[power.point], values[soc.point]
+        category = state.decide(values)
         watts = float(raw_power) if isinstance(raw_power, int | float) else 0.0
         return ChargerTelemetry(
             at,

@@ -26,6 +26,7 @@ from gateway.south.profile import (
     RoleKind,
     RoleSpec,
     Sense,
+    StateRead,
     SunSpecDiscovery,
     Watchdog,
     WatchdogValue,
@@ -391,6 +392,8 @@ class _Builder:
     def _binding(self, role: str, spec: RoleSpec, raw: Mapping[str, Any]) -> Binding | None:
         path: KeyPath = ("roles", role)
         before = len(self.report.problems)
+        if "points" in raw:
+            return self._several(role, spec, raw, path)
         point = self._ref(raw["point"], (*path, "point"))
         if point is not None:
             self._role_access(role, spec, point, (*path, "point"))
@@ -420,6 +423,58 @@ class _Builder:
             states=MappingProxyType(states),
             symbol=symbol,
             state_symbols=MappingProxyType(state_symbols),
+        )
+
+    def _several(
+        self, role: str, spec: RoleSpec, raw: Mapping[str, Any], path: KeyPath
+    ) -> Binding | None:
+        """A state role read from several registers: ``points = [{ point, states }, ...]``."""
+        before = len(self.report.problems)
+        if spec.kind is not RoleKind.STATE:
+            self.add(
+                (*path, "points"),
+                f"{role} is a {spec.kind} role: points (several registers) is only for state "
+                "roles; name its one point = '...'",
+            )
+            return None
+        if self.sunspec is not None:
+            self.add(
+                (*path, "points"),
+                "a SunSpec profile's state role reads one point: use point = 'MODEL.Point' "
+                "and states",
+            )
+            return None
+        if "states" in raw:
+            self.add(
+                (*path, "states"),
+                "with points = [...], each register has its own states: move these into the "
+                "entry of their point",
+            )
+        self._positive(role, spec, raw.get("positive"), path)
+        if "value" in raw:
+            self.add((*path, "value"), f"{role} is a state role: value is only for command roles")
+        reads: list[StateRead] = []
+        seen: set[str] = set()
+        for n, item in enumerate(raw["points"]):
+            ipath: KeyPath = (*path, "points", n)
+            name = item["point"]
+            if name in seen:
+                self.add((*ipath, "point"), f"point {name!r} is listed twice: list it once")
+                continue
+            seen.add(name)
+            point = self._ref(name, (*ipath, "point"))
+            if point is not None:
+                self._role_access(role, spec, point, (*ipath, "point"))
+            states, _ = self._states(role, spec, point, item["states"], ipath)
+            reads.append(StateRead(name, MappingProxyType(states)))
+        if len(self.report.problems) != before:
+            return None
+        first, *more = reads
+        return Binding(
+            role=role,
+            point=first.point,
+            states=first.states,
+            more=tuple(more),
         )
 
     def _role_access(self, role: str, spec: RoleSpec, point: Point, path: KeyPath) -> None:

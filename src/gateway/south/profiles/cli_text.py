@@ -157,8 +157,16 @@ def _binding_parts(binding: Binding, profile: Profile) -> list[str]:
         parts.append(f"write {binding.symbol} (resolved at discovery)")
     if binding.positive is not None:
         parts.append(f"positive = {binding.positive}")
-    for category, values in binding.states.items():
-        parts.append(f"{category}: " + ", ".join(_raw(point, v) for v in sorted(values)))
+    if binding.more:
+        parts.append("fault in any wins, else the first that reads a category:")
+    for name, states in [
+        (binding.point, binding.states),
+        *((r.point, r.states) for r in binding.more),
+    ]:
+        of = profile.points.get(name)
+        prefix = f"{name} " if binding.more else ""
+        for category, values in states.items():
+            parts.append(f"{prefix}{category}: " + ", ".join(_raw(of, v) for v in sorted(values)))
     for category, names in binding.state_symbols.items():
         parts.append(f"{category}: " + ", ".join(sorted(names)))
     return parts
