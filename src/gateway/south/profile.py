@@ -234,6 +234,30 @@ class Write:
     value: int
 
 
+#: The step of a sequence that waits for its goal, read back: ``forming`` for enter_forming;
+#: ``stopped`` (or ``no_ev``) with the power at zero for leave_forming and stop.
+CONFIRM = "confirm"
+#: The charger's command roles a sequence may name.
+SEQUENCE_COMMANDS = ("start", "stop", "grid_forming_on", "grid_forming_off")
+
+
+@dataclass(frozen=True, slots=True)
+class Sequences:
+    """The order of a charger's steps (``[sequences]``): command roles and ``confirm``.
+
+    Devices differ: one must leave backup (grid-forming) mode before it accepts a stop, another
+    must be stopped first. The defaults are the order that suits the shipped profiles.
+    """
+
+    # Backup mode on, then start; confirmed by the state reading forming.
+    enter_forming: tuple[str, ...] = ("grid_forming_on", "start", CONFIRM)
+    # Used by a stop while grid-forming may be on (after connect, or once asked for): stop,
+    # confirmed stopped at zero power, then backup mode off (a stopped charger moves nothing).
+    leave_forming: tuple[str, ...] = ("stop", CONFIRM, "grid_forming_off")
+    # A stop with grid-forming known to be off.
+    stop: tuple[str, ...] = ("stop", CONFIRM)
+
+
 @dataclass(frozen=True, slots=True)
 class SunSpecDiscovery:
     """Points are found at connect time by walking the SunSpec model chain."""
@@ -260,6 +284,7 @@ class Profile:
     watchdog: Watchdog | None = None
     init: tuple[Write, ...] = ()
     sunspec: SunSpecDiscovery | None = None
+    sequences: Sequences = field(default_factory=Sequences)  # chargers only
     # Ratings the device does not report itself (W); None means "read it from the device".
     max_charge_w: float | None = None
     max_discharge_w: float | None = None

@@ -16,11 +16,14 @@ import json
 from typing import Any, Final
 
 from gateway.south.profile import (
+    CONFIRM,
     ROLES,
+    SEQUENCE_COMMANDS,
     Access,
     DeviceKind,
     Profile,
     Sense,
+    Sequences,
     SunSpecDiscovery,
     WatchdogValue,
 )
@@ -36,6 +39,19 @@ _POINT_REF: Final = r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+\.[A-Za-z_][A-Za-z0-9_]*)$"
 
 _PACING = Pacing()
 _SUNSPEC = SunSpecDiscovery()
+_SEQUENCES = Sequences()
+_SEQUENCE_TEXT: Final = {
+    "enter_forming": (
+        "Grid-forming (backup / V2H) on, after the relay is confirmed open; 'confirm' waits "
+        "for the state to read forming, and must be last."
+    ),
+    "leave_forming": (
+        "A stop while grid-forming may be on (after connect, or once asked for); 'confirm' "
+        "waits for stopped (or no_ev) at zero power; only grid_forming_off may follow the "
+        "last 'confirm'; never start or grid_forming_on."
+    ),
+    "stop": "A stop with grid-forming known to be off; the same rules as leave_forming.",
+}
 
 
 def _names(values: type[Any]) -> list[str]:
@@ -364,6 +380,24 @@ SCHEMA: Final[dict[str, Any]] = {
                         "profiles: integers only).",
                     },
                 },
+            },
+        },
+        "sequences": {
+            "type": "object",
+            "description": "Charger profiles only: the order of the device's steps, each a "
+            "command role written or 'confirm' (wait for the goal by read-back). Devices "
+            "differ: one must leave backup mode before it accepts a stop, another must be "
+            "stopped first.",
+            "additionalProperties": False,
+            "properties": {
+                name: {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "enum": [CONFIRM, *SEQUENCE_COMMANDS]},
+                    "default": list(getattr(_SEQUENCES, name)),
+                    "description": text,
+                }
+                for name, text in _SEQUENCE_TEXT.items()
             },
         },
         "sunspec": {

@@ -34,6 +34,7 @@ from gateway.south.registers import DataType, Table, WordOrder
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = [
+    "dc-v2h-backup",
     "meter-collar-relay",
     "sigenergy-dc",
     "sunspec-der",

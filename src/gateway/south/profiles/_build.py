@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.south.codec import CodecError, encode, pack_raw, raw_range
 from gateway.south.profile import (
+    CONFIRM,
     REQUIRED,
     ROLES,
     WORDS,
@@ -26,6 +27,7 @@ from gateway.south.profile import (
     RoleKind,
     RoleSpec,
     Sense,
+    Sequences,
     StateRead,
     SunSpecDiscovery,
     Watchdog,
@@ -101,6 +103,7 @@ class _Builder:
             watchdog=self._watchdog(self.doc.get("watchdog")),
             init=self._init(self.doc.get("init", [])),
             sunspec=self.sunspec,
+            sequences=self._sequences(self.doc.get("sequences")),
             max_charge_w=None if charge is None else float(charge),
             max_discharge_w=None if discharge is None else float(discharge),
             assumptions=tuple(meta.get("assumptions", ())),
@@ -653,6 +656,73 @@ class _Builder:
             if written is not None:
                 writes.append(Write(point=item["point"], value=written))
         return tuple(writes)
+
+    def _sequences(self, raw: Mapping[str, list[str]] | None) -> Sequences:
+        """The charger's step orders: bound command roles and ``confirm``, each sequence
+        confirmed by read-back, and nothing after that confirmation that could start power
+        flow or grid-forming (the engine acts on the confirmation: it closes the relay)."""
+        default = Sequences()
+        if raw is None:
+            return default
+        if self.kind is not DeviceKind.CHARGER:
+            self.add(("sequences",), f"sequences are for charger profiles, not {self.kind}")
+            return default
+        bound = set(self.doc["roles"])
+        forming = {"grid_forming_on", "grid_forming_off"} <= bound
+        needs = {"enter_forming": "grid_forming_on", "leave_forming": "grid_forming_off"}
+        for name, steps in raw.items():
+            path: KeyPath = ("sequences", name)
+            if name in needs and not forming:
+                self.add(
+                    path,
+                    f"{name} is for a charger with grid_forming_on and grid_forming_off roles; "
+                    "this profile has no grid-forming mode: remove it",
+                )
+                continue
+            for n, step in enumerate(steps):
+                if step != CONFIRM and step not in bound:
+                    self.add(
+                        (*path, n),
+                        f"step {step!r} is a command role this profile does not bind: bind "
+                        f"roles.{step} or remove the step",
+                    )
+            if CONFIRM not in steps:
+                goal = "forming" if name == "enter_forming" else "stopped at zero power"
+                self.add(
+                    path,
+                    f"{name} never confirms: add 'confirm' (the state read back as {goal}) "
+                    "after its last command; the engine acts on that confirmation",
+                )
+                continue
+            last = len(steps) - 1 - steps[::-1].index(CONFIRM)
+            wanted = needs.get(name, "stop")
+            if wanted not in steps:
+                self.add(path, f"{name} never writes {wanted}: add it before 'confirm'")
+            if name == "enter_forming":
+                for n in range(last + 1, len(steps)):
+                    self.add(
+                        (*path, n),
+                        f"{steps[n]!r} after the last 'confirm' would go unconfirmed: "
+                        "enter_forming ends with 'confirm'",
+                    )
+                continue
+            for n, step in enumerate(steps):
+                if step in ("start", "grid_forming_on"):
+                    self.add(
+                        (*path, n),
+                        f"{name} must not write {step}: a stop never starts power flow or "
+                        "grid-forming; remove it",
+                    )
+                elif n > last and step not in ("grid_forming_off", CONFIRM):
+                    self.add(
+                        (*path, n),
+                        f"{step!r} after the last 'confirm' would go unconfirmed: only "
+                        "grid_forming_off (which moves no power) may follow it; move it "
+                        "before 'confirm'",
+                    )
+        return Sequences(
+            **{name: tuple(steps) for name, steps in raw.items() if name in default.__slots__}
+        )
 
     def _sunspec(self, raw: Mapping[str, Any] | None) -> SunSpecDiscovery | None:
         if raw is None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from gateway.south.errors import ProfileError
-from gateway.south.profile import Binding, Point, Profile, Watchdog, WatchdogValue
+from gateway.south.profile import Binding, DeviceKind, Point, Profile, Watchdog, WatchdogValue
 from gateway.south.profile_schema import render_schema
 from gateway.south.profiles import find, load_profile, load_shipped, shipped
 from gateway.south.registers import Table
@@ -93,6 +93,17 @@ def show_text(profile: Profile) -> str:
         for row in _continued([b.role, b.point], _binding_parts(b, profile))
     ]
     lines.append(_table(["ROLE", "POINT", "BINDING"], rows).rstrip("\n"))
+    if profile.kind is DeviceKind.CHARGER:
+        seq = profile.sequences
+        lines += ["", "sequences (confirm: read back until the goal holds)"]
+        lines += [
+            f"  {name:<15}{', '.join(steps)}"
+            for name, steps in (
+                ("enter_forming", seq.enter_forming),
+                ("leave_forming", seq.leave_forming),
+                ("stop", seq.stop),
+            )
+        ]
     lines += ["", "watchdog"]
     lines += _watchdog_lines(profile.watchdog) if profile.watchdog else ["  none"]
     if profile.init:
