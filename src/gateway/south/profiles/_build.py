@@ -55,6 +55,7 @@ _NOT_SCALED = frozenset(
 )
 _BITFIELDS = {DataType.BITFIELD16: 16, DataType.BITFIELD32: 32}
 _WRITES = frozenset({RoleKind.COMMAND, RoleKind.SETPOINT, RoleKind.SETTING})
+_DER_WRITES = frozenset({"limit_pct", "limit_enable", "power_setpoint", "setpoint_enable"})
 _READS = frozenset({RoleKind.MEASURE, RoleKind.STATE, RoleKind.SETTING})
 # A state value as the profile gives it: a resolved raw int, or a SunSpec symbol kept as text.
 _StateKey = int | str
@@ -364,12 +365,62 @@ class _Builder:
             binding = self._binding(role, spec, spec_raw)
             if binding is not None:
                 bindings[role] = binding
-        self._required(set(raw) & set(specs))
+        bound = set(raw) & set(specs)
+        reported = self._confirmable(bindings, bound)
+        self._required(bound, reported)
         return bindings
 
-    def _required(self, bound: set[str]) -> None:
+    def _confirmable(self, bindings: Mapping[str, Binding], bound: set[str]) -> set[str]:
+        """Every command the profile binds can be confirmed by what it reads: the drivers
+        confirm by read-back, so a profile that cannot would validate and then fault at run
+        time. Returns the missing roles reported here (not reported again as required)."""
+        missing: set[str] = set()
+
+        def needs_category(command: str, state: str, category: str, what: str) -> None:
+            b = bindings.get(state)
+            if command not in bindings or b is None or category in b.categories():
+                return
+            self.add(
+                ("roles", command),
+                f"{command} cannot be confirmed: no register of roles.{state} reads "
+                f"{category!r}; add states.{category} = [<the symbol the device shows {what}>] "
+                f"to roles.{state}",
+            )
+
+        if self.kind is DeviceKind.METER_RELAY:
+            needs_category("relay_open", "relay_state", "open", "when its contacts are open")
+            needs_category("relay_close", "relay_state", "closed", "when they are closed")
+        if self.kind is DeviceKind.CHARGER:
+            needs_category("stop", "state", "stopped", "when stopped with an EV connected")
+            needs_category("grid_forming_on", "state", "forming", "while it forms a grid")
+            needs_category("start", "state", "charging", "while it charges")
+            needs_category("start", "state", "discharging", "while it discharges")
+        setpoints = sorted(r for r in bound if ROLES[self.kind][r].kind is RoleKind.SETPOINT)
+        if setpoints and "power" in ROLES[self.kind] and "power" not in bound:
+            missing.add("power")
+            self.add(
+                ("roles", "power"),
+                f"{setpoints[0]} cannot be confirmed without a power measure (nor a stop at "
+                "zero power): bind power = { point = '...', positive = '...' }",
+            )
+        if self.kind is DeviceKind.DER:
+            # No state role confirms a DER's setpoint: only reading the register back does.
+            for role in sorted(
+                bound & {"limit_pct", "limit_enable", "power_setpoint", "setpoint_enable"}
+            ):
+                point = self.points.get(self.doc["roles"][role].get("point", ""))
+                if point is not None and not point.access.readable:
+                    self.add(
+                        ("roles", role, "point"),
+                        f"{role} writes point {point.name!r}, which is write only (access = w), "
+                        "and a DER's setpoint is confirmed only by reading it back: make it "
+                        'access = "rw" if the device reads it back',
+                    )
+        return missing
+
+    def _required(self, bound: set[str], reported: set[str]) -> None:
         specs = ROLES[self.kind]
-        for role in sorted(REQUIRED[self.kind] - bound):
+        for role in sorted(REQUIRED[self.kind] - bound - reported):
             self.add(
                 ("roles", role),
                 f"a {self.kind} profile must bind {role!r} ({specs[role].description})",
