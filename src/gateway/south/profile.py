@@ -171,6 +171,9 @@ class Binding:
     # State roles read from several registers: the ones after ``point``, in the profile's order
     # (a charger that shows grid-forming only in a backup-status register of its own).
     more: tuple[StateRead, ...] = ()
+    # relay_faults: bit numbers that do not fail a command (a watchdog flag the next
+    # heartbeat clears is news about the gateway, not a relay that failed to move).
+    ignore: frozenset[int] = frozenset()
 
     def category(self, raw: int) -> str | None:
         """The category of one raw value of the binding's own point."""

@@ -218,6 +218,13 @@ _BINDING: Final[dict[str, Any]] = {
             enum=_names(Sense),
         ),
         "states": _STATES,
+        "ignore": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": ["string", "integer"]},
+            "description": "relay_faults only: the bits (symbols or bit numbers) that do not "
+            "fail a relay command, e.g. a watchdog flag that the next heartbeat clears.",
+        },
         "points": {
             "type": "array",
             "minItems": 2,

@@ -7,9 +7,10 @@ import asyncio
 from pathlib import Path
 
 from gateway.core.island import RelayPosition
-from gateway.core.messages import RelayCommand, WriteFailed
+from gateway.core.messages import RelayCommand, WriteConfirmed, WriteFailed
 from gateway.runtime.demo import START, demo_site
 from gateway.runtime.modbus_site import ModbusSite
+from gateway.sim.physics import RelayFault
 from gateway.south.drivers.base import Confirmation
 from gateway.store.sqlite import SqliteStore
 
@@ -57,3 +58,18 @@ def test_fault_bits_fail_the_command_at_once_even_when_the_state_does_not_say_fa
     failed, took = open_a_failing_relay(tmp_path, lie="MOVING")
     assert took < 1.0, f"took {took:.2f} s: waited for the timeout"
     assert failed.error.endswith("the relay reports a fault: relay_faults FAIL_TO_OPEN")
+
+
+def test_a_watchdog_flag_is_not_a_relay_fault(tmp_path: Path) -> None:
+    """WATCHDOG_EXPIRED says the gateway was quiet, not that the relay failed: the reference
+    profile ignores it (and the next heartbeat clears it), so the open goes ahead."""
+
+    async def body() -> WriteConfirmed | WriteFailed:
+        with SqliteStore(tmp_path / "gateway.db") as store:
+            async with ModbusSite(store, demo_site(), start=START) as site:
+                relay = site.south.relay
+                assert relay is not None
+                site.home.physics.relay.faults.add(RelayFault.WATCHDOG_EXPIRED)
+                return await relay.execute(RelayCommand("r1", RelayPosition.OPEN, "test"))
+
+    assert isinstance(asyncio.run(body()), WriteConfirmed)

@@ -107,6 +107,25 @@ CASES: list[tuple[str, str, list[tuple[str, str]], str, str]] = [
         "roles.limit_pct.point",
         "a DER's setpoint is confirmed only by reading it back",
     ),
+    (
+        "ignore on another role",
+        RELAY,
+        [
+            (
+                'grid_voltage = { point = "grid_voltage" }',
+                'grid_voltage = { point = "grid_voltage", ignore = [1] }',
+            )
+        ],
+        "roles.grid_voltage.ignore",
+        "ignore is only for relay_faults, not grid_voltage: remove it",
+    ),
+    (
+        "ignore of a bit with no name",
+        RELAY,
+        [('ignore = ["WATCHDOG_EXPIRED"]', 'ignore = ["WATCHDOG"]')],
+        "roles.relay_faults.ignore[0]",
+        "'WATCHDOG' is not a symbol of point 'relay_faults' (did you mean 'WATCHDOG_EXPIRED'?)",
+    ),
     # -- a state in several registers ---------------------------------------------------------
     (
         "several registers on a measure role",

@@ -60,17 +60,20 @@ class MeterRelay(DriverBase):
         return f"the relay reports a fault{bits}" if bits else None
 
     def _bits(self, values: Mapping[str, Value | None]) -> str:
-        """ ": relay_faults FAIL_TO_OPEN, bit 5" for the bits set, "" when clear or unbound."""
+        """`: relay_faults FAIL_TO_OPEN, bit 5` for the bits set that the profile does not
+        ignore; "" when none are, or the role is unbound."""
         if not self.has("relay_faults"):
             return ""
-        point = self.device.point(self.binding("relay_faults").point)
+        binding = self.binding("relay_faults")
+        point = self.device.point(binding.point)
         raw = values.get(point.name)
-        if not isinstance(raw, int) or isinstance(raw, bool) or raw == 0:
+        if not isinstance(raw, int) or isinstance(raw, bool):
             return ""
         names = {bit: name for name, bit in point.symbols.items()}
-        set_bits = [n for n in range(16 * point.count) if raw >> n & 1]
-        shown = ", ".join(names.get(n, f"bit {n}") for n in set_bits)
-        return f": {point.name} {shown}"
+        bits = [n for n in range(16 * point.count) if raw >> n & 1 and n not in binding.ignore]
+        if not bits:
+            return ""
+        return f": {point.name} " + ", ".join(names.get(n, f"bit {n}") for n in bits)
 
     async def _home_side_dead(self) -> str | None:
         """The second witness of an open relay: the home side carries no voltage (the charger

@@ -467,6 +467,7 @@ class _Builder:
                 value = given  # SunSpec: a raw number is taken as it is
         if spec.kind is RoleKind.STATE and "states" in raw:
             states, state_symbols = self._states(role, spec, point, raw["states"], path)
+        ignore = self._ignore(role, point, raw.get("ignore"), (*path, "ignore"))
         if len(self.report.problems) != before:
             return None
         return Binding(
@@ -477,7 +478,31 @@ class _Builder:
             states=MappingProxyType(states),
             symbol=symbol,
             state_symbols=MappingProxyType(state_symbols),
+            ignore=ignore,
         )
+
+    def _ignore(
+        self, role: str, point: Point | None, raw: list[int | str] | None, path: KeyPath
+    ) -> frozenset[int]:
+        """relay_faults' bits that do not fail a command, as bit numbers."""
+        if raw is None:
+            return frozenset()
+        if role != "relay_faults":
+            self.add(path, f"ignore is only for relay_faults, not {role}: remove it")
+            return frozenset()
+        if point is None:
+            return frozenset()
+        bits: set[int] = set()
+        width = _BITFIELDS.get(point.type, 16 * point.count)
+        for n, item in enumerate(raw):
+            bit = self._value(point, item, (*path, n), raw=True) if isinstance(item, str) else item
+            if bit is None:
+                continue
+            if not 0 <= bit < width:
+                self.add((*path, n), f"bit {bit} is outside 0..{width - 1} of {point.name!r}")
+                continue
+            bits.add(bit)
+        return frozenset(bits)
 
     def _several(
         self, role: str, spec: RoleSpec, raw: Mapping[str, Any], path: KeyPath
