@@ -113,6 +113,9 @@ class _Binder:
     """The roles of one device kind, as physics. The defaults refuse and serve nothing."""
 
     physics: HomePhysics
+    # The profile served (set by DeviceSim): where a binder needs a role's point, e.g. the
+    # relay's fault bits.
+    profile: Profile | None = field(default=None, kw_only=True)
 
     def command(self, role: str) -> bool:  # noqa: ARG002 - a default, overridden per kind
         """Carry out a command role; False refuses it (exception 3)."""
@@ -175,8 +178,10 @@ class _RelayBinder(_Binder):
         return self.physics.relay
 
     def extra_reads(self, points: Mapping[str, Point]) -> dict[str, codec.Value]:
-        # The reference collar map's fault bitfield: bits named like RelayFault members.
-        faults = points.get("relay_faults")
+        # The fault bitfield (the reference collar map's relay_faults, or whatever point the
+        # relay_faults role names): bits named like RelayFault members.
+        role = self.profile.role("relay_faults") if self.profile is not None else None
+        faults = points.get(role.point if role is not None else "relay_faults")
         if faults is None:
             return {}
         raw = 0
@@ -184,7 +189,7 @@ class _RelayBinder(_Binder):
             bit = faults.symbols.get(fault.name)
             if bit is not None:
                 raw |= 1 << bit
-        return {"relay_faults": raw}
+        return {faults.name: raw}
 
     def extra_write(self, point: Point, raw: int) -> bool | None:
         # The reference collar map's fault reset and heartbeat timeout (its range is the
@@ -260,6 +265,10 @@ class _ChargerBinder(_Binder):
         c = self.charger
         if role == "state":
             category = self.physics.charger_category()
+            if category == "forming" and c.power_w < 0:
+                # A forming charger that absorbs (PV surplus in the island) shows charging in
+                # a main state register that has no word for forming.
+                return ("forming", "charging", "stopped")
             return (category, *_NEAREST.get(category, ()))
         # A profile that binds both ratings to one register (the Quasar's max_power) reads
         # the larger: one hardware maximum, whichever role's refresh comes last.
@@ -422,9 +431,12 @@ class DeviceSim:
                 self._setpoints[b.point] = b
             if kind in (*_READ_ONLY_ROLES, RoleKind.SETTING):
                 self._reads.append(b)
-        self._read_only = {b.point for b in self._reads if b.point not in self._setpoints}
+        self._read_only = {
+            name for b in self._reads for name in b.points if name not in self._setpoints
+        }
         self._last_heartbeat: int | None = None
-        bound = {b.point for b in profile.roles.values()}
+        binder.profile = profile
+        bound = {name for b in profile.roles.values() for name in b.points}
         for point_name, value in (statics or {}).items():
             static = profile.points.get(point_name)
             if static is not None and point_name not in bound:
@@ -705,17 +717,17 @@ class DeviceSim:
     def _refresh(self, table: Table | None = None, span: range | None = None) -> None:
         """Bring the image up to the physics: every read point, or those of ``table`` that
         overlap ``span``."""
+        points = self.profile.points
         for b in self._reads:
-            point = self.profile.points[b.point]
-            if span is not None and not _overlaps(point, table, span):
+            point = points[b.point]
+            if span is not None and not any(_overlaps(points[n], table, span) for n in b.points):
                 continue
             value = self.binder.measure(b.role)
             if value is None:
                 continue
             if isinstance(value, tuple):
-                raw = _state_raw(b, point, value)
-                if raw is not None:
-                    self._set(point, codec.pack_raw(point, raw))
+                for name, raw in _state_raws(b, points, value).items():
+                    self._set(points[name], codec.pack_raw(points[name], raw))
                 continue
             if b.positive is not None:
                 value *= sign(b.positive)
@@ -769,15 +781,41 @@ def _overlaps(point: Point, table: Table | None, span: range) -> bool:
     )
 
 
-def _state_raw(b: Binding, point: Point, categories: tuple[str, ...]) -> int | None:
-    """The raw state for the first category the profile lists: that category's first symbol in
-    the point's order (or its smallest value)."""
-    for category in categories:
-        values = b.states.get(category)
-        if values:
+def _state_raws(
+    b: Binding, points: Mapping[str, Point], categories: tuple[str, ...]
+) -> dict[str, int]:
+    """The raw value of each register of a state role, for a device whose state is the first of
+    ``categories`` (the rest: the nearest ones, in order).
+
+    Each register shows what that register of a real device would, whatever the profile's
+    precedence: the first category of ``categories`` it lists (that category's first symbol in
+    the point's order, or its smallest value), else a value in none of its categories (a backup
+    register's NORMAL). So a forming charger's backup register reads GRID_FORMING while its
+    main register still reads DISCHARGING, and a profile that lists them in the wrong order is
+    caught, not served what it expects. A one-register role with no listed category is left as
+    it was.
+    """
+    out: dict[str, int] = {}
+    reads = [(b.point, b.states), *((r.point, r.states) for r in b.more)]
+    for name, states in reads:
+        point = points[name]
+        category = next((c for c in categories if states.get(c)), None)
+        if category is not None:
+            values = states[category]
             ordered = [v for v in point.symbols.values() if v in values]
-            return ordered[0] if ordered else min(values)
-    return None
+            out[name] = ordered[0] if ordered else min(values)
+        elif b.more:
+            out[name] = _neutral(point, states)
+    return out
+
+
+def _neutral(point: Point, states: Mapping[str, frozenset[int]]) -> int:
+    """A raw value of ``point`` in none of ``states``: an uncategorised symbol if it has one."""
+    listed = set().union(*states.values())
+    for value in point.symbols.values():
+        if value not in listed:
+            return value
+    return min(set(range(len(listed) + 1)) - listed)
 
 
 def _fill_gaps(mem: Mapping[Table, dict[int, int]]) -> None:

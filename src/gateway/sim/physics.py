@@ -242,6 +242,11 @@ class Charger(Storage):
     island_frequency_hz: float = NOMINAL_HZ
     watchdog: Watchdog = field(default_factory=Watchdog)
     watchdog_expired: bool = False
+    # Devices differ in the order they accept: one refuses a stop while backup mode is on (it
+    # must leave backup first), another refuses to leave backup mode while it runs or forms
+    # (it must be stopped first). A refused command is a Modbus exception 3 and changes nothing.
+    refuses_stop_in_backup: bool = False
+    refuses_backup_off_running: bool = False
 
     def start(self) -> bool:
         """Grid-following at the present setpoint (clears a trip: a restart)."""
@@ -423,6 +428,8 @@ class HomePhysics:
         return ok
 
     def stop_charger(self) -> bool:
+        if self.charger.refuses_stop_in_backup and self.charger.backup_armed:
+            return False
         ok = self.charger.stop()
         self.settle()
         return ok
@@ -432,6 +439,8 @@ class HomePhysics:
         island (the charger stops)."""
         c = self.charger
         if not c.remote_enabled:
+            return False
+        if not on and c.refuses_backup_off_running and c.mode is not ChargerMode.STOPPED:
             return False
         c.backup_armed = on
         if on and c.mode is ChargerMode.GRID_FOLLOWING:

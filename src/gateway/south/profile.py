@@ -129,6 +129,27 @@ class Point:
         return "any"
 
 
+def _category_of(states: Mapping[str, frozenset[int]], raw: object) -> str | None:
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        return None
+    for name, values in states.items():
+        if raw in values:
+            return name
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StateRead:
+    """A further register of a state role read from several (``points = [...]`` in TOML),
+    with its own values -> categories; the binding's own ``point`` is the first of them."""
+
+    point: str
+    states: Mapping[str, frozenset[int]] = field(default_factory=lambda: MappingProxyType({}))
+    state_symbols: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Binding:
     """A role bound to a point. Which fields matter depends on the role (see ``ROLES``)."""
@@ -147,11 +168,43 @@ class Binding:
         default_factory=lambda: MappingProxyType({})
     )
 
+    # State roles read from several registers: the ones after ``point``, in the profile's order
+    # (a charger that shows grid-forming only in a backup-status register of its own).
+    more: tuple[StateRead, ...] = ()
+    # relay_faults: bit numbers that do not fail a command (a watchdog flag the next
+    # heartbeat clears is news about the gateway, not a relay that failed to move).
+    ignore: frozenset[int] = frozenset()
+
     def category(self, raw: int) -> str | None:
-        for name, values in self.states.items():
-            if raw in values:
-                return name
-        return None
+        """The category of one raw value of the binding's own point."""
+        return _category_of(self.states, raw)
+
+    @property
+    def points(self) -> tuple[str, ...]:
+        """Every point the role reads: its own, then the further registers of a state role."""
+        return (self.point, *(r.point for r in self.more))
+
+    def decide(self, values: Mapping[str, object]) -> str | None:
+        """The category a state role reads from the values of its ``points``.
+
+        A fault in any register wins: a device that reports one anywhere has one. Otherwise
+        the first register, in the profile's order, whose value is in one of its categories
+        decides; a value in none of them (a backup register's NORMAL) defers to the next
+        register. None: no register says anything the profile knows.
+        """
+        found = [_category_of(self.states, values.get(self.point))]
+        found += [_category_of(r.states, values.get(r.point)) for r in self.more]
+        if "fault" in found:
+            return "fault"
+        return next((c for c in found if c is not None), None)
+
+    def categories(self) -> frozenset[str]:
+        """Every category any of the role's registers can read (SunSpec symbols included)."""
+        reads = [
+            (self.states, self.state_symbols),
+            *((r.states, r.state_symbols) for r in self.more),
+        ]
+        return frozenset(c for states, symbols in reads for c in (*states, *symbols))
 
 
 @unique
@@ -184,6 +237,30 @@ class Write:
     value: int
 
 
+#: The step of a sequence that waits for its goal, read back: ``forming`` for enter_forming;
+#: ``stopped`` (or ``no_ev``) with the power at zero for leave_forming and stop.
+CONFIRM = "confirm"
+#: The charger's command roles a sequence may name.
+SEQUENCE_COMMANDS = ("start", "stop", "grid_forming_on", "grid_forming_off")
+
+
+@dataclass(frozen=True, slots=True)
+class Sequences:
+    """The order of a charger's steps (``[sequences]``): command roles and ``confirm``.
+
+    Devices differ: one must leave backup (grid-forming) mode before it accepts a stop, another
+    must be stopped first. The defaults are the order that suits the shipped profiles.
+    """
+
+    # Backup mode on, then start; confirmed by the state reading forming.
+    enter_forming: tuple[str, ...] = ("grid_forming_on", "start", CONFIRM)
+    # Used by a stop while grid-forming may be on (after connect, or once asked for): stop,
+    # confirmed stopped at zero power, then backup mode off (a stopped charger moves nothing).
+    leave_forming: tuple[str, ...] = ("stop", CONFIRM, "grid_forming_off")
+    # A stop with grid-forming known to be off.
+    stop: tuple[str, ...] = ("stop", CONFIRM)
+
+
 @dataclass(frozen=True, slots=True)
 class SunSpecDiscovery:
     """Points are found at connect time by walking the SunSpec model chain."""
@@ -210,6 +287,7 @@ class Profile:
     watchdog: Watchdog | None = None
     init: tuple[Write, ...] = ()
     sunspec: SunSpecDiscovery | None = None
+    sequences: Sequences = field(default_factory=Sequences)  # chargers only
     # Ratings the device does not report itself (W); None means "read it from the device".
     max_charge_w: float | None = None
     max_discharge_w: float | None = None
@@ -274,6 +352,11 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
                     RoleKind.STATE,
                     "the relay's confirmed position from its auxiliary contact",
                     categories=("open", "closed", "moving", "fault"),
+                ),
+                "relay_faults": RoleSpec(
+                    RoleKind.MEASURE,
+                    "the relay's fault bits: any bit set fails a relay command at once, with "
+                    "the bits named, instead of after the confirmation timeout",
                 ),
                 "net_power": RoleSpec(
                     RoleKind.MEASURE, "site net power through the meter", senses=_NET

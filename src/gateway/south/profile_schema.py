@@ -16,11 +16,14 @@ import json
 from typing import Any, Final
 
 from gateway.south.profile import (
+    CONFIRM,
     ROLES,
+    SEQUENCE_COMMANDS,
     Access,
     DeviceKind,
     Profile,
     Sense,
+    Sequences,
     SunSpecDiscovery,
     WatchdogValue,
 )
@@ -36,6 +39,19 @@ _POINT_REF: Final = r"^([A-Za-z_][A-Za-z0-9_]*|[0-9]+\.[A-Za-z_][A-Za-z0-9_]*)$"
 
 _PACING = Pacing()
 _SUNSPEC = SunSpecDiscovery()
+_SEQUENCES = Sequences()
+_SEQUENCE_TEXT: Final = {
+    "enter_forming": (
+        "Grid-forming (backup / V2H) on, after the relay is confirmed open; 'confirm' waits "
+        "for the state to read forming, and must be last."
+    ),
+    "leave_forming": (
+        "A stop while grid-forming may be on (after connect, or once asked for); 'confirm' "
+        "waits for stopped (or no_ev) at zero power; only grid_forming_off may follow the "
+        "last 'confirm'; never start or grid_forming_on."
+    ),
+    "stop": "A stop with grid-forming known to be off; the same rules as leave_forming.",
+}
 
 
 def _names(values: type[Any]) -> list[str]:
@@ -151,11 +167,41 @@ _POINT: Final[dict[str, Any]] = {
     },
 }
 
+_STATES: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "State roles only: category -> the point's symbols (or raw integers) "
+    "that mean it, e.g. { stopped = ['PAUSED'], discharging = ['DISCHARGING'] }.",
+    "propertyNames": {"pattern": IDENTIFIER},
+    "additionalProperties": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": ["string", "integer"]},
+    },
+}
+
+_STATE_READ: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "One register of a state role read from several, with its own categories.",
+    "additionalProperties": False,
+    "required": ["point", "states"],
+    "properties": {
+        "point": _string("The point's name.", pattern=IDENTIFIER),
+        "states": _STATES,
+    },
+}
+
 _BINDING: Final[dict[str, Any]] = {
     "type": "object",
     "description": "A role bound to a point.",
     "additionalProperties": False,
-    "required": ["point"],
+    "allOf": [
+        {
+            "oneOf": [{"required": ["point"]}, {"required": ["points"]}],
+            "description": "a role names its point: point = '...' (a state role read from "
+            "several registers names them in points = [{ point = ..., states = ... }, ...] "
+            "instead; not both)",
+        }
+    ],
     "properties": {
         "point": _string(
             "The point's name, or in a SunSpec profile 'MODEL.Point' (e.g. '704.WSet').",
@@ -171,16 +217,23 @@ _BINDING: Final[dict[str, Any]] = {
             "import, export). Required where the role has a sign, refused where it has none.",
             enum=_names(Sense),
         ),
-        "states": {
-            "type": "object",
-            "description": "State roles only: category -> the point's symbols (or raw integers) "
-            "that mean it, e.g. { stopped = ['PAUSED'], discharging = ['DISCHARGING'] }.",
-            "propertyNames": {"pattern": IDENTIFIER},
-            "additionalProperties": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": ["string", "integer"]},
-            },
+        "states": _STATES,
+        "ignore": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": ["string", "integer"]},
+            "description": "relay_faults only: the bits (symbols or bit numbers) that do not "
+            "fail a relay command, e.g. a watchdog flag that the next heartbeat clears.",
+        },
+        "points": {
+            "type": "array",
+            "minItems": 2,
+            "items": {"$ref": "#/$defs/state_read"},
+            "description": "State roles only, instead of point and states: a state shown in "
+            "several registers (a charger that shows grid-forming only in a backup-status "
+            "register). A fault in any of them wins; otherwise the first register listed "
+            "whose value is in one of its categories decides, and a value in none of its "
+            "categories defers to the next.",
         },
     },
 }
@@ -336,6 +389,24 @@ SCHEMA: Final[dict[str, Any]] = {
                 },
             },
         },
+        "sequences": {
+            "type": "object",
+            "description": "Charger profiles only: the order of the device's steps, each a "
+            "command role written or 'confirm' (wait for the goal by read-back). Devices "
+            "differ: one must leave backup mode before it accepts a stop, another must be "
+            "stopped first.",
+            "additionalProperties": False,
+            "properties": {
+                name: {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "enum": [CONFIRM, *SEQUENCE_COMMANDS]},
+                    "default": list(getattr(_SEQUENCES, name)),
+                    "description": text,
+                }
+                for name, text in _SEQUENCE_TEXT.items()
+            },
+        },
         "sunspec": {
             "type": "object",
             "description": "Only for SunSpec devices: the model chain is walked at connect "
@@ -377,7 +448,7 @@ SCHEMA: Final[dict[str, Any]] = {
         "required": ["points"],
         "description": "a profile needs [points.<name>] tables (or a [sunspec] table)",
     },
-    "$defs": {"point": _POINT, "binding": _BINDING},
+    "$defs": {"point": _POINT, "binding": _BINDING, "state_read": _STATE_READ},
 }
 
 

@@ -366,6 +366,30 @@ def test_start_forms_when_backup_mode_is_armed_and_the_relay_is_open() -> None:
     assert len(h.violations) == 1
 
 
+def test_a_charger_that_refuses_a_stop_in_backup_mode_stops_once_backup_is_off() -> None:
+    h = home(t=MIDNIGHT, charger=Charger(refuses_stop_in_backup=True))
+    open_relay(h)
+    assert h.set_backup(on=True)
+    assert h.start_charger()
+    assert not h.stop_charger()  # refused: still forming
+    assert h.charger.mode is ChargerMode.GRID_FORMING
+    assert h.set_backup(on=False)
+    assert h.stop_charger()
+    assert h.charger_category() == "stopped"
+
+
+def test_a_charger_that_must_be_stopped_first_refuses_to_leave_backup_while_forming() -> None:
+    h = home(t=MIDNIGHT, charger=Charger(refuses_backup_off_running=True))
+    open_relay(h)
+    assert h.set_backup(on=True)
+    assert h.start_charger()
+    assert not h.set_backup(on=False)  # refused: still forming, still armed
+    assert (h.charger.mode, h.charger.backup_armed) == (ChargerMode.GRID_FORMING, True)
+    assert h.stop_charger()
+    assert h.set_backup(on=False)
+    assert not h.charger.backup_armed
+
+
 def test_a_running_charger_switches_to_forming_when_backup_is_armed() -> None:
     h = home(t=MIDNIGHT)
     open_relay(h)

@@ -34,6 +34,7 @@ from gateway.south.registers import DataType, Table, WordOrder
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = [
+    "dc-v2h-backup",
     "meter-collar-relay",
     "sigenergy-dc",
     "sunspec-der",
@@ -352,12 +353,12 @@ CASES: list[tuple[str, list[tuple[str, str]], int | None, str, str]] = [
         [
             (
                 'soc = { point = "soc" }',
-                'soc = { point = "soc" }\ngrid_forming_on = { point = "mode", value = "REMOTE" }',
+                'soc = { point = "soc" }\ngrid_forming_off = { point = "mode", value = "USER" }',
             )
         ],
         46,
-        "roles.grid_forming_off",
-        "come as a pair: bind 'grid_forming_off' too",
+        "roles.grid_forming_on",
+        "come as a pair: bind 'grid_forming_on' too",
     ),
     (
         "role point missing",

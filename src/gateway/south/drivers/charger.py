@@ -6,12 +6,15 @@ discharge into the home; each profile says what its device means by a positive n
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from gateway.core.island import ChargerMode
 from gateway.core.messages import ChargerCommand, ChargerTelemetry, WriteConfirmed, WriteFailed
 from gateway.south.drivers.base import DriverBase
 from gateway.south.errors import DeviceStateError
-from gateway.south.profile import sign
+from gateway.south.profile import CONFIRM, sign
 
+Goal = Callable[[ChargerCommand], Awaitable[None]]
 STOPPED = frozenset({"stopped", "no_ev"})
 RUNNING = frozenset({"charging", "discharging", "stopped"})
 MODE_OF = {
@@ -50,14 +53,36 @@ class Charger(DriverBase):
         return await self.guarded(cmd.id, step)
 
     async def _stop(self, cmd: ChargerCommand) -> None:
-        await self.command("stop", reason=cmd.reason, correlation_id=cmd.id)
+        if self.can_form and not self._forming_off:
+            # Grid-forming may be on: the profile's order for leaving it (a device that refuses
+            # a stop while in backup mode switches it off first).
+            await self._run(self.device.profile.sequences.leave_forming, cmd, self._stopped)
+            self._forming_off = True
+        else:
+            await self._run(self.device.profile.sequences.stop, cmd, self._stopped)
+
+    async def _run(
+        self,
+        steps: tuple[str, ...],
+        cmd: ChargerCommand,
+        goal: Callable[[ChargerCommand], Awaitable[None]],
+    ) -> None:
+        """A sequence of the profile: its command roles written in order, ``confirm`` waiting
+        for the goal by read-back. The loader saw to it that every sequence confirms."""
+        for step in steps:
+            if step == CONFIRM:
+                await goal(cmd)
+            else:
+                await self.command(step, reason=cmd.reason, correlation_id=cmd.id)
+
+    async def _stopped(self, cmd: ChargerCommand) -> None:
         # devices.md §4.3 step 2: stopped means the state says so AND the power is zero.
         await self.await_category(
             "state", STOPPED, reason=cmd.reason, correlation_id=cmd.id, also=self._power_is_zero
         )
-        if self.can_form and not self._forming_off:
-            await self.command("grid_forming_off", reason=cmd.reason, correlation_id=cmd.id)
-            self._forming_off = True
+
+    async def _forming(self, cmd: ChargerCommand) -> None:
+        await self.await_category("state", {"forming"}, reason=cmd.reason, correlation_id=cmd.id)
 
     async def _power_is_zero(self) -> str | None:
         power = await self.device.read_one(self.binding("power").point)
@@ -135,10 +160,8 @@ class Charger(DriverBase):
         if not self.can_form:
             why = f"profile {self.device.profile.name!r} has no grid-forming (backup) mode"
             raise DeviceStateError(self.device.label, "grid_forming_on", why)
-        self._forming_off = False  # from here on unknown, whatever the write's outcome
-        await self.command("grid_forming_on", reason=cmd.reason, correlation_id=cmd.id)
-        await self.command("start", reason=cmd.reason, correlation_id=cmd.id)
-        await self.await_category("state", {"forming"}, reason=cmd.reason, correlation_id=cmd.id)
+        self._forming_off = False  # from here on unknown, whatever the writes' outcome
+        await self._run(self.device.profile.sequences.enter_forming, cmd, self._forming)
 
     async def set_soc_floor(self, soc_pct: float, reason: str) -> None:
         """Write the device-side SoC floor where the profile has one (a backstop: the engine
@@ -149,9 +172,9 @@ class Charger(DriverBase):
     async def observe(self) -> ChargerTelemetry:
         state, power, soc = (self.binding(r) for r in ("state", "power", "soc"))
         at = self.now()  # before the request: see MeterRelay.observe
-        values = await self.device.read(state.point, power.point, soc.point)
-        raw_state, raw_power, raw_soc = (values[b.point] for b in (state, power, soc))
-        category = state.category(raw_state) if isinstance(raw_state, int) else None
+        values = await self.device.read(*dict.fromkeys((*state.points, power.point, soc.point)))
+        raw_power, raw_soc = values[power.point], values[soc.point]
+        category = state.decide(values)
         watts = float(raw_power) if isinstance(raw_power, int | float) else 0.0
         return ChargerTelemetry(
             at,

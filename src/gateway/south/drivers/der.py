@@ -99,7 +99,7 @@ class Der(DriverBase):
         b = self.binding("power")
         q = self.binding("reactive_power") if self.has("reactive_power") else None
         c = self.binding("connected") if self.has("connected") else None
-        extra = [x.point for x in (q, c) if x is not None]
+        extra = [*([q.point] if q is not None else []), *(c.points if c is not None else ())]
         at = self.now()  # before the request: see MeterRelay.observe
         values = await self.device.read(b.point, *extra)
         power = values[b.point]
@@ -108,8 +108,8 @@ class Der(DriverBase):
         if q is not None and isinstance(raw := values[q.point], int | float):
             var = float(raw) * sign(q.positive)
         connected = None
-        if c is not None and isinstance(state := values[c.point], int):
-            category = c.category(state)
+        if c is not None:
+            category = c.decide(values)
             connected = None if category is None else category == "connected"
         name = self.der_id or self.device.name
         return DerTelemetry(

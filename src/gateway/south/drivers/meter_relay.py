@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gateway.core.island import RelayPosition
 from gateway.core.messages import (
     MeterTelemetry,
@@ -10,6 +12,7 @@ from gateway.core.messages import (
     WriteConfirmed,
     WriteFailed,
 )
+from gateway.south.codec import Value
 from gateway.south.drivers.base import DriverBase
 from gateway.south.profile import sign
 
@@ -31,6 +34,8 @@ class MeterRelay(DriverBase):
         opening = cmd.position is RelayPosition.OPEN
         role, target = ("relay_open", "open") if opening else ("relay_close", "closed")
 
+        faults = (self.binding("relay_faults").point,) if self.has("relay_faults") else ()
+
         async def step() -> None:
             await self.command(role, reason=cmd.reason, correlation_id=cmd.id)
             await self.await_category(
@@ -39,9 +44,36 @@ class MeterRelay(DriverBase):
                 reason=cmd.reason,
                 correlation_id=cmd.id,
                 also=self._home_side_dead if opening else None,
+                extra=faults,
+                failed=self._fault,
             )
 
         return await self.guarded(cmd.id, step)
+
+    def _fault(self, category: str | None, values: Mapping[str, Value | None]) -> str | None:
+        """A relay that reports a fault has failed the move now: its state reads the fault
+        category, or its fault bits (``relay_faults``) are not all clear. Waiting out the
+        confirmation timeout would only delay the engine's FAULT by 5 s."""
+        if category == "fault":
+            return f"the relay reports a fault (relay_state reads fault{self._bits(values)})"
+        bits = self._bits(values)
+        return f"the relay reports a fault{bits}" if bits else None
+
+    def _bits(self, values: Mapping[str, Value | None]) -> str:
+        """`: relay_faults FAIL_TO_OPEN, bit 5` for the bits set that the profile does not
+        ignore; "" when none are, or the role is unbound."""
+        if not self.has("relay_faults"):
+            return ""
+        binding = self.binding("relay_faults")
+        point = self.device.point(binding.point)
+        raw = values.get(point.name)
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            return ""
+        names = {bit: name for name, bit in point.symbols.items()}
+        bits = [n for n in range(16 * point.count) if raw >> n & 1 and n not in binding.ignore]
+        if not bits:
+            return ""
+        return f": {point.name} " + ", ".join(names.get(n, f"bit {n}") for n in bits)
 
     async def _home_side_dead(self) -> str | None:
         """The second witness of an open relay: the home side carries no voltage (the charger
@@ -62,9 +94,8 @@ class MeterRelay(DriverBase):
         # and a reading that left before a confirmed relay command must not pass for newer
         # than it (a read queued behind the "open" write resumes after its confirmation).
         at = self.now()
-        values = await self.device.read(state.point, *points.values())
-        raw = values[state.point]
-        category = state.category(raw) if isinstance(raw, int) else None
+        values = await self.device.read(*dict.fromkeys((*state.points, *points.values())))
+        category = state.decide(values)
         # Anything but a definite open/closed (moving, fault, unknown symbol) is UNKNOWN, which
         # the engine treats as closed for every safety decision.
         position = {"open": RelayPosition.OPEN, "closed": RelayPosition.CLOSED}.get(

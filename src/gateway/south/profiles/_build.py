@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.south.codec import CodecError, encode, pack_raw, raw_range
 from gateway.south.profile import (
+    CONFIRM,
     REQUIRED,
     ROLES,
     WORDS,
@@ -26,6 +27,8 @@ from gateway.south.profile import (
     RoleKind,
     RoleSpec,
     Sense,
+    Sequences,
+    StateRead,
     SunSpecDiscovery,
     Watchdog,
     WatchdogValue,
@@ -52,6 +55,7 @@ _NOT_SCALED = frozenset(
 )
 _BITFIELDS = {DataType.BITFIELD16: 16, DataType.BITFIELD32: 32}
 _WRITES = frozenset({RoleKind.COMMAND, RoleKind.SETPOINT, RoleKind.SETTING})
+_DER_WRITES = frozenset({"limit_pct", "limit_enable", "power_setpoint", "setpoint_enable"})
 _READS = frozenset({RoleKind.MEASURE, RoleKind.STATE, RoleKind.SETTING})
 # A state value as the profile gives it: a resolved raw int, or a SunSpec symbol kept as text.
 _StateKey = int | str
@@ -100,6 +104,7 @@ class _Builder:
             watchdog=self._watchdog(self.doc.get("watchdog")),
             init=self._init(self.doc.get("init", [])),
             sunspec=self.sunspec,
+            sequences=self._sequences(self.doc.get("sequences")),
             max_charge_w=None if charge is None else float(charge),
             max_discharge_w=None if discharge is None else float(discharge),
             assumptions=tuple(meta.get("assumptions", ())),
@@ -360,12 +365,62 @@ class _Builder:
             binding = self._binding(role, spec, spec_raw)
             if binding is not None:
                 bindings[role] = binding
-        self._required(set(raw) & set(specs))
+        bound = set(raw) & set(specs)
+        reported = self._confirmable(bindings, bound)
+        self._required(bound, reported)
         return bindings
 
-    def _required(self, bound: set[str]) -> None:
+    def _confirmable(self, bindings: Mapping[str, Binding], bound: set[str]) -> set[str]:
+        """Every command the profile binds can be confirmed by what it reads: the drivers
+        confirm by read-back, so a profile that cannot would validate and then fault at run
+        time. Returns the missing roles reported here (not reported again as required)."""
+        missing: set[str] = set()
+
+        def needs_category(command: str, state: str, category: str, what: str) -> None:
+            b = bindings.get(state)
+            if command not in bindings or b is None or category in b.categories():
+                return
+            self.add(
+                ("roles", command),
+                f"{command} cannot be confirmed: no register of roles.{state} reads "
+                f"{category!r}; add states.{category} = [<the symbol the device shows {what}>] "
+                f"to roles.{state}",
+            )
+
+        if self.kind is DeviceKind.METER_RELAY:
+            needs_category("relay_open", "relay_state", "open", "when its contacts are open")
+            needs_category("relay_close", "relay_state", "closed", "when they are closed")
+        if self.kind is DeviceKind.CHARGER:
+            needs_category("stop", "state", "stopped", "when stopped with an EV connected")
+            needs_category("grid_forming_on", "state", "forming", "while it forms a grid")
+            needs_category("start", "state", "charging", "while it charges")
+            needs_category("start", "state", "discharging", "while it discharges")
+        setpoints = sorted(r for r in bound if ROLES[self.kind][r].kind is RoleKind.SETPOINT)
+        if setpoints and "power" in ROLES[self.kind] and "power" not in bound:
+            missing.add("power")
+            self.add(
+                ("roles", "power"),
+                f"{setpoints[0]} cannot be confirmed without a power measure (nor a stop at "
+                "zero power): bind power = { point = '...', positive = '...' }",
+            )
+        if self.kind is DeviceKind.DER:
+            # No state role confirms a DER's setpoint: only reading the register back does.
+            for role in sorted(
+                bound & {"limit_pct", "limit_enable", "power_setpoint", "setpoint_enable"}
+            ):
+                point = self.points.get(self.doc["roles"][role].get("point", ""))
+                if point is not None and not point.access.readable:
+                    self.add(
+                        ("roles", role, "point"),
+                        f"{role} writes point {point.name!r}, which is write only (access = w), "
+                        "and a DER's setpoint is confirmed only by reading it back: make it "
+                        'access = "rw" if the device reads it back',
+                    )
+        return missing
+
+    def _required(self, bound: set[str], reported: set[str]) -> None:
         specs = ROLES[self.kind]
-        for role in sorted(REQUIRED[self.kind] - bound):
+        for role in sorted(REQUIRED[self.kind] - bound - reported):
             self.add(
                 ("roles", role),
                 f"a {self.kind} profile must bind {role!r} ({specs[role].description})",
@@ -391,6 +446,8 @@ class _Builder:
     def _binding(self, role: str, spec: RoleSpec, raw: Mapping[str, Any]) -> Binding | None:
         path: KeyPath = ("roles", role)
         before = len(self.report.problems)
+        if "points" in raw:
+            return self._several(role, spec, raw, path)
         point = self._ref(raw["point"], (*path, "point"))
         if point is not None:
             self._role_access(role, spec, point, (*path, "point"))
@@ -410,6 +467,7 @@ class _Builder:
                 value = given  # SunSpec: a raw number is taken as it is
         if spec.kind is RoleKind.STATE and "states" in raw:
             states, state_symbols = self._states(role, spec, point, raw["states"], path)
+        ignore = self._ignore(role, point, raw.get("ignore"), (*path, "ignore"))
         if len(self.report.problems) != before:
             return None
         return Binding(
@@ -420,6 +478,82 @@ class _Builder:
             states=MappingProxyType(states),
             symbol=symbol,
             state_symbols=MappingProxyType(state_symbols),
+            ignore=ignore,
+        )
+
+    def _ignore(
+        self, role: str, point: Point | None, raw: list[int | str] | None, path: KeyPath
+    ) -> frozenset[int]:
+        """relay_faults' bits that do not fail a command, as bit numbers."""
+        if raw is None:
+            return frozenset()
+        if role != "relay_faults":
+            self.add(path, f"ignore is only for relay_faults, not {role}: remove it")
+            return frozenset()
+        if point is None:
+            return frozenset()
+        bits: set[int] = set()
+        width = _BITFIELDS.get(point.type, 16 * point.count)
+        for n, item in enumerate(raw):
+            bit = self._value(point, item, (*path, n), raw=True) if isinstance(item, str) else item
+            if bit is None:
+                continue
+            if not 0 <= bit < width:
+                self.add((*path, n), f"bit {bit} is outside 0..{width - 1} of {point.name!r}")
+                continue
+            bits.add(bit)
+        return frozenset(bits)
+
+    def _several(
+        self, role: str, spec: RoleSpec, raw: Mapping[str, Any], path: KeyPath
+    ) -> Binding | None:
+        """A state role read from several registers: ``points = [{ point, states }, ...]``."""
+        before = len(self.report.problems)
+        if spec.kind is not RoleKind.STATE:
+            self.add(
+                (*path, "points"),
+                f"{role} is a {spec.kind} role: points (several registers) is only for state "
+                "roles; name its one point = '...'",
+            )
+            return None
+        if self.sunspec is not None:
+            self.add(
+                (*path, "points"),
+                "a SunSpec profile's state role reads one point: use point = 'MODEL.Point' "
+                "and states",
+            )
+            return None
+        if "states" in raw:
+            self.add(
+                (*path, "states"),
+                "with points = [...], each register has its own states: move these into the "
+                "entry of their point",
+            )
+        self._positive(role, spec, raw.get("positive"), path)
+        if "value" in raw:
+            self.add((*path, "value"), f"{role} is a state role: value is only for command roles")
+        reads: list[StateRead] = []
+        seen: set[str] = set()
+        for n, item in enumerate(raw["points"]):
+            ipath: KeyPath = (*path, "points", n)
+            name = item["point"]
+            if name in seen:
+                self.add((*ipath, "point"), f"point {name!r} is listed twice: list it once")
+                continue
+            seen.add(name)
+            point = self._ref(name, (*ipath, "point"))
+            if point is not None:
+                self._role_access(role, spec, point, (*ipath, "point"))
+            states, _ = self._states(role, spec, point, item["states"], ipath)
+            reads.append(StateRead(name, MappingProxyType(states)))
+        if len(self.report.problems) != before:
+            return None
+        first, *more = reads
+        return Binding(
+            role=role,
+            point=first.point,
+            states=first.states,
+            more=tuple(more),
         )
 
     def _role_access(self, role: str, spec: RoleSpec, point: Point, path: KeyPath) -> None:
@@ -598,6 +732,73 @@ class _Builder:
             if written is not None:
                 writes.append(Write(point=item["point"], value=written))
         return tuple(writes)
+
+    def _sequences(self, raw: Mapping[str, list[str]] | None) -> Sequences:
+        """The charger's step orders: bound command roles and ``confirm``, each sequence
+        confirmed by read-back, and nothing after that confirmation that could start power
+        flow or grid-forming (the engine acts on the confirmation: it closes the relay)."""
+        default = Sequences()
+        if raw is None:
+            return default
+        if self.kind is not DeviceKind.CHARGER:
+            self.add(("sequences",), f"sequences are for charger profiles, not {self.kind}")
+            return default
+        bound = set(self.doc["roles"])
+        forming = {"grid_forming_on", "grid_forming_off"} <= bound
+        needs = {"enter_forming": "grid_forming_on", "leave_forming": "grid_forming_off"}
+        for name, steps in raw.items():
+            path: KeyPath = ("sequences", name)
+            if name in needs and not forming:
+                self.add(
+                    path,
+                    f"{name} is for a charger with grid_forming_on and grid_forming_off roles; "
+                    "this profile has no grid-forming mode: remove it",
+                )
+                continue
+            for n, step in enumerate(steps):
+                if step != CONFIRM and step not in bound:
+                    self.add(
+                        (*path, n),
+                        f"step {step!r} is a command role this profile does not bind: bind "
+                        f"roles.{step} or remove the step",
+                    )
+            if CONFIRM not in steps:
+                goal = "forming" if name == "enter_forming" else "stopped at zero power"
+                self.add(
+                    path,
+                    f"{name} never confirms: add 'confirm' (the state read back as {goal}) "
+                    "after its last command; the engine acts on that confirmation",
+                )
+                continue
+            last = len(steps) - 1 - steps[::-1].index(CONFIRM)
+            wanted = needs.get(name, "stop")
+            if wanted not in steps:
+                self.add(path, f"{name} never writes {wanted}: add it before 'confirm'")
+            if name == "enter_forming":
+                for n in range(last + 1, len(steps)):
+                    self.add(
+                        (*path, n),
+                        f"{steps[n]!r} after the last 'confirm' would go unconfirmed: "
+                        "enter_forming ends with 'confirm'",
+                    )
+                continue
+            for n, step in enumerate(steps):
+                if step in ("start", "grid_forming_on"):
+                    self.add(
+                        (*path, n),
+                        f"{name} must not write {step}: a stop never starts power flow or "
+                        "grid-forming; remove it",
+                    )
+                elif n > last and step not in ("grid_forming_off", CONFIRM):
+                    self.add(
+                        (*path, n),
+                        f"{step!r} after the last 'confirm' would go unconfirmed: only "
+                        "grid_forming_off (which moves no power) may follow it; move it "
+                        "before 'confirm'",
+                    )
+        return Sequences(
+            **{name: tuple(steps) for name, steps in raw.items() if name in default.__slots__}
+        )
 
     def _sunspec(self, raw: Mapping[str, Any] | None) -> SunSpecDiscovery | None:
         if raw is None:

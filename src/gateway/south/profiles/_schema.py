@@ -141,6 +141,6 @@ def _message(error: ValidationError) -> str:
         return f"needs at least {limit} item{'s' if limit != 1 else ''}"
     if keyword == "uniqueItems":
         return f"has duplicates: {value!r}"
-    if keyword == "not":
+    if keyword in ("not", "oneOf"):
         return str(error.schema.get("description", "not allowed here"))
     return str(error.message)  # pragma: no cover - every keyword the schema uses is handled above

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from gateway.south.errors import ProfileError
-from gateway.south.profile import Binding, Point, Profile, Watchdog, WatchdogValue
+from gateway.south.profile import Binding, DeviceKind, Point, Profile, Watchdog, WatchdogValue
 from gateway.south.profile_schema import render_schema
 from gateway.south.profiles import find, load_profile, load_shipped, shipped
 from gateway.south.registers import Table
@@ -93,6 +93,17 @@ def show_text(profile: Profile) -> str:
         for row in _continued([b.role, b.point], _binding_parts(b, profile))
     ]
     lines.append(_table(["ROLE", "POINT", "BINDING"], rows).rstrip("\n"))
+    if profile.kind is DeviceKind.CHARGER:
+        seq = profile.sequences
+        lines += ["", "sequences (confirm: read back until the goal holds)"]
+        lines += [
+            f"  {name:<15}{', '.join(steps)}"
+            for name, steps in (
+                ("enter_forming", seq.enter_forming),
+                ("leave_forming", seq.leave_forming),
+                ("stop", seq.stop),
+            )
+        ]
     lines += ["", "watchdog"]
     lines += _watchdog_lines(profile.watchdog) if profile.watchdog else ["  none"]
     if profile.init:
@@ -157,8 +168,16 @@ def _binding_parts(binding: Binding, profile: Profile) -> list[str]:
         parts.append(f"write {binding.symbol} (resolved at discovery)")
     if binding.positive is not None:
         parts.append(f"positive = {binding.positive}")
-    for category, values in binding.states.items():
-        parts.append(f"{category}: " + ", ".join(_raw(point, v) for v in sorted(values)))
+    if binding.more:
+        parts.append("fault in any wins, else the first that reads a category:")
+    for name, states in [
+        (binding.point, binding.states),
+        *((r.point, r.states) for r in binding.more),
+    ]:
+        of = profile.points.get(name)
+        prefix = f"{name} " if binding.more else ""
+        for category, values in states.items():
+            parts.append(f"{prefix}{category}: " + ", ".join(_raw(of, v) for v in sorted(values)))
     for category, names in binding.state_symbols.items():
         parts.append(f"{category}: " + ", ".join(sorted(names)))
     return parts
