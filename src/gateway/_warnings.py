@@ -17,5 +17,5 @@ def quiet_third_party() -> None:
         "ignore",
         message="DSA is deprecated",
         category=CryptographyDeprecationWarning,
-        module=r"(signxml|openleadr)\b",
+        module=r"(signxml|openleadr|gateway\.north\.openadr2\.signing)\b",
     )

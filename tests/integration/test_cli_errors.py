@@ -175,7 +175,7 @@ def test_a_device_that_vanishes_mid_run_leaves_the_gateway_up_and_is_found_again
     site = _site(tmp_path)
     home = processes.start("simulate", "home", str(site), "--status-every", "1")
     _wait_for(home, "grid 240 V")
-    gateway = processes.start("run", str(site), "--for", "40", "-v")
+    gateway = processes.start("run", str(site), "--for", "80", "-v")
     _wait_for(gateway, "no utility link")
     time.sleep(1.5)
     os.killpg(home.pid, signal.SIGKILL)  # the whole home goes dark at once
@@ -185,7 +185,9 @@ def test_a_device_that_vanishes_mid_run_leaves_the_gateway_up_and_is_found_again
     again = processes.start(
         "simulate", "home", str(site), "--outage-at", "2", "--status-every", "1"
     )
-    _wait_for(again, "relay open | charger forming", timeout=25)
+    # The transport's reconnect back-off doubles to 30 s while the home is gone, so finding it
+    # again may take that long (south/transport.py, EndpointConfig.reconnect_max_s).
+    _wait_for(again, "relay open | charger forming", timeout=50)
     gateway.send_signal(signal.SIGTERM)
     out, _ = gateway.communicate(timeout=10)
     assert gateway.returncode == 0, out
