@@ -13,8 +13,8 @@ from pathlib import Path
 
 from gateway.core.island import RelayPosition
 from gateway.core.messages import RelayCommand, WriteConfirmed
-from gateway.runtime.demo import START, demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import START, demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.south.transport import Endpoint
 from gateway.store.sqlite import SqliteStore
 

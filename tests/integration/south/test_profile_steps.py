@@ -24,8 +24,8 @@ from gateway.core.messages import (
     WriteConfirmed,
     WriteFailed,
 )
-from gateway.runtime.demo import START, demo_site
-from gateway.runtime.modbus_site import ModbusSite
+from gateway.demo.evening import START, demo_site
+from gateway.demo.modbus_site import ModbusSite
 from gateway.runtime.south import DeviceConfig, South
 from gateway.sim.modbus import SimulatedHome
 from gateway.sim.physics import Charger as ChargerPhysics
