@@ -35,7 +35,7 @@ def test_a_key_file_that_is_really_a_certificate_is_named_with_what_to_do(pki: P
     assert str(gw.cert) in message
     assert "holds a certificate, not a private key" in message
     assert "[sep2] key" in message
-    assert "BEGIN PRIVATE KEY" in message
+    assert "header names a PRIVATE KEY" in message
     assert "PEM lib" not in message
 
 

