@@ -51,7 +51,11 @@ def _address(d: DeviceEntry) -> Address:
 def home_for(config: RunConfig, *, start: Timestamp, speed: float) -> SimulatedHome:
     """The simulated home for ``config``'s devices, not started."""
     slots: dict[str, DeviceEntry] = {}
+    followers: dict[str, DeviceEntry] = {}
     for d in config.devices:
+        if d.role == "charger" and not d.forms_island:
+            followers[d.name] = d  # one more EV, served under its own name
+            continue
         slot = SLOT.get(d.role)
         if slot is None:
             msg = f"device {d.name!r}: the simulated home has no {d.role} apart from the relay"
@@ -94,6 +98,12 @@ def home_for(config: RunConfig, *, start: Timestamp, speed: float) -> SimulatedH
             max_discharge_w=r.max_discharge_w,
             max_charge_w=r.max_charge_w,
         )
+    for name in followers:
+        r = rated[name]
+        second = Charger(max_charge_w=r.max_charge_w, ramp_w_per_s=2_000.0)
+        if r.capacity_wh is not None:
+            second.capacity_wh = r.capacity_wh
+        physics.followers[name] = second
     profiles = {slot: d.profile for slot, d in slots.items()}
     return SimulatedHome(
         relay=profiles.get("relay"),
@@ -102,7 +112,8 @@ def home_for(config: RunConfig, *, start: Timestamp, speed: float) -> SimulatedH
         physics=physics,
         start=start,
         speed=speed,
-        layout={slot: _address(d) for slot, d in slots.items()},
+        layout={slot: _address(d) for slot, d in (slots | followers).items()},
+        followers={name: d.profile for name, d in followers.items()},
     )
 
 

@@ -61,7 +61,10 @@ def summary(config: RunConfig) -> str:
     ]
     for d in config.devices:
         unit = d.unit_id if d.unit_id is not None else d.profile.unit_id
-        lines.append(f"  device {d.name} ({d.role}): {d.profile.name} at {d.url} unit {unit}")
+        role = d.role
+        if role == "charger":
+            role += ", forms the island" if d.forms_island else ", only charges"
+        lines.append(f"  device {d.name} ({role}): {d.profile.name} at {d.url} unit {unit}")
     lines.append(f"  utility links: {', '.join(config.links) or 'none (local control only)'}")
     lines.append(f"  store {config.store}")
     return "\n".join(lines) + "\n"

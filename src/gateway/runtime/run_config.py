@@ -118,12 +118,19 @@ class DeviceEntry:
     profile: Profile
     url: str  # with the serial line's settings as a query for rtu://
     unit_id: int | None
+    # A charger: it forms the island (the engine's charger), or only charges (a DER).
+    forms_island: bool = False
 
     @property
     def config(self) -> DeviceConfig:
         der = ROLE_KIND[self.role][1]
         return DeviceConfig(
-            self.name, self.profile.name, self.url, self.unit_id, self.name if der else None
+            self.name,
+            self.profile.name,
+            self.url,
+            self.unit_id,
+            self.name if der else None,
+            forms_island=self.forms_island,
         )
 
 
@@ -270,6 +277,8 @@ class _Builder:
                 f"profile {profile.name!r} is a {profile.kind.value} profile, but role "
                 f"{role!r} needs a {kind.value} profile (gateway profiles list)",
             )
+        if "forms_island" in t and role != "charger":
+            self.add((*where, "forms_island"), f"only for a charger, not a {role}")
         if profile is None or url is None:
             return None
         return DeviceEntry(t["name"], role, profile, url, t.get("unit_id"))
@@ -316,12 +325,36 @@ class _Builder:
                 f"name exactly one meter_relay device (the islanding relay and its meter), "
                 f"found {roles.count('meter_relay')} among {names}",
             )
-        if roles.count("charger") != 1:
-            self.add(
-                ("device",),
-                "name exactly one charger (the V2H charger that forms the home's grid in an "
-                f"island; a second one is not supported yet), found {roles.count('charger')}",
+        self._former(entries)
+
+    def _former(self, entries: list[DeviceEntry]) -> None:
+        """Which charger forms the island: the one marked ``forms_island = true``, or the only
+        charger unless it says false. Exactly one, since the engine's islanding sequence has
+        one grid-former; every other charger follows as a DER."""
+        tables = {t["name"]: (i, t) for i, t in enumerate(self.doc["device"])}
+        chargers = [e for e in entries if e.role == "charger"]
+        marked = [e for e in chargers if tables[e.name][1].get("forms_island") is True]
+        if len(chargers) == 1 and "forms_island" not in tables[chargers[0].name][1]:
+            marked = chargers
+        if len(marked) == 1:
+            i = entries.index(marked[0])
+            entries[i] = replace(marked[0], forms_island=True)
+            return
+        names = [e.name for e in chargers]
+        if not chargers:
+            why = "name a charger: the V2H charger that forms the home's grid in an island"
+        elif not marked:
+            why = (
+                f"no charger forms the island among {names}: set forms_island = true on the "
+                "one wired to form the home's grid (the others then only charge)"
             )
+        else:
+            shown = [e.name for e in marked]
+            why = (
+                f"{len(marked)} chargers set forms_island = true ({shown}): only one can form "
+                "the home's grid; set it on one"
+            )
+        self.add(("device",), why)
 
     # --- the site ------------------------------------------------------------------------
 
@@ -344,7 +377,7 @@ class _Builder:
         policy = ControlSet(
             export_limit_w=site.get("export_limit_w"), import_limit_w=site.get("import_limit_w")
         )
-        charger = next((e.name for e in entries if e.role == "charger"), "")
+        charger = next((e.name for e in entries if e.forms_island), "")
         config = SiteConfig(
             panel=panel,
             ders=ders,
@@ -399,7 +432,10 @@ class _Builder:
             if kind is None:
                 continue
             i, t = tables[e.name]
+            follows = e.role == "charger" and not e.forms_island
             needs = ["max_discharge_w"] + (["max_charge_w"] if kind != "pv" else [])
+            if follows:
+                needs = ["max_charge_w"]  # it never discharges (south/drivers/follower.py)
             for key in needs:
                 if key not in t:
                     self.add(
@@ -413,7 +449,7 @@ class _Builder:
                 DerRating(
                     e.name,
                     kind,
-                    max_discharge_w=float(t.get("max_discharge_w", 0.0)),
+                    max_discharge_w=0.0 if follows else float(t.get("max_discharge_w", 0.0)),
                     max_charge_w=float(t.get("max_charge_w", 0.0)),
                     capacity_wh=None if capacity is None else float(capacity),
                     **nameplate,

@@ -136,6 +136,10 @@ _DEVICE = _table(
             pattern=TRANSPORT,
         ),
         "unit_id": _i("Modbus unit id; default: the profile's.", minimum=0, maximum=247),
+        "forms_island": _b(
+            "A charger: true for the one that forms the home's grid in an island (needed when "
+            "there are two or more); false for one that only charges, as a DER."
+        ),
         "baudrate": _i(
             "rtu://: the serial line's speed.",
             enum=[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200],

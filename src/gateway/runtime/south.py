@@ -18,6 +18,7 @@ from typing import TypeVar
 from gateway.core.messages import (
     ChargerCommand,
     DerLimit,
+    DerTelemetry,
     DeviceCommand,
     Direction,
     Observed,
@@ -30,6 +31,7 @@ from gateway.south.device import AuditSink, Device
 from gateway.south.drivers.base import Confirmation, DriverBase
 from gateway.south.drivers.charger import Charger
 from gateway.south.drivers.der import Der
+from gateway.south.drivers.follower import FollowerCharger
 from gateway.south.drivers.meter_relay import MeterRelay
 from gateway.south.errors import DeviceError
 from gateway.south.profile import DeviceKind, Profile
@@ -54,6 +56,9 @@ class DeviceConfig:
     url: str  # tcp://host:port | rtu+tcp://host:port | rtu:///dev/ttyUSB0?baudrate=9600
     unit_id: int | None = None
     der_id: str | None = None  # the engine's DER id (a DER's, the charger's); the device name
+    # A charger: True for the one that forms the island (the engine's charger), False for one
+    # that follows as a DER (south/drivers/follower.py).
+    forms_island: bool = True
 
 
 class South:
@@ -71,7 +76,7 @@ class South:
         self.relay: MeterRelay | None = None
         self.charger: Charger | None = None
         self.charger_id: str | None = None  # the engine's id of the charger (its DeviceConfig)
-        self.ders: dict[str, Der] = {}
+        self.ders: dict[str, Der | FollowerCharger] = {}
         self.drivers: list[DriverBase] = []
         for cfg in devices:
             profile = (profiles or {}).get(cfg.profile) or find(cfg.profile)
@@ -87,6 +92,11 @@ class South:
                 case DeviceKind.METER_RELAY:
                     self.relay = MeterRelay(device, now=now, confirm=confirm)
                     self.drivers.append(self.relay)
+                case DeviceKind.CHARGER if not cfg.forms_island:
+                    follower = FollowerCharger(device, now=now, confirm=confirm)
+                    follower.der_id = cfg.der_id or cfg.name
+                    self.ders[follower.der_id] = follower
+                    self.drivers.append(follower)
                 case DeviceKind.CHARGER:
                     self.charger = Charger(device, now=now, confirm=confirm)
                     self.charger_id = cfg.der_id or cfg.name
@@ -122,7 +132,7 @@ class South:
             meter, relay = got
         if self.charger is not None:
             charger = await self._try(self.charger, self.charger.observe)
-        ders = [await self._try(der, der.observe) for der in self.ders.values()]
+        ders = [await self._try(der, _observer(der)) for der in self.ders.values()]
         found = tuple(t for t in ders if t is not None)
         # The snapshot is stamped when it is complete: every part was read at or before it, so
         # no reading looks like it comes from the future (which the engine treats as stale).
@@ -173,8 +183,9 @@ class South:
             case ChargerCommand() if self.charger is not None:
                 driver, run = self.charger, self.charger.execute(cmd)
             case DerLimit() if cmd.der_id in self.ders:
-                driver = self.ders[cmd.der_id]
-                run = self.ders[cmd.der_id].execute(cmd)
+                der = self.ders[cmd.der_id]
+                driver = der
+                run = der.limit(cmd) if isinstance(der, FollowerCharger) else der.execute(cmd)
             case _:
                 return WriteFailed(self.now(), cmd.id, f"no device is configured for {cmd!r}")
         # A command's requests go ahead of the control loop's telemetry reads, and no read
@@ -203,3 +214,7 @@ class South:
 
     async def close(self) -> None:
         await self.transports.close()
+
+
+def _observer(der: Der | FollowerCharger) -> Callable[[], Awaitable[DerTelemetry]]:
+    return der.observe_der if isinstance(der, FollowerCharger) else der.observe

@@ -160,8 +160,11 @@ def status(p: HomePhysics) -> str:
     clock = datetime.fromtimestamp(p.now, UTC).strftime("%H:%M:%S")
     grid = f"{m.grid_voltage_v:.0f} V {m.grid_frequency_hz:.2f} Hz" if p.grid.up else "DOWN"
     charger = f"{p.charger_category()} {c.power_w:+.0f} W SoC {c.soc_pct:.1f} %"
+    others = "".join(
+        f"{name} {p.charger_category(f)} {f.power_w:+.0f} W | " for name, f in p.followers.items()
+    )
     return (
-        f"{clock}  grid {grid} | relay {p.relay_category()} | charger {charger} | "
+        f"{clock}  grid {grid} | relay {p.relay_category()} | charger {charger} | {others}"
         f"pv {p.pv.power_w:.0f} W | load {p.served_load():.0f} W | net {m.net_w:+.0f} W | "
         f"violations {len(p.violations)}"
     )

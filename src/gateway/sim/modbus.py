@@ -210,13 +210,18 @@ class _RelayBinder(_Binder):
 class _ChargerBinder(_Binder):
     limits_only: bool  # no signed setpoint: the direction comes from the two unsigned limits
     one_rating: bool = False  # the profile reads both ratings from one register
+    follower: str | None = None  # a charger that does not form: its name in physics.followers
 
     @property
     def charger(self) -> Charger:
+        if self.follower is not None:
+            return self.physics.followers[self.follower]
         return self.physics.charger
 
     def command(self, role: str) -> bool:
         p = self.physics
+        if self.follower is not None:
+            return p.follower_command(self.follower, role)
         match role:
             case "start":
                 # A refused start (it tripped) is still an accepted write: the state says FAULT.
@@ -264,7 +269,7 @@ class _ChargerBinder(_Binder):
     def measure(self, role: str) -> float | tuple[str, ...] | None:
         c = self.charger
         if role == "state":
-            category = self.physics.charger_category()
+            category = self.physics.charger_category(c)
             if category == "forming" and c.power_w < 0:
                 # A forming charger that absorbs (PV surplus in the island) shows charging in
                 # a main state register that has no word for forming.
@@ -1002,6 +1007,7 @@ class SimulatedHome:
         der_battery: bool = False,
         strict_addresses: bool = True,
         layout: Mapping[str, Address] | None = None,
+        followers: Mapping[str, ProfileRef] | None = None,
     ) -> None:
         self.clock = clock if clock is not None else SimClock(start, speed)
         self.profiles = {
@@ -1009,7 +1015,14 @@ class SimulatedHome:
             for slot, ref in (("relay", relay), ("charger", charger), ("der", der))
             if ref is not None
         }
+        # More chargers, by name: grid-following only (physics.followers), one port each.
+        for name, ref in (followers or {}).items():
+            if name in _SLOTS:
+                raise ValueError(f"a follower charger cannot be named {name!r} (a slot's name)")
+            self.profiles[name] = _load("charger", ref)
         self.physics = physics if physics is not None else _default_physics(self)
+        for name in followers or {}:
+            self.physics.followers.setdefault(name, Charger(ramp_w_per_s=2_000.0))
         if der_battery and self.physics.battery is None:
             self.physics.battery = HomeBattery()
         self.host = host
@@ -1125,10 +1138,10 @@ class SimulatedHome:
             }
             return DeviceSim(slot, profile, _RelayBinder(p), statics=statics, **common)
         if profile.kind is DeviceKind.CHARGER:
+            c = p.followers.get(slot, p.charger)
             limits_only = profile.role("power_setpoint") is None
             if limits_only:  # nothing flows until the gateway writes a limit
-                p.charger.charge_limit_w = p.charger.discharge_limit_w = 0.0
-            c = p.charger
+                c.charge_limit_w = c.discharge_limit_w = 0.0
             statics = {
                 "rated_charge_power": c.max_charge_w,
                 "rated_discharge_power": c.max_discharge_w,
@@ -1137,7 +1150,8 @@ class SimulatedHome:
             }
             rated, charge = profile.role("rated_w"), profile.role("rated_charge_w")
             one = rated is not None and charge is not None and rated.point == charge.point
-            binder = _ChargerBinder(p, limits_only, one_rating=one)
+            follower = slot if slot in p.followers else None
+            binder = _ChargerBinder(p, limits_only, one_rating=one, follower=follower)
             return DeviceSim(slot, profile, binder, statics=statics, **common)
         served, image = _sunspec_image(profile, p)
         return DeviceSim(slot, served, _DerBinder(p), image=image.registers, **common)

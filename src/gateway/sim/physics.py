@@ -384,6 +384,8 @@ class HomePhysics:
     grid: Grid = field(default_factory=Grid)
     relay: Relay = field(default_factory=Relay)
     charger: Charger = field(default_factory=Charger)
+    # Chargers that do not form the island, by device name: grid-following only (a second EV).
+    followers: dict[str, Charger] = field(default_factory=dict)
     pv: Pv = field(default_factory=Pv)
     load: Load = field(default_factory=Load)
     battery: HomeBattery | None = None
@@ -483,6 +485,8 @@ class HomePhysics:
         was = self.relay.position
         self.relay.update(self.now)
         self.charger.update(self.now)
+        for f in self.followers.values():
+            f.update(self.now)
         self.pv.update(self.now)
         self._interlocks(closed_now=was is not RelayPosition.CLOSED)
         self.pv.power_w = self._pv_power()
@@ -491,6 +495,10 @@ class HomePhysics:
             target, ramped = self._battery_target(b)
             if not ramped or math.isinf(b.ramp_w_per_s):
                 b.power_w = target
+        for f in self.followers.values():
+            target, ramped = self._follower_target(f)
+            if not ramped or math.isinf(f.ramp_w_per_s):
+                f.power_w = target
         target, ramped = self._charger_target()
         if not ramped or math.isinf(self.charger.ramp_w_per_s):
             self.charger.power_w = target
@@ -501,9 +509,13 @@ class HomePhysics:
             self.relay.next_event(),
             self.charger.watchdog.deadline(),
             self.pv.watchdog.deadline(),
+            *(f.watchdog.deadline() for f in self.followers.values()),
         )
 
     def _integrate(self, dt: float) -> None:
+        for f in self.followers.values():
+            target, ramped = self._follower_target(f)
+            f.run(target, dt, ramped=ramped)
         target, ramped = self._charger_target()
         self.charger.run(target, dt, ramped=ramped)
         if self.battery is not None:
@@ -567,6 +579,7 @@ class HomePhysics:
             # A voltage source: it carries whatever the island needs, at once, up to its
             # ratings (the grid-following limits written by the gateway do not apply).
             others = self.pv.power_w + (self.battery.power_w if self.battery else 0.0)
+            others += sum(f.power_w for f in self.followers.values())
             return c.bounded(self.load.demand(self.now) - others, limits=False), False
         if c.mode is ChargerMode.GRID_FOLLOWING and c.ev_connected:
             energized = self.grid_tied or (
@@ -576,6 +589,30 @@ class HomePhysics:
                 return c.bounded(c.setpoint_w), True
         return 0.0, False  # stopped, no EV, or ceased to energize (anti-islanding)
 
+    def _follower_target(self, f: Charger) -> tuple[float, bool]:
+        """A charger that does not form: like a PV inverter, it follows whichever grid is there,
+        the island included (where it draws on the grid-former; the engine stops it)."""
+        if f.mode is ChargerMode.GRID_FOLLOWING and f.ev_connected and self.load_side_live:
+            return f.bounded(f.setpoint_w), True
+        return 0.0, False
+
+    def follower_command(self, name: str, role: str) -> bool:
+        """A follower's command register: start, stop; it has no grid-forming to arm (asked to,
+        it refuses, and that is a violation: the gateway must never ask it)."""
+        f = self.followers[name]
+        match role:
+            case "start":
+                ok = f.start()
+            case "stop":
+                ok = f.stop()
+            case "grid_forming_off":
+                ok = True
+            case _:
+                self._violate(f"charger {name} (not the grid-former) asked to {role}")
+                return False
+        self.settle()
+        return ok
+
     # --- read-back -----------------------------------------------------------------------
 
     def served_load(self) -> float:
@@ -584,7 +621,8 @@ class HomePhysics:
     def supply(self) -> float:
         """Power into the home from its own sources."""
         b = self.battery.power_w if self.battery is not None else 0.0
-        return self.charger.power_w + self.pv.power_w + b
+        followers = sum(f.power_w for f in self.followers.values())
+        return self.charger.power_w + self.pv.power_w + b + followers
 
     def meter(self) -> Meter:
         var = 0.0
@@ -610,9 +648,10 @@ class HomePhysics:
             load_frequency_hz=load_hz,
         )
 
-    def charger_category(self) -> str:
-        """The charger's state in the profile vocabulary (``ROLES`` state categories)."""
-        c = self.charger
+    def charger_category(self, c: Charger | None = None) -> str:
+        """A charger's state in the profile vocabulary (``ROLES`` state categories); the
+        grid-former's by default."""
+        c = self.charger if c is None else c
         if c.tripped is not None:
             return "fault"
         if not c.ev_connected:

@@ -213,9 +213,62 @@ def test_two_relays_or_no_charger_are_refused(tmp_path: Path) -> None:
     twice = HOME + relay.replace('name = "relay"', 'name = "relay2"')
     assert any("exactly one meter_relay" in p for p in _problems(tmp_path, twice))
     no_ev = HOME[: HOME.index("[[device]]", HOME.index("[[device]]") + 1)]
-    assert any("exactly one charger" in p for p in _problems(tmp_path, no_ev))
+    assert any("name a charger" in p for p in _problems(tmp_path, no_ev))
     same = HOME.replace('name = "ev"', 'name = "relay"')
     assert any("name of an earlier device" in p for p in _problems(tmp_path, same))
+
+
+SECOND_EV = """
+[[device]]
+name = "ev2"
+role = "charger"
+profile = "wallbox-quasar"
+transport = "tcp://127.0.0.1:5023"
+max_charge_w = 7400
+"""
+
+
+def test_two_chargers_one_forms_the_island_the_other_only_charges(tmp_path: Path) -> None:
+    text = HOME.replace("max_discharge_w = 9600", "max_discharge_w = 9600\nforms_island = true")
+    config = _load(tmp_path, text + SECOND_EV)
+    assert config.site.charger_id == "ev"
+    ders = {d.der_id: d for d in config.site.ders}
+    # The follower never discharges: none of the backfeed allowance is held for it.
+    assert (ders["ev2"].kind, ders["ev2"].max_discharge_w, ders["ev2"].max_charge_w) == (
+        "charger",
+        0.0,
+        7400.0,
+    )
+    cfgs = {d.name: d.config for d in config.devices}
+    assert cfgs["ev"].forms_island
+    assert not cfgs["ev2"].forms_island
+    # Marking the second one instead makes it the grid-former (it then needs its discharge).
+    other = HOME + SECOND_EV.replace("max_charge_w = 7400", "forms_island = true")
+    problems = _problems(tmp_path, other)
+    assert any("device[2].max_discharge_w: missing" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ("", "no charger forms the island among ['ev', 'ev2']"),
+        ("forms_island = true", "2 chargers set forms_island = true"),
+    ],
+)
+def test_two_chargers_need_exactly_one_grid_former(
+    tmp_path: Path, extra: str, problem: str
+) -> None:
+    first = HOME.replace("max_discharge_w = 9600", f"max_discharge_w = 9600\n{extra}")
+    second = SECOND_EV.replace("max_charge_w = 7400", f"max_charge_w = 7400\n{extra}")
+    problems = _problems(tmp_path, first + second)
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_only_charger_may_not_opt_out_of_forming(tmp_path: Path) -> None:
+    text = HOME.replace("max_discharge_w = 9600", "max_discharge_w = 9600\nforms_island = false")
+    assert any("no charger forms the island" in p for p in _problems(tmp_path, text))
+    pv = PV.replace("max_discharge_w = 7000", "max_discharge_w = 7000\nforms_island = true")
+    assert any("only for a charger, not a pv_inverter" in p for p in _problems(tmp_path, HOME + pv))
 
 
 def test_an_openadr3_secret_comes_from_the_environment(

@@ -91,18 +91,7 @@ class Charger(DriverBase):
         return None
 
     async def _follow(self, cmd: ChargerCommand) -> None:
-        sp = cmd.setpoint_w
-        if self.has("power_setpoint"):
-            b = self.binding("power_setpoint")
-            await self.device.write(
-                b.point, sp * sign(b.positive), reason=cmd.reason, correlation_id=cmd.id
-            )
-        else:
-            sp = self._effective(sp)
-            for role, value in self._limits(sp):
-                await self.device.write(
-                    self.binding(role).point, value, reason=cmd.reason, correlation_id=cmd.id
-                )
+        sp = await self._write_setpoint(cmd)
         await self.command("start", reason=cmd.reason, correlation_id=cmd.id)
         category, _ = await self.category("state")
         if category == "no_ev":
@@ -113,6 +102,23 @@ class Charger(DriverBase):
             {"discharging"} if sp > self.zero_w else {"charging"} if sp < -self.zero_w else RUNNING
         )
         await self.await_category("state", wanted, reason=cmd.reason, correlation_id=cmd.id)
+
+    async def _write_setpoint(self, cmd: ChargerCommand) -> float:
+        """Write ``cmd``'s setpoint: the signed register, or the two unsigned limits; returns
+        the setpoint in force (0 W for one below the active limit's minimum)."""
+        sp = cmd.setpoint_w
+        if self.has("power_setpoint"):
+            b = self.binding("power_setpoint")
+            await self.device.write(
+                b.point, sp * sign(b.positive), reason=cmd.reason, correlation_id=cmd.id
+            )
+            return sp
+        sp = self._effective(sp)
+        for role, value in self._limits(sp):
+            await self.device.write(
+                self.binding(role).point, value, reason=cmd.reason, correlation_id=cmd.id
+            )
+        return sp
 
     def _effective(self, sp: float) -> float:
         """0 W for a non-zero |sp| below the active limit's minimum (see ``_limits``)."""
