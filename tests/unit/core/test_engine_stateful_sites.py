@@ -1,12 +1,13 @@
 """The engine's safety machine (``test_engine_stateful``) over random *site files*.
 
 Each example draws a site file (supply, panel, backfeed rule, the connection agreement's
-limits, the backup reserve, the charger's and the other DERs' ratings, which DERs the home has),
-loads it through ``gateway.runtime.run_config.load`` exactly as ``gateway run`` does, and runs
-the same rules and invariants on the site it describes: forming only on a relay confirmed open,
-the relay closed only on a charger confirmed stopped at zero power, the commanded backfeed
-within the allowance (and the static one on stale meter data), every accepted event answered
-exactly once.
+limits, the backup reserve, the charger's and the other DERs' ratings, which DERs the home has,
+a second EV that only charges), loads it through ``gateway.runtime.run_config.load`` exactly as
+``gateway run`` does, and runs the same rules and invariants on the site it describes: forming
+only on a relay confirmed open, the relay closed only on a charger confirmed stopped at zero
+power, the commanded backfeed within the allowance (and the static one on stale meter data),
+every accepted event answered exactly once; and the second EV never discharges nor charges
+outside grid-connected phases.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize
+from hypothesis.stateful import initialize, invariant
 from test_engine_stateful import EngineMachine
 
-from gateway.core.messages import Tick
+from gateway.core.island import WANTS
+from gateway.core.messages import DerLimit, Tick
 from gateway.runtime.run_config import load
 
 SUPPLIES = [(240, 60, "split"), (230, 50, "single"), (230, 50, "three")]
@@ -68,6 +70,15 @@ def site_files(draw: st.DrawFn) -> str:
             f"max_discharge_w = {draw(st.integers(0, 8_000))}",
             f"max_charge_w = {draw(st.integers(0, 8_000))}",
         ]
+    if draw(st.booleans()):  # a second EV: the first forms the island, this one only charges
+        lines.insert(lines.index('transport = "tcp://127.0.0.1:2"') + 1, "forms_island = true")
+        lines += [
+            "[[device]]",
+            'name = "ev2"\nrole = "charger"\nprofile = "wallbox-quasar"',
+            'transport = "tcp://127.0.0.1:5"',
+            "forms_island = false",
+            f"max_charge_w = {draw(st.integers(0, 11_500))}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -82,6 +93,19 @@ class SiteFileMachine(EngineMachine):
         ders = "+".join(d.der_id for d in self.config.ders)
         event(f"site {len(self.config.panel.phases)} legs, DERs {ders}")  # the draw is used
         self.feed(Tick(self.now))
+
+    @invariant()
+    def a_second_ev_only_charges_and_only_on_the_grid(self) -> None:
+        """The charger that does not form the island is never given a discharge, nor any
+        charge while the home is (or is becoming) an island: it must not draw on the EV that
+        forms it."""
+        last = self.last_cmd.get("der:ev2")
+        if last is None:
+            return
+        assert isinstance(last, DerLimit)
+        assert last.max_discharge_w == 0.0, last
+        if not WANTS[self.engine.phase].export:
+            assert last.max_charge_w == 0.0, (self.engine.phase, last)
 
 
 SiteFileMachine.TestCase.settings = settings(
