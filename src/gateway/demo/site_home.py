@@ -3,8 +3,8 @@
 ``gateway simulate home SITE.toml`` serves it; ``gateway run SITE.toml`` in another terminal
 then drives it exactly as it would a real installation. The home's physics takes the file's
 supply (voltage, frequency, legs) and ratings (the charger's and the EV's, the PV's peak); a
-home with no PV has none. What the simulator cannot be, it says: a serial port (rtu://), a
-meter apart from the relay, more than one DER inverter.
+home with no PV has none. What the simulator cannot be, it says: a serial port (rtu://),
+more than one DER inverter.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from gateway.sim.physics import Charger, Grid, HomeBattery, HomePhysics, Load, P
 #: A device's role -> the simulator's slot for it.
 SLOT = {
     "meter_relay": "relay",
+    "meter": "meter",
     "charger": "charger",
     "pv_inverter": "der",
     "battery_inverter": "der",
@@ -107,6 +108,7 @@ def home_for(config: RunConfig, *, start: Timestamp, speed: float) -> SimulatedH
     profiles = {slot: d.profile for slot, d in slots.items()}
     return SimulatedHome(
         relay=profiles.get("relay"),
+        meter=profiles.get("meter"),
         charger=profiles.get("charger"),
         der=profiles.get("der"),
         physics=physics,

@@ -59,7 +59,7 @@ NORTH: Final = ("sep2", "openadr2", "openadr3")
 #: A device's role -> the profile kind it needs, and the engine's DER kind (None: not a DER).
 ROLE_KIND: Final[dict[str, tuple[DeviceKind, str | None]]] = {
     "meter_relay": (DeviceKind.METER_RELAY, None),
-    "meter": (DeviceKind.METER_RELAY, None),
+    "meter": (DeviceKind.METER, None),
     "charger": (DeviceKind.CHARGER, "charger"),
     "pv_inverter": (DeviceKind.DER, "pv"),
     "battery_inverter": (DeviceKind.DER, "battery"),
@@ -265,12 +265,6 @@ class _Builder:
         url = self._url(where, t)
         role = t["role"]
         kind, _der = ROLE_KIND[role]
-        if role == "meter":
-            self.add(
-                (*where, "role"),
-                "a meter apart from the relay is not supported yet: use one meter_relay "
-                "device whose profile reads the meter",
-            )
         if profile is not None and profile.kind is not kind:
             self.add(
                 (*where, "profile"),
@@ -324,6 +318,17 @@ class _Builder:
                 ("device",),
                 f"name exactly one meter_relay device (the islanding relay and its meter), "
                 f"found {roles.count('meter_relay')} among {names}",
+            )
+        if roles.count("meter") > 1:
+            self.add(("device",), f"name at most one meter, found {roles.count('meter')}")
+        relay = next((e for e in entries if e.role == "meter_relay"), None)
+        if relay is not None and "meter" not in roles and relay.profile.role("net_power") is None:
+            i = [d["name"] for d in self.doc["device"]].index(relay.name)
+            self.add(
+                ("device", i, "profile"),
+                f"profile {relay.profile.name!r} reads no net power (the relay has no meter): "
+                'add the site meter as its own device (role = "meter"), or use a relay profile '
+                "that binds net_power",
             )
         self._former(entries)
 

@@ -32,6 +32,7 @@ from gateway.south.drivers.base import Confirmation, DriverBase
 from gateway.south.drivers.charger import Charger
 from gateway.south.drivers.der import Der
 from gateway.south.drivers.follower import FollowerCharger
+from gateway.south.drivers.meter import Meter
 from gateway.south.drivers.meter_relay import MeterRelay
 from gateway.south.errors import DeviceError
 from gateway.south.profile import DeviceKind, Profile
@@ -74,6 +75,7 @@ class South:
         self.transports = Transports()
         self.now = now
         self.relay: MeterRelay | None = None
+        self.meter: Meter | None = None  # a site meter apart from the relay: its net power wins
         self.charger: Charger | None = None
         self.charger_id: str | None = None  # the engine's id of the charger (its DeviceConfig)
         self.ders: dict[str, Der | FollowerCharger] = {}
@@ -92,6 +94,9 @@ class South:
                 case DeviceKind.METER_RELAY:
                     self.relay = MeterRelay(device, now=now, confirm=confirm)
                     self.drivers.append(self.relay)
+                case DeviceKind.METER:
+                    self.meter = Meter(device, now=now, confirm=confirm)
+                    self.drivers.append(self.meter)
                 case DeviceKind.CHARGER if not cfg.forms_island:
                     follower = FollowerCharger(device, now=now, confirm=confirm)
                     follower.der_id = cfg.der_id or cfg.name
@@ -130,6 +135,12 @@ class South:
         meter = relay = charger = None
         if self.relay is not None and (got := await self._try(self.relay, self.relay.observe)):
             meter, relay = got
+            grid = self.relay.grid_side
+            if self.meter is not None and grid is not None:
+                # Net power and currents from the meter, the grid side from the relay. With
+                # the relay unread there is no grid reading, so no meter reading either: the
+                # engine's stale-data rules then apply, as when one device reads both.
+                meter = await self._try(self.meter, functools.partial(self.meter.observe, grid))
         if self.charger is not None:
             charger = await self._try(self.charger, self.charger.observe)
         ders = [await self._try(der, _observer(der)) for der in self.ders.values()]

@@ -207,6 +207,29 @@ class _RelayBinder(_Binder):
 
 
 @dataclass
+class _MeterBinder(_Binder):
+    """A site meter in the panel: on the home side of the relay, so its voltage and frequency
+    are the island's once the relay is open (served for the SDM630 map's points, never bound
+    to a role: the gateway must not take them for the grid's)."""
+
+    def measure(self, role: str) -> float | tuple[str, ...] | None:
+        m = self.physics.meter()
+        values: dict[str, float] = {
+            "net_power": m.net_w,
+            "net_reactive_power": m.net_var,
+            "current_l1": m.current_l1_a,
+            "current_l2": m.current_l2_a,
+            "current_l3": 0.0,
+        }
+        return values.get(role)
+
+    def extra_reads(self, points: Mapping[str, Point]) -> dict[str, codec.Value]:
+        m = self.physics.meter()
+        home_side = {"voltage_l1": m.load_voltage_v, "frequency": m.load_frequency_hz}
+        return {name: v for name, v in home_side.items() if name in points}
+
+
+@dataclass
 class _ChargerBinder(_Binder):
     limits_only: bool  # no signed setpoint: the direction comes from the two unsigned limits
     one_rating: bool = False  # the profile reads both ratings from one register
@@ -965,6 +988,7 @@ _SLOTS: Final = {
     "relay": DeviceKind.METER_RELAY,
     "charger": DeviceKind.CHARGER,
     "der": DeviceKind.DER,
+    "meter": DeviceKind.METER,
 }
 
 
@@ -993,6 +1017,7 @@ class SimulatedHome:
         self,
         *,
         relay: ProfileRef | None = "meter-collar-relay",
+        meter: ProfileRef | None = None,
         charger: ProfileRef | None = "wallbox-quasar",
         der: ProfileRef | None = "sunspec-der",
         physics: HomePhysics | None = None,
@@ -1010,11 +1035,8 @@ class SimulatedHome:
         followers: Mapping[str, ProfileRef] | None = None,
     ) -> None:
         self.clock = clock if clock is not None else SimClock(start, speed)
-        self.profiles = {
-            slot: _load(slot, ref)
-            for slot, ref in (("relay", relay), ("charger", charger), ("der", der))
-            if ref is not None
-        }
+        refs = {"relay": relay, "meter": meter, "charger": charger, "der": der}
+        self.profiles = {slot: _load(slot, ref) for slot, ref in refs.items() if ref is not None}
         # More chargers, by name: grid-following only (physics.followers), one port each.
         for name, ref in (followers or {}).items():
             if name in _SLOTS:
@@ -1137,6 +1159,8 @@ class SimulatedHome:
                 "map_version": 1,
             }
             return DeviceSim(slot, profile, _RelayBinder(p), statics=statics, **common)
+        if profile.kind is DeviceKind.METER:
+            return DeviceSim(slot, profile, _MeterBinder(p), **common)
         if profile.kind is DeviceKind.CHARGER:
             c = p.followers.get(slot, p.charger)
             limits_only = profile.role("power_setpoint") is None

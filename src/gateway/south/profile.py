@@ -51,6 +51,7 @@ WORDS: Mapping[DataType, int] = MappingProxyType(
 @unique
 class DeviceKind(StrEnum):
     METER_RELAY = "meter_relay"
+    METER = "meter"  # a site meter apart from the relay: net power and phase currents
     CHARGER = "charger"
     DER = "der"
 
@@ -373,6 +374,19 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
                 "current_l3": RoleSpec(RoleKind.MEASURE, "phase L3 current through the panel (A)"),
             }
         ),
+        DeviceKind.METER: MappingProxyType(
+            {
+                "net_power": RoleSpec(
+                    RoleKind.MEASURE, "site net power through the meter", senses=_NET
+                ),
+                "net_reactive_power": RoleSpec(
+                    RoleKind.MEASURE, "site net reactive power through the meter (var)", senses=_NET
+                ),
+                "current_l1": RoleSpec(RoleKind.MEASURE, "phase L1 current through the panel (A)"),
+                "current_l2": RoleSpec(RoleKind.MEASURE, "phase L2 current through the panel (A)"),
+                "current_l3": RoleSpec(RoleKind.MEASURE, "phase L3 current through the panel (A)"),
+            }
+        ),
         DeviceKind.CHARGER: MappingProxyType(
             {
                 "start": RoleSpec(RoleKind.COMMAND, "start (dis)charging at the setpoint"),
@@ -430,9 +444,13 @@ ROLES: Mapping[DeviceKind, Mapping[str, RoleSpec]] = MappingProxyType(
 #: signed ``power_setpoint`` or both unsigned limits; the loader checks that alternative.
 REQUIRED: Mapping[DeviceKind, frozenset[str]] = MappingProxyType(
     {
+        # The relay sits at the meter socket, on the utility side of the home: its grid_voltage
+        # is the only reading that shows the grid's return while the home runs islanded (a
+        # meter in the panel reads the island). net_power may come from a separate meter.
         DeviceKind.METER_RELAY: frozenset(
-            {"relay_open", "relay_close", "relay_state", "net_power", "grid_voltage"}
+            {"relay_open", "relay_close", "relay_state", "grid_voltage"}
         ),
+        DeviceKind.METER: frozenset({"net_power"}),
         DeviceKind.CHARGER: frozenset({"start", "stop", "state", "power", "soc"}),
         DeviceKind.DER: frozenset({"power"}),
     }

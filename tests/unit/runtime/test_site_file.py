@@ -187,7 +187,7 @@ def test_every_problem_at_once_with_line_key_and_a_did_you_mean(tmp_path: Path) 
         (("max_charge_w = 9600", ""), "device[1].max_charge_w: missing"),
         (('"tcp://127.0.0.1:5021"', '"udp://h:1"'), "device[1].transport"),
         (('"tcp://127.0.0.1:5021"', '"tcp://127.0.0.1:5021"\nbaudrate = 9600'), "serial port"),
-        (('role = "meter_relay"', 'role = "meter"'), "not supported yet"),
+        (('role = "meter_relay"', 'role = "meter"'), "role 'meter' needs a meter profile"),
         (("max_discharge_w = 9600", "max_discharge_w = nan"), "nan is not a number"),
         (("frequency_hz = 60", "frequency_hz = 55"), "frequency_hz: 55 is not allowed"),
         (("[site]", "[site]\nsimulate = true"), "gateway simulate home"),
@@ -269,6 +269,44 @@ def test_the_only_charger_may_not_opt_out_of_forming(tmp_path: Path) -> None:
     assert any("no charger forms the island" in p for p in _problems(tmp_path, text))
     pv = PV.replace("max_discharge_w = 7000", "max_discharge_w = 7000\nforms_island = true")
     assert any("only for a charger, not a pv_inverter" in p for p in _problems(tmp_path, HOME + pv))
+
+
+METER = """
+[[device]]
+name = "meter"
+role = "meter"
+profile = "eastron-sdm630"
+transport = "rtu+tcp://127.0.0.1:5024"
+"""
+SHIPPED = ROOT / "src" / "gateway" / "south" / "profiles"
+
+
+def _relay_without_meter(folder: Path) -> str:
+    """The reference relay's profile with its meter roles taken out: a relay and nothing else."""
+    text = (SHIPPED / "meter-collar-relay.toml").read_text(encoding="utf-8")
+    kept = [line for line in text.splitlines() if not line.startswith(("net_", "current_l"))]
+    text = "\n".join(kept).replace('name = "meter-collar-relay"', 'name = "bare-relay"')
+    (folder / "bare-relay.toml").write_text(text.replace("#:schema", "# schema"), "utf-8")
+    return "bare-relay.toml"
+
+
+def test_a_meter_apart_from_the_relay(tmp_path: Path) -> None:
+    bare = _relay_without_meter(tmp_path)
+    text = HOME.replace('profile = "meter-collar-relay"', f'profile = "{bare}"')
+    # A relay that reads no net power needs the meter as its own device...
+    problems = _problems(tmp_path, text)
+    assert any("reads no net power" in p and 'role = "meter"' in p for p in problems), problems
+    # ... and with one, the site loads: the meter is a device, not a DER.
+    config = _load(tmp_path, text + METER)
+    meter = next(d for d in config.devices if d.role == "meter")
+    assert (meter.profile.name, meter.config.der_id) == ("eastron-sdm630", None)
+    assert [d.der_id for d in config.site.ders] == ["ev"]
+    assert any(
+        "name at most one meter" in p
+        for p in _problems(
+            tmp_path, text + METER + METER.replace('"meter"\nrole', '"meter2"\nrole')
+        )
+    )
 
 
 def test_an_openadr3_secret_comes_from_the_environment(

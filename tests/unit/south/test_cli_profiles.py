@@ -21,14 +21,15 @@ def test_list_shows_name_kind_vendor_model_and_file(capsys: pytest.CaptureFixtur
     assert lines[0].split() == ["NAME", "KIND", "VENDOR", "/", "MODEL", "FILE"]
     assert [line.split()[:2] for line in lines[1:]] == [
         ["dc-v2h-backup", "charger"],
+        ["eastron-sdm630", "meter"],
         ["meter-collar-relay", "meter_relay"],
         ["sigenergy-dc", "charger"],
         ["sunspec-der", "der"],
         ["sunspec-legacy-der", "der"],
         ["wallbox-quasar", "charger"],
     ]
-    assert "Wallbox / Quasar 1" in lines[6]
-    assert lines[6].endswith("wallbox-quasar.toml")
+    assert "Wallbox / Quasar 1" in lines[7]
+    assert lines[7].endswith("wallbox-quasar.toml")
 
 
 def test_show_prints_points_roles_watchdog_init_and_assumptions(
@@ -91,6 +92,7 @@ def test_validate_good_files(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert out.splitlines() == [
         "OK dc-v2h-backup (charger)",
+        "OK eastron-sdm630 (meter)",
         "OK meter-collar-relay (meter_relay)",
         "OK sigenergy-dc (charger)",
         "OK sunspec-der (der)",

@@ -35,6 +35,7 @@ from gateway.south.registers import DataType, Table, WordOrder
 ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = [
     "dc-v2h-backup",
+    "eastron-sdm630",
     "meter-collar-relay",
     "sigenergy-dc",
     "sunspec-der",
@@ -789,7 +790,10 @@ CASES: list[tuple[str, list[tuple[str, str]], int | None, str, str]] = [
         [('kind = "charger"', 'kind = "chargr"')],
         3,
         "profile.kind",
-        "'chargr' is not allowed (did you mean 'charger'?); allowed: meter_relay, charger, der",
+        (
+            "'chargr' is not allowed (did you mean 'charger'?); "
+            "allowed: meter_relay, meter, charger, der"
+        ),
     ),
     (
         "bad access",

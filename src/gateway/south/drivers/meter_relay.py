@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from gateway.core.island import RelayPosition
 from gateway.core.messages import (
@@ -28,6 +29,8 @@ _MEASURES = (
 
 
 class MeterRelay(DriverBase):
+    grid_side: GridSide | None = None  # the last read of the utility side
+
     async def execute(self, cmd: RelayCommand) -> WriteConfirmed | WriteFailed:
         """Command the relay, then confirm from its auxiliary-contact state (devices.md §4.2
         step 3): the command register itself proves nothing about the contacts."""
@@ -106,22 +109,51 @@ class MeterRelay(DriverBase):
             v = values.get(points[role]) if role in points else None
             return float(v) if isinstance(v, int | float) else None
 
-        net = num("net_power")
-        if net is None:
-            # "Not implemented" is not zero: without a net reading the engine falls back to the
-            # static 120 % allowance, which is the safe side.
-            return None, RelayTelemetry(at, position, num("load_voltage"))
-        var = num("net_reactive_power")
-        if var is not None:
-            var *= sign(self.binding("net_reactive_power").positive)
-        meter = MeterTelemetry(
-            at,
-            net_w=net * sign(self.binding("net_power").positive),
-            net_var=var,
-            grid_voltage_v=num("grid_voltage"),
-            grid_frequency_hz=num("grid_frequency"),
-            phase_current_a={
-                phase: v for role, phase in PHASES.items() if (v := num(role)) is not None
-            },
+        self.grid_side = GridSide(at, num("grid_voltage"), num("grid_frequency"))
+        return net_reading(self, at, values, points, self.grid_side), RelayTelemetry(
+            at, position, num("load_voltage")
         )
-        return meter, RelayTelemetry(at, position, num("load_voltage"))
+
+
+@dataclass(frozen=True, slots=True)
+class GridSide:
+    """The relay's own reading of the utility side: the only one that shows the grid's return
+    while the home runs islanded (a meter in the panel then reads the island)."""
+
+    at: float
+    voltage_v: float | None
+    frequency_hz: float | None
+
+
+def net_reading(
+    driver: DriverBase,
+    at: float,
+    values: Mapping[str, Value | None],
+    points: Mapping[str, str],
+    grid: GridSide,
+) -> MeterTelemetry | None:
+    """The site meter's reading from ``values`` (role -> point in ``points``), with the utility
+    side's voltage and frequency from ``grid``; None without a net power reading."""
+
+    def num(role: str) -> float | None:
+        v = values.get(points[role]) if role in points else None
+        return float(v) if isinstance(v, int | float) else None
+
+    net = num("net_power")
+    if net is None:
+        # "Not implemented" is not zero: without a net reading the engine falls back to the
+        # static 120 % allowance, which is the safe side.
+        return None
+    var = num("net_reactive_power")
+    if var is not None:
+        var *= sign(driver.binding("net_reactive_power").positive)
+    return MeterTelemetry(
+        at,
+        net_w=net * sign(driver.binding("net_power").positive),
+        net_var=var,
+        grid_voltage_v=grid.voltage_v,
+        grid_frequency_hz=grid.frequency_hz,
+        phase_current_a={
+            phase: v for role, phase in PHASES.items() if (v := num(role)) is not None
+        },
+    )
