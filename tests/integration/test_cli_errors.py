@@ -8,6 +8,7 @@ installation: the home a site file describes is served by one, driven by the oth
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,15 +41,13 @@ def _free_ports(n: int) -> list[int]:
 
 def _site(tmp: Path, *, delay_s: int = 2) -> Path:
     """The no-utility example on free ports, with a short enter-service delay."""
-    relay, ev = _free_ports(2)
-    text = (
-        NO_UTILITY.read_text(encoding="utf-8")
-        .replace("127.0.0.1:15050", f"127.0.0.1:{relay}")
-        .replace("127.0.0.1:15051", f"127.0.0.1:{ev}")
-        .replace(
-            "backup_reserve_pct = 20",
-            f"backup_reserve_pct = 20\nperiod_s = 0.2\n[site.enter_service]\ndelay_s = {delay_s}",
-        )
+    text = NO_UTILITY.read_text(encoding="utf-8")
+    fixed = sorted(set(re.findall(r"127\.0\.0\.1:(150\d\d)", text)))
+    for port, free in zip(fixed, _free_ports(len(fixed)), strict=True):
+        text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free}")
+    text = text.replace(
+        "backup_reserve_pct = 20",
+        f"backup_reserve_pct = 20\nperiod_s = 0.2\n[site.enter_service]\ndelay_s = {delay_s}",
     )
     path = tmp / "site.toml"
     path.write_text(text, encoding="utf-8")
@@ -193,7 +192,12 @@ def test_a_device_that_vanishes_mid_run_leaves_the_gateway_up_and_is_found_again
     )
     # The transport's reconnect back-off doubles to 30 s while the home is gone, so finding it
     # again may take that long (south/transport.py, EndpointConfig.reconnect_max_s).
-    _wait_for(again, "relay open | charger forming", timeout=50)
+    try:
+        _wait_for(again, "relay open | charger forming", timeout=50)
+    except AssertionError as e:
+        gateway.send_signal(signal.SIGTERM)
+        out, _ = gateway.communicate(timeout=10)
+        raise AssertionError(f"{e}\nthe gateway said:\n{out}") from None
     gateway.send_signal(signal.SIGTERM)
     out, _ = gateway.communicate(timeout=10)
     assert gateway.returncode == 0, out
