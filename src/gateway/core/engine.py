@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from gateway.core import island
 from gateway.core.backfeed import (
@@ -260,7 +260,7 @@ class Engine:
             case WriteConfirmed():
                 self._confirmed(event.command_id, now, out)
             case WriteFailed():
-                self._failed(event.command_id, event.error, now, out)
+                self._failed(event.command_id, event.error, now, out, transient=event.transient)
             case NorthLinkLost():
                 self._links_down[event.origin] = event.error
                 out.append(
@@ -346,7 +346,15 @@ class Engine:
             # The driver's read-back is the independent confirmation of the position.
             self._relay = (sent.command.position, now)
 
-    def _failed(self, command_id: str, error: str, now: Timestamp, out: list[Action]) -> None:
+    def _failed(
+        self,
+        command_id: str,
+        error: str,
+        now: Timestamp,
+        out: list[Action],
+        *,
+        transient: bool = False,
+    ) -> None:
         device = self._by_id.pop(command_id, None)
         if device is None:
             return
@@ -359,7 +367,13 @@ class Engine:
         if isinstance(sent.command, RelayCommand):
             self._relay = None  # whatever it did, its position is now unknown
         safety = isinstance(sent.command, RelayCommand | ChargerCommand)
-        if self.phase is not Phase.GRID_CONNECTED and self.phase is not Phase.FAULT and safety:
+        if safety and failed_link_in_step(self.phase, transient):
+            # The link dropped, not the device: re-send after a pause (the device's steps are
+            # idempotent and confirmed by read-back). The step's own timeout (_step) still
+            # ends it in FAULT; a link that was down for one request no longer does.
+            self._retry_at[device] = now + STEP_RETRY_S
+            out.append(Alarm(now, Severity.WARNING, "write-failed", message + "; retrying"))
+        elif self.phase is not Phase.GRID_CONNECTED and self.phase is not Phase.FAULT and safety:
             self._move(Trigger.STEP_FAILED, now, message, out)
         else:
             self._retry_at[device] = now + self.config.retry_after_s
@@ -1039,6 +1053,16 @@ class Engine:
         elif self._held(device, now):
             return
         self._issue(device, DerLimit(self._new_id(), der_id, discharge, charge, why), now, out)
+
+
+# A step's relay or charger command that failed on the link is re-sent after this pause.
+STEP_RETRY_S: Final = 0.5
+
+
+def failed_link_in_step(phase: Phase, transient: bool) -> bool:
+    """Whether a failed command is retried rather than faulted: a link failure (the device
+    never answered) inside an islanding step, whose timeout bounds the retries."""
+    return transient and phase in STEP_PHASES
 
 
 # Blockers that may clear by themselves within the step timeout: FORMING waits for them.

@@ -161,6 +161,10 @@ class WriteFailed:
     at: Timestamp
     command_id: str
     error: str
+    # The link failed (no answer, or no connection), not the device: the command may never
+    # have reached it. Inside an islanding step the engine retries it until the step's own
+    # timeout; a device's own refusal or a failed read-back is never transient.
+    transient: bool = False
 
 
 @dataclass(frozen=True, slots=True)

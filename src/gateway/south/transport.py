@@ -195,7 +195,10 @@ class EndpointConfig:
 
     url: str
     reconnect_min_s: float = 0.1
-    reconnect_max_s: float = 30.0
+    # A relay or charger out of reach for long is blind time in an outage: retry at least this
+    # often (a connection attempt to a dead device costs one SYN). It was 30 s; the islanding
+    # step, which retries a command failed on the link, lasts 10 s.
+    reconnect_max_s: float = 5.0
     scheme: Scheme = field(init=False)
     host: str = field(init=False)  # the serial device path for ``rtu``
     port: int = field(init=False)  # 0 for ``rtu``
@@ -219,7 +222,7 @@ class EndpointConfig:
 
     @classmethod
     def parse(
-        cls, url: str, *, reconnect_min_s: float = 0.1, reconnect_max_s: float = 30.0
+        cls, url: str, *, reconnect_min_s: float = 0.1, reconnect_max_s: float = 5.0
     ) -> EndpointConfig:
         return cls(url, reconnect_min_s=reconnect_min_s, reconnect_max_s=reconnect_max_s)
 

@@ -287,7 +287,7 @@ def test_transports_refuse_one_device_with_two_settings(modbus_server, sim_devic
         with pytest.raises(ValueError, match="different settings"):
             transports.endpoint("rtu+tcp://127.0.0.1:1502")
         with pytest.raises(ValueError, match="different settings"):
-            transports.endpoint(EndpointConfig.parse("tcp://127.0.0.1:1502", reconnect_max_s=5))
+            transports.endpoint(EndpointConfig.parse("tcp://127.0.0.1:1502", reconnect_max_s=9))
         assert list(transports) == [first]
         await transports.close()
         with pytest.raises(DeviceUnreachable, match="is closed"):

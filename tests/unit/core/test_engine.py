@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import deque
@@ -12,7 +13,7 @@ import pytest
 
 from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.controls import ControlSet, Mode
-from gateway.core.engine import Engine
+from gateway.core.engine import STEP_RETRY_S, Engine
 from gateway.core.island import ChargerMode, EnterService, Phase, RelayPosition
 from gateway.core.messages import (
     Action,
@@ -38,6 +39,7 @@ from gateway.core.messages import (
     Table,
     Tick,
     WriteConfirmed,
+    WriteFailed,
 )
 from gateway.core.schedule import Event
 from gateway.core.site import ConfigError, SiteConfig
@@ -765,3 +767,57 @@ def test_a_device_rating_below_the_configured_one_caps_what_the_der_is_asked_for
         rig.run(3)
         targets.append(_charger_setpoints(rig.log)[-1])
     assert targets == [asked, expected]
+
+
+@pytest.mark.parametrize("drops", [1, 3, 10_000])
+def test_a_relay_command_failed_on_the_link_is_retried_within_the_step(drops: int) -> None:
+    """A relay that did not answer (connection lost, no reply) during OPENING_RELAY: the open is
+    re-sent every STEP_RETRY_S until the step's own timeout, then FAULT. Before, the first such
+    failure latched FAULT: a home whose devices had just come back stayed dark."""
+    rig = Rig()
+    rig.run(3)
+    plant = rig.home.execute
+    left = [drops]
+
+    def flaky(cmd: RelayCommand | ChargerCommand | DerLimit) -> WriteConfirmed | WriteFailed:
+        if isinstance(cmd, RelayCommand) and cmd.position is RelayPosition.OPEN and left[0] > 0:
+            left[0] -= 1
+            return WriteFailed(rig.home.now, cmd.id, "relay: connection refused", transient=True)
+        return plant(cmd)
+
+    rig.home.execute = flaky  # type: ignore[method-assign]
+    rig.home.grid.fail()
+    rig.run(0.2 * min(drops, 5) + 4, step=0.2)
+    opens = [c for c in rig.commands() if isinstance(c, RelayCommand)]
+    retrying = [a for a in rig.log if isinstance(a, Alarm) and a.message.endswith("; retrying")]
+    if drops < 10_000:
+        assert rig.engine.phase in (Phase.FORMING, Phase.ISLANDED), rig.engine.phase
+        assert len(opens) == drops + 1
+        assert len(retrying) == drops
+        # Re-sent after the pause, not on every input (the run feeds one every 0.2 s).
+        sent_at = [a.at for a in rig.log if isinstance(a, Alarm) and a in retrying]
+        assert all(b - a >= STEP_RETRY_S - 1e-9 for a, b in itertools.pairwise(sent_at))
+    else:
+        rig.run(CONFIG.step_timeout_s, step=0.2)
+        assert rig.engine.phase is Phase.FAULT
+        assert rig.home.charger.mode is ChargerMode.STOPPED
+        # Bounded by the step: about one attempt per STEP_RETRY_S, no more.
+        assert len(opens) <= CONFIG.step_timeout_s / STEP_RETRY_S + 2
+    assert rig.home.violations == []
+
+
+def test_a_device_refusal_in_a_step_still_faults_at_once() -> None:
+    rig = Rig()
+    rig.run(3)
+    plant = rig.home.execute
+
+    def refuses(cmd: RelayCommand | ChargerCommand | DerLimit) -> WriteConfirmed | WriteFailed:
+        if isinstance(cmd, RelayCommand) and cmd.position is RelayPosition.OPEN:
+            return WriteFailed(rig.home.now, cmd.id, "relay: Modbus exception 4 (device failure)")
+        return plant(cmd)
+
+    rig.home.execute = refuses  # type: ignore[method-assign]
+    rig.home.grid.fail()
+    rig.run(2, step=0.2)
+    assert rig.engine.phase is Phase.FAULT
+    assert len([c for c in rig.commands() if isinstance(c, RelayCommand)]) == 1

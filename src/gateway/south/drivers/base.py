@@ -12,7 +12,7 @@ from typing import NoReturn
 from gateway.core.messages import WriteConfirmed, WriteFailed
 from gateway.south.codec import Value
 from gateway.south.device import Device
-from gateway.south.errors import DeviceError, DeviceStateError
+from gateway.south.errors import DeviceError, DeviceStateError, DeviceTimeout, DeviceUnreachable
 from gateway.south.profile import Binding, WatchdogValue
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -205,6 +205,8 @@ class DriverBase:
         """Run one command's steps; a device error becomes WriteFailed with its message."""
         try:
             await step()
+        except (DeviceUnreachable, DeviceTimeout) as exc:
+            return WriteFailed(self.now(), correlation_id, str(exc), transient=True)
         except DeviceError as exc:
             return WriteFailed(self.now(), correlation_id, str(exc))
         return WriteConfirmed(self.now(), correlation_id)
