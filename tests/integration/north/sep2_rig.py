@@ -351,16 +351,23 @@ def member_lfdi(i: int) -> str:
 
 @asynccontextmanager
 async def aggregator_rig(
-    pki: PkiFiles, tmp: Path, members: int = 2, *, notifications: bool = True
+    pki: PkiFiles,
+    tmp: Path,
+    members: int = 2,
+    *,
+    notifications: bool = True,
+    own_end_device: bool = False,
 ) -> AsyncIterator[AggregatorRig]:
     """``gateway run`` in aggregator mode (``runtime/cli_run.py``'s composition) against the
     utility: ``members`` EndDevices behind the ``agg`` certificate over one ``Http``, each with
     its own SQLite store, simulated home and ``Sep2Gateway``, sharing one notification listener
     (``notifications``). Every EndDevice gets the rig's shared program (primacy 1, default
-    export 5000 W) and a program of its own."""
+    export 5000 W) and a program of its own. ``own_end_device``: the server plays the
+    reference server's habit, the aggregator's own EndDevice ``/edev/0`` holding the only
+    SubscriptionListLink (``UtilityState.add_aggregator``)."""
     agg = pki.device("agg")
     async with utility_server(pki) as u, contextlib.AsyncExitStack() as stack:
-        u.state.add_aggregator(agg.lfdi)
+        u.state.add_aggregator(agg.lfdi, end_device=own_end_device)
         context = tls.client_context(agg.cert, agg.key, agg.chain, pki.serca)
         http = await stack.enter_async_context(
             Http(u.server.url("/dcap"), context, backoff=Backoff(0.2, 2.0))
