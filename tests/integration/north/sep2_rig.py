@@ -217,7 +217,7 @@ async def _gateway(
     config = site or fast_site()
     ratings = SiteRatings.of_site(config)
     context = tls.client_context(gw.cert, gw.key, gw.chain, pki.serca)
-    http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0))
+    http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0), lfdi=gw.lfdi)
     with SqliteStore(db) as store:
         async with (
             http,
@@ -370,7 +370,7 @@ async def aggregator_rig(
         u.state.add_aggregator(agg.lfdi, end_device=own_end_device)
         context = tls.client_context(agg.cert, agg.key, agg.chain, pki.serca)
         http = await stack.enter_async_context(
-            Http(u.server.url("/dcap"), context, backoff=Backoff(0.2, 2.0))
+            Http(u.server.url("/dcap"), context, backoff=Backoff(0.2, 2.0), lfdi=agg.lfdi)
         )
         router = NotificationRouter()
         listener = _listener(pki, "agg", router, u.server)

@@ -66,6 +66,7 @@ from gateway.north.sep2.timebase import ServerClock
 from gateway.north.sep2.walk import (
     Discovery,
     DiscoveryError,
+    ProgramView,
     Reply,
     Request,
     RetryableWalkError,
@@ -192,8 +193,13 @@ class Http:
         timeout_s: float = 10.0,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
+        lfdi: str | None = None,
     ) -> None:
         self.dcap_url = dcap_url
+        # The LFDI of the certificate this connection presents: in aggregator mode it is not
+        # any site's, and the server may link the SubscriptionList only from the EndDevice
+        # that carries it (the aggregator's own, ALL-14).
+        self.lfdi = None if lfdi is None else lfdi.upper()
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._backoff = backoff or Backoff()
@@ -386,6 +392,7 @@ class EndDeviceClient:
         # the control the notification just brought).
         self._busy = asyncio.Lock()
         self._edev_href: str | None = None  # a hint for the next walk, verified by it
+        self._subscriber_href: str | None = None  # the aggregator's own EndDevice: a hint too
         http.users += 1
         self._sent_grad: int | None = None  # the setGradW our last DERSettings carried
         self._sent_ratings: telemetry.SiteRatings | None = None  # what the last PUTs carried
@@ -393,6 +400,8 @@ class EndDeviceClient:
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
         self._subscriptions: dict[str, str] = {}  # subscribed href -> the Subscription's href
+        self._subscribed_at: str | None = None  # the SubscriptionList they were POSTed to
+        self._said_unsubscribable: set[str] = set()  # logged once each
         self.notify_uri: str | None = None  # the listener's URL; None: poll only
         self._connection_point_sent: str | None = None
         self.pen = pen
@@ -501,6 +510,9 @@ class EndDeviceClient:
                 deviceCategory=self.identity.device_category,
             )
         timings: dict[str, tuple[float, float]] = {}
+        aggregator = self.http.lfdi
+        if aggregator == self.identity.lfdi.upper():
+            aggregator = None  # a device certificate: its EndDevice is ours
         gen = discover(
             self.http.dcap_url,
             lfdi=self.identity.lfdi,
@@ -508,9 +520,12 @@ class EndDeviceClient:
             page_size=self._page,
             register=register,
             hint=self._edev_href or await self._shared_hint(),
+            aggregator=aggregator,
+            aggregator_hint=self._subscriber_href or self.http.end_devices.get(aggregator or ""),
         )
         found: Discovery = await self.http.drive(gen, timings)
         self._edev_href = found.end_device.href
+        self._subscriber_href = found.subscriber
         if found.time is not None and found.dcap.TimeLink is not None:
             sent, received = timings[found.dcap.TimeLink.href]
             self.http.time.update(found.time, sent=sent, received=received)
@@ -628,6 +643,11 @@ class EndDeviceClient:
         if isinstance(resource, DERControlList) and resource.results == resource.all:
             await self._apply(self.session.notified(subscribed, resource.DERControl, self.now()))
             return
+        if subscribed in _walked_lists(self.session.discovery):
+            # The FSA list or a DERProgramList changed: programs come or go, which only a
+            # walk applies (the session is built from whole walks). Walk now.
+            await self._run_task(WALK, reschedule=False)
+            return
         for view in self.session.programs:
             links = (view.program.DERControlListLink, view.program.DefaultDERControlLink)
             if any(link is not None and link.href == subscribed for link in links):
@@ -656,20 +676,32 @@ class EndDeviceClient:
             self._connection_point_sent = link.href
 
     async def _subscribe(self) -> None:
-        """Subscribe to every program's DERControlList and DefaultDERControl (ALL-14).
+        """Subscribe where the walk found the SubscriptionList (ALL-14): our EndDevice's, or
+        the aggregator's own EndDevice's when the server links it only there. Subscribed:
+        the FSA list, each DERProgramList, and each program's DERControlList and
+        DefaultDERControl, each only if it says it takes a non-conditional subscription
+        (``subscribable`` 1 or 3; absent is the XSD's 0: it does not).
 
         Polling goes on at the server's rates regardless: a notification that never comes
         costs at most one poll period, so the subscription is a latency gain, never a risk.
         """
         found = self.session.discovery
-        link = None if found is None else found.end_device.SubscriptionListLink
-        if self.notify_uri is None or link is None:
+        if self.notify_uri is None or found is None:
             return
+        link = found.subscription_list
+        if link is None:
+            self._once("", "the server links no SubscriptionList: polling only")
+            return
+        if link != self._subscribed_at:
+            # Another list (the aggregator's EndDevice moved, say): what we hold is elsewhere.
+            self._subscriptions.clear()
+            self._subscribed_at = link
         wanted: set[str] = set()
-        for view in self.session.programs:
-            for res in (view.program.DERControlListLink, view.program.DefaultDERControlLink):
-                if res is not None:
-                    wanted.add(res.href)
+        for href in _subscribable_hrefs(found, self.session.programs):
+            if href in found.subscribable:
+                wanted.add(href)
+            else:
+                self._once(href, f"{href} does not take subscriptions (subscribable): polled")
         for href in sorted(wanted - set(self._subscriptions)):
             sub = Subscription(
                 subscribedResource=href,
@@ -678,14 +710,20 @@ class EndDeviceClient:
                 limit=self._page,
                 notificationURI=self.notify_uri,
             )
-            reply = await self.http.request(Request("POST", link.href, codec.encode(sub)))
-            self._check("POST", link.href, reply)
+            reply = await self.http.request(Request("POST", link, codec.encode(sub)))
+            self._check("POST", link, reply)
             location = reply.headers.get("Location")
             if reply.status < 300 and location:
                 self._subscriptions[href] = location
         for href in sorted(set(self._subscriptions) - wanted):
             location = self._subscriptions.pop(href)
             await self.http.request(Request("DELETE", location))
+
+    def _once(self, key: str, text: str) -> None:
+        """An INFO line, once per ``key`` for the life of this client."""
+        if key not in self._said_unsubscribable:
+            self._said_unsubscribable.add(key)
+            log.info("%s: %s", self.name, text)
 
     def poke(self) -> None:
         """Wake the loop (a new report to send, a notification)."""
@@ -953,3 +991,27 @@ async def _peer_certificate(host: str, port: int, timeout_s: float) -> bytes | N
 
 def _href(link: object) -> str | None:
     return getattr(link, "href", None)
+
+
+def _walked_lists(found: Discovery | None) -> set[str]:
+    """The FSA list and DERProgramLists of a walk: what a notification re-walks for."""
+    if found is None:
+        return set()
+    out = {f.DERProgramListLink.href for f in found.fsas if f.DERProgramListLink is not None}
+    fsa_list = found.end_device.FunctionSetAssignmentsListLink
+    if fsa_list is not None:
+        out.add(fsa_list.href)
+    return out
+
+
+def _subscribable_hrefs(found: Discovery, views: Iterable[ProgramView]) -> list[str]:
+    """What ALL-14 subscribes to: the FSA list, each DERProgramList, and each program's
+    DERControlList and DefaultDERControl (when it has one: a 404 is no resource)."""
+    out = sorted(_walked_lists(found))
+    for view in views:
+        program = view.program
+        if program.DERControlListLink is not None:
+            out.append(program.DERControlListLink.href)
+        if program.DefaultDERControlLink is not None and view.default is not None:
+            out.append(program.DefaultDERControlLink.href)
+    return out
