@@ -165,7 +165,15 @@ async def _run_sep2(
                 on_notification=router,
                 pinned_lfdi=c.server_lfdi,
                 public_host=c.notify.host,
+                require_client_certificate=c.notify.require_certificate,
+                on_unverified=router.unverified,
             )
+            if not c.notify.require_certificate:
+                log.warning(
+                    "[sep2.notify] require_certificate = false: notifications from a sender "
+                    "without a certificate are taken, but only as a reason to GET what they "
+                    "name from the server; their content is not used"
+                )
             await listener.start(c.notify.listen, c.notify.port)
             stack.push_async_callback(listener.stop)
             notify = (router, listener.url)

@@ -386,7 +386,10 @@ class EndDeviceClient:
         self._modes = tuple(modes)
         self._page = page_size
         self._wake = asyncio.Event()
-        self._inbox: asyncio.Queue[Notification] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[Notification, bool]] = asyncio.Queue()
+        # Unverified notifications waiting, by subscribed resource: one each at most, so a
+        # sender without a certificate cannot queue more than one GET per subscription.
+        self._pending_unverified: set[str] = set()
         # One thing at a time talks to the session: a walk that read a list before a
         # notification changed it must not be applied after the notification (it would cancel
         # the control the notification just brought).
@@ -425,17 +428,38 @@ class EndDeviceClient:
             inbox.cancel()
             await asyncio.gather(inbox, return_exceptions=True)
 
-    def enqueue(self, n: Notification) -> None:
+    def enqueue(self, n: Notification, *, verified: bool = True) -> None:
         """Take a notification without waiting for what it causes: the listener answers the
-        server at once, and the devices are driven from this client's own task."""
-        self._inbox.put_nowait(n)
+        server at once, and the devices are driven from this client's own task.
+        ``verified=False``: from a sender without a certificate (see :meth:`on_notification`);
+        one already waiting for the same resource is enough."""
+        if not verified:
+            # What it is about is what *our* subscription named, not what the sender says:
+            # so at most one look per subscription of ours, whatever it puts in the body.
+            ours = self._subscription_of(n)
+            if ours is None or ours in self._pending_unverified:
+                return
+            self._pending_unverified.add(ours)
+            n = replace(n, subscribedResource=ours, Resource=None)
+        self._inbox.put_nowait((n, verified))
+
+    def _subscription_of(self, n: Notification) -> str | None:
+        """The resource of our subscription that ``n``'s ``subscriptionURI`` names (by path)."""
+        uri = urlsplit(n.subscriptionURI).path
+        if not uri:
+            return None
+        return next(
+            (h for h, loc in self._subscriptions.items() if urlsplit(loc).path == uri), None
+        )
 
     async def _notifications(self) -> None:
         while True:
-            n = await self._inbox.get()
+            n, verified = await self._inbox.get()
+            if not verified:
+                self._pending_unverified.discard(n.subscribedResource)
             try:
                 async with self._busy:
-                    await self.on_notification(n)
+                    await self.on_notification(n, verified=verified)
             except (TransportError, DiscoveryError) as e:
                 self._problem(f"notification for {n.subscribedResource}: {e}")
 
@@ -625,15 +649,23 @@ class EndDeviceClient:
         server whose ``subscriptionURI`` names none of our subscriptions)."""
         return n.subscribedResource in self._subscriptions
 
-    async def on_notification(self, n: Notification) -> None:
+    async def on_notification(self, n: Notification, *, verified: bool = True) -> None:
         """A Notification for one of our subscriptions: act on it now, not at the next poll.
+
+        ``verified=False`` (a sender without a certificate): nothing it carries is used. Its
+        resource is GETted from the server over our own mutual-TLS connection (as for a
+        notification that carries less than the whole list), and a "subscription ended"
+        status is believed only if the server no longer has the subscription.
 
         A complete DERControlList goes straight to the session (no request at all); anything
         else it names (a partial list, a default) is polled at once, outside the regular poll
         schedule. A cancelled subscription (status 1-4: moved, deleted, ...) is forgotten and
         everything is re-discovered, which subscribes again where the server still offers it.
         """
-        subscribed, resource = n.subscribedResource, n.Resource
+        subscribed, resource = n.subscribedResource, n.Resource if verified else None
+        if not verified and n.status != NotificationStatus.DEFAULT:
+            await self._subscription_still_held(n)
+            return
         if n.status != NotificationStatus.DEFAULT:
             self._subscriptions.pop(subscribed, None)
             self._problem(f"subscription to {subscribed} ended (status {n.status}); re-walking")
@@ -655,6 +687,29 @@ class EndDeviceClient:
                 return
         self.session.lost(time.monotonic())
         self._wake.set()
+
+    async def _subscription_still_held(self, n: Notification) -> None:
+        """An unverified "subscription ended": ask the server for that subscription (at the
+        Location it gave us, never at a URI the notification names)."""
+        href = self._subscription_of(n)
+        if href is None:
+            return
+        location = self._subscriptions[href]
+        reply = await self.http.request(Request("GET", location))
+        if reply.status == HTTP_NOT_FOUND:
+            self._subscriptions.pop(href, None)
+            self._problem(f"subscription to {href} is gone from the server; re-walking")
+            self.session.lost(time.monotonic())
+            self._wake.set()
+            return
+        self._check("GET", location, reply)
+        log.info(
+            "%s: an unverified notification says the subscription to %s ended (status %d); "
+            "the server still holds it: ignored",
+            self.name,
+            href,
+            n.status,
+        )
 
     async def _connection_point(self) -> None:
         """CSIP-AUS ALL-03: tell the server which connection point (NMI) the site is."""
