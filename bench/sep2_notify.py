@@ -531,8 +531,8 @@ async def measure(
 
     try:
         await until(
-            lambda: _equal(count("POST", "/edev/1/sub", "201"), 2),
-            "subscriptions to the control list and the default",
+            lambda: _equal(count("POST", "/edev/1/sub", "201"), 4),
+            "subscriptions to the FSA list, the program list, the control list and the default",
         )
         await utility.ask("rates", str(HOUR))
         # A walk that learns the hourly rates (the walk was due every second).

@@ -26,6 +26,8 @@ from gateway.north.openadr3.adapter import Oadr3Gateway
 from gateway.north.sep2 import tls
 from gateway.north.sep2.adapter import NotificationRouter
 from gateway.north.sep2.client import Http, Identity, TransportError, discover_dcap
+from gateway.north.sep2.identity import certificate_der
+from gateway.north.sep2.identity import lfdi as lfdi_of
 from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.north.sep2.wellknown import WellKnownError
@@ -142,7 +144,9 @@ async def _run_sep2(
         c.cert, c.key, c.chain, c.serca, check_hostname=c.check_hostname, pinned_lfdi=c.server_lfdi
     )
     async with AsyncExitStack() as stack:
-        http = await stack.enter_async_context(Http(c.base_url, context))
+        # The certificate's own LFDI: an aggregator's differs from the site's EndDevice.
+        cert_lfdi = lfdi_of(certificate_der(c.cert.read_bytes()))
+        http = await stack.enter_async_context(Http(c.base_url, context, lfdi=cert_lfdi))
         if c.dcap is None:
             try:
                 version, url = await discover_dcap(http)
@@ -161,7 +165,15 @@ async def _run_sep2(
                 on_notification=router,
                 pinned_lfdi=c.server_lfdi,
                 public_host=c.notify.host,
+                require_client_certificate=c.notify.require_certificate,
+                on_unverified=router.unverified,
             )
+            if not c.notify.require_certificate:
+                log.warning(
+                    "[sep2.notify] require_certificate = false: notifications from a sender "
+                    "without a certificate are taken, but only as a reason to GET what they "
+                    "name from the server; their content is not used"
+                )
             await listener.start(c.notify.listen, c.notify.port)
             stack.push_async_callback(listener.stop)
             notify = (router, listener.url)

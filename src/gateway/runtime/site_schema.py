@@ -199,6 +199,12 @@ _SEP2 = _table(
                 "listen": _s("Address to bind."),
                 "port": _i("Port (0: any free one).", minimum=0, maximum=65535),
                 "host": _s("The name the utility reaches us by (in the notificationURI)."),
+                "require_certificate": _b(
+                    "true (default): only a utility presenting a client certificate under the "
+                    "SERCA may notify (mutual TLS). false: a sender without one is let in too "
+                    "(TLS still), and what it sends only makes the gateway GET the resource "
+                    "from the server; its content is never used."
+                ),
             },
         ),
         "end_device": {

@@ -76,6 +76,7 @@ class GatewayRig:
     # What the north side fed the engine (everything but Observed and Tick), in order.
     inputs: list[Input] = field(default_factory=list)
     listener: NotificationListener | None = None  # with notifications=True
+    router: NotificationRouter | None = None  # with notifications=True
 
     @property
     def lfdi(self) -> str:
@@ -122,10 +123,12 @@ async def utility_server(
     register_in_band: bool = False,
     default: DERControlBase | None = None,
     server_pin: int | None = PIN,
+    notify_with_certificate: bool = True,
 ) -> AsyncIterator[Utility]:
     """The utility alone: every poll rate 1 s, the rig's program, the gateway's EndDevice
     registered out of band unless ``register_in_band`` (``server_pin``: the PIN its
-    Registration holds, None: no RegistrationLink; in band, the PIN given to it)."""
+    Registration holds, None: no RegistrationLink; in band, the PIN given to it).
+    ``notify_with_certificate=False``: notifications go out without a client certificate."""
     state = UtilityState(clock=server_clock)
     for resource in POLLED:
         state.set_poll_rate(resource, RATE_S)  # type: ignore[arg-type]
@@ -138,7 +141,13 @@ async def utility_server(
     recorder = Recorder()
     s = pki.server
     server = UtilityServer(
-        state, cert=s.cert, key=s.key, chain=s.chain, serca=pki.serca, recorder=recorder
+        state,
+        cert=s.cert,
+        key=s.key,
+        chain=s.chain,
+        serca=pki.serca,
+        recorder=recorder,
+        notify_with_certificate=notify_with_certificate,
     )
     async with server:
         yield Utility(state, server, recorder, program)
@@ -160,12 +169,14 @@ async def gateway_rig(
     utility: Utility | None = None,
     ratings_every_s: float = RATINGS_EVERY_S,
     charger: str = "wallbox-quasar",
+    notify_require_certificate: bool = True,
 ) -> AsyncIterator[GatewayRig]:
     """The gateway against a fresh utility, or against ``utility`` (already running: a second
     gateway on the same SQLite file is a restart). ``server_pin``: see ``utility_server``;
     ``connection_point``: the NMI the gateway PUTs to its ConnectionPoint; ``seed``: the
     engine's randomisation RNG; ``ratings_every_s``: how often the devices' own ratings are
-    re-read (``Runner``); ``charger``: the simulated charger's profile."""
+    re-read (``Runner``); ``charger``: the simulated charger's profile;
+    ``notify_require_certificate``: the listener's ``[sep2.notify] require_certificate``."""
     async with contextlib.AsyncExitStack() as stack:
         if utility is None:
             utility = await stack.enter_async_context(
@@ -188,6 +199,7 @@ async def gateway_rig(
             seed=seed,
             ratings_every_s=ratings_every_s,
             charger=charger,
+            notify_require_certificate=notify_require_certificate,
         ) as rig:
             yield rig
 
@@ -206,6 +218,7 @@ async def _gateway(
     seed: int,
     ratings_every_s: float,
     charger: str,
+    notify_require_certificate: bool = True,
 ) -> AsyncIterator[GatewayRig]:
     state, server, recorder, program = (
         utility.state,
@@ -217,7 +230,7 @@ async def _gateway(
     config = site or fast_site()
     ratings = SiteRatings.of_site(config)
     context = tls.client_context(gw.cert, gw.key, gw.chain, pki.serca)
-    http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0))
+    http = Http(server.url("/dcap"), context, backoff=backoff or Backoff(0.2, 2.0), lfdi=gw.lfdi)
     with SqliteStore(db) as store:
         async with (
             http,
@@ -240,7 +253,9 @@ async def _gateway(
                 connection_point_id=connection_point,
             )
             router = NotificationRouter()
-            listener = _listener(pki, "gateway", router, server)
+            listener = _listener(
+                pki, "gateway", router, server, require_certificate=notify_require_certificate
+            )
             notify = None
             if notifications:
                 await listener.start()
@@ -250,6 +265,7 @@ async def _gateway(
             )
             rig = GatewayRig(state, server, recorder, pki, http, home, gateway, program)
             rig.listener = listener if notifications else None
+            rig.router = router if notifications else None
             record_inputs(rig.site.runner, rig.inputs)
             stop = asyncio.Event()
             task = asyncio.create_task(gateway.run(stop, period_s=0.2))
@@ -263,9 +279,15 @@ async def _gateway(
 
 
 def _listener(
-    pki: PkiFiles, device: str, router: NotificationRouter, server: UtilityServer
+    pki: PkiFiles,
+    device: str,
+    router: NotificationRouter,
+    server: UtilityServer,
+    *,
+    require_certificate: bool = True,
 ) -> NotificationListener:
-    """The notification listener of ``device`` (not started), taking only ``server``'s."""
+    """The notification listener of ``device`` (not started), taking only ``server``'s (or,
+    without ``require_certificate``, also unverified ones, as ``gateway run`` does)."""
     d = pki.device(device)
     return NotificationListener(
         cert=d.cert,
@@ -274,6 +296,8 @@ def _listener(
         serca=pki.serca,
         on_notification=router,
         pinned_lfdi=server.lfdi,
+        require_client_certificate=require_certificate,
+        on_unverified=router.unverified,
     )
 
 
@@ -351,19 +375,26 @@ def member_lfdi(i: int) -> str:
 
 @asynccontextmanager
 async def aggregator_rig(
-    pki: PkiFiles, tmp: Path, members: int = 2, *, notifications: bool = True
+    pki: PkiFiles,
+    tmp: Path,
+    members: int = 2,
+    *,
+    notifications: bool = True,
+    own_end_device: bool = False,
 ) -> AsyncIterator[AggregatorRig]:
     """``gateway run`` in aggregator mode (``runtime/cli_run.py``'s composition) against the
     utility: ``members`` EndDevices behind the ``agg`` certificate over one ``Http``, each with
     its own SQLite store, simulated home and ``Sep2Gateway``, sharing one notification listener
     (``notifications``). Every EndDevice gets the rig's shared program (primacy 1, default
-    export 5000 W) and a program of its own."""
+    export 5000 W) and a program of its own. ``own_end_device``: the server plays the
+    reference server's habit, the aggregator's own EndDevice ``/edev/0`` holding the only
+    SubscriptionListLink (``UtilityState.add_aggregator``)."""
     agg = pki.device("agg")
     async with utility_server(pki) as u, contextlib.AsyncExitStack() as stack:
-        u.state.add_aggregator(agg.lfdi)
+        u.state.add_aggregator(agg.lfdi, end_device=own_end_device)
         context = tls.client_context(agg.cert, agg.key, agg.chain, pki.serca)
         http = await stack.enter_async_context(
-            Http(u.server.url("/dcap"), context, backoff=Backoff(0.2, 2.0))
+            Http(u.server.url("/dcap"), context, backoff=Backoff(0.2, 2.0), lfdi=agg.lfdi)
         )
         router = NotificationRouter()
         listener = _listener(pki, "agg", router, u.server)

@@ -20,6 +20,7 @@ from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.pubsub import Subscription
 from gateway.north.sep2.session import WALK, Task, TaskKind
 from gateway.sim.utility import paths
+from gateway.sim.utility.records import Program
 
 HOUR = 3600
 DEFAULT_W = 5000.0  # the shared program's default export limit
@@ -31,18 +32,22 @@ def subscriptions(r: AggregatorRig, m: Member) -> list[Subscription]:
 
 
 def followed(m: Member) -> set[str]:
-    """The DERControlList and DefaultDERControl of every program ``m`` sees."""
+    """``m``'s FSA list and DERProgramList, the DERControlList of every program it sees and
+    the DefaultDERControl of the shared one ("1"; its own has none)."""
     return {
-        h
-        for p in (m.program.key, "1")
-        for h in (paths.derc_list(p), paths.dderc(p))  # "1": the shared program's key
+        paths.fsa_list(m.number),
+        paths.derp_list(m.number, 1),
+        paths.derc_list(m.program.key),
+        paths.derc_list("1"),
+        paths.dderc("1"),
     }
 
 
 async def subscribed(r: AggregatorRig) -> None:
     await until(
-        lambda: all(len(subscriptions(r, m)) == 4 for m in r.members),
-        "4 subscriptions per EndDevice: each program's DERControlList and DefaultDERControl",
+        lambda: all(len(subscriptions(r, m)) == 5 for m in r.members),
+        "5 subscriptions per EndDevice: its FSA list and DERProgramList, each program's "
+        "DERControlList and the shared program's DefaultDERControl",
     )
 
 
@@ -108,7 +113,7 @@ def test_AGG_001_each_end_device_subscribes_to_its_own_resources(
                 # own SubscriptionList, with the listener's URI.
                 assert sorted(s.subscribedResource for s in subs) == sorted(followed(m)), m
                 assert {s.notificationURI for s in subs} == {r.listener.url}
-                assert len(r.state.end_device(m.lfdi).subscriptions) == 4
+                assert len(r.state.end_device(m.lfdi).subscriptions) == 5
             own = [paths.derc_list(m.program.key) for m in r.members]
             assert len(set(own)) == 3
             # Every request came through the one aggregator certificate.
@@ -118,7 +123,7 @@ def test_AGG_001_each_end_device_subscribes_to_its_own_resources(
             gets = len(r.recorder.requests("GET", "/edev/"))
             await until(lambda: len(r.recorder.requests("GET", "/edev/")) > gets + 6, "re-walks")
             assert all(s.discovery is not None for s in walks)
-            assert [len(subscriptions(r, m)) for m in r.members] == [4, 4, 4]
+            assert [len(subscriptions(r, m)) for m in r.members] == [5, 5, 5]
 
     run(body)
 
@@ -229,5 +234,89 @@ def test_AGG_001_polling_covers_an_end_device_whose_notifications_stopped(
             assert notified_to(r, paths.derc_list(b.program.key)) == set()
             b_polls = r.recorder.requests("GET", path=paths.derc_list(b.program.key), since=since)
             assert b_polls
+
+    run(body)
+
+
+# --- ALL-14 against the reference server's habit: the aggregator's own EndDevice subscribes ---
+# bsgip/envoy lists the aggregator certificate's own EndDevice first, /edev/0, with the only
+# SubscriptionListLink; the sites' EndDevices have none (cactus ALL-14 waits for every
+# subscription at /edev/0/sub: the FSA list, the DERProgramList, the DERControlList and the
+# DefaultDERControl).
+
+AGG_SUB_LIST = "/edev/0/sub"
+
+
+def agg_subscriptions(r: AggregatorRig) -> list[Subscription]:
+    return [s for _, s in r.recorder.decoded(Subscription, "POST", AGG_SUB_LIST, status=201)]
+
+
+def wanted_through_aggregator(r: AggregatorRig) -> list[str]:
+    """What ALL-14 wants each site subscribed to: its FSA list and DERProgramList, and the
+    DERControlList and DefaultDERControl of each program it sees (its own has no default:
+    nothing there to subscribe to), one subscription per site."""
+    shared = r.utility.program.key
+    out: list[str] = []
+    for m in r.members:
+        out += [paths.fsa_list(m.number), paths.derp_list(m.number, 1)]
+        out += [paths.derc_list(m.program.key), paths.derc_list(shared), paths.dderc(shared)]
+    return sorted(out)
+
+
+def test_ALL_14_aggregator_subscribes_through_its_own_end_device(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with aggregator_rig(sep2_pki, tmp_path, own_end_device=True) as r:
+            a, b = r.members
+            assert r.state.aggregator_end_device(sep2_pki.device("agg").lfdi) is not None
+            await until(
+                lambda: (
+                    sorted(s.subscribedResource for s in agg_subscriptions(r))
+                    == wanted_through_aggregator(r)
+                ),
+                "every site's subscriptions at the aggregator's /edev/0/sub",
+            )
+            assert {s.notificationURI for s in agg_subscriptions(r)} == {r.listener.url}
+            # Nothing was POSTed where the server links no SubscriptionList.
+            assert all(not r.recorder.requests("POST", m.sub_list) for m in r.members)
+            # Notifications only from here: every poll an hour, learned by every site.
+            for resource in POLLED:
+                r.state.set_poll_rate(resource, HOUR)  # type: ignore[arg-type]
+
+            def learned(m: Member) -> bool:
+                s = m.gateway.client.session
+                tasks = [WALK] + [Task(TaskKind.PROGRAM, v.program.mRID) for v in s.programs]
+                return len(tasks) == 3 and all(s.rate(t) == HOUR for t in tasks)
+
+            await until(lambda: all(learned(m) for m in r.members), "the hourly rates learned")
+            # A control on B's own program: its DERControlList notification brings it.
+            mrid = r.state.add_control(
+                b.program, start=r.state.now() - 1, duration=600, base=export_limit(700)
+            )
+            await holds(b, (700.0, Source.UTILITY_EVENT, mrid), "B's control, notified")
+            assert export_in_force(a) == (DEFAULT_W, Source.UTILITY_DEFAULT, None)
+            # A new FSA for A (FSA list notification) and a new program in B's first FSA
+            # (DERProgramList notification): each site walks again at once and follows it.
+            for_a = r.state.add_program("A's second FSA", primacy=3, end_devices=[])
+            r.state.add_fsa(a.lfdi, [for_a], "second")
+            for_b = r.state.add_program("B's third", primacy=4, end_devices=[b.lfdi])
+
+            def follows(m: Member, p: Program) -> bool:
+                return m.gateway.client.session.view(p.mrid) is not None
+
+            await until(lambda: follows(a, for_a) and follows(b, for_b), "new programs", 5)
+            assert not follows(a, for_b)
+            assert not follows(b, for_a)
+            # ... and subscribes to what the walk found.
+            await until(
+                lambda: (
+                    {paths.derc_list(for_a.key), paths.derc_list(for_b.key)}
+                    <= {s.subscribedResource for s in agg_subscriptions(r)}
+                ),
+                "subscriptions to the new programs' DERControlLists",
+                5,
+            )
+            assert r.router.unrouted == 0
 
     run(body)

@@ -1,8 +1,9 @@
 """Subscription procedures (CSIP-AUS ALL-14 ... ALL-17, GEN-05 ... 08, LOA-05 ... 08).
 
-The gateway subscribes to each program's DERControlList and DefaultDERControl, runs its own
-mutual-TLS listener, and acts on a notification without waiting for the next poll. Here the
-poll rate is raised to an hour after discovery, so only a notification can bring a control in.
+The gateway subscribes to its FSA list, each DERProgramList, and each program's DERControlList
+and DefaultDERControl, runs its own mutual-TLS listener, and acts on a notification without
+waiting for the next poll. Here the poll rate is raised to an hour after discovery, so only a
+notification can bring a control in.
 """
 
 from __future__ import annotations
@@ -22,20 +23,37 @@ from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlB
 from gateway.north.sep2.pki import PkiFiles
 from gateway.north.sep2.pubsub import Subscription
 from gateway.north.sep2.session import WALK, Task, TaskKind
+from gateway.sim.utility import paths
 
 HOUR = 3600
+# ALL-14: the FSA list, the DERProgramList, the DERControlList and the DefaultDERControl.
+WANTED = sorted(
+    [
+        paths.fsa_list(1),
+        paths.derp_list(1, 1),
+        paths.derc_list("1"),
+        paths.dderc("1"),
+    ]
+)
+
+
+def subscribed_to(r: GatewayRig) -> list[str]:
+    posts = r.recorder.decoded(Subscription, "POST", "/edev/1/sub", status=201)
+    return sorted(s.subscribedResource for _, s in posts)
+
+
+async def subscribed(r: GatewayRig) -> None:
+    await r.until(lambda: subscribed_to(r) == WANTED, f"subscriptions to {WANTED}")
 
 
 def test_ALL_14_subscribe_and_act_on_notifications(sep2_pki: PkiFiles, tmp_path: Path) -> None:
     async def body() -> None:
         async with gateway_rig(sep2_pki, tmp_path / "gw.db", notifications=True) as r:
-            subs = lambda: r.recorder.requests("POST", "/edev/1/sub", status=201)  # noqa: E731
-            await r.until(lambda: len(subs()) == 2, "subscriptions to the control list and default")
-            for x in subs():
+            await subscribed(r)
+            for x in r.recorder.requests("POST", "/edev/1/sub", status=201):
                 sub = codec.decode(x.body)
                 assert isinstance(sub, Subscription)
                 assert sub.notificationURI.startswith("https://127.0.0.1:")
-                assert sub.subscribedResource.startswith("/derp/")
             for resource in POLLED:
                 r.state.set_poll_rate(resource, HOUR)  # type: ignore[arg-type]
             session = r.gateway.client.session
@@ -64,6 +82,24 @@ def test_ALL_14_subscribe_and_act_on_notifications(sep2_pki: PkiFiles, tmp_path:
             await r.until(lambda: r.codes(mrid) == [1, 2], "1 and 2 for it")
             # It came through the notification: not one program poll since the hourly rates.
             assert len(r.recorder.requests("GET", "/derp/")) == polls
+            # A new program in the DERProgramList, then a new FSA: each notification makes
+            # the gateway walk again at once (an hour before its next walk), and subscribe
+            # to what it found.
+            second = r.state.add_program("second", primacy=2, end_devices=[r.lfdi])
+            await r.until(lambda: session.view(second.mrid) is not None, "the new program", 5)
+            third = r.state.add_program("third", primacy=3, end_devices=[])
+            r.state.add_fsa(r.lfdi, [third], "second FSA")
+            await r.until(lambda: session.view(third.mrid) is not None, "the new FSA's", 5)
+            await r.until(
+                lambda: (
+                    {paths.derc_list(second.key), paths.derc_list(third.key)}
+                    <= set(subscribed_to(r))
+                ),
+                "subscriptions to the new programs' control lists",
+                5,
+            )
+            notified = {n.subscribedResource for _, n in r.recorder.notes(delivered=True)}
+            assert {paths.derp_list(1, 1), paths.fsa_list(1)} <= notified
 
     run(body)
 
@@ -74,8 +110,7 @@ def test_polling_carries_on_when_notifications_stop(sep2_pki: PkiFiles, tmp_path
 
     async def body() -> None:
         async with gateway_rig(sep2_pki, tmp_path / "gw.db", notifications=True) as r:
-            subs = lambda: r.recorder.requests("POST", "/edev/1/sub", status=201)  # noqa: E731
-            await r.until(lambda: len(subs()) == 2, "subscribed")
+            await subscribed(r)
             assert r.listener is not None
             await r.listener.stop()
             now = int(r.server_now())
@@ -100,8 +135,7 @@ def test_polling_carries_on_when_notifications_stop(sep2_pki: PkiFiles, tmp_path
 
 async def notified_only(r: GatewayRig) -> tuple[int, int]:
     """Subscribed, hourly polls learned; returns the program fetches (default, list) so far."""
-    subs = lambda: r.recorder.requests("POST", "/edev/1/sub", status=201)  # noqa: E731
-    await r.until(lambda: len(subs()) == 2, "subscriptions to the control list and default")
+    await subscribed(r)
     for resource in POLLED:
         r.state.set_poll_rate(resource, HOUR)  # type: ignore[arg-type]
     session = r.gateway.client.session

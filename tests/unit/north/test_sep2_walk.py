@@ -404,3 +404,86 @@ def test_a_stale_hint_falls_back_to_the_list(answer: Reply) -> None:
     )
     assert found.end_device == OURS
     assert "/edev?s=0&l=2" in [r.href for r in log]
+
+
+# --- where to subscribe, and to what (ALL-14) -------------------------------------------------
+
+
+def test_subscribable_holds_only_what_says_1_or_3() -> None:
+    """The XSD's default for ``subscribable`` is 0 ("does not support subscriptions"): absent
+    says no, 2 (conditional only) says no to a Subscription without a Condition."""
+    server = _server()
+    server["/edev/3/fsa?s=0&l=2"] = _ok(
+        FunctionSetAssignmentsList(all=1, results=1, FunctionSetAssignments=(FSA,), subscribable=1)
+    )
+    server["/edev/3/fsa/1/derp?s=0&l=2"] = _ok(
+        DERProgramList(all=2, results=2, DERProgram=(PROGRAM_1, PROGRAM_2), subscribable=2)
+    )
+    server["/derp/1/dderc"] = _ok(replace(DEFAULT, subscribable=3))
+    server["/derp/1/derc?s=0&l=2"] = _ok(
+        DERControlList(all=3, results=2, DERControl=CONTROLS[:2], subscribable=1)
+    )
+    # /derp/2/derc: no attribute at all
+    found, _ = _walk(server)
+    assert found.subscribable == {"/edev/3/fsa", "/derp/1/dderc", "/derp/1/derc"}
+    assert found.subscription_list is None  # OURS links none, and no aggregator was named
+
+
+AGGREGATOR = "AB" * 20  # the certificate's LFDI, not ours
+
+
+def _with_aggregator_end_device() -> dict[str, Reply]:
+    """The reference server's habit: the aggregator's own EndDevice /edev/0 (first in the
+    list) has the only SubscriptionListLink."""
+    server = _server()
+    own = EndDevice(
+        href="/edev/0",
+        sFDI=1,
+        changedTime=1764072000,
+        lFDI=AGGREGATOR,
+        SubscriptionListLink=ListLink("/edev/0/sub", all=0),
+    )
+    server["/edev/0"] = _ok(own)
+    server["/edev?s=0&l=2"] = _ok(
+        EndDeviceList(all=2, results=2, EndDevice=(own, OURS), pollRate=120)
+    )
+    return server
+
+
+def test_the_aggregators_own_end_device_gives_the_subscription_list() -> None:
+    server = _with_aggregator_end_device()
+    log: list[Request] = []
+    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, aggregator=AGGREGATOR.lower())
+    found = drive(walk, server, log)
+    assert found.end_device == OURS
+    assert found.subscription_list == "/edev/0/sub"
+    assert found.subscriber == "/edev/0"
+    # With the hint, the aggregator's EndDevice is read directly.
+    log.clear()
+    walk = discover(
+        "/dcap",
+        lfdi=LFDI,
+        pin=PIN,
+        page_size=PAGE,
+        hint="/edev/3",
+        aggregator=AGGREGATOR,
+        aggregator_hint="/edev/0",
+    )
+    server["/edev/3"] = _ok(OURS)
+    found = drive(walk, server, log)
+    assert found.subscription_list == "/edev/0/sub"
+    assert [r.href for r in log][:5] == ["/dcap", "/tm", "/edev/3", "/edev/3/rg", "/edev/0"]
+
+
+def test_our_own_subscription_list_wins_and_none_anywhere_is_none() -> None:
+    server = _with_aggregator_end_device()
+    ours = replace(OURS, SubscriptionListLink=ListLink("/edev/3/sub", all=0))
+    server["/edev?s=0&l=2"] = _ok(EndDeviceList(all=1, results=1, EndDevice=(ours,)))
+    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, aggregator=AGGREGATOR)
+    assert drive(walk, server, []).subscription_list == "/edev/3/sub"
+    # The aggregator is not listed at all: no SubscriptionList, and the walk goes on.
+    server = _server()
+    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, aggregator=AGGREGATOR)
+    found = drive(walk, server, [])
+    assert found.subscription_list is None
+    assert [v.program for v in found.programs] == [PROGRAM_1, PROGRAM_2]

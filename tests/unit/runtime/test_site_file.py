@@ -337,6 +337,23 @@ def test_one_site_file_is_one_end_device(pki_dir: Path) -> None:
     assert any("run one gateway per site" in p for p in _problems(pki_dir, HOME + link))
 
 
+def test_notify_require_certificate_defaults_to_true_and_is_a_boolean(pki_dir: Path) -> None:
+    link = (
+        '\n[sep2]\ndcap = "https://127.0.0.1:1/dcap"\ncert = "pki/gateway.pem"\n'
+        'key = "pki/gateway.key"\nserca = "pki/serca.pem"\n[sep2.notify]\nport = 8444\n'
+    )
+    on = _load(pki_dir, HOME + link).sep2
+    assert on is not None
+    assert on.notify is not None
+    assert on.notify.require_certificate is True
+    off = _load(pki_dir, HOME + link + "require_certificate = false\n").sep2
+    assert off is not None
+    assert off.notify is not None
+    assert off.notify.require_certificate is False
+    problems = _problems(pki_dir, HOME + link + 'require_certificate = "no"\n')
+    assert any("require_certificate" in p for p in problems), problems
+
+
 def test_the_committed_schema_is_current() -> None:
     committed = (ROOT / "schemas" / "site.schema.json").read_text(encoding="utf-8")
     assert committed == render_schema(), (

@@ -146,6 +146,21 @@ class NotificationRouter:
         self.unrouted += 1
         log.warning("notification for %s matches no subscription of ours", n.subscribedResource)
 
+    async def unverified(self, n: Notification) -> None:
+        """A notification from a sender without a certificate (``[sep2.notify]
+        require_certificate = false``): only one naming one of our subscriptions (by its
+        ``subscriptionURI``) is taken, and only as a reason to GET what it names."""
+        owner = next((c for c in self.clients if c.subscribed(n)), None)
+        if owner is not None:
+            owner.enqueue(n, verified=False)
+            return
+        self.unrouted += 1
+        log.warning(
+            "unverified notification for %s names no subscription of ours (%s): ignored",
+            n.subscribedResource,
+            n.subscriptionURI,
+        )
+
 
 class Sep2Gateway:
     def __init__(

@@ -66,6 +66,7 @@ from gateway.north.sep2.timebase import ServerClock
 from gateway.north.sep2.walk import (
     Discovery,
     DiscoveryError,
+    ProgramView,
     Reply,
     Request,
     RetryableWalkError,
@@ -192,8 +193,13 @@ class Http:
         timeout_s: float = 10.0,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
+        lfdi: str | None = None,
     ) -> None:
         self.dcap_url = dcap_url
+        # The LFDI of the certificate this connection presents: in aggregator mode it is not
+        # any site's, and the server may link the SubscriptionList only from the EndDevice
+        # that carries it (the aggregator's own, ALL-14).
+        self.lfdi = None if lfdi is None else lfdi.upper()
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._backoff = backoff or Backoff()
@@ -380,12 +386,16 @@ class EndDeviceClient:
         self._modes = tuple(modes)
         self._page = page_size
         self._wake = asyncio.Event()
-        self._inbox: asyncio.Queue[Notification] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[Notification, bool]] = asyncio.Queue()
+        # Unverified notifications waiting, by subscribed resource: one each at most, so a
+        # sender without a certificate cannot queue more than one GET per subscription.
+        self._pending_unverified: set[str] = set()
         # One thing at a time talks to the session: a walk that read a list before a
         # notification changed it must not be applied after the notification (it would cancel
         # the control the notification just brought).
         self._busy = asyncio.Lock()
         self._edev_href: str | None = None  # a hint for the next walk, verified by it
+        self._subscriber_href: str | None = None  # the aggregator's own EndDevice: a hint too
         http.users += 1
         self._sent_grad: int | None = None  # the setGradW our last DERSettings carried
         self._sent_ratings: telemetry.SiteRatings | None = None  # what the last PUTs carried
@@ -393,6 +403,8 @@ class EndDeviceClient:
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
         self._subscriptions: dict[str, str] = {}  # subscribed href -> the Subscription's href
+        self._subscribed_at: str | None = None  # the SubscriptionList they were POSTed to
+        self._said_unsubscribable: set[str] = set()  # logged once each
         self.notify_uri: str | None = None  # the listener's URL; None: poll only
         self._connection_point_sent: str | None = None
         self.pen = pen
@@ -416,17 +428,38 @@ class EndDeviceClient:
             inbox.cancel()
             await asyncio.gather(inbox, return_exceptions=True)
 
-    def enqueue(self, n: Notification) -> None:
+    def enqueue(self, n: Notification, *, verified: bool = True) -> None:
         """Take a notification without waiting for what it causes: the listener answers the
-        server at once, and the devices are driven from this client's own task."""
-        self._inbox.put_nowait(n)
+        server at once, and the devices are driven from this client's own task.
+        ``verified=False``: from a sender without a certificate (see :meth:`on_notification`);
+        one already waiting for the same resource is enough."""
+        if not verified:
+            # What it is about is what *our* subscription named, not what the sender says:
+            # so at most one look per subscription of ours, whatever it puts in the body.
+            ours = self._subscription_of(n)
+            if ours is None or ours in self._pending_unverified:
+                return
+            self._pending_unverified.add(ours)
+            n = replace(n, subscribedResource=ours, Resource=None)
+        self._inbox.put_nowait((n, verified))
+
+    def _subscription_of(self, n: Notification) -> str | None:
+        """The resource of our subscription that ``n``'s ``subscriptionURI`` names (by path)."""
+        uri = urlsplit(n.subscriptionURI).path
+        if not uri:
+            return None
+        return next(
+            (h for h, loc in self._subscriptions.items() if urlsplit(loc).path == uri), None
+        )
 
     async def _notifications(self) -> None:
         while True:
-            n = await self._inbox.get()
+            n, verified = await self._inbox.get()
+            if not verified:
+                self._pending_unverified.discard(n.subscribedResource)
             try:
                 async with self._busy:
-                    await self.on_notification(n)
+                    await self.on_notification(n, verified=verified)
             except (TransportError, DiscoveryError) as e:
                 self._problem(f"notification for {n.subscribedResource}: {e}")
 
@@ -501,6 +534,9 @@ class EndDeviceClient:
                 deviceCategory=self.identity.device_category,
             )
         timings: dict[str, tuple[float, float]] = {}
+        aggregator = self.http.lfdi
+        if aggregator == self.identity.lfdi.upper():
+            aggregator = None  # a device certificate: its EndDevice is ours
         gen = discover(
             self.http.dcap_url,
             lfdi=self.identity.lfdi,
@@ -508,9 +544,12 @@ class EndDeviceClient:
             page_size=self._page,
             register=register,
             hint=self._edev_href or await self._shared_hint(),
+            aggregator=aggregator,
+            aggregator_hint=self._subscriber_href or self.http.end_devices.get(aggregator or ""),
         )
         found: Discovery = await self.http.drive(gen, timings)
         self._edev_href = found.end_device.href
+        self._subscriber_href = found.subscriber
         if found.time is not None and found.dcap.TimeLink is not None:
             sent, received = timings[found.dcap.TimeLink.href]
             self.http.time.update(found.time, sent=sent, received=received)
@@ -610,15 +649,23 @@ class EndDeviceClient:
         server whose ``subscriptionURI`` names none of our subscriptions)."""
         return n.subscribedResource in self._subscriptions
 
-    async def on_notification(self, n: Notification) -> None:
+    async def on_notification(self, n: Notification, *, verified: bool = True) -> None:
         """A Notification for one of our subscriptions: act on it now, not at the next poll.
+
+        ``verified=False`` (a sender without a certificate): nothing it carries is used. Its
+        resource is GETted from the server over our own mutual-TLS connection (as for a
+        notification that carries less than the whole list), and a "subscription ended"
+        status is believed only if the server no longer has the subscription.
 
         A complete DERControlList goes straight to the session (no request at all); anything
         else it names (a partial list, a default) is polled at once, outside the regular poll
         schedule. A cancelled subscription (status 1-4: moved, deleted, ...) is forgotten and
         everything is re-discovered, which subscribes again where the server still offers it.
         """
-        subscribed, resource = n.subscribedResource, n.Resource
+        subscribed, resource = n.subscribedResource, n.Resource if verified else None
+        if not verified and n.status != NotificationStatus.DEFAULT:
+            await self._subscription_still_held(n)
+            return
         if n.status != NotificationStatus.DEFAULT:
             self._subscriptions.pop(subscribed, None)
             self._problem(f"subscription to {subscribed} ended (status {n.status}); re-walking")
@@ -628,6 +675,11 @@ class EndDeviceClient:
         if isinstance(resource, DERControlList) and resource.results == resource.all:
             await self._apply(self.session.notified(subscribed, resource.DERControl, self.now()))
             return
+        if subscribed in _walked_lists(self.session.discovery):
+            # The FSA list or a DERProgramList changed: programs come or go, which only a
+            # walk applies (the session is built from whole walks). Walk now.
+            await self._run_task(WALK, reschedule=False)
+            return
         for view in self.session.programs:
             links = (view.program.DERControlListLink, view.program.DefaultDERControlLink)
             if any(link is not None and link.href == subscribed for link in links):
@@ -635,6 +687,29 @@ class EndDeviceClient:
                 return
         self.session.lost(time.monotonic())
         self._wake.set()
+
+    async def _subscription_still_held(self, n: Notification) -> None:
+        """An unverified "subscription ended": ask the server for that subscription (at the
+        Location it gave us, never at a URI the notification names)."""
+        href = self._subscription_of(n)
+        if href is None:
+            return
+        location = self._subscriptions[href]
+        reply = await self.http.request(Request("GET", location))
+        if reply.status == HTTP_NOT_FOUND:
+            self._subscriptions.pop(href, None)
+            self._problem(f"subscription to {href} is gone from the server; re-walking")
+            self.session.lost(time.monotonic())
+            self._wake.set()
+            return
+        self._check("GET", location, reply)
+        log.info(
+            "%s: an unverified notification says the subscription to %s ended (status %d); "
+            "the server still holds it: ignored",
+            self.name,
+            href,
+            n.status,
+        )
 
     async def _connection_point(self) -> None:
         """CSIP-AUS ALL-03: tell the server which connection point (NMI) the site is."""
@@ -656,20 +731,32 @@ class EndDeviceClient:
             self._connection_point_sent = link.href
 
     async def _subscribe(self) -> None:
-        """Subscribe to every program's DERControlList and DefaultDERControl (ALL-14).
+        """Subscribe where the walk found the SubscriptionList (ALL-14): our EndDevice's, or
+        the aggregator's own EndDevice's when the server links it only there. Subscribed:
+        the FSA list, each DERProgramList, and each program's DERControlList and
+        DefaultDERControl, each only if it says it takes a non-conditional subscription
+        (``subscribable`` 1 or 3; absent is the XSD's 0: it does not).
 
         Polling goes on at the server's rates regardless: a notification that never comes
         costs at most one poll period, so the subscription is a latency gain, never a risk.
         """
         found = self.session.discovery
-        link = None if found is None else found.end_device.SubscriptionListLink
-        if self.notify_uri is None or link is None:
+        if self.notify_uri is None or found is None:
             return
+        link = found.subscription_list
+        if link is None:
+            self._once("", "the server links no SubscriptionList: polling only")
+            return
+        if link != self._subscribed_at:
+            # Another list (the aggregator's EndDevice moved, say): what we hold is elsewhere.
+            self._subscriptions.clear()
+            self._subscribed_at = link
         wanted: set[str] = set()
-        for view in self.session.programs:
-            for res in (view.program.DERControlListLink, view.program.DefaultDERControlLink):
-                if res is not None:
-                    wanted.add(res.href)
+        for href in _subscribable_hrefs(found, self.session.programs):
+            if href in found.subscribable:
+                wanted.add(href)
+            else:
+                self._once(href, f"{href} does not take subscriptions (subscribable): polled")
         for href in sorted(wanted - set(self._subscriptions)):
             sub = Subscription(
                 subscribedResource=href,
@@ -678,14 +765,20 @@ class EndDeviceClient:
                 limit=self._page,
                 notificationURI=self.notify_uri,
             )
-            reply = await self.http.request(Request("POST", link.href, codec.encode(sub)))
-            self._check("POST", link.href, reply)
+            reply = await self.http.request(Request("POST", link, codec.encode(sub)))
+            self._check("POST", link, reply)
             location = reply.headers.get("Location")
             if reply.status < 300 and location:
                 self._subscriptions[href] = location
         for href in sorted(set(self._subscriptions) - wanted):
             location = self._subscriptions.pop(href)
             await self.http.request(Request("DELETE", location))
+
+    def _once(self, key: str, text: str) -> None:
+        """An INFO line, once per ``key`` for the life of this client."""
+        if key not in self._said_unsubscribable:
+            self._said_unsubscribable.add(key)
+            log.info("%s: %s", self.name, text)
 
     def poke(self) -> None:
         """Wake the loop (a new report to send, a notification)."""
@@ -953,3 +1046,27 @@ async def _peer_certificate(host: str, port: int, timeout_s: float) -> bytes | N
 
 def _href(link: object) -> str | None:
     return getattr(link, "href", None)
+
+
+def _walked_lists(found: Discovery | None) -> set[str]:
+    """The FSA list and DERProgramLists of a walk: what a notification re-walks for."""
+    if found is None:
+        return set()
+    out = {f.DERProgramListLink.href for f in found.fsas if f.DERProgramListLink is not None}
+    fsa_list = found.end_device.FunctionSetAssignmentsListLink
+    if fsa_list is not None:
+        out.add(fsa_list.href)
+    return out
+
+
+def _subscribable_hrefs(found: Discovery, views: Iterable[ProgramView]) -> list[str]:
+    """What ALL-14 subscribes to: the FSA list, each DERProgramList, and each program's
+    DERControlList and DefaultDERControl (when it has one: a 404 is no resource)."""
+    out = sorted(_walked_lists(found))
+    for view in views:
+        program = view.program
+        if program.DERControlListLink is not None:
+            out.append(program.DERControlListLink.href)
+        if program.DefaultDERControlLink is not None and view.default is not None:
+            out.append(program.DefaultDERControlLink.href)
+    return out

@@ -13,7 +13,7 @@ element path and the value: Int16/UInt16/UInt32/UInt8 bounds, multiplier -9..9, 
 0..10000, SignedPerCent -10000..10000, randomisation -3600..3600 s, negative CSIP-AUS limits
 (the ``ActivePower`` type is signed but a limit is a magnitude), a duration over a year, hex
 identifiers. Unknown elements outside ``DERControlBase`` are ignored (the 2023 ``*_r2_3``
-extensions, ``subscribable``); unknown modes inside it are listed in
+extensions); unknown modes inside it are listed in
 ``DERControlBase.unsupported`` so that they are reported rather than dropped.
 """
 
@@ -378,7 +378,13 @@ def _list(r: _Reader) -> DERControlList:
     )
     if results != len(items):
         raise r.fail("@results", results, f"but the list holds {len(items)} DERControl")
-    return DERControlList(all=all_, results=results, DERControl=items, href=r.el.get("href"))
+    return DERControlList(
+        all=all_,
+        results=results,
+        DERControl=items,
+        href=r.el.get("href"),
+        subscribable=r.attr_int("subscribable", 0, 3, "SubscribableType"),
+    )
 
 
 _SETTINGS_CONVS: Final = tuple(
@@ -396,6 +402,7 @@ def _default(r: _Reader) -> DefaultDERControl:
         version=r.opt("version", _AS_VERSION),
         DERControlBase=_base(r.need_sub("DERControlBase")),
         href=r.el.get("href"),
+        subscribable=r.attr_int("subscribable", 0, 3, "SubscribableType"),
         **settings,
     )
 
@@ -537,6 +544,7 @@ def encode_element(resource: AnyResource) -> Any:
         csip = any(_uses_csipaus(c.DERControlBase) for c in resource.DERControl)
         w = _new_root("DERControlList", csipaus=csip)
         w.attr("href", resource.href)
+        w.attr("subscribable", resource.subscribable)
         w.attr("all", resource.all)
         w.attr("results", resource.results)
         for c in resource.DERControl:
@@ -544,6 +552,7 @@ def encode_element(resource: AnyResource) -> Any:
     elif isinstance(resource, DefaultDERControl):
         w = _new_root("DefaultDERControl", csipaus=_uses_csipaus(resource.DERControlBase))
         w.attr("href", resource.href)
+        w.attr("subscribable", resource.subscribable)
         w.add("mRID", resource.mRID)
         w.add("description", resource.description)
         w.add("version", resource.version)

@@ -21,6 +21,9 @@
     listen = "0.0.0.0"           # address to bind
     port = 8444
     host = "gateway.example"     # the name the utility reaches us by (the notificationURI)
+    require_certificate = true   # false: also take notifications from a sender without a
+                                 # client certificate (TLS still); their content is not used,
+                                 # only a GET of what they name (docs/sep2.md)
 
     [[sep2.end_device]]          # aggregator mode: one per EndDevice (site); omitted = one
     lfdi = "..."                 # EndDevice, the certificate's own LFDI
@@ -57,6 +60,7 @@ class NotifyConfig:
     listen: str
     port: int
     host: str | None
+    require_certificate: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +198,10 @@ def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
             listen = r.get(raw_notify, "listen", str, "sep2.notify", "127.0.0.1")
             port = r.get(raw_notify, "port", int, "sep2.notify", 0)
             host = r.get(raw_notify, "host", str, "sep2.notify", None)
+            required = r.get(raw_notify, "require_certificate", bool, "sep2.notify", True)
             if port is not None and not 0 <= port <= 65535:
                 r.problems.append(f"sep2.notify.port: expected 0..65535, got {port}")
-            notify = NotifyConfig(str(listen), int(port or 0), host)
+            notify = NotifyConfig(str(listen), int(port or 0), host, required is not False)
     if (dcap or server) is None or cert is None or key is None or serca is None or pen is None:
         return None
     return Sep2Config(

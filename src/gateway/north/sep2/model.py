@@ -157,6 +157,7 @@ class DERControlList:
     results: int
     DERControl: tuple[_DERControl, ...] = ()
     href: str | None = None
+    subscribable: int | None = None  # SubscribableType 0..3; absent means 0 (the XSD default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,7 @@ class DefaultDERControl:
     setGradW: int | None = None  # UInt16, hundredths of %setMaxW per second
     setSoftGradW: int | None = None  # UInt16
     href: str | None = None
+    subscribable: int | None = None  # SubscribableType 0..3; absent means 0 (the XSD default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,13 @@ changes. Each request is handled like this:
   certificate under the SERCA required). With ``pinned_lfdi`` the sender's certificate must also
   have that LFDI (the utility server's), else 403: any device of the same PKI could otherwise
   push controls to the gateway;
+- ``require_client_certificate=False`` (``[sep2.notify] require_certificate = false``) also lets
+  in a sender without a certificate, as the reference server sends by default (envoy's
+  ``notifications_with_mtls`` is off unless set). Such a notification is *unverified*: its
+  ``Resource`` is dropped before anyone sees it, and it goes to ``on_unverified`` (default
+  ``on_notification``), so it can only say "look again"; what is then acted on is what the
+  client GETs from the server over its own mutual-TLS connection. A sender that does present
+  a certificate is checked as above;
 - only ``POST`` at the configured path: another path is 404, another method 405 with ``Allow``;
 - the body is capped (``max_bytes``: aiohttp answers 413 above it) and parsed with the hardened
   codec; a body that is not a well-formed, in-range ``Notification`` / ``NotificationList`` is
@@ -30,6 +37,7 @@ import errno
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -82,13 +90,19 @@ class NotificationListener:
         max_bytes: int = MAX_BODY_BYTES,
         success_status: int = DEFAULT_SUCCESS_STATUS,
         public_host: str | None = None,
+        require_client_certificate: bool = True,
+        on_unverified: OnNotification | None = None,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"the listener's path must be absolute, not {path!r}")
         if success_status not in _SUCCESS_STATUSES:
             raise ValueError(f"success_status must be one of {sorted(_SUCCESS_STATUSES)}")
-        self._context: ssl.SSLContext = tls.server_context(cert, key, chain, serca)
+        self._context: ssl.SSLContext = tls.server_context(
+            cert, key, chain, serca, require_client_certificate=require_client_certificate
+        )
         self._on_notification = on_notification
+        self._on_unverified = on_unverified or on_notification
+        self.unverified = 0  # notifications taken from senders without a certificate
         self._path = path
         self._pinned = None if pinned_lfdi is None else tls.normalise_lfdi(pinned_lfdi)
         self._max_bytes = max_bytes
@@ -150,7 +164,8 @@ class NotificationListener:
             return web.Response(
                 status=405, headers={"Allow": "POST"}, text="notifications are POSTed\n"
             )
-        refused = self._check_sender(request)
+        verified = _has_certificate(request)
+        refused = self._check_sender(request) if verified else None
         if refused is not None:
             return refused
         body = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
@@ -161,7 +176,12 @@ class NotificationListener:
             return web.Response(status=400, text=f"{e}\n")
         for n in notifications:
             try:
-                await self._on_notification(n)
+                if verified:
+                    await self._on_notification(n)
+                else:
+                    # Nobody vouches for the content: only that something may have changed.
+                    self.unverified += 1
+                    await self._on_unverified(replace(n, Resource=None))
             except Exception:
                 log.exception("the notification handler failed on %s", n.subscribedResource)
                 return web.Response(status=500, text="the notification could not be handled\n")
@@ -189,6 +209,14 @@ class NotificationListener:
         raise Sep2ParseError(
             f"expected a Notification or NotificationList, got {type(resource).__name__}"
         )
+
+
+def _has_certificate(request: web.Request) -> bool:
+    """Whether the sender presented a certificate (then it chained to the SERCA: the handshake
+    checked it). Without a TLS connection (never, here), no."""
+    transport = request.transport
+    ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
+    return ssl_object is not None and bool(ssl_object.getpeercert(binary_form=True))
 
 
 def _cannot_listen(host: str, port: int, e: OSError) -> str:

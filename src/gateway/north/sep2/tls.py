@@ -144,7 +144,7 @@ def verified_chain(ssl_object: PeerConnection) -> list[x509.Certificate]:
         _warn_no_chain()
         return []
     out = []
-    for c in get():
+    for c in get() or ():  # None: the peer presented no certificate (CERT_OPTIONAL)
         if isinstance(c, bytes):  # 3.13: DER
             out.append(x509.load_der_x509_certificate(c))
         else:  # 3.11, 3.12: _ssl.Certificate, PEM text by default
@@ -393,8 +393,41 @@ def client_context(
     return ctx
 
 
-def server_context(cert: Path, key: Path, chain: Path | None, serca: Path) -> ssl.SSLContext:
+def server_context(
+    cert: Path,
+    key: Path,
+    chain: Path | None,
+    serca: Path,
+    *,
+    require_client_certificate: bool = True,
+) -> ssl.SSLContext:
     """A server context: presents ``chain`` (or ``cert``), requires a client certificate under
     ``serca`` (mutual TLS). Who the client is comes from :func:`peer_lfdi` after the handshake.
+
+    ``require_client_certificate=False`` lets a client without one in (still TLS 1.2, the
+    2030.5 suite, our certificate presented); one that presents a certificate must still chain
+    to ``serca``. Who then sent a request is unknown: the caller must not trust its content.
     """
-    return _base_context(ssl.PROTOCOL_TLS_SERVER, cert, key, chain, serca)
+    ctx = _base_context(ssl.PROTOCOL_TLS_SERVER, cert, key, chain, serca)
+    if not require_client_certificate:
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def anonymous_client_context(serca: Path, *, check_hostname: bool = False) -> ssl.SSLContext:
+    """A client context that presents no certificate and accepts servers under ``serca`` only:
+    how a utility server that does not use mutual TLS for notifications connects (the
+    simulated utility's ``notify_with_certificate=False``)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(cipher_string())
+    ctx.set_ecdh_curve(TLS_CURVE)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = check_hostname
+    try:
+        ctx.load_verify_locations(cadata=_read(serca, "serca").decode("ascii", "replace"))
+    except ssl.SSLError as e:
+        raise TlsConfigError(f"{serca}: cannot be used as {_ROLES['serca']}: {e}") from None
+    return ctx

@@ -67,6 +67,9 @@ __all__ = [
 ]
 
 DEFAULT_PAGE_SIZE: Final = 32
+# SubscribableType: 0 none (the XSD's default, so an absent attribute says no), 1
+# non-conditional, 2 conditional only, 3 both. The gateway subscribes without a Condition.
+NON_CONDITIONAL: Final = frozenset({1, 3})
 HTTP_NOT_FOUND: Final = 404
 HTTP_CONFLICT: Final = 409
 HTTP_TOO_MANY_REQUESTS: Final = 429
@@ -122,6 +125,12 @@ class Discovery:
     ``poll_rates`` maps the href of each resource that carried a ``pollRate`` to its value in
     seconds (list hrefs without the paging query); a resource absent from it is polled at the
     schema default, :data:`gateway.north.sep2.resources.DEFAULT_POLL_RATE_S`.
+
+    ``subscription_list`` is where this EndDevice's Subscriptions go: its own
+    SubscriptionListLink, or the one on the aggregator's own EndDevice (``subscriber``, its
+    href) when the server links it only there; None: the server offers none. ``subscribable``
+    holds the hrefs of the FSA lists, DERProgramLists, DERControlLists and DefaultDERControls
+    whose ``subscribable`` attribute takes a non-conditional subscription (1 or 3).
     """
 
     dcap: DeviceCapability
@@ -131,6 +140,9 @@ class Discovery:
     fsas: tuple[FunctionSetAssignments, ...]
     programs: tuple[ProgramView, ...]
     poll_rates: Mapping[str, int]
+    subscription_list: str | None = None
+    subscriber: str | None = None
+    subscribable: frozenset[str] = frozenset()
 
 
 class DiscoveryError(errors.ProtocolError):
@@ -237,13 +249,20 @@ def _items(page: _ListT) -> tuple[object, ...]:
 
 
 def _pages(
-    href: str, cls: type[_ListT], page_size: int, poll_rates: dict[str, int]
+    href: str,
+    cls: type[_ListT],
+    page_size: int,
+    poll_rates: dict[str, int],
+    subscribable: set[str] | None = None,
 ) -> Generator[Request, Reply, list[_ListT]]:
-    """Every page of the list at ``href``, until ``all`` items are read (or a page is empty)."""
+    """Every page of the list at ``href``, until ``all`` items are read (or a page is empty);
+    ``href`` joins ``subscribable`` when its first page says it takes subscriptions."""
     pages: list[_ListT] = []
     start = 0
     while True:
         page = yield from _get(_paged_href(href, start, page_size), cls)
+        if not pages and subscribable is not None:
+            _note_subscribable(subscribable, href, getattr(page, "subscribable", None))
         pages.append(page)
         rate = getattr(page, "pollRate", None)
         if rate is not None:
@@ -255,6 +274,11 @@ def _pages(
             return pages
 
 
+def _note_subscribable(found: set[str], href: str, value: int | None) -> None:
+    if value in NON_CONDITIONAL:
+        found.add(href)
+
+
 def discover(
     dcap_href: str,
     *,
@@ -263,6 +287,8 @@ def discover(
     page_size: int = DEFAULT_PAGE_SIZE,
     register: EndDevice | None = None,
     hint: str | None = None,
+    aggregator: str | None = None,
+    aggregator_hint: str | None = None,
 ) -> Walk:
     """Walk from ``dcap_href`` to our EndDevice, its Registration, programs and controls.
 
@@ -272,6 +298,10 @@ def discover(
     ``hint``: where our EndDevice was last time. It is read first and used only if it still
     holds our lFDI; anything else (404, another device, a bad body) falls back to searching the
     list. Without it an aggregator's N EndDevices each page through the list: N^2/2 decodes.
+    ``aggregator``: the LFDI of the client certificate when it is not ours (an aggregator's);
+    when our EndDevice links no SubscriptionList, the aggregator's own EndDevice (found at
+    ``aggregator_hint`` or in the list) is asked for its one, where the reference CSIP-AUS
+    server puts it (``Discovery.subscription_list``).
     Raises :class:`WalkError` / :class:`RetryableWalkError` for a failed request or a
     bad body, :class:`NotRegisteredError` and :class:`RegistrationError` as named.
     """
@@ -319,10 +349,25 @@ def discover(
                 f"{registration.pIN:06d}; not trusting this server (ALL-03-REJ)"
             )
 
+    subscription_list = None
+    subscriber = None
+    if end_device.SubscriptionListLink is not None:
+        subscription_list = end_device.SubscriptionListLink.href
+    elif aggregator is not None and parse_lfdi(aggregator) != ours:
+        own = yield from _aggregator_end_device(
+            edev_href, parse_lfdi(aggregator), aggregator_hint, page_size, poll_rates
+        )
+        if own is not None and own.SubscriptionListLink is not None:
+            subscription_list = own.SubscriptionListLink.href
+            subscriber = own.href
+
+    subscribable: set[str] = set()
     fsas: list[FunctionSetAssignments] = []
     if end_device.FunctionSetAssignmentsListLink is not None:
         fsa_href = end_device.FunctionSetAssignmentsListLink.href
-        fsa_pages = yield from _pages(fsa_href, FunctionSetAssignmentsList, page_size, poll_rates)
+        fsa_pages = yield from _pages(
+            fsa_href, FunctionSetAssignmentsList, page_size, poll_rates, subscribable
+        )
         for fsa_page in fsa_pages:
             fsas.extend(fsa_page.FunctionSetAssignments)
 
@@ -333,12 +378,14 @@ def discover(
             continue
         derp_href = fsa.DERProgramListLink.href
         walked.add(derp_href)
-        derp_pages = yield from _pages(derp_href, DERProgramList, page_size, poll_rates)
+        derp_pages = yield from _pages(
+            derp_href, DERProgramList, page_size, poll_rates, subscribable
+        )
         for derp_page in derp_pages:
             found.extend((p, derp_href) for p in derp_page.DERProgram)
     programs: list[ProgramView] = []
     for program, list_href in found:
-        view = yield from poll_program(program, page_size, poll_rates)
+        view = yield from poll_program(program, page_size, poll_rates, subscribable)
         programs.append(replace(view, list_href=list_href))
 
     return Discovery(
@@ -349,7 +396,24 @@ def discover(
         fsas=tuple(fsas),
         programs=tuple(programs),
         poll_rates=dict(poll_rates),
+        subscription_list=subscription_list,
+        subscriber=subscriber,
+        subscribable=frozenset(subscribable),
     )
+
+
+def _aggregator_end_device(
+    href: str, lfdi: str, hint: str | None, page_size: int, poll_rates: dict[str, int]
+) -> Generator[Request, Reply, EndDevice | None]:
+    """The aggregator certificate's own EndDevice (None when the server lists none)."""
+    if hint is not None:
+        device = yield from _try_hint(hint, lfdi)
+        if device is not None:
+            return device
+    try:
+        return (yield from _find_end_device(href, lfdi, page_size, poll_rates))
+    except NotRegisteredError:
+        return None
 
 
 def scan_end_devices(
@@ -429,8 +493,10 @@ def poll_program(
     program: DERProgram,
     page_size: int = DEFAULT_PAGE_SIZE,
     poll_rates: dict[str, int] | None = None,
+    subscribable: set[str] | None = None,
 ) -> Generator[Request, Reply, ProgramView]:
-    """Re-read one program's DefaultDERControl and DERControlList (the per-program poll).
+    """Re-read one program's DefaultDERControl and DERControlList (the per-program poll);
+    each of them that takes a subscription joins ``subscribable``.
 
     A 404 on the DERControlList (or any other failure) raises :class:`WalkError`: the program
     moved or went away, and the caller re-discovers from DeviceCapability (P-04).
@@ -443,6 +509,8 @@ def poll_program(
         if reply.status != HTTP_NOT_FOUND:
             _check_status(href, reply)
             default = _decode(href, reply, DefaultDERControl)
+            if subscribable is not None:
+                _note_subscribable(subscribable, href, default.subscribable)
     controls: list[DERControl] = []
     unreadable: list[UnreadableControl] = []
     if program.DERControlListLink is not None:
@@ -453,6 +521,8 @@ def poll_program(
             reply = yield Request("GET", page_href)
             _check_status(page_href, reply)
             page, bad = _control_page(page_href, reply)
+            if start == 0 and subscribable is not None:
+                _note_subscribable(subscribable, href, page.subscribable)
             controls.extend(page.DERControl)
             unreadable.extend(bad)
             count = len(page.DERControl) + len(bad)
@@ -499,8 +569,13 @@ def _control_page(href: str, reply: Reply) -> tuple[DERControlList, list[Unreada
         total = int(root.get("all", len(good) + len(bad)))
     except ValueError:
         total = len(good) + len(bad)
+    sub = root.get("subscribable", "").strip()
     page = DERControlList(
-        all=total, results=len(good), DERControl=tuple(good), href=root.get("href")
+        all=total,
+        results=len(good),
+        DERControl=tuple(good),
+        href=root.get("href"),
+        subscribable=int(sub) if sub in ("0", "1", "2", "3") else None,
     )
     return page, bad
 

@@ -5,6 +5,9 @@ trusts ``serca.pem``). Without ``--scenario`` every device certificate in DIR is
 (PIN 111115) with one program (primacy 1) whose DefaultDERControl allows 5 kW export and
 10 kW import; with one, the TOML file says it all (:mod:`gateway.sim.utility.scenario`) and
 its timed steps play in server time. ``--record FILE.jsonl`` writes every exchange as a line.
+``--notify-without-certificate`` and ``--aggregator NAME`` play two habits of the reference
+CSIP-AUS server (bsgip/envoy): notifications POSTed without a client certificate, and an
+aggregator's own EndDevice ``/edev/0`` holding the only SubscriptionListLink.
 ``--port 0`` lets the OS choose a port: the ``2030.5 utility server at https://HOST:PORT/dcap``
 line (flushed as soon as it listens) says which. SIGINT or SIGTERM stops it cleanly (exit 0).
 """
@@ -38,6 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8443, help="port (0: the OS chooses)")
     parser.add_argument("--scenario", type=Path, metavar="FILE.toml", help="what to serve")
     parser.add_argument("--record", type=Path, metavar="FILE.jsonl", help="log every exchange")
+    parser.add_argument(
+        "--notify-without-certificate",
+        action="store_true",
+        help="POST notifications presenting no client certificate (the reference server's "
+        "default); the gateway then needs [sep2.notify] require_certificate = false",
+    )
+    parser.add_argument(
+        "--aggregator",
+        metavar="NAME",
+        help="the device certificate NAME in --certs is an aggregator with an EndDevice of its "
+        "own (/edev/0, the only SubscriptionListLink), as the reference server serves one",
+    )
 
 
 def _device_names(certs: Path) -> list[str]:
@@ -57,8 +72,13 @@ def _cert_lfdi(certs: Path) -> Callable[[str], str]:
 
 def setup(state: UtilityState, args: argparse.Namespace, out: TextIO) -> Scenario | None:
     lookup = _cert_lfdi(args.certs)
+    if getattr(args, "aggregator", None):
+        key = state.add_aggregator(lookup(args.aggregator), end_device=True)
+        print(f"  aggregator {args.aggregator}: its EndDevice /edev/0  LFDI {key}", file=out)
     if args.scenario is None:
         for name in _device_names(args.certs):
+            if name == getattr(args, "aggregator", None):
+                continue
             edev = state.add_end_device(lookup(name))
             print(f"  EndDevice /edev/{edev.number}  {name}  LFDI {edev.lfdi}", file=out)
         base = DERControlBase(
@@ -104,6 +124,7 @@ async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             host=args.host,
             port=args.port,
             recorder=recorder,
+            notify_with_certificate=not args.notify_without_certificate,
         )
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"gateway simulate utility: {exc}", file=sys.stderr)

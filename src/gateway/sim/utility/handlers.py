@@ -289,14 +289,22 @@ class Handlers:
         count = len(self.recorder.requests("POST", request.path, status=201))
         return created(f"{request.path}/{count + 1}")
 
+    def _subscriber(self, request: web.Request) -> EndDeviceRecord:
+        """The EndDevice of a SubscriptionList route; 404 where none is linked (a site whose
+        aggregator subscribes through its own EndDevice)."""
+        edev = self._edev(request)
+        if not edev.subscription_list and not edev.virtual:
+            raise web.HTTPNotFound(text="no SubscriptionList here: see the EndDeviceList")
+        return edev
+
     async def subscription_list(self, request: web.Request) -> web.Response:
         start, limit = paging(request)
-        return xml(views.subscription_list(self._edev(request), start, limit))
+        return xml(views.subscription_list(self._subscriber(request), start, limit))
 
     async def subscribe(self, request: web.Request) -> web.Response:
         """201 + Location; 400 if the body is no usable Subscription or names an EndDevice
         this client may not see."""
-        edev = self._edev(request)
+        edev = self._subscriber(request)
         body = await request.read()
         try:
             wanted = read_subscription(body)

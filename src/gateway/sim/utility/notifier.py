@@ -174,6 +174,9 @@ class Deliverer:
                 status = reply.status
         except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
             error = f"{type(exc).__name__}: {exc}"
+            cause = getattr(exc, "os_error", None)  # a broken handshake hides in here
+            if cause is not None:
+                error += f" ({type(cause).__name__}: {cause})"
         if error is None and _retryable(status):
             error = f"answered {status}"
         with contextlib.suppress(ValueError):  # the CLI's record file closed while stopping

@@ -120,6 +120,11 @@ class EndDeviceRecord:
     connection_point: ConnectionPoint | None = None  # csipaus: what the client last PUT
     connection_point_updated: int | None = None
     log_events: list[LogEvent] = field(default_factory=list)  # as POSTed, oldest first
+    # The aggregator's own EndDevice (the reference server's /edev/0): no FSA, DER or
+    # Registration, only the SubscriptionList its certificate subscribes through.
+    virtual: bool = False
+    # False: no SubscriptionListLink (a site under an aggregator that has its own EndDevice).
+    subscription_list: bool = True
 
     def add_der(self) -> DerRecord:
         der = DerRecord(max((d.number for d in self.ders), default=0) + 1)

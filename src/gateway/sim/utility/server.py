@@ -9,7 +9,8 @@ are cut (``UtilityState.cut``) the server stops listening and drops connections.
 and every Notification attempt is recorded in :class:`~gateway.sim.utility.recorder.Recorder`.
 A state change (:class:`~gateway.sim.utility.records.Change`) is notified to every subscription
 that covers it (:mod:`.notifier`: delivery retried ``notify_retries`` times, backing off from
-``notify_backoff`` seconds).
+``notify_backoff`` seconds), presenting the server's certificate, or none with
+``notify_with_certificate=False`` (the reference server's default).
 
 Use it as ``async with UtilityServer(state, pki) as server: ... server.url("/dcap")``.
 """
@@ -53,16 +54,23 @@ class UtilityServer:
         notify_timeout: float = 5.0,
         notify_retries: int = 3,
         notify_backoff: float = 1.0,
+        notify_with_certificate: bool = True,
     ) -> None:
         self.state = state
         self.recorder = recorder if recorder is not None else Recorder()
         self.host = host
         self.port = port
         self._ssl = tls.server_context(cert, key, chain, serca)
-        # Notifications go out with the server's own certificate (2030.5: mutual TLS both ways).
+        # Notifications go out with the server's own certificate (2030.5: mutual TLS both ways),
+        # or, playing the reference server's default (envoy's notifications_with_mtls off),
+        # with none: TLS that checks the client's listener, but no client certificate.
+        if notify_with_certificate:
+            notify_ssl = tls.client_context(cert, key, chain, serca, check_hostname=False)
+        else:
+            notify_ssl = tls.anonymous_client_context(serca)
         self.deliverer = Deliverer(
             self.recorder,
-            tls.client_context(cert, key, chain, serca, check_hostname=False),
+            notify_ssl,
             state.clock,
             timeout=notify_timeout,
             retries=notify_retries,

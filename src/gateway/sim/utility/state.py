@@ -107,11 +107,38 @@ class UtilityState(ClientReports):
         return change
 
     # ------------------------------------------------------------------ end devices
-    def add_aggregator(self, lfdi: str) -> str:
-        """Let the client certificate ``lfdi`` see every EndDevice added with ``aggregator=``."""
+    def add_aggregator(self, lfdi: str, *, end_device: bool = False) -> str:
+        """Let the client certificate ``lfdi`` see every EndDevice added with ``aggregator=``.
+
+        ``end_device``: the reference CSIP-AUS server's habit (bsgip/envoy, cactus ALL-14's
+        ``/edev/0/sub``): the aggregator has an EndDevice of its own, ``/edev/0``, first in its
+        EndDeviceList, and the SubscriptionListLink is there only; its sites' EndDevices have
+        none, so every subscription for them goes to ``/edev/0/sub``.
+        """
         key = identity.parse_lfdi(lfdi)
         self.aggregators.add(key)
+        if end_device and self.aggregator_end_device(key) is None:
+            now = self.now()
+            own = EndDeviceRecord(
+                number=0,
+                lfdi=key,
+                sfdi=identity.sfdi_from_lfdi(key),
+                pin=None,
+                registered_at=now,
+                changed_time=now,
+                virtual=True,
+            )
+            self.end_devices.insert(0, own)
+            for edev in self.end_devices:
+                if edev.aggregator == key:
+                    edev.subscription_list = False
+            self.notify(paths.EDEV, kind="end-device")
         return key
+
+    def aggregator_end_device(self, lfdi: str) -> EndDeviceRecord | None:
+        """The aggregator's own EndDevice (``add_aggregator(end_device=True)``), if it has one."""
+        key = lfdi.upper()
+        return next((e for e in self.end_devices if e.virtual and e.lfdi == key), None)
 
     def add_end_device(
         self,
@@ -147,6 +174,8 @@ class UtilityState(ClientReports):
             post_rate=post_rate,
             device_category=device_category,
         )
+        if edev.aggregator is not None and self.aggregator_end_device(edev.aggregator):
+            edev.subscription_list = False  # subscriptions go through the aggregator's own
         edev.fsas.append(Fsa(1, self.new_mrid(), "default", list(self.global_programs)))
         for _ in range(ders):
             edev.add_der()
@@ -215,7 +244,7 @@ class UtilityState(ClientReports):
         self.programs.append(program)
         if end_devices is None:
             self.global_programs.append(number)
-            targets = self.end_devices
+            targets = [e for e in self.end_devices if not e.virtual]
         else:
             targets = [self.end_device(lfdi) for lfdi in end_devices]
         for edev in targets:

@@ -80,6 +80,19 @@ def time(state: UtilityState) -> Time:
 
 def end_device(e: EndDeviceRecord) -> EndDevice:
     n = e.number
+    if e.virtual:  # the aggregator's own: what the reference server links from /edev/0
+        return EndDevice(
+            sFDI=e.sfdi,
+            changedTime=e.changed_time,
+            href=paths.edev(n),
+            subscribable=0,
+            lFDI=e.lfdi,
+            enabled=True,
+            SubscriptionListLink=ListLink(paths.sub_list(n), len(e.subscriptions)),
+        )
+    subscriptions = None
+    if e.subscription_list:
+        subscriptions = ListLink(paths.sub_list(n), len(e.subscriptions))
     return EndDevice(
         sFDI=e.sfdi,
         changedTime=e.changed_time,
@@ -92,7 +105,7 @@ def end_device(e: EndDeviceRecord) -> EndDevice:
         FunctionSetAssignmentsListLink=ListLink(paths.fsa_list(n), len(e.fsas)),
         postRate=e.post_rate,
         RegistrationLink=None if e.pin is None else Link(paths.reg(n)),
-        SubscriptionListLink=ListLink(paths.sub_list(n), len(e.subscriptions)),
+        SubscriptionListLink=subscriptions,
         ConnectionPointLink=Link(paths.cp(n)),
         LogEventListLink=ListLink(paths.lel(n), len(e.log_events)),
     )
@@ -101,7 +114,8 @@ def end_device(e: EndDeviceRecord) -> EndDevice:
 def end_device_list(
     state: UtilityState, visible: Sequence[EndDeviceRecord], start: int, limit: int
 ) -> EndDeviceList:
-    ordered = sorted(visible, key=lambda e: (e.sfdi, e.number))
+    # The aggregator's own EndDevice first, as the reference server lists it (envoy #87).
+    ordered = sorted(visible, key=lambda e: (not e.virtual, e.sfdi, e.number))
     shown = page(ordered, start, limit)
     return EndDeviceList(
         all=len(ordered),
@@ -205,11 +219,14 @@ def control_list(state: UtilityState, p: Program, start: int, limit: int) -> DER
         results=len(shown),
         DERControl=tuple(control(state, p, c) for c in shown),
         href=paths.derc_list(p.key),
+        subscribable=1,  # non-conditional subscriptions
     )
 
 
 def default(p: Program) -> DefaultDERControl | None:
-    return None if p.default is None else replace(p.default, href=paths.dderc(p.key))
+    if p.default is None:
+        return None
+    return replace(p.default, href=paths.dderc(p.key), subscribable=1)
 
 
 def der(e: EndDeviceRecord, d: int) -> DER:
