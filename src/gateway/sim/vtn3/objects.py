@@ -26,6 +26,10 @@ SERVER_SET: Final = ("id", "createdDateTime", "modificationDateTime", "objectTyp
 PAGE_MAX: Final = 50  # the spec's ``limit`` maximum
 
 
+class ConflictError(Exception):
+    """A second program or VEN of the same name (HTTP 409)."""
+
+
 @dataclass(frozen=True)
 class Kind:
     collection: str  # URL path segment

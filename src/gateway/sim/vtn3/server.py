@@ -39,7 +39,7 @@ from aiohttp import web
 from gateway.north.openadr3 import codec
 from gateway.north.openadr3.model import ProtocolError
 from gateway.sim.vtn3 import auth
-from gateway.sim.vtn3.objects import KINDS, Kind, body, search
+from gateway.sim.vtn3.objects import KINDS, ConflictError, Kind, body, search
 from gateway.sim.vtn3.state import Delivery, Exchange, VtnState
 
 __all__ = ["Delivery", "Exchange", "Vtn3Server", "VtnState", "serve"]
@@ -201,6 +201,8 @@ class Vtn3Server:
                 response = await handler(request)
             except ProtocolError as e:
                 response = _problem(400, str(e))
+            except ConflictError as e:
+                response = _problem(409, str(e))
             except _RefusedError as e:
                 response = _problem(e.status, e.detail)
             except web.HTTPException as e:  # no such route or method: a problem too
@@ -232,18 +234,6 @@ class Vtn3Server:
         if doc is None:
             raise _RefusedError(404, f"no {kind.object_type.lower()} {oid[:128]!r}")
         return oid, doc
-
-    def _check_refs(self, kind: Kind, doc: Mapping[str, Any], oid: str | None = None) -> None:
-        """What the spec leaves to the implementation: an event's program must exist (400);
-        programName and venName are unique (409)."""
-        s = self.state
-        if kind.collection == "events" and doc.get("programID") not in s.programs:
-            raise ProtocolError(f"programID: no program {str(doc.get('programID'))[:128]!r}")
-        unique = {"programs": "programName", "vens": "venName"}.get(kind.collection)
-        if unique is not None:
-            for other_id, other in s.table(kind.collection).items():
-                if other_id != oid and other.get(unique) == doc.get(unique):
-                    raise _RefusedError(409, f"{unique} {doc.get(unique)!r} exists ({other_id})")
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -289,7 +279,7 @@ class Vtn3Server:
     async def _create(self, kind: Kind, request: web.Request) -> web.Response:
         self._need(request, kind.write_scope)
         doc = body(await request.read(), kind)
-        self._check_refs(kind, doc)
+        self.state.check_refs(kind.collection, doc)
         return _json(self.state.create(kind.collection, doc), 201)
 
     async def _get(self, kind: Kind, request: web.Request) -> web.Response:
@@ -300,7 +290,7 @@ class Vtn3Server:
         self._need(request, kind.write_scope)
         oid, _ = self._find(kind, request)
         doc = body(await request.read(), kind)
-        self._check_refs(kind, doc, oid)
+        self.state.check_refs(kind.collection, doc, oid)
         return _json(self.state.replace(kind.collection, oid, doc))
 
     async def _delete(self, kind: Kind, request: web.Request) -> web.Response:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.north.openadr3 import codec
-from gateway.sim.vtn3.objects import KINDS
+from gateway.north.openadr3.model import ProtocolError
+from gateway.sim.vtn3.objects import KINDS, ConflictError
 
 
 @dataclass
@@ -78,6 +79,17 @@ class VtnState:
         return table
 
     # -- the writes ---------------------------------------------------------------------
+
+    def check_refs(self, collection: str, doc: Mapping[str, Any], oid: str | None = None) -> None:
+        """What the spec leaves to the implementation: an event's program must exist
+        (ProtocolError: 400); programName and venName are unique (ConflictError: 409)."""
+        if collection == "events" and doc.get("programID") not in self.programs:
+            raise ProtocolError(f"programID: no program {str(doc.get('programID'))[:128]!r}")
+        unique = {"programs": "programName", "vens": "venName"}.get(collection)
+        if unique is not None:
+            for other_id, other in self.table(collection).items():
+                if other_id != oid and other.get(unique) == doc.get(unique):
+                    raise ConflictError(f"{unique} {doc.get(unique)!r} exists ({other_id})")
 
     def create(
         self, collection: str, doc: Mapping[str, Any], *, oid: str | None = None
