@@ -36,9 +36,27 @@ class Kind:
     object_type: str
     prefix: str  # of the ids the server makes
     write_scope: str
-    check: Callable[[dict[str, Any]], None]
+    decode: Callable[[dict[str, Any]], None]
     filters: tuple[str, ...]  # query parameters besides skip/limit (targets: targetType/Values)
     targeted: bool = True  # takes the targetType/targetValues filter
+
+    def check(self, doc: dict[str, Any]) -> None:
+        """ProtocolError unless ``doc`` is a valid body: the spec's required properties
+        (which the decoder, lenient with absent lists, does not insist on), then the rest."""
+        missing = [k for k in REQUIRED[self.object_type] if doc.get(k) is None]
+        if missing:
+            raise ProtocolError(f"{self.object_type.lower()}: {', '.join(missing)} required")
+        self.decode(doc)
+
+
+# The spec's ``required`` per object (3.0.1 components/schemas).
+REQUIRED: Final = {
+    "PROGRAM": ("programName",),
+    "EVENT": ("programID", "intervals"),
+    "REPORT": ("programID", "eventID", "clientName", "resources"),
+    "SUBSCRIPTION": ("clientName", "programID", "objectOperations"),
+    "VEN": ("venName",),
+}
 
 
 def _name(doc: Mapping[str, Any], key: str) -> None:
