@@ -253,9 +253,10 @@ class Vtn3Server:
             return _json({"error": "invalid_client", "error_description": "bad credentials"}, 401)
         scope = form.get("scope")
         requested = scope if isinstance(scope, str) else None
-        scopes = auth.grant(self.state.roles.get(cid, "VEN"), requested)
-        if scopes is None:
-            detail = f"{cid} may have none of: {requested}"
+        role = self.state.roles.get(cid, "VEN")
+        scopes, refused = auth.grant(role, requested)
+        if refused:
+            detail = f"{cid} is a {role} client: not {' '.join(sorted(refused))}"
             return _json({"error": "invalid_scope", "error_description": detail}, 400)
         token = secrets.token_urlsafe(24)
         self.state.tokens[token] = time.monotonic() + self.state.token_life_s

@@ -46,7 +46,7 @@ def main() -> None:
         client_id=bl_id,
         client_secret=bl_secret,
         token_url=token_url,
-        scopes=["read_all", "write_programs", "write_events"],
+        scopes=["read_all", "read_bl", "write_events", "write_programs"],  # the README's
         verify_vtn_tls_certificate=ca,
         version=version,
     )
