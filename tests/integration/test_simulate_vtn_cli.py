@@ -9,12 +9,16 @@ import os
 import signal
 import ssl
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
+
+from gateway.north.openadr3 import config as oadr3_config
+from gateway.north.openadr3.client import Http
 
 if TYPE_CHECKING:
     from conftest import Processes
@@ -241,3 +245,33 @@ def test_vtn3_bad_files_and_flags_are_a_message_not_a_traceback(
     assert proc.returncode == 2, out
     assert message in out
     assert "Traceback" not in out
+
+
+def test_the_gateway_configured_as_docs_say_reaches_the_default_vtn3(
+    tmp_path: Path, processes: Processes
+) -> None:
+    """The [openadr3] table of docs/openadr3.md (port as printed) passes the gateway's config
+    check (which refuses http://) and its own OpenADR 3 HTTP client gets a token and the
+    programs from `gateway simulate vtn --openadr 3` as started with no flags."""
+    docs = (Path(__file__).parents[2] / "docs" / "openadr3.md").read_text(encoding="utf-8")
+    toml_text = docs.split("The gateway's side, for the defaults:\n\n```toml\n", 1)[1]
+    toml_text = toml_text.split("```", 1)[0]
+
+    async def main() -> tuple[list[str], list[str]]:
+        proc, first = await _start(processes, "--openadr", "3", cwd=tmp_path)
+        url = first.split(" at ", 1)[1].split()[0]
+        table = tomllib.loads(toml_text.replace("127.0.0.1:8080", url.split("//", 1)[1]))
+        cfg, problems = oadr3_config.parse(table["openadr3"], tmp_path)
+        assert cfg is not None, problems
+        async with Http(cfg) as http:
+            status, body = await http.call("GET", "/programs")
+        assert status == 200
+        plain = dict(table["openadr3"], vtn=url.replace("https://", "http://"))
+        _, http_problems = oadr3_config.parse(plain, tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 10)
+        return [p["programName"] for p in json.loads(body)], http_problems
+
+    names, http_problems = asyncio.run(main())
+    assert names == ["demo"]
+    assert any("https" in p for p in http_problems)  # why the simulator serves HTTPS
