@@ -296,6 +296,7 @@ OBJECT_TYPES = {
     "reports": "report",
     "subscriptions": "subscription",
     "vens": "ven",
+    "resources": "resource",  # /vens/{venID}/resources
 }
 
 

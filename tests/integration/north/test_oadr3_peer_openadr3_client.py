@@ -63,8 +63,9 @@ PYTHON, WHY = _interpreter()
 def test_openadr3_client_bl_and_ven_work_against_the_vtn(
     tmp_path: Path, processes: Processes
 ) -> None:
-    """CRUD by id, server timestamps (a PUT keeps createdDateTime), filters (programID,
-    eventID, venName, targets) and paging, as the library's validated models see them."""
+    """CRUD by id (VEN resources too), server timestamps (a PUT keeps createdDateTime),
+    filters (programID, eventID, venName, targets) and paging, as the library's validated
+    models see them."""
     assert PYTHON is not None
     pki = make_pki(tmp_path / "pki")
 
@@ -104,6 +105,7 @@ def test_openadr3_client_bl_and_ven_work_against_the_vtn(
         "events_page": 1,
         "programs_targeted": 0,
         "ven_by_id": "peer-ven",
+        "resource_by_id": "peer-ev",
         "vens_named": ["peer-ven"],
         "report_by_id": "peer-ven",
         "reports_of_event": 1,

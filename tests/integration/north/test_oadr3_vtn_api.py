@@ -47,12 +47,14 @@ class Client:
             body = await resp.json(content_type=None)
             status = resp.status
             kind = resp.content_type
-        collection = path.strip("/").split("/")[0]
+        segments = path.split("?", maxsplit=1)[0].strip("/").split("/")
+        nested = len(segments) >= 3 and segments[2] == "resources"  # /vens/{venID}/resources
+        collection = "resources" if nested else segments[0]
         if status >= 400:
             assert kind == "application/problem+json", (status, kind)
             check(body, "problem")
             assert body["status"] == status
-        elif collection in OBJECT_TYPES and path.count("/") == 1 and method == "GET":
+        elif collection in OBJECT_TYPES and len(segments) == 1 + 2 * nested and method == "GET":
             check_list(body, collection)
         elif collection in OBJECT_TYPES:
             check(body, OBJECT_TYPES[collection])
@@ -463,5 +465,44 @@ def test_http_writes_are_notified_to_subscribers(tmp_path: Path) -> None:
             assert got[1][1]["object"] == put
         finally:
             await runner.cleanup()
+
+    body(main, tmp_path)
+
+
+def test_ven_resources_crud_under_their_ven(tmp_path: Path) -> None:
+    """/vens/{venID}/resources: venID set from the path, resourceName unique per VEN, another
+    VEN's resource is 404 under this one, and deleting the VEN deletes its resources."""
+
+    async def main(v: Vtn) -> None:
+        ven = await v.client(VEN)
+        a = (await ven.call("POST", "/vens", {"venName": "a"}))[1]["id"]
+        b = (await ven.call("POST", "/vens", {"venName": "b"}))[1]["id"]
+        attrs = [{"type": "MAX_POWER_EXPORT", "values": [5.0]}]
+        status, made = await ven.call(
+            "POST", f"/vens/{a}/resources", {"resourceName": "ev", "venID": b, "attributes": attrs}
+        )
+        assert status == 201, made
+        rid = made["id"]
+        assert made["venID"] == a
+        assert made["objectType"] == "RESOURCE"
+        assert (await ven.call("POST", f"/vens/{b}/resources", {"resourceName": "ev"}))[0] == 201
+        assert (await ven.call("POST", f"/vens/{a}/resources", {"resourceName": "ev"}))[0] == 409
+        assert (await ven.call("POST", f"/vens/{a}/resources", {"resourceName": ""}))[0] == 400
+        assert (await ven.call("POST", "/vens/nope/resources", {"resourceName": "x"}))[0] == 404
+        assert await ven.call("GET", f"/vens/{a}/resources/{rid}") == (200, made)
+        assert (await ven.call("GET", f"/vens/{b}/resources/{rid}"))[0] == 404
+        status, items = await ven.call("GET", f"/vens/{a}/resources", resourceName="ev")
+        assert [i["id"] for i in items] == [rid]
+        status, put = await ven.call(
+            "PUT", f"/vens/{a}/resources/{rid}", {**made, "resourceName": "ev-1"}
+        )
+        assert status == 200
+        assert put["createdDateTime"] == made["createdDateTime"]
+        assert put["modificationDateTime"] > made["modificationDateTime"]
+        bl = await v.client(BL, scope="read_all")
+        assert (await bl.call("DELETE", f"/vens/{a}/resources/{rid}"))[0] == 403
+        assert (await ven.call("DELETE", f"/vens/{a}"))[0] == 200
+        assert [d["venID"] for d in v.state.resources.values()] == [b]
+        assert (await ven.call("GET", f"/vens/{a}/resources/{rid}"))[0] == 404
 
     body(main, tmp_path)

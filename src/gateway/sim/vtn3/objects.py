@@ -56,6 +56,7 @@ REQUIRED: Final = {
     "REPORT": ("programID", "eventID", "clientName", "resources"),
     "SUBSCRIPTION": ("clientName", "programID", "objectOperations"),
     "VEN": ("venName",),
+    "RESOURCE": ("resourceName",),
 }
 
 
@@ -117,6 +118,20 @@ def _check_ven(doc: dict[str, Any]) -> None:
             raise ProtocolError(f"{key}: expected a list")
 
 
+def _check_resource(doc: dict[str, Any]) -> None:
+    if not isinstance(doc.get("resourceName"), str):
+        raise ProtocolError("resourceName: expected a string")
+    _name(doc, "resourceName")
+    for key in ("attributes", "targets"):
+        items = doc.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise ProtocolError(f"{key}: expected a list")
+        for i, item in enumerate(items):
+            codec.values_map(item, f"{key}[{i}]")
+
+
 KINDS: Final = {
     k.collection: k
     for k in (
@@ -140,17 +155,19 @@ KINDS: Final = {
             ("programID", "clientName"),
         ),
         Kind("vens", "VEN", "ven", "write_vens", _check_ven, ("venName",)),
+        # /vens/{venID}/resources: a VEN's own; venID is set from the path
+        Kind("resources", "RESOURCE", "resource", "write_vens", _check_resource, ("resourceName",)),
     )
 }
 
 
 def body(raw: bytes, kind: Kind) -> dict[str, Any]:
-    """A request body, checked; server-set fields dropped."""
+    """A request body, checked; server-set fields dropped (a resource's venID too)."""
     doc = codec.loads(raw)
     if not isinstance(doc, dict):
         raise ProtocolError(f"expected a {kind.object_type} object")
     kind.check(doc)
-    return {k: v for k, v in doc.items() if k not in SERVER_SET}
+    return {k: v for k, v in doc.items() if k not in SERVER_SET and k != "venID"}
 
 
 def _targets_match(doc: Mapping[str, Any], target_type: str | None, values: list[str]) -> bool:

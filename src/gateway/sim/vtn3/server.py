@@ -4,7 +4,8 @@ Endpoints: ``GET /auth/server``, ``POST /oauth/token`` (also ``/auth/token``, th
 client credentials, form-encoded or HTTP Basic, optional ``scope``), and for each of
 ``programs``, ``events``, ``reports``, ``subscriptions``, ``vens``: ``GET`` (search, with the
 spec's filters and ``skip``/``limit`` paging, at most 50), ``POST`` (201), and
-``GET``/``PUT``/``DELETE`` ``/{collection}/{id}``. Every call but the token ones needs a bearer
+``GET``/``PUT``/``DELETE`` ``/{collection}/{id}``; the same for a VEN's resources under
+``/vens/{venID}/resources``. Every call but the token ones needs a bearer
 token the VTN issued (401) with the operation's scope (403: ``read_all`` to read, the
 collection's ``write_*`` to write, see :mod:`.auth`). Unknown ids answer 404, bodies that are
 not a valid object 400, a second program or VEN of the same name 409; every error is an RFC
@@ -96,11 +97,12 @@ class Vtn3Server:
         r.add_post("/oauth/token", self._token)
         r.add_post("/auth/token", self._token)
         for name, kind in KINDS.items():
-            r.add_get(f"/{name}", partial(self._search, kind))
-            r.add_post(f"/{name}", partial(self._create, kind))
-            r.add_get(f"/{name}/{{id}}", partial(self._get, kind))
-            r.add_put(f"/{name}/{{id}}", partial(self._put, kind))
-            r.add_delete(f"/{name}/{{id}}", partial(self._delete, kind))
+            base = "/vens/{ven}/resources" if name == "resources" else f"/{name}"
+            r.add_get(base, partial(self._search, kind))
+            r.add_post(base, partial(self._create, kind))
+            r.add_get(f"{base}/{{id}}", partial(self._get, kind))
+            r.add_put(f"{base}/{{id}}", partial(self._put, kind))
+            r.add_delete(f"{base}/{{id}}", partial(self._delete, kind))
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl)
@@ -228,10 +230,20 @@ class Vtn3Server:
         if scope not in (self._scopes(request) or ()):
             raise _RefusedError(403, f"this token lacks the scope {scope}")
 
+    def _ven(self, request: web.Request) -> dict[str, str]:
+        """For a VEN's resources: ``{"venID": id}`` of the VEN in the path (404 if none)."""
+        vid = request.match_info.get("ven")
+        if vid is None:
+            return {}
+        if vid not in self.state.vens:
+            raise _RefusedError(404, f"no ven {vid[:128]!r}")
+        return {"venID": vid}
+
     def _find(self, kind: Kind, request: web.Request) -> tuple[str, dict[str, Any]]:
+        scope = self._ven(request)
         oid = request.match_info["id"]
         doc = self.state.table(kind.collection).get(oid)
-        if doc is None:
+        if doc is None or any(doc.get(k) != v for k, v in scope.items()):
             raise _RefusedError(404, f"no {kind.object_type.lower()} {oid[:128]!r}")
         return oid, doc
 
@@ -274,12 +286,17 @@ class Vtn3Server:
         self._need(request, auth.READ)
         if kind.collection == "events" and self.state.raw_events is not None:
             return web.Response(body=self.state.raw_events, content_type=JSON)
-        items = list(self.state.table(kind.collection).values())
+        scope = self._ven(request)
+        items = [
+            d
+            for d in self.state.table(kind.collection).values()
+            if all(d.get(k) == v for k, v in scope.items())
+        ]
         return _json(search(items, kind, request.query))
 
     async def _create(self, kind: Kind, request: web.Request) -> web.Response:
         self._need(request, kind.write_scope)
-        doc = body(await request.read(), kind)
+        doc = {**body(await request.read(), kind), **self._ven(request)}
         self.state.check_refs(kind.collection, doc)
         return _json(self.state.create(kind.collection, doc), 201)
 
@@ -290,7 +307,7 @@ class Vtn3Server:
     async def _put(self, kind: Kind, request: web.Request) -> web.Response:
         self._need(request, kind.write_scope)
         oid, _ = self._find(kind, request)
-        doc = body(await request.read(), kind)
+        doc = {**body(await request.read(), kind), **self._ven(request)}
         self.state.check_refs(kind.collection, doc, oid)
         return _json(self.state.replace(kind.collection, oid, doc))
 

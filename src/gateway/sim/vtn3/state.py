@@ -51,6 +51,7 @@ class VtnState:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     vens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)  # each with its venID
     tokens: dict[str, float] = field(default_factory=dict)  # token -> monotonic expiry
     scopes: dict[str, frozenset[str]] = field(default_factory=dict)  # token -> its scopes
     requests: list[Exchange] = field(default_factory=list)
@@ -85,10 +86,16 @@ class VtnState:
         (ProtocolError: 400); programName and venName are unique (ConflictError: 409)."""
         if collection == "events" and doc.get("programID") not in self.programs:
             raise ProtocolError(f"programID: no program {str(doc.get('programID'))[:128]!r}")
-        unique = {"programs": "programName", "vens": "venName"}.get(collection)
+        unique = {"programs": "programName", "vens": "venName", "resources": "resourceName"}.get(
+            collection
+        )
         if unique is not None:
             for other_id, other in self.table(collection).items():
-                if other_id != oid and other.get(unique) == doc.get(unique):
+                if (
+                    other_id != oid
+                    and other.get(unique) == doc.get(unique)
+                    and other.get("venID") == doc.get("venID")  # resources: per VEN
+                ):
                     raise ConflictError(f"{unique} {doc.get(unique)!r} exists ({other_id})")
 
     def create(
@@ -124,6 +131,9 @@ class VtnState:
 
     def remove(self, collection: str, oid: str, *, notify: bool = True) -> dict[str, Any]:
         body = self.table(collection).pop(oid)
+        if collection == "vens":  # a VEN's resources go with it
+            for rid in [r for r, d in self.resources.items() if d.get("venID") == oid]:
+                self.remove("resources", rid, notify=notify)
         if notify:
             self._changed(KINDS[collection].object_type, "DELETE", body)
         return body

@@ -27,6 +27,7 @@ from openadr3_client.oadr301.models.subscriptions.subscription import (
     ObjectOperation,
     Operation,
 )
+from openadr3_client.oadr301.models.ven.resource import NewResource
 from openadr3_client.oadr301.models.ven.ven import NewVen
 from openadr3_client.ven.http_factory import VirtualEndNodeHttpClientFactory
 from openadr3_client.version import OADRVersion
@@ -94,6 +95,10 @@ def main() -> None:
 
     made_ven = ven.vens.create_ven(new_ven=NewVen(ven_name="peer-ven"))
     seen["ven_by_id"] = ven.vens.get_ven_by_id(made_ven.id).ven_name
+    resource = ven.vens.create_ven_resource(
+        made_ven.id, NewResource(resource_name="peer-ev", venID=made_ven.id)
+    )
+    seen["resource_by_id"] = ven.vens.get_ven_resource_by_id(made_ven.id, resource.id).resource_name
     seen["vens_named"] = [
         v.ven_name for v in ven.vens.get_vens(ven_name="peer-ven", target=None, pagination=None)
     ]
