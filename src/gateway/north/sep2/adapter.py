@@ -189,6 +189,7 @@ class Sep2Gateway:
             page_size=page_size,
             pen=pen,
             csipaus=csipaus,
+            state=store,
         )
         if notify is not None:
             router, uri = notify

@@ -46,6 +46,7 @@ import aiohttp
 from gateway.core.controls import Mode
 from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
+from gateway.core.ports import StateStore, StorageError
 from gateway.core.schedule import ResponseCode
 from gateway.north.sep2 import codec, metering, telemetry, tls, wellknown
 from gateway.north.sep2.alarms import AlarmEdge
@@ -359,6 +360,10 @@ class Identity:
     connection_point_id: str | None = None  # CSIP-AUS: the site's NMI, PUT to ConnectionPoint
 
 
+# The store key (suffix: our LFDI) saying our EndDevice was registered in band by us.
+IN_BAND_KEY: Final = "sep2.registered_in_band"
+
+
 class EndDeviceClient:
     """One EndDevice's loop: walk, poll, report."""
 
@@ -375,9 +380,12 @@ class EndDeviceClient:
         name: str | None = None,
         pen: int = DOCUMENTATION_PEN,
         csipaus: bool = True,
+        state: StateStore | None = None,
     ) -> None:
         self.http = http
         self.identity = identity
+        self._state = state  # remembers an in-band registration across restarts
+        self._said_pin: int | None = None  # the assigned PIN last reported (once each)
         self.name = name or identity.lfdi[:12]
         self.session = Session(name=self.name)
         self._deliver = deliver
@@ -546,8 +554,15 @@ class EndDeviceClient:
             hint=self._edev_href or await self._shared_hint(),
             aggregator=aggregator,
             aggregator_hint=self._subscriber_href or self.http.end_devices.get(aggregator or ""),
+            registered_in_band=self._registered_in_band(),
+            on_registered=self._remember_in_band,
         )
         found: Discovery = await self.http.drive(gen, timings)
+        if found.registered_in_band:
+            self._remember_in_band(found.end_device)
+        if found.assigned_pin is not None and found.assigned_pin != self._said_pin:
+            self._said_pin = found.assigned_pin
+            self._report_assigned_pin(found)
         self._edev_href = found.end_device.href
         self._subscriber_href = found.subscriber
         if found.time is not None and found.dcap.TimeLink is not None:
@@ -560,6 +575,45 @@ class EndDeviceClient:
         await self._put_der_settings()
         await self._connection_point()
         await self._subscribe()
+
+    def _in_band_key(self) -> str:
+        return f"{IN_BAND_KEY}.{self.identity.lfdi.upper()}"
+
+    def _registered_in_band(self) -> bool:
+        """Our EndDevice is one this gateway POSTed (now or before a restart), so its PIN is
+        the server's, not an out-of-band check (see ``walk.discover``)."""
+        if self._state is None:
+            return False
+        try:
+            return self._state.get_state(self._in_band_key()) is not None
+        except StorageError as e:
+            self._problem(f"cannot read whether we registered in band: {e}")
+            return False
+
+    def _remember_in_band(self, end_device: EndDevice) -> None:
+        if self._state is None or self._registered_in_band():
+            return
+        doc = {"href": end_device.href, "at": int(self.now())}
+        try:
+            self._state.put_state(self._in_band_key(), doc)
+        except StorageError as e:
+            self._problem(f"cannot remember the in-band registration: {e}")
+
+    def _report_assigned_pin(self, found: Discovery) -> None:
+        """After our own POST /edev the server's Registration holds the PIN it assigned; the
+        installer must learn it (and who to give it to), so it is said loudly, once."""
+        link = found.end_device.RegistrationLink
+        where = link.href if link is not None else "its Registration"
+        configured = self.identity.pin
+        text = (
+            f"registered in band: the server assigned registration PIN {found.assigned_pin:06d} "
+            f"({where}), not the configured pin = {configured or 0:06d}. The gateway carries "
+            "on: the PIN is an out-of-band check, and this Registration was made by our own "
+            "POST. Give the assigned PIN to the utility (or the installer's portal) if they "
+            "ask for it, and set [sep2] pin to it (or remove pin) to silence this message"
+        )
+        log.error("%s: %s", self.name, text)
+        self.errors = [*self.errors[-19:], text]
 
     async def _shared_hint(self) -> str | None:
         """An aggregator's EndDevices share one scan of the EndDeviceList: the first walk

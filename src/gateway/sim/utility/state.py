@@ -27,6 +27,7 @@ Changes go to the listeners (:meth:`UtilityState.listen`) as a :class:`Change` n
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,9 @@ class UtilityState(ClientReports):
     pen: int = DOC_PEN
     allow_registration: bool = True  # in-band registration: POST EndDevice to /edev
     registration_pin: int | None = DEFAULT_PIN  # given to EndDevices registered in band
+    # The reference CSIP-AUS server's habit (envoy): each in-band registration gets a random
+    # PIN (with its check digit) instead of ``registration_pin``.
+    random_registration_pin: bool = False
     tz_offset: int = 0
     dst_offset: int = 0
     time_quality: int = 7  # "intentionally uncoordinated": the server's clock is its own
@@ -182,6 +186,12 @@ class UtilityState(ClientReports):
         self.end_devices.append(edev)
         self.notify(paths.EDEV, kind="end-device")
         return edev
+
+    def in_band_pin(self) -> int | None:
+        """The PIN an EndDevice registered in band gets (see ``random_registration_pin``)."""
+        if not self.random_registration_pin:
+            return self.registration_pin
+        return identity.pin_with_check(secrets.randbelow(100_000))
 
     def remove_end_device(self, lfdi: str) -> None:
         edev = self.end_device(lfdi)
