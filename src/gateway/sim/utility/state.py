@@ -67,6 +67,10 @@ class UtilityState(ClientReports):
     # The reference CSIP-AUS server's habit (envoy): each in-band registration gets a random
     # PIN (with its check digit) instead of ``registration_pin``.
     random_registration_pin: bool = False
+    # The reference server's habit (envoy serves a control's row change time as creationTime):
+    # a cancel or supersede gives the control a new creationTime. The standard's creationTime
+    # is when the event was created, so it is off by default.
+    restamp_on_cancel: bool = False
     tz_offset: int = 0
     dst_offset: int = 0
     time_quality: int = 7  # "intentionally uncoordinated": the server's clock is its own
@@ -361,6 +365,7 @@ class UtilityState(ClientReports):
         """EventStatus 2 (3 with ``randomized``: the client randomises its end)."""
         p, c = self.find_control(mrid)
         c.forced_status = 3 if randomized else 2
+        self._restamp(c)
         self._modified(p, c)
 
     def supersede(
@@ -376,6 +381,7 @@ class UtilityState(ClientReports):
         start, duration and modes); returns the new mRID."""
         p, old = self.find_control(mrid)
         old.forced_status = 4
+        self._restamp(old)
         self._modified(p, old)
         return self.add_control(
             p if program is None else program,
@@ -392,6 +398,10 @@ class UtilityState(ClientReports):
         p, c = self.find_control(mrid)
         p.controls.remove(c)
         self.notify(paths.derc_list(p.key), kind="control")
+
+    def _restamp(self, c: Control) -> None:
+        if self.restamp_on_cancel:  # a new creationTime, even within the same second
+            c.creation_time = max(self.now(), c.creation_time + 1)
 
     def _modified(self, p: Program, c: Control) -> None:
         c.version += 1
