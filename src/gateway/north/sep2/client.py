@@ -360,6 +360,7 @@ class Identity:
     connection_point_id: str | None = None  # CSIP-AUS: the site's NMI, PUT to ConnectionPoint
 
 
+DER_STATUS: Final = "DERStatus"  # the key of DERStatus + DERAvailability in ``_posted``
 # The store key (suffix: our LFDI) saying our EndDevice was registered in band by us.
 IN_BAND_KEY: Final = "sep2.registered_in_band"
 
@@ -410,6 +411,8 @@ class EndDeviceClient:
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
+        self._mup_rates: dict[str, int] = {}  # MirrorUsagePoint mRID -> the postRate it carries
+        self._posted: dict[str, float] = {}  # what was posted last (mRID, DER_STATUS), monotonic
         self._subscriptions: dict[str, str] = {}  # subscribed href -> the Subscription's href
         self._subscribed_at: str | None = None  # the SubscriptionList they were POSTed to
         self._said_unsubscribable: set[str] = set()  # logged once each
@@ -575,6 +578,7 @@ class EndDeviceClient:
         await self._put_der_settings()
         await self._connection_point()
         await self._subscribe()
+        await self._read_mirrors()
 
     def _in_band_key(self) -> str:
         return f"{IN_BAND_KEY}.{self.identity.lfdi.upper()}"
@@ -954,11 +958,24 @@ class EndDeviceClient:
         der = await self._der_links()
         if der is None:
             return True
-        await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
-        avail = telemetry.der_availability(state, self._ratings)
-        await self._put(_href(der.DERAvailabilityLink), avail)
+        edev_rate, _ = self.session.post_rates()
+        if self._due_now(DER_STATUS, edev_rate):
+            await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
+            avail = telemetry.der_availability(state, self._ratings)
+            await self._put(_href(der.DERAvailabilityLink), avail)
+            self._posted[DER_STATUS] = time.monotonic()
         await self._post_readings(state)
         return True
+
+    def _due_now(self, what: str, rate: int | None) -> bool:
+        """Whether ``what`` (a mirror's mRID, DER_STATUS) is due at this telemetry run: the run
+        comes at the smallest post rate, each thing at its own (None: at every run). Half a
+        run's period of slack, so that a run a little early does not skip a whole period."""
+        last = self._posted.get(what)
+        every = self.session.rate(POST)
+        if last is None or rate is None or every is None:
+            return True
+        return time.monotonic() - last >= rate - every / 2
 
     async def _post_log_event(self, edge: AlarmEdge) -> Outcome:
         """One alarm raised or returned to normal (BASIC-027, CSIP §5.2.5.3), with the time it
@@ -1016,7 +1033,11 @@ class EndDeviceClient:
                     stored_wh=stored,
                 )
             )
+        edev_rate, _ = self.session.post_rates()
         for mup in mirrors:
+            if not self._due_now(mup.mRID, self._mup_rates.get(mup.mRID, edev_rate)):
+                continue
+            self._posted[mup.mRID] = time.monotonic()
             href = self._mups.get(mup.mRID)
             if href is not None:
                 readings = metering.MirrorMeterReadingList(
@@ -1035,6 +1056,34 @@ class EndDeviceClient:
             location = reply.headers.get("Location")
             if location:
                 self._mups[mup.mRID] = location
+                await self._read_mirror(mup.mRID, location)
+
+    async def _read_mirrors(self) -> None:
+        """Each mirror again (with the walk): the server may change its postRate."""
+        for mrid, href in list(self._mups.items()):
+            await self._read_mirror(mrid, href)
+
+    async def _read_mirror(self, mrid: str, href: str) -> None:
+        """GET our MirrorUsagePoint for the postRate the server set on it (ALL-10: the
+        reference server sets it there, not on the EndDevice) and follow it for its readings."""
+        reply = await self.http.request(Request("GET", href))
+        if reply.status == HTTP_NOT_FOUND:
+            # Lost: the next post of its readings meets the 404 and creates it again.
+            self._mup_rates.pop(mrid, None)
+        else:
+            try:
+                rate = read(href, reply, metering.MirrorUsagePoint).postRate
+            except RetryableWalkError as e:
+                raise TransportError(str(e)) from e
+            except WalkError as e:
+                self._problem(f"{e}; keeping the post rate in force")
+                return
+            if rate is None:
+                self._mup_rates.pop(mrid, None)
+            elif self._mup_rates.get(mrid) != rate:
+                log.info("%s: %s asks for readings every %d s", self.name, href, rate)
+                self._mup_rates[mrid] = rate
+        self.session.mirrors_rated(self._mup_rates, time.monotonic())
 
     def _check(self, method: str, href: str, reply: Reply) -> None:
         """Retry later (raise) or log a refusal, as for Responses (``responses.outcome``)."""

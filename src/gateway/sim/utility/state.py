@@ -71,6 +71,9 @@ class UtilityState(ClientReports):
     # a cancel or supersede gives the control a new creationTime. The standard's creationTime
     # is when the event was created, so it is off by default.
     restamp_on_cancel: bool = False
+    # The reference server's habit (ALL-10): the post rate is set on each MirrorUsagePoint (a
+    # GET of it shows this postRate, whatever the client posted), not on the EndDevice.
+    mup_post_rate: int | None = None
     tz_offset: int = 0
     dst_offset: int = 0
     time_quality: int = 7  # "intentionally uncoordinated": the server's clock is its own
