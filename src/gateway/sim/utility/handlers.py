@@ -177,7 +177,7 @@ class Handlers:
         try:
             edev = self.state.add_end_device(
                 lfdi,
-                pin=self.state.registration_pin,
+                pin=self.state.in_band_pin(),
                 sfdi=device.sFDI,
                 aggregator=client if is_aggregator and lfdi != client else None,
                 device_category=device.deviceCategory,

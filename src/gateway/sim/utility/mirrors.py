@@ -96,9 +96,11 @@ def store_readings(state: UtilityState, mup: Mup, mmrs: Iterable[MirrorMeterRead
 
 
 # ------------------------------------------------------------------------------ views
-def first_level(mup: Mup) -> MirrorUsagePoint:
-    """The mirror as a GET shows it: its href, no MirrorMeterReadings (rule c)."""
-    return replace(mup.resource, href=paths.mup(mup.number), MirrorMeterReading=())
+def first_level(mup: Mup, post_rate: int | None = None) -> MirrorUsagePoint:
+    """The mirror as a GET shows it: its href, no MirrorMeterReadings (rule c); ``post_rate``
+    (``UtilityState.mup_post_rate``) replaces the postRate the client posted."""
+    shown = replace(mup.resource, href=paths.mup(mup.number), MirrorMeterReading=())
+    return shown if post_rate is None else replace(shown, postRate=post_rate)
 
 
 def owned_by(state: UtilityState, client: str | None) -> list[Mup]:
@@ -113,7 +115,7 @@ def mup_list(
     return MirrorUsagePointList(
         all=len(mine),
         results=len(shown),
-        MirrorUsagePoint=tuple(first_level(m) for m in shown),
+        MirrorUsagePoint=tuple(first_level(m, state.mup_post_rate) for m in shown),
         href=paths.MUP,
     )
 
@@ -180,7 +182,7 @@ def post_readings(
 
 
 def get_mup(state: UtilityState, number: int, client: str | None) -> web.Response:
-    return _xml(first_level(_mirror(state, number, client)))
+    return _xml(first_level(_mirror(state, number, client), state.mup_post_rate))
 
 
 def get_mup_list(state: UtilityState, client: str | None, start: int, limit: int) -> web.Response:
