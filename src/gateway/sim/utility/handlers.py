@@ -17,7 +17,6 @@ from aiohttp import web
 
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DERSettings, DERStatus
-from gateway.north.sep2.model import Response
 from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
@@ -25,6 +24,7 @@ from gateway.sim.utility import mirrors, paths, views
 from gateway.sim.utility.notifier import edev_number, read_subscription
 from gateway.sim.utility.recorder import Recorder
 from gateway.sim.utility.records import EndDeviceRecord, Program, SubscriptionRecord
+from gateway.sim.utility.responses import read_response
 from gateway.sim.utility.state import UtilityState
 
 SEP_XML: Final = "application/sep+xml"
@@ -281,11 +281,9 @@ class Handlers:
         if not any(p.number == number for p in self.state.programs):
             raise web.HTTPNotFound(text="no such ResponseSet")
         try:
-            resource = codec.decode(await request.read())
+            read_response(await request.read())  # Response or any subtype of it
         except Sep2ParseError as exc:
             raise bad(str(exc)) from exc
-        if not isinstance(resource, Response):
-            raise bad(f"expected a Response, got a {type(resource).__name__}")
         count = len(self.recorder.requests("POST", request.path, status=201))
         return created(f"{request.path}/{count + 1}")
 
