@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from lxml import etree
 from sep_xsd import schemas
-from utility_rig import SERVER_NOW, Rig, export_limit, run
+from utility_rig import SERVER_NOW, Rig, export_limit, run, subscription
 
 from gateway.north.sep2 import walk
 from gateway.north.sep2.pki import PkiFiles, init_pki
@@ -68,5 +69,42 @@ def test_every_response_subtype_is_accepted(pki: PkiFiles, xsd: Any) -> None:
         got = await ask(r, xsd, "POST", reply_to, wrong, valid=False)
         assert got.status == 400
         assert b"expected a Response" in got.body
+
+    run(pki, body)
+
+
+def test_subscriptions_taken_exactly_where_marked_subscribable(pki: PkiFiles, xsd: Any) -> None:
+    """A client that subscribes only where ``subscribable`` is 1 or 3 hears of new controls
+    (the DERControlList and DefaultDERControl are marked); one that subscribes elsewhere is
+    refused with the reason, not taken and then never notified."""
+
+    async def body(r: Rig) -> None:
+        edev = r.state.add_end_device(pki.device("gateway").lfdi)
+        p = r.state.add_program("p", default=export_limit(5000))
+        mrid = r.state.add_control(p, start=SERVER_NOW, duration=60, base=export_limit(0))
+        control = r.state.control(mrid)
+        uri = "https://127.0.0.1:1/note"
+        sub_list = f"/edev/{edev.number}/sub"
+        e = edev.number
+        marked = [f"/derp/{p.key}/derc", f"/derp/{p.key}/dderc", f"/derp/{p.key}"]
+        marked += [f"/edev/{e}/fsa", f"/edev/{e}/fsa/1", f"/edev/{e}/fsa/1/derp"]
+        marked += [f"/edev/{e}", "/edev"]  # notified too: EndDevice postRate, EndDevices added
+        for href in marked:
+            served = await ask(r, xsd, "GET", href)
+            assert etree.fromstring(served.body).get("subscribable") == "1", href
+            got = await ask(r, xsd, "POST", sub_list, subscription(href, uri))
+            assert got.status == 201, (href, got.body)
+        unmarked = [
+            f"/edev/{e}/der",  # DERList: a List, never subscribable
+            f"/edev/{e}/der/1",  # DER: subscribable="0", nothing notified
+            f"/derp/{p.key}/derc/{control.number}",  # DERControl: absent, i.e. 0
+            "/tm",  # Time: a Resource, nothing to notify
+        ]
+        for href in unmarked:
+            got = await ask(r, xsd, "POST", sub_list, subscription(href, uri))
+            assert got.status == 400, (href, got.status)
+            assert b"subscribable" in got.body or b"notifies" in got.body, got.body
+        taken = [s.resource.subscribedResource for s in r.state.subscriptions(edev.lfdi)]
+        assert taken == marked
 
     run(pki, body)

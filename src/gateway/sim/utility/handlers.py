@@ -20,7 +20,7 @@ from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DER
 from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
-from gateway.sim.utility import mirrors, paths, views
+from gateway.sim.utility import mirrors, paths, subscribable, views
 from gateway.sim.utility.notifier import edev_number, read_subscription
 from gateway.sim.utility.recorder import Recorder
 from gateway.sim.utility.records import EndDeviceRecord, Program, SubscriptionRecord
@@ -300,8 +300,8 @@ class Handlers:
         return xml(views.subscription_list(self._subscriber(request), start, limit))
 
     async def subscribe(self, request: web.Request) -> web.Response:
-        """201 + Location; 400 if the body is no usable Subscription or names an EndDevice
-        this client may not see."""
+        """201 + Location; 400 if the body is no usable Subscription, names an EndDevice
+        this client may not see, or a resource not marked ``subscribable``."""
         edev = self._subscriber(request)
         body = await request.read()
         try:
@@ -312,6 +312,9 @@ class Handlers:
         visible = self.state.visible_to(lfdi_of(request))
         if target is not None and all(e.number != target for e in visible):
             raise bad(f"{wanted.subscribedResource}: not a resource this client may see")
+        refused = subscribable.refusal(self.state, wanted, edev)
+        if refused is not None:
+            raise bad(refused)
         number = max((s.number for s in edev.subscriptions), default=0) + 1
         sub = SubscriptionRecord(number, wanted, body, self.state.now())
         edev.subscriptions.append(sub)
