@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lxml import etree
 from sep_xsd import schemas
-from utility_rig import SERVER_NOW, Rig, export_limit, run, subscription
+from utility_rig import SERVER_NOW, Rig, export_limit, listener, run, subscription
 
 from gateway.north.sep2 import walk
 from gateway.north.sep2.pki import PkiFiles, init_pki
@@ -106,5 +106,42 @@ def test_subscriptions_taken_exactly_where_marked_subscribable(pki: PkiFiles, xs
             assert b"subscribable" in got.body or b"notifies" in got.body, got.body
         taken = [s.resource.subscribedResource for s in r.state.subscriptions(edev.lfdi)]
         assert taken == marked
+
+    run(pki, body)
+
+
+def test_no_body_the_server_sends_has_an_xml_declaration(pki: PkiFiles, xsd: Any) -> None:
+    """UTF-8 is XML's default; cactus-client's parser trips on the declaration."""
+
+    async def body(r: Rig) -> None:
+        gw = pki.device("gateway")
+        edev = r.state.add_end_device(gw.lfdi, pin=111115)
+        p = r.state.add_program("p", default=export_limit(5000))
+        r.state.add_control(p, start=SERVER_NOW, duration=60, base=export_limit(0))
+        e = edev.number
+        sent = []
+        for href in (
+            "/dcap", "/tm", "/edev", f"/edev/{e}", f"/edev/{e}/reg", f"/edev/{e}/fsa",
+            f"/edev/{e}/fsa/1", f"/edev/{e}/fsa/1/derp", f"/derp/{p.key}",
+            f"/derp/{p.key}/derc", f"/derp/{p.key}/derc/1", f"/derp/{p.key}/dderc",
+            f"/edev/{e}/der/1", f"/edev/{e}/sub", f"/edev/{e}/lel", "/mup",
+        ):  # fmt: skip
+            got = await ask(r, xsd, "GET", href)
+            assert got.status == 200, (href, got.status)
+            sent.append((href, got.body))
+        async with listener(gw, pki.serca) as note:
+            made = await ask(
+                r, xsd, "POST", f"/edev/{e}/sub", subscription(f"/derp/{p.key}/derc", note.url)
+            )
+            assert made.status == 201
+            sent.append(("subscription", (await ask(r, xsd, "GET", made.headers["Location"])).body))
+            r.state.add_control(p, start=SERVER_NOW + 60, duration=60, base=export_limit(1))
+            await r.server.drain()
+        assert len(note.received) == 1
+        sent.append(("notification", note.received[0][1]))
+        for what, data in sent:
+            xsd.assert_valid(data)
+            assert data.startswith(b"<"), what
+            assert not data.startswith(b"<?xml"), what
 
     run(pki, body)
