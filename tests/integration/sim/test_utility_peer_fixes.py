@@ -124,7 +124,7 @@ def test_no_body_the_server_sends_has_an_xml_declaration(pki: PkiFiles, xsd: Any
             "/dcap", "/tm", "/edev", f"/edev/{e}", f"/edev/{e}/reg", f"/edev/{e}/fsa",
             f"/edev/{e}/fsa/1", f"/edev/{e}/fsa/1/derp", f"/derp/{p.key}",
             f"/derp/{p.key}/derc", f"/derp/{p.key}/derc/1", f"/derp/{p.key}/dderc",
-            f"/edev/{e}/der/1", f"/edev/{e}/sub", f"/edev/{e}/lel", "/mup",
+            f"/edev/{e}/der", f"/edev/{e}/der/1", f"/edev/{e}/sub", f"/edev/{e}/lel", "/mup",
         ):  # fmt: skip
             got = await ask(r, xsd, "GET", href)
             assert got.status == 200, (href, got.status)
@@ -143,5 +143,17 @@ def test_no_body_the_server_sends_has_an_xml_declaration(pki: PkiFiles, xsd: Any
             xsd.assert_valid(data)
             assert data.startswith(b"<"), what
             assert not data.startswith(b"<?xml"), what
+
+    run(pki, body)
+
+
+def test_der_list_carries_no_subscribable(pki: PkiFiles, xsd: Any) -> None:
+    """sep.xsd: DERList extends List, not SubscribableList: the attribute is not allowed."""
+
+    async def body(r: Rig) -> None:
+        edev = r.state.add_end_device(pki.device("gateway").lfdi)
+        got = await ask(r, xsd, "GET", f"/edev/{edev.number}/der")
+        assert got.status == 200
+        assert "subscribable" not in etree.fromstring(got.body).attrib
 
     run(pki, body)

@@ -246,8 +246,7 @@ def der_list(state: UtilityState, e: EndDeviceRecord, start: int, limit: int) ->
         all=len(e.ders),
         results=len(shown),
         DER=tuple(der(e, d.number) for d in shown),
-        href=paths.der_list(e.number),
-        subscribable=0,
+        href=paths.der_list(e.number),  # a List, not a SubscribableList: no subscribable
         pollRate=state.poll_rate("der"),
     )
 
