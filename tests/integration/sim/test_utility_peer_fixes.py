@@ -7,6 +7,7 @@ validated against sep.xsd as CSIP-AUS redefines it (``sep_xsd``; skipped where n
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +15,17 @@ from lxml import etree
 from sep_xsd import schemas
 from utility_rig import SERVER_NOW, Rig, export_limit, listener, run, subscription
 
-from gateway.north.sep2 import walk
+from gateway.north.sep2 import codec, walk
+from gateway.north.sep2.der_resources import (
+    ConnectStatus,
+    ConnectStatusType,
+    DERAvailability,
+    DERCapability,
+    DERSettings,
+    DERStatus,
+    DOEModes,
+)
+from gateway.north.sep2.model import ActivePower
 from gateway.north.sep2.pki import PkiFiles, init_pki
 
 NSDECL = 'xmlns="urn:ieee:std:2030.5:ns"'
@@ -155,5 +166,32 @@ def test_der_list_carries_no_subscribable(pki: PkiFiles, xsd: Any) -> None:
         got = await ask(r, xsd, "GET", f"/edev/{edev.number}/der")
         assert got.status == 200
         assert "subscribable" not in etree.fromstring(got.body).attrib
+
+    run(pki, body)
+
+
+def test_der_resources_are_served_with_their_href(pki: PkiFiles, xsd: Any) -> None:
+    """A client PUTs DERStatus, DERCapability, DERSettings, DERAvailability without an href
+    (it is the request's URI); a GET serves each with its href."""
+
+    async def body(r: Rig) -> None:
+        edev = r.state.add_end_device(pki.device("gateway").lfdi)
+        parts = {
+            "ders": DERStatus(
+                readingTime=SERVER_NOW,
+                genConnectStatus=ConnectStatusType(SERVER_NOW, ConnectStatus.CONNECTED),
+            ),
+            "dercap": DERCapability(0, ActivePower(7400), 4, DOEModes(0)),
+            "derg": DERSettings(0, ActivePower(7400), SERVER_NOW),
+            "dera": DERAvailability(readingTime=SERVER_NOW),
+        }
+        for part, resource in parts.items():
+            href = f"/edev/{edev.number}/der/1/{part}"
+            put = await ask(r, xsd, "PUT", href, codec.encode(resource))
+            assert put.status == 204, (part, put.body)
+            got = await ask(r, xsd, "GET", href)
+            assert etree.fromstring(got.body).get("href") == href
+            served = codec.decode(got.body)
+            assert served == replace(resource, href=href)
 
     run(pki, body)

@@ -253,11 +253,13 @@ class Handlers:
         return xml(views.der(edev, der.number))
 
     async def der_part(self, request: web.Request) -> web.Response:
-        _, der = self._der(request)
-        resource = der.get(request.match_info["part"])
+        edev, der = self._der(request)
+        part = request.match_info["part"]
+        resource = der.get(part)
         if resource is None:
             raise web.HTTPNotFound(text="not reported yet")
-        return xml(resource)
+        # The client PUTs it without an href; what the server serves names where it is.
+        return xml(replace(resource, href=paths.der_part(edev.number, der.number, part)))
 
     async def put_der_part(self, request: web.Request) -> web.Response:
         _, der = self._der(request)
