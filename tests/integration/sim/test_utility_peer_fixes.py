@@ -27,6 +27,7 @@ from gateway.north.sep2.der_resources import (
 )
 from gateway.north.sep2.model import ActivePower
 from gateway.north.sep2.pki import PkiFiles, init_pki
+from gateway.north.sep2.pubsub import ConnectionPoint
 
 NSDECL = 'xmlns="urn:ieee:std:2030.5:ns"'
 
@@ -222,5 +223,29 @@ def test_mirror_meter_reading_list_posted_without_all_and_results(pki: PkiFiles,
         assert (await ask(r, xsd, "POST", "/mup/1", counted)).status == 204
         junk = await ask(r, xsd, "POST", "/mup/1", b"<MirrorMeterReadingList", valid=False)
         assert junk.status == 400
+
+    run(pki, body)
+
+
+def test_an_invalid_nmi_is_refused_with_the_reason(pki: PkiFiles, xsd: Any) -> None:
+    """CSIP-AUS: connectionPointId is the NMI: 10 characters, or 11 with AEMO's checksum."""
+
+    async def body(r: Rig) -> None:
+        edev = r.state.add_end_device(pki.device("gateway").lfdi)
+        href = f"/edev/{edev.number}/cp"
+        for wrong, reason in (
+            ("41234567891", b"checksum of 4123456789 is 6"),
+            ("412345678", b"9 characters"),
+            ("4123-56789", b"not allowed"),
+        ):
+            got = await ask(r, xsd, "PUT", href, codec.encode(ConnectionPoint(wrong)))
+            assert got.status == 400, wrong
+            assert reason in got.body, got.body
+        assert r.state.connection_point(edev.lfdi) is None
+        assert (await ask(r, xsd, "GET", href)).status == 404
+        for right, status in (("41234567896", 201), ("4123456789", 204)):
+            got = await ask(r, xsd, "PUT", href, codec.encode(ConnectionPoint(right)))
+            assert got.status == status, (right, got.body)
+        assert r.state.connection_point(edev.lfdi) == ConnectionPoint("4123456789")
 
     run(pki, body)

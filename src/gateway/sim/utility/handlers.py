@@ -20,7 +20,7 @@ from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DER
 from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
-from gateway.sim.utility import mirrors, paths, subscribable, views
+from gateway.sim.utility import mirrors, nmi, paths, subscribable, views
 from gateway.sim.utility.notifier import edev_number, read_subscription
 from gateway.sim.utility.recorder import Recorder
 from gateway.sim.utility.records import EndDeviceRecord, Program, SubscriptionRecord
@@ -363,7 +363,8 @@ class Handlers:
         return xml(replace(edev.connection_point, href=paths.cp(edev.number)))
 
     async def put_connection_point(self, request: web.Request) -> web.Response:
-        """CSIP-AUS: 201 (+ Location) the first time, 204 when it replaces one."""
+        """CSIP-AUS: 201 (+ Location) the first time, 204 when it replaces one; 400 with the
+        reason for a connectionPointId that is no NMI (:mod:`.nmi`)."""
         edev = self._edev(request)
         try:
             resource = codec.decode(await request.read())
@@ -371,6 +372,9 @@ class Handlers:
             raise bad(str(exc)) from exc
         if not isinstance(resource, ConnectionPoint):
             raise bad(f"expected a csipaus:ConnectionPoint, got a {type(resource).__name__}")
+        wrong = nmi.problem(resource.connectionPointId)
+        if wrong is not None:
+            raise bad(wrong)
         first = edev.connection_point is None
         edev.connection_point = replace(resource, href=None)
         edev.connection_point_updated = self.state.now()
