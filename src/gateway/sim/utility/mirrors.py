@@ -34,6 +34,7 @@ from gateway.north.sep2.metering import (
 )
 from gateway.north.sep2.xml import Sep2ParseError
 from gateway.sim.utility import paths
+from gateway.sim.utility.posted import decode_readings
 from gateway.sim.utility.records import MirrorReading, Mup
 from gateway.sim.utility.state import UtilityState
 
@@ -163,7 +164,10 @@ def post_readings(
     state: UtilityState, number: int, body: bytes, client: str | None
 ) -> web.Response:
     mup = _mirror(state, number, client)
-    resource = _decode(body)
+    try:
+        resource = decode_readings(body)  # a list's all/results may be left out
+    except Sep2ParseError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
     if isinstance(resource, MirrorMeterReading):
         mmrs: tuple[MirrorMeterReading, ...] = (resource,)
     elif isinstance(resource, MirrorMeterReadingList):
