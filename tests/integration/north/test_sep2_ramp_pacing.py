@@ -12,9 +12,11 @@ Now a ramp steps at most once per ``setpoint_interval_s`` (1 s unless the profil
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
+import pytest
 from sep2_rig import GatewayRig, export_limit, gateway_rig, run
 
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
@@ -30,8 +32,10 @@ def _export_w(r: GatewayRig) -> float:
 
 
 def test_ALL_21_a_set_grad_w_ramp_is_paced_and_a_control_posted_meanwhile_is_answered(
-    sep2_pki: PkiFiles, tmp_path: Path
+    sep2_pki: PkiFiles, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.runtime.runner")
+
     async def body() -> None:
         async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
             r.site.home.physics.load.constant_w = 1000.0
@@ -71,8 +75,15 @@ def test_ALL_21_a_set_grad_w_ramp_is_paced_and_a_control_posted_meanwhile_is_ans
             # Still a ramp, not a step: it took about as long as the rate says.
             assert elapsed >= 0.7 * expected_s, (elapsed, expected_s)
             assert received_s < 5
+            ramps = r.site.engine.ramps
+            await r.until(lambda: "export_limit_w" not in ramps.ramping(), "the ramp over", 5)
 
     run(body, timeout=90)
+    # One INFO line when the ramp starts, one when it is over: nothing per step.
+    ramps = [r for r in caplog.records if r.getMessage().startswith("ramp of export_limit_w")]
+    assert [r.levelno for r in ramps] == [logging.INFO, logging.INFO], ramps
+    assert "one step per 1 s" in ramps[0].getMessage()
+    assert ramps[1].getMessage() == "ramp of export_limit_w over: 200 W in force"
 
 
 def _limit_point(r: GatewayRig) -> str:
