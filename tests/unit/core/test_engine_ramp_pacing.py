@@ -90,3 +90,35 @@ def test_unpaced_the_same_ramp_floods_the_pv() -> None:
     """What pacing prevents: the ramp re-derived on every confirmation (issue 16)."""
     caps, _, _ = _ramp({"pv": 1e-9, "ev": 1e-9})
     assert len(caps) > 500
+
+
+def test_what_protects_a_limit_never_waits_for_a_ramp_step() -> None:
+    """During a paced rising ramp (steps every 5 s): the household load drops, so the PV would
+    export past the ramp's line: its limit is lowered at the next reading, not at the next
+    step; then opModEnergize = false stops it at once."""
+    engine = Engine(CONFIG, draw=lambda _b: 0)
+    engine.pace({"pv": 5.0, "ev": 5.0})
+    home = HomeModel(now=T0, load_w=1500.0)
+    tight = ControlSet(export_limit_w=TARGET_W)
+    _feed(engine, home, DefaultsReceived(home.now, "P", 1, tight))
+    for _ in range(5):
+        home.advance(home.now + 1)
+        _feed(engine, home, home.observe())
+    rate = 100.0 / (7_000 + 9_600) * 100
+    relaxed = ControlSet(export_limit_w=3000.0, ramp_rate_pct_s=rate)
+    _feed(engine, home, DefaultsReceived(home.now, "P", 1, relaxed))
+    for _ in range(7):  # into the ramp, then 1 s past a step
+        home.advance(home.now + 1)
+        _feed(engine, home, home.observe())
+    assert engine.ramps.ramping() == ["export_limit_w"]
+    before = home.pv.limit_w
+    home.load_w = 500.0  # 1 kW less load: 1 kW more export
+    home.advance(home.now + 0.01)
+    acts = _feed(engine, home, home.observe())
+    lowered = [a.max_discharge_w for a in acts if isinstance(a, DerLimit)]
+    assert lowered, "the PV's limit waited for the ramp's next step"
+    assert lowered[0] < before - 500, (before, lowered)
+    home.advance(home.now + 0.01)
+    off = ControlSet(export_limit_w=3000.0, ramp_rate_pct_s=rate, energize=False)
+    acts = _feed(engine, home, DefaultsReceived(home.now, "P", 1, off))
+    assert [a.max_discharge_w for a in acts if isinstance(a, DerLimit)] == [0.0]
