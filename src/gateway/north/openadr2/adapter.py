@@ -103,7 +103,7 @@ class Oadr2Gateway:
             log.log(level, "OpenADR 2.0b: %s", line)
         try:
             for mrid in out.cancels:
-                await self.site.feed(EventCancelled(now, mrid))
+                await self.site.feed(EventCancelled(now, mrid, origin=mapping.ORIGIN))
             for event in out.offers:
                 await self.site.feed(EventReceived(now, event))
         except BaseException:
