@@ -27,7 +27,7 @@ from oadr3_rig import make_pki as make_oadr3_pki
 
 from gateway.core.island import ChargerMode, RelayPosition
 from gateway.demo.site_home import site_file
-from gateway.north.sep2.model import DERControlBase
+from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import init_pki
 from gateway.runtime.south import DeviceConfig, South
 from gateway.sim.modbus import SimulatedHome
@@ -244,3 +244,165 @@ def test_the_same_island_request_over_each_link_moves_the_home_the_same(tmp_path
             RelayPosition.CLOSED,
         ]
     ), traces
+
+
+# -- Issue 15: two links at once on one site --------------------------------------------------
+NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC).timestamp()  # the simulated sun at its peak
+SEP2_EXPORT_W = 3000
+OADR3_EXPORT_KW = 1.0
+TOLERANCE_W = 200.0  # the allocator's read-to-act lag at the simulated home
+
+
+def _export_w(served: SimulatedHome) -> float:
+    served.sync()
+    return -served.physics.meter().net_w
+
+
+async def _export_settles(served: SimulatedHome, below: float, *, above: float = -1e9) -> None:
+    """Until the home's export stays in (above, below] for 2 s (it gets there by the gateway's
+    DER limits, read at the home itself)."""
+    deadline = time.monotonic() + 30
+    held_since: float | None = None
+    seen: list[float] = []
+    while True:
+        w = _export_w(served)
+        seen.append(round(w))
+        if above < w <= below:
+            held_since = held_since or time.monotonic()
+            if time.monotonic() - held_since >= 2.0:
+                return
+        else:
+            held_since = None
+        assert time.monotonic() < deadline, f"export never settled in ({above}, {below}]: {seen}"
+        await asyncio.sleep(0.1)
+
+
+def _pv_first(site: str) -> str:
+    """The site file with the PV first in the backfeed allocation order (devices are listed in
+    that order), so that the export allowance goes to the PV and its output shows the limit
+    in force (the idle EV, first, would hold the allowance unused)."""
+    body, store = site.split("[store]")
+    head, *blocks = body.split("[[device]]")
+    blocks.sort(key=lambda b: 'name = "pv"' not in b)  # stable: the others keep their order
+    return head + "".join("[[device]]" + b for b in blocks) + "[store]" + store
+
+
+def test_two_links_at_once_each_links_limit_holds_and_each_gets_its_own_reports(
+    tmp_path: Path,
+) -> None:
+    """One site file with [sep2] and [openadr3]: one gateway, one home. The 2030.5 server
+    limits export to 3 kW, the VTN to 1 kW at the same time: the home exports at most 1 kW
+    (the smallest limit of any link), and once the VTN's event is gone, at most 3 kW (the
+    2030.5 control was never superseded by the VTN's). The 2030.5 server gets its Responses
+    (1, 2, never 6 or 7) and the VTN its reports, each about its own event only."""
+
+    async def main() -> None:
+        sep2_pki = init_pki(tmp_path / "pki")
+        utility = UtilityState(clock=time.time, registration_pin=PIN)
+        for resource in ("dcap", "tm", "edev", "reg", "fsa", "derp", "der"):
+            utility.set_poll_rate(resource, 1)
+        program = utility.add_program("feeder", primacy=1)
+        recorder = Recorder()
+        s = sep2_pki.server
+        oadr_pki = make_oadr3_pki(tmp_path / "vtn-pki")
+        vtn = VtnState(clients={"gateway": "s3cret"})
+        pid = vtn.add_program("feeder")
+        async with (
+            UtilityServer(
+                utility,
+                cert=s.cert,
+                key=s.key,
+                chain=s.chain,
+                serca=sep2_pki.serca,
+                recorder=recorder,
+            ) as server,
+            Vtn3Server(vtn, cert=oadr_pki.cert, key=oadr_pki.key, notify_ca=oadr_pki.ca) as v3,
+            SimulatedHome(speed=1.0, start=NOON) as served,
+        ):
+            served.physics.load.constant_w = 500.0
+            tables = f"""
+[sep2]
+dcap = "{server.url("/dcap")}"
+cert = "pki/gateway.pem"
+key = "pki/gateway.key"
+chain = "pki/gateway-chain.pem"
+serca = "pki/serca.pem"
+pin = {PIN}
+register = true
+
+[openadr3]
+vtn = "{v3.url}"
+client_id = "gateway"
+client_secret = "s3cret"
+ven_name = "gateway-1"
+ca_file = "vtn-pki/ca.pem"
+poll_s = 0.5
+report_period_s = 1
+
+[[openadr3.program]]
+name = "feeder"
+"""
+            config = tmp_path / "site.toml"
+            site = _pv_first(site_file(served, period_s=0.2, delay_s=1))
+            config.write_text(site + tables, encoding="utf-8")
+            check = await asyncio.create_subprocess_exec(
+                str(GATEWAY),
+                "check-config",
+                str(config),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            said = (await check.communicate())[0].decode()
+            assert check.returncode == 0, said
+            assert "utility links: sep2, openadr3" in said, said
+            proc, home = await _start_gateway(config, served)
+            try:
+                await _watch(home, lambda t: bool(t) and t[-1][0] is RelayPosition.CLOSED, 20)
+                await asyncio.sleep(1.0)
+                # No limit yet: the noon sun exports far more than either link will allow.
+                await _export_settles(served, below=1e9, above=SEP2_EXPORT_W + 1000)
+                mrid = utility.add_control(
+                    program,
+                    start=utility.now() - 1,
+                    duration=120,
+                    base=DERControlBase(opModExpLimW=ActivePower(SEP2_EXPORT_W)),
+                )
+                eid = vtn.add_event(
+                    pid,
+                    intervals=[{"EXPORT_CAPACITY_LIMIT": [OADR3_EXPORT_KW]}],
+                    start=time.time() - 1,
+                    duration_s=120,
+                    report=["DEMAND"],
+                )
+                # Both in force: the VTN's 1 kW, the smaller (the PV runs up to it, not to 0).
+                await _export_settles(
+                    served,
+                    below=OADR3_EXPORT_KW * 1000 + TOLERANCE_W,
+                    above=OADR3_EXPORT_KW * 1000 - 500,
+                )
+                vtn.delete_event(eid)
+                await _export_settles(
+                    served,
+                    below=SEP2_EXPORT_W + TOLERANCE_W,
+                    above=OADR3_EXPORT_KW * 1000 + TOLERANCE_W,
+                )
+                codes = [r.status for _, r in recorder.responses(mrid)]
+                assert codes[:2] == [1, 2], codes
+                assert not {6, 7} & set(codes), codes
+                # Every Response to the 2030.5 server is about its own control.
+                subjects = {r.subject.upper() for _, r in recorder.responses()}
+                assert subjects == {mrid.upper()}, subjects
+                # The VTN got its reports, about its event only.
+                assert vtn.reports_for(eid), vtn.reports
+                assert {r.get("eventID") for r in vtn.reports} == {eid}, vtn.reports
+            finally:
+                proc.terminate()
+                out, _ = await proc.communicate()
+                await home.south.close()
+                print(out.decode()[-6000:])  # shown when the test fails
+            text = out.decode()
+            assert proc.returncode == 0, text[-3000:]
+            assert "name one utility link" not in text
+            assert not served.violations, served.violations
+
+    asyncio.run(asyncio.wait_for(main(), 150))
