@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -403,6 +404,128 @@ name = "feeder"
             text = out.decode()
             assert proc.returncode == 0, text[-3000:]
             assert "name one utility link" not in text
+            assert not served.violations, served.violations
+
+    asyncio.run(asyncio.wait_for(main(), 150))
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens there once closed
+
+
+def test_three_links_at_once_an_island_from_one_a_limit_from_another_a_third_link_down(
+    tmp_path: Path,
+) -> None:
+    """[sep2], [openadr2] and [openadr3] in one site file, the OpenADR 3 VTN unreachable all
+    along: the 2030.5 export limit is kept, the 2.0b VTN's island request islands the home
+    and it comes back when that event ends, with the 2030.5 limit still kept; the 2.0b VTN
+    gets its opt-in, the 2030.5 server its Responses. A link that is down stops nothing."""
+
+    async def main() -> None:
+        sep2_pki = init_pki(tmp_path / "pki")
+        utility = UtilityState(clock=time.time, registration_pin=PIN)
+        for resource in ("dcap", "tm", "edev", "reg", "fsa", "derp", "der"):
+            utility.set_poll_rate(resource, 1)
+        program = utility.add_program("feeder", primacy=1)
+        recorder = Recorder()
+        s = sep2_pki.server
+        oadr2_pki = init_oadr2_pki(tmp_path / "oadr2-pki")
+        tls2 = VtnTls(str(oadr2_pki.vtn.cert), str(oadr2_pki.vtn.key), str(oadr2_pki.ca))
+        async with (
+            UtilityServer(
+                utility,
+                cert=s.cert,
+                key=s.key,
+                chain=s.chain,
+                serca=sep2_pki.serca,
+                recorder=recorder,
+            ) as server,
+            ScriptedVtn(tls=tls2, poll_interval_s=0.5) as vtn2,
+            SimulatedHome(speed=1.0, start=NOON) as served,
+        ):
+            served.physics.load.constant_w = 500.0
+            tables = f"""
+[sep2]
+dcap = "{server.url("/dcap")}"
+cert = "pki/gateway.pem"
+key = "pki/gateway.key"
+chain = "pki/gateway-chain.pem"
+serca = "pki/serca.pem"
+pin = {PIN}
+register = true
+
+[openadr2]
+vtn_url = "{vtn2.url}"
+ven_name = "gateway-1"
+poll_interval_s = 0.5
+report_interval_s = 5
+cert = "oadr2-pki/ven.pem"
+key = "oadr2-pki/ven.key"
+ca_file = "oadr2-pki/ca.pem"
+vtn_fingerprint = "{oadr2_pki.vtn.fingerprint}"
+
+[openadr3]
+vtn = "https://127.0.0.1:{_closed_port()}/openadr3/3.0.1"
+client_id = "gateway"
+client_secret = "s3cret"
+ven_name = "gateway-1"
+poll_s = 0.5
+
+[[openadr3.program]]
+name = "feeder"
+"""
+            config = tmp_path / "site.toml"
+            site = _pv_first(site_file(served, period_s=0.2, delay_s=1))
+            config.write_text(site + tables, encoding="utf-8")
+            check = await asyncio.create_subprocess_exec(
+                str(GATEWAY),
+                "check-config",
+                str(config),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            said = (await check.communicate())[0].decode()
+            assert check.returncode == 0, said
+            assert "utility links: sep2, openadr2, openadr3" in said, said
+            proc, home = await _start_gateway(config, served)
+            try:
+                await _watch(home, lambda t: bool(t) and t[-1][0] is RelayPosition.CLOSED, 20)
+                mrid = utility.add_control(
+                    program,
+                    start=utility.now() - 1,
+                    duration=120,
+                    base=DERControlBase(opModExpLimW=ActivePower(SEP2_EXPORT_W)),
+                )
+                limited = SEP2_EXPORT_W + TOLERANCE_W
+                await _export_settles(served, below=limited, above=SEP2_EXPORT_W - 1000)
+                deadline = time.monotonic() + 20
+                while not vtn2.registrations:
+                    assert time.monotonic() < deadline, "the 2.0b VEN never registered"
+                    await asyncio.sleep(0.1)
+                now = datetime.now(UTC)
+                event_id = vtn2.add_event(
+                    vtn2.registrations[-1].ven_id,
+                    "LOAD_CONTROL",
+                    "x-loadControlCapacity",
+                    [(now, timedelta(seconds=ISLAND_S), 0.0)],
+                )
+                trace = await _watch(home, _islanded_and_back, 30)
+                assert (RelayPosition.CLOSED, ChargerMode.GRID_FORMING) not in trace, trace
+                # Back on the grid: the 2030.5 limit, still in force, is kept again.
+                await _export_settles(served, below=limited, above=SEP2_EXPORT_W - 1000)
+                assert [c.opt_type for c in vtn2.responses(event_id)][:1] == ["optIn"]
+                codes = [r.status for _, r in recorder.responses(mrid)]
+                assert codes[:2] == [1, 2], codes
+                assert not {6, 7} & set(codes), codes
+                assert {r.subject.upper() for _, r in recorder.responses()} == {mrid.upper()}
+            finally:
+                proc.terminate()
+                out, _ = await proc.communicate()
+                await home.south.close()
+                print(out.decode()[-6000:])  # shown when the test fails
+            assert proc.returncode == 0, out.decode()[-3000:]
             assert not served.violations, served.violations
 
     asyncio.run(asyncio.wait_for(main(), 150))
