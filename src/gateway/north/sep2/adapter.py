@@ -237,7 +237,7 @@ class Sep2Gateway:
             log.warning("report %s settled without acknowledgement (see above)", item.key)
 
     async def drain_once(self) -> int:
-        n = await drain(self.store, self._send, self.client.now, _ours)
+        n = await drain(self.store, self._send, self.client.now, own_report)
         self.delivered += n
         return n
 
@@ -284,7 +284,7 @@ class Sep2Gateway:
             await self.site.run(stop, jobs, period_s=period_s)
 
 
-def _ours(item: OutboxEntry) -> bool:
+def own_report(item: OutboxEntry) -> bool:
     """A report for the 2030.5 server: a Response to one of its controls, or an alarm edge
     (no origin). Another link's reports stay in the outbox for that link."""
     return bool(item.doc.get("origin", ORIGIN) == ORIGIN)
