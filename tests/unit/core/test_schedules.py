@@ -23,6 +23,8 @@ from gateway.core.messages import (
     EventReceived,
     Input,
     NorthReport,
+    Persist,
+    Table,
     Tick,
 )
 from gateway.core.resolve import Claim, resolve
@@ -281,3 +283,32 @@ def test_the_combined_export_limit_never_exceeds_any_links_own_limit(
     assert all(combined <= v for v in own_limits)
     assert combined == min(own_limits)
     assert s.in_force(Mode.EXPORT_LIMIT_W, now).value == combined
+
+
+def test_a_restarted_engine_keeps_each_links_events_apart() -> None:
+    """What the engine persisted (events by mRID, the defaults document) brings every link's
+    schedule back: the limits still combine, and a cancel still reaches only its own link."""
+    site = Site()
+    events: dict[str, dict[str, object]] = {}
+    state: dict[str, dict[str, object]] = {}
+
+    def feed(item: Input) -> None:
+        for a in site.engine.handle(item):
+            if isinstance(a, Persist):
+                (events if a.table is Table.EVENT else state)[a.key] = dict(a.doc)
+
+    feed(EventReceived(T0, _event("sep2", "K1", ControlSet(export_limit_w=3000.0))))
+    feed(EventReceived(T0, _event("openadr3", "openadr3:k:d:0", ControlSet(export_limit_w=800.0))))
+    feed(DefaultsReceived(T0, "feeder", 1, ControlSet(import_limit_w=5000.0)))
+    feed(Tick(T0 + 1))
+    again = Engine(CONFIG, draw=_draw, events=list(events.values()), state=state)
+    again.handle(Tick(T0 + 2))
+    assert again.resolved.controls.export_limit_w == 800.0
+    assert again.resolved.controls.import_limit_w == 5000.0
+    assert again.schedule.links == ("sep2", "openadr3")
+    again.handle(EventCancelled(T0 + 3, MRID("openadr3:k:d:0"), origin="sep2"))
+    again.handle(Tick(T0 + 4))
+    assert again.resolved.controls.export_limit_w == 800.0
+    again.handle(EventCancelled(T0 + 5, MRID("openadr3:k:d:0"), origin="openadr3"))
+    again.handle(Tick(T0 + 6))
+    assert again.resolved.controls.export_limit_w == 3000.0
