@@ -312,3 +312,45 @@ def test_a_restarted_engine_keeps_each_links_events_apart() -> None:
     again.handle(EventCancelled(T0 + 5, MRID("openadr3:k:d:0"), origin="openadr3"))
     again.handle(Tick(T0 + 6))
     assert again.resolved.controls.export_limit_w == 3000.0
+
+
+_mixed = st.tuples(
+    _link,
+    st.one_of(st.none(), st.floats(-9_000, 9_000, allow_nan=False)),  # target W
+    st.one_of(st.none(), st.booleans()),  # connect
+    st.integers(0, 3),  # primacy
+    st.floats(0, 300, allow_nan=False),  # start offset
+    st.floats(1, 600, allow_nan=False),  # duration
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(offers=st.lists(_mixed, min_size=1, max_size=12), at=st.floats(0, 900, allow_nan=False))
+def test_a_setpoint_is_the_first_links_own_and_any_links_disconnect_holds(
+    offers: list[tuple[str, float | None, bool | None, int, float, float]], at: float
+) -> None:
+    s = Schedules(draw=_draw)
+    alone = {link: Schedule(draw=_draw) for link in LINKS}
+    for i, (link, target, connect, primacy, start, duration) in enumerate(offers):
+        controls = ControlSet(target_w=target, connect=connect)
+        if controls.is_empty():
+            continue
+        event = _event(
+            link, f"{link}:{i}", controls, primacy=primacy, start=T0 + start, duration=duration
+        )
+        s.offer(event, T0)
+        alone[link].offer(event, T0)
+    now = T0 + at
+    s.advance(now)
+    claims: dict[Mode, list[Claim]] = {}
+    for link, mode, f in s.claims(now):
+        assert f.source is not None
+        assert f.value is not None
+        claims.setdefault(mode, []).append(Claim(f.source, f.value, f.why, link, LINKS.index(link)))
+    combined = resolve(claims).controls
+    targets = [alone[link].in_force(Mode.TARGET_W, now).value for link in LINKS]
+    first = next((v for v in targets if v is not None), None)
+    assert combined.target_w == first
+    connects = [alone[link].in_force(Mode.CONNECT, now).value for link in LINKS]
+    said = [v for v in connects if v is not None]
+    assert combined.connect == (None if not said else all(said))
