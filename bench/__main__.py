@@ -4,6 +4,7 @@ from bench import (
     engine_cycle,
     modbus_write,
     oadr2_latency,
+    ramp_writes,
     sep2_aggregator,
     sep2_notify,
     sep2_parse,
@@ -21,3 +22,5 @@ if __name__ == "__main__":
     sep2_aggregator.main()
     print()
     oadr2_latency.main()
+    print()
+    ramp_writes.main()

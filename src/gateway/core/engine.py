@@ -75,7 +75,7 @@ from gateway.core.messages import (
     WriteConfirmed,
     WriteFailed,
 )
-from gateway.core.ramp import Ramps, entry_rate
+from gateway.core.ramp import Ramps, entry_rate, step_of
 from gateway.core.ratings import in_force
 from gateway.core.resolve import Claim, Resolved, claims_of, resolve
 from gateway.core.schedule import EventRecord, ResponseDue
@@ -151,6 +151,9 @@ class Engine:
         self.resolved: Resolved = resolve({})
         self.allocation: Allocation | None = None
         self.ramps = Ramps()  # rampTms: new limits reached over time, not as a step
+        # Each DER's setpoint_interval_s (its profile's [pacing]; ``pace``): how often a ramp
+        # may write it. The ramps step at the slowest (core/ramp.py, Pacing).
+        self.setpoint_interval_s: dict[str, float] = {}
         self._pruned_at = -math.inf
         # setGradW's reference: the site's DER rating (what DERSettings reports as setMaxW).
         # Each DER's rating in force: min(configured, the device's own; core.ratings).
@@ -183,6 +186,10 @@ class Engine:
         return [a for a in out if isinstance(a, Persist | Forget)] + [
             a for a in out if not isinstance(a, Persist | Forget)
         ]
+
+    def pace(self, intervals: Mapping[str, float]) -> None:
+        """The devices' setpoint intervals by DER id (the south side knows them once built)."""
+        self.setpoint_interval_s = dict(intervals)
 
     @property
     def phase(self) -> Phase:
@@ -816,6 +823,7 @@ class Engine:
         phase = self.phase
         wants = WANTS[phase]
         self.allocation = self._allocate(now)
+        out.extend(Note(now, text) for text in self.ramps.take_notes())
         # Relay: only the two relay steps move it, and closing needs a stopped charger.
         if phase is Phase.OPENING_RELAY:
             self._command_relay(RelayPosition.OPEN, "islanding: open the relay", now, out)
@@ -879,6 +887,7 @@ class Engine:
                 self._rated_w,
             ),
             rated_w=self._rated_w,
+            step_s=step_of(self.setpoint_interval_s, (d.der_id for d in self.config.ders)),
         )
         return allocate(
             self.config.panel,

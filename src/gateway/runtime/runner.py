@@ -44,6 +44,12 @@ from gateway.store.api import AuditEntry, Store
 log = logging.getLogger(__name__)
 
 RATINGS_EVERY_S = 600.0  # the DERs' own ratings are re-read this often (and at start)
+# One feed's turn at the engine: at most this many engine steps (each with the device commands
+# it sends), or this long, before the inputs waiting for their turn (the north side's events,
+# the next control cycle) go first; then it carries on where it stopped. An islanding sequence
+# takes about eight steps; a feed past these is device work that would starve the north side.
+TURN_STEPS = 32
+TURN_S = 1.0
 
 Listener = Callable[[Action], None]
 
@@ -102,6 +108,20 @@ def _device(cmd: RelayCommand | ChargerCommand | DerLimit) -> str:
             return f"der:{cmd.der_id}"
 
 
+class _Turn:
+    """One feed's turn at the engine: how many steps it took, and when it is over."""
+
+    __slots__ = ("deadline", "steps")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.steps = 0
+
+    @property
+    def over(self) -> bool:
+        return self.steps >= TURN_STEPS or asyncio.get_running_loop().time() >= self.deadline
+
+
 class Runner:
     def __init__(
         self,
@@ -126,6 +146,7 @@ class Runner:
         self.last_cycle: float | None = None  # loop time of the last completed cycle
         self.last_observed: Observed | None = None  # for the north side's telemetry
         self.cycles = 0
+        self.turns_cut = 0  # feeds whose turn ran out (TURN_STEPS, TURN_S) and let others go
         # Called with each cycle's snapshot once the engine has handled it (the north side's
         # alarm edges are seen at the cycle rate, not only at its telemetry rate).
         self.on_cycle: list[Callable[[Observed], None]] = []
@@ -142,14 +163,25 @@ class Runner:
     async def feed(self, first: Input, *more: Input) -> None:
         """Hand inputs to the engine, each with the device steps it causes. ``more`` are fed
         right after ``first`` in the same turn: no control cycle or other input comes between
-        them (one ratings read is one change, not one per rating)."""
-        async with self._lock:
-            for item in (first, *more):
-                await self._feed(item)
+        them (one ratings read is one change, not one per rating), unless the turn runs out
+        (TURN_STEPS, TURN_S): then the inputs waiting go first and this feed resumes after
+        them, so no device work holds the north side up for longer than a turn."""
+        work: deque[Input] = deque((first, *more))
+        carried: deque[Input] = deque()  # the confirmations of a feed whose turn ran out
+        while True:
+            async with self._lock:
+                turn = _Turn(asyncio.get_running_loop().time() + TURN_S)
+                while (carried or work) and not turn.over:
+                    carried = await self._feed(carried or deque([work.popleft()]), turn)
+            if not (carried or work):
+                return
+            self.turns_cut += 1
+            log.debug("a feed's turn ran out after %d engine steps: others go first", turn.steps)
+            await asyncio.sleep(0)  # asyncio.Lock is fair: every waiter goes before us
 
-    async def _feed(self, first: Input) -> None:
+    async def _feed(self, queue: deque[Input], turn: _Turn) -> deque[Input]:
         try:
-            await self._steps(first)
+            return await self._steps(queue, turn)
         finally:
             if self.trail is not None and self.trail.pending:
                 with self.store.transaction():
@@ -182,8 +214,10 @@ class Runner:
             if self.trail is not None:
                 self.trail.deferring = False
 
-    async def _steps(self, first: Input) -> None:
-        queue: deque[Input] = deque([first])
+    async def _steps(self, queue: deque[Input], turn: _Turn) -> deque[Input]:
+        """Run the engine on ``queue`` and on the confirmations its commands bring back, until
+        none is left or the turn is over; what is left (confirmations of commands already
+        carried out) is returned, for the next turn."""
         # A step that sends nothing (a confirmation while the engine waits for the other device
         # of a batch) is stored with the next step instead of paying for a commit of its own,
         # and acted on (listener, log) only once stored, as every step is. Its records are still
@@ -192,8 +226,9 @@ class Runner:
         # relay's open.
         waiting: list[Action] = []
         try:
-            while queue:
+            while queue and not turn.over:
                 actions = self.engine.handle(queue.popleft())
+                turn.steps += 1
                 waiting += actions
                 if queue and not any(_is_command(a) for a in actions):
                     continue
@@ -206,6 +241,7 @@ class Runner:
             if waiting:
                 self._persist(waiting)
                 self._act(waiting)
+        return queue
 
     def _act(self, actions: list[Action]) -> list[RelayCommand | ChargerCommand | DerLimit]:
         """Hand each stored action to the listener and the log; the device commands, in order."""

@@ -78,6 +78,7 @@ class Site:
         self._south = South(
             self.devices, now=self.now, audit=trail, confirm=self.confirm, profiles=self.profiles
         )
+        self.engine.pace(self._south.setpoint_intervals())  # how often a ramp may write each
         self._runner = Runner(
             self.engine,
             self.store,

@@ -113,6 +113,16 @@ class South:
                     self.drivers.append(der)
         self.failures: dict[str, str] = {}  # device name -> last error, for status and alarms
 
+    def setpoint_intervals(self) -> dict[str, float]:
+        """Each DER's (and the charger's) ``[pacing] setpoint_interval_ms`` in seconds, by the
+        engine's DER id: how often a ramp may write it (``Engine.pace``)."""
+        out = {
+            der_id: d.device.profile.pacing.setpoint_interval_s for der_id, d in self.ders.items()
+        }
+        if self.charger is not None and self.charger_id is not None:
+            out[self.charger_id] = self.charger.device.profile.pacing.setpoint_interval_s
+        return out
+
     async def connect(self, soc_floor_pct: float | None = None) -> list[str]:
         """Connect every device; returns the problems (a device that is down now may come back,
         so this never raises: the engine sees it as missing telemetry and stays safe).

@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -406,6 +408,9 @@ class _DerBinder(_Binder):
 # One simulated device
 
 
+WRITE_LOG: Final = 200_000  # write requests a DeviceSim remembers (writes_since)
+
+
 @dataclass
 class Faults:
     """Injected misbehaviour of one device (``DeviceSim.slow`` etc. set these)."""
@@ -463,6 +468,12 @@ class DeviceSim:
             name for b in self._reads for name in b.points if name not in self._setpoints
         }
         self._last_heartbeat: int | None = None
+        # Every write request that reached this device, for tests and benchmarks of the write
+        # rate (a ramp must cost a bounded number per second): when (monotonic s) and which
+        # points it touched. The log keeps the last WRITE_LOG entries.
+        self.writes = 0
+        self.writes_by_point: Counter[str] = Counter()
+        self.write_log: deque[tuple[float, tuple[str, ...]]] = deque(maxlen=WRITE_LOG)
         binder.profile = profile
         bound = {name for b in profile.roles.values() for name in b.points}
         for point_name, value in (statics or {}).items():
@@ -575,6 +586,8 @@ class DeviceSim:
         if any(a not in self._mem[table] for a in span):
             return ExcCodes.ILLEGAL_ADDRESS
         touched = {p.name for a in span if (p := self._owner[table].get(a)) is not None}
+        if set_values is not None:
+            self._count_write(touched)
         for name in (*touched, "*"):
             if name in self.faults.exceptions:
                 return self.faults.exceptions[name]
@@ -590,6 +603,19 @@ class DeviceSim:
         self._refresh(table, span)
         self._mirror(table, start_address, registers, span)
         return None
+
+    def _count_write(self, points: set[str]) -> None:
+        names = tuple(sorted(points))
+        self.writes += 1
+        self.writes_by_point.update(names)
+        self.write_log.append((time.monotonic(), names))
+
+    def writes_since(self, since: float, point: str | None = None) -> int:
+        """Write requests received at or after ``since`` (``time.monotonic()``), to ``point``
+        only when given (as far back as the log reaches)."""
+        return sum(
+            1 for at, names in self.write_log if at >= since and (point is None or point in names)
+        )
 
     def _mirror(
         self, table: Table, start: int, registers: list[int], span: range | None = None

@@ -315,6 +315,15 @@ SCHEMA: Final[dict[str, Any]] = {
                     "default": round(_PACING.timeout_s * 1000),
                     "description": "Per-request timeout (ms).",
                 },
+                "setpoint_interval_ms": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 60000,
+                    "default": round(_PACING.setpoint_interval_s * 1000),
+                    "description": "A ramped setpoint (setGradW, rampTms, soft start) is "
+                    "written to this device at most this often (ms); the ramp keeps its rate "
+                    "on average, in bigger steps. A limit that tightens is never held back.",
+                },
             },
         },
         "points": {

@@ -63,3 +63,8 @@ class Pacing:
 
     delay_s: float = 0.0  # pause before every request to this device
     timeout_s: float = 1.0  # per request; a late answer is a timeout, never silently accepted
+    # A ramped setpoint (a setGradW / rampTms ramp, a soft start) is written to this device at
+    # most this often: a device cannot follow a new limit every few milliseconds, and each write
+    # costs a read-back on the link (core/ramp.py says which changes are paced: none that
+    # tightens a limit late).
+    setpoint_interval_s: float = 1.0

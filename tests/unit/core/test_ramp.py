@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.core.backfeed import Limits
-from gateway.core.ramp import Ramps, entry_rate
+from gateway.core.ramp import DEFAULT_STEP_S, Ramps, entry_rate, step_of
 
 T0 = 1_700_000_000.0
 
@@ -280,3 +280,138 @@ def test_output_never_exceeds_either_entry_line_and_ends_at_the_limit(
         assert got <= ceiling
         if not r.soft_starting:
             assert value == limit
+
+
+# --------------------------------------------------------------------------- pacing
+
+
+def paced(
+    r: Ramps,
+    limit: float | None,
+    t: float,
+    *,
+    measured: float = 1700.0,
+    rate: float | None = 100.0,
+    step: float = 1.0,
+) -> float | None:
+    value = r.apply(
+        Limits(export_limit_w=limit),
+        None,
+        {"export_limit_w": measured},
+        T0 + t,
+        rate,
+        step_s=step,
+    )
+    return value.export_limit_w
+
+
+def test_a_falling_ramp_steps_once_a_second_ahead_of_its_line() -> None:
+    r = Ramps()
+    paced(r, 5000, 0)
+    # 1700 W -> 200 W at 100 W/s: 15 s. At once, where the line is one step on.
+    assert paced(r, 200, 10) == 1600
+    assert paced(r, 200, 10.001) == 1600  # a confirmation a millisecond later: no new value
+    assert paced(r, 200, 10.999) == 1600
+    assert paced(r, 200, 11) == 1500
+    assert paced(r, 200, 13.5) == 1300  # a missed step: as far as the rate allows
+    assert paced(r, 200, 24.2) == 200  # ahead: the last step lands on the target
+    assert paced(r, 200, 25) == 200
+    assert r.ramping() == []
+
+
+def test_a_rising_ramp_steps_once_a_second_behind_its_line() -> None:
+    r = Ramps()
+    paced(r, 200, 0, measured=200)
+    assert paced(r, 1700, 10, measured=200) == 200  # from where it was, not a step
+    assert paced(r, 1700, 10.5, measured=300) == 200
+    assert paced(r, 1700, 11, measured=300) == 300
+    assert paced(r, 1700, 11.9, measured=300) == 300
+    assert paced(r, 1700, 24.99, measured=1500) == 1600
+    assert paced(r, 1700, 25, measured=1600) == 1700  # the target, exactly, at the end
+    assert r.ramping() == []
+
+
+@given(
+    start=st.floats(0, 20_000),
+    target=st.floats(0, 20_000),
+    rate=st.floats(1, 5_000),
+    step=st.floats(0.05, 10),
+    times=st.lists(st.floats(0, 100), min_size=1, max_size=40),
+)
+def test_a_paced_ramp_is_never_above_the_unpaced_one_and_moves_once_per_step(
+    start: float, target: float, rate: float, step: float, times: list[float]
+) -> None:
+    """Pacing only ever holds a limit back on the restrictive side, moves it at most once per
+    grid step, and still ends at the target."""
+    a, b = Ramps(), Ramps()
+    for r in (a, b):
+        paced(r, start, 0, measured=start, rate=rate)
+    moves = 0
+    last: float | None = None
+    for t in [1.0, *sorted(1.0 + x for x in times)]:
+        got = paced(a, target, t, measured=start, rate=rate, step=step)
+        line = paced(b, target, t, measured=start, rate=rate, step=0.0)
+        assert got is not None
+        assert line is not None
+        assert got <= line + 1e-6 * max(start, target) + 1e-6, (t, got, line)
+        assert min(start, target) - 1e-6 <= got <= max(start, target) + 1e-6
+        moves += last is not None and got != last
+        last = got
+    duration = abs(target - start) / rate
+    assert moves <= duration / step + 2
+    assert paced(a, target, 1 + duration + 1e-3, measured=start, rate=rate, step=step) == target
+
+
+def test_a_paced_soft_start_stays_under_its_line_in_steps() -> None:
+    r = Ramps()
+
+    def soft(t: float) -> float | None:
+        value = r.apply(
+            Limits(generation_limit_w=4000),
+            None,
+            {"generation_limit_w": 0.0},
+            T0 + t,
+            in_service=t >= 1,
+            soft_w_per_s=50.0,
+            rated_w=RATED,
+            step_s=2.0,
+        )
+        return value.generation_limit_w
+
+    soft(0)
+    assert soft(1) == 0
+    assert soft(2.9) == 0  # the line is at 95 W: the next step is at 3 s
+    assert soft(3) == 100
+    assert soft(4.5) == 100
+    assert soft(80.9) == 3900
+    assert soft(81) == 4000  # over: the limit in force
+    assert not r.soft_starting
+
+
+def test_a_ramp_says_when_it_starts_and_ends() -> None:
+    r = Ramps()
+    paced(r, 5000, 0)
+    assert r.take_notes() == []
+    paced(r, 200, 1)
+    (started,) = r.take_notes()
+    assert started == (
+        "ramp of export_limit_w: 1700 W -> 200 W over 15.0 s (100 W/s), one step per 1 s"
+    )
+    for t in range(2, 16):
+        paced(r, 200, t)
+    assert r.take_notes() == []  # nothing per step
+    paced(r, 200, 16)
+    assert r.take_notes() == ["ramp of export_limit_w over: 200 W in force"]
+    paced(r, 1000, 17, measured=200)
+    paced(r, 3000, 18, measured=300)
+    assert r.take_notes()[-1].endswith("instead of the ramp to 1000 W")
+    paced(r, 3000, 19, rate=None)
+    paced(r, 2500, 20, rate=None)
+    assert r.take_notes() == ["ramp of export_limit_w to 3000 W ended: 2500 W applies at once"]
+
+
+def test_the_ramp_step_is_the_slowest_der_interval() -> None:
+    assert step_of({}, ["pv", "ev"]) == DEFAULT_STEP_S == 1.0
+    assert step_of({"pv": 0.2, "ev": 0.5}, ["pv", "ev"]) == 0.5
+    assert step_of({"pv": 0.2}, ["pv", "ev"]) == DEFAULT_STEP_S  # ev: the default
+    assert step_of({"pv": 3.0, "other": 9.0}, ["pv"]) == 3.0

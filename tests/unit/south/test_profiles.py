@@ -901,6 +901,15 @@ SUNSPEC_CASES: list[tuple[str, list[tuple[str, str]], int, str, str]] = [
 ]
 
 
+def test_a_profile_sets_how_often_a_ramp_writes_it() -> None:
+    text = edit(BASE, ("[watchdog]", "[pacing]\nsetpoint_interval_ms = 250\n\n[watchdog]"))
+    assert parse_profile(text, "t.toml").pacing.setpoint_interval_s == pytest.approx(0.25)
+    for bad in ("0", "-5", "60001", '"fast"'):
+        line = f"[pacing]\nsetpoint_interval_ms = {bad}\n\n[watchdog]"
+        (problem,) = problems_of(edit(BASE, ("[watchdog]", line)))
+        assert problem.key == "pacing.setpoint_interval_ms", (bad, problem)
+
+
 @pytest.mark.parametrize(
     ("changes", "line", "key", "fragment"),
     [pytest.param(*case[1:], id=case[0]) for case in SUNSPEC_CASES],
@@ -1044,6 +1053,8 @@ def test_defaults_are_the_schema_defaults() -> None:
     pacing = SCHEMA["properties"]["pacing"]["properties"]
     assert profile.pacing.delay_s * 1000 == pacing["delay_ms"]["default"] == 0
     assert profile.pacing.timeout_s * 1000 == pacing["timeout_ms"]["default"] == 1000
+    assert profile.pacing.setpoint_interval_s * 1000 == pacing["setpoint_interval_ms"]["default"]
+    assert profile.pacing.setpoint_interval_s == 1.0
     watchdog = SCHEMA["properties"]["watchdog"]["properties"]
     assert profile.watchdog is not None
     assert profile.watchdog.value.value == watchdog["value"]["default"] == "timeout"

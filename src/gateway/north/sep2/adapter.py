@@ -191,6 +191,7 @@ class Sep2Gateway:
             page_size=page_size,
             pen=pen,
             csipaus=csipaus,
+            state=store,
         )
         if notify is not None:
             router, uri = notify
@@ -199,6 +200,7 @@ class Sep2Gateway:
         self._saved_offset: float | None = None
         self.alarms = AlarmRecorder(store)
         site.on_cycle(self._alarm_edges)
+        site.on_cycle(lambda _obs: self.client.sample())  # for the readings' averages
         self._configured = ratings
         # The engine's DER ratings (discharge, charge) last passed on.
         self._rated: tuple[dict[str, float], dict[str, float]] | None = None

@@ -98,6 +98,10 @@ class _Builder:
             pacing=Pacing(
                 delay_s=pacing.get("delay_ms", default.delay_s * 1000) / 1000,
                 timeout_s=pacing.get("timeout_ms", default.timeout_s * 1000) / 1000,
+                setpoint_interval_s=pacing.get(
+                    "setpoint_interval_ms", default.setpoint_interval_s * 1000
+                )
+                / 1000,
             ),
             points=MappingProxyType(self.points),
             roles=MappingProxyType(self._roles(self.doc["roles"])),

@@ -53,14 +53,21 @@ def list_text(profiles: Sequence[Profile]) -> str:
     return _table(["NAME", "KIND", "VENDOR / MODEL", "FILE"], rows, indent="")
 
 
+def _pacing(profile: Profile) -> str:
+    p = profile.pacing
+    return (
+        f"delay {p.delay_s * 1000:g} ms, timeout {p.timeout_s * 1000:g} ms, "
+        f"ramp steps at most every {p.setpoint_interval_s * 1000:g} ms"
+    )
+
+
 def show_text(profile: Profile) -> str:
     """A readable summary: identity, points, roles, watchdog, init writes and assumptions."""
     lines = [f"{profile.name}: {profile.vendor} / {profile.model} ({profile.kind})"]
-    pacing = profile.pacing
     facts = [
         ("file", profile.source),
         ("unit id", str(profile.unit_id)),
-        ("pacing", f"delay {pacing.delay_s * 1000:g} ms, timeout {pacing.timeout_s * 1000:g} ms"),
+        ("pacing", _pacing(profile)),
     ]
     if profile.max_charge_w is not None or profile.max_discharge_w is not None:
         facts.append(("ratings", _ratings(profile)))
