@@ -36,6 +36,7 @@ DARK_MAX_S = 2.0  # grid loss to the house powered again (the demo measures abou
 TOLERANCE_S = 0.25  # two samples and a poll of slack on timing criteria
 EXPORT_LIMIT_W = 1000
 EXPORT_TOLERANCE_W = 100
+STALE_GRACE_S = 5.0  # how long a controller may take to stop trusting a silent meter
 EVENING = datetime(2026, 11, 25, 16, 30, tzinfo=UTC).timestamp()
 NOON = datetime(2026, 6, 21, 12, 0, tzinfo=UTC).timestamp()
 
@@ -117,6 +118,10 @@ class Script:
     grid: list[tuple[float, bool]] = field(default_factory=list)  # (at, up)
     relay_fails_to_open: bool = False
     export_limit_w: int = 10_000  # the site's agreement (high: not the case's subject)
+    load_w: float | None = None  # a constant house load from the start (None: the daily curve)
+    # (at, what): done to the home at that time, in order: "meter-dark", "meter-back" (the
+    # meter/relay device stops answering, and answers again), "load=W" (the house load steps).
+    events: list[tuple[float, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -173,6 +178,8 @@ async def play(script: Script, target: Target, folder: Path) -> Run:
     home = home_for(load(site), start=script.start, speed=1.0)
     p = home.physics
     p.relay.fail_to_open = script.relay_fails_to_open
+    p.load.constant_w = script.load_w
+    pending = sorted(script.events)
     volts, hertz = p.grid.voltage_v, p.grid.frequency_hz
     samples: list[Sample] = []
     async with home:
@@ -189,12 +196,25 @@ async def play(script: Script, target: Target, folder: Path) -> Run:
             )
             t0 = time.monotonic()
             while (t := time.monotonic() - t0) < script.duration_s:
+                while pending and pending[0][0] <= t:
+                    await _act(home, pending.pop(0)[1])
                 home.sync()
                 samples.append(_sample(p, t))
                 await asyncio.sleep(SAMPLE_S)
         finally:
             output = await target.stop()
     return Run(samples, list(home.violations), output)
+
+
+async def _act(home: SimulatedHome, what: str) -> None:
+    if what == "meter-dark":
+        await home.disappear("relay")  # the collar is the meter too: its port closes
+    elif what == "meter-back":
+        await home.reappear("relay")
+    elif what.startswith("load="):
+        home.physics.load.constant_w = float(what.removeprefix("load="))
+    else:
+        raise ValueError(f"unknown script event {what!r}")
 
 
 async def _first_contact(home: SimulatedHome) -> None:
@@ -348,6 +368,45 @@ async def _export_limit(case: Case, target: Target, folder: Path) -> Result:
     return judged(case, criteria, time.monotonic() - t0, run.evidence())
 
 
+DARK_AT, DARK_FOR = WARM_UP_S, 10.0
+
+
+async def _blind_meter(case: Case, target: Target, folder: Path) -> Result:
+    # At noon the house takes 2 kW and the PV is held to 3 kW (1 kW export). Then the meter
+    # stops answering and the house load drops to nothing: with the PV limit left as it was,
+    # the home would export 3 kW. A controller that cannot see the meter must not trust the
+    # last reading: it curtails as if the house took nothing, so the export stays in the limit.
+    events = [
+        (DARK_AT, "meter-dark"),
+        (DARK_AT + 1.0, "load=0"),
+        (DARK_AT + DARK_FOR, "meter-back"),
+    ]
+    script = Script(
+        duration_s=DARK_AT + DARK_FOR + 6.0,
+        start=NOON,
+        export_limit_w=EXPORT_LIMIT_W,
+        load_w=2000.0,
+        events=events,
+    )
+    t0 = time.monotonic()
+    run = await play(script, target, folder)
+    grace = STALE_GRACE_S
+    judged_from = [s for s in run.samples if s.t >= DARK_AT + 1.0 + grace]
+    worst = min((s.net_w for s in judged_from), default=0.0)
+    floor = -(EXPORT_LIMIT_W + EXPORT_TOLERANCE_W)
+    criteria = [
+        no_violation(run),
+        Criterion(
+            f"export within the site's limit from {grace:.0f} s after the meter went dark "
+            "and the load dropped",
+            worst >= floor,
+            f"net >= {floor} W",
+            f"{worst:.0f} W",
+        ),
+    ]
+    return judged(case, criteria, time.monotonic() - t0, run.evidence())
+
+
 async def _welded_relay(case: Case, target: Target, folder: Path) -> Result:
     # The relay is commanded open on the outage but its contact stays closed: the EV must
     # never form onto the dead grid through it; the home stays dark, which is safe.
@@ -409,10 +468,9 @@ CASES: tuple[Case, ...] = (
     Case(
         "V2H-07",
         "v2h",
-        "Stale meter data: the controller stops trusting a frozen meter",
-        "a meter whose readings freeze",
-        0.0,
-        None,
-        not_run="the simulated meter cannot freeze its readings yet",
+        "A silent meter: the export limit holds while the controller is blind",
+        NEEDS,
+        22.0,
+        _blind_meter,
     ),
 )

@@ -891,13 +891,32 @@ class Engine:
         )
         return allocate(
             self.config.panel,
-            self._ders,  # ratings in force: never above configured, lower if a device says
+            self._cycle_ders(),  # ratings in force, as this cycle can use them
             reading,
             self._der_out,
             limits,
             now,
             self.config.max_meter_age_s,
             self._dispatch(now),
+        )
+
+    def _cycle_ders(self) -> tuple[DerRating, ...]:
+        """The ratings in force (never above configured, lower if a device says), in the
+        order the allocator hands out headroom: the configured order, except that an idle
+        charger (no target in force) goes last. First, it took the export and backfeed
+        headroom for a discharge it was never going to make, and a PV listed after it got none
+        (found by the conformance suite: at noon under a 1 kW export limit the PV was held at
+        0 W). Last, it still gets what is left, so the allocator's box, and every total, is as
+        before; a target or a dispatch (granted first anyway) puts it back in its place. A
+        charging charger keeps its place: the one order serves charge headroom too."""
+        c = self.resolved.controls
+        _, _, idle = self._charger_want()
+        if not idle or c.soc_target_pct is not None:
+            return self._ders
+        cid = self.config.charger_id
+        return (
+            *(d for d in self._ders if d.der_id != cid),
+            *(d for d in self._ders if d.der_id == cid),
         )
 
     def _measured(self) -> dict[str, float | None]:

@@ -1,10 +1,10 @@
 """ElaadNL's openadr3-client (PyPI), as a BL and as a VEN, against the simulated VTN over HTTPS.
 
 The library needs Python >= 3.12 and so is not in this project's lock (3.11). The test looks
-for an interpreter that has it: ``$OPENADR3_CLIENT_PYTHON``, else the venv ``make peers`` builds
-from ``tests/peers/openadr3-client.lock`` (when this machine has a Python >= 3.12), else ``python3.12``,
-``python3.13``, ``python3.14`` on PATH (one that runs: a pyenv shim without that version does
-not), and is skipped, saying why, when there is none. To run it:
+for an interpreter that has it: ``$OPENADR3_CLIENT_PYTHON``, else the venv ``make peers``
+builds from ``tests/peers/openadr3-client.lock`` (when this machine has a Python >= 3.12), else
+``python3.12``, ``python3.13``, ``python3.14`` on PATH (one that runs: a pyenv shim without
+that version does not), and is skipped, saying why, when there is none. To run it:
 ``python3.12 -m venv /tmp/oa3 && /tmp/oa3/bin/pip install openadr3-client``, then this file
 with ``OPENADR3_CLIENT_PYTHON=/tmp/oa3/bin/python``.
 """
