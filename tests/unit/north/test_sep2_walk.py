@@ -516,7 +516,8 @@ def test_after_our_own_post_a_different_pin_is_reported_not_refused() -> None:
 
 
 def test_an_end_device_we_registered_before_is_not_held_to_the_pin() -> None:
-    walk = discover("/dcap", lfdi=LFDI, pin=123457, page_size=PAGE, registered_in_band=True)
+    assert OURS.href == "/edev/3"
+    walk = discover("/dcap", lfdi=LFDI, pin=123457, page_size=PAGE, registered_in_band="/edev/3")
     found = drive(walk, _server(), [])
     assert found.assigned_pin == REG.pIN
     assert found.registered_in_band
@@ -524,6 +525,13 @@ def test_an_end_device_we_registered_before_is_not_held_to_the_pin() -> None:
         drive(discover("/dcap", lfdi=LFDI, pin=123457, page_size=PAGE), _server(), [])
 
 
+def test_an_end_device_provisioned_elsewhere_since_is_held_to_the_pin_again() -> None:
+    """We registered /edev/9 in band; the utility since put us at /edev/3, out of band."""
+    walk = discover("/dcap", lfdi=LFDI, pin=123457, page_size=PAGE, registered_in_band="/edev/9")
+    with pytest.raises(RegistrationError, match="not trusting"):
+        drive(walk, _server(), [])
+
+
 def test_a_matching_pin_after_our_post_reports_nothing() -> None:
-    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, registered_in_band=True)
+    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, registered_in_band="/edev/3")
     assert drive(walk, _server(), []).assigned_pin is None

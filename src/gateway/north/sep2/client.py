@@ -601,19 +601,23 @@ class EndDeviceClient:
     def _in_band_key(self) -> str:
         return f"{IN_BAND_KEY}.{self.identity.lfdi.upper()}"
 
-    def _registered_in_band(self) -> bool:
-        """Our EndDevice is one this gateway POSTed (now or before a restart), so its PIN is
-        the server's, not an out-of-band check (see ``walk.discover``)."""
+    def _registered_in_band(self) -> str | None:
+        """The href of the EndDevice this gateway POSTed (now or before a restart): while ours
+        is that one, its PIN is the server's, not an out-of-band check (``walk.discover``)."""
         if self._state is None:
-            return False
+            return None
         try:
-            return self._state.get_state(self._in_band_key()) is not None
+            doc = self._state.get_state(self._in_band_key())
         except StorageError as e:
             self._problem(f"cannot read whether we registered in band: {e}")
-            return False
+            return None
+        href = None if doc is None else doc.get("href")
+        return href if isinstance(href, str) else None
 
     def _remember_in_band(self, end_device: EndDevice) -> None:
-        if self._state is None or self._registered_in_band():
+        if self._state is None or end_device.href is None:
+            return
+        if self._registered_in_band() == end_device.href:
             return
         doc = {"href": end_device.href, "at": int(self.now())}
         try:
