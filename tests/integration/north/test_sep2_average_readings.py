@@ -11,7 +11,9 @@ the CSIP-AUS schema.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import itertools
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -107,3 +109,39 @@ def test_ALL_10_readings_are_aligned_interval_averages_with_decimal_pen_mrids(
                 assert ok, (raw.decode(), [str(e) for e in schema.error_log])
 
     run(body)
+
+
+def test_ALL_10_telemetry_runs_just_after_each_interval_boundary(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """A post that fell on a boundary would, by a little latency, send the interval just
+    ended now or a whole period later: after its first run the gateway moves its telemetry
+    to just after the boundaries, and every interval is posted once, in turn."""
+    every = 10
+
+    async def body() -> None:
+        async with utility_server(sep2_pki) as u:
+            gw = sep2_pki.device("gateway")
+            u.state.end_device(gw.lfdi).post_rate = None
+            u.state.mup_post_rate = every
+            # Start mid-interval, so that unaligned runs would post 6 s or more after each end.
+            while not 6 <= u.state.clock() % every <= 6.5:
+                await asyncio.sleep(0.02)
+            async with gateway_rig(sep2_pki, tmp_path / "gw.db", utility=u) as r:
+                site = lambda: [  # noqa: E731
+                    g
+                    for g in r.state.readings(r.lfdi)
+                    if g.reading.ReadingType is not None
+                    and g.reading.ReadingType.uom == Uom.W
+                    and g.reading.ReadingType.intervalLength == every
+                    and g.reading.ReadingType.flowDirection == 1
+                ]
+                await r.until(lambda: len(site()) >= 3, "three site W averages", timeout=45)
+                got = site()
+                starts = [g.reading.Reading.timePeriod.start for g in got]  # type: ignore[union-attr]
+                assert [b - a for a, b in itertools.pairwise(starts)] == [every] * (len(got) - 1)
+                for g in got[1:]:  # each posted just after its interval ended
+                    end = g.reading.Reading.timePeriod.start + every  # type: ignore[union-attr]
+                    assert 0 <= g.at - end <= 3, (g.at, end)
+
+    run(body, timeout=60)

@@ -186,6 +186,11 @@ def test_ALT_ALL_29_evse_readings_match_the_home_under_import_limits(
                         continue
                     if reading is None or reading.value is None or got.at <= after:
                         continue
+                    # CSIP-AUS readings are interval averages: fresh = measured wholly after
+                    # ``after`` and after the device reads caught up with it (a second).
+                    period = reading.timePeriod
+                    if period is not None and period.duration and period.start < after + 1:
+                        continue
                     found = reading.value * 10.0 ** (rt.powerOfTenMultiplier or 0)
                 return found
 

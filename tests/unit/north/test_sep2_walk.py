@@ -487,3 +487,51 @@ def test_our_own_subscription_list_wins_and_none_anywhere_is_none() -> None:
     found = drive(walk, server, [])
     assert found.subscription_list is None
     assert [v.program for v in found.programs] == [PROGRAM_1, PROGRAM_2]
+
+
+def test_after_our_own_post_a_different_pin_is_reported_not_refused() -> None:
+    """The PIN is an out-of-band check: a Registration the server made in answer to our POST
+    carries the server's PIN (the reference server picks a random one)."""
+    server = _server()
+    server["/edev?s=2&l=2"] = _ok(EndDeviceList(all=2, results=0))
+    mine = EndDevice(sFDI=167261211391, changedTime=1764072000, lFDI=LFDI)
+    seen: list[EndDevice] = []
+    walk = discover(
+        "/dcap", lfdi=LFDI, pin=123457, page_size=PAGE, register=mine, on_registered=seen.append
+    )
+
+    def answer(request: Request) -> Reply:
+        if request.method == "POST":
+            assert seen == []  # told once the POST succeeded, before the rest of the walk
+            return Reply(201, b"", {"Location": "/edev/3"})
+        if request.href == "/edev/3":
+            return _ok(OURS)
+        return server.get(request.href, Reply(404, b""))
+
+    found = drive_with(walk, answer)
+    assert seen == [OURS]
+    assert found.registered_in_band
+    assert found.assigned_pin == REG.pIN
+    assert len(found.programs) == 2
+
+
+def test_an_end_device_we_registered_before_is_not_held_to_the_pin() -> None:
+    assert OURS.href == "/edev/3"
+    walk = discover("/dcap", lfdi=LFDI, pin=123457, page_size=PAGE, registered_in_band="/edev/3")
+    found = drive(walk, _server(), [])
+    assert found.assigned_pin == REG.pIN
+    assert found.registered_in_band
+    with pytest.raises(RegistrationError, match="not trusting"):  # out of band: refused
+        drive(discover("/dcap", lfdi=LFDI, pin=123457, page_size=PAGE), _server(), [])
+
+
+def test_an_end_device_provisioned_elsewhere_since_is_held_to_the_pin_again() -> None:
+    """We registered /edev/9 in band; the utility since put us at /edev/3, out of band."""
+    walk = discover("/dcap", lfdi=LFDI, pin=123457, page_size=PAGE, registered_in_band="/edev/9")
+    with pytest.raises(RegistrationError, match="not trusting"):
+        drive(walk, _server(), [])
+
+
+def test_a_matching_pin_after_our_post_reports_nothing() -> None:
+    walk = discover("/dcap", lfdi=LFDI, pin=PIN, page_size=PAGE, registered_in_band="/edev/3")
+    assert drive(walk, _server(), []).assigned_pin is None

@@ -369,3 +369,36 @@ def test_a_tamper_with_a_count_rewrites_that_many_bodies_then_is_gone() -> None:
         state.tamper(["/edev"], lambda b: b, count=0)
     state.clear_faults()
     assert state.tampers == []
+
+
+def test_the_reference_servers_habits_are_off_by_default_and_set_by_a_scenario(
+    state: UtilityState,
+) -> None:
+    assert (state.random_registration_pin, state.restamp_on_cancel, state.mup_post_rate) == (
+        False,
+        False,
+        None,
+    )
+    assert state.in_band_pin() == state.registration_pin
+    Scenario.parse(
+        {
+            "server": {
+                "random_registration_pin": True,
+                "restamp_on_cancel": True,
+                "mup_post_rate": 60,
+            }
+        }
+    ).apply(state)
+    assert (state.random_registration_pin, state.restamp_on_cancel, state.mup_post_rate) == (
+        True,
+        True,
+        60,
+    )
+    pins = {state.in_band_pin() for _ in range(20)}
+    assert len(pins) > 1
+    assert all(p is not None and identity.pin_valid(p) for p in pins)
+    program = state.add_program("p", primacy=1)
+    mrid = state.add_control(program, duration=60, base=DERControlBase())
+    created = state.control(mrid).creation_time
+    state.cancel(mrid)
+    assert state.control(mrid).creation_time > created

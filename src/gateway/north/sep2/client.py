@@ -99,6 +99,8 @@ from gateway.north.sep2.xml import (
 __all__ = ["Backoff", "EndDeviceClient", "Http", "Identity", "ServerTime", "TransportError"]
 
 NO_SNAPSHOT_RETRY_S = 1.0  # telemetry due before the control loop's first snapshot
+ALIGN_AFTER_S = 1.0  # CSIP-AUS telemetry runs this long after each interval boundary
+ALIGN_MIN_S = 10  # below this post rate, runs are not aligned (test rates of 1-2 s)
 REFUSALS: Final = frozenset(
     {ResponseCode.NOT_APPLICABLE, ResponseCode.INVALID, ResponseCode.EXPIRED}
 )
@@ -518,6 +520,10 @@ class EndDeviceClient:
                     # reading the devices): post as soon as there is one, not a postRate later.
                     self.session.retry(task, time.monotonic(), NO_SNAPSHOT_RETRY_S)
                     return
+                realign = self._realign_s()
+                if realign is not None:
+                    self.session.retry(task, time.monotonic(), realign)
+                    return
             elif task.kind is TaskKind.PROGRAM:
                 await self._poll(task.key)
         except (TransportError, RetryableWalkError) as e:
@@ -595,19 +601,23 @@ class EndDeviceClient:
     def _in_band_key(self) -> str:
         return f"{IN_BAND_KEY}.{self.identity.lfdi.upper()}"
 
-    def _registered_in_band(self) -> bool:
-        """Our EndDevice is one this gateway POSTed (now or before a restart), so its PIN is
-        the server's, not an out-of-band check (see ``walk.discover``)."""
+    def _registered_in_band(self) -> str | None:
+        """The href of the EndDevice this gateway POSTed (now or before a restart): while ours
+        is that one, its PIN is the server's, not an out-of-band check (``walk.discover``)."""
         if self._state is None:
-            return False
+            return None
         try:
-            return self._state.get_state(self._in_band_key()) is not None
+            doc = self._state.get_state(self._in_band_key())
         except StorageError as e:
             self._problem(f"cannot read whether we registered in band: {e}")
-            return False
+            return None
+        href = None if doc is None else doc.get("href")
+        return href if isinstance(href, str) else None
 
     def _remember_in_band(self, end_device: EndDevice) -> None:
-        if self._state is None or self._registered_in_band():
+        if self._state is None or end_device.href is None:
+            return
+        if self._registered_in_band() == end_device.href:
             return
         doc = {"href": end_device.href, "at": int(self.now())}
         try:
@@ -980,6 +990,20 @@ class EndDeviceClient:
         await self._post_readings(state)
         return True
 
+    def _realign_s(self) -> float | None:
+        """CSIP-AUS readings average whole intervals aligned on the clock: telemetry runs just
+        after each boundary (``ALIGN_AFTER_S``), so that no run falls on one, where a little
+        latency would decide whether the interval just ended is posted now or a period later.
+        The delay to the next such moment when this run was not one; None when it was (runs
+        then keep their phase: each is due one period after the last due time)."""
+        every = self.session.rate(POST)
+        if not self.csipaus or every is None or every < ALIGN_MIN_S:
+            return None
+        phase = self.now() % every
+        if ALIGN_AFTER_S / 2 <= phase <= 3 * ALIGN_AFTER_S:
+            return None
+        return every - phase + ALIGN_AFTER_S
+
     def _due_now(self, what: str, rate: int | None) -> bool:
         """Whether ``what`` (a mirror's mRID, DER_STATUS) is due at this telemetry run: the run
         comes at the smallest post rate, each thing at its own (None: at every run). Half a
@@ -1013,8 +1037,10 @@ class EndDeviceClient:
         with its first readings; later posts send a MirrorMeterReadingList to that href. A 404
         there means the server lost the mirror: it is created again at once. Each mirror is
         posted at its own postRate (``_due_now``). CSIP-AUS: the values are averages over the
-        last whole interval of that rate, aligned on the clock; a mirror whose interval changed
-        is POSTed to the list again (its ReadingTypes carry ``intervalLength``).
+        last whole interval of that rate, aligned on the clock, each posted once as soon as it
+        is over (so an interval, not the time since the last post, decides); a mirror whose
+        interval changed is POSTed to the list again (its ReadingTypes carry
+        ``intervalLength``).
         """
         found = self.session.discovery
         link = None if found is None else found.dcap.MirrorUsagePointListLink
@@ -1026,7 +1052,7 @@ class EndDeviceClient:
                 self.pen, self.identity.lfdi, part, decimal_pen=self.csipaus
             )
             rate = self._mup_rates.get(mrid, edev_rate)
-            if not self._due_now(mrid, rate):
+            if not self.csipaus and not self._due_now(mrid, rate):
                 continue
             built = self._mirror(part, state, rate or DEFAULT_POST_RATE_S)
             if built is None:

@@ -9,12 +9,14 @@
     key = "device.key"
     chain = "device-chain.pem"   # optional: leaf + intermediates to present
     serca = "serca.pem"          # the only trust anchor for the server's chain
-    pin = 111115                 # optional: registration PIN with its check digit (ALL-04)
+    pin = 111115                 # optional: registration PIN with its check digit (ALL-04),
+                                 # checked against an out-of-band Registration only
     server_lfdi = "..."          # optional: accept only this server certificate
     check_hostname = true        # false for a server addressed by IP in a test PKI
     register = false             # true: POST our EndDevice when the server does not know it
     connection_point = "..."     # optional, CSIP-AUS: the site's NMI (PUT to ConnectionPoint)
     pen = 32473                  # your IANA Private Enterprise Number, in our mRIDs
+                                 # (CSIP-AUS: as 8 decimal digits, so at most 99999999)
     profile = "csip-aus"         # or "csip" (US): no CSIP-AUS elements in what we write
 
     [sep2.notify]                # optional: subscribe, and listen for notifications (mTLS)

@@ -294,7 +294,7 @@ def discover(
     hint: str | None = None,
     aggregator: str | None = None,
     aggregator_hint: str | None = None,
-    registered_in_band: bool = False,
+    registered_in_band: str | None = None,
     on_registered: Callable[[EndDevice], None] | None = None,
 ) -> Walk:
     """Walk from ``dcap_href`` to our EndDevice, its Registration, programs and controls.
@@ -309,7 +309,9 @@ def discover(
     when our EndDevice links no SubscriptionList, the aggregator's own EndDevice (found at
     ``aggregator_hint`` or in the list) is asked for its one, where the reference CSIP-AUS
     server puts it (``Discovery.subscription_list``).
-    ``registered_in_band``: our EndDevice is one we POSTed earlier (the caller remembers it);
+    ``registered_in_band``: the href of the EndDevice we POSTed earlier (the caller remembers
+    it); ours counts as registered in band only while it is that one (one the utility
+    re-provisioned out of band elsewhere is checked against the PIN again);
     ``on_registered`` is called as soon as this walk's POST succeeded (before the rest of the
     walk, which may fail), so that the caller can remember it.
     The PIN is an out-of-band check that the utility registered *this* device (2030.5 §6.11,
@@ -351,9 +353,10 @@ def discover(
             if register is None:
                 raise
             end_device = yield from _register(edev_href, register)
-            registered_in_band = True
+            registered_in_band = end_device.href or edev_href
             if on_registered is not None:
                 on_registered(end_device)
+    in_band = registered_in_band is not None and end_device.href in (None, registered_in_band)
 
     registration: Registration | None = None
     assigned_pin: int | None = None
@@ -361,7 +364,7 @@ def discover(
         reg_href = end_device.RegistrationLink.href
         registration = yield from _get(reg_href, Registration)
         note(reg_href, registration.pollRate)
-        if pin is not None and registration.pIN != pin and registered_in_band:
+        if pin is not None and registration.pIN != pin and in_band:
             assigned_pin = registration.pIN
         elif pin is not None and registration.pIN != pin:
             raise RegistrationError(
@@ -419,7 +422,7 @@ def discover(
         subscription_list=subscription_list,
         subscriber=subscriber,
         subscribable=frozenset(subscribable),
-        registered_in_band=registered_in_band,
+        registered_in_band=in_band,
         assigned_pin=assigned_pin,
     )
 

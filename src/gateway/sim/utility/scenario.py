@@ -9,6 +9,10 @@ booleans::
     poll_rate = 60                 # every pollRate; or a table {dcap = 60, derp = 30}
     allow_registration = true
     registration_pin = 111115
+    # The reference CSIP-AUS server's habits (all off by default):
+    # random_registration_pin = true  # a random PIN for each EndDevice registered in band
+    # restamp_on_cancel = true        # a cancel or supersede gives a new creationTime
+    # mup_post_rate = 60              # postRate on every MirrorUsagePoint
 
     [[end_device]]
     lfdi = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"   # or cert = "gateway" (a PKI name)
@@ -128,6 +132,10 @@ class Scenario:
             state.set_poll_rate(resource, seconds)
         state.allow_registration = bool(server.get("allow_registration", True))
         state.registration_pin = server.get("registration_pin", state.registration_pin)
+        state.random_registration_pin = bool(server.get("random_registration_pin", False))
+        state.restamp_on_cancel = bool(server.get("restamp_on_cancel", False))
+        mup_rate = server.get("mup_post_rate")
+        state.mup_post_rate = mup_rate if isinstance(mup_rate, int) else None
         for i, e in enumerate(self.data.get("end_device", [])):
             if "lfdi" in e:
                 lfdi = e["lfdi"]
