@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     from gateway.runtime.cli_fault import add_arguments as add_fault_arguments
 
     add_fault_arguments(reset)
+    conformance = sub.add_parser(
+        "conformance", help="the conformance suites: judge a controller from the wire"
+    )
+    from gateway.conformance.cli import add_arguments as add_conformance_arguments
+
+    add_conformance_arguments(conformance)
     simulate = sub.add_parser("simulate", help="run a simulator for vendors and test tools")
     what = simulate.add_subparsers(dest="what", required=True)
     home = what.add_parser(
@@ -129,6 +135,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from gateway.demo.evening import run_evening
 
         return run_evening(sys.stdout)
+    if args.command == "conformance":
+        from gateway.conformance.cli import main as conformance_main
+
+        return conformance_main(args)
     if args.command == "docs":
         from gateway.runtime.docgen import update
 

@@ -78,7 +78,8 @@ from gateway.core.messages import (
 from gateway.core.ramp import Ramps, entry_rate, step_of
 from gateway.core.ratings import in_force
 from gateway.core.resolve import Claim, Resolved, claims_of, resolve
-from gateway.core.schedule import EventRecord, ResponseDue, Schedule
+from gateway.core.schedule import EventRecord, ResponseDue
+from gateway.core.schedules import Schedules, link_rank
 from gateway.core.site import SiteConfig
 from gateway.core.units import Timestamp, iso
 
@@ -117,9 +118,10 @@ class Engine:
     ) -> None:
         self.config = config.validated()
         state = state or {}
-        # It asks the schedule about now only, so finished records stop costing a change
-        # INERT_AFTER_S after their end (``Schedule._rebuild``).
-        self.schedule = Schedule(
+        # One schedule per north link (core.schedules). It asks them about now only, so
+        # finished records stop costing a change INERT_AFTER_S after their end
+        # (``Schedule._rebuild``).
+        self.schedule = Schedules(
             draw=draw, supported_modes=config.supported_modes, inert_after_s=INERT_AFTER_S
         )
         self._draw = draw  # also setESRandomDelay's, once per enter-service wait
@@ -243,17 +245,20 @@ class Engine:
             case EventRejected():
                 self._responses(self.schedule.reject(event.event, now, event.reason), out)
             case ProgramsRanked():
-                self._responses(self.schedule.rerank(event.primacies, now), out)
+                self._responses(self.schedule.rerank(event.primacies, now, event.origin), out)
             case EventCancelled():
                 self._responses(
-                    self.schedule.cancel(event.mrid, now, randomized=event.randomized), out
+                    self.schedule.cancel(
+                        event.mrid, now, randomized=event.randomized, origin=event.origin
+                    ),
+                    out,
                 )
             case DefaultsReceived():
                 if event.controls is None:
-                    self.schedule.clear_default(event.program)
+                    self.schedule.clear_default(event.program, event.origin)
                 else:
                     problems = self.schedule.set_default(
-                        event.program, event.primacy, event.controls
+                        event.program, event.primacy, event.controls, event.origin
                     )
                     for p in problems:
                         text = f"default control of {event.program} refused: {p}"
@@ -451,9 +456,11 @@ class Engine:
             add(claims_of(ControlSet(connect=False), Source.OUTAGE_RESPONSE, outage))
         if self.manual is not None:
             add(claims_of(self.manual, Source.MANUAL_OVERRIDE, "homeowner override"))
-        for mode, inf in self.schedule.active(now).items():
+        several = len(self.schedule.links) > 1  # name the link only where it tells them apart
+        for link, mode, inf in self.schedule.claims(now):
             if inf.value is not None and inf.source is not None:
-                add({mode: Claim(inf.source, inf.value, inf.why)})
+                named = link if several else None
+                add({mode: Claim(inf.source, inf.value, inf.why, named, link_rank(link))})
         add(claims_of(self.config.site_policy, Source.SITE_POLICY, "site policy"))
         self.resolved = resolve(claims)
         decisions = {m: str(d) for m, d in self.resolved.decisions.items()}

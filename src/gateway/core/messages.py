@@ -120,13 +120,18 @@ class ProgramsRanked:
 
     at: Timestamp
     primacies: Mapping[str, int]
+    origin: str = "sep2"  # the link whose programs these are
 
 
 @dataclass(frozen=True, slots=True)
 class EventCancelled:
+    """A link cancels one of its events; ``origin`` None: the link that holds the mRID. A link
+    never cancels another link's event (``core.schedules``)."""
+
     at: Timestamp
     mrid: MRID
     randomized: bool = False
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,7 @@ class DefaultsReceived:
     program: str
     primacy: int
     controls: ControlSet | None
+    origin: str = "sep2"  # the link whose program it is
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ the shape OpenADR 3's ``Deps`` had first:
 * **now**, on the clock the engine runs on.
 
 and, to run, the site's control loop next to its own tasks under one supervision
-(:meth:`SitePort.run`). The runtime implements it (``runtime.runner.RunnerPort``); the adapters
+(:meth:`SitePort.run`); on a site that follows several links, the runtime passes every link's
+tasks to one ``run``, so the site still has one control loop (``core.schedules`` keeps each
+link's events apart). The runtime implements it (``runtime.runner.RunnerPort``); the adapters
 never see the runner, the engine or the devices, so an adapter is tested against any object of
 this shape and cannot reach past it.
 

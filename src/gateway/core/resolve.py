@@ -11,6 +11,10 @@ Rules (named in docs/architecture.md):
   precedence (:class:`~gateway.core.controls.Source` order) that sets the mode wins: the outage
   response, then the homeowner's override, then the utility's event, then its default, then site
   policy. Utility events already went through the 2030.5 primacy rules in the schedule.
+* **Several north links** (:mod:`gateway.core.schedules`): each link's claims carry its
+  ``link`` and ``rank`` (2030.5 0, OpenADR 2.0b 1, OpenADR 3 2). A limit or a safe-side
+  boolean from any link holds whatever the rank; among setpoints of one source the lower rank
+  wins, so a utility event of any link still beats every link's default.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ class Claim:
     source: Source
     value: Value
     why: str
+    link: str | None = None  # the north link it came from (utility sources only)
+    rank: int = 0  # that link's setpoint precedence: lower wins (core.schedules.LINKS)
+
+    @property
+    def label(self) -> str:
+        return self.source.label if self.link is None else f"{self.source.label} ({self.link})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +50,16 @@ class Decision:
     source: Source
     why: str
     overruled: tuple[Claim, ...] = ()
+    link: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.source.label if self.link is None else f"{self.source.label} ({self.link})"
 
     def __str__(self) -> str:
-        text = (
-            f"{self.mode.value} = {_fmt(self.mode, self.value)} ({self.source.label}: {self.why})"
-        )
+        text = f"{self.mode.value} = {_fmt(self.mode, self.value)} ({self.label}: {self.why})"
         if self.overruled:
-            others = "; ".join(
-                f"{c.source.label} {_fmt(self.mode, c.value)}" for c in self.overruled
-            )
+            others = "; ".join(f"{c.label} {_fmt(self.mode, c.value)}" for c in self.overruled)
             text += f" [over {others}]"
         return text
 
@@ -80,13 +91,14 @@ def _fmt(mode: Mode, value: Value) -> str:
     return f"{value:g} {unit}"
 
 
-def _pick(mode: Mode, claims: list[Claim]) -> Claim:
+def pick(mode: Mode, claims: list[Claim]) -> Claim:
+    """The claim that decides ``mode`` (module docstring); ``claims`` must not be empty."""
     if mode.is_limit:
-        return min(claims, key=lambda c: (float(c.value), c.source))
+        return min(claims, key=lambda c: (float(c.value), c.source, c.rank))
     if mode.is_boolean:
         falses = [c for c in claims if c.value is False]
-        return min(falses or claims, key=lambda c: c.source)
-    return min(claims, key=lambda c: c.source)
+        return min(falses or claims, key=lambda c: (c.source, c.rank))
+    return min(claims, key=lambda c: (c.source, c.rank))
 
 
 def resolve(claims: Mapping[Mode, list[Claim]]) -> Resolved:
@@ -95,9 +107,9 @@ def resolve(claims: Mapping[Mode, list[Claim]]) -> Resolved:
     for mode, mode_claims in claims.items():
         if not mode_claims:
             continue
-        win = _pick(mode, mode_claims)
+        win = pick(mode, mode_claims)
         rest = tuple(c for c in mode_claims if c is not win)
-        decisions[mode] = Decision(mode, win.value, win.source, win.why, rest)
+        decisions[mode] = Decision(mode, win.value, win.source, win.why, rest, win.link)
         values[mode.value] = win.value
     return Resolved(decisions, ControlSet(**values))  # type: ignore[arg-type]
 

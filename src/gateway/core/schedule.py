@@ -269,8 +269,13 @@ class Event:
         return out
 
     def same_content(self, other: Event) -> bool:
-        """Equal in everything but the server's status (a status change is not new content)."""
-        return replace(other, status=self.status) == self
+        """The same event: equal in everything but the server's bookkeeping, its status and
+        creationTime. A cancel or supersede is a status change, not new content, and a server
+        may restamp creationTime with it (the reference CSIP-AUS server serves its row's
+        changed time); what the event *does* (interval, controls, randomisation, primacy,
+        program, responses asked for) is what an mRID must keep."""
+        same = replace(other, status=self.status, creation_time=self.creation_time)
+        return same == self
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,5 +1,6 @@
 """``gateway run SITE.toml``: drive the home the site file describes, following the utility
-link it names (a 2030.5 server, an OpenADR 2.0b VTN, an OpenADR 3 VTN) or none.
+links it names (a 2030.5 server, an OpenADR 2.0b VTN, an OpenADR 3 VTN: any of them, all of
+them at once, or none).
 
 The devices are reached at the addresses the file gives, over Modbus TCP, RTU over TCP or a
 serial line: a real installation, or ``gateway simulate home SITE.toml`` in another terminal.
@@ -7,6 +8,11 @@ With no utility link the control loop runs alone: the home islands on an outage,
 connection agreement's and the panel's limits, and reconnects after the enter-service delay.
 Stops on SIGINT or SIGTERM (or after ``--for`` seconds), leaving every device in the state the
 engine last confirmed and every unsent report in the outbox.
+
+Several links make one site all the same: one engine, one South, one store, one control loop;
+each link's adapter opens what it needs and its own tasks join the loop under one supervision
+(a link whose task fails is restarted with back-off, the others and the loop carry on). The
+engine runs on the 2030.5 server's time when [sep2] is named, else on this machine's clock.
 """
 
 from __future__ import annotations
@@ -16,15 +22,14 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
-from typing import TextIO
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 from gateway.core.units import Timestamp
-from gateway.north.openadr2.adapter import Oadr2Gateway
-from gateway.north.openadr3.adapter import Oadr3Gateway
 from gateway.north.sep2 import tls
-from gateway.north.sep2.adapter import NotificationRouter
+from gateway.north.sep2.adapter import NotificationRouter, Sep2Gateway
 from gateway.north.sep2.client import Http, Identity, TransportError, discover_dcap
 from gateway.north.sep2.identity import certificate_der
 from gateway.north.sep2.identity import lfdi as lfdi_of
@@ -32,7 +37,7 @@ from gateway.north.sep2.notify import NotificationListener
 from gateway.north.sep2.telemetry import SiteRatings
 from gateway.north.sep2.wellknown import WellKnownError
 from gateway.runtime.heap import settle_heap
-from gateway.runtime.north import Sep2Link, build
+from gateway.runtime.north import NorthAdapter, Sep2Link, build
 from gateway.runtime.run_config import RunConfig
 from gateway.runtime.runner import Listener
 from gateway.runtime.site import Site
@@ -65,7 +70,7 @@ async def run(
     seconds: float | None = None,
     listener: Listener | None = None,
 ) -> int:
-    """Drive the site, following whichever utility link the configuration names (or none).
+    """Drive the site, following every utility link the configuration names (or none).
     ``listener`` sees every action of the engine as it is carried out (a demo's narration)."""
 
     def site(store: SqliteStore, now: Callable[[], Timestamp]) -> Site:
@@ -81,16 +86,10 @@ async def run(
     stop = _stop_on_signals()
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
-    if len(config.links) > 1:
-        named = ", ".join(f"[{k}]" for k in config.links)
-        out.write(f"{config.path}: name one utility link at a time for now, found {named}\n")
-        return 2
     out.write(f"site {config.name}: {len(config.devices)} devices\n")
-    if config.sep2 is not None:
-        return await _run_sep2(config, out, stop, site)
-    if config.openadr2 is not None or config.openadr3 is not None:
-        return await _run_openadr(config, out, stop, site)
-    return await _run_local(config, out, stop, site)
+    if not config.links:
+        return await _run_local(config, out, stop, site)
+    return await _run_links(config, out, stop, site)
 
 
 async def _run_local(
@@ -109,101 +108,117 @@ async def _run_local(
     return 0
 
 
-async def _run_openadr(
+@dataclass(frozen=True, slots=True)
+class _Sep2Start:
+    """The [sep2] table made ready: its connection, its listener, this site's EndDevice."""
+
+    http: Http
+    link: Sep2Link
+    device: str
+
+
+async def _run_links(
     config: RunConfig, out: TextIO, stop: asyncio.Event, site_for: SiteFactory
 ) -> int:
-    """One OpenADR VEN (2.0b or 3). OpenADR carries absolute UTC times and no time service, so
-    the engine runs on this machine's clock (keep it synced)."""
-    with SqliteStore(config.store) as store:
-        async with site_for(store, time.time) as site:
-            gateway: Oadr2Gateway | Oadr3Gateway
-            if config.openadr2 is not None:
-                gateway = build("openadr2", config.openadr2, site.runner.port, store)
-                vtn = config.openadr2.vtn_url
-            else:
-                assert config.openadr3 is not None
-                gateway = build("openadr3", config.openadr3, site.runner.port, store)
-                vtn = config.openadr3.vtn
-            _describe(config, out)
+    """Every link the file names, on one site. OpenADR carries absolute UTC times and no time
+    service: without [sep2] the engine runs on this machine's clock (keep it synced); with
+    it, on the 2030.5 server's (CSIP's time rules), which OpenADR events are then read on."""
+    async with AsyncExitStack() as stack:
+        sep2: _Sep2Start | None = None
+        if config.sep2 is not None:
+            sep2 = await _start_sep2(config, out, stack)
+            if sep2 is None:
+                return 2
+        store = stack.enter_context(SqliteStore(config.store))
+        now = sep2.http.time.now if sep2 is not None else time.time
+        site = await stack.enter_async_context(site_for(store, now))
+        port = site.runner.port
+        adapters: list[tuple[str, NorthAdapter, str]] = []
+        if sep2 is not None:
+            gateway = build("sep2", sep2.link, port, store)
+            adapters.append(("sep2", gateway, str(sep2.http.dcap_url)))
+            out.write(f"EndDevice {sep2.device}: store {config.store}\n")
+        if config.openadr2 is not None:
+            oadr2 = build("openadr2", config.openadr2, port, store)
+            adapters.append(("openadr2", oadr2, config.openadr2.vtn_url))
+        if config.openadr3 is not None:
+            oadr3 = build("openadr3", config.openadr3, port, store)
+            adapters.append(("openadr3", oadr3, config.openadr3.vtn))
+        jobs: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {}
+        for _kind, adapter, _url in adapters:
+            jobs.update(await stack.enter_async_context(adapter.tasks(stop)))
+        _describe(config, out)
+        if sep2 is None:
             out.write(f"store {config.store}\n")
-            out.write(f"following {vtn}; Ctrl-C stops\n")
-            out.flush()
-            settle_heap()
-            await gateway.run(stop, period_s=config.period_s)
+        for kind, _adapter, url in adapters:
+            out.write(f"following {url} ({kind}); Ctrl-C stops\n")
+        out.flush()
+        settle_heap()
+        await port.run(stop, jobs, period_s=config.period_s)
+        for _kind, adapter, _url in adapters:
+            if isinstance(adapter, Sep2Gateway):
+                errors = "; ".join(adapter.client.errors[-3:]) or "none"
+                out.write(
+                    f"{adapter.client.name}: {adapter.delivered} responses delivered, "
+                    f"last problems: {errors}\n"
+                )
     log.info("stopped")
     return 0
 
 
-async def _run_sep2(
-    config: RunConfig, out: TextIO, stop: asyncio.Event, site_for: SiteFactory
-) -> int:
+async def _start_sep2(config: RunConfig, out: TextIO, stack: AsyncExitStack) -> _Sep2Start | None:
+    """The [sep2] connection (service discovery first, where asked), its notification listener
+    and this site's EndDevice, entered on ``stack``; None (said on ``out``) if discovery
+    failed."""
     c = config.sep2
     assert c is not None
     ratings = SiteRatings.of_site(config.site)
     context = tls.client_context(
         c.cert, c.key, c.chain, c.serca, check_hostname=c.check_hostname, pinned_lfdi=c.server_lfdi
     )
-    async with AsyncExitStack() as stack:
-        # The certificate's own LFDI: an aggregator's differs from the site's EndDevice.
-        cert_lfdi = lfdi_of(certificate_der(c.cert.read_bytes()))
-        http = await stack.enter_async_context(Http(c.base_url, context, lfdi=cert_lfdi))
-        if c.dcap is None:
-            try:
-                version, url = await discover_dcap(http)
-            except (WellKnownError, TransportError) as e:
-                out.write(f"service discovery at {c.server} failed: {e}\n")
-                return 2
-            out.write(f"{c.server}/.well-known/csipaus: CSIP-AUS {version} at {url}\n")
-        notify = None
-        if c.notify is not None:
-            router = NotificationRouter()
-            listener = NotificationListener(
-                cert=c.cert,
-                key=c.key,
-                chain=c.chain,
-                serca=c.serca,
-                on_notification=router,
-                pinned_lfdi=c.server_lfdi,
-                public_host=c.notify.host,
-                require_client_certificate=c.notify.require_certificate,
-                on_unverified=router.unverified,
+    # The certificate's own LFDI: an aggregator's differs from the site's EndDevice.
+    cert_lfdi = lfdi_of(certificate_der(c.cert.read_bytes()))
+    http = await stack.enter_async_context(Http(c.base_url, context, lfdi=cert_lfdi))
+    if c.dcap is None:
+        try:
+            version, url = await discover_dcap(http)
+        except (WellKnownError, TransportError) as e:
+            out.write(f"service discovery at {c.server} failed: {e}\n")
+            return None
+        out.write(f"{c.server}/.well-known/csipaus: CSIP-AUS {version} at {url}\n")
+    notify = None
+    if c.notify is not None:
+        router = NotificationRouter()
+        listener = NotificationListener(
+            cert=c.cert,
+            key=c.key,
+            chain=c.chain,
+            serca=c.serca,
+            on_notification=router,
+            pinned_lfdi=c.server_lfdi,
+            public_host=c.notify.host,
+            require_client_certificate=c.notify.require_certificate,
+            on_unverified=router.unverified,
+        )
+        if not c.notify.require_certificate:
+            log.warning(
+                "[sep2.notify] require_certificate = false: notifications from a sender "
+                "without a certificate are taken, but only as a reason to GET what they "
+                "name from the server; their content is not used"
             )
-            if not c.notify.require_certificate:
-                log.warning(
-                    "[sep2.notify] require_certificate = false: notifications from a sender "
-                    "without a certificate are taken, but only as a reason to GET what they "
-                    "name from the server; their content is not used"
-                )
-            await listener.start(c.notify.listen, c.notify.port)
-            stack.push_async_callback(listener.stop)
-            notify = (router, listener.url)
-            out.write(f"notifications: {listener.url}\n")
-        # One site file is one home: one EndDevice (the certificate's own, or the one
-        # [[sep2.end_device]] an aggregator registered for this site).
-        device = c.end_devices[0]
-        store = stack.enter_context(SqliteStore(config.store))
-        site = await stack.enter_async_context(site_for(store, http.time.now))
-        identity = Identity(
-            device.lfdi,
-            device.sfdi,
-            pin=device.pin,
-            register=c.register,
-            connection_point_id=device.connection_point,
-        )
-        link = Sep2Link(
-            http, identity, ratings=ratings, notify=notify, pen=c.pen, csipaus=c.csipaus
-        )
-        gateway = build("sep2", link, site.runner.port, store)
-        out.write(f"EndDevice {device.lfdi} (SFDI {device.sfdi}): store {config.store}\n")
-        _describe(config, out)
-        out.write(f"following {http.dcap_url}; Ctrl-C stops\n")
-        out.flush()
-        settle_heap()
-        await gateway.run(stop, period_s=config.period_s)
-        errors = "; ".join(gateway.client.errors[-3:]) or "none"
-        out.write(
-            f"{gateway.client.name}: {gateway.delivered} responses delivered, "
-            f"last problems: {errors}\n"
-        )
-    log.info("stopped")
-    return 0
+        await listener.start(c.notify.listen, c.notify.port)
+        stack.push_async_callback(listener.stop)
+        notify = (router, listener.url)
+        out.write(f"notifications: {listener.url}\n")
+    # One site file is one home: one EndDevice (the certificate's own, or the one
+    # [[sep2.end_device]] an aggregator registered for this site).
+    device = c.end_devices[0]
+    identity = Identity(
+        device.lfdi,
+        device.sfdi,
+        pin=device.pin,
+        register=c.register,
+        connection_point_id=device.connection_point,
+    )
+    link = Sep2Link(http, identity, ratings=ratings, notify=notify, pen=c.pen, csipaus=c.csipaus)
+    return _Sep2Start(http, link, f"{device.lfdi} (SFDI {device.sfdi})")

@@ -2,8 +2,9 @@
 
 Every adapter is built the same way, from its section + the site's port + the site's store
 (``core.ports``): the composition root names a link kind and never a protocol class, and a new
-protocol is one more row here. The adapters share a shape (:class:`NorthAdapter`: ``run(stop,
-period_s=...)`` runs the site's control loop with the adapter's own tasks).
+protocol is one more row here. The adapters share a shape (:class:`NorthAdapter`: ``tasks(stop)``
+yields the adapter's own tasks, which the runtime runs, with every other link's, next to the
+site's one control loop; ``run(stop, period_s=...)`` is that with the adapter alone).
 
 The sections:
 
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, TypeVar, overload
 
-from gateway.core.ports import SitePort
+from gateway.core.ports import Jobs, SitePort
 from gateway.north.openadr2.adapter import Oadr2Gateway
 from gateway.north.openadr2.config import Oadr2Config
 from gateway.north.openadr3.adapter import Oadr3Gateway
@@ -39,7 +41,14 @@ LinkKind = Literal["sep2", "openadr2", "openadr3"]
 
 
 class NorthAdapter(Protocol):
-    """What the runtime does with any north adapter once built."""
+    """What the runtime does with any north adapter once built.
+
+    ``tasks(stop)`` opens what the link needs (a session, a listener, the server's time) and
+    yields its own tasks; the runtime runs every link's tasks with the site's one control loop
+    under one supervision (``SitePort.run``), so a site with several links has one loop. ``run``
+    is the same with this link alone."""
+
+    def tasks(self, stop: asyncio.Event) -> AbstractAsyncContextManager[Jobs]: ...
 
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None: ...
 

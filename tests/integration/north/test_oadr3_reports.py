@@ -70,7 +70,7 @@ def test_R1_no_report_descriptors_no_reports(tmp_path: Path) -> None:
             r.add([{"EXPORT_CAPACITY_LIMIT": [5.0]}])
             other = r.add([{"IMPORT_CAPACITY_LIMIT": [9.0]}], report=["DEMAND"])
             await r.until(lambda: len(r.state.reports_for(other)) >= 2, "reports for the other")
-            assert {x["eventID"] for x in r.state.reports} == {other}
+            assert {x["eventID"] for x in r.state.reports.values()} == {other}
 
     run(body)
 

@@ -386,14 +386,17 @@ def _check_procedure(run: Run) -> None:
     others = [(r.subject, r.status) for _, r in run.recorder.responses() if r.subject not in mrids]
     assert others == []
     assert len(run.recorder.responses()) == 3 * len(run.controls)
-    # The site's readings: one per postRate, in time order, over the whole run.
+    # The site's readings: one per postRate, in time order, over the whole run. CSIP-AUS
+    # readings are averages over whole hours aligned on the clock: the first is the hour the
+    # run started in (the post at t0 has no whole hour sampled yet), the last the last whole
+    # hour before the last post, which came within an hour of the end.
     times = _site_reading_times(run)
-    assert len(times) == (run.until - run.t0) // RATE_S + 1, len(times)
     assert times == sorted(times)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(g == RATE_S for g in gaps), sorted(set(gaps))
-    assert times[0] == run.t0
-    assert run.until - RATE_S < times[-1] <= run.until
+    assert times[0] == run.t0 // RATE_S * RATE_S
+    assert run.until - 3 * RATE_S < times[-1] <= run.until - RATE_S
+    assert len(times) >= (run.until - run.t0) // RATE_S - 1, len(times)
     # Polls at their rates: the DERControlList once per hour (the walk reads it too).
     reads = run.program_list_reads(run.t0)
     assert len(reads) <= 2 * ((run.until - run.t0) // RATE_S + 1), len(reads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from gateway.north.sep2.adapter import own_report
 from gateway.north.sep2.outbox import DeliveryError, drain
 from gateway.store.api import OutboxItem
 from gateway.store.sqlite import SqliteStore
@@ -60,3 +61,20 @@ def test_after_a_restart_only_unacknowledged_reports_are_sent_again(tmp_path: Pa
         assert store.enqueue("sep2|AB|1", {"code": 1, "at": 1.0}, 7.0) is False
         assert asyncio.run(drain(store, ok, lambda: 8.0)) == 0
     assert first == ["sep2|AB|1"]
+
+
+def test_the_2030_5_drain_leaves_another_links_reports_in_the_outbox(tmp_path: Path) -> None:
+    """A site with several links has one outbox: the 2030.5 drain sends its Responses and alarm
+    edges (no origin) and leaves a report another link's event owes (issue 15)."""
+    sent: list[str] = []
+
+    async def ok(item: OutboxItem) -> None:
+        sent.append(item.key)
+
+    with SqliteStore(tmp_path / "s.db") as store:
+        store.enqueue("openadr3|openadr3:e:d:0|2", {"origin": "openadr3", "code": 2}, 1.0)
+        store.enqueue("sep2|AB|1", {"origin": "sep2", "code": 1, "at": 2.0}, 2.0)
+        store.enqueue("alarm|1", {"kind": "alarm", "seq": 1}, 3.0)
+        assert asyncio.run(drain(store, ok, lambda: 10.0, own_report)) == 2
+        assert sent == ["sep2|AB|1", "alarm|1"]
+        assert [i.key for i in store.pending()] == ["openadr3|openadr3:e:d:0|2"]

@@ -421,6 +421,32 @@ def test_cancellation_by_status_change_on_repoll():
     assert s.offer(ev("A", 0, 100, status=EventStatus.CANCELLED), T0 + 30) == []
 
 
+def test_a_cancel_that_restamps_creation_time_is_still_a_cancel():
+    """The reference CSIP-AUS server serves a cancelled control with a new creationTime:
+    creationTime is the server's bookkeeping, so this is the same event, cancelled (6)."""
+    s = Schedule(draw=no_draw)
+    s.offer(ev("A", 0, 100), T0 - 10)
+    s.advance(T0 + 10)
+    got = s.offer(ev("A", 0, 100, created=20, status=EventStatus.CANCELLED), T0 + 20)
+    assert codes(got) == [("A", 6, 20)]
+    assert owner(s, EXP, 30) is None
+    assert s.offer(ev("A", 0, 100, created=20, status=EventStatus.CANCELLED), T0 + 30) == []
+
+
+def test_a_supersede_that_restamps_creation_time_is_7_not_253():
+    s = Schedule(draw=no_draw)
+    s.offer(ev("A", 50, 100), T0 - 10)
+    got = s.offer(ev("A", 50, 100, created=20, status=EventStatus.SUPERSEDED), T0 + 20)
+    assert codes(got) == [("A", 7, 20)]
+
+
+def test_a_new_creation_time_alone_changes_nothing():
+    s = Schedule(draw=no_draw)
+    s.offer(ev("A", 0, 100), T0 - 10)
+    assert s.offer(ev("A", 0, 100, created=5), T0 + 5) == []
+    assert owner(s, EXP, 10) == "A"
+
+
 def test_new_mrid_arriving_cancelled_gets_1_then_6_and_never_runs():
     s = Schedule(draw=no_draw)
     got = s.offer(ev("A", 0, 100, status=EventStatus.CANCELLED), T0 + 10)

@@ -358,3 +358,83 @@ def test_mirror_usage_point_builder() -> None:
         None,
         Commodity.ELECTRICITY_SECONDARY,
     )
+
+
+# ------------------------------------------------------------------------------ CSIP-AUS averages
+
+
+def test_csip_aus_mrids_end_in_the_pens_decimal_digits() -> None:
+    """SA TS 5573 §4.2 as the reference runner reads it: 32473 -> ...00032473, not ...00007ED9."""
+    a = derive_mrid(32473, LFDI, "site", "W", decimal_pen=True)
+    assert a.endswith("00032473")
+    assert a[:24] == derive_mrid(32473, LFDI, "site", "W")[:24]  # the same 96 bits above it
+    assert derive_mrid(32473, LFDI, "site", "W").endswith("00007ED9")  # US CSIP: as before
+    with pytest.raises(ValueError, match="8 decimal digits"):
+        derive_mrid(100_000_000, "x", decimal_pen=True)
+
+
+def test_averaged_mirrors_say_average_power_over_their_interval(sep_schema: SepSchemas) -> None:
+    site = site_mirror_usage_point(
+        LFDI,
+        PEN,
+        at=AT,
+        site_w=1200,
+        volts=241.3,
+        site_var=-80,
+        hz=50.01,
+        interval=60,
+        decimal_pen=True,
+    )
+    der = der_mirror_usage_point(
+        LFDI,
+        PEN,
+        at=AT,
+        der_w=-3000,
+        der_var=10,
+        volts=241.3,
+        stored_wh=20_000,
+        interval=60,
+        decimal_pen=True,
+    )
+    for mup in (site, der):
+        sep_schema.assert_valid(codec.encode(mup))
+        assert mup.mRID.endswith(f"{PEN:08d}")
+        for mmr in mup.MirrorMeterReading:
+            assert mmr.mRID.endswith(f"{PEN:08d}")
+            rt, reading = mmr.ReadingType, mmr.Reading
+            assert rt is not None
+            assert reading is not None
+            assert reading.timePeriod is not None
+            if rt.uom == Uom.WH:  # stored energy stays an instantaneous reading
+                assert (rt.kind, rt.dataQualifier, reading.timePeriod.duration) == (12, 0, 0)
+                continue
+            assert (rt.kind, rt.dataQualifier, rt.intervalLength) == (37, 2, 60)
+            assert (reading.timePeriod.start, reading.timePeriod.duration) == (AT - 60, 60)
+    assert {m.ReadingType.uom for m in site.MirrorMeterReading if m.ReadingType} == {38, 63, 29, 33}
+
+
+def test_last_interval_is_the_last_whole_aligned_one() -> None:
+    from gateway.north.sep2.averages import last_interval
+
+    assert last_interval(1_800_000_059.9, 60) == (1_799_999_940, 1_800_000_000)
+    assert last_interval(1_800_000_000.0, 60) == (1_799_999_940, 1_800_000_000)
+    assert last_interval(1_800_000_001.0, 300) == (1_799_999_700, 1_800_000_000)
+    with pytest.raises(ValueError, match="1 s"):
+        last_interval(0, 0)
+
+
+def test_averager_means_the_samples_of_an_interval_and_forgets_old_ones() -> None:
+    from gateway.north.sep2.averages import Averager
+
+    a = Averager(keep_s=120)
+    for t in range(60):
+        a.add(1000 + t, {"w": float(t), "v": None})
+    a.add(1060, {"w": 1000.0})
+    assert a.mean("w", 1000, 1060) == pytest.approx(29.5)  # 0..59, not the 1000 at 1060
+    assert a.mean("v", 1000, 1060) is None  # never measured
+    assert a.mean("w", 2000, 2060) is None
+    a.add(1200, {"w": 1.0})  # keeps 120 s: everything before 1080 is gone
+    assert a.mean("w", 1000, 1100) is None
+    a.add(900, {"w": 5.0})  # the server clock stepped back: start again
+    assert a.mean("w", 1100, 1300) is None
+    assert a.mean("w", 900, 901) == 5.0

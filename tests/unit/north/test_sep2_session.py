@@ -312,3 +312,27 @@ def test_once_a_walk_completed_a_failed_walk_waits_for_the_walk_rate() -> None:
     assert s.walk_failed(303) == 300  # the server's rate rules now
     s.lost(400)  # hrefs no longer trusted: walk now, and a failure still waits the rate
     assert s.walk_failed(400) == 300
+
+
+def test_telemetry_follows_the_post_rate_of_the_mirrors_when_the_end_device_has_none() -> None:
+    """ALL-10 against the reference server: postRate on the MirrorUsagePoints only."""
+    s = Session()
+    found = replace(discovery(view(PROG1)), end_device=replace(EDEV, postRate=None))
+    s.discovered(found, at=T0, t=1000)
+    assert s.rate(POST) == 900  # nothing said yet: the schema's default
+    s.done(POST, 1000)
+    s.mirrors_rated({"site": 60, "der": 120}, 1001)
+    assert s.rate(POST) == 60  # the smallest
+    assert POST in s.due(1061)  # a fresh period from the read, not 900 s after the last post
+    s.discovered(found, at=T0, t=1100)  # a later walk keeps the mirrors' rate
+    assert s.rate(POST) == 60
+    assert s.post_rates() == (None, {"site": 60, "der": 120})
+
+
+def test_the_end_device_post_rate_and_the_mirrors_the_smallest_wins() -> None:
+    s = Session()
+    s.discovered(discovery(view(PROG1)), at=T0, t=1000)  # EndDevice.postRate 60
+    s.mirrors_rated({"site": 300}, 1001)
+    assert s.rate(POST) == 60
+    s.mirrors_rated({"site": 30}, 1002)
+    assert s.rate(POST) == 30

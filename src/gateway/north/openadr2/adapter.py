@@ -21,13 +21,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from gateway.core.controls import ControlSet
 from gateway.core.island import RelayPosition
 from gateway.core.messages import EventCancelled, EventReceived, NorthLinkLost, NorthLinkRestored
-from gateway.core.ports import SitePort, StateStore
+from gateway.core.ports import Jobs, SitePort, StateStore
 from gateway.north.openadr2 import mapping
 from gateway.north.openadr2 import opts as eiopt
 from gateway.north.openadr2.config import Oadr2Config
@@ -103,7 +103,7 @@ class Oadr2Gateway:
             log.log(level, "OpenADR 2.0b: %s", line)
         try:
             for mrid in out.cancels:
-                await self.site.feed(EventCancelled(now, mrid))
+                await self.site.feed(EventCancelled(now, mrid, origin=mapping.ORIGIN))
             for event in out.offers:
                 await self.site.feed(EventReceived(now, event))
         except BaseException:
@@ -215,12 +215,16 @@ class Oadr2Gateway:
             await asyncio.sleep(0.02)
         await self.ven.follow(stop, self._on_link)
 
+    @contextlib.asynccontextmanager
+    async def tasks(self, stop: asyncio.Event) -> AsyncIterator[Jobs]:
+        """This link's own tasks, for the site's one supervision (``SitePort.run``) next to
+        the other links' and the one control loop."""
+        yield {
+            "openadr2-ven": lambda: self._follow(stop),
+            "openadr2-opts": lambda: self._opt_loop(stop),
+        }
+
     async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
-        await self.site.run(
-            stop,
-            {
-                "openadr2-ven": lambda: self._follow(stop),
-                "openadr2-opts": lambda: self._opt_loop(stop),
-            },
-            period_s=period_s,
-        )
+        """The site's control loop with this link alone."""
+        async with self.tasks(stop) as jobs:
+            await self.site.run(stop, jobs, period_s=period_s)

@@ -15,10 +15,12 @@ are absolute UTC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 
 from gateway.core.messages import Input
-from gateway.core.ports import SitePort, StateStore
+from gateway.core.ports import Jobs, SitePort, StateStore
 from gateway.north.openadr3.client import Deps, Http, VenClient
 from gateway.north.openadr3.config import Oadr3Config
 from gateway.north.openadr3.webhook import WebhookListener
@@ -64,15 +66,22 @@ class Oadr3Gateway:
         for item in inputs:
             await self.site.feed(item)
 
-    async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
+    @contextlib.asynccontextmanager
+    async def tasks(self, stop: asyncio.Event) -> AsyncIterator[Jobs]:
+        """This link's own tasks, for the site's one supervision (``SitePort.run``) next to
+        the other links' and the one control loop; its HTTP session and webhook listener
+        are open while they run."""
         async with self.http:
             if self.listener is not None:
                 await self.listener.start()
                 self.listener.bearer = self.client.new_callback(self.listener.url)
             try:
-                await self.site.run(
-                    stop, {"openadr3-ven": lambda: self.client.run(stop)}, period_s=period_s
-                )
+                yield {"openadr3-ven": lambda: self.client.run(stop)}
             finally:
                 if self.listener is not None:
                     await self.listener.stop()
+
+    async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
+        """The site's control loop with this link alone."""
+        async with self.tasks(stop) as jobs:
+            await self.site.run(stop, jobs, period_s=period_s)

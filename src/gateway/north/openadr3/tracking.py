@@ -27,7 +27,7 @@ from typing import Any
 from gateway.core.controls import ControlSet
 from gateway.core.messages import EventCancelled, EventReceived, Input
 from gateway.core.units import MRID, Timestamp
-from gateway.north.openadr3.mapping import Mapped
+from gateway.north.openadr3.mapping import ORIGIN, Mapped
 from gateway.north.openadr3.model import Event
 
 Mapper = Callable[[Event, Timestamp], Mapped]
@@ -96,7 +96,7 @@ class Tracker:
         if old is not None and old.digest == ev.digest:
             return out
         if old is not None:
-            out.inputs += [EventCancelled(now, MRID(m)) for m in old.mrids]
+            out.inputs += [EventCancelled(now, MRID(m), origin=ORIGIN) for m in old.mrids]
             out.log.append(f"event {ev.id} modified: {len(old.mrids)} old interval(s) cancelled")
         mapped = self.mapper(ev, now)
         mrids: list[str] = []
@@ -131,7 +131,7 @@ class Tracker:
         old = self.known.pop(event_id, None)
         if old is None:
             return out
-        out.inputs += [EventCancelled(now, MRID(m)) for m in old.mrids]
+        out.inputs += [EventCancelled(now, MRID(m), origin=ORIGIN) for m in old.mrids]
         out.log.append(f"event {event_id} {why}: {len(old.mrids)} interval(s) cancelled")
         return out
 

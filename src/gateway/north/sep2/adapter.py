@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from gateway.core.island import Phase, RelayPosition
 from gateway.core.messages import Input, MeterTelemetry, Observed
-from gateway.core.ports import Outbox, OutboxEntry, SitePort
+from gateway.core.ports import Jobs, Outbox, OutboxEntry, SitePort
 from gateway.core.site import SiteConfig
 from gateway.north.sep2.alarm_journal import AlarmRecorder
 from gateway.north.sep2.client import (
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 DRAIN_PERIOD_S = 0.5
 TIME_KEY = "sep2.time"  # the server's offset from the wall clock, for a restart without comms
 TIME_SAVE_DELTA_S = 0.5
+ORIGIN = "sep2"  # the core events' origin for this link (its reports carry it)
 
 
 class SiteStateSource:
@@ -189,6 +191,7 @@ class Sep2Gateway:
             page_size=page_size,
             pen=pen,
             csipaus=csipaus,
+            state=store,
         )
         if notify is not None:
             router, uri = notify
@@ -197,6 +200,7 @@ class Sep2Gateway:
         self._saved_offset: float | None = None
         self.alarms = AlarmRecorder(store)
         site.on_cycle(self._alarm_edges)
+        site.on_cycle(lambda _obs: self.client.sample())  # for the readings' averages
         self._configured = ratings
         # The engine's DER ratings (discharge, charge) last passed on.
         self._rated: tuple[dict[str, float], dict[str, float]] | None = None
@@ -235,7 +239,7 @@ class Sep2Gateway:
             log.warning("report %s settled without acknowledgement (see above)", item.key)
 
     async def drain_once(self) -> int:
-        n = await drain(self.store, self._send, self.client.now)
+        n = await drain(self.store, self._send, self.client.now, own_report)
         self.delivered += n
         return n
 
@@ -266,13 +270,23 @@ class Sep2Gateway:
             self._saved_offset = float(saved["wall_offset_s"])
             log.warning("using the server time offset saved before the restart")
 
-    async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
+    @contextlib.asynccontextmanager
+    async def tasks(self, stop: asyncio.Event) -> AsyncIterator[Jobs]:
+        """This link's own tasks, for the site's one supervision (``SitePort.run``) next to
+        the other links' and the one control loop; the server's time is taken first."""
         await self._start_time()
-        await self.site.run(
-            stop,
-            {
-                "sep2-client": lambda: self.client.run(stop),
-                "sep2-outbox": lambda: self._drain_loop(stop),
-            },
-            period_s=period_s,
-        )
+        yield {
+            "sep2-client": lambda: self.client.run(stop),
+            "sep2-outbox": lambda: self._drain_loop(stop),
+        }
+
+    async def run(self, stop: asyncio.Event, *, period_s: float = 1.0) -> None:
+        """The site's control loop with this link alone."""
+        async with self.tasks(stop) as jobs:
+            await self.site.run(stop, jobs, period_s=period_s)
+
+
+def own_report(item: OutboxEntry) -> bool:
+    """A report for the 2030.5 server: a Response to one of its controls, or an alarm edge
+    (no origin). Another link's reports stay in the outbox for that link."""
+    return bool(item.doc.get("origin", ORIGIN) == ORIGIN)

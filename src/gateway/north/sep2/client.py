@@ -46,8 +46,9 @@ import aiohttp
 from gateway.core.controls import Mode
 from gateway.core.errors import TransportError
 from gateway.core.messages import Input, NorthLinkLost, NorthLinkRestored
+from gateway.core.ports import StateStore, StorageError
 from gateway.core.schedule import ResponseCode
-from gateway.north.sep2 import codec, metering, telemetry, tls, wellknown
+from gateway.north.sep2 import averages, codec, metering, telemetry, tls, wellknown
 from gateway.north.sep2.alarms import AlarmEdge
 from gateway.north.sep2.der_resources import DER
 from gateway.north.sep2.mapping import ORIGIN
@@ -61,7 +62,16 @@ from gateway.north.sep2.pubsub import (
 )
 from gateway.north.sep2.resources import DeviceCapability, EndDevice, Time
 from gateway.north.sep2.responses import Outcome, outcome, response_post
-from gateway.north.sep2.session import POST, TIME, WALK, Session, Task, TaskKind, Update
+from gateway.north.sep2.session import (
+    DEFAULT_POST_RATE_S,
+    POST,
+    TIME,
+    WALK,
+    Session,
+    Task,
+    TaskKind,
+    Update,
+)
 from gateway.north.sep2.timebase import ServerClock
 from gateway.north.sep2.walk import (
     Discovery,
@@ -359,6 +369,11 @@ class Identity:
     connection_point_id: str | None = None  # CSIP-AUS: the site's NMI, PUT to ConnectionPoint
 
 
+DER_STATUS: Final = "DERStatus"  # the key of DERStatus + DERAvailability in ``_posted``
+# The store key (suffix: our LFDI) saying our EndDevice was registered in band by us.
+IN_BAND_KEY: Final = "sep2.registered_in_band"
+
+
 class EndDeviceClient:
     """One EndDevice's loop: walk, poll, report."""
 
@@ -375,9 +390,12 @@ class EndDeviceClient:
         name: str | None = None,
         pen: int = DOCUMENTATION_PEN,
         csipaus: bool = True,
+        state: StateStore | None = None,
     ) -> None:
         self.http = http
         self.identity = identity
+        self._state = state  # remembers an in-band registration across restarts
+        self._said_pin: int | None = None  # the assigned PIN last reported (once each)
         self.name = name or identity.lfdi[:12]
         self.session = Session(name=self.name)
         self._deliver = deliver
@@ -402,6 +420,11 @@ class EndDeviceClient:
         self._link_down: str | None = None
         self._der: DER | None = None
         self._mups: dict[str, str] = {}  # MirrorUsagePoint mRID -> its href (Location)
+        self._mup_rates: dict[str, int] = {}  # MirrorUsagePoint mRID -> the postRate it carries
+        self._posted: dict[str, float] = {}  # what was posted last (mRID, DER_STATUS), monotonic
+        self._averages = averages.Averager()  # CSIP-AUS readings are interval averages
+        self._intervals: dict[str, int | None] = {}  # mirror mRID -> intervalLength it has
+        self._ended: dict[str, int] = {}  # mirror mRID -> end of the last interval posted
         self._subscriptions: dict[str, str] = {}  # subscribed href -> the Subscription's href
         self._subscribed_at: str | None = None  # the SubscriptionList they were POSTed to
         self._said_unsubscribable: set[str] = set()  # logged once each
@@ -546,8 +569,15 @@ class EndDeviceClient:
             hint=self._edev_href or await self._shared_hint(),
             aggregator=aggregator,
             aggregator_hint=self._subscriber_href or self.http.end_devices.get(aggregator or ""),
+            registered_in_band=self._registered_in_band(),
+            on_registered=self._remember_in_band,
         )
         found: Discovery = await self.http.drive(gen, timings)
+        if found.registered_in_band:
+            self._remember_in_band(found.end_device)
+        if found.assigned_pin is not None and found.assigned_pin != self._said_pin:
+            self._said_pin = found.assigned_pin
+            self._report_assigned_pin(found)
         self._edev_href = found.end_device.href
         self._subscriber_href = found.subscriber
         if found.time is not None and found.dcap.TimeLink is not None:
@@ -560,6 +590,46 @@ class EndDeviceClient:
         await self._put_der_settings()
         await self._connection_point()
         await self._subscribe()
+        await self._read_mirrors()
+
+    def _in_band_key(self) -> str:
+        return f"{IN_BAND_KEY}.{self.identity.lfdi.upper()}"
+
+    def _registered_in_band(self) -> bool:
+        """Our EndDevice is one this gateway POSTed (now or before a restart), so its PIN is
+        the server's, not an out-of-band check (see ``walk.discover``)."""
+        if self._state is None:
+            return False
+        try:
+            return self._state.get_state(self._in_band_key()) is not None
+        except StorageError as e:
+            self._problem(f"cannot read whether we registered in band: {e}")
+            return False
+
+    def _remember_in_band(self, end_device: EndDevice) -> None:
+        if self._state is None or self._registered_in_band():
+            return
+        doc = {"href": end_device.href, "at": int(self.now())}
+        try:
+            self._state.put_state(self._in_band_key(), doc)
+        except StorageError as e:
+            self._problem(f"cannot remember the in-band registration: {e}")
+
+    def _report_assigned_pin(self, found: Discovery) -> None:
+        """After our own POST /edev the server's Registration holds the PIN it assigned; the
+        installer must learn it (and who to give it to), so it is said loudly, once."""
+        link = found.end_device.RegistrationLink
+        where = link.href if link is not None else "its Registration"
+        configured = self.identity.pin
+        text = (
+            f"registered in band: the server assigned registration PIN {found.assigned_pin:06d} "
+            f"({where}), not the configured pin = {configured or 0:06d}. The gateway carries "
+            "on: the PIN is an out-of-band check, and this Registration was made by our own "
+            "POST. Give the assigned PIN to the utility (or the installer's portal) if they "
+            "ask for it, and set [sep2] pin to it (or remove pin) to silence this message"
+        )
+        log.error("%s: %s", self.name, text)
+        self.errors = [*self.errors[-19:], text]
 
     async def _shared_hint(self) -> str | None:
         """An aggregator's EndDevices share one scan of the EndDeviceList: the first walk
@@ -900,11 +970,25 @@ class EndDeviceClient:
         der = await self._der_links()
         if der is None:
             return True
-        await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
-        avail = telemetry.der_availability(state, self._ratings)
-        await self._put(_href(der.DERAvailabilityLink), avail)
+        edev_rate, _ = self.session.post_rates()
+        if self._due_now(DER_STATUS, edev_rate):
+            await self._put(_href(der.DERStatusLink), telemetry.der_status(state))
+            avail = telemetry.der_availability(state, self._ratings)
+            await self._put(_href(der.DERAvailabilityLink), avail)
+            self._posted[DER_STATUS] = time.monotonic()
+        self._sample(state)  # at least this one, when no control cycle samples the site
         await self._post_readings(state)
         return True
+
+    def _due_now(self, what: str, rate: int | None) -> bool:
+        """Whether ``what`` (a mirror's mRID, DER_STATUS) is due at this telemetry run: the run
+        comes at the smallest post rate, each thing at its own (None: at every run). Half a
+        run's period of slack, so that a run a little early does not skip a whole period."""
+        last = self._posted.get(what)
+        every = self.session.rate(POST)
+        if last is None or rate is None or every is None:
+            return True
+        return time.monotonic() - last >= rate - every / 2
 
     async def _post_log_event(self, edge: AlarmEdge) -> Outcome:
         """One alarm raised or returned to normal (BASIC-027, CSIP §5.2.5.3), with the time it
@@ -923,64 +1007,176 @@ class EndDeviceClient:
         return outcome(reply.status)
 
     async def _post_readings(self, state: telemetry.SiteState) -> None:
-        """Site and DER readings to their MirrorUsagePoints (ALL-06, ALL-29).
+        """Site and DER readings to their MirrorUsagePoints (ALL-06, ALL-10, ALL-29).
 
         The first post creates the mirror (POST to the MirrorUsagePointList, 201 + Location)
         with its first readings; later posts send a MirrorMeterReadingList to that href. A 404
-        there means the server lost the mirror: it is created again at once.
+        there means the server lost the mirror: it is created again at once. Each mirror is
+        posted at its own postRate (``_due_now``). CSIP-AUS: the values are averages over the
+        last whole interval of that rate, aligned on the clock; a mirror whose interval changed
+        is POSTed to the list again (its ReadingTypes carry ``intervalLength``).
         """
         found = self.session.discovery
         link = None if found is None else found.dcap.MirrorUsagePointListLink
         if link is None:
             return
-        at, lfdi = int(state.at), self.identity.lfdi
-        mirrors = []
-        if state.site_w is not None:
-            mirrors.append(
-                metering.site_mirror_usage_point(
-                    lfdi,
-                    self.pen,
-                    at=at,
-                    site_w=state.site_w,
-                    volts=state.voltage_v,
-                    site_var=state.site_var,
-                    hz=state.frequency_hz,
-                )
+        edev_rate, _ = self.session.post_rates()
+        for part in ("site", "der"):
+            mrid = metering.derive_mrid(
+                self.pen, self.identity.lfdi, part, decimal_pen=self.csipaus
             )
-        if state.der_w is not None:
-            stored = None
-            if self._ratings is not None and state.ev_connected:
-                stored = self._ratings.stored_wh(state.soc_pct)
-            mirrors.append(
-                metering.der_mirror_usage_point(
-                    lfdi,
-                    self.pen,
-                    at=at,
-                    der_w=state.der_w,
-                    der_var=state.der_var,
-                    volts=state.voltage_v,
-                    stored_wh=stored,
-                )
+            rate = self._mup_rates.get(mrid, edev_rate)
+            if not self._due_now(mrid, rate):
+                continue
+            built = self._mirror(part, state, rate or DEFAULT_POST_RATE_S)
+            if built is None:
+                continue
+            self._posted[mrid] = time.monotonic()
+            await self._send_mirror(link.href, *built)
+
+    def _mirror(
+        self, part: str, state: telemetry.SiteState, interval: int
+    ) -> tuple[metering.MirrorUsagePoint, int | None] | None:
+        """The ``part`` mirror with its readings, and the end of the interval they average
+        (None: no average to send, the mirror only carries its ReadingTypes); None when there
+        is nothing new to post (no such measurement, that interval already posted)."""
+        lfdi = self.identity.lfdi
+        values = {
+            "site_w": state.site_w,
+            "site_var": state.site_var,
+            "der_w": state.der_w,
+            "der_var": state.der_var,
+            "voltage_v": state.voltage_v,
+            "frequency_hz": state.frequency_hz,
+        }
+        at, every, ended = int(state.at), None, None
+        if self.csipaus:
+            every = interval
+            start, end = averages.last_interval(self.now(), interval)
+            means = {k: self._averages.mean(k, start, end) for k in values}
+            main = "site_w" if part == "site" else "der_w"
+            if means[main] is not None:
+                values, at, ended = means, end, end
+            else:
+                at = end  # no sample in that interval (just started): ReadingTypes only
+            mrid = metering.derive_mrid(self.pen, lfdi, part, decimal_pen=True)
+            known = self._mups.get(mrid) is not None and self._intervals.get(mrid) == interval
+            if known and (ended is None or ended <= self._ended.get(mrid, -1)):
+                return None
+        if part == "site":
+            if values["site_w"] is None:
+                return None
+            mup = metering.site_mirror_usage_point(
+                lfdi,
+                self.pen,
+                at=at,
+                site_w=values["site_w"],
+                volts=values["voltage_v"],
+                site_var=values["site_var"],
+                hz=values["frequency_hz"],
+                interval=every,
+                decimal_pen=self.csipaus,
             )
-        for mup in mirrors:
-            href = self._mups.get(mup.mRID)
-            if href is not None:
-                readings = metering.MirrorMeterReadingList(
-                    all=len(mup.MirrorMeterReading),
-                    results=len(mup.MirrorMeterReading),
-                    MirrorMeterReading=mup.MirrorMeterReading,
-                )
-                reply = await self.http.request(Request("POST", href, codec.encode(readings)))
-                if reply.status != HTTP_NOT_FOUND:
-                    self._check("POST", href, reply)
-                    continue
-                self._problem(f"{href}: the server lost our MirrorUsagePoint; creating it again")
-                del self._mups[mup.mRID]
-            reply = await self.http.request(Request("POST", link.href, codec.encode(mup)))
-            self._check("POST", link.href, reply)
-            location = reply.headers.get("Location")
-            if location:
-                self._mups[mup.mRID] = location
+            return mup, ended
+        if values["der_w"] is None:
+            return None
+        stored = None
+        if self._ratings is not None and state.ev_connected:
+            stored = self._ratings.stored_wh(state.soc_pct)
+        mup = metering.der_mirror_usage_point(
+            lfdi,
+            self.pen,
+            at=at,
+            der_w=values["der_w"],
+            der_var=values["der_var"],
+            volts=values["voltage_v"],
+            stored_wh=stored,
+            interval=every,
+            decimal_pen=self.csipaus,
+        )
+        return mup, ended
+
+    async def _send_mirror(
+        self, list_href: str, mup: metering.MirrorUsagePoint, ended: int | None
+    ) -> None:
+        mrid = mup.mRID
+        interval = _interval_of(mup)
+        if ended is None and self.csipaus:
+            # Nothing averaged yet: the mirror and its ReadingTypes, no Reading.
+            mmrs = tuple(replace(m, Reading=None) for m in mup.MirrorMeterReading)
+            mup = replace(mup, MirrorMeterReading=mmrs)
+        href = self._mups.get(mrid)
+        if href is not None and self._intervals.get(mrid) == interval:
+            readings = metering.MirrorMeterReadingList(
+                all=len(mup.MirrorMeterReading),
+                results=len(mup.MirrorMeterReading),
+                MirrorMeterReading=mup.MirrorMeterReading,
+            )
+            reply = await self.http.request(Request("POST", href, codec.encode(readings)))
+            if reply.status != HTTP_NOT_FOUND:
+                self._check("POST", href, reply)
+                if ended is not None:
+                    self._ended[mrid] = ended
+                return
+            self._problem(f"{href}: the server lost our MirrorUsagePoint; creating it again")
+            del self._mups[mrid]
+        reply = await self.http.request(Request("POST", list_href, codec.encode(mup)))
+        self._check("POST", list_href, reply)
+        self._intervals[mrid] = interval
+        if ended is not None:
+            self._ended[mrid] = ended
+        location = reply.headers.get("Location")
+        if location:
+            self._mups[mrid] = location
+            await self._read_mirror(mrid, location)
+
+    def sample(self) -> None:
+        """One sample of the site for the averages (each control cycle, by the adapter)."""
+        if self._site is None:
+            return
+        state = self._site(self.now())
+        if state is not None:
+            self._sample(state)
+
+    def _sample(self, state: telemetry.SiteState) -> None:
+        self._averages.add(
+            state.at,
+            {
+                "site_w": state.site_w,
+                "site_var": state.site_var,
+                "der_w": state.der_w,
+                "der_var": state.der_var,
+                "voltage_v": state.voltage_v,
+                "frequency_hz": state.frequency_hz,
+            },
+        )
+
+    async def _read_mirrors(self) -> None:
+        """Each mirror again (with the walk): the server may change its postRate."""
+        for mrid, href in list(self._mups.items()):
+            await self._read_mirror(mrid, href)
+
+    async def _read_mirror(self, mrid: str, href: str) -> None:
+        """GET our MirrorUsagePoint for the postRate the server set on it (ALL-10: the
+        reference server sets it there, not on the EndDevice) and follow it for its readings."""
+        reply = await self.http.request(Request("GET", href))
+        if reply.status == HTTP_NOT_FOUND:
+            # Lost: the next post of its readings meets the 404 and creates it again.
+            self._mup_rates.pop(mrid, None)
+        else:
+            try:
+                rate = read(href, reply, metering.MirrorUsagePoint).postRate
+            except RetryableWalkError as e:
+                raise TransportError(str(e)) from e
+            except WalkError as e:
+                self._problem(f"{e}; keeping the post rate in force")
+                return
+            if rate is None:
+                self._mup_rates.pop(mrid, None)
+            elif self._mup_rates.get(mrid) != rate:
+                log.info("%s: %s asks for readings every %d s", self.name, href, rate)
+                self._mup_rates[mrid] = rate
+        self.session.mirrors_rated(self._mup_rates, time.monotonic())
 
     def _check(self, method: str, href: str, reply: Reply) -> None:
         """Retry later (raise) or log a refusal, as for Responses (``responses.outcome``)."""
@@ -1042,6 +1238,14 @@ async def _peer_certificate(host: str, port: int, timeout_s: float) -> bytes | N
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(timeout_s):
                 await writer.wait_closed()
+
+
+def _interval_of(mup: metering.MirrorUsagePoint) -> int | None:
+    """The intervalLength the mirror's ReadingTypes carry (None: instantaneous readings)."""
+    for mmr in mup.MirrorMeterReading:
+        if mmr.ReadingType is not None and mmr.ReadingType.intervalLength is not None:
+            return mmr.ReadingType.intervalLength
+    return None
 
 
 def _href(link: object) -> str | None:

@@ -43,6 +43,7 @@ from urllib.parse import urlparse
 
 from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
 from gateway.north.sep2.identity import lfdi as lfdi_of
+from gateway.north.sep2.metering import DECIMAL_PEN_MAX
 
 __all__ = ["EndDeviceConfig", "NotifyConfig", "Sep2Config", "parse"]
 
@@ -189,6 +190,11 @@ def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
         r.problems.append(f'sep2.profile: "csip-aus" or "csip" (US), got {profile!r}')
     if pen is not None and not 0 < pen < 2**32:
         r.problems.append(f"sep2.pen: a Private Enterprise Number is 1..2^32-1, got {pen}")
+    elif pen is not None and profile != "csip" and pen > DECIMAL_PEN_MAX:
+        r.problems.append(
+            f"sep2.pen: CSIP-AUS writes the PEN as 8 decimal digits in mRIDs (SA TS 5573 "
+            f"§4.2), so at most {DECIMAL_PEN_MAX}; got {pen}"
+        )
     notify = None
     raw_notify = sep2.get("notify")
     if raw_notify is not None:

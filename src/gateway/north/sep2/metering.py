@@ -280,18 +280,25 @@ METERING_TYPES: Final = (
 # ------------------------------------------------------------------------------ helpers
 
 
-def derive_mrid(pen: int, *parts: str) -> str:
+DECIMAL_PEN_MAX: Final = 99_999_999  # eight decimal digits
+
+
+def derive_mrid(pen: int, *parts: str, decimal_pen: bool = False) -> str:
     """A stable mRID for ``parts`` (e.g. the LFDI and a quantity's name), owned by ``pen``.
 
     mRIDType: the IANA Private Enterprise Number in the least significant 32 bits, 96 bits
     unique per owner above it (sep2.md 5.1); here the first 96 bits of SHA-256 over the parts,
     so the same device and quantity keep the same mRID across restarts (a re-POST of the MUP
-    then updates the server's mirror instead of creating another).
+    then updates the server's mirror instead of creating another). ``decimal_pen``: CSIP-AUS
+    (SA TS 5573 §4.2, as the reference runner checks it) writes the PEN's *decimal* digits in
+    the last 8 characters (32473 -> ``00032473``), not the PEN as hex (``00007ED9``).
     """
     if not 0 <= pen <= 0xFFFFFFFF:
         raise ValueError(f"a PEN is a UInt32, not {pen}")
+    if decimal_pen and pen > DECIMAL_PEN_MAX:
+        raise ValueError(f"PEN {pen} has more than 8 decimal digits (CSIP-AUS mRIDs)")
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
-    return f"{digest}{pen:08x}".upper()
+    return (f"{digest}{pen:08d}" if decimal_pen else f"{digest}{pen:08x}").upper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +321,7 @@ class Measurement:
     phase: PhaseCode | None = None
     dataQualifier: DataQualifier | None = None
     qualityFlags: int | None = None
+    intervalLength: int | None = None  # seconds, for an average over an interval
 
     @classmethod
     def of(
@@ -328,6 +336,7 @@ class Measurement:
         flow_direction: FlowDirection | None = None,
         phase: PhaseCode | None = None,
         data_qualifier: DataQualifier | None = None,
+        interval_length: int | None = None,
     ) -> Measurement:
         """``measured`` (in ``uom``) kept to ``decimals`` places: value x 10^-decimals."""
         if not math.isfinite(measured):
@@ -347,6 +356,7 @@ class Measurement:
             flowDirection=flow_direction,
             phase=phase,
             dataQualifier=data_qualifier,
+            intervalLength=interval_length,
         )
 
     def reading_type(self) -> ReadingType:
@@ -355,6 +365,7 @@ class Measurement:
             commodity=Commodity.ELECTRICITY_SECONDARY,
             dataQualifier=self.dataQualifier,
             flowDirection=self.flowDirection,
+            intervalLength=self.intervalLength,
             kind=self.kind,
             phase=self.phase,
             powerOfTenMultiplier=self.multiplier,
@@ -369,15 +380,16 @@ class Measurement:
         )
 
     def mirror_meter_reading(
-        self, at: int, *, duration: int = 0, with_type: bool = True
+        self, at: int, *, duration: int = 0, with_type: bool = True, start: int | None = None
     ) -> MirrorMeterReading:
-        """The quantity as a ``MirrorMeterReading``: its ``Reading`` at ``at`` (TimeType) and,
-        unless ``with_type`` is false (a later update), its ``ReadingType``."""
+        """The quantity as a ``MirrorMeterReading``: its ``Reading`` at ``at`` (TimeType; over
+        ``[start, start + duration)`` for an average) and, unless ``with_type`` is false (a
+        later update), its ``ReadingType``."""
         return MirrorMeterReading(
             mRID=self.mRID,
             description=self.description,
             lastUpdateTime=at,
-            Reading=self.reading(at, duration),
+            Reading=self.reading(at if start is None else start, duration),
             ReadingType=self.reading_type() if with_type else None,
         )
 
@@ -393,7 +405,8 @@ def mirror_usage_point(
     post_rate: int | None = None,
 ) -> MirrorUsagePoint:
     """A ``MirrorUsagePoint`` (electricity, status on) with one ``MirrorMeterReading`` per
-    measurement, each with its ``ReadingType`` and its reading at ``at``."""
+    measurement, each with its ``ReadingType`` and its reading at ``at`` (an average's over
+    its interval, the ``intervalLength`` seconds up to ``at``)."""
     return MirrorUsagePoint(
         mRID=mrid,
         description=description,
@@ -401,8 +414,51 @@ def mirror_usage_point(
         serviceCategoryKind=ServiceKind.ELECTRICITY,
         status=1,
         deviceLFDI=lfdi.upper(),
-        MirrorMeterReading=tuple(m.mirror_meter_reading(at) for m in measurements),
+        MirrorMeterReading=tuple(_mmr(m, at) for m in measurements),
         postRate=post_rate,
+    )
+
+
+def _mmr(m: Measurement, at: int) -> MirrorMeterReading:
+    if m.dataQualifier is DataQualifier.AVERAGE and m.intervalLength:
+        return m.mirror_meter_reading(at, start=at - m.intervalLength, duration=m.intervalLength)
+    return m.mirror_meter_reading(at)
+
+
+def _quantity(
+    mrid: str,
+    description: str,
+    uom: Uom,
+    value: float,
+    interval: int | None,
+    *,
+    decimals: int = 0,
+    flow_direction: FlowDirection | None = None,
+    power: bool = True,
+) -> Measurement:
+    """One quantity of a mirror: with ``interval``, the CSIP-AUS average over that many seconds
+    (dataQualifier 2, kind 37 for every one of them, V and Hz too, as the reference runner
+    classifies them); without, an instantaneous value (kind 37 for power, none for V / Hz)."""
+    if interval is None:
+        return Measurement.of(
+            mrid,
+            description,
+            uom,
+            value,
+            decimals=decimals,
+            kind=Kind.POWER if power else None,
+            flow_direction=flow_direction,
+        )
+    return Measurement.of(
+        mrid,
+        description,
+        uom,
+        value,
+        decimals=decimals,
+        kind=Kind.POWER,
+        flow_direction=flow_direction,
+        data_qualifier=DataQualifier.AVERAGE,
+        interval_length=interval,
     )
 
 
@@ -416,25 +472,43 @@ def site_mirror_usage_point(
     site_var: float | None = None,
     hz: float | None = None,
     post_rate: int | None = None,
+    interval: int | None = None,
+    decimal_pen: bool = False,
 ) -> MirrorUsagePoint:
     """The CSIP-AUS *site* mirror (the connection point): active power (W, positive = import,
     flowDirection FORWARD), and optionally voltage (V, 1 decimal), reactive power (var) and
-    frequency (Hz, 2 decimals). mRIDs derive from the LFDI, so they are stable."""
+    frequency (Hz, 2 decimals). mRIDs derive from the LFDI, so they are stable.
+    ``interval``: the values are averages over the ``interval`` seconds up to ``at``;
+    ``decimal_pen``: see :func:`derive_mrid`."""
+
+    def mrid(*parts: str) -> str:
+        return derive_mrid(pen, lfdi, "site", *parts, decimal_pen=decimal_pen)
+
     forward = FlowDirection.FORWARD
-    w = derive_mrid(pen, lfdi, "site", "W")
-    ms = [Measurement.of(w, "Site active power", Uom.W, site_w, flow_direction=forward)]
+    ms = [
+        _quantity(mrid("W"), "Site active power", Uom.W, site_w, interval, flow_direction=forward)
+    ]
     if site_var is not None:
-        mrid = derive_mrid(pen, lfdi, "site", "VAr")
-        var = Measurement.of(mrid, "Site reactive power", Uom.VAR, site_var, flow_direction=forward)
-        ms.append(var)
+        ms.append(
+            _quantity(
+                mrid("VAr"),
+                "Site reactive power",
+                Uom.VAR,
+                site_var,
+                interval,
+                flow_direction=forward,
+            )
+        )
     if volts is not None:
-        mrid = derive_mrid(pen, lfdi, "site", "V")
-        ms.append(Measurement.of(mrid, "Site voltage", Uom.V, volts, decimals=1, kind=None))
+        ms.append(
+            _quantity(mrid("V"), "Site voltage", Uom.V, volts, interval, decimals=1, power=False)
+        )
     if hz is not None:
-        mrid = derive_mrid(pen, lfdi, "site", "Hz")
-        ms.append(Measurement.of(mrid, "Site frequency", Uom.HZ, hz, decimals=2, kind=None))
+        ms.append(
+            _quantity(mrid("Hz"), "Site frequency", Uom.HZ, hz, interval, decimals=2, power=False)
+        )
     return mirror_usage_point(
-        derive_mrid(pen, lfdi, "site"),
+        mrid(),
         lfdi,
         ms,
         at=at,
@@ -454,25 +528,39 @@ def der_mirror_usage_point(
     volts: float | None = None,
     stored_wh: float | None = None,
     post_rate: int | None = None,
+    interval: int | None = None,
+    decimal_pen: bool = False,
 ) -> MirrorUsagePoint:
     """The CSIP-AUS *DER* mirror (a sub-meter): the DER's active power (W, positive =
-    generation/discharge, flowDirection REVERSE), optionally its reactive power and voltage."""
+    generation/discharge, flowDirection REVERSE), optionally its reactive power and voltage
+    (``interval``, ``decimal_pen``: as for :func:`site_mirror_usage_point`), and the stored
+    energy, always an instantaneous reading."""
+
+    def mrid(*parts: str) -> str:
+        return derive_mrid(pen, lfdi, "der", *parts, decimal_pen=decimal_pen)
+
     reverse = FlowDirection.REVERSE
-    w = derive_mrid(pen, lfdi, "der", "W")
-    ms = [Measurement.of(w, "DER active power", Uom.W, der_w, flow_direction=reverse)]
+    ms = [_quantity(mrid("W"), "DER active power", Uom.W, der_w, interval, flow_direction=reverse)]
     if der_var is not None:
-        mrid = derive_mrid(pen, lfdi, "der", "VAr")
-        var = Measurement.of(mrid, "DER reactive power", Uom.VAR, der_var, flow_direction=reverse)
-        ms.append(var)
+        ms.append(
+            _quantity(
+                mrid("VAr"),
+                "DER reactive power",
+                Uom.VAR,
+                der_var,
+                interval,
+                flow_direction=reverse,
+            )
+        )
     if volts is not None:
-        mrid = derive_mrid(pen, lfdi, "der", "V")
-        ms.append(Measurement.of(mrid, "DER voltage", Uom.V, volts, decimals=1, kind=None))
+        ms.append(
+            _quantity(mrid("V"), "DER voltage", Uom.V, volts, interval, decimals=1, power=False)
+        )
     if stored_wh is not None:
         # CSIP-AUS storage (STO-01): energy, Wh, an instantaneous reading (dataQualifier 0).
-        mrid = derive_mrid(pen, lfdi, "der", "Wh")
         ms.append(
             Measurement.of(
-                mrid,
+                mrid("Wh"),
                 "DER stored energy",
                 Uom.WH,
                 stored_wh,
@@ -481,7 +569,7 @@ def der_mirror_usage_point(
             )
         )
     return mirror_usage_point(
-        derive_mrid(pen, lfdi, "der"),
+        mrid(),
         lfdi,
         ms,
         at=at,

@@ -30,10 +30,18 @@ class DeliveryError(errors.TransportError):
     """``send`` could not get an acknowledgement; the message says why, for the log."""
 
 
-async def drain(store: Outbox[E], send: Send[E], now: Callable[[], float]) -> int:
-    """Send every pending report once, in order; return how many were acknowledged."""
+async def drain(
+    store: Outbox[E],
+    send: Send[E],
+    now: Callable[[], float],
+    only: Callable[[E], bool] | None = None,
+) -> int:
+    """Send every pending report once, in order; return how many were acknowledged. ``only``:
+    the reports this link owns (on a site with several links, another link's are left be)."""
     delivered = 0
     for item in store.pending():
+        if only is not None and not only(item):
+            continue
         try:
             await send(item)
         except DeliveryError as err:

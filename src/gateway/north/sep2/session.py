@@ -22,7 +22,9 @@ what they found into the core's inputs and says when to poll next:
     often is not; only re-walking notices a moved or removed program, P-02/P-04);
   - each program's DefaultDERControl and DERControlList at the pollRate of its DERControlList,
     else of the DERProgramList it was found in, else 900 s;
-  - Time at its own pollRate; telemetry at the EndDevice's ``postRate``.
+  - Time at its own pollRate; telemetry at the smallest of the EndDevice's ``postRate`` and
+    the ``postRate`` of each of our MirrorUsagePoints (the reference server sets it on the
+    mirror only, ALL-10), else 900 s.
   The next poll is the previous due time plus the rate (so polls do not drift), or now plus the
   rate after a poll that ran more than a whole period late.
 * Until a walk completes, the server's rates are unknown: a walk that fails before the first
@@ -34,7 +36,7 @@ what they found into the core's inputs and says when to poll next:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum, unique
 from typing import Final
@@ -148,6 +150,7 @@ class Session:
         self._views: dict[str, ProgramView] = {}
         self._rates: dict[Task, int] = {}
         self._due: dict[Task, float] = {}
+        self._mirror_rates: dict[str, int] = {}  # MirrorUsagePoint -> the postRate it carries
 
     # ------------------------------------------------------------------ what the server said
 
@@ -206,6 +209,28 @@ class Session:
         self.discovery = None
         self._due = {WALK: t}
         self._rates.setdefault(WALK, DEFAULT_POLL_RATE_S)
+
+    def mirrors_rated(self, rates: Mapping[str, int], t: float) -> None:
+        """The postRate each of our MirrorUsagePoints carries (the server sets it there, ALL-10):
+        telemetry is posted at the smallest of those and the EndDevice's. A new rate starts a
+        fresh period at ``t`` (the read that brought it follows a post)."""
+        self._mirror_rates = dict(rates)
+        if self.discovery is None or POST not in self._rates:
+            return
+        rate = self._post_rate(self.discovery)
+        if self._rates[POST] != rate:
+            self._rates[POST] = rate
+            self._due[POST] = t + rate
+
+    def post_rates(self) -> tuple[int | None, Mapping[str, int]]:
+        """The EndDevice's postRate (None: not given) and each MirrorUsagePoint's."""
+        edev = None if self.discovery is None else self.discovery.end_device.postRate
+        return (None if edev is None else max(MIN_RATE_S, edev)), dict(self._mirror_rates)
+
+    def _post_rate(self, found: Discovery) -> int:
+        given = [found.end_device.postRate, *self._mirror_rates.values()]
+        rates = [max(MIN_RATE_S, r) for r in given if r is not None]
+        return min(rates) if rates else DEFAULT_POST_RATE_S
 
     def view(self, program_mrid: str) -> ProgramView | None:
         return self._views.get(program_mrid)
@@ -274,8 +299,7 @@ class Session:
         plan: dict[Task, int] = {WALK: _rate(rates.get(h) for h in walk_hrefs if h)}
         if found.time is not None and found.dcap.TimeLink is not None:
             plan[TIME] = _rate([rates.get(found.dcap.TimeLink.href)])
-        post = found.end_device.postRate
-        plan[POST] = max(MIN_RATE_S, post) if post is not None else DEFAULT_POST_RATE_S
+        plan[POST] = self._post_rate(found)
         for view in found.programs:
             link = view.program.DERControlListLink
             own = rates.get(link.href) if link is not None else None

@@ -24,7 +24,7 @@ rejects a wrong PIN, ALL-05 proceeds without a ``RegistrationLink``) ->
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
@@ -143,6 +143,11 @@ class Discovery:
     subscription_list: str | None = None
     subscriber: str | None = None
     subscribable: frozenset[str] = frozenset()
+    # Our EndDevice is one we registered in band (this walk or, per the caller, before).
+    registered_in_band: bool = False
+    # After in-band registration: the PIN the server assigned when it is not the configured
+    # one (to be reported to the installer, not held against the server); None: no mismatch.
+    assigned_pin: int | None = None
 
 
 class DiscoveryError(errors.ProtocolError):
@@ -289,6 +294,8 @@ def discover(
     hint: str | None = None,
     aggregator: str | None = None,
     aggregator_hint: str | None = None,
+    registered_in_band: bool = False,
+    on_registered: Callable[[EndDevice], None] | None = None,
 ) -> Walk:
     """Walk from ``dcap_href`` to our EndDevice, its Registration, programs and controls.
 
@@ -302,6 +309,13 @@ def discover(
     when our EndDevice links no SubscriptionList, the aggregator's own EndDevice (found at
     ``aggregator_hint`` or in the list) is asked for its one, where the reference CSIP-AUS
     server puts it (``Discovery.subscription_list``).
+    ``registered_in_band``: our EndDevice is one we POSTed earlier (the caller remembers it);
+    ``on_registered`` is called as soon as this walk's POST succeeded (before the rest of the
+    walk, which may fail), so that the caller can remember it.
+    The PIN is an out-of-band check that the utility registered *this* device (2030.5 §6.11,
+    CSIP registration): it is held against a Registration the utility made out of band. A
+    Registration the server made in answer to our own POST carries the server's PIN, which is
+    reported (``Discovery.assigned_pin``), not compared.
     Raises :class:`WalkError` / :class:`RetryableWalkError` for a failed request or a
     bad body, :class:`NotRegisteredError` and :class:`RegistrationError` as named.
     """
@@ -337,13 +351,19 @@ def discover(
             if register is None:
                 raise
             end_device = yield from _register(edev_href, register)
+            registered_in_band = True
+            if on_registered is not None:
+                on_registered(end_device)
 
     registration: Registration | None = None
+    assigned_pin: int | None = None
     if end_device.RegistrationLink is not None:
         reg_href = end_device.RegistrationLink.href
         registration = yield from _get(reg_href, Registration)
         note(reg_href, registration.pollRate)
-        if pin is not None and registration.pIN != pin:
+        if pin is not None and registration.pIN != pin and registered_in_band:
+            assigned_pin = registration.pIN
+        elif pin is not None and registration.pIN != pin:
             raise RegistrationError(
                 f"registration PIN differs: expected {pin:06d}, {reg_href} has "
                 f"{registration.pIN:06d}; not trusting this server (ALL-03-REJ)"
@@ -399,6 +419,8 @@ def discover(
         subscription_list=subscription_list,
         subscriber=subscriber,
         subscribable=frozenset(subscribable),
+        registered_in_band=registered_in_band,
+        assigned_pin=assigned_pin,
     )
 
 

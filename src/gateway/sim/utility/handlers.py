@@ -17,14 +17,14 @@ from aiohttp import web
 
 from gateway.north.sep2 import codec
 from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DERSettings, DERStatus
-from gateway.north.sep2.model import Response
 from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
-from gateway.sim.utility import mirrors, paths, views
+from gateway.sim.utility import mirrors, nmi, paths, subscribable, views
 from gateway.sim.utility.notifier import edev_number, read_subscription
 from gateway.sim.utility.recorder import Recorder
 from gateway.sim.utility.records import EndDeviceRecord, Program, SubscriptionRecord
+from gateway.sim.utility.responses import read_response
 from gateway.sim.utility.state import UtilityState
 
 SEP_XML: Final = "application/sep+xml"
@@ -177,7 +177,7 @@ class Handlers:
         try:
             edev = self.state.add_end_device(
                 lfdi,
-                pin=self.state.registration_pin,
+                pin=self.state.in_band_pin(),
                 sfdi=device.sFDI,
                 aggregator=client if is_aggregator and lfdi != client else None,
                 device_category=device.deviceCategory,
@@ -253,11 +253,13 @@ class Handlers:
         return xml(views.der(edev, der.number))
 
     async def der_part(self, request: web.Request) -> web.Response:
-        _, der = self._der(request)
-        resource = der.get(request.match_info["part"])
+        edev, der = self._der(request)
+        part = request.match_info["part"]
+        resource = der.get(part)
         if resource is None:
             raise web.HTTPNotFound(text="not reported yet")
-        return xml(resource)
+        # The client PUTs it without an href; what the server serves names where it is.
+        return xml(replace(resource, href=paths.der_part(edev.number, der.number, part)))
 
     async def put_der_part(self, request: web.Request) -> web.Response:
         _, der = self._der(request)
@@ -281,11 +283,9 @@ class Handlers:
         if not any(p.number == number for p in self.state.programs):
             raise web.HTTPNotFound(text="no such ResponseSet")
         try:
-            resource = codec.decode(await request.read())
+            read_response(await request.read())  # Response or any subtype of it
         except Sep2ParseError as exc:
             raise bad(str(exc)) from exc
-        if not isinstance(resource, Response):
-            raise bad(f"expected a Response, got a {type(resource).__name__}")
         count = len(self.recorder.requests("POST", request.path, status=201))
         return created(f"{request.path}/{count + 1}")
 
@@ -302,8 +302,8 @@ class Handlers:
         return xml(views.subscription_list(self._subscriber(request), start, limit))
 
     async def subscribe(self, request: web.Request) -> web.Response:
-        """201 + Location; 400 if the body is no usable Subscription or names an EndDevice
-        this client may not see."""
+        """201 + Location; 400 if the body is no usable Subscription, names an EndDevice
+        this client may not see, or a resource not marked ``subscribable``."""
         edev = self._subscriber(request)
         body = await request.read()
         try:
@@ -314,6 +314,9 @@ class Handlers:
         visible = self.state.visible_to(lfdi_of(request))
         if target is not None and all(e.number != target for e in visible):
             raise bad(f"{wanted.subscribedResource}: not a resource this client may see")
+        refused = subscribable.refusal(self.state, wanted, edev)
+        if refused is not None:
+            raise bad(refused)
         number = max((s.number for s in edev.subscriptions), default=0) + 1
         sub = SubscriptionRecord(number, wanted, body, self.state.now())
         edev.subscriptions.append(sub)
@@ -360,7 +363,8 @@ class Handlers:
         return xml(replace(edev.connection_point, href=paths.cp(edev.number)))
 
     async def put_connection_point(self, request: web.Request) -> web.Response:
-        """CSIP-AUS: 201 (+ Location) the first time, 204 when it replaces one."""
+        """CSIP-AUS: 201 (+ Location) the first time, 204 when it replaces one; 400 with the
+        reason for a connectionPointId that is no NMI (:mod:`.nmi`)."""
         edev = self._edev(request)
         try:
             resource = codec.decode(await request.read())
@@ -368,6 +372,9 @@ class Handlers:
             raise bad(str(exc)) from exc
         if not isinstance(resource, ConnectionPoint):
             raise bad(f"expected a csipaus:ConnectionPoint, got a {type(resource).__name__}")
+        wrong = nmi.problem(resource.connectionPointId)
+        if wrong is not None:
+            raise bad(wrong)
         first = edev.connection_point is None
         edev.connection_point = replace(resource, href=None)
         edev.connection_point_updated = self.state.now()

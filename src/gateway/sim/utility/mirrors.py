@@ -34,6 +34,7 @@ from gateway.north.sep2.metering import (
 )
 from gateway.north.sep2.xml import Sep2ParseError
 from gateway.sim.utility import paths
+from gateway.sim.utility.posted import decode_readings
 from gateway.sim.utility.records import MirrorReading, Mup
 from gateway.sim.utility.state import UtilityState
 
@@ -96,9 +97,11 @@ def store_readings(state: UtilityState, mup: Mup, mmrs: Iterable[MirrorMeterRead
 
 
 # ------------------------------------------------------------------------------ views
-def first_level(mup: Mup) -> MirrorUsagePoint:
-    """The mirror as a GET shows it: its href, no MirrorMeterReadings (rule c)."""
-    return replace(mup.resource, href=paths.mup(mup.number), MirrorMeterReading=())
+def first_level(mup: Mup, post_rate: int | None = None) -> MirrorUsagePoint:
+    """The mirror as a GET shows it: its href, no MirrorMeterReadings (rule c); ``post_rate``
+    (``UtilityState.mup_post_rate``) replaces the postRate the client posted."""
+    shown = replace(mup.resource, href=paths.mup(mup.number), MirrorMeterReading=())
+    return shown if post_rate is None else replace(shown, postRate=post_rate)
 
 
 def owned_by(state: UtilityState, client: str | None) -> list[Mup]:
@@ -113,7 +116,7 @@ def mup_list(
     return MirrorUsagePointList(
         all=len(mine),
         results=len(shown),
-        MirrorUsagePoint=tuple(first_level(m) for m in shown),
+        MirrorUsagePoint=tuple(first_level(m, state.mup_post_rate) for m in shown),
         href=paths.MUP,
     )
 
@@ -161,7 +164,10 @@ def post_readings(
     state: UtilityState, number: int, body: bytes, client: str | None
 ) -> web.Response:
     mup = _mirror(state, number, client)
-    resource = _decode(body)
+    try:
+        resource = decode_readings(body)  # a list's all/results may be left out
+    except Sep2ParseError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
     if isinstance(resource, MirrorMeterReading):
         mmrs: tuple[MirrorMeterReading, ...] = (resource,)
     elif isinstance(resource, MirrorMeterReadingList):
@@ -180,7 +186,7 @@ def post_readings(
 
 
 def get_mup(state: UtilityState, number: int, client: str | None) -> web.Response:
-    return _xml(first_level(_mirror(state, number, client)))
+    return _xml(first_level(_mirror(state, number, client), state.mup_post_rate))
 
 
 def get_mup_list(state: UtilityState, client: str | None, start: int, limit: int) -> web.Response:

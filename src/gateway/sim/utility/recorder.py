@@ -20,6 +20,7 @@ from gateway.north.sep2 import codec
 from gateway.north.sep2.model import Response
 from gateway.north.sep2.pubsub import Notification
 from gateway.north.sep2.xml import Sep2ParseError
+from gateway.sim.utility.responses import read_response
 
 R = TypeVar("R")
 
@@ -122,11 +123,15 @@ class Recorder:
 
     def responses(self, mrid: str | None = None) -> list[tuple[Exchange, Response]]:
         """Every accepted Response POST (to a ``replyTo``), decoded; for ``mrid`` only if given."""
-        return [
-            (x, r)
-            for x, r in self.decoded(Response, "POST", "/rsps/", status=201)
-            if mrid is None or r.subject.upper() == mrid.upper()
-        ]
+        found: list[tuple[Exchange, Response]] = []
+        for x in self.requests("POST", "/rsps/", status=201):
+            try:
+                _, r = read_response(x.body)  # DERControlResponse etc. too
+            except Sep2ParseError:
+                continue
+            if mrid is None or r.subject.upper() == mrid.upper():
+                found.append((x, r))
+        return found
 
     def responses_for(self, mrid: str) -> list[tuple[int | None, int | None]]:
         """``(status, createdDateTime)`` of each Response the client sent about ``mrid``."""

@@ -26,7 +26,7 @@ from typing import Final
 from aiohttp import web
 
 from gateway.north.sep2 import identity, tls
-from gateway.sim.utility import paths
+from gateway.sim.utility import paths, wire
 from gateway.sim.utility.handlers import Handlers
 from gateway.sim.utility.notifier import Deliverer, covers, notification_body, resource_at
 from gateway.sim.utility.recorder import Exchange, Recorder
@@ -173,7 +173,8 @@ class UtilityServer:
             record(exc.status, error=exc.text if exc.status >= 400 else None)
             raise
         if isinstance(response, web.Response) and isinstance(response.body, bytes):
-            response.body = Tamper.apply(self.state.tampers, request.path, response.body)
+            sent = wire.bare(response.body)
+            response.body = Tamper.apply(self.state.tampers, request.path, sent)
         record(response.status, response.headers.get("Location"))
         return response
 
@@ -193,7 +194,7 @@ class UtilityServer:
                     continue
                 resource = resource_at(self.state, wanted.subscribedResource, wanted.limit, edev)
                 uri = self.url(paths.sub(edev.number, sub.number))
-                body = notification_body(wanted.subscribedResource, uri, resource)
+                body = wire.bare(notification_body(wanted.subscribedResource, uri, resource))
                 # What polls see, notifications carry.
                 body = Tamper.apply(self.state.tampers, wanted.subscribedResource, body)
                 self._spawn(loop, self._deliver(wanted.notificationURI, body, edev.lfdi))

@@ -27,6 +27,7 @@ Changes go to the listeners (:meth:`UtilityState.listen`) as a :class:`Change` n
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,16 @@ class UtilityState(ClientReports):
     pen: int = DOC_PEN
     allow_registration: bool = True  # in-band registration: POST EndDevice to /edev
     registration_pin: int | None = DEFAULT_PIN  # given to EndDevices registered in band
+    # The reference CSIP-AUS server's habit (envoy): each in-band registration gets a random
+    # PIN (with its check digit) instead of ``registration_pin``.
+    random_registration_pin: bool = False
+    # The reference server's habit (envoy serves a control's row change time as creationTime):
+    # a cancel or supersede gives the control a new creationTime. The standard's creationTime
+    # is when the event was created, so it is off by default.
+    restamp_on_cancel: bool = False
+    # The reference server's habit (ALL-10): the post rate is set on each MirrorUsagePoint (a
+    # GET of it shows this postRate, whatever the client posted), not on the EndDevice.
+    mup_post_rate: int | None = None
     tz_offset: int = 0
     dst_offset: int = 0
     time_quality: int = 7  # "intentionally uncoordinated": the server's clock is its own
@@ -182,6 +193,12 @@ class UtilityState(ClientReports):
         self.end_devices.append(edev)
         self.notify(paths.EDEV, kind="end-device")
         return edev
+
+    def in_band_pin(self) -> int | None:
+        """The PIN an EndDevice registered in band gets (see ``random_registration_pin``)."""
+        if not self.random_registration_pin:
+            return self.registration_pin
+        return identity.pin_with_check(secrets.randbelow(100_000))
 
     def remove_end_device(self, lfdi: str) -> None:
         edev = self.end_device(lfdi)
@@ -351,6 +368,7 @@ class UtilityState(ClientReports):
         """EventStatus 2 (3 with ``randomized``: the client randomises its end)."""
         p, c = self.find_control(mrid)
         c.forced_status = 3 if randomized else 2
+        self._restamp(c)
         self._modified(p, c)
 
     def supersede(
@@ -366,6 +384,7 @@ class UtilityState(ClientReports):
         start, duration and modes); returns the new mRID."""
         p, old = self.find_control(mrid)
         old.forced_status = 4
+        self._restamp(old)
         self._modified(p, old)
         return self.add_control(
             p if program is None else program,
@@ -382,6 +401,10 @@ class UtilityState(ClientReports):
         p, c = self.find_control(mrid)
         p.controls.remove(c)
         self.notify(paths.derc_list(p.key), kind="control")
+
+    def _restamp(self, c: Control) -> None:
+        if self.restamp_on_cancel:  # a new creationTime, even within the same second
+            c.creation_time = max(self.now(), c.creation_time + 1)
 
     def _modified(self, p: Program, c: Control) -> None:
         c.version += 1

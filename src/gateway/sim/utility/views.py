@@ -97,7 +97,7 @@ def end_device(e: EndDeviceRecord) -> EndDevice:
         sFDI=e.sfdi,
         changedTime=e.changed_time,
         href=paths.edev(n),
-        subscribable=0,
+        subscribable=1,  # notified: its postRate, its FSAs (subscribable.py)
         DERListLink=ListLink(paths.der_list(n), len(e.ders)),
         deviceCategory=e.device_category,
         lFDI=e.lfdi,
@@ -122,7 +122,7 @@ def end_device_list(
         results=len(shown),
         EndDevice=tuple(end_device(e) for e in shown),
         href=paths.EDEV,
-        subscribable=0,
+        subscribable=1,  # notified: an EndDevice added or removed
         pollRate=state.poll_rate("edev"),
     )
 
@@ -138,7 +138,7 @@ def fsa(state: UtilityState, e: EndDeviceRecord, f: Fsa) -> FunctionSetAssignmen
     return FunctionSetAssignments(
         mRID=f.mrid,
         href=paths.fsa(e.number, f.number),
-        subscribable=0,
+        subscribable=1,  # notified: its DERProgramList
         DERProgramListLink=ListLink(paths.derp_list(e.number, f.number), len(programs)),
         TimeLink=Link(paths.TM),
         description=f.description[:32] or None,
@@ -246,8 +246,7 @@ def der_list(state: UtilityState, e: EndDeviceRecord, start: int, limit: int) ->
         all=len(e.ders),
         results=len(shown),
         DER=tuple(der(e, d.number) for d in shown),
-        href=paths.der_list(e.number),
-        subscribable=0,
+        href=paths.der_list(e.number),  # a List, not a SubscribableList: no subscribable
         pollRate=state.poll_rate("der"),
     )
 

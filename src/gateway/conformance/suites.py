@@ -1,0 +1,55 @@
+"""The suites by name, and running one: cases in order, a progress line each, a report."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+from gateway.conformance import v2h
+from gateway.conformance.cases import Case, Outcome, Result
+from gateway.conformance.target import Target
+
+SUITES: Mapping[str, tuple[Case, ...]] = MappingProxyType({"v2h": v2h.CASES})
+
+
+def select(suite: str, ids: Sequence[str]) -> tuple[Case, ...]:
+    """The suite's cases, or those named; an unknown suite or ID is a ValueError that says
+    what there is."""
+    if suite not in SUITES:
+        raise ValueError(f"no suite {suite!r}; there is: {', '.join(SUITES)}")
+    cases = SUITES[suite]
+    known = {c.case_id for c in cases}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ValueError(
+            f"suite {suite} has no case {', '.join(unknown)}; it has {', '.join(sorted(known))}"
+        )
+    return tuple(c for c in cases if not ids or c.case_id in ids)
+
+
+async def run(
+    cases: Sequence[Case],
+    target: Target,
+    work: Path,
+    progress: Callable[[str], None] = print,
+) -> list[Result]:
+    results: list[Result] = []
+    for n, case in enumerate(cases, 1):
+        head = f"[{n}/{len(cases)}] {case.case_id} {case.title}"
+        if case.run is None:
+            results.append(Result(case.case_id, case.title, Outcome.NOT_RUN, reason=case.not_run))
+            progress(f"{head}: NOT RUN ({case.not_run})")
+            continue
+        progress(f"{head}: running (about {case.expected_s:.0f} s)")
+        folder = work / case.case_id
+        shutil.rmtree(folder, ignore_errors=True)
+        t0 = time.monotonic()
+        result = await case.run(case, target, folder)
+        result.elapsed_s = time.monotonic() - t0
+        results.append(result)
+        why = f": {result.reason}" if result.reason else ""
+        progress(f"{head}: {result.outcome.value} in {result.elapsed_s:.1f} s{why}")
+    return results

