@@ -165,7 +165,8 @@ class Runner:
         right after ``first`` in the same turn: no control cycle or other input comes between
         them (one ratings read is one change, not one per rating), unless the turn runs out
         (TURN_STEPS, TURN_S): then the inputs waiting go first and this feed resumes after
-        them, so no device work holds the north side up for longer than a turn."""
+        them, so an input waits for at most the turns of the feeds ahead of it, however much
+        device work they cause."""
         work: deque[Input] = deque((first, *more))
         carried: deque[Input] = deque()  # the confirmations of a feed whose turn ran out
         while True:
