@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # workers it took 7 min 29 s. TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
 TEST_WORKERS ?= 4
 
-.PHONY: demo test lock lint typecheck contracts unit bench bench-ab soak clean
+.PHONY: demo test lock lint typecheck contracts unit peers peers-lock bench bench-ab soak clean
 
 # The lock file holds the exact version (and hashes) of every package that CI tested, for every
 # Python from 3.11 on. A new upstream release cannot reach a fresh clone until `make lock` takes it
@@ -42,7 +42,33 @@ demo: $(STAMP)
 	$(BIN)/gateway demo evening --modbus
 	$(BIN)/gateway demo utility
 
-test: lint typecheck contracts unit
+test: lint typecheck contracts peers unit
+
+# Third-party peers the tests run against our simulators. openadr3-client needs Python >= 3.12
+# (this project's lock is for 3.11 on): when such an interpreter is here (PATH or pyenv), it gets
+# its own venv from its own hash-pinned lock, and the peer test uses it; when none is, `peers`
+# says so and the test is skipped with that reason (never a failure of make test).
+PEER_LOCK := tests/peers/openadr3-client.lock
+PEER_VENV := .venv-openadr3-client
+PEER_PYTHON ?= $(firstword $(foreach p,python3.13 python3.12 \
+	$(sort $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python)),\
+	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && echo $(p))))
+
+peers: $(PEER_VENV)/.installed
+$(PEER_VENV)/.installed: $(PEER_LOCK)
+	@if [ -z "$(PEER_PYTHON)" ]; then \
+		echo "peers: no Python >= 3.12 here: the openadr3-client peer test will be skipped"; \
+	else \
+		rm -rf $(PEER_VENV) && $(PEER_PYTHON) -m venv $(PEER_VENV) && \
+		$(PEER_VENV)/bin/python -m pip install --quiet --require-hashes -r $(PEER_LOCK) && \
+		touch $@; \
+	fi
+
+peers-lock:
+	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION))
+	$(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.12 --generate-hashes --upgrade \
+		tests/peers/openadr3-client.in -o $(PEER_LOCK) --custom-compile-command 'make peers-lock'
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -55,7 +81,7 @@ contracts: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15
+	$(BIN)/pytest -q -rs -p no:cacheprovider -n $(TEST_WORKERS) --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c $(LOCK) 'envoy-schema>=2.7,<3'
@@ -75,4 +101,4 @@ soak: $(STAMP)
 		tests/integration/north/test_sep2_extended_operation.py -k soak
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) $(PEER_VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,7 +1,8 @@
 """ElaadNL's openadr3-client (PyPI), as a BL and as a VEN, against the simulated VTN over HTTPS.
 
 The library needs Python >= 3.12 and so is not in this project's lock (3.11). The test looks
-for an interpreter that has it: ``$OPENADR3_CLIENT_PYTHON``, else ``python3.12``,
+for an interpreter that has it: ``$OPENADR3_CLIENT_PYTHON``, else the venv ``make peers`` builds
+from ``tests/peers/openadr3-client.lock`` (when this machine has a Python >= 3.12), else ``python3.12``,
 ``python3.13``, ``python3.14`` on PATH (one that runs: a pyenv shim without that version does
 not), and is skipped, saying why, when there is none. To run it:
 ``python3.12 -m venv /tmp/oa3 && /tmp/oa3/bin/pip install openadr3-client``, then this file
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from conftest import Processes
 
 PEER = Path(__file__).with_name("peers") / "openadr3_client_peer.py"
+ROOT = Path(__file__).resolve().parents[3]
 VEN = ("gateway", "secret")
 BL = ("bl", "bl-secret")
 
@@ -43,6 +45,8 @@ def _interpreter() -> tuple[str | None, str]:
     """An interpreter with openadr3-client, or None and why not."""
     chosen = os.environ.get("OPENADR3_CLIENT_PYTHON")
     candidates = [chosen] if chosen else []
+    built = ROOT / ".venv-openadr3-client" / "bin" / "python"  # make peers, from its lock
+    candidates += [str(built)] if built.exists() else []
     candidates += [p for n in ("python3.12", "python3.13", "python3.14") if (p := shutil.which(n))]
     recent = [p for p in candidates if _runs(p, "import sys; assert sys.version_info >= (3, 12)")]
     if not recent:

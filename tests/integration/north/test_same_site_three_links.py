@@ -395,7 +395,7 @@ name = "feeder"
                 assert subjects == {mrid.upper()}, subjects
                 # The VTN got its reports, about its event only.
                 assert vtn.reports_for(eid), vtn.reports
-                assert {r.get("eventID") for r in vtn.reports} == {eid}, vtn.reports
+                assert {r.get("eventID") for r in vtn.reports.values()} == {eid}, vtn.reports
             finally:
                 proc.terminate()
                 out, _ = await proc.communicate()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.core import errors
 from gateway.north.openadr3 import codec
 from gateway.north.openadr3.model import ProtocolError
 from gateway.sim.vtn3.objects import KINDS, ConflictError
@@ -31,7 +32,7 @@ from gateway.sim.vtn3.state import VtnState
 STEP_ACTIONS = ("add_event", "modify_event", "delete_event")
 
 
-class FileError(ValueError):
+class FileError(errors.ConfigError, ValueError):
     pass
 
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from multidict import MultiMapping
 
+from gateway.core import errors
 from gateway.north.openadr3 import codec
 from gateway.north.openadr3.model import ProtocolError
 
@@ -26,7 +27,7 @@ SERVER_SET: Final = ("id", "createdDateTime", "modificationDateTime", "objectTyp
 PAGE_MAX: Final = 50  # the spec's ``limit`` maximum
 
 
-class ConflictError(Exception):
+class ConflictError(errors.StateError):
     """A second program or VEN of the same name (HTTP 409)."""
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from gateway.core import errors
 from gateway.north.openadr3 import codec
 from gateway.north.openadr3.model import ProtocolError
 from gateway.sim.vtn3 import auth
@@ -51,7 +52,7 @@ JSON = "application/json"
 TOKEN_PATHS = ("/auth/server", "/oauth/token", "/auth/token")
 
 
-class _RefusedError(Exception):
+class _RefusedError(errors.ProtocolError):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
