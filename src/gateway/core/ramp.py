@@ -57,8 +57,9 @@ Pacing (``step_s``: the devices' ``setpoint_interval_s``, from their profiles' `
   next grid point: ahead of its line, so the limit in force is never above the unpaced one.
   Whichever way, the paced value is at or under the unpaced line: what waits is only ever a
   move toward a less restrictive value.
-* The final value is the target, exactly, once the ramp time is over (a falling ramp reaches
-  it up to one step early).
+* The final value is the target, exactly: a falling ramp reaches it at the last step before
+  the ramp time is over, a rising one (and a soft start) at the first step at or after it, so
+  the end is a step like the others, not one more write.
 * Nothing else is paced: a limit that changes without a ramp (no ``rampTms``, no
   ``setGradW``), a limit removed, the panel's backfeed caps, the allocator's response to the
   meter, relay and charger commands (stop, grid-forming), ``opModEnergize`` and
@@ -120,14 +121,16 @@ class _Ramp:
     def at(self, now: Timestamp, step_s: float = 0.0) -> float | None:
         """The value at ``now``, moved once per ``step_s`` (module docstring, Pacing); None
         once the ramp is over."""
-        f = (now - self.t0) / self.duration_s
-        if f >= 1 or f < 0:
+        elapsed = now - self.t0
+        if elapsed < 0:
             return None
-        if step_s > 0:
-            # Falling: read where the line will be at the next step, never above it.
-            falling = self.target < self.start
-            f = min(1.0, stepped(now - self.t0, step_s, ahead=falling) / self.duration_s)
-        return self.start + (self.target - self.start) * f
+        # Falling: read where the line will be at the next step (never above it), over at the
+        # ramp's end; rising: read at the last step, over at the first step past the end.
+        falling = self.target < self.start
+        t = stepped(elapsed, step_s, ahead=falling)
+        if (elapsed if falling else t) >= self.duration_s:
+            return None
+        return self.start + (self.target - self.start) * min(1.0, t / self.duration_s)
 
 
 class Ramps:
@@ -209,13 +212,13 @@ class Ramps:
     ) -> float | None:
         assert self._soft_from is not None
         ceiling = rated_w if value is None else value
-        line = rate * max(0.0, now - self._soft_from)
+        # Rising: read at the last step (behind the line, never above it).
+        line = rate * stepped(max(0.0, now - self._soft_from), step_s, ahead=False)
         if line >= ceiling:
             self._soft_from = None  # reached: the soft start is over
             self._notes.append(f"soft start over: {_w(value)} in force")
             return value
-        # Rising: read at the last step (behind the line, never above it).
-        return rate * stepped(max(0.0, now - self._soft_from), step_s, ahead=False)
+        return line
 
     def _start(
         self,

@@ -153,6 +153,12 @@ class Runner:
         # North adapters feed events from their own tasks; one input (and the device steps it
         # causes) at a time keeps a multi-step sequence from interleaving with another's.
         self._lock = asyncio.Lock()
+        self._waiting = 0  # feeds waiting for the lock
+        # Device follow-ups (confirmations) of feeds whose turn ran out while others waited:
+        # carried on in turns by one background task, so that no caller of feed() waits for
+        # device work its input did not need (a north adapter's task, say, for a flood).
+        self._backlog: deque[Input] = deque()
+        self._drainer: asyncio.Task[None] | None = None
 
     @cached_property
     def port(self) -> SitePort:
@@ -164,20 +170,59 @@ class Runner:
         """Hand inputs to the engine, each with the device steps it causes. ``more`` are fed
         right after ``first`` in the same turn: no control cycle or other input comes between
         them (one ratings read is one change, not one per rating), unless the turn runs out
-        (TURN_STEPS, TURN_S): then the inputs waiting go first and this feed resumes after
-        them, so no device work holds the north side up for longer than a turn."""
+        (TURN_STEPS, TURN_S). Then the inputs waiting go first, and this feed's device steps
+        still to come go on in the background, in turns (``_drain``), while the call carries on
+        with its own inputs and returns: no input waits for more than the turns ahead of it,
+        and no caller waits for device work it did not cause. Uncontended, a feed carries its
+        steps on itself, so a caller alone sees them done when the call returns."""
         work: deque[Input] = deque((first, *more))
-        carried: deque[Input] = deque()  # the confirmations of a feed whose turn ran out
+        carried: deque[Input] = deque()  # this feed's confirmations still to handle
         while True:
-            async with self._lock:
+            await self._acquire()
+            try:
                 turn = _Turn(asyncio.get_running_loop().time() + TURN_S)
                 while (carried or work) and not turn.over:
                     carried = await self._feed(carried or deque([work.popleft()]), turn)
+                if carried and self._waiting:
+                    self._hand_over(carried)
+                    carried = deque()
+            finally:
+                self._lock.release()
             if not (carried or work):
                 return
             self.turns_cut += 1
             log.debug("a feed's turn ran out after %d engine steps: others go first", turn.steps)
             await asyncio.sleep(0)  # asyncio.Lock is fair: every waiter goes before us
+
+    async def _acquire(self) -> None:
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+
+    def _hand_over(self, carried: deque[Input]) -> None:
+        """Leave ``carried`` (called holding the lock) to the background task."""
+        self.turns_cut += 1
+        self._backlog.extend(carried)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="runner-backlog")
+
+    async def _drain(self) -> None:
+        """Carry on the handed-over device steps, a turn at a time, others going first."""
+        try:
+            while self._backlog:
+                await asyncio.sleep(0)
+                await self._acquire()
+                try:
+                    turn = _Turn(asyncio.get_running_loop().time() + TURN_S)
+                    self._backlog = await self._feed(self._backlog, turn)
+                finally:
+                    self._lock.release()
+        except Exception:
+            # Nobody awaits this task: say so. The commands whose confirmations are lost
+            # time out in the engine (step_timeout_s) and are sent again.
+            log.exception("carrying on a feed's device steps failed")
 
     async def _feed(self, queue: deque[Input], turn: _Turn) -> deque[Input]:
         try:
@@ -317,7 +362,12 @@ class Runner:
                     continue
         finally:
             done.set()
-            await asyncio.gather(keep, rated, return_exceptions=True)
+            drainer = self._drainer
+            if drainer is not None and not drainer.done():
+                drainer.cancel()
+            await asyncio.gather(
+                keep, rated, *([drainer] if drainer else []), return_exceptions=True
+            )
 
 
 class RunnerPort:

@@ -24,6 +24,7 @@ from gateway.north.sep2.pki import PkiFiles
 
 RATE_W_S = 100.0  # the default's ramp rate: ~1.7 kW of export to 200 W in ~15 s
 LIMIT_POINT_WRITES_PER_S = 2.0  # the PV's limit register, averaged over the ramp
+AUDIT_ROWS_PER_S = 20.0  # every device's, the Responses' and DER reports' included
 
 
 def _export_w(r: GatewayRig) -> float:
@@ -52,6 +53,8 @@ def test_ALL_21_a_set_grad_w_ramp_is_paced_and_a_control_posted_meanwhile_is_ans
             )
             started = time.monotonic()
             writes_at_start = pv.writes
+            store = r.site.store
+            audit_from = store.audit()[-1].id
             await asyncio.sleep(2.0)
             # A control posted while the ramp runs (an import limit: the ramp goes on) is
             # answered: 1 (received) and 2 (started) within a few polls, not after the ramp.
@@ -72,6 +75,12 @@ def test_ALL_21_a_set_grad_w_ramp_is_paced_and_a_control_posted_meanwhile_is_ans
                 f"{limit_writes} writes of the PV limit in {elapsed:.1f} s "
                 f"({per_s:.1f}/s; all writes {pv.writes - writes_at_start})"
             )
+            # The audit trail grows by the rows of each written step (~6: the engine's commanded
+            # and confirmed, the driver's writing and confirmed for the limit and its enable),
+            # not per computed value: the flood wrote ~3,700 rows a second.
+            rows = len(store.audit(since_id=audit_from))
+            assert rows <= 8 * (pv.writes - writes_at_start) + 40, (rows, pv.writes)
+            assert rows / elapsed <= AUDIT_ROWS_PER_S, rows
             # Still a ramp, not a step: it took about as long as the rate says.
             assert elapsed >= 0.7 * expected_s, (elapsed, expected_s)
             assert received_s < 5

@@ -331,6 +331,23 @@ def test_a_rising_ramp_steps_once_a_second_behind_its_line() -> None:
     assert r.ramping() == []
 
 
+def test_a_ramps_end_is_one_of_its_steps() -> None:
+    """15 s ramps in 2 s steps: the target comes with a step, never as one more write."""
+    r = Ramps()
+    paced(r, 200, 0, measured=200)
+    assert paced(r, 1700, 10, measured=200, step=2) == 200
+    assert paced(r, 1700, 24, measured=1500, step=2) == 1600
+    assert paced(r, 1700, 25, measured=1600, step=2) == 1600  # ramp time over, no step yet
+    assert paced(r, 1700, 26, measured=1600, step=2) == 1700
+    assert r.ramping() == []
+    f = Ramps()
+    paced(f, 5000, 0)
+    assert paced(f, 200, 10, step=2) == 1500  # at once, two seconds' worth ahead
+    assert paced(f, 200, 23.9, step=2) == 300
+    assert paced(f, 200, 24, step=2) == 200  # the last step, before the ramp time is over
+    assert paced(f, 200, 25, step=2) == 200
+
+
 @given(
     start=st.floats(0, 20_000),
     target=st.floats(0, 20_000),
@@ -358,8 +375,10 @@ def test_a_paced_ramp_is_never_above_the_unpaced_one_and_moves_once_per_step(
         moves += last is not None and got != last
         last = got
     duration = abs(target - start) / rate
-    assert moves <= duration / step + 2
-    assert paced(a, target, 1 + duration + 1e-3, measured=start, rate=rate, step=step) == target
+    assert moves <= duration / step + 1 + 1e-6  # the end is one of the steps, not one more
+    # Over at the first step at or past the end (a falling ramp at the last one before it).
+    end = 1 + duration + step + 1e-3
+    assert paced(a, target, end, measured=start, rate=rate, step=step) == target
 
 
 def test_a_paced_soft_start_stays_under_its_line_in_steps() -> None:

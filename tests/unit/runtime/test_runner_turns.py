@@ -4,8 +4,11 @@ A feed whose commands keep bringing back confirmations that cause more commands 
 unpaced falling ramp: each confirmation moves the line a little and a lower limit is never held
 back) used to keep the runner's lock for as long as that went on. Now it gives way after
 ``TURN_STEPS`` engine steps or ``TURN_S`` seconds: inputs waiting (the north side's) go first,
-then it carries on. The devices are the pure home model behind a South-shaped adapter that
-takes a millisecond per command, on a clock that runs in real time (the wire, the time).
+and its follow-ups go on in the background. A north input that continues the flood itself
+(a lower limit is never held back) returns after its turn too: the first version of the bound
+let such a feed carry the flood to its end (2.6 s, one run in five). The devices are the pure
+home model behind a South-shaped adapter that takes a millisecond per command, on a clock that
+runs in real time (the wire, the time).
 """
 
 from __future__ import annotations
@@ -95,6 +98,10 @@ def test_a_feed_flooding_the_devices_lets_a_north_input_through_within_a_turn(
                 await runner.feed(Tick(south.now()))  # a north input, mid-ramp
                 waits.append(time.monotonic() - asked)
             await flood
+            deadline = time.monotonic() + 20
+            while engine.ramps.ramping():  # the device steps go on in the background
+                assert time.monotonic() < deadline, "the ramp never ended"
+                await asyncio.sleep(0.05)
             return waits, south.limits, runner.turns_cut
 
     waits, limits, cut = asyncio.run(body())
