@@ -59,6 +59,9 @@ def test_ALL_01_discovery_after_out_of_band_registration(
         async with gateway_rig(sep2_pki, tmp_path / "gw.db", default=export_limit(4200)) as r:
             await r.until(lambda: _discovered(r), "a complete walk")
             await r.until(lambda: _default_export_limit(r) == 4200, "the default in force")
+            # The DER list is fetched with the telemetry, which may still be in flight when
+            # the default is already in force: wait for it, then check the order of all.
+            await r.until(lambda: "/edev/1/der" in _get_paths(r), "the DER list fetched")
             _assert_walked_in_order(r, registration=True)
             # Out of band: the EndDevice was found, never POSTed.
             assert r.recorder.requests("POST", path="/edev") == []
@@ -101,6 +104,7 @@ def test_ALL_02_in_band_registration_then_der_capability_settings_status(
                 ),
                 "DERCapability, DERSettings and DERStatus PUT",
             )
+            await r.until(lambda: "/edev/1/der" in _get_paths(r), "the DER list fetched")
             _assert_walked_in_order(r, registration=True)
             cap = r.state.der_capability(r.lfdi)
             settings = r.state.der_settings(r.lfdi)
@@ -220,6 +224,7 @@ def test_ALL_05_no_registration_link_the_walk_goes_on(sep2_pki: PkiFiles, tmp_pa
                 r.program, start=now + 1, duration=2, base=export_limit(2500)
             )
             await r.until(lambda: r.codes(mrid) == [1, 2, 3], "1, 2, 3")
+            await r.until(lambda: "/edev/1/der" in _get_paths(r), "the DER list fetched")
             _assert_walked_in_order(r, registration=False)
             assert r.recorder.requests(path="/edev/1/reg") == []
             found = r.gateway.client.session.discovery
