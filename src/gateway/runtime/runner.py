@@ -204,6 +204,7 @@ class Runner:
     def _hand_over(self, carried: deque[Input]) -> None:
         """Leave ``carried`` (called holding the lock) to the background task."""
         self.turns_cut += 1
+        log.debug("a feed's turn ran out with others waiting: %d steps go on behind", len(carried))
         self._backlog.extend(carried)
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="runner-backlog")
