@@ -72,7 +72,7 @@ Islanded operation is the island module's business: there is no backfeed to coor
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum, unique
 from typing import Final
@@ -463,13 +463,18 @@ def allocate(
     now: Timestamp,
     max_meter_age_s: Seconds,
     dispatch_w: Mapping[str, float] | None = None,
+    discharge_last: Collection[str] = (),
 ) -> Allocation:
     """Per-DER caps for this cycle; ``ders`` is the allocation order. Never raises on data.
 
     ``dispatch_w``: discharge a DER was *told* to run at (a utility's target for the V2H
     charger). Those amounts are granted first, in order, before the order hands out the rest:
     otherwise a PV placed first would hold the whole allowance with its nameplate, and an
-    explicit dispatch under an export limit would never run."""
+    explicit dispatch under an export limit would never run.
+
+    ``discharge_last``: DER that take discharge headroom only after the others (a charger that
+    nothing asks to discharge: placed first, it held the export headroom and a PV after it got
+    none). Only the discharge order changes: totals, the box and the charge order do not."""
     panel_problems = panel.problems()
     if panel_problems:
         why = "; ".join(panel_problems)
@@ -601,7 +606,9 @@ def allocate(
             grant = min(asked, own_d[i], remaining)
             d_caps[i] = grant
             remaining -= grant
-    for i in range(n):
+    order = [i for i in range(n) if ids[i] not in discharge_last]
+    order += [i for i in range(n) if ids[i] in discharge_last]
+    for i in order:
         own = own_d[i]
         more = own - d_caps[i]
         if more <= remaining:

@@ -891,33 +891,29 @@ class Engine:
         )
         return allocate(
             self.config.panel,
-            self._cycle_ders(),  # ratings in force, as this cycle can use them
+            self._ders,  # ratings in force: never above configured, lower if a device says
             reading,
             self._der_out,
             limits,
             now,
             self.config.max_meter_age_s,
             self._dispatch(now),
+            self._discharge_last(),
         )
 
-    def _cycle_ders(self) -> tuple[DerRating, ...]:
-        """The ratings in force (never above configured, lower if a device says), in the
-        order the allocator hands out headroom: the configured order, except that an idle
-        charger (no target in force) goes last. First, it took the export and backfeed
-        headroom for a discharge it was never going to make, and a PV listed after it got none
-        (found by the conformance suite: at noon under a 1 kW export limit the PV was held at
-        0 W). Last, it still gets what is left, so the allocator's box, and every total, is as
-        before; a target or a dispatch (granted first anyway) puts it back in its place. A
-        charging charger keeps its place: the one order serves charge headroom too."""
+    def _discharge_last(self) -> tuple[str, ...]:
+        """The charger, while nothing asks it to discharge (idle or charging): it takes the
+        allocator's discharge headroom after the other DER. First in the order (as every
+        shipped example lists it), it held the export and backfeed headroom for a discharge it
+        was never going to make, and the PV got none (found by the conformance suite: at noon
+        under a 1 kW export limit the PV was held at 0 W, and while the EV charged, too). It
+        still gets what is left, so the box and every total are as before; a target or a
+        dispatch (granted first anyway) puts it back in its place."""
         c = self.resolved.controls
-        _, _, idle = self._charger_want()
-        if not idle or c.soc_target_pct is not None:
-            return self._ders
-        cid = self.config.charger_id
-        return (
-            *(d for d in self._ders if d.der_id != cid),
-            *(d for d in self._ders if d.der_id == cid),
-        )
+        want, _, _ = self._charger_want()
+        if want > 0 or c.soc_target_pct is not None:
+            return ()
+        return (self.config.charger_id,)
 
     def _measured(self) -> dict[str, float | None]:
         """What the site is doing on each limited quantity: where a ramp starts from."""

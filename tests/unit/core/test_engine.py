@@ -823,22 +823,27 @@ def test_a_device_refusal_in_a_step_still_faults_at_once() -> None:
     assert len([c for c in rig.commands() if isinstance(c, RelayCommand)]) == 1
 
 
-def test_an_idle_charger_listed_first_leaves_the_export_headroom_to_the_pv() -> None:
+@pytest.mark.parametrize("target_w", [None, -2000.0], ids=["idle", "charging"])
+def test_a_charger_listed_first_leaves_the_export_headroom_to_the_pv(
+    target_w: float | None,
+) -> None:
     # The allocator's box reserves headroom for each DER's whole discharge, in order: with
-    # the charger first, an idle EV took the export limit's 1 kW and the PV was held at 0 W.
+    # the charger first, an idle or charging EV took the export limit's 1 kW and the PV was
+    # held at 0 W (charging from solar under an export limit: from the grid instead).
     ev_first = replace(CONFIG, ders=tuple(reversed(CONFIG.ders)))
     rig = Rig(ev_first)
     rig.run(3)
     rig.execute = False
     now = rig.home.now + 1
     idle = MeterTelemetry(now, 0.0, 240.0, 60.0, {"L1": 0.0, "L2": 0.0})
-    rig.feed(ManualOverride(now, ControlSet(export_limit_w=1000.0)))
+    rig.feed(ManualOverride(now, ControlSet(export_limit_w=1000.0, target_w=target_w)))
     rig.feed(Observed(now, meter=idle))
     alloc = rig.engine.allocation
     assert alloc is not None
     assert alloc.cap("pv").max_discharge_w == 1000.0  # no load: the export limit is the PV's
     assert alloc.cap("ev").max_discharge_w == 0.0  # what is left, as before: the box holds
-    # A target for the EV puts it back in its place: first in the configured order.
+    assert alloc.cap("ev").max_charge_w == 9600.0  # the charge order is untouched
+    # A discharge target for the EV puts it back in its place: first in the configured order.
     rig.feed(ManualOverride(now + 1, ControlSet(export_limit_w=1000.0, target_w=500.0)))
     rig.feed(Observed(now + 1, meter=idle))
     alloc = rig.engine.allocation
