@@ -26,8 +26,19 @@ SPEED_ENV = "CSIP_AUS_SPEED"
 DEFAULT_SPEED = 30.0
 #: A case whose waits last longer than this at the run's speed is NOT RUN (keep a run bounded).
 BOUND_S = 40.0
-#: The procedures in the definitions (client/procedures/ of cactus-test-definitions 1.18.2).
-KNOWN = 86
+#: The procedures' IDs in cactus-test-definitions 1.18.2 (client/procedures/), so that without
+#: the wheel each is listed, NOT RUN with the reason. Only the names: the procedures themselves
+#: are read from the wheel.
+_IDS = (
+    "ALL-01 ALL-02 ALL-03-REJ ALL-03 ALL-04 ALL-05 ALL-06 ALL-07 ALL-08 ALL-09 ALL-10 ALL-11 "
+    "ALL-12 ALL-13 ALL-14 ALL-15 ALL-16 ALL-17 ALL-18 ALL-19 ALL-20 ALL-21 ALL-22 ALL-23 "
+    "ALL-24 ALL-25-EXT ALL-25 ALL-26 ALL-27 ALL-28 ALL-29 ALL-30 ALT-ALL-29 ALT-LOA-13 DRA-01 "
+    "DRA-02 DRD-01 DRG-01 DRL-01 GEN-01 GEN-02 GEN-03 GEN-04 GEN-05 GEN-06 GEN-07 GEN-08 "
+    "GEN-09 GEN-10 GEN-11 GEN-12 GEN-13 LOA-01 LOA-02 LOA-03 LOA-04 LOA-05 LOA-06 LOA-07 "
+    "LOA-08 LOA-09 LOA-10 LOA-11 LOA-12 LOA-13 MUL-01 MUL-02 MUL-03 P-01 P-02 P-03 P-04 P-05 "
+    "P-06 PRC-01 PRC-02 PRC-03 PRC-04 PRC-05 SDVN-01 STO-01 STO-02 STO-03 STO-04 STO-05 STO-06"
+)
+KNOWN: tuple[str, ...] = tuple(_IDS.split())
 MISSING = "the cactus-test-definitions wheel is not in .peers/: run make peers"
 
 
@@ -80,18 +91,16 @@ def configure(source: Path | None = None, speed: float | None = None) -> None:
 
 
 def cases(source: Path | None, speed: float) -> tuple[Case, ...]:
-    """The cases of the definitions at ``source``; none there: the procedures' IDs are not
-    known, so one placeholder case per known procedure count is NOT RUN with the reason."""
-    if source is None:
-        return tuple(
-            Case(f"CSIP-{n:02d}", SUITE, "a cactus procedure", "-", 0.0, None, MISSING)
-            for n in range(1, KNOWN + 1)
-        )
+    """The cases of the definitions at ``source``; none there, or unreadable: each known
+    procedure, NOT RUN with the reason."""
     try:
+        if source is None:
+            raise definitions.DefinitionsError(MISSING)
         procedures = definitions.read(source)
     except definitions.DefinitionsError as e:
-        reason = f"{e}: run make peers"
-        return (Case("CSIP-00", SUITE, "the definitions", "-", 0.0, None, reason),)
+        reason = str(e) if source is None else f"{e}: run make peers"
+        title = "(the procedure is read from cactus-test-definitions)"
+        return tuple(Case(i, SUITE, title, "-", 0.0, None, reason) for i in KNOWN)
     return tuple(_case(p, speed) for p in procedures)
 
 

@@ -104,7 +104,7 @@ def _register_end_device(s: Stage, p: dict[str, Any]) -> None:
     )
 
 
-def _create_der_program(s: Stage, p: dict[str, Any]) -> None:
+def _create_der_program(s: Stage, p: dict[str, Any]) -> Program:
     fsa = int(p.get("fsa_id", 1))
     name = f"cactus derp {len(s.programs) + 1}"
     if fsa == 1:  # in every EndDevice's first FSA, now and when registered
@@ -123,6 +123,7 @@ def _create_der_program(s: Stage, p: dict[str, Any]) -> None:
     s.programs.append(program)
     if "tag" in p:
         s.tags[str(p["tag"])] = program.mrid
+    return program
 
 
 def _program(s: Stage, number: int = 1) -> Program:
@@ -150,7 +151,9 @@ def _base(p: dict[str, Any]) -> DERControlBase:
 
 
 def _set_default_der_control(s: Stage, p: dict[str, Any]) -> None:
-    program = _program(s, int(p.get("derp_id", 1)))
+    # Without derp_id: the program created last (the procedures create one, then set its
+    # default).
+    program = _program(s, int(p.get("derp_id", len(s.programs))))
     if p.get("cancelled"):
         s.state.set_default(program, None)
         return
@@ -161,8 +164,18 @@ def _set_default_der_control(s: Stage, p: dict[str, Any]) -> None:
     )
 
 
+def _control_program(s: Stage, primacy: int | None) -> Program:
+    """The program a control goes in: the first created of that ``primacy`` (None: the first
+    created), made as the procedures expect when there is none yet (cactus creates the
+    control's program on demand: ALL-11 creates controls before its DERProgram)."""
+    for program in s.programs:
+        if primacy is None or program.primacy == primacy:
+            return program
+    return _create_der_program(s, {"primacy": 0 if primacy is None else primacy})
+
+
 def _create_der_control(s: Stage, p: dict[str, Any]) -> None:
-    program = _program(s)
+    program = _control_program(s, None if p.get("primacy") is None else int(p["primacy"]))
     randomize = p.get("randomizeStart_seconds")
     mrid = s.state.add_control(
         program,

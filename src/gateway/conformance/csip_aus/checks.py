@@ -72,7 +72,7 @@ def _end_device(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
         bad.append(f"SFDI {edev.sfdi} is not the certificate's {identity.sfdi_from_lfdi(j.lfdi)}")
     if p.get("has_connection_point_id"):
         cp = edev.connection_point
-        if cp is None or not getattr(cp, "id", None):
+        if cp is None or not cp.connectionPointId:
             bad.append("no ConnectionPoint id PUT")
     seen = "; ".join(bad) or f"/edev/{edev.number} LFDI {edev.lfdi} SFDI {edev.sfdi}"
     return Criterion(kind, not bad, f"the client's EndDevice {_wanted(p)}", seen)

@@ -89,6 +89,7 @@ class Stage:
     fail_message: str | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     seen: int = 0  # exchanges already looked at
+    preconditions_held: bool = True
     t0: float = 0.0
 
     def env(self, this: float | None = None) -> dict[str, float | None]:
@@ -245,7 +246,22 @@ class Player:
             + [x.to_json() for x in recorder.exchanges]
             + [{"target": line} for line in output]
         )
-        return judged(case, criteria, time.monotonic() - stage.t0, evidence)
+        result = judged(case, criteria, time.monotonic() - stage.t0, evidence)
+        if result.outcome is Outcome.FAIL and (waiting := self._operator(stage)):
+            # A step the procedure leaves to a person (disconnect the DER, change a load)
+            # that never happened: the suite plays no operator, so it cannot judge the case.
+            result.outcome = Outcome.PARTIAL
+            result.reason = f"needs an operator, which the suite does not play: {waiting}"
+        return result
+
+    def _operator(self, stage: Stage) -> str:
+        """The first operator instruction the case waited on, or ''."""
+        if not stage.preconditions_held and (told := self.pre.get("instructions")):
+            return f"preconditions: {' '.join(map(str, told))}"
+        for name, s in (self.doc.get("Steps") or {}).items():
+            if name not in stage.fired and (told := s.get("instructions")):
+                return f"step {name}: {' '.join(map(str, told))}"
+        return ""
 
     def _environment(self, server: str, pki: Any, lfdi: str) -> dict[str, str]:
         gw = pki.device("gateway")
@@ -268,6 +284,7 @@ class Player:
             if not immediate:
                 pre = await self._preconditions(stage, home)
                 if not all(c.ok for c in pre):
+                    stage.preconditions_held = False
                     return pre
                 criteria += pre
                 stage.seen = len(stage.recorder.exchanges)

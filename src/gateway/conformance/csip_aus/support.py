@@ -53,6 +53,7 @@ ACTIONS: dict[str, frozenset[str]] = {
             "opModEnergize",
             "opModStorageTargetW",
             "randomizeStart_seconds",
+            "primacy",
             "tag",
         }
     ),
