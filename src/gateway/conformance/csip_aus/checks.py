@@ -47,7 +47,10 @@ def number(x: object) -> float | None:
 def run(judge: Judge, item: dict[str, Any]) -> Criterion:
     kind = str(item["type"])
     params = dict(item.get("parameters") or {})
-    return CHECKS[kind](judge, kind, params)
+    try:
+        return CHECKS[kind](judge, kind, params)
+    except expressions.ExpressionError as e:  # e.g. maxExportW before any DERSettings
+        return Criterion(kind, ok=False, expected=_wanted(params), seen=str(e))
 
 
 def _steps(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
