@@ -25,6 +25,9 @@ class Judge(Protocol):
     steps: tuple[str, ...]
     fired: set[str]
     tags: dict[str, str]  # a control's tag -> its mRID
+    # An event's checks judge the server's record as it was at that request: the exchanges
+    # before this index (None: all of them).
+    upto: int | None
 
     def env(self, this: float | None = None) -> dict[str, float | None]: ...
 
@@ -148,7 +151,10 @@ def _responses(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
         )
     subjects = [j.tags[tag]] if tag is not None else list(j.tags.values())
     found: dict[str, list[int | None]] = {s: [] for s in subjects}
-    for _, r in j.recorder.responses():
+    before = None if j.upto is None else {id(x) for x in j.recorder.exchanges[: j.upto]}
+    for x, r in j.recorder.responses():
+        if before is not None and id(x) not in before:
+            continue
         if r.subject.upper() in found and r.endDeviceLFDI.upper() == j.lfdi:
             found[r.subject.upper()].append(r.status)
     if not subjects:
@@ -179,6 +185,7 @@ _READINGS: dict[str, tuple[int, int]] = {
     "readings-site-reactive-power": (SITE_ROLE, Uom.VAR),
     "readings-der-reactive-power": (DER_ROLE, Uom.VAR),
     "readings-voltage": (0, Uom.V),  # site or DER: either mirror's voltage
+    "readings-der-stored-energy": (DER_ROLE, Uom.WH),
 }
 
 

@@ -51,6 +51,12 @@ class ExpressionError(ValueError):
     """An expression the suite cannot evaluate; the message names it."""
 
 
+def offset_s(text: str) -> float:
+    """The quoted durations in ``text``, summed, in the procedure's seconds (``$(now + '2
+    minutes')``: 120)."""
+    return sum(float(m[1]) * _UNIT[m[2]] for m in _DURATION.finditer(text))
+
+
 def body(value: object) -> str | None:
     """The expression inside ``$(...)``, or None when ``value`` is not one."""
     if isinstance(value, str) and (m := _EXPR.match(value.strip())):

@@ -9,7 +9,8 @@ requests from then on count as events. With ``immediate_start`` both action list
 before the client starts. A step whose event fires plays its actions (enable other steps,
 remove steps, change the server, finish the test). Steps no other step enables are active
 from the start. The test ends at ``finish-test``, when no step is active any more, or at the
-case's timeout (its waits at the run's speed, plus :data:`SLACK_S`); two post periods later
+case's timeout (its waits or its last control's end at the run's speed, at most
+:data:`HORIZON_S`, plus :data:`SLACK_S`); two post periods later
 the criteria are judged. The client under test is this gateway in-process (a site file with
 ``[sep2]`` and a simulated home) or any command, given the server and its credentials in the
 environment.
@@ -30,7 +31,7 @@ from typing import Any
 
 from gateway.conformance import v2h
 from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
-from gateway.conformance.csip_aus import actions, checks, support
+from gateway.conformance.csip_aus import actions, checks, expressions, support
 from gateway.conformance.csip_aus.definitions import Procedure
 from gateway.conformance.target import InProcess, Target
 from gateway.demo.site_home import home_for
@@ -42,7 +43,8 @@ from gateway.sim.utility.records import Program
 PIN = 111115  # the PIN the client is configured with (ALL-01's 11111 with its check digit)
 NMI = "4123456789"  # the ConnectionPoint id the in-process gateway PUTs
 INIT_S = 40.0  # the init phase: at most this long for the preconditions to hold
-SLACK_S = 20.0  # a case's timeout: its waits at speed, plus this
+SLACK_S = 20.0  # a case's timeout: its length at speed (at most HORIZON_S), plus this
+HORIZON_S = 40.0
 TICK_S = 0.1
 DEFAULT_RATE_S = 60  # every pollRate and the postRate before set-comms-rate says otherwise
 #: The environment a command target gets (and the suite prints) for each case.
@@ -90,6 +92,7 @@ class Stage:
     log: list[dict[str, Any]] = field(default_factory=list)
     seen: int = 0  # exchanges already looked at
     preconditions_held: bool = True
+    upto: int | None = None  # see checks.Judge
     t0: float = 0.0
 
     def env(self, this: float | None = None) -> dict[str, float | None]:
@@ -156,6 +159,19 @@ def waits_s(doc: dict[str, Any]) -> float:
     )
 
 
+def horizon_s(doc: dict[str, Any]) -> float:
+    """How long the procedure lasts, in its own seconds: its waits, or its last control's end
+    if that is later (ALL-18 has no waits, but controls minutes ahead)."""
+    ends = [waits_s(doc)]
+    for s in (doc.get("Steps") or {}).values():
+        for a in s.get("actions") or []:
+            if a.get("type") == "create-der-control":
+                p = a.get("parameters") or {}
+                offset = expressions.offset_s(str(p.get("start", "")))
+                ends.append(offset + float(p.get("duration_seconds", 0)))
+    return max(ends)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -211,7 +227,7 @@ class Player:
         self.speed = speed
         self.steps = _steps(self.doc)
         self.pre = self.doc.get("Preconditions") or {}
-        self.timeout_s = waits_s(self.doc) / speed + SLACK_S
+        self.timeout_s = min(horizon_s(self.doc) / speed, HORIZON_S) + SLACK_S
 
     async def run(self, case: Case, target: Target, folder: Path) -> Result:
         folder.mkdir(parents=True, exist_ok=True)
@@ -360,7 +376,7 @@ class Player:
                         and step.matcher is not None
                         and x.method == method
                         and step.matcher(key, x.path)
-                        and self._event_checks(stage, step)
+                        and self._event_checks(stage, step, i + 1)
                     ):
                         self._fire(stage, step, f"{x.method} {x.path}")
             now = time.monotonic()
@@ -374,8 +390,12 @@ class Player:
         if stage.active and not stage.finished:
             stage.log.append({"t": stage._t(), "timeout": sorted(stage.active)})
 
-    def _event_checks(self, stage: Stage, step: Step) -> bool:
-        return all(checks.run(stage, c).ok for c in step.event.get("checks") or [])
+    def _event_checks(self, stage: Stage, step: Step, upto: int) -> bool:
+        stage.upto = upto
+        try:
+            return all(checks.run(stage, c).ok for c in step.event.get("checks") or [])
+        finally:
+            stage.upto = None
 
     def _fire(self, stage: Stage, step: Step, why: str) -> None:
         stage.fired.add(step.name)

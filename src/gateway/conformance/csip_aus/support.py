@@ -111,6 +111,7 @@ CHECKS: dict[str, frozenset[str]] = {
     "readings-site-reactive-power": _READINGS,
     "readings-der-reactive-power": _READINGS,
     "readings-voltage": _READINGS,
+    "readings-der-stored-energy": _READINGS,
 }
 
 
