@@ -10,10 +10,10 @@ before the client starts. A step whose event fires plays its actions (enable oth
 remove steps, change the server, finish the test). Steps no other step enables are active
 from the start. The test ends at ``finish-test``, when no step is active any more, or at the
 case's timeout (its waits or its last control's end at the run's speed, at most
-:data:`HORIZON_S`, plus :data:`SLACK_S`); two post periods later
-the criteria are judged. The client under test is this gateway in-process (a site file with
-``[sep2]`` and a simulated home) or any command, given the server and its credentials in the
-environment.
+:data:`HORIZON_S`, plus :data:`SLACK_S`); two post periods after it ends, and not before
+its last control has ended, the criteria are judged. The client under test is this gateway
+in-process (a site file with ``[sep2]`` and a simulated home) or any command, given the server
+and its credentials in the environment.
 """
 
 from __future__ import annotations
@@ -307,14 +307,18 @@ class Player:
                 for a in self.pre.get("actions") or []:
                     actions.play(stage, a)
             stage.log.append({"t": stage._t(), "test": "started"})
-            now = time.monotonic()
+            now = started = time.monotonic()
             for s in self.steps:
                 if s.name not in _enabled_by_others(self.doc):
                     stage.active[s.name] = (now, stage.seen)
             await self._steps(stage, home)
             # The checks are judged a little after the test ends (as an operator finishes a
-            # cactus run): two post periods, for the client's last reports to arrive.
-            settle = time.monotonic() + 2 * (stage.post_rate or 1)
+            # cactus run): two post periods, for the client's last reports to arrive, and not
+            # before the procedure's last control has ended (GEN-11 asks for every control's
+            # "completed" Response; its steps are all done before the last one starts).
+            grace = 2 * (stage.post_rate or 1)
+            end = started + min(horizon_s(self.doc) / self.speed, HORIZON_S)
+            settle = max(time.monotonic(), end) + grace
             while time.monotonic() < settle:
                 home.sync()
                 await asyncio.sleep(TICK_S)
