@@ -20,6 +20,7 @@ from gateway.conformance import csip_aus, suites
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.csip_aus import definitions
 from gateway.conformance.target import InProcess
+from gateway.north.sep2 import client, responses
 from gateway.north.sep2.client import EndDeviceClient
 
 pytestmark = pytest.mark.timeout(180)
@@ -29,7 +30,8 @@ needs_wheel = pytest.mark.skipif(
     WHEEL is None, reason="no cactus-test-definitions wheel in .peers/: run make peers"
 )
 #: Procedures this gateway passes in-process (measured: conformance/README.md).
-PASSING = ["ALL-01", "ALL-02", "ALL-09", "ALL-13", "ALL-19"]
+PASSING = ["ALL-01", "ALL-02", "ALL-09", "ALL-13", "ALL-19", "GEN-11"]
+COMPLETED = 3  # Response status: event completed
 
 
 def _case(case_id: str, speed: float = csip_aus.DEFAULT_SPEED) -> Case:
@@ -135,6 +137,26 @@ def test_a_gateway_that_ignores_the_servers_ramp_rate_fails_all_13(
     failed = [c for c in result.criteria if not c.ok]
     assert [c.name for c in failed] == ["all-steps-complete"], _explain(result)
     assert "PUT-DERSETTINGS" in failed[0].seen, _explain(result)
+
+
+@needs_wheel
+def test_a_gateway_that_never_says_completed_fails_gen_11(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mutant answers "received" and "started" but drops every "completed" Response (it
+    # settles them unsent, as a control without a replyTo is).
+    def forgetful(doc: dict[str, object], *, lfdi: str) -> responses.Post | None:
+        if doc.get("code") == COMPLETED:
+            return None
+        return responses.response_post(doc, lfdi=lfdi)
+
+    monkeypatch.setattr(client, "response_post", forgetful)
+    result = _run(_case("GEN-11"), tmp_path)
+    assert result.outcome is Outcome.FAIL, _explain(result)
+    failed = [c for c in result.criteria if not c.ok]
+    assert failed, _explain(result)
+    assert {c.name for c in failed} == {"response-contents"}, _explain(result)
+    assert all("status 3" in c.expected for c in failed), _explain(result)
 
 
 @needs_wheel
