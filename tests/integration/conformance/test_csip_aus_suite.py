@@ -30,7 +30,7 @@ needs_wheel = pytest.mark.skipif(
     WHEEL is None, reason="no cactus-test-definitions wheel in .peers/: run make peers"
 )
 #: Procedures this gateway passes in-process (measured: conformance/README.md).
-PASSING = ["ALL-01", "ALL-02", "ALL-09", "ALL-13", "ALL-19", "GEN-11"]
+PASSING = ["ALL-01", "ALL-02", "ALL-03-REJ", "ALL-04", "ALL-09", "ALL-13", "ALL-19", "GEN-11"]
 COMPLETED = 3  # Response status: event completed
 
 
@@ -74,8 +74,8 @@ def test_the_procedures_are_read_from_the_wheel_as_data() -> None:
 def test_what_the_interpreter_does_not_implement_is_not_run_with_the_exact_reason() -> None:
     assert WHEEL is not None
     cases = {c.case_id: c for c in csip_aus.cases(WHEEL, csip_aus.DEFAULT_SPEED)}
-    assert cases["ALL-04"].run is None
-    assert cases["ALL-04"].not_run == "endpoint /edev/1/rg not supported"
+    assert cases["ALL-06"].run is None
+    assert cases["ALL-06"].not_run == "check all-polls-at-correct-time not supported"
     assert cases["ALL-05"].not_run == "action edev-registration-links not supported"
     assert cases["ALL-25-EXT"].run is None
     assert "over the 40 s bound" in cases["ALL-25-EXT"].not_run
@@ -165,7 +165,7 @@ def test_the_cli_lists_and_runs_the_suite_from_a_directory_of_yaml(tmp_path: Pat
     folder = tmp_path / "procedures"
     folder.mkdir()
     with zipfile.ZipFile(WHEEL) as z:
-        for name in ("ALL-01", "ALL-04"):
+        for name in ("ALL-01", "ALL-06"):
             data = z.read(f"{definitions.INSIDE}{name}.yaml")
             (folder / f"{name}.yaml").write_bytes(data)
     listed = subprocess.run(
@@ -173,7 +173,7 @@ def test_the_cli_lists_and_runs_the_suite_from_a_directory_of_yaml(tmp_path: Pat
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert "suite csip-aus: 2 cases" in listed.stdout, listed.stdout
-    assert "NOT RUNNABLE: endpoint /edev/1/rg not supported" in listed.stdout
+    assert "NOT RUNNABLE: check all-polls-at-correct-time not supported" in listed.stdout
     report = tmp_path / "report"
     done = subprocess.run(
         [
@@ -187,7 +187,7 @@ def test_the_cli_lists_and_runs_the_suite_from_a_directory_of_yaml(tmp_path: Pat
     summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
     assert [(c["id"], c["outcome"]) for c in summary["cases"]] == [
         ("ALL-01", "PASS"),
-        ("ALL-04", "NOT RUN"),
+        ("ALL-06", "NOT RUN"),
     ]
     rows = [json.loads(x) for x in (report / "evidence.jsonl").read_text().splitlines()]
     assert any(r.get("path") == "/edev/1/der" for r in rows)

@@ -130,6 +130,8 @@ def endpoint(ep: str) -> Matcher:
     """The matcher of cactus' ``endpoint`` on the simulator's paths (paths.py). The reference
     server nests programs and responses under the EndDevice; the simulator serves programs at
     ``/derp/{key}`` and takes Responses at ``/rsps/{program}/rsp``."""
+    if ep == "/edev/1/rg":  # the Registration: the simulator's /edev/{e}/reg
+        return lambda _key, path: path == "/edev/1/reg"
     if ep == "/edev/1/rsps/site_control/rsp":
         return lambda _key, path: re.fullmatch(r"/rsps/\d+/rsp", path) is not None
     if m := _DERP.match(ep):
