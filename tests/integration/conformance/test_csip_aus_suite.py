@@ -19,7 +19,7 @@ import pytest
 from gateway.conformance import csip_aus, suites
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.csip_aus import definitions
-from gateway.conformance.target import InProcess
+from gateway.conformance.target import Command, InProcess
 from gateway.north.sep2 import client, responses
 from gateway.north.sep2.client import EndDeviceClient
 
@@ -157,6 +157,27 @@ def test_a_gateway_that_never_says_completed_fails_gen_11(
     assert failed, _explain(result)
     assert {c.name for c in failed} == {"response-contents"}, _explain(result)
     assert all("status 3" in c.expected for c in failed), _explain(result)
+
+
+@needs_wheel
+def test_a_command_gets_the_server_in_its_environment_and_a_silent_client_fails(
+    tmp_path: Path,
+) -> None:
+    # Not a 2030.5 client at all: it prints what it was given and sleeps. It fails ALL-01 (not
+    # PARTIAL: the step's instructions are informational, and it never talked).
+    script = (
+        "import os, time; "
+        "print(*(os.environ['CSIP_AUS_' + k] for k in ('SERVER', 'CA', 'PIN')), flush=True); "
+        "time.sleep(120)"
+    )
+    target = Command(f'{sys.executable} -c "{script}"')
+    (result,) = asyncio.run(suites.run([_case("ALL-01")], target, tmp_path, lambda _: None))
+    assert result.outcome is Outcome.FAIL, _explain(result)
+    assert "not seen: GET-DCAP" in result.reason, _explain(result)
+    printed = [row["target"] for row in result.evidence if "target" in row]
+    assert any(
+        line.startswith("https://127.0.0.1:") and "serca.pem 111115" in line for line in printed
+    ), printed
 
 
 @needs_wheel

@@ -263,19 +263,25 @@ class Player:
             + [{"target": line} for line in output]
         )
         result = judged(case, criteria, time.monotonic() - stage.t0, evidence)
-        if result.outcome is Outcome.FAIL and (waiting := self._operator(stage)):
+        if result.outcome is Outcome.FAIL and (waiting := self._operator(stage, criteria)):
             # A step the procedure leaves to a person (disconnect the DER, change a load)
             # that never happened: the suite plays no operator, so it cannot judge the case.
             result.outcome = Outcome.PARTIAL
             result.reason = f"needs an operator, which the suite does not play: {waiting}"
         return result
 
-    def _operator(self, stage: Stage) -> str:
-        """The first operator instruction the case waited on, or ''."""
-        if not stage.preconditions_held and (told := self.pre.get("instructions")):
+    def _operator(self, stage: Stage, criteria: list[Criterion]) -> str:
+        """The operator instruction the case was left waiting on, or '': preconditions that
+        failed only on readings (the DER's output is the operator's to set), or a step with
+        instructions still waiting after others fired. A client that never talked is FAIL."""
+        failed = [c.name for c in criteria if not c.ok]
+        told = self.pre.get("instructions")
+        if not stage.preconditions_held and told and all("readings-" in n for n in failed):
             return f"preconditions: {' '.join(map(str, told))}"
+        if not stage.fired:
+            return ""
         for name, s in (self.doc.get("Steps") or {}).items():
-            if name not in stage.fired and (told := s.get("instructions")):
+            if name in stage.active and (told := s.get("instructions")):
                 return f"step {name}: {' '.join(map(str, told))}"
         return ""
 
