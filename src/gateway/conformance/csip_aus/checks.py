@@ -80,6 +80,10 @@ def _end_device(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
         cp = edev.connection_point
         if cp is None or not cp.connectionPointId:
             bad.append("no ConnectionPoint id PUT")
+    if (anyset := p.get("deviceCategory_anyset")) is not None:
+        category = int(edev.device_category or "0", 16)
+        if not category & int(str(anyset), 16):
+            bad.append(f"deviceCategory {edev.device_category!r} has none of the bits {anyset}")
     seen = "; ".join(bad) or f"/edev/{edev.number} LFDI {edev.lfdi} SFDI {edev.sfdi}"
     return Criterion(kind, not bad, f"the client's EndDevice {_wanted(p)}", seen)
 

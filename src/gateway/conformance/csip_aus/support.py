@@ -67,7 +67,9 @@ _READINGS = frozenset(
 _SETTINGS = ("W", "VA", "Var", "VarNeg", "ChargeRateW", "DischargeRateW", "Wh")
 CHECKS: dict[str, frozenset[str]] = {
     "all-steps-complete": frozenset({"ignored_steps"}),
-    "end-device-contents": frozenset({"check_lfdi", "has_connection_point_id"}),
+    "end-device-contents": frozenset(
+        {"check_lfdi", "has_connection_point_id", "deviceCategory_anyset"}
+    ),
     "end-device-count": frozenset({"minimum_count", "maximum_count"}),
     "der-settings-contents": frozenset(
         {
