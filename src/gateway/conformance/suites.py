@@ -8,11 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from gateway.conformance import v2h
+from gateway.conformance import csip_aus, v2h
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.target import Target
 
-SUITES: Mapping[str, tuple[Case, ...]] = MappingProxyType({"v2h": v2h.CASES})
+SUITES: Mapping[str, Sequence[Case]] = MappingProxyType(
+    {"v2h": v2h.CASES, csip_aus.SUITE: csip_aus.CASES}
+)
 
 
 def select(suite: str, ids: Sequence[str]) -> tuple[Case, ...]:

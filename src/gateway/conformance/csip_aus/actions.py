@@ -1,0 +1,210 @@
+"""cactus-test-definitions' actions, played on the simulated utility's state.
+
+Every duration (poll and post rates, a control's start offset, duration and randomisation) is
+the procedure's, divided by the run's speed: the client under test honours the server's rates,
+so a procedure written for 60 s polls runs with 2 s polls at speed 30, and its waits shrink
+alike (docs: conformance/README.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gateway.conformance.csip_aus import expressions
+from gateway.north.sep2 import identity
+from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
+from gateway.sim.utility import UtilityState
+from gateway.sim.utility.records import Program
+
+
+class ActionError(Exception):
+    """An action that cannot be played now (what it needs is not there); the case fails."""
+
+
+class Stage(Protocol):
+    """What an action needs of the case being run."""
+
+    state: UtilityState
+    lfdi: str
+    speed: float
+    programs: list[Program]  # created by the procedure, in order (cactus' derp 1, 2, ...)
+    tags: dict[str, str]
+    post_rate: int | None
+
+    def env(self, this: float | None = None) -> dict[str, float | None]: ...
+
+    def enable(self, steps: list[str]) -> None: ...
+
+    def remove(self, steps: list[str]) -> None: ...
+
+    def finish(self, fail_message: str | None) -> None: ...
+
+
+RATES: dict[str, str] = {
+    "dcap_poll_seconds": "dcap",
+    "edev_list_poll_seconds": "edev",
+    "fsa_list_poll_seconds": "fsa",
+    "der_list_poll_seconds": "der",
+    "derp_list_poll_seconds": "derp",
+}
+
+
+def scaled(seconds: float, speed: float) -> int:
+    """A duration of the procedure's at the run's speed: whole seconds, at least 1."""
+    return max(1, round(seconds / speed))
+
+
+def value(stage: Stage, v: object) -> Any:
+    if (text := expressions.body(v)) is not None:
+        try:
+            return expressions.evaluate(text, stage.env(), stage.speed)
+        except expressions.ExpressionError as e:
+            raise ActionError(str(e)) from None
+    return v
+
+
+def play(stage: Stage, item: dict[str, Any]) -> None:
+    kind = str(item["type"])
+    p = {k: value(stage, v) for k, v in (item.get("parameters") or {}).items()}
+    globals()["_" + kind.replace("-", "_")](stage, p)
+
+
+def _enable_steps(s: Stage, p: dict[str, Any]) -> None:
+    s.enable(list(p["steps"]))
+
+
+def _remove_steps(s: Stage, p: dict[str, Any]) -> None:
+    s.remove(list(p["steps"]))
+
+
+def _finish_test(s: Stage, p: dict[str, Any]) -> None:
+    s.finish(p.get("fail_message"))
+
+
+def _set_comms_rate(s: Stage, p: dict[str, Any]) -> None:
+    for key, seconds in p.items():
+        if key in RATES:
+            s.state.set_poll_rate(RATES[key], scaled(seconds, s.speed))  # type: ignore[arg-type]
+            if key == "dcap_poll_seconds":  # Time and Registration: as often as the dcap
+                s.state.set_poll_rate("tm", scaled(seconds, s.speed))
+                s.state.set_poll_rate("reg", scaled(seconds, s.speed))
+        elif key == "mup_post_seconds":
+            s.post_rate = scaled(seconds, s.speed)
+            s.state.mup_post_rate = s.post_rate
+            for e in s.state.end_devices:
+                s.state.set_post_rate(s.post_rate, e.lfdi)
+
+
+def _register_end_device(s: Stage, p: dict[str, Any]) -> None:
+    pin = p.get("registration_pin")
+    s.state.add_end_device(
+        s.lfdi,
+        pin=None if pin is None else identity.pin_with_check(int(pin)),
+        post_rate=s.post_rate,
+    )
+
+
+def _create_der_program(s: Stage, p: dict[str, Any]) -> Program:
+    fsa = int(p.get("fsa_id", 1))
+    name = f"cactus derp {len(s.programs) + 1}"
+    if fsa == 1:  # in every EndDevice's first FSA, now and when registered
+        program = s.state.add_program(name, primacy=int(p["primacy"]))
+    else:
+        edev = s.state.find_end_device(s.lfdi)
+        if edev is None:
+            raise ActionError(f"create-der-program fsa_id {fsa}: no EndDevice registered yet")
+        program = s.state.add_program(name, primacy=int(p["primacy"]), end_devices=[])
+        held = next((f for f in edev.fsas if f.number == fsa), None)
+        if held is None:
+            s.state.add_fsa(s.lfdi, [program], f"fsa {fsa}")
+        else:
+            held.programs.append(program.number)
+            s.state.notify(f"/edev/{edev.number}/fsa/{fsa}/derp", kind="program")
+    s.programs.append(program)
+    if "tag" in p:
+        s.tags[str(p["tag"])] = program.mrid
+    return program
+
+
+def _program(s: Stage, number: int = 1) -> Program:
+    if not 1 <= number <= len(s.programs):
+        raise ActionError(f"no DERProgram {number}: the procedure created {len(s.programs)}")
+    return s.programs[number - 1]
+
+
+def _base(p: dict[str, Any]) -> DERControlBase:
+    def watts(k: str) -> ActivePower | None:
+        return ActivePower.from_watts(float(p[k])) if k in p else None
+
+    def flag(k: str) -> bool | None:
+        return bool(p[k]) if k in p else None
+
+    return DERControlBase(
+        opModConnect=flag("opModConnect"),
+        opModEnergize=flag("opModEnergize"),
+        opModImpLimW=watts("opModImpLimW"),
+        opModExpLimW=watts("opModExpLimW"),
+        opModGenLimW=watts("opModGenLimW"),
+        opModLoadLimW=watts("opModLoadLimW"),
+        opModStorageTargetW=watts("opModStorageTargetW"),
+    )
+
+
+def _set_default_der_control(s: Stage, p: dict[str, Any]) -> None:
+    # Without derp_id: the program created last (the procedures create one, then set its
+    # default).
+    program = _program(s, int(p.get("derp_id", len(s.programs))))
+    if p.get("cancelled"):
+        s.state.set_default(program, None)
+        return
+    grad = p.get("setGradW")
+    s.state.set_default(
+        program,
+        DefaultDERControl("0", _base(p), setGradW=None if grad is None else int(grad)),
+    )
+
+
+def _control_program(s: Stage, primacy: int | None) -> Program:
+    """The program a control goes in: the first created of that ``primacy`` (None: the first
+    created), made as the procedures expect when there is none yet (cactus creates the
+    control's program on demand: ALL-11 creates controls before its DERProgram)."""
+    for program in s.programs:
+        if primacy is None or program.primacy == primacy:
+            return program
+    return _create_der_program(s, {"primacy": 0 if primacy is None else primacy})
+
+
+def _create_der_control(s: Stage, p: dict[str, Any]) -> None:
+    program = _control_program(s, None if p.get("primacy") is None else int(p["primacy"]))
+    randomize = p.get("randomizeStart_seconds")
+    mrid = s.state.add_control(
+        program,
+        start=int(p["start"]),
+        duration=scaled(float(p["duration_seconds"]), s.speed),
+        base=_base(p),
+        randomize_start=None if randomize is None else round(float(randomize) / s.speed),
+    )
+    if "tag" in p:
+        s.tags[str(p["tag"])] = mrid
+
+
+def _cancel_active_der_controls(s: Stage, _: dict[str, Any]) -> None:
+    now = s.state.now()
+    for program in s.programs:
+        for c in program.controls:
+            if c.forced_status is None and c.start + c.duration > now:
+                s.state.cancel(c.mrid)
+
+
+def _communications_status(s: Stage, p: dict[str, Any]) -> None:
+    if p["enabled"]:
+        s.state.restore()
+    else:
+        s.state.cut()
+
+
+def _remove_function_set_assignment(s: Stage, p: dict[str, Any]) -> None:
+    try:
+        s.state.remove_fsa(s.lfdi, int(p["fsa_id"]))
+    except KeyError as e:
+        raise ActionError(f"remove-function-set-assignment: {e}") from None
