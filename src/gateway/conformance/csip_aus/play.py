@@ -276,12 +276,12 @@ class Player:
     def _operator(self, stage: Stage, criteria: list[Criterion]) -> str:
         """The operator instruction the case was left waiting on, or '': preconditions that
         failed only on readings (the DER's output is the operator's to set), or a step with
-        instructions still waiting after others fired. A client that never talked is FAIL."""
+        instructions still waiting for it. A client that never talked to the server is FAIL."""
         failed = [c.name for c in criteria if not c.ok]
         told = self.pre.get("instructions")
         if not stage.preconditions_held and told and all("readings-" in n for n in failed):
             return f"preconditions: {' '.join(map(str, told))}"
-        if not stage.fired:
+        if not any(x.method != "NOTIFY" for x in stage.recorder.exchanges):
             return ""
         for name, s in (self.doc.get("Steps") or {}).items():
             if name in stage.active and (told := s.get("instructions")):
