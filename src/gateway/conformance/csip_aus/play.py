@@ -36,8 +36,9 @@ from gateway.conformance.csip_aus.definitions import Procedure
 from gateway.conformance.target import InProcess, Target
 from gateway.demo.site_home import home_for
 from gateway.north.sep2.pki import init_pki
+from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13
 from gateway.runtime.run_config import load
-from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.sim.utility import Recorder, UtilityServer, UtilityState, paths
 from gateway.sim.utility.records import Program
 
 PIN = 111115  # the PIN the client is configured with (ALL-01's 11111 with its check digit)
@@ -235,6 +236,8 @@ class Player:
         state = UtilityState(clock=time.time, registration_pin=PIN)
         for resource in ("dcap", "tm", "edev", "reg", "fsa", "derp", "der"):
             state.set_poll_rate(resource, actions.scaled(DEFAULT_RATE_S, self.speed))
+        if "v1.2" not in (self.doc.get("TargetVersions") or ["v1.2"]):
+            _speak_v13(state)
         recorder = Recorder()
         lfdi = pki.device("gateway").lfdi
         stage = Stage(state, recorder, lfdi, self.speed, tuple(s.name for s in self.steps))
@@ -273,12 +276,12 @@ class Player:
     def _operator(self, stage: Stage, criteria: list[Criterion]) -> str:
         """The operator instruction the case was left waiting on, or '': preconditions that
         failed only on readings (the DER's output is the operator's to set), or a step with
-        instructions still waiting after others fired. A client that never talked is FAIL."""
+        instructions still waiting for it. A client that never talked to the server is FAIL."""
         failed = [c.name for c in criteria if not c.ok]
         told = self.pre.get("instructions")
         if not stage.preconditions_held and told and all("readings-" in n for n in failed):
             return f"preconditions: {' '.join(map(str, told))}"
-        if not stage.fired:
+        if not any(x.method != "NOTIFY" for x in stage.recorder.exchanges):
             return ""
         for name, s in (self.doc.get("Steps") or {}).items():
             if name in stage.active and (told := s.get("instructions")):
@@ -414,6 +417,15 @@ class Player:
             actions.play(stage, a)
             if stage.finished:
                 break
+
+
+def _speak_v13(state: UtilityState) -> None:
+    """A procedure only for CSIP-AUS 1.3 (the storage ones): the server advertises 1.3 at the
+    well-known route and writes 1.3's namespace (the simulator writes 1.2's, so its bodies are
+    rewritten on the way out); a client then writes 1.3's elements (vppModes*, setMinWh)."""
+    state.well_known = {CSIPAUS_NS_V13: [paths.DCAP]}
+    old, new = f'"{CSIPAUS_NS}"'.encode(), f'"{CSIPAUS_NS_V13}"'.encode()
+    state.tamper(["*"], lambda body: body.replace(old, new))
 
 
 def not_run(case: Case, reason: str) -> Result:
