@@ -30,7 +30,11 @@ needs_wheel = pytest.mark.skipif(
     WHEEL is None, reason="no cactus-test-definitions wheel in .peers/: run make peers"
 )
 #: Procedures this gateway passes in-process (measured: conformance/README.md).
-PASSING = ["ALL-01", "ALL-02", "ALL-03-REJ", "ALL-04", "ALL-09", "ALL-13", "ALL-19", "GEN-11"]
+# STO-01 waits for a GET of the MirrorUsagePointList (as ALL-10 does, which takes 38 s): the
+# gateway read only its own mirrors' hrefs before, and failed both.
+PASSING = [
+    "ALL-01", "ALL-02", "ALL-03-REJ", "ALL-04", "ALL-09", "ALL-13", "ALL-19", "GEN-11", "STO-01",
+]  # fmt: skip
 COMPLETED = 3  # Response status: event completed
 
 

@@ -101,6 +101,7 @@ __all__ = ["Backoff", "EndDeviceClient", "Http", "Identity", "ServerTime", "Tran
 NO_SNAPSHOT_RETRY_S = 1.0  # telemetry due before the control loop's first snapshot
 ALIGN_AFTER_S = 1.0  # CSIP-AUS telemetry runs this long after each interval boundary
 ALIGN_MIN_S = 10  # below this post rate, runs are not aligned (test rates of 1-2 s)
+MIRROR_PAGE = 25  # MirrorUsagePoints a GET of the list asks for at a time (we own a few)
 REFUSALS: Final = frozenset(
     {ResponseCode.NOT_APPLICABLE, ResponseCode.INVALID, ResponseCode.EXPIRED}
 )
@@ -1178,9 +1179,54 @@ class EndDeviceClient:
         )
 
     async def _read_mirrors(self) -> None:
-        """Each mirror again (with the walk): the server may change its postRate."""
-        for mrid, href in list(self._mups.items()):
-            await self._read_mirror(mrid, href)
+        """Our mirrors again (with the walk): the server may change their postRate. From the
+        MirrorUsagePointList, where the reference runner looks for it (its ALL-10 waits for a
+        GET of the list, twice, before and after it changes the rate); each mirror by its own
+        href only when the server names no list."""
+        if not self._mups:
+            return
+        found = self.session.discovery
+        link = None if found is None else found.dcap.MirrorUsagePointListLink
+        if link is None:
+            for mrid, href in list(self._mups.items()):
+                await self._read_mirror(mrid, href)
+            return
+        listed = await self._mirror_list(link.href)
+        if listed is None:
+            return
+        for mrid in list(self._mups):
+            mup = listed.get(mrid)
+            # Not listed: lost; the next post of its readings meets the 404 and creates it.
+            self._rate_of(mrid, None if mup is None else mup.postRate, link.href)
+        self.session.mirrors_rated(self._mup_rates, time.monotonic())
+
+    async def _mirror_list(self, href: str) -> dict[str, metering.MirrorUsagePoint] | None:
+        """Every MirrorUsagePoint the server lists for us, by mRID, page by page (None: the
+        list could not be read; the rates in force stay)."""
+        listed: dict[str, metering.MirrorUsagePoint] = {}
+        start = 0
+        while True:
+            page_href = f"{href}{'&' if '?' in href else '?'}s={start}&l={MIRROR_PAGE}"
+            reply = await self.http.request(Request("GET", page_href))
+            try:
+                page = read(page_href, reply, metering.MirrorUsagePointList)
+            except RetryableWalkError as e:
+                raise TransportError(str(e)) from e
+            except WalkError as e:
+                self._problem(f"{e}; keeping the post rates in force")
+                return None
+            for mup in page.MirrorUsagePoint:
+                listed[mup.mRID] = mup
+            start += len(page.MirrorUsagePoint)
+            if not page.MirrorUsagePoint or start >= page.all:
+                return listed
+
+    def _rate_of(self, mrid: str, rate: int | None, where: str) -> None:
+        if rate is None:
+            self._mup_rates.pop(mrid, None)
+        elif self._mup_rates.get(mrid) != rate:
+            log.info("%s: %s asks for readings of %s every %d s", self.name, where, mrid, rate)
+            self._mup_rates[mrid] = rate
 
     async def _read_mirror(self, mrid: str, href: str) -> None:
         """GET our MirrorUsagePoint for the postRate the server set on it (ALL-10: the
@@ -1197,11 +1243,7 @@ class EndDeviceClient:
             except WalkError as e:
                 self._problem(f"{e}; keeping the post rate in force")
                 return
-            if rate is None:
-                self._mup_rates.pop(mrid, None)
-            elif self._mup_rates.get(mrid) != rate:
-                log.info("%s: %s asks for readings every %d s", self.name, href, rate)
-                self._mup_rates[mrid] = rate
+            self._rate_of(mrid, rate, href)
         self.session.mirrors_rated(self._mup_rates, time.monotonic())
 
     def _check(self, method: str, href: str, reply: Reply) -> None:
