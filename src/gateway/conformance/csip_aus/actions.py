@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gateway.conformance.csip_aus import expressions
+from gateway.core import errors
 from gateway.north.sep2 import identity
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.sim.utility import UtilityState
 from gateway.sim.utility.records import Program
 
 
-class ActionError(Exception):
+class ActionError(errors.StateError):
     """An action that cannot be played now (what it needs is not there); the case fails."""
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # (no stubs in the lock: safe_load alone is used)
 
+from gateway.core import errors
+
 ENV: str = "CACTUS_TEST_DEFINITIONS"
 INSIDE: str = "cactus_test_definitions/client/procedures/"
 WHEEL_GLOB: str = "cactus_test_definitions-*.whl"
@@ -24,7 +26,7 @@ WHEEL_GLOB: str = "cactus_test_definitions-*.whl"
 ROOT: Path = Path(__file__).resolve().parents[4]
 
 
-class DefinitionsError(ValueError):
+class DefinitionsError(errors.ConfigError, ValueError):
     """The definitions named cannot be read; the message says why."""
 
 

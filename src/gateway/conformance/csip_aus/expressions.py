@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.core import errors
+
 #: The names a procedure may use, as cactus-test-definitions defines them.
 NAMES: frozenset[str] = frozenset(
     {
@@ -47,7 +49,7 @@ _CMP: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 }
 
 
-class ExpressionError(ValueError):
+class ExpressionError(errors.ConfigError, ValueError):
     """An expression the suite cannot evaluate; the message names it."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from gateway.conformance.csip_aus import expressions
+from gateway.core import errors
 
 _REQUEST = frozenset({"endpoint", "serve_request_first"})
 EVENTS: dict[str, frozenset[str]] = {
@@ -117,7 +118,7 @@ CHECKS: dict[str, frozenset[str]] = {
 }
 
 
-class UnsupportedError(Exception):
+class UnsupportedError(errors.GatewayError):
     """Something a procedure uses that the interpreter does not implement."""
 
 
