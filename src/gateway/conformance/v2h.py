@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -290,6 +291,25 @@ def relay_open_between(run: Run, start: float, end: float) -> Criterion:
     return Criterion(what, not bad, "open", seen)
 
 
+def export_within(run: Run, since: float, what: str) -> Criterion:
+    worst = min((s.net_w for s in run.samples if s.t >= since), default=0.0)
+    floor = -(EXPORT_LIMIT_W + EXPORT_TOLERANCE_W)
+    return Criterion(what, worst >= floor, f"net >= {floor} W", f"{worst:.0f} W")
+
+
+async def _played(
+    case: Case,
+    target: Target,
+    folder: Path,
+    script: Script,
+    criteria: Callable[[Run], list[Criterion]],
+) -> Result:
+    """Play ``script`` with ``target`` and judge the run by ``criteria``."""
+    t0 = time.monotonic()
+    run = await play(script, target, folder)
+    return judged(case, criteria(run), time.monotonic() - t0, run.evidence())
+
+
 # --- the cases --------------------------------------------------------------------------------
 
 OUT_AT, BACK_AT = WARM_UP_S, WARM_UP_S + 8.0
@@ -297,28 +317,34 @@ OUT_AT, BACK_AT = WARM_UP_S, WARM_UP_S + 8.0
 
 async def _outage(case: Case, target: Target, folder: Path) -> Result:
     script = Script(duration_s=BACK_AT + DELAY_S + 8.0, grid=[(OUT_AT, False), (BACK_AT, True)])
-    t0 = time.monotonic()
-    run = await play(script, target, folder)
-    criteria = [
-        no_violation(run),
-        never_forming_unless_open(run),
-        islanded(run, OUT_AT),
-        dark_time(run, OUT_AT),
-    ]
-    return judged(case, criteria, time.monotonic() - t0, run.evidence())
+    return await _played(
+        case,
+        target,
+        folder,
+        script,
+        lambda run: [
+            no_violation(run),
+            never_forming_unless_open(run),
+            islanded(run, OUT_AT),
+            dark_time(run, OUT_AT),
+        ],
+    )
 
 
 async def _reconnection(case: Case, target: Target, folder: Path) -> Result:
     script = Script(duration_s=BACK_AT + DELAY_S + 8.0, grid=[(OUT_AT, False), (BACK_AT, True)])
-    t0 = time.monotonic()
-    run = await play(script, target, folder)
-    criteria = [
-        no_violation(run),
-        islanded(run, OUT_AT),
-        relay_open_between(run, OUT_AT + 1.0, BACK_AT + DELAY_S - TOLERANCE_S),
-        *reconnected(run, BACK_AT),
-    ]
-    return judged(case, criteria, time.monotonic() - t0, run.evidence())
+    return await _played(
+        case,
+        target,
+        folder,
+        script,
+        lambda run: [
+            no_violation(run),
+            islanded(run, OUT_AT),
+            relay_open_between(run, OUT_AT + 1.0, BACK_AT + DELAY_S - TOLERANCE_S),
+            *reconnected(run, BACK_AT),
+        ],
+    )
 
 
 FLAP_BACK, FLAP_DOWN, FINAL_BACK = BACK_AT, BACK_AT + 1.5, BACK_AT + 5.0
@@ -329,43 +355,41 @@ async def _flapping(case: Case, target: Target, folder: Path) -> Result:
     # delay restarts, and the relay must not close in between.
     grid = [(OUT_AT, False), (FLAP_BACK, True), (FLAP_DOWN, False), (FINAL_BACK, True)]
     script = Script(duration_s=FINAL_BACK + DELAY_S + 8.0, grid=grid)
-    t0 = time.monotonic()
-    run = await play(script, target, folder)
-    criteria = [
-        no_violation(run),
-        islanded(run, OUT_AT),
-        relay_open_between(run, OUT_AT + 1.0, FINAL_BACK + DELAY_S - TOLERANCE_S),
-        *reconnected(run, FINAL_BACK),
-    ]
-    return judged(case, criteria, time.monotonic() - t0, run.evidence())
+    return await _played(
+        case,
+        target,
+        folder,
+        script,
+        lambda run: [
+            no_violation(run),
+            islanded(run, OUT_AT),
+            relay_open_between(run, OUT_AT + 1.0, FINAL_BACK + DELAY_S - TOLERANCE_S),
+            *reconnected(run, FINAL_BACK),
+        ],
+    )
 
 
 async def _export_limit(case: Case, target: Target, folder: Path) -> Result:
     # At noon the PV (5 kW) far exceeds the house (under 1 kW): only curtailment keeps the
     # export within the site's 1 kW agreement.
     script = Script(duration_s=WARM_UP_S + 10.0, start=NOON, export_limit_w=EXPORT_LIMIT_W)
-    t0 = time.monotonic()
-    run = await play(script, target, folder)
-    judged_from = [s for s in run.samples if s.t >= WARM_UP_S]
-    worst = min((s.net_w for s in judged_from), default=0.0)
-    floor = -(EXPORT_LIMIT_W + EXPORT_TOLERANCE_W)
-    peak_pv = max((s.pv_available_w for s in run.samples), default=0.0)
-    criteria = [
-        no_violation(run),
-        Criterion(
-            "the PV could export more than the limit (else this case proves nothing)",
-            peak_pv > EXPORT_LIMIT_W * 2,
-            f"> {EXPORT_LIMIT_W * 2} W of sun on the PV",
-            f"{peak_pv:.0f} W",
-        ),
-        Criterion(
-            f"export within the site's limit from {WARM_UP_S:.0f} s on",
-            worst >= floor,
-            f"net >= {floor} W",
-            f"{worst:.0f} W",
-        ),
-    ]
-    return judged(case, criteria, time.monotonic() - t0, run.evidence())
+
+    def criteria(run: Run) -> list[Criterion]:
+        peak_pv = max((s.pv_available_w for s in run.samples), default=0.0)
+        return [
+            no_violation(run),
+            Criterion(
+                "the PV could export more than the limit (else this case proves nothing)",
+                peak_pv > EXPORT_LIMIT_W * 2,
+                f"> {EXPORT_LIMIT_W * 2} W of sun on the PV",
+                f"{peak_pv:.0f} W",
+            ),
+            export_within(
+                run, WARM_UP_S, f"export within the site's limit from {WARM_UP_S:.0f} s on"
+            ),
+        ]
+
+    return await _played(case, target, folder, script, criteria)
 
 
 DARK_AT, DARK_FOR = WARM_UP_S, 10.0
@@ -388,33 +412,31 @@ async def _blind_meter(case: Case, target: Target, folder: Path) -> Result:
         load_w=2000.0,
         events=events,
     )
-    t0 = time.monotonic()
-    run = await play(script, target, folder)
-    grace = STALE_GRACE_S
-    judged_from = [s for s in run.samples if s.t >= DARK_AT + 1.0 + grace]
-    worst = min((s.net_w for s in judged_from), default=0.0)
-    floor = -(EXPORT_LIMIT_W + EXPORT_TOLERANCE_W)
-    criteria = [
-        no_violation(run),
-        Criterion(
-            f"export within the site's limit from {grace:.0f} s after the meter went dark "
-            "and the load dropped",
-            worst >= floor,
-            f"net >= {floor} W",
-            f"{worst:.0f} W",
-        ),
-    ]
-    return judged(case, criteria, time.monotonic() - t0, run.evidence())
+    what = (
+        f"export within the site's limit from {STALE_GRACE_S:.0f} s after the meter went dark "
+        "and the load dropped"
+    )
+    since = DARK_AT + 1.0 + STALE_GRACE_S
+    return await _played(
+        case,
+        target,
+        folder,
+        script,
+        lambda run: [no_violation(run), export_within(run, since, what)],
+    )
 
 
 async def _welded_relay(case: Case, target: Target, folder: Path) -> Result:
     # The relay is commanded open on the outage but its contact stays closed: the EV must
     # never form onto the dead grid through it; the home stays dark, which is safe.
     script = Script(duration_s=OUT_AT + 10.0, grid=[(OUT_AT, False)], relay_fails_to_open=True)
-    t0 = time.monotonic()
-    run = await play(script, target, folder)
-    criteria = [no_violation(run), never_forming_unless_open(run)]
-    return judged(case, criteria, time.monotonic() - t0, run.evidence())
+    return await _played(
+        case,
+        target,
+        folder,
+        script,
+        lambda run: [no_violation(run), never_forming_unless_open(run)],
+    )
 
 
 NEEDS = "a controller that drives Modbus TCP devices"
