@@ -288,6 +288,25 @@ def _pv_first(site: str) -> str:
     return head + "".join("[[device]]" + b for b in blocks) + "[store]" + store
 
 
+async def _checked_site(tmp: Path, served: SimulatedHome, tables: str, links: str) -> Path:
+    """The served home's site file with ``tables`` (the links) added, which check-config
+    accepts, naming ``links``."""
+    config = tmp / "site.toml"
+    site = _pv_first(site_file(served, period_s=0.2, delay_s=1))
+    config.write_text(site + tables, encoding="utf-8")
+    check = await asyncio.create_subprocess_exec(
+        str(GATEWAY),
+        "check-config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    said = (await check.communicate())[0].decode()
+    assert check.returncode == 0, said
+    assert f"utility links: {links}" in said, said
+    return config
+
+
 def test_two_links_at_once_each_links_limit_holds_and_each_gets_its_own_reports(
     tmp_path: Path,
 ) -> None:
@@ -343,19 +362,7 @@ report_period_s = 1
 [[openadr3.program]]
 name = "feeder"
 """
-            config = tmp_path / "site.toml"
-            site = _pv_first(site_file(served, period_s=0.2, delay_s=1))
-            config.write_text(site + tables, encoding="utf-8")
-            check = await asyncio.create_subprocess_exec(
-                str(GATEWAY),
-                "check-config",
-                str(config),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            said = (await check.communicate())[0].decode()
-            assert check.returncode == 0, said
-            assert "utility links: sep2, openadr3" in said, said
+            config = await _checked_site(tmp_path, served, tables, "sep2, openadr3")
             proc, home = await _start_gateway(config, served)
             try:
                 await _watch(home, lambda t: bool(t) and t[-1][0] is RelayPosition.CLOSED, 20)
@@ -476,19 +483,7 @@ poll_s = 0.5
 [[openadr3.program]]
 name = "feeder"
 """
-            config = tmp_path / "site.toml"
-            site = _pv_first(site_file(served, period_s=0.2, delay_s=1))
-            config.write_text(site + tables, encoding="utf-8")
-            check = await asyncio.create_subprocess_exec(
-                str(GATEWAY),
-                "check-config",
-                str(config),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            said = (await check.communicate())[0].decode()
-            assert check.returncode == 0, said
-            assert "utility links: sep2, openadr2, openadr3" in said, said
+            config = await _checked_site(tmp_path, served, tables, "sep2, openadr2, openadr3")
             proc, home = await _start_gateway(config, served)
             try:
                 await _watch(home, lambda t: bool(t) and t[-1][0] is RelayPosition.CLOSED, 20)
