@@ -255,11 +255,12 @@ def test_a_2030_5_home_follows_an_export_limit_and_rides_through_an_outage(
 
     watch = asyncio.run(asyncio.wait_for(main(), 120))
     # The utility's 0 W export limit: followed on the grid before the outage (with PV at
-    # evening output, only the PV could export). Only before it: the island control, later in
-    # the same program and overlapping it, supersedes the limit (2030.5 §12.1.3.1), so after
-    # the island request the home may export again, as the standard says.
+    # evening output, only the PV could export), and still after the island request: the
+    # island control shares no mode with the limit, so it does not supersede it.
     before = [s for s in watch.states[: watch.outage] if s[1] == "closed"]
     assert before[-1][3] >= -100, "".join(watch.log)
+    assert watch.states[-1][1] == "closed", watch.states[-5:]
+    assert watch.states[-1][3] >= -100, watch.states[-5:]
     if example == "us-2030-5.toml":  # said once, loudly, and the home followed the server
         said = [x for x in watch.log if "ERROR" in x and "server assigned registration PIN" in x]
         assert len(said) == 1, "".join(watch.log[-20:])
