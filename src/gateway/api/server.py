@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.api import views
 from gateway.api.config import ApiConfig
+from gateway.api.metrics import Metrics
 from gateway.api.site import ApiSite
 from gateway.core.controls import ControlSet, Mode, Source
 from gateway.core.messages import ManualOverride, Observed
@@ -54,6 +55,8 @@ class Api:
         self._streams: set[asyncio.Queue[tuple[str, Any]]] = set()
         self._last_status: dict[str, Any] | None = None
         self._audit_seen = self._last_audit_id()
+        self.metrics = Metrics(site, lambda: len(store.pending()))
+        site.on_cycle(self.metrics.cycled)
         site.on_cycle(self._cycled)
 
     def app(self) -> web.Application:
@@ -68,6 +71,7 @@ class Api:
                 web.get("/api/stream", self.stream),
                 web.get("/api/openapi.yaml", self.openapi),
                 web.get("/healthz", self.health),
+                web.get("/metrics", self.prometheus),
                 web.post("/api/island", self.island),
                 web.post("/api/reconnect", self.reconnect),
                 web.post("/api/fault-reset", self.fault_reset),
@@ -110,6 +114,9 @@ class Api:
     async def openapi(self, _: web.Request) -> web.Response:
         text = resources.files("gateway.api").joinpath("openapi.yaml").read_text("utf-8")
         return web.Response(text=text, content_type="application/yaml")
+
+    async def prometheus(self, _: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.expose(), content_type="text/plain")
 
     async def health(self, _: web.Request) -> web.Response:
         phase = self.site.phase()

@@ -73,3 +73,12 @@ class ApiSite(Protocol):
     def links(self) -> dict[str, str | None]:
         """Each north link by kind: None while it is up, else its last error."""
         ...
+
+    def take_timings(self) -> tuple[list[float], list[float]]:
+        """The cycles' device-read times and the commands' write times (s) since the last
+        call."""
+        ...
+
+    def write_failures(self) -> int:
+        """Device commands that failed, since start."""
+        ...

@@ -84,3 +84,9 @@ class RuntimeApiSite:
     def links(self) -> dict[str, str | None]:
         down = self._runner.engine.links_down
         return {kind: down.get(kind) for kind in self._config.links}
+
+    def take_timings(self) -> tuple[list[float], list[float]]:
+        return self._runner.timings.take()
+
+    def write_failures(self) -> int:
+        return self._runner.timings.write_failures

@@ -64,6 +64,16 @@ async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, 
             yield kind, json.loads(line.removeprefix("data: "))
 
 
+def _samples(text: str) -> dict[str, float]:
+    """The Prometheus exposition's samples, by name with labels."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> None:
     site = _site(tmp_path)
     config = load(site)
@@ -114,6 +124,17 @@ def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> No
                     assert (await r.json())["accepted"] is True
                 await _until(home, "relay", "open", 10)
                 await _until(home, "charger", "forming", 10)
+                await asyncio.sleep(0.5)  # a cycle or two for the metrics
+                async with http.get(f"{url}/metrics") as r:
+                    metrics = _samples(await r.text())
+                assert metrics['gateway_phase{phase="islanded"}'] == 1.0
+                assert metrics['gateway_phase{phase="grid_connected"}'] == 0.0
+                assert metrics["gateway_relay_open"] == 1.0
+                assert metrics['gateway_device_up{device="ev"}'] == 1.0
+                assert metrics["gateway_write_seconds_count"] >= 3  # stop, open, form
+                assert metrics["gateway_poll_seconds_count"] >= 1
+                assert metrics["gateway_cycles_total"] >= 1
+                assert metrics["gateway_outbox_depth"] == 0.0
                 async with http.get(f"{url}/api/schedule") as r:
                     in_force = {m["mode"]: m for m in (await r.json())["in_force"]}
                 assert in_force["connect"]["value"] is False
