@@ -14,8 +14,10 @@ import hmac
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -26,7 +28,7 @@ from gateway.api.metrics import Metrics
 from gateway.api.site import ApiSite
 from gateway.core.controls import ControlSet, Mode, Source
 from gateway.core.messages import ManualOverride, Observed
-from gateway.store.api import FAULT_RESET, AuditEntry, Store, StoreError
+from gateway.store.api import FAULT_RESET, AuditEntry, AuditRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ AUDIT_PAGE_MAX: Final = 500
 RESET_WAIT_S: Final = 30.0
 STREAM_QUEUE: Final = 256  # events a slow stream may fall behind by before it is dropped
 HEARTBEAT_S: Final = 15.0  # a comment line keeps proxies and the browser from timing out
+HISTORY_EVERY_S: Final = 1.0  # the chart's resolution
+HISTORY_POINTS: Final = 3600  # an hour of it
+STATIC: Final = Path(str(resources.files("gateway.api").joinpath("static")))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,6 +60,7 @@ class Api:
         self._streams: set[asyncio.Queue[tuple[str, Any]]] = set()
         self._last_status: dict[str, Any] | None = None
         self._audit_seen = self._last_audit_id()
+        self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY_POINTS)
         self.metrics = Metrics(site, lambda: len(store.pending()))
         site.on_cycle(self.metrics.cycled)
         site.on_cycle(self._cycled)
@@ -69,7 +75,10 @@ class Api:
                 web.get("/api/audit", self.audit),
                 web.get("/api/outbox", self.outbox),
                 web.get("/api/stream", self.stream),
+                web.get("/api/history", self.history),
                 web.get("/api/openapi.yaml", self.openapi),
+                web.get("/", self.dashboard),
+                web.static("/static", STATIC),
                 web.get("/healthz", self.health),
                 web.get("/metrics", self.prometheus),
                 web.post("/api/island", self.island),
@@ -100,13 +109,31 @@ class Api:
     async def devices(self, _: web.Request) -> web.Response:
         return _json(views.devices(self.site))
 
+    async def dashboard(self, _: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def history(self, _: web.Request) -> web.Response:
+        """The last hour of site power, export limit and allowance, a point a second."""
+        return _json(list(self._history))
+
     async def audit(self, request: web.Request) -> web.Response:
+        if "tail" in request.query:
+            return self._tail(request.query["tail"])
         since, limit = request.query.get("since", "0"), request.query.get("limit", "100")
         if not (since.isdigit() and limit.isdigit() and 1 <= int(limit) <= AUDIT_PAGE_MAX):
             why = f"since: an entry id >= 0; limit: 1 to {AUDIT_PAGE_MAX}; got {since!r}, {limit!r}"
             return _json({"error": why}, 400)
         records = self.store.audit(since_id=int(since), limit=int(limit))
         return _json(views.audit_page(records, int(limit)))
+
+    def _tail(self, tail: str) -> web.Response:
+        if not (tail.isdigit() and 1 <= int(tail) <= AUDIT_PAGE_MAX):
+            return _json({"error": f"tail: 1 to {AUDIT_PAGE_MAX}; got {tail!r}"}, 400)
+        # Ids increase without gaps: the last N entries are those after (last - N).
+        self._catch_up()
+        since = max(0, self._audit_seen - int(tail))
+        records = self.store.audit(since_id=since, limit=int(tail))
+        return _json(views.audit_page(records, int(tail)))
 
     async def outbox(self, _: web.Request) -> web.Response:
         return _json(views.outbox(self.store.pending()))
@@ -154,6 +181,12 @@ class Api:
         return response
 
     def _cycled(self, _: Observed) -> None:
+        now = self.site.now()
+        if not self._history or now - self._history[-1]["t"] >= HISTORY_EVERY_S:
+            point = views.point(self.site)
+            self._history.append(point)
+            self._publish("point", point)
+        fresh = self._catch_up()
         if not self._streams:
             return
         doc = views.status(self.site)
@@ -161,15 +194,19 @@ class Api:
         if shown != self._last_status:
             self._last_status = shown
             self._publish("status", doc)
-        try:
-            fresh = self.store.audit(since_id=self._audit_seen, limit=100)
-        except StoreError as e:
-            log.warning("api stream: the audit log could not be read: %s", e)
-            return
-        for row in views.audit_page(fresh, 100)["entries"]:
+        for row in views.audit_page(fresh, len(fresh) + 1)["entries"]:
             self._publish("audit", row)
-        if fresh:
-            self._audit_seen = fresh[-1].id
+
+    def _catch_up(self) -> list[AuditRecord]:
+        """The audit entries added since the last look (and remember the newest id)."""
+        fresh: list[AuditRecord] = []
+        try:
+            while page := self.store.audit(since_id=self._audit_seen, limit=AUDIT_PAGE_MAX):
+                fresh += page
+                self._audit_seen = page[-1].id
+        except StoreError as e:
+            log.warning("api: the audit log could not be read: %s", e)
+        return fresh
 
     def _publish(self, kind: str, doc: Any) -> None:
         for q in list(self._streams):

@@ -194,3 +194,18 @@ def outbox(items: Sequence[OutboxItem]) -> list[dict[str, Any]]:
         }
         for i in items
     ]
+
+
+def point(site: ApiSite) -> dict[str, Any]:
+    """One point of the dashboard's chart: site net power, the export limit and the backfeed
+    allowance in force (W; None where there is none), at the engine's time (s)."""
+    obs = site.observed()
+    alloc = site.allocation()
+    export = site.resolved().decisions.get(Mode.EXPORT_LIMIT_W)
+    limit = export.value if export is not None and isinstance(export.value, int | float) else None
+    return {
+        "t": site.now(),
+        "grid_w": _w(obs.meter.net_w) if obs is not None and obs.meter is not None else None,
+        "export_limit_w": None if limit is None else float(limit),
+        "allowance_w": None if alloc is None else _w(alloc.allowance_w),
+    }

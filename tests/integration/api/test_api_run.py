@@ -7,51 +7,20 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
 import socket
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+from api_rig import TOKEN, api_url, site_file, until
 
 from gateway.conformance import v2h
 from gateway.demo.site_home import home_for
 from gateway.runtime import cli_run
 from gateway.runtime.run_config import load
-from gateway.sim.modbus import SimulatedHome
 
 pytestmark = pytest.mark.timeout(120)
-TOKEN = "correct-horse-battery-staple-42"
-
-
-def _site(folder: Path) -> Path:
-    site = v2h.write_site(folder, v2h.Script(duration_s=0.0))
-    (folder / "api-token").write_text(TOKEN + "\n", encoding="utf-8")
-    with site.open("a", encoding="utf-8") as f:
-        f.write('\n[api]\nport = 0\ntoken_file = "api-token"\n')
-    return site
-
-
-async def _url(out: io.StringIO) -> str:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if m := re.search(r"local API and dashboard: (http://\S+)/ ", out.getvalue()):
-            return m.group(1)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no API URL printed: {out.getvalue()}")
-
-
-async def _until(home: SimulatedHome, what: str, want: str, within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        home.sync()
-        got = home.physics.relay_category() if what == "relay" else home.physics.charger_category()
-        if got == want:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the simulated {what} never read {want}")
 
 
 async def _events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, dict]]:
@@ -75,7 +44,7 @@ def _samples(text: str) -> dict[str, float]:
 
 
 def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> None:
-    site = _site(tmp_path)
+    site = site_file(tmp_path)
     config = load(site)
     out = io.StringIO()
 
@@ -83,7 +52,7 @@ def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> No
         home = home_for(config, start=v2h.EVENING, speed=1.0)
         async with home:
             run = asyncio.create_task(cli_run.run(config, out, seconds=60))
-            url = await _url(out)
+            url = await api_url(out)
             auth = {"Authorization": f"Bearer {TOKEN}"}
             async with aiohttp.ClientSession() as http:
                 # The status follows the devices: the grid is up and the relay read closed.
@@ -122,8 +91,8 @@ def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> No
                 async with http.post(f"{url}/api/island", json={"by": "alex"}, headers=auth) as r:
                     assert r.status == 202, await r.text()
                     assert (await r.json())["accepted"] is True
-                await _until(home, "relay", "open", 10)
-                await _until(home, "charger", "forming", 10)
+                await until(home, "relay", "open", 10)
+                await until(home, "charger", "forming", 10)
                 await asyncio.sleep(0.5)  # a cycle or two for the metrics
                 async with http.get(f"{url}/metrics") as r:
                     metrics = _samples(await r.text())
@@ -148,7 +117,7 @@ def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> No
 
                 async with http.post(f"{url}/api/reconnect", json={}, headers=auth) as r:
                     assert r.status == 202, await r.text()
-                await _until(home, "relay", "closed", v2h.DELAY_S + 10)
+                await until(home, "relay", "closed", v2h.DELAY_S + 10)
                 async with http.post(f"{url}/api/reconnect", headers=auth) as r:
                     assert r.status == 409  # nothing of the homeowner's is in force now
                     assert "no homeowner island request" in (await r.json())["reasons"][0]
@@ -188,7 +157,7 @@ def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> No
 
 
 def test_a_port_in_use_is_said_and_the_run_exits_2(tmp_path: Path) -> None:
-    site = _site(tmp_path)
+    site = site_file(tmp_path)
     out = io.StringIO()
 
     async def main() -> int:
