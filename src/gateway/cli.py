@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path, help="the site file (TOML; see docs/site.md)")
     run.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
     run.add_argument(
-        "-v", "--verbose", action="store_true", help="log every decision ([log] level = info)"
+        "-v", "--verbose", action="store_true", help="log everything ([log] level = debug)"
     )
     reset = sub.add_parser(
         "fault-reset", help="ask the running gateway to leave FAULT (refused while it persists)"
@@ -209,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         print(f"(gateway check-config {args.config} lists the same)", file=sys.stderr)
         return 2
-    configure(config.name, config.log.format, "info" if args.verbose else config.log.level)
+    configure(config.name, config.log.format, "debug" if args.verbose else config.log.level)
     try:
         return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
     except ConfigError as e:  # a TLS file, a port: found only when the gateway starts

@@ -139,7 +139,10 @@ class DeviceEntry:
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     format: str = "human"
-    level: str = "warning"  # gateway run -v: info
+    # info: one line for each thing that happened (a phase change and why, a relay or charger
+    # command and why, a device lost or back, a link down), so a person can watch without -v;
+    # gateway run -v: debug.
+    level: str = "info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +263,7 @@ class _Builder:
             devices=tuple(entries),
             store=(self.base / store).resolve(),
             period_s=float(site.get("period_s", 1.0)),
-            log=LogConfig(log.get("format", "human"), log.get("level", "warning")),
+            log=LogConfig(log.get("format", "human"), log.get("level", "info")),
             api=api,
             **north,
         )

@@ -19,7 +19,7 @@ from functools import cached_property
 from gateway.core import ratings
 from gateway.core.controls import ControlSet
 from gateway.core.engine import Engine
-from gateway.core.island import Phase
+from gateway.core.island import ChargerMode, Phase
 from gateway.core.messages import (
     Action,
     Alarm,
@@ -112,6 +112,12 @@ def _device(cmd: RelayCommand | ChargerCommand | DerLimit) -> str:
             return f"der:{cmd.der_id}"
 
 
+def _said(cmd: RelayCommand | ChargerCommand) -> str:
+    if isinstance(cmd, RelayCommand):
+        return f"relay -> {cmd.position.value}"
+    return f"charger -> {cmd.mode.value.replace('_', '-')}"
+
+
 class _Turn:
     """One feed's turn at the engine: how many steps it took, and when it is over."""
 
@@ -171,6 +177,7 @@ class Runner:
         self.last_observed: Observed | None = None  # for the north side's telemetry
         self.cycles = 0
         self.timings = Timings()  # for the metrics: taken (and emptied) by whoever shows them
+        self._said: dict[str, str] = {}  # the last relay / charger command logged at info
         self.turns_cut = 0  # feeds whose turn ran out (TURN_STEPS, TURN_S) and let others go
         # Called with each cycle's snapshot once the engine has handled it (the north side's
         # alarm edges are seen at the cycle rate, not only at its telemetry rate).
@@ -331,7 +338,13 @@ class Runner:
             if self.listener is not None:
                 self.listener(a)
             match a:
-                case RelayCommand() | ChargerCommand() | DerLimit():
+                case RelayCommand() | ChargerCommand():
+                    self._say(a)
+                    commands.append(a)
+                case DerLimit():
+                    # A ramp writes these once a second: a person follows the phase and the
+                    # safety commands; the limits are in the audit log (and at debug).
+                    log.debug("%s", a, extra={"device": _device(a)})
                     commands.append(a)
                 case Alarm():
                     log.warning("%s: %s", a.code, a.message)
@@ -340,6 +353,19 @@ class Runner:
                 case _:
                     pass  # Persist is done; NorthReports wait in the outbox for the north side
         return commands
+
+    def _say(self, cmd: RelayCommand | ChargerCommand) -> None:
+        """One line at info when the relay or the charger's mode changes; a new setpoint in
+        the same mode (a ramp) only at debug."""
+        device = _device(cmd)
+        said = _said(cmd)
+        level = logging.DEBUG if said == self._said.get(device) else logging.INFO
+        self._said[device] = said
+        following = isinstance(cmd, ChargerCommand) and cmd.mode is ChargerMode.GRID_FOLLOWING
+        setpoint = (
+            f" {cmd.setpoint_w:.0f} W" if isinstance(cmd, ChargerCommand) and following else ""
+        )
+        log.log(level, "%s%s: %s", said, setpoint, cmd.reason, extra={"device": device})
 
     async def cycle(self) -> None:
         t0 = time.perf_counter()
