@@ -10,6 +10,7 @@ where there is no minimum, else 10 s), in a copy, so that PRF-05 fits in the tes
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from gateway.conformance import profile, suites
 from gateway.conformance.cases import Outcome, Result
+from gateway.conformance.profile import device as profile_device
 from gateway.sim.modbus import DeviceSim, SimulatedHome
 from gateway.south.profile import Point
 from gateway.south.profiles import find, shipped
@@ -75,7 +77,7 @@ async def _serve_and_run(
     lie: tuple[str, int] | None = None,
 ) -> dict[str, Result]:
     kind = find(served).kind.value
-    slots: dict[str, Path | str | None] = {s: None for s in ("relay", "charger", "der", "meter")}
+    slots: dict[str, Path | str | None] = dict.fromkeys(("relay", "charger", "der", "meter"))
     slots[SLOT[kind]] = served
     async with SimulatedHome(**slots, start=NOON) as home:  # type: ignore[arg-type]
         if lie is not None:
@@ -110,13 +112,15 @@ def test_every_shipped_profile_passes_on_the_simulator_or_is_not_run_with_the_re
         why = NOT_RUN[name].get(case_id)
         if why is None:
             assert r.outcome is Outcome.PASS, _explain(r)
-            assert r.criteria and all(c.ok for c in r.criteria), _explain(r)
+            assert r.criteria, _explain(r)
+            assert all(c.ok for c in r.criteria), _explain(r)
         else:
             assert r.outcome is Outcome.NOT_RUN, _explain(r)
             assert why in r.reason, _explain(r)
     # Every Modbus request is evidence, with its answer.
     rows = [row for r in results.values() for row in r.evidence if row.get("kind") == "modbus"]
-    assert rows and all("response" in row or "error" in row for row in rows)
+    assert rows
+    assert all("response" in row or "error" in row for row in rows)
 
 
 def test_a_device_with_a_wrong_scale_factor_fails_the_reading_case(tmp_path: Path) -> None:
@@ -127,7 +131,8 @@ def test_a_device_with_a_wrong_scale_factor_fails_the_reading_case(tmp_path: Pat
     assert r.outcome is Outcome.FAIL, _explain(r)
     failed = [c for c in r.criteria if not c.ok]
     assert [c.name.split(" ")[0] for c in failed] == ["701.W"], _explain(r)
-    assert "rating" in failed[0].expected and "holding 4" in failed[0].name
+    assert "rating" in failed[0].expected
+    assert "holding 4" in failed[0].name
 
 
 def test_a_device_that_ignores_its_watchdog_fails_the_watchdog_case(
@@ -172,7 +177,45 @@ def test_a_profile_layer_that_lets_an_out_of_range_setpoint_through_fails_the_li
     assert all("not sent" in row["error"] for row in r.evidence if row.get("op") == "write")
 
 
-def test_the_cli_runs_the_suite_and_says_what_is_wrong_with_its_arguments(tmp_path: Path) -> None:
+def test_the_cli_runs_the_suite_on_a_simulated_home_over_rtu_framing(tmp_path: Path) -> None:
+    # `gateway simulate home` as a peer process, RTU frames over TCP, as a site file names a
+    # device behind a serial-to-Ethernet gateway.
+    sim = subprocess.Popen(
+        [GATEWAY, "simulate", "home", "--profile", "sigenergy-dc", "--port-base", "0",
+         "--speed", "1", "--rtu"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert sim.stdout is not None
+        lines = [sim.stdout.readline() for _ in range(3)]
+        charger = next(line.split() for line in lines if line.startswith("charger"))
+        url = f"{charger[2]}/{charger[4]}"
+        assert url.startswith("rtu+tcp://127.0.0.1:")
+        report = tmp_path / "report"
+        done = subprocess.run(
+            [GATEWAY, "conformance", "run", "--suite", "profile", "--profile", "sigenergy-dc",
+             "--target", url, "--report", str(report)],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        if sim.stdout is not None:
+            sim.stdout.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    outcomes = {c["id"]: c["outcome"] for c in summary["cases"]}
+    assert outcomes == {
+        "PRF-01": "PASS", "PRF-02": "PASS", "PRF-03": "PASS", "PRF-04": "PASS",
+        "PRF-05": "NOT RUN", "PRF-06": "NOT RUN",
+    }  # fmt: skip
+    rows = [json.loads(line) for line in (report / "evidence.jsonl").read_text().splitlines()]
+    writes = [r for r in rows if r.get("op") == "write"]
+    assert {w["address"] for w in writes} >= {41000, 41002, 41004, 41100}
+    assert all(r["response"] == "ok" for r in writes)
+
+
+def test_the_cli_says_what_is_wrong_with_its_arguments(tmp_path: Path) -> None:
     bad = subprocess.run(
         [GATEWAY, "conformance", "run", "--suite", "profile", "--target", "127.0.0.1:1502"],
         capture_output=True, text=True, check=False,
@@ -185,3 +228,24 @@ def test_the_cli_runs_the_suite_and_says_what_is_wrong_with_its_arguments(tmp_pa
         [GATEWAY, "conformance", "run", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "bench device, not a live home" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize(
+    ("spec", "url", "unit"),
+    [
+        ("127.0.0.1:1502", "tcp://127.0.0.1:1502", None),
+        ("127.0.0.1:1502/3", "tcp://127.0.0.1:1502", 3),
+        ("rtu+tcp://10.0.0.5:4001/7", "rtu+tcp://10.0.0.5:4001", 7),
+        ("rtu:///dev/ttyUSB0?baudrate=19200", "rtu:///dev/ttyUSB0?baudrate=19200", None),
+    ],
+)
+def test_a_target_is_named_as_a_site_file_names_a_device(
+    spec: str, url: str, unit: int | None
+) -> None:
+    endpoint, got = profile_device.parse_target(spec, None)
+    assert (endpoint.url, got) == (url, unit)
+
+
+def test_a_bad_target_is_one_line_saying_why() -> None:
+    with pytest.raises(ValueError, match="/UNIT is a unit id"):
+        profile_device.parse_target("127.0.0.1:1502/x", None)

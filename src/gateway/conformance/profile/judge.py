@@ -36,6 +36,7 @@ SAFE_COMMANDS = ("grid_forming_off", "stop")
 #: Commands that move power or the relay: never written by PRF-03.
 UNSAFE_COMMANDS = frozenset({"start", "grid_forming_on", "relay_open", "relay_close"})
 _ENUMS = frozenset({DataType.ENUM16, DataType.ENUM32})
+_BITS = frozenset({DataType.BITFIELD16, DataType.BITFIELD32})
 
 
 def where(p: Point) -> str:
@@ -72,6 +73,9 @@ def show(v: Value | None, p: Point) -> str:
         return "not implemented"
     if isinstance(v, float):
         v = round(v, 6)
+    if p.type in _BITS and isinstance(v, int):  # symbols name bit numbers
+        bits = [name for name, bit in p.symbols.items() if v >> bit & 1]
+        return f"{v:#06x}" + (f" ({', '.join(bits)})" if bits else "")
     sym = p.symbol(v) if isinstance(v, int) else None
     unit = f" {p.units}" if p.units else ""
     return f"{v}{unit}" + (f" ({sym})" if sym else "")

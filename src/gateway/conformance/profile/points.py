@@ -178,8 +178,9 @@ async def _write_back(device: Device, p: Point, value: Value) -> tuple[bool, str
     if isinstance(value, int | float) and isinstance(back, int | float):
         step = await step_of(device, p)
         tol = judge.tolerance(p, step, float(value))
+        within = f" (within {tol:.6g})" if step != 1 else ""
         if abs(float(back) - float(value)) <= tol:
-            return True, f"{shown} read back (within {tol:.6g})", judge.show(back, p)
+            return True, f"{shown} read back{within}", judge.show(back, p)
         return (
             False,
             f"{shown} read back",
