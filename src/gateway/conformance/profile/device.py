@@ -27,9 +27,7 @@ from gateway.south.errors import DeviceError, DeviceRejected, DeviceStateError
 from gateway.south.profile import Profile
 from gateway.south.profiles import find
 from gateway.south.registers import Pacing, Table
-from gateway.south.transport import Endpoint, EndpointConfig
-
-_FC_READ = {Table.HOLDING: 3, Table.INPUT: 4, Table.COIL: 1, Table.DISCRETE: 2}
+from gateway.south.transport import Endpoint, EndpointConfig, function_code
 
 
 def parse_target(spec: str, unit: int | None) -> tuple[EndpointConfig, int | None]:
@@ -82,7 +80,7 @@ class RecordingLink:
         point: str,
     ) -> list[int]:
         row = self._row(
-            op="read", fc=_FC_READ[table], unit=device_id, table=table.value,
+            op="read", fc=function_code(table), unit=device_id, table=table.value,
             address=address, count=count, point=point,
         )  # fmt: skip
         try:
@@ -107,8 +105,7 @@ class RecordingLink:
         point: str,
         single: bool | None = None,
     ) -> None:
-        one = len(values) == 1 and single is not False
-        fc = (5 if one else 15) if table is Table.COIL else (6 if one else 16)
+        fc = function_code(table, write=len(values), single=single)
         row = self._row(
             op="write", fc=fc, unit=device_id, table=table.value, address=address,
             values=list(values), point=point,
