@@ -22,7 +22,7 @@ import pytest
 from gateway.conformance import profile, suites
 from gateway.conformance.cases import Outcome, Result
 from gateway.conformance.profile import device as profile_device
-from gateway.sim.modbus import DeviceSim, SimulatedHome
+from gateway.sim.modbus import DeviceSim, SimulatedHome, _ChargerBinder
 from gateway.south.profile import Point
 from gateway.south.profiles import find, shipped
 
@@ -147,6 +147,24 @@ def test_a_device_that_ignores_its_watchdog_fails_the_watchdog_case(
     assert r.outcome is Outcome.FAIL, _explain(r)
     assert r.criteria[0].name == "idle_timeout: falls back", _explain(r)
     assert "still charging" in r.criteria[0].seen, _explain(r)
+
+
+def test_a_device_that_clamps_a_write_fails_the_write_case_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The charger takes a 5 % SoC reserve, says nothing, and keeps 2 %.
+    original = _ChargerBinder.set
+
+    def clamping(self: _ChargerBinder, role: str, value: float) -> None:
+        original(self, role, min(value, 2.0) if role == "soc_floor" else value)
+
+    monkeypatch.setattr(_ChargerBinder, "set", clamping)
+    path = bench_copy("dc-v2h-backup", tmp_path)
+    r = run(path, path, ["PRF-03"], tmp_path / "work")["PRF-03"]
+    assert r.outcome is Outcome.FAIL, _explain(r)
+    failed = [c for c in r.criteria if not c.ok]
+    assert [c.name for c in failed] == ["soc_reserve (holding 104)"], _explain(r)
+    assert failed[0].seen == "2 %: the device clamped or ignored it", _explain(r)
 
 
 def test_a_profile_claiming_a_register_the_device_lacks_fails_naming_it(tmp_path: Path) -> None:

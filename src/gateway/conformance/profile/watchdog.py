@@ -179,11 +179,13 @@ async def _der(case: Case, device: Device, wd: Watchdog, ev: list[dict[str, Any]
             readings[b.point], _ = await read_point(device, device.point(b.point))
     rated = judge.rating(profile, readings)
     power_point = profile.roles["power"].point
+    driver = DriverBase(device, now=time.monotonic)
+    await driver.refresh_watchdog()  # a fallback left by an earlier run ends here
+    await asyncio.sleep(POLL_S)
     power = _num(await device.read_one(power_point))
     if rated is None or power <= DER_FALLBACK * rated:
         why = f"the DER generates {power:g} W of rating {rated}: nothing to fall back from"
         return not_run(case, why, ev)
-    driver = DriverBase(device, now=time.monotonic)
     floor = DER_FALLBACK * rated
 
     async def observe() -> tuple[bool, str]:
