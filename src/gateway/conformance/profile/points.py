@@ -4,6 +4,7 @@ and (with ``--allow-relay``) the relay moves and comes back."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,11 +33,12 @@ def case_runner(body: Body) -> Callable[[Case, Any, Path], Awaitable[Result]]:
         t0 = time.monotonic()
         try:
             device = await target.device()
-        except DeviceError as exc:
-            c = failed("device", "the device answers its profile", str(exc))
-            return judged(case, [c], time.monotonic() - t0, evidence)
-        else:
             return await body(case, target, device, evidence)
+        except DeviceError as exc:
+            # A step the case could not take (an init write refused, the device gone): the
+            # case fails with the point and the answer.
+            c = failed(exc.point, "the device answers its profile", exc.why)
+            return judged(case, [c], time.monotonic() - t0, evidence)
         finally:
             await target.end()
 
@@ -147,18 +149,44 @@ async def _readable(
 
 
 def _write_order(device: Device) -> list[Point]:
-    """The stop commands first, in the profile's own order for leaving grid-forming (a device
-    may refuse a stop in backup mode), then every other writable point by address."""
+    """The init writes first, in the profile's order (a device takes commands only under
+    remote control), then the stop commands in the profile's own order for leaving
+    grid-forming (a device may refuse a stop in backup mode), then every other writable point
+    by address."""
     profile = device.profile
     writable = [p for p in claimed(device) if p.access.writable and p.table.writable]
     first: list[Point] = []
+    steps = [w.point for w in profile.init]
     for role in (*profile.sequences.leave_forming, *judge.SAFE_COMMANDS):
         b = profile.role(role)
         if b is not None and role in judge.SAFE_COMMANDS:
-            p = device.point(b.point)
-            if p not in first:
-                first.append(p)
+            steps.append(b.point)
+    for name in steps:
+        p = device.point(name)
+        if p not in first:
+            first.append(p)
     return first + [p for p in writable if p not in first]
+
+
+async def take_control(device: Device) -> list[tuple[Point, Value]]:
+    """The profile's init writes, as the gateway makes them on connect; returns what the
+    points held, for :func:`give_back`."""
+    saved = []
+    for w in device.profile.init:
+        p = device.point(w.point)
+        if p.access.readable:
+            value, err = await read_point(device, p)
+            if err is None and value is not None:
+                saved.append((p, value))
+        await device.write(w.point, w.value, reason=REASON)
+    return saved
+
+
+async def give_back(device: Device, saved: list[tuple[Point, Value]]) -> None:
+    """Put back what :func:`take_control` found, last first; a failure is in the evidence."""
+    for p, value in reversed(saved):
+        with contextlib.suppress(DeviceError):
+            await device.write(p.name, value, reason=REASON)
 
 
 async def _write_back(device: Device, p: Point, value: Value) -> tuple[bool, str, str]:
@@ -196,6 +224,7 @@ async def _writable(
     t0 = time.monotonic()
     crit: list[Criterion] = []
     skipped: list[str] = []
+    restores: list[tuple[Point, Value]] = []
     for p in _write_order(device):
         current, err = (await read_point(device, p)) if p.access.readable else (None, None)
         if err is not None:
@@ -208,8 +237,11 @@ async def _writable(
         ok, expected, seen = await _write_back(device, p, plan.value)
         crit.append(Criterion(judge.label(p), ok, f"{expected} ({plan.why})", seen))
         if ok and plan.restore and current is not None and current != plan.value:
-            ok, expected, seen = await _write_back(device, p, current)
-            crit.append(Criterion(f"{judge.label(p)} restored", ok, expected, seen))
+            restores.append((p, current))
+    # Restored last first: the init writes (remote control) go back after everything else.
+    for p, current in reversed(restores):
+        ok, expected, seen = await _write_back(device, p, current)
+        crit.append(Criterion(f"{judge.label(p)} restored", ok, expected, seen))
     evidence.append({"kind": "not written", "points": skipped})
     if not crit:
         why = "no writable point the suite can write safely"
@@ -278,6 +310,21 @@ async def _relay(
     if not target.options.allow_relay:
         return not_run(case, "the relay is left alone: give --allow-relay on a bench", evidence)
     driver = DriverBase(device, now=time.monotonic, confirm=Confirmation(target.options.settle_s))
+    saved = await take_control(device)
+    try:
+        return await _move_and_back(case, target, device, driver, evidence, t0)
+    finally:
+        await give_back(device, saved)
+
+
+async def _move_and_back(
+    case: Case,
+    target: DeviceTarget,
+    device: Device,
+    driver: DriverBase,
+    evidence: list[dict[str, Any]],
+    t0: float,
+) -> Result:
     category, _ = await driver.category("relay_state")
     moves = ["closed", "open"] if category == "open" else ["open", "closed"]
     crit = []

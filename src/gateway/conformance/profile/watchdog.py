@@ -32,8 +32,10 @@ from gateway.conformance.profile.points import (
     REASON,
     case_runner,
     failed,
+    give_back,
     not_run,
     read_point,
+    take_control,
 )
 from gateway.south.codec import Value
 from gateway.south.device import Device
@@ -202,6 +204,18 @@ async def _der(case: Case, device: Device, wd: Watchdog, ev: list[dict[str, Any]
 
 
 async def _watchdog(
+    case: Case, target: DeviceTarget, device: Device, evidence: list[dict[str, Any]]
+) -> Result:
+    """Under remote control, as the gateway runs it (the init writes: the relay's timeout
+    register is one), and given back afterwards."""
+    saved = await take_control(device)
+    try:
+        return await _by_kind(case, target, device, evidence)
+    finally:
+        await give_back(device, saved)
+
+
+async def _by_kind(
     case: Case, target: DeviceTarget, device: Device, evidence: list[dict[str, Any]]
 ) -> Result:
     wd = device.profile.watchdog
