@@ -182,6 +182,16 @@ def test_a_profile_claiming_a_register_the_device_lacks_fails_naming_it(tmp_path
     assert "Modbus exception 2" in failed[0].seen
 
 
+def test_a_sunspec_profile_claiming_models_the_device_lacks_fails_the_first_case(
+    tmp_path: Path,
+) -> None:
+    # A legacy inverter (models 103, 121, 123) checked against the 7xx profile.
+    results = run("sunspec-legacy-der", "sunspec-der", ["PRF-01", "PRF-02"], tmp_path / "work")
+    for r in results.values():
+        assert r.outcome is Outcome.FAIL, _explain(r)
+        assert "lacks required SunSpec model(s) 701, 702, 704" in r.reason, _explain(r)
+
+
 def test_a_profile_layer_that_lets_an_out_of_range_setpoint_through_fails_the_limits_case(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
 from gateway.conformance.profile import judge
 from gateway.conformance.profile.device import DeviceTarget
+from gateway.core import errors
 from gateway.south.codec import Value, multiplier
 from gateway.south.device import Device
 from gateway.south.drivers.base import Confirmation, DriverBase
@@ -38,6 +39,9 @@ def case_runner(body: Body) -> Callable[[Case, Any, Path], Awaitable[Result]]:
             # A step the case could not take (an init write refused, the device gone): the
             # case fails with the point and the answer.
             c = failed(exc.point, "the device answers its profile", exc.why)
+            return judged(case, [c], time.monotonic() - t0, evidence)
+        except errors.DeviceError as exc:  # a SunSpec chain that cannot be walked
+            c = failed("device", "the device answers its profile", str(exc))
             return judged(case, [c], time.monotonic() - t0, evidence)
         finally:
             await target.end()
