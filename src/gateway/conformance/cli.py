@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--suite", choices=sorted(suites.SUITES), help="only this suite")
     _csip_aus_options(listing)
     run = actions.add_parser("run", help="run a suite against a target; exit 1 on any FAIL")
-    run.add_argument("--suite", required=True, choices=sorted(suites.SUITES))
+    run.add_argument(
+        "--suite", required=True, choices=sorted(suites.SUITES), help="the suite to run"
+    )
     run.add_argument(
         "--target",
         default="in-process",
