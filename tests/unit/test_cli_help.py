@@ -1,5 +1,5 @@
-"""Every command's --help: each argument described, its default said where it has one, and no
-reStructuredText markup leaking from docstrings."""
+"""Every command's --help: each argument described, an option's default said where it has one,
+and no reStructuredText markup leaking from docstrings."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def test_every_argument_is_described_without_markup(
         what = "/".join(action.option_strings) or action.dest
         assert action.help, f"{name}: {what} has no help"
         assert action.help != argparse.SUPPRESS, f"{name}: {what} has no help"
+        if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS):
+            assert "default" in action.help, f"{name}: {what}'s help does not say its default"
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("conformance-report"),
         metavar="DIR",
-        help="where the reports go: summary.json, junit.xml, report.html, evidence.jsonl",
+        help="where the reports go: summary.json, junit.xml, report.html, evidence.jsonl "
+        "(default %(default)s)",
     )
     _csip_aus_options(run)
     _profile_options(run)
