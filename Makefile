@@ -15,6 +15,8 @@ TEST_WORKERS ?= 4
 # and `make test` passes with it (an unpinned cryptography broke a fresh clone once). The venv is
 # built anew whenever the lock or pyproject.toml changes, so it holds exactly what the lock says.
 LOCK := requirements.lock
+# The image's (docker/Dockerfile): the runtime dependencies alone, at the lock's versions.
+RUNTIME_LOCK := requirements-runtime.lock
 # uv resolves the lock (fast, and --universal writes one file with markers for every Python and
 # platform); pip installs from it, so building the venv needs nothing beyond Python itself.
 UV_VERSION := 0.13.10
@@ -35,6 +37,9 @@ lock:
 	printf 'setuptools>=77\nwheel\n' > $(LOCK_VENV)/build.in
 	$(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		--upgrade pyproject.toml $(LOCK_VENV)/build.in --extra test -o $(LOCK) \
+		--custom-compile-command 'make lock'
+	$(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		pyproject.toml $(LOCK_VENV)/build.in -c $(LOCK) -o $(RUNTIME_LOCK) \
 		--custom-compile-command 'make lock'
 
 demo: $(STAMP)
@@ -95,6 +100,7 @@ peers-lock:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/hadolint docker/Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
