@@ -288,8 +288,9 @@ async def n1_0070(s: Session) -> list[Criterion]:
     await s.until(lambda: bool(s.vtn.cancellations), 3 * POLL_S + 3.0)
     first = list(s.vtn.cancellations)
     after = time.monotonic()
-    await s.until(lambda: bool(s.requests("oadrPoll", after)), 3 * POLL_S)
+    await s.until(lambda: bool(s.requests("oadrUpdateReport", after + 1.0)), 3 * POLL_S)
     still = [w for w in s.requests("oadrPoll", after) if w.response != "oadrRequestReregistration"]
+    reports = s.requests("oadrUpdateReport", after + 1.0)
     s.vtn.cancel_registration(s.ven_id)
     s.note("oadrCancelPartyRegistration with the VEN's registrationID queued")
     await s.until(lambda: len(s.vtn.cancellations) > len(first), 3 * POLL_S + 3.0)
@@ -301,6 +302,12 @@ async def n1_0070(s: Session) -> list[Criterion]:
             ", ".join(str(c) for _, c in first) or "no answer",
         ),
         Criterion("and the VEN stays registered, polling", bool(still), "polls", f"{len(still)}"),
+        Criterion(
+            "and reporting (the VTN's report requests stand)",
+            bool(reports),
+            "oadrUpdateReport after the 452",
+            f"{len(reports)}",
+        ),
         Criterion(
             "its own registrationID is answered 200",
             [c for _, c in s.vtn.cancellations[len(first) :]][:1] == [OK],
