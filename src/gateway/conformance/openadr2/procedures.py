@@ -161,7 +161,7 @@ async def n1_0010(s: Session) -> list[Criterion]:
 
 
 N1_0015_POLL_S = 2.0  # whole seconds: openleadr writes the poll frequency as PT<n>S
-N1_0015_WINDOW_S = 10.0
+N1_0015_WINDOW_S = 8.0
 
 
 async def n1_0015(s: Session) -> list[Criterion]:
@@ -414,7 +414,7 @@ async def _limit_case(s: Session, modify: bool) -> list[Criterion]:
         s.note(f"modified (modification 1): {-EXPORT_LIMIT_KW:g} kW")
         due = await answer(s, event, 1)
         criteria.append(answered(s, event, 1, "optIn"))
-    await s.watch(max(0.0, due + APPLY_S + 4.0 - time.monotonic()))
+    await s.watch(max(0.0, due + APPLY_S + 3.0 - time.monotonic()))
     return [*criteria, export_within(s, due + APPLY_S, float("inf")), no_violation(s)]
 
 
