@@ -14,6 +14,7 @@ import io
 import os
 import shlex
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -107,6 +108,22 @@ class Command:
         if self._reader is not None:
             await self._reader
         return self._lines
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ while a command target starts (it copies the environment):
+    how a suite tells any controller its server and credentials."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def target_for(spec: str) -> Target:

@@ -19,12 +19,9 @@ and its credentials in the environment.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
 from gateway.conformance.csip_aus import actions, checks, expressions, support
 from gateway.conformance.csip_aus.definitions import Procedure
 from gateway.conformance.target import InProcess, Target
+from gateway.conformance.target import environment as _environment
 from gateway.demo.site_home import home_for
 from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13
@@ -202,21 +200,6 @@ def write_site(folder: Path, server: str, pki: Any) -> Path:
     path = folder / "site.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in os.environ while a command target starts (it copies the environment)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Player:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.conformance.cases import Case, Result
 from gateway.conformance.openadr2 import procedures as p
+from gateway.conformance.openadr2.session import POLL_S
 from gateway.conformance.target import Target
 
 SUITE = "openadr2"
@@ -25,7 +26,7 @@ def _case(
     body: p.Body,
     seconds: float,
     *,
-    poll_s: float = p.POLL_S,
+    poll_s: float = POLL_S,
     ven_id: str | None = None,
 ) -> Case:
     async def run(case: Case, target: Target, folder: Path) -> Result:

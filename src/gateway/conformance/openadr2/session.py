@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from gateway.conformance import v2h
 from gateway.conformance.target import InProcess, Target
+from gateway.conformance.target import environment as with_environment
 from gateway.demo.site_home import home_for
 from gateway.runtime.run_config import load
 from gateway.sim.modbus import SimulatedHome
@@ -193,21 +193,6 @@ def environment(
     return {f"OADR2_{k}": str(v) for k, v in zip(ENV_KEYS, values, strict=True)}
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in os.environ while a command target starts (it copies the environment)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 class NotRegisteredError(Exception):
     """The VEN under test never registered with the VTN."""
 
@@ -237,7 +222,7 @@ async def session(
             print(" ".join(f"{k}={v}" for k, v in env.items()), file=sys.stdout, flush=True)
         async with home:
             s = Session(vtn, home, time.monotonic())
-            with _environment(env):
+            with with_environment(env):
                 await target.start(site, REGISTER_S + seconds + 10.0)
             try:
                 if not await s.until(lambda: bool(vtn.registrations), REGISTER_S):
