@@ -75,6 +75,12 @@ PLAYED: tuple[Case, ...] = (
     _case("E1_1030", "A modified event: the new modification answered and held", p.e1_1030, 18.0),
     _case("E1_1040", "Two events in one oadrDistributeEvent, both opted in", p.e1_1040, 6.0),
     _case("E1_1050", "One event opted in, one opted out", p.e1_1050, 8.0),
+    _case(
+        "E1_1060",
+        "VEN CreateOpt qualification: the EV leaves, an opted-in event is opted out",
+        p.e1_1060,
+        14.0,
+    ),
     _case("E1_1070", "An unsupported signal: optOut, eventResponse 460", p.e1_1070, 8.0),
     _case("E1_1080", "A case-swapped vtnID: 452, nothing carried out", p.e1_1080, 10.0),
     _case(
@@ -109,13 +115,6 @@ NOT_PLAYED: tuple[Case, ...] = (
         "One event, another signal payload",
         "not played yet: its "
         "distribution (DefaultDistributeEvent_00x) was not reviewed for this suite",
-    ),
-    _not_run(
-        "E1_1060",
-        "VEN CreateOpt qualification",
-        "not played yet: needs the EV unplugged "
-        "mid-event and the VEN's availability debounce; covered by tests/integration/north/"
-        "test_oadr2_opt_schedules.py",
     ),
     _not_run(
         "E1_1065",

@@ -455,6 +455,33 @@ async def e1_1050(s: Session) -> list[Criterion]:
     ]
 
 
+OPT_S = 10.0  # the EV leaves: an oadrCreateOpt for the event within this long
+
+
+async def e1_1060(s: Session) -> list[Criterion]:
+    ahead = [(now() + seconds(60), seconds(300), 0.0)]
+    event = s.vtn.add_event(
+        s.ven_id, "LOAD_CONTROL", "x-loadControlCapacity", ahead, event_id="island-ahead"
+    )
+    s.note("island event in 60 s queued")
+    await answer(s, event, 0)
+    opted_in = answered(s, event, 0, "optIn")
+    s.home.physics.charger.ev_connected = False  # the EV that would carry the island leaves
+    s.note("the EV unplugged")
+    await s.until(lambda: any(o.event_id == event for o in s.vtn.opts), OPT_S)
+    opts = [o for o in s.vtn.opts if o.event_id == event]
+    return [
+        opted_in,
+        Criterion(
+            f"the VEN tells the VTN it can no longer take part: oadrCreateOpt within {OPT_S:.0f} s",
+            any(o.opt_type == "optOut" and o.modification_number == 0 for o in opts),
+            "optOut for the event, modification 0",
+            ", ".join(f"{o.opt_type} {o.reason} mod {o.modification_number}" for o in opts)
+            or "none",
+        ),
+    ]
+
+
 async def e1_1070(s: Session) -> list[Criterion]:
     event = s.vtn.add_event(s.ven_id, "ELECTRICITY_PRICE", "price", [(now(), seconds(120), 0.25)],
                             event_id="price-1")  # fmt: skip

@@ -57,6 +57,9 @@ cert = "{cert}"
 key = "{key}"
 ca_file = "{ca}"
 vtn_fingerprint = "{fingerprint}"
+
+[openadr2.availability]
+debounce_s = 1                  # E1_1060: an opt-out within a second of the EV leaving
 """
 
 
@@ -179,7 +182,9 @@ def write_site(folder: Path, vtn: ScriptedVtn, pki: Oadr2Pki, ven_id: str | None
         fingerprint=pki.vtn.fingerprint,
     )
     if ven_id is not None:
-        text += f'ven_id = "{ven_id}"\n'
+        text = text.replace(
+            "\n[openadr2.availability]", f'ven_id = "{ven_id}"\n\n[openadr2.availability]'
+        )
     path = folder / "site.toml"
     path.write_text(text, encoding="utf-8")
     return path
