@@ -572,13 +572,13 @@ class ScriptedVtn:
         if self._swapped:
             self._swapped = False
             self.server.services["poll_service"].vtn_id = self.vtn_id
-        text = response.text if isinstance(response, web.Response) else None
+        answer = response.body if isinstance(response, web.Response) else None
         self.wire.append(
             WireMessage(
                 at=time.monotonic(),
                 service=request.path.rsplit("/", 1)[-1],
                 request=message_type(body),
-                response=message_type(text.encode()) if text else "",
+                response=message_type(answer) if isinstance(answer, bytes) else "",
                 status=response.status,
                 tls=request.secure
                 and request.transport is not None
