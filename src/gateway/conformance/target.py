@@ -69,6 +69,7 @@ class Command:
         self._proc: asyncio.subprocess.Process | None = None
         self._lines: list[str] = []
         self._reader: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     async def start(self, site: Path, seconds: float) -> None:
         argv = [a.replace("{site}", str(site)) for a in self._argv]
@@ -84,11 +85,15 @@ class Command:
         )
         self._reader = asyncio.create_task(self._read())
         # A controller that outlives its case is stopped, as `gateway run --for` would be.
-        asyncio.get_running_loop().call_later(seconds, self._overdue)
+        # The timer holds its own process: one left from an earlier, shorter case must not
+        # stop the next case's controller (it did, when the timer read self._proc).
+        proc = self._proc
+        self._deadline = asyncio.get_running_loop().call_later(seconds, self._overdue, proc)
 
-    def _overdue(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGTERM)
+    @staticmethod
+    def _overdue(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
 
     async def _read(self) -> None:
         assert self._proc is not None
@@ -97,6 +102,9 @@ class Command:
             self._lines.append(line.decode(errors="replace").rstrip("\n"))
 
     async def stop(self) -> list[str]:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

@@ -19,7 +19,6 @@ and its credentials in the environment.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -171,24 +170,11 @@ def horizon_s(doc: dict[str, Any]) -> float:
     return max(ends)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_site(folder: Path, server: str, pki: Any) -> Path:
     """The in-process client's site file: the V2H suite's home (relay, V2H charger, PV) with
     a ``[sep2]`` link to the simulated utility."""
     gw = pki.device("gateway")
-    text = v2h.SITE.format(
-        export_limit_w=10_000,
-        delay_s=v2h.DELAY_S,
-        relay=_free_port(),
-        ev=_free_port(),
-        pv=_free_port(),
-        store=(folder / "gateway.db").as_posix(),
-    ) + SEP2.format(
+    text = v2h.site_text(folder) + SEP2.format(
         server=server,
         cert=gw.cert.as_posix(),
         key=gw.key.as_posix(),
