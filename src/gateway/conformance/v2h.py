@@ -144,17 +144,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_site(folder: Path, script: Script) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "site.toml"
-    text = SITE.format(
-        export_limit_w=script.export_limit_w,
+def site_text(folder: Path, export_limit_w: int = 10_000) -> str:
+    """:data:`SITE` on free loopback ports, its store in ``folder`` (the other suites append
+    their utility link to it)."""
+    return SITE.format(
+        export_limit_w=export_limit_w,
         delay_s=DELAY_S,
         relay=_free_port(),
         ev=_free_port(),
         pv=_free_port(),
         store=(folder / "gateway.db").as_posix(),
     )
+
+
+def write_site(folder: Path, script: Script) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "site.toml"
+    text = site_text(folder, script.export_limit_w)
     path.write_text(text, encoding="utf-8")
     return path
 

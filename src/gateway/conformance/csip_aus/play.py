@@ -19,12 +19,8 @@ and its credentials in the environment.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import socket
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +30,7 @@ from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
 from gateway.conformance.csip_aus import actions, checks, expressions, support
 from gateway.conformance.csip_aus.definitions import Procedure
 from gateway.conformance.target import InProcess, Target
+from gateway.conformance.target import environment as _environment
 from gateway.demo.site_home import home_for
 from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13
@@ -173,24 +170,11 @@ def horizon_s(doc: dict[str, Any]) -> float:
     return max(ends)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_site(folder: Path, server: str, pki: Any) -> Path:
     """The in-process client's site file: the V2H suite's home (relay, V2H charger, PV) with
     a ``[sep2]`` link to the simulated utility."""
     gw = pki.device("gateway")
-    text = v2h.SITE.format(
-        export_limit_w=10_000,
-        delay_s=v2h.DELAY_S,
-        relay=_free_port(),
-        ev=_free_port(),
-        pv=_free_port(),
-        store=(folder / "gateway.db").as_posix(),
-    ) + SEP2.format(
+    text = v2h.site_text(folder) + SEP2.format(
         server=server,
         cert=gw.cert.as_posix(),
         key=gw.key.as_posix(),
@@ -202,21 +186,6 @@ def write_site(folder: Path, server: str, pki: Any) -> Path:
     path = folder / "site.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in os.environ while a command target starts (it copies the environment)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Player:
