@@ -51,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import IntFlag
+from typing import Final
 
 from gateway.core.controls import Mode
 from gateway.core.site import SiteConfig
@@ -70,6 +71,7 @@ from gateway.north.sep2.der_resources import (
     DERSettings,
     DERStatus,
     DERTypeCode,
+    DeviceCategory,
     DOEModes,
     OperationalMode,
     OperationalModeStatusType,
@@ -88,6 +90,7 @@ __all__ = [
     "der_capability",
     "der_settings",
     "der_status",
+    "device_category",
     "doe_modes",
     "modes_supported",
     "vpp_modes",
@@ -266,6 +269,24 @@ def alarm_log_event(alarm: DerAlarm, raised: bool, *, at: float, event_id: int) 
         profileID=PROFILE_2030_5,
         details=(name if raised else f"{name}: normal")[:32],
     )
+
+
+#: The DeviceCategoryType bit of each kind of DER the engine drives (``DerRating.kind``): the V2H
+#: charger is an EVSE (the EV behind it comes and goes, as DERCapability's type EVSE says).
+CATEGORY_OF_KIND: Final = {
+    "charger": DeviceCategory.EVSE,
+    "pv": DeviceCategory.PHOTOVOLTAIC_SYSTEM,
+    "battery": DeviceCategory.OTHER_STORAGE_SYSTEM,
+}
+
+
+def device_category(config: SiteConfig) -> str:
+    """``EndDevice.deviceCategory`` (HexBinary32, 8 hex digits) of the site: one bit per kind of
+    DER behind the EndDevice. The V2H home with PV is EVSE | Photovoltaic System, 00220000."""
+    bits = DeviceCategory(0)
+    for d in config.ders:
+        bits |= CATEGORY_OF_KIND.get(d.kind, DeviceCategory(0))
+    return f"{int(bits):08X}"
 
 
 def modes_supported(modes: Iterable[Mode]) -> int:
