@@ -35,7 +35,7 @@ from gateway.north.sep2.client import Http, Identity, TransportError, discover_d
 from gateway.north.sep2.identity import certificate_der
 from gateway.north.sep2.identity import lfdi as lfdi_of
 from gateway.north.sep2.notify import NotificationListener
-from gateway.north.sep2.telemetry import SiteRatings
+from gateway.north.sep2.telemetry import SiteRatings, device_category
 from gateway.north.sep2.wellknown import WellKnownError
 from gateway.runtime.api_site import RuntimeApiSite
 from gateway.runtime.heap import settle_heap
@@ -191,6 +191,23 @@ async def _run_links(
     return 0
 
 
+def identity_of(config: RunConfig) -> Identity:
+    """This site's EndDevice: the certificate's own, or the one ``[[sep2.end_device]]`` names
+    (an aggregator's site); its deviceCategory as configured, else one bit per kind of DER in
+    the site."""
+    c = config.sep2
+    assert c is not None
+    device = c.end_devices[0]
+    return Identity(
+        device.lfdi,
+        device.sfdi,
+        pin=device.pin,
+        register=c.register,
+        device_category=c.device_category or device_category(config.site),
+        connection_point_id=device.connection_point,
+    )
+
+
 async def _start_sep2(config: RunConfig, out: TextIO, stack: AsyncExitStack) -> _Sep2Start | None:
     """The [sep2] connection (service discovery first, where asked), its notification listener
     and this site's EndDevice, entered on ``stack``; None (said on ``out``) if discovery
@@ -235,15 +252,7 @@ async def _start_sep2(config: RunConfig, out: TextIO, stack: AsyncExitStack) -> 
         stack.push_async_callback(listener.stop)
         notify = (router, listener.url)
         out.write(f"notifications: {listener.url}\n")
-    # One site file is one home: one EndDevice (the certificate's own, or the one
-    # [[sep2.end_device]] an aggregator registered for this site).
-    device = c.end_devices[0]
-    identity = Identity(
-        device.lfdi,
-        device.sfdi,
-        pin=device.pin,
-        register=c.register,
-        connection_point_id=device.connection_point,
-    )
+    # One site file is one home: one EndDevice.
+    identity = identity_of(config)
     link = Sep2Link(http, identity, ratings=ratings, notify=notify, pen=c.pen, csipaus=c.csipaus)
-    return _Sep2Start(http, link, f"{device.lfdi} (SFDI {device.sfdi})")
+    return _Sep2Start(http, link, f"{identity.lfdi} (SFDI {identity.sfdi})")

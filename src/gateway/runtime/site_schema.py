@@ -190,6 +190,10 @@ _SEP2 = _table(
         "register": _b("true: POST our EndDevice when the server does not know it."),
         "connection_point": _s("CSIP-AUS: the site's NMI (PUT to ConnectionPoint)."),
         "pen": _i("Your IANA Private Enterprise Number, in our mRIDs.", minimum=1),
+        "device_category": _s(
+            "EndDevice deviceCategory (2030.5 DeviceCategoryType, hex, bits 0-25) in an in-band "
+            "registration; default: one bit per kind of DER in the site."
+        ),
         "profile": _s(
             "csip-aus, or csip (US: no CSIP-AUS elements written).", enum=["csip-aus", "csip"]
         ),

@@ -19,6 +19,7 @@ and its credentials in the environment.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -265,6 +266,7 @@ class Player:
     async def _play(
         self, stage: Stage, target: Target, site: Path, env: dict[str, str], home: Any
     ) -> list[Criterion]:
+        fit_home(self.doc, site, home)
         immediate = bool(self.pre.get("immediate_start"))
         criteria: list[Criterion] = []
         try:
@@ -395,6 +397,34 @@ def _speak_v13(state: UtilityState) -> None:
     state.well_known = {CSIPAUS_NS_V13: [paths.DCAP]}
     old, new = f'"{CSIPAUS_NS}"'.encode(), f'"{CSIPAUS_NS_V13}"'.encode()
     state.tamper(["*"], lambda body: body.replace(old, new))
+
+
+#: The V2H home's PV inverter in its site file (``v2h.SITE``), up to the next table.
+_PV_DEVICE = re.compile(r'\n\[\[device\]\]\nname = "pv"\n.*?(?=\n\[)', re.DOTALL)
+_STORAGE_RATES = ("setMaxChargeRateW", "setMaxDischargeRateW")
+
+
+def storage_alone(doc: dict[str, Any]) -> bool:
+    """Whether the procedure's preconditions describe one storage DER: its DERSettings' charge
+    and discharge rates equal to the DER's VA (STO-03, STO-06). The V2H home's aggregate DER is
+    the charger and the PV, whose VA adds to the charger's, so those rates are below it."""
+    for c in (doc.get("Preconditions") or {}).get("checks") or []:
+        p = c.get("parameters") or {}
+        if c.get("type") == "der-settings-contents" and any(
+            "== setMaxVA" in str(p.get(k, "")) for k in _STORAGE_RATES
+        ):
+            return True
+    return False
+
+
+def fit_home(doc: dict[str, Any], site: Path, home: Any) -> None:
+    """Make the home the one the procedure's preconditions describe, before the client starts:
+    for one storage DER (:func:`storage_alone`), the V2H charger without the PV (out of the
+    site file the client reads, and dark in the simulated home), so that the gateway reports
+    that DER honestly and the preconditions can hold."""
+    if storage_alone(doc):
+        site.write_text(_PV_DEVICE.sub("", site.read_text(encoding="utf-8")), encoding="utf-8")
+        home.physics.pv.peak_w = home.physics.pv.limit_w = 0.0
 
 
 def not_run(case: Case, reason: str) -> Result:
