@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from gateway.conformance import csip_aus, report, suites
+from gateway.conformance import csip_aus, report, sep2_server, suites
 from gateway.conformance.cases import Outcome
 from gateway.conformance.target import target_for
 
@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--target",
         default="in-process",
-        metavar="in-process|CMD",
+        metavar="in-process|CMD|URL",
         help="in-process (this gateway, the default) or a controller's command line; {site} "
-        "in it is replaced by the case's site file (also in $CONFORMANCE_SITE)",
+        "in it is replaced by the case's site file (also in $CONFORMANCE_SITE); for "
+        "sep2-server, the server's https://HOST:PORT/dcap",
     )
     run.add_argument("--case", action="append", default=[], metavar="ID", help="repeatable")
     run.add_argument(
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the reports go: summary.json, junit.xml, report.html, evidence.jsonl",
     )
     _csip_aus_options(run)
+    sep2_server.add_options(run)
 
 
 def _csip_aus_options(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +74,11 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 0
     try:
         cases = suites.select(args.suite, args.case)
-        target = target_for(args.target)
+        target = (
+            sep2_server.target_from(args)
+            if args.suite == sep2_server.SUITE
+            else target_for(args.target)
+        )
     except ValueError as e:
         print(f"gateway conformance: {e}", file=sys.stderr)
         return 2
