@@ -26,7 +26,7 @@ def _note(probe: Probe, who: str, a: Attempt) -> None:
 
 
 def _seen(a: Attempt) -> str:
-    return f"accepted: HTTP {a.detail}" if a.status is not None else a.detail
+    return f"accepted, answered {a.detail!r}" if a.status is not None else a.detail
 
 
 async def suite(t: ServerTarget, probe: Probe, _folder: Path) -> Verdict:
