@@ -320,6 +320,9 @@ async def schema_validity(t: ServerTarget, probe: Probe, _folder: Path) -> Verdi
     if not t.received:  # run alone: read what discovery reads
         await walk(probe, t.dcap)
     received = [*t.received, *((x.label, x.body) for x in probe.exchanges if x.xml() is not None)]
+    if not received:
+        v.not_run = "no 2030.5 body was received from the server (see the cases before)"
+        return v
     bad = 0
     for label, body in received:
         errors = found.errors(body)
@@ -330,7 +333,7 @@ async def schema_validity(t: ServerTarget, probe: Probe, _folder: Path) -> Verdi
             )
     v.check(
         "every body received",
-        bad == 0 and bool(received),
+        bad == 0,
         f"valid against sep.xsd ({found.where})",
         f"{len(received) - bad} of {len(received)} valid",
     )

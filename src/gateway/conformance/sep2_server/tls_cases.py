@@ -44,8 +44,22 @@ async def suite(t: ServerTarget, probe: Probe, _folder: Path) -> Verdict:
     return v
 
 
+async def _good_first(t: ServerTarget, probe: Probe, v: Verdict) -> bool:
+    """A refusal proves something only if the good certificate gets in: else NOT RUN."""
+    a = await tls_attempt(t.url, t.context(), t.dcap)
+    _note(probe, "the client certificate", a)
+    if a.refused_at_tls:
+        v.not_run = (
+            f"the server refuses the good client certificate too ({a.detail}; see COMM-003): "
+            "a refusal of a bad one would prove nothing"
+        )
+    return not a.refused_at_tls
+
+
 async def no_certificate(t: ServerTarget, probe: Probe, _folder: Path) -> Verdict:
     v = Verdict()
+    if not await _good_first(t, probe, v):
+        return v
     a = await tls_attempt(t.url, tls.anonymous_client_context(t.ca), t.dcap)
     _note(probe, "no client certificate", a)
     v.check(f"GET {t.dcap} with no client certificate", a.refused_at_tls, REFUSED, _seen(a))
@@ -54,6 +68,8 @@ async def no_certificate(t: ServerTarget, probe: Probe, _folder: Path) -> Verdic
 
 async def foreign_ca(t: ServerTarget, probe: Probe, folder: Path) -> Verdict:
     v = Verdict()
+    if not await _good_first(t, probe, v):
+        return v
     context, what = t.foreign_context(folder)
     a = await tls_attempt(t.url, context, t.dcap)
     _note(probe, f"a certificate from another CA ({what})", a)
