@@ -27,7 +27,7 @@ CASES: tuple[Case, ...] = (
         "S2S-01",
         "in-band registration: POST EndDevice, 201 + Location",
         plays.registration,
-        needs=_NEEDS + " not yet registered, and in-band registration allowed",
+        needs=_NEEDS + "; that certificate not registered yet, and in-band registration allowed",
     ),
     _case("S2S-02", "discovery from /dcap through every link and list", plays.discovery, 5.0),
     _case("UTIL-001", "the EndDevice is assigned an FSA with a DERProgram", plays.group_assignment),

@@ -19,20 +19,13 @@ def end_device(lfdi: str, sfdi: int, now: int) -> bytes:
     ).encode()
 
 
-def der_control_response(lfdi: str, subject: str, now: int, status: int = 1) -> bytes:
-    """A DERControlResponse (sep.xsd: an extension of Response); status 1, event received."""
+def response(lfdi: str, subject: str, now: int, status: int = 1, kind: str = "Response") -> bytes:
+    """A Response, or (``kind``) one of the types sep.xsd derives from it, such as
+    DERControlResponse; status 1: event received."""
     return (
-        f'<DERControlResponse xmlns="{NS}"><createdDateTime>{now}</createdDateTime>'
+        f'<{kind} xmlns="{NS}"><createdDateTime>{now}</createdDateTime>'
         f"<endDeviceLFDI>{lfdi}</endDeviceLFDI><status>{status}</status>"
-        f"<subject>{subject}</subject></DERControlResponse>"
-    ).encode()
-
-
-def response(lfdi: str, subject: str, now: int, status: int = 1) -> bytes:
-    return (
-        f'<Response xmlns="{NS}"><createdDateTime>{now}</createdDateTime>'
-        f"<endDeviceLFDI>{lfdi}</endDeviceLFDI><status>{status}</status>"
-        f"<subject>{subject}</subject></Response>"
+        f"<subject>{subject}</subject></{kind}>"
     ).encode()
 
 

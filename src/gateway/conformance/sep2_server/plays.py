@@ -14,7 +14,7 @@ from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs in this 
 from gateway.conformance.sep2_server import bodies, schema
 from gateway.conformance.sep2_server.probe import SEP_XML, Probe, local
 from gateway.conformance.sep2_server.server import ServerTarget
-from gateway.conformance.sep2_server.verdict import Verdict, walked
+from gateway.conformance.sep2_server.verdict import Verdict, created, walked
 from gateway.conformance.sep2_server.walk import PAGE, Walk, children, items, walk
 
 #: What discovery must reach from /dcap (a control and a default only once provisioned).
@@ -81,23 +81,14 @@ async def registration(t: ServerTarget, probe: Probe, _folder: Path) -> Verdict:
     if post.status in (403, 405):
         v.not_run = f"the server takes no in-band registration ({post.label} answered {post.seen})"
         return v
-    location = post.headers.get("Location")
-    v.expect(post, post.status == 201, "201 Created")
-    if not v.expect(post, location is not None, "a Location header", str(dict(post.headers))):
-        return v
-    assert location is not None
-    got = await probe.get(location)
-    edev = got.xml()
-    v.expect(
-        got,
-        got.status == 200 and edev is not None and local(edev) == "EndDevice",
-        "200 with an EndDevice",
-    )
+    made = await created(v, probe, post, "EndDevice")
+    edev = None if made is None else made.doc
     if edev is not None:
         lfdi = (text(edev, "lFDI") or "").upper()
-        v.expect(got, lfdi == t.lfdi, f"lFDI {t.lfdi}", f"lFDI {lfdi or '(none)'}")
+        assert made is not None
+        v.expect(made.got, lfdi == t.lfdi, f"lFDI {t.lfdi}", f"lFDI {lfdi or '(none)'}")
         sfdi = text(edev, "sFDI")
-        v.expect(got, sfdi == str(t.sfdi), f"sFDI {t.sfdi}", f"sFDI {sfdi}")
+        v.expect(made.got, sfdi == str(t.sfdi), f"sFDI {t.sfdi}", f"sFDI {sfdi}")
     t.walked = None  # discovery must see the new EndDevice
     return v
 
@@ -304,8 +295,9 @@ async def response_post(t: ServerTarget, probe: Probe, _folder: Path) -> Verdict
         v.not_run = "the server serves no DERControl with a replyTo: provision one"
         return v
     reply, mrid = target
-    for body in (bodies.der_control_response, bodies.response):
-        x = await probe.request("POST", reply, body(t.lfdi, mrid, _now()))
+    for kind in ("DERControlResponse", "Response"):
+        body = bodies.response(t.lfdi, mrid, _now(), kind=kind)
+        x = await probe.request("POST", reply, body)
         v.expect(x, x.status == 201, "201 Created")
     return v
 

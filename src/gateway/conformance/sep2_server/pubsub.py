@@ -14,7 +14,7 @@ from gateway.conformance.sep2_server import bodies
 from gateway.conformance.sep2_server.plays import link, ours, text
 from gateway.conformance.sep2_server.probe import Listener, Probe, local, parse
 from gateway.conformance.sep2_server.server import ServerTarget
-from gateway.conformance.sep2_server.verdict import Verdict, walked
+from gateway.conformance.sep2_server.verdict import Verdict, created, walked
 from gateway.conformance.sep2_server.walk import PAGE, Found, Walk, items, same_href
 
 SUBSCRIBABLE: Final = frozenset({"1", "3"})  # a non-conditional subscription is taken
@@ -58,18 +58,10 @@ async def subscription(t: ServerTarget, probe: Probe, _folder: Path) -> Verdict:
     async with Listener(t.cert, t.key, t.ca, t.listen) as listener:
         uri = listener.uri("lifecycle")
         post = await probe.request("POST", sub_list, bodies.subscription(resource, uri))
-        location = post.headers.get("Location")
-        v.expect(post, post.status == 201, "201 Created")
-        if not v.expect(post, location is not None, "a Location header", str(dict(post.headers))):
+        made = await created(v, probe, post, "Subscription")
+        if made is None:
             return v
-        assert location is not None
-        got = await probe.get(location)
-        doc = got.xml()
-        v.expect(
-            got,
-            got.status == 200 and doc is not None and local(doc) == "Subscription",
-            "200 with the Subscription",
-        )
+        location, got, doc = made.location, made.got, made.doc
         if doc is not None:
             v.expect(
                 got,

@@ -43,9 +43,17 @@ class ServerTarget:
                 f"--target {self.url!r}: the sep2-server suite needs the server's "
                 "DeviceCapability URL, https://HOST:PORT/dcap"
             )
-        for what, path in (("--cert", self.cert), ("--key", self.key), ("--ca", self.ca)):
-            if path is None:
+        for what, path in (
+            ("--cert", self.cert),
+            ("--key", self.key),
+            ("--ca", self.ca),
+            ("--foreign-cert", self.foreign_cert),
+            ("--foreign-key", self.foreign_key),
+        ):
+            if path is None and what in ("--cert", "--key", "--ca"):
                 raise ValueError(f"the sep2-server suite needs {what}")
+            if path is not None and not path.is_file():
+                raise ValueError(f"{what} {path}: no such file")
         if (self.foreign_cert is None) != (self.foreign_key is None):
             raise ValueError("--foreign-cert and --foreign-key go together")
         self.context()  # a wrong file is said now, in one line

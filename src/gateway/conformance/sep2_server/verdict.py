@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
-from gateway.conformance.sep2_server.probe import Exchange, Probe
+from gateway.conformance.sep2_server.probe import Exchange, Probe, local
 from gateway.conformance.sep2_server.server import ServerTarget
 from gateway.conformance.sep2_server.walk import Walk, walk
 
@@ -35,6 +35,28 @@ class Verdict:
     def check(self, name: str, ok: bool, expected: str, seen: str) -> bool:
         self.criteria.append(Criterion(name, ok, expected, seen))
         return ok
+
+
+@dataclass(frozen=True)
+class Created:
+    location: str
+    got: Exchange  # the GET of Location
+    doc: Any  # what it served (lxml element), None if not the resource expected
+
+
+async def created(v: Verdict, probe: Probe, post: Exchange, kind: str) -> Created | None:
+    """Judge a POST that must create a ``kind``: 201, a Location, and a GET of it that
+    serves a ``kind``. None when there is no Location to read."""
+    location = post.headers.get("Location")
+    v.expect(post, post.status == 201, "201 Created")
+    if not v.expect(post, location is not None, "a Location header", str(dict(post.headers))):
+        return None
+    assert location is not None
+    got = await probe.get(location)
+    doc = got.xml()
+    ok = got.status == 200 and doc is not None and local(doc) == kind
+    v.expect(got, ok, f"200 with the {kind}")
+    return Created(location, got, doc if ok else None)
 
 
 Play = Callable[[ServerTarget, Probe, Path], Awaitable[Verdict]]
