@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -135,6 +136,8 @@ def test_our_server_passes_every_case(pki_dir: Path, tmp_path: Path) -> None:
         # A second run: the certificate is registered now, so registration cannot be judged,
         # and without --change nothing can change a control: both NOT RUN, with the reason.
         again = _run(_target(url, pki_dir), tmp_path / "again", ("S2S-01", "S2S-05"))
+        # A --change command that fails is a failed criterion naming it.
+        failing = _run(_target(url, pki_dir, change="false"), tmp_path / "false", ("S2S-05",))
     summary = json.loads((tmp_path / "summary.json").read_text())
     outcomes = {c["id"]: c["outcome"] for c in summary["cases"]}
     have_schema = not isinstance(schema.load(), str)
@@ -155,6 +158,28 @@ def test_our_server_passes_every_case(pki_dir: Path, tmp_path: Path) -> None:
     assert "registered already" in again["S2S-01"].reason
     assert again["S2S-05"].outcome is Outcome.NOT_RUN
     assert "--change" in again["S2S-05"].reason
+    assert failing["S2S-05"].outcome is Outcome.FAIL
+    assert failing["S2S-05"].reason.startswith("--change false: expected exit status 0")
+
+
+def test_a_server_that_is_not_there_fails_and_the_refusals_are_not_run(
+    pki_dir: Path, tmp_path: Path
+) -> None:
+    """Nothing listens: every case that needs an answer fails saying so; a refused bad
+    certificate would prove nothing when the good one is refused too."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, and closed again before the run
+    results = _run(_target(f"https://127.0.0.1:{port}/dcap", pki_dir), tmp_path)
+    assert results["COMM-003"].outcome is Outcome.FAIL
+    assert "connection failed" in results["COMM-003"].reason
+    assert results["S2S-02"].outcome is Outcome.FAIL
+    assert "no HTTP answer" in results["S2S-02"].reason
+    for refusal in ("S2S-06", "S2S-07"):
+        assert results[refusal].outcome is Outcome.NOT_RUN
+        assert "refuses the good client certificate too" in results[refusal].reason
+    assert results["S2S-08"].outcome is Outcome.NOT_RUN
+    assert not any(r.outcome is Outcome.PASS for r in results.values()), _explain(results)
 
 
 @pytest.mark.parametrize(
