@@ -214,3 +214,28 @@ def test_a_broken_server_fails_the_case_that_guards_it(
     bad = results[fails]
     assert bad.reason
     assert any(not c.ok for c in bad.criteria)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ([], "needs the server's DeviceCapability URL, https://HOST:PORT/dcap"),
+        (["--target", "http://127.0.0.1:1/dcap"], "needs the server's DeviceCapability URL"),
+        (["--target", "https://127.0.0.1:1/dcap"], "the sep2-server suite needs --cert"),
+        (
+            [
+                *("--target", "https://127.0.0.1:1/dcap", "--cert", "/no/cert.pem"),
+                *("--key", "/no/key", "--ca", "/no/ca.pem"),
+            ],
+            "--cert /no/cert.pem: no such file",
+        ),
+    ],
+)
+def test_bad_options_are_one_line_errors(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gateway_main(["conformance", "run", "--suite", SUITE, *args]) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
