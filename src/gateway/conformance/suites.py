@@ -8,12 +8,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from gateway.conformance import csip_aus, sep2_server, v2h
+from gateway.conformance import csip_aus, profile, sep2_server, v2h
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.target import Target
 
 SUITES: Mapping[str, Sequence[Case]] = MappingProxyType(
-    {"v2h": v2h.CASES, csip_aus.SUITE: csip_aus.CASES, sep2_server.SUITE: sep2_server.CASES}
+    {
+        "v2h": v2h.CASES,
+        csip_aus.SUITE: csip_aus.CASES,
+        profile.SUITE: profile.CASES,
+        sep2_server.SUITE: sep2_server.CASES,
+    }
 )
 
 

@@ -290,7 +290,17 @@ SCHEMA: Final[dict[str, Any]] = {
                 "level": _s("The least severe level logged.", enum=list(LOG_LEVELS)),
             },
         ),
-        "api": _table("The local API (a later release serves it).", {}),
+        "api": _table(
+            "The local API and dashboard (docs/api.md): served by gateway run when named.",
+            {
+                "listen": _s("Address to bind (default 127.0.0.1: this machine only)."),
+                "port": _i("TCP port (default 8780; 0: any free port).", minimum=0, maximum=65535),
+                "token_file": _s(
+                    "The bearer token the writes need (island, reconnect, fault reset), at "
+                    "least 16 characters. Without it the API is read-only. " + _FILE
+                ),
+            },
+        ),
     },
 }
 
