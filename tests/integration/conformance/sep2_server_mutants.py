@@ -82,6 +82,15 @@ def _invalid_time() -> None:
     server.wire.bare = bare  # type: ignore[assignment]
 
 
+def _no_notifications() -> None:
+    """Takes subscriptions and never delivers a Notification."""
+
+    async def deliver(self: server.UtilityServer, uri: str, body: bytes, lfdi: str) -> None:
+        return None
+
+    server.UtilityServer._deliver = deliver  # type: ignore[method-assign]
+
+
 MUTANTS: dict[str, Callable[[], None]] = {
     "foreign-ca": _foreign_ca,
     "no-client-certificate": _no_client_certificate,
@@ -89,6 +98,7 @@ MUTANTS: dict[str, Callable[[], None]] = {
     "no-href": _no_href,
     "response-subtypes": _response_subtypes,
     "invalid-time": _invalid_time,
+    "no-notifications": _no_notifications,
 }
 
 

@@ -141,10 +141,16 @@ async def notification(t: ServerTarget, probe: Probe, _folder: Path) -> Verdict:
                 locations.append(post.headers["Location"])
         if not locations:
             return v
+        # Only what arrives from the change on counts (a server may notify on subscribing).
+        before = len(listener.received)
+        listener.arrived.clear()
         await _change(t, probe, v)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(listener.arrived.wait(), t.notify_timeout)
-        got = listener.received
+        for early in listener.received[:before]:
+            probe.note(notification=early.path, before_the_change=True)
+            t.received.append((f"Notification POST {early.path}", early.body))
+        got = listener.received[before:]
         for notified in got:
             label = f"Notification POST {notified.path}"
             probe.note(notification=notified.path, body=notified.body.decode(errors="replace"))
