@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.conformance.sep2_server.walk import Walk
@@ -107,10 +106,6 @@ def mint_foreign(folder: Path) -> tuple[Path, Path]:
         )
     )
     return cert, key
-
-
-def certificate_lfdi(path: Path) -> str:
-    return pki.lfdi(x509.load_pem_x509_certificate(path.read_bytes()))
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
