@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.conformance.cases import Case, Result
-from gateway.conformance.csip import comm
+from gateway.conformance.csip import comm, events
 from gateway.conformance.csip.catalogue import NOT_APPLICABLE, ROWS
 
 SUITE = "csip"
@@ -34,6 +34,12 @@ _RUN: dict[str, tuple[str, float, Any]] = {
     "COMM-004F": ("a 2030.5 client", 6.0, comm.chain_case("mica-policy-mapping", accept=False)),
     "COMM-004G": ("a 2030.5 client", 6.0, comm.chain_case("self-signed", accept=False)),
 }
+_RUN.update(
+    {
+        i: ("a 2030.5 client driving the simulated home (PV, charger)", 28.0, events.case_runner(i))
+        for i in events.scenarios()
+    }
+)
 
 #: Why a DER-client (or optional) row is not run yet.
 _NOT_YET: dict[str, str] = {
