@@ -97,7 +97,7 @@ async def play(case: Case, target: Target, folder: Path, sc: Scenario) -> Result
                 pending.pop(0)[1](s.state, mrids, zero)
                 s.note(f"server action at {t:.1f} s")
             await s.wait(0.25)
-            p = s.physics
+            p, t = s.physics, time.time() - zero
             samples.append(Sample(t, p.pv.power_w, p.pv.available(p.now), p.charger.power_w))
         await s.wait(2.0)  # the last Responses
     rated = s.physics.pv.peak_w
