@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.conformance.cases import Case, Result
-from gateway.conformance.csip import comm, events
+from gateway.conformance.csip import comm, core, events
 from gateway.conformance.csip.catalogue import NOT_APPLICABLE, ROWS
 
 SUITE = "csip"
@@ -33,6 +33,12 @@ _RUN: dict[str, tuple[str, float, Any]] = {
     "COMM-004E": ("a 2030.5 client", 6.0, comm.chain_case("mica-name", accept=False)),
     "COMM-004F": ("a 2030.5 client", 6.0, comm.chain_case("mica-policy-mapping", accept=False)),
     "COMM-004G": ("a 2030.5 client", 6.0, comm.chain_case("self-signed", accept=False)),
+    "CORE-003": ("a 2030.5 client", 45.0, core.core_003),
+    "BASIC-001": ("a 2030.5 client registering in band", 8.0, core.basic_001),
+    "BASIC-027": ("a 2030.5 client watching the grid's voltage", 20.0, core.basic_027),
+    "BASIC-028": ("a 2030.5 client", 12.0, core.basic_028),
+    "BASIC-029": ("a 2030.5 client posting meter readings", 14.0, core.basic_029),
+    "ERR-001": ("a 2030.5 client", 20.0, core.err_001),
 }
 _RUN.update(
     {
@@ -52,9 +58,7 @@ def _case(case_id: str, title: str, applies: str) -> Case:
     if case_id in _RUN:
         needs, expected, run = _RUN[case_id]
         return Case(case_id, SUITE, title, needs, expected, run)
-    why = NOT_APPLICABLE.get(applies) or _NOT_YET.get(
-        case_id, "not implemented by this suite yet"
-    )
+    why = NOT_APPLICABLE.get(applies) or _NOT_YET.get(case_id, "not implemented by this suite yet")
     return Case(case_id, SUITE, title, "-", 0.0, None, why)
 
 

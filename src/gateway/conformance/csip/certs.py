@@ -79,9 +79,7 @@ def _write(folder: Path, name: str, leaf: pki.Issued) -> Leaf:
     cert.write_bytes(leaf.cert.public_bytes(pem))
     chain.write_bytes(b"".join(c.public_bytes(pem) for c in (leaf.cert, *leaf.intermediates)))
     key.write_bytes(
-        leaf.key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        leaf.key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     key.chmod(0o600)
     return Leaf(cert, key, chain, pki.lfdi(leaf.cert))
@@ -128,7 +126,7 @@ def _self_signed(serial: str) -> pki.Issued:
     """A device certificate per the CSIP profile, signed by its own key."""
     key = ec.generate_private_key(ec.SECP256R1())
     hmn = pki.hardware_module_name(pki.TEST_HW_TYPE, serial.encode())
-    names = [x509.OtherName(pki.ID_ON_HARDWARE_MODULE_NAME, hmn)]
+    names: list[x509.GeneralName] = [x509.OtherName(pki.ID_ON_HARDWARE_MODULE_NAME, hmn)]
     names += [pki._general_name(n) for n in SERVER_NAMES]
     cert = (
         x509.CertificateBuilder()

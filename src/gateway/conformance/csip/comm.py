@@ -73,7 +73,9 @@ def refused(s: Session, what: str) -> list[Criterion]:
     ]
 
 
-async def _chain(target: Target, folder: Path, kind: str, accept: bool) -> tuple[list[Criterion], Session, list[str]]:
+async def _chain(
+    target: Target, folder: Path, kind: str, accept: bool
+) -> tuple[list[Criterion], Session, list[str]]:
     out: list[str] = []
     async with session(folder, target, ACCEPT_S + GRACE_S, server_cert=kind, output=out) as s:
         s.note(f"the server presents: {certs.KINDS[kind]}")
@@ -128,9 +130,7 @@ async def comm_003(case: Case, target: Target, folder: Path) -> Result:
             "every ClientHello offers TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 (0xC0AE)",
             bool(hellos) and all(CCM8 in c.offered_ciphers for c in hellos),
             "0xC0AE offered",
-            "; ".join(
-                " ".join(f"0x{x:04X}" for x in c.offered_ciphers[:12]) for c in hellos[:2]
-            )
+            "; ".join(" ".join(f"0x{x:04X}" for x in c.offered_ciphers[:12]) for c in hellos[:2])
             or "none",
         ),
         Criterion(

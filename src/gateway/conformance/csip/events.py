@@ -27,13 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.conformance.cases import Case, Criterion, Result
-from gateway.conformance.csip.session import Session, result, session
+from gateway.conformance.csip.session import Session, new_state, result, session
 from gateway.conformance.target import Target
 from gateway.north.sep2.model import DefaultDERControl, DERControlBase
 from gateway.sim.utility import UtilityState
 from gateway.sim.utility.records import Program
 
 SETTLE_S = 2.5  # a window's first seconds: the client's poll (2 s) and the device's response
+# A window's last half second is not judged: TimeType is whole seconds, so a client's idea of
+# the server's time may be off by part of one (a control taking over 0.2 s early is fine).
+END_MARGIN_S = 0.5
 PV_TOLERANCE_W = 150.0
 READY_S = 25.0  # for the client to register and walk once before the scenario starts
 SERVICE_POINT, SYSTEM = 1, 2  # primacies
@@ -67,6 +70,9 @@ class Scenario:
     responses: Sequence[tuple[str, int, bool]] = ()  # (control, status, must / must not)
     later: Sequence[tuple[float, Callable[[UtilityState, dict[str, str], float], None]]] = ()
     charger_w: Sequence[tuple[float, float, float]] = ()  # (start, end, watts, + discharge)
+    relay: Sequence[tuple[float, float, str]] = ()  # (start, end, "open" | "closed")
+    clock_offset_s: float = 0.0  # the server's clock ahead of the wall clock (CORE-005)
+    started_within: tuple[str, float, float] | None = None  # control, its 2's createdDateTime
 
 
 @dataclass
@@ -75,6 +81,7 @@ class Sample:
     pv_w: float
     available_w: float
     charger_w: float
+    relay: str
 
 
 def _ready(s: Session) -> bool:
@@ -85,29 +92,30 @@ def _ready(s: Session) -> bool:
 async def play(case: Case, target: Target, folder: Path, sc: Scenario) -> Result:
     out: list[str] = []
     length = max(w.end for w in sc.windows)
-    async with session(folder, target, READY_S + length + 10, output=out) as s:
+    state = new_state(clock=lambda: time.time() + sc.clock_offset_s)
+    async with session(folder, target, READY_S + length + 10, state=state, output=out) as s:
         ready = await s.wait(READY_S, lambda: _ready(s))
         zero = float(math.ceil(time.time()) + 1)  # whole seconds: controls start on it
-        mrids = sc.setup(s.state, zero)
+        mrids = sc.setup(s.state, zero + sc.clock_offset_s)  # in the server's time
         s.note("scenario zero", controls=mrids)
         samples: list[Sample] = []
         pending = sorted(sc.later, key=lambda p: p[0])
         while (t := time.time() - zero) < length:
             while pending and t >= pending[0][0]:
-                pending.pop(0)[1](s.state, mrids, zero)
+                pending.pop(0)[1](s.state, mrids, zero + sc.clock_offset_s)
                 s.note(f"server action at {t:.1f} s")
             await s.wait(0.25)
             p, t = s.physics, time.time() - zero
-            samples.append(Sample(t, p.pv.power_w, p.pv.available(p.now), p.charger.power_w))
+            relay = p.relay.position.name.lower()
+            samples.append(Sample(t, p.pv.power_w, p.pv.available(p.now), p.charger.power_w, relay))
         await s.wait(2.0)  # the last Responses
     rated = s.physics.pv.peak_w
     criteria = [
         Criterion("the client was ready before the scenario", ready, "walked to /derp", str(ready))
     ]
-    for w in sc.windows:
-        criteria.append(_window(w, samples, rated))
+    criteria += [_window(w, samples, rated) for w in sc.windows]
     for start, end, watts in sc.charger_w:
-        got = [x.charger_w for x in samples if start + SETTLE_S <= x.t < end]
+        got = [x.charger_w for x in samples if start + SETTLE_S <= x.t < end - END_MARGIN_S]
         worst = max((abs(g - watts) for g in got), default=float("inf"))
         criteria.append(
             Criterion(
@@ -115,6 +123,40 @@ async def play(case: Case, target: Target, folder: Path, sc: Scenario) -> Result
                 worst <= 300,
                 f"{watts:+.0f} W +- 300",
                 ", ".join(f"{g:+.0f}" for g in got[:: max(1, len(got) // 6)]) or "no sample",
+            )
+        )
+    for start, end, position in sc.relay:
+        got_r = [x.relay for x in samples if start + SETTLE_S <= x.t < end - END_MARGIN_S]
+        criteria.append(
+            Criterion(
+                f"the relay is {position} from {start + SETTLE_S:.0f} to {end:.0f} s",
+                bool(got_r) and all(r == position for r in got_r),
+                position,
+                ", ".join(dict.fromkeys(got_r)) or "no sample",
+            )
+        )
+    if sc.started_within is not None:
+        name, lo, hi = sc.started_within
+        base = zero + sc.clock_offset_s
+        started = [r.createdDateTime for _, r in s.recorder.responses(mrids[name]) if r.status == 2]
+        at = [c - base for c in started if c is not None]
+        criteria.append(
+            Criterion(
+                f"control {name} started (Response 2) within its randomisation window",
+                bool(at) and lo <= at[0] <= hi,
+                f"{lo:.0f}..{hi:.0f} s",
+                ", ".join(f"{a:.1f} s" for a in at) or "no Response 2",
+            )
+        )
+    if sc.clock_offset_s:
+        stamps = [(x.at, r.createdDateTime) for x, r in s.recorder.responses()]
+        off = [c - at for at, c in stamps if c is not None]
+        criteria.append(
+            Criterion(
+                "Responses' createdDateTime in the server's timebase (§11.1: the server's time)",
+                bool(off) and all(abs(o) <= 5 for o in off),
+                "within 5 s of the server's clock",
+                ", ".join(f"{o:+.0f} s" for o in off[:6]) or "no Response",
             )
         )
     for name, status, must in sc.responses:
@@ -135,7 +177,7 @@ async def play(case: Case, target: Target, folder: Path, sc: Scenario) -> Result
 
 
 def _window(w: Window, samples: list[Sample], rated: float) -> Criterion:
-    got = [x for x in samples if w.start + SETTLE_S <= x.t < w.end]
+    got = [x for x in samples if w.start + SETTLE_S <= x.t < w.end - END_MARGIN_S]
     span = f"{w.start + SETTLE_S:.0f}-{w.end:.0f} s"
     seen = ", ".join(f"{x.pv_w:.0f}" for x in got[:: max(1, len(got) // 6)]) or "no sample"
     if w.pv_pct is None:
@@ -174,7 +216,7 @@ def _at(zero: float, t: float) -> int:
     return round(zero + t)
 
 
-def basic_016(state: UtilityState, zero: float) -> dict[str, str]:
+def basic_016(state: UtilityState, _zero: float) -> dict[str, str]:
     sp, sy = _programs(state, SERVICE_POINT, SYSTEM)
     _default(state, sy, 70)  # the System's default first: arrival order must not decide
     _default(state, sp, 30)
@@ -243,16 +285,14 @@ OVERLAP_WINDOWS = (
 
 
 def basic_023(state: UtilityState, zero: float) -> dict[str, str]:
-    sp, sy = _programs(state, SERVICE_POINT, SYSTEM)
+    _, sy = _programs(state, SERVICE_POINT, SYSTEM)
     _default(state, sy, 80)
     return {"System": state.add_control(sy, start=_at(zero, 2), duration=16, base=max_lim(50))}
 
 
 def _023_service_point(state: UtilityState, mrids: dict[str, str], zero: float) -> None:
     sp = next(p for p in state.programs if p.primacy == SERVICE_POINT)
-    mrids["Service Point"] = state.add_control(
-        sp, start=_at(zero, 6), duration=5, base=max_lim(30)
-    )
+    mrids["Service Point"] = state.add_control(sp, start=_at(zero, 6), duration=5, base=max_lim(30))
 
 
 def _independent(staggered: str) -> Callable[[UtilityState, float], dict[str, str]]:
@@ -262,7 +302,9 @@ def _independent(staggered: str) -> Callable[[UtilityState, float], dict[str, st
     def setup(state: UtilityState, zero: float) -> dict[str, str]:
         sp, sy = _programs(state, SERVICE_POINT, SYSTEM)
         sy_start, sy_len = 4, 12
-        sp_start, sp_len = (4, 12) if staggered == "" else (8, 8) if staggered == "starts" else (4, 7)
+        sp_start, sp_len = (
+            (4, 12) if staggered == "" else (8, 8) if staggered == "starts" else (4, 7)
+        )
         return {
             "System": state.add_control(
                 sy, start=_at(zero, sy_start), duration=sy_len, base=max_lim(40)
@@ -273,6 +315,49 @@ def _independent(staggered: str) -> Callable[[UtilityState, float], dict[str, st
         }
 
     return setup
+
+
+CLOCK_OFFSET_S = 7200.0
+RANDOM_S = 6
+
+
+def core_021(state: UtilityState, zero: float) -> dict[str, str]:
+    (p,) = _programs(state, SYSTEM)
+    c = state.add_control(
+        p, start=_at(zero, 4), duration=12, base=max_lim(30), randomize_start=RANDOM_S
+    )
+    return {"A": c}
+
+
+def core_022(state: UtilityState, zero: float) -> dict[str, str]:
+    (p,) = _programs(state, SYSTEM)
+    return {
+        "A": state.add_control(p, start=_at(zero, 3), duration=5, base=max_lim(30)),
+        "B": state.add_control(p, start=_at(zero, 10), duration=8, base=max_lim(50)),
+        "C": state.add_control(p, start=_at(zero, 15), duration=4, base=max_lim(20)),
+    }
+
+
+def _cancel(name: str) -> Callable[[UtilityState, dict[str, str], float], None]:
+    def cancel(state: UtilityState, mrids: dict[str, str], _zero: float) -> None:
+        state.cancel(mrids[name])
+
+    return cancel
+
+
+def core_023(state: UtilityState, zero: float) -> dict[str, str]:
+    (p,) = _programs(state, SYSTEM)
+    return {"A": state.add_control(p, start=_at(zero, 4), duration=12, base=max_lim(50))}
+
+
+def _supersede(state: UtilityState, mrids: dict[str, str], _zero: float) -> None:
+    mrids["B"] = state.supersede(mrids["A"], base=max_lim(30))
+
+
+def basic_009(state: UtilityState, zero: float) -> dict[str, str]:
+    (p,) = _programs(state, SYSTEM)
+    off = DERControlBase(opModConnect=False)
+    return {"A": state.add_control(p, start=_at(zero, 4), duration=8, base=off)}
 
 
 def scenarios() -> dict[str, Scenario]:
@@ -322,12 +407,20 @@ def scenarios() -> dict[str, Scenario]:
         "BASIC-021": Scenario(
             _overlap(SYSTEM),
             OVERLAP_WINDOWS,
-            responses=(("System", 7, True), ("Service Point", 3, True), ("Service Point", 7, False)),
+            responses=(
+                ("System", 7, True),
+                ("Service Point", 3, True),
+                ("Service Point", 7, False),
+            ),
         ),
         "BASIC-022": Scenario(
             _overlap(SERVICE_POINT),
             OVERLAP_WINDOWS,
-            responses=(("System", 7, True), ("Service Point", 3, True), ("Service Point", 7, False)),
+            responses=(
+                ("System", 7, True),
+                ("Service Point", 3, True),
+                ("Service Point", 7, False),
+            ),
         ),
         "BASIC-023": Scenario(
             basic_023,
@@ -356,6 +449,75 @@ def scenarios() -> dict[str, Scenario]:
             [Window(4, 16, 40, "the System limit, kept after the set-point ends")],
             responses=(*both, ("System", 7, False), ("Service Point", 7, False)),
             charger_w=((4, 11, 0.2 * 7400),),
+        ),
+        "CORE-005": Scenario(
+            basic_017,
+            [
+                Window(0, 6, None, "before the control, in the server's time"),
+                Window(6, 14, 30, "the control, at the server's time (2 h ahead of the wall)"),
+                Window(14, 18, None, "after it"),
+            ],
+            responses=(("A", 2, True), ("A", 3, True)),
+            clock_offset_s=CLOCK_OFFSET_S,
+        ),
+        "CORE-012": Scenario(
+            basic_017,
+            [
+                Window(0, 6, None, "before the control"),
+                Window(6, 14, 30, "the control"),
+                Window(14, 18, None, "after it"),
+            ],
+            responses=(("A", 1, True), ("A", 2, True), ("A", 3, True)),
+        ),
+        "CORE-021": Scenario(
+            core_021,
+            [
+                Window(0, 4, None, "before the earliest start"),
+                Window(4 + RANDOM_S, 16, 30, "after the latest randomised start"),
+            ],
+            responses=(("A", 2, True),),
+            started_within=("A", 4, 4 + RANDOM_S + 1),
+        ),
+        "CORE-022": Scenario(
+            core_022,
+            [
+                Window(3, 8, 30, "control A"),
+                Window(10, 13, 50, "control B, until cancelled at 13 s"),
+                Window(13, 18, None, "B cancelled; C, cancelled before it started, never runs"),
+            ],
+            responses=(
+                ("A", 1, True),
+                ("A", 2, True),
+                ("A", 3, True),
+                ("B", 1, True),
+                ("B", 2, True),
+                ("B", 6, True),
+                ("B", 3, False),
+                ("C", 1, True),
+                ("C", 6, True),
+                ("C", 2, False),
+            ),
+            later=((2.0, _cancel("C")), (13.0, _cancel("B"))),
+        ),
+        "CORE-023": Scenario(
+            core_023,
+            [
+                Window(4, 9, 50, "control A"),
+                Window(9, 16, 30, "A superseded by the server at 9 s: its replacement B"),
+            ],
+            responses=(("A", 7, True), ("A", 3, False), ("B", 2, True), ("B", 3, True)),
+            later=((9.0, _supersede),),
+        ),
+        "BASIC-009": Scenario(
+            basic_009,
+            [Window(0, 4, None, "connected, before the control")],
+            relay=(
+                (0, 4, "closed"),
+                (4, 12, "open"),  # opModConnect false: disconnected from the grid
+                # reconnected after the control, once the enter-service delay (3 s) has passed
+                (12 + 3 + 3, 24, "closed"),
+            ),
+            responses=(("A", 2, True), ("A", 3, True)),
         ),
         "BASIC-010": Scenario(
             basic_017,

@@ -78,8 +78,8 @@ class Session:
         )
 
 
-def new_state() -> UtilityState:
-    state = UtilityState(clock=time.time, registration_pin=play.PIN)
+def new_state(clock: Callable[[], float] = time.time) -> UtilityState:
+    state = UtilityState(clock=clock, registration_pin=play.PIN)
     for resource in ("dcap", "tm", "edev", "reg", "fsa", "derp", "der"):
         state.set_poll_rate(resource, RATE_S)
     state.mup_post_rate = RATE_S
@@ -136,7 +136,5 @@ async def session(
                     output.extend(lines)
 
 
-def result(
-    case: Case, s: Session, criteria: list[Criterion], output: list[str]
-) -> Result:
+def result(case: Case, s: Session, criteria: list[Criterion], output: list[str]) -> Result:
     return judged(case, criteria, time.monotonic() - s.t0, s.evidence(output))

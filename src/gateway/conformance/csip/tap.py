@@ -49,7 +49,9 @@ class Connection:
             "at": round(self.at, 3),
             "offered_versions": [f"0x{v:04X}" for v in self.offered_versions],
             "offered_ciphers": [f"0x{c:04X}" for c in self.offered_ciphers],
-            "chosen_version": None if self.chosen_version is None else f"0x{self.chosen_version:04X}",
+            "chosen_version": None
+            if self.chosen_version is None
+            else f"0x{self.chosen_version:04X}",
             "chosen_cipher": None if self.chosen_cipher is None else f"0x{self.chosen_cipher:04X}",
             "client_records": self.client_records,
             "server_records": self.server_records,

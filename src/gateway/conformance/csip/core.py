@@ -1,0 +1,282 @@
+"""CORE-003 polling, BASIC-001 identity, BASIC-027 alarms, BASIC-028 DERStatus, BASIC-029 meter
+readings and ERR-001: what the client sent the server, judged from the server's records.
+
+Clauses (IEEE 2030.5-2018): §5.2/§5.4 polling (``pollRate``: "how often the client SHOULD
+poll"), §6.3.3/§6.3.4 SFDI and LFDI (derived from the client's certificate), §6.11.3
+registration PIN, §10.10 DER (DERStatus), §10.6 metering mirrors (MirrorUsagePoint), §8.7
+LogEvent, §5.7 HTTP (a client follows a 3xx redirect and survives a 5xx).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+from gateway.conformance.cases import Case, Criterion, Result
+from gateway.conformance.csip.session import RATE_S, Session, result, session
+from gateway.conformance.target import Target
+from gateway.north.sep2 import codec, identity
+from gateway.north.sep2.resources import EndDevice
+from gateway.north.sep2.xml import Sep2ParseError
+
+READY_S = 25.0
+UOM = {38: "W", 63: "var", 29: "V", 33: "Hz"}
+
+
+def _ready(s: Session) -> bool:
+    return any(x.method == "GET" and x.path.endswith("/derp") for x in s.requests())
+
+
+def _gets(s: Session, path: str, since: float = 0.0) -> list[float]:
+    return [x.at for x in s.requests() if x.method == "GET" and x.path == path and x.at >= since]
+
+
+async def core_003(case: Case, target: Target, folder: Path) -> Result:
+    """The client polls DeviceCapability at its pollRate, and follows a changed pollRate."""
+    out: list[str] = []
+    slow = 6
+    async with session(folder, target, READY_S + 32, output=out) as s:
+        ready = await s.wait(READY_S, lambda: _ready(s))
+        t1 = time.time()
+        await s.wait(10)
+        s.state.set_poll_rate("dcap", slow)
+        s.note(f"DeviceCapability pollRate {RATE_S} s -> {slow} s")
+        t2 = time.time()
+        await s.wait(slow + 2.5)  # the client re-reads the dcap (and its new rate) at most
+        t3 = time.time()
+        await s.wait(3 * slow)
+        t4 = time.time()
+    fast = [t for t in _gets(s, "/dcap", t1) if t < t2]
+    late = [t for t in _gets(s, "/dcap", t3) if t < t4]
+    gaps = [b - a for a, b in itertools.pairwise(late)]
+    return result(
+        case,
+        s,
+        [
+            Criterion("the client was ready", ready, "walked to /derp", str(ready)),
+            Criterion(
+                f"at pollRate {RATE_S} s: GET /dcap about every {RATE_S} s over 10 s",
+                len(fast) >= 10 / RATE_S - 2,
+                f">= {10 / RATE_S - 2:.0f}",
+                str(len(fast)),
+            ),
+            Criterion(
+                f"after pollRate {slow} s: no GET /dcap sooner than {0.75 * slow:.1f} s apart",
+                bool(gaps) and min(gaps) >= 0.75 * slow,
+                f"gaps >= {0.75 * slow:.1f} s",
+                ", ".join(f"{g:.1f}" for g in gaps) or f"{len(late)} GETs",
+            ),
+            Criterion(
+                f"after pollRate {slow} s: still polling",
+                len(late) >= 2,
+                f">= 2 GETs in {3 * slow} s",
+                str(len(late)),
+            ),
+        ],
+        out,
+    )
+
+
+def _posted_end_device(s: Session) -> EndDevice | None:
+    for x in s.requests():
+        if x.method == "POST" and x.path == "/edev":
+            try:
+                r = codec.decode(x.body)
+            except Sep2ParseError:
+                continue
+            if isinstance(r, EndDevice):
+                return r
+    return None
+
+
+async def basic_001(case: Case, target: Target, folder: Path) -> Result:
+    """The client registers with the LFDI and SFDI of its certificate, and reads its
+    Registration (the PIN) before it acts on the server's programs."""
+    out: list[str] = []
+    async with session(folder, target, READY_S + 5, output=out) as s:
+        ready = await s.wait(READY_S, lambda: _ready(s))
+    posted = _posted_end_device(s)
+    sfdi = identity.sfdi_from_lfdi(s.lfdi)
+    edev = s.state.find_end_device(s.lfdi)
+    reg = f"/edev/{edev.number}/reg" if edev is not None else "(no EndDevice)"
+    paths = [x.path for x in s.requests() if x.method == "GET"]
+    first_derp = next((i for i, p in enumerate(paths) if p.endswith("/derp")), len(paths))
+    return result(
+        case,
+        s,
+        [
+            Criterion("the client was ready", ready, "walked to /derp", str(ready)),
+            Criterion(
+                "the EndDevice it POSTed carries its certificate's LFDI",
+                posted is not None and (posted.lFDI or "").upper() == s.lfdi,
+                s.lfdi,
+                "no EndDevice POSTed" if posted is None else str(posted.lFDI),
+            ),
+            Criterion(
+                "... and the SFDI derived from it (§6.3.3, with its check digit)",
+                posted is not None and posted.sFDI == sfdi,
+                str(sfdi),
+                "no EndDevice POSTed" if posted is None else str(posted.sFDI),
+            ),
+            Criterion(
+                "it read its Registration (PIN) before its programs",
+                reg in paths[:first_derp],
+                f"GET {reg} before the first GET .../derp",
+                ", ".join(paths[: min(first_derp, 12)]) or "no GET",
+            ),
+        ],
+        out,
+    )
+
+
+async def basic_028(case: Case, target: Target, folder: Path) -> Result:
+    """DERStatus: connected, available and operating while the PV exports at noon; its
+    readingTime in the server's timebase."""
+    out: list[str] = []
+    async with session(folder, target, READY_S + 10, output=out) as s:
+        ready = await s.wait(READY_S, lambda: _ready(s))
+        await s.wait(4 * RATE_S, lambda: s.state.der_status(s.lfdi) is not None)
+        await s.wait(RATE_S + 1)
+    status = s.state.der_status(s.lfdi) if ready else None
+    now = s.state.now()
+    bits = int(status.genConnectStatus.value) if status and status.genConnectStatus else None
+    mode = status.operationalModeStatus.value if status and status.operationalModeStatus else None
+    return result(
+        case,
+        s,
+        [
+            Criterion("the client PUT a DERStatus", status is not None, "a DERStatus", str(status)),
+            Criterion(
+                "genConnectStatus: connected, available, operating (bits 0-2)",
+                bits is not None and bits & 0b111 == 0b111,
+                "bits 0-2 set",
+                "none" if bits is None else f"0x{bits:02X}",
+            ),
+            Criterion("operationalModeStatus 2 (operational)", mode == 2, "2", str(mode)),
+            Criterion(
+                "readingTime in the server's timebase (within 30 s of it)",
+                status is not None and abs(status.readingTime - now) <= 30,
+                f"{now} +- 30",
+                "none" if status is None else str(status.readingTime),
+            ),
+        ],
+        out,
+    )
+
+
+async def basic_029(case: Case, target: Target, folder: Path) -> Result:
+    """Meter readings: the site's W, var, V and Hz mirrored, the power as the meter saw it."""
+    out: list[str] = []
+    async with session(folder, target, READY_S + 12, output=out) as s:
+        ready = await s.wait(READY_S, lambda: _ready(s))
+        await s.wait(4 * RATE_S)
+        meter = s.physics.meter()
+        volts = s.physics.grid.voltage_v
+    seen: dict[str, list[float]] = {}
+    for r in s.state.readings():
+        rt = r.reading.ReadingType
+        value = r.reading.Reading.value if r.reading.Reading is not None else None
+        if rt is None or rt.uom not in UOM or value is None:
+            continue
+        seen.setdefault(UOM[rt.uom], []).append(value * 10 ** (rt.powerOfTenMultiplier or 0))
+    criteria = [Criterion("the client was ready", ready, "walked to /derp", str(ready))]
+    criteria += [
+        Criterion(f"a {u} reading was mirrored", u in seen, ">= 1", str(len(seen.get(u, []))))
+        for u in UOM.values()
+    ]
+    near_v = [v for v in seen.get("V", []) if abs(v - volts) <= 0.05 * volts]
+    criteria.append(
+        Criterion(
+            "a voltage reading matches the grid's",
+            bool(near_v),
+            f"{volts:.0f} V +- 5 %",
+            ", ".join(f"{v:.1f}" for v in seen.get("V", [])[-4:]) or "none",
+        )
+    )
+    near_w = [w for w in seen.get("W", []) if abs(abs(w) - abs(meter.net_w)) <= 300]
+    criteria.append(
+        Criterion(
+            "an active-power reading matches the meter's net power",
+            bool(near_w),
+            f"|{meter.net_w:.0f}| W +- 300",
+            ", ".join(f"{w:.0f}" for w in seen.get("W", [])[-6:]) or "none",
+        )
+    )
+    return result(case, s, criteria, out)
+
+
+async def basic_027(case: Case, target: Target, folder: Path) -> Result:
+    """Alarms: an over-voltage on the grid is a LogEvent, and its return to normal another."""
+    out: list[str] = []
+    async with session(folder, target, READY_S + 25, output=out) as s:
+        ready = await s.wait(READY_S, lambda: _ready(s))
+        before = len(s.state.log_events(s.lfdi)) if s.state.find_end_device(s.lfdi) else 0
+        nominal = s.physics.grid.voltage_v
+        s.physics.grid.voltage_v = nominal * 1.15
+        s.note(f"grid voltage {nominal:.0f} -> {nominal * 1.15:.0f} V")
+        raised = await s.wait(10, lambda: len(s.state.log_events(s.lfdi)) > before)
+        s.physics.grid.voltage_v = nominal
+        s.note(f"grid voltage back to {nominal:.0f} V")
+        cleared = await s.wait(10, lambda: len(s.state.log_events(s.lfdi)) > before + 1)
+    events = s.state.log_events(s.lfdi) if s.state.find_end_device(s.lfdi) else []
+    codes = [e.logEventCode for e in events[before:]]
+    return result(
+        case,
+        s,
+        [
+            Criterion("the client was ready", ready, "walked to /derp", str(ready)),
+            Criterion("a LogEvent when the voltage went high", raised, ">= 1", str(codes)),
+            Criterion("another when it returned to normal", cleared, ">= 2", str(codes)),
+            Criterion(
+                "the pair are an alarm and its return to normal (codes 2n, 2n+1)",
+                len(codes) >= 2 and codes[0] % 2 == 0 and codes[0] + 1 in codes[1:],
+                "2n then 2n+1",
+                str(codes),
+            ),
+        ],
+        out,
+    )
+
+
+async def err_001(case: Case, target: Target, folder: Path) -> Result:
+    """A server error on DeviceCapability, then a redirect of it: the client retries past the
+    errors, follows the redirect, and goes on walking."""
+    out: list[str] = []
+    async with session(folder, target, READY_S + 30, output=out) as s:
+        ready = await s.wait(READY_S, lambda: _ready(s))
+        t1 = time.time()
+        s.state.fail(500, count=3, paths=["/dcap"])
+        s.note("3 x 500 on /dcap")
+        recovered = await s.wait(
+            6 * RATE_S + 10, lambda: any(x.status == 200 for x in _after(s, t1, "/dcap"))
+        )
+        t2 = time.time()
+        s.state.redirect("/dcap", "/dcap?moved=1", status=307)
+        s.note("/dcap redirected (307) to /dcap?moved=1")
+        followed = await s.wait(
+            4 * RATE_S + 5, lambda: any(x.query == "moved=1" for x in _after(s, t2, "/dcap"))
+        )
+    errors = [x for x in _after(s, t1, "/dcap") if x.status == 500]
+    return result(
+        case,
+        s,
+        [
+            Criterion("the client was ready", ready, "walked to /derp", str(ready)),
+            Criterion("the server answered 500s", len(errors) >= 1, ">= 1", str(len(errors))),
+            Criterion(
+                "the client recovered past them (a 200 after)", recovered, "yes", str(recovered)
+            ),
+            Criterion(
+                "the client followed the 307 to its Location",
+                followed,
+                "GET /dcap?moved=1",
+                str(followed),
+            ),
+        ],
+        out,
+    )
+
+
+def _after(s: Session, since: float, path: str) -> list:  # type: ignore[type-arg]
+    return [x for x in s.requests() if x.path == path and x.at >= since]
