@@ -34,6 +34,7 @@ _RUN: dict[str, tuple[str, float, Any]] = {
     "COMM-004F": ("a 2030.5 client", 6.0, comm.chain_case("mica-policy-mapping", accept=False)),
     "COMM-004G": ("a 2030.5 client", 6.0, comm.chain_case("self-signed", accept=False)),
     "CORE-003": ("a 2030.5 client", 45.0, core.core_003),
+    "CORE-014": ("a 2030.5 client", 10.0, core.core_014),
     "BASIC-001": ("a 2030.5 client registering in band", 8.0, core.basic_001),
     "BASIC-027": ("a 2030.5 client watching the grid's voltage", 20.0, core.basic_027),
     "BASIC-028": ("a 2030.5 client", 12.0, core.basic_028),

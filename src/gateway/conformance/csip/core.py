@@ -17,6 +17,7 @@ from gateway.conformance.cases import Case, Criterion, Result
 from gateway.conformance.csip.session import RATE_S, Session, result, session
 from gateway.conformance.target import Target
 from gateway.north.sep2 import codec, identity
+from gateway.north.sep2.der_resources import MODE_MAX_LIM_W
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
 
@@ -280,3 +281,61 @@ async def err_001(case: Case, target: Target, folder: Path) -> Result:
 
 def _after(s: Session, since: float, path: str) -> list:  # type: ignore[type-arg]
     return [x for x in s.requests() if x.path == path and x.at >= since]
+
+
+RATED_W = 5000 + 7400  # the home's PV and the charger's discharge rating
+
+
+async def core_014(case: Case, target: Target, folder: Path) -> Result:
+    """DERCapability and DERSettings PUT, consistent: setMaxW within rtgMaxW, the modes the
+    client enables among those it supports, and opModMaxLimW among them (it is what the
+    suite's control cases use)."""
+    out: list[str] = []
+    async with session(folder, target, READY_S + 10, output=out) as s:
+        ready = await s.wait(READY_S, lambda: _ready(s))
+        await s.wait(
+            4 * RATE_S,
+            lambda: (
+                s.state.der_settings(s.lfdi) is not None
+                and s.state.der_capability(s.lfdi) is not None
+            ),
+        )
+    cap = s.state.der_capability(s.lfdi) if ready else None
+    settings = s.state.der_settings(s.lfdi) if ready else None
+    rtg = cap.rtgMaxW.watts if cap is not None else None
+    set_w = settings.setMaxW.watts if settings is not None else None
+    supported = cap.modesSupported if cap is not None else 0
+    enabled = getattr(settings, "modesEnabled", None)
+    return result(
+        case,
+        s,
+        [
+            Criterion("the client PUT its DERCapability", cap is not None, "present", str(cap)),
+            Criterion("... and its DERSettings", settings is not None, "present", str(settings)),
+            Criterion(
+                "0 < setMaxW <= rtgMaxW",
+                rtg is not None and set_w is not None and 0 < set_w <= rtg,
+                f"<= {rtg} W",
+                str(set_w),
+            ),
+            Criterion(
+                "rtgMaxW no more than the DERs behind it are rated",
+                rtg is not None and rtg <= RATED_W,
+                f"<= {RATED_W} W",
+                str(rtg),
+            ),
+            Criterion(
+                "modesSupported includes opModMaxLimW (bit 20)",
+                bool(supported & MODE_MAX_LIM_W),
+                "bit 20 set",
+                f"0x{supported:08X}",
+            ),
+            Criterion(
+                "modesEnabled, if given, only modes it supports",
+                enabled is None or (int(enabled) & ~supported) == 0,
+                f"a subset of 0x{supported:08X}",
+                "absent" if enabled is None else f"0x{int(enabled):08X}",
+            ),
+        ],
+        out,
+    )

@@ -29,7 +29,7 @@ from pathlib import Path
 from gateway.conformance.cases import Case, Criterion, Result
 from gateway.conformance.csip.session import Session, new_state, result, session
 from gateway.conformance.target import Target
-from gateway.north.sep2.model import DefaultDERControl, DERControlBase
+from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.sim.utility import UtilityState
 from gateway.sim.utility.records import Program
 
@@ -360,6 +360,14 @@ def basic_009(state: UtilityState, zero: float) -> dict[str, str]:
     return {"A": state.add_control(p, start=_at(zero, 4), duration=8, base=off)}
 
 
+def _setpoint(base: DERControlBase) -> Callable[[UtilityState, float], dict[str, str]]:
+    def setup(state: UtilityState, zero: float) -> dict[str, str]:
+        (p,) = _programs(state, SYSTEM)
+        return {"A": state.add_control(p, start=_at(zero, 4), duration=8, base=base)}
+
+    return setup
+
+
 def scenarios() -> dict[str, Scenario]:
     both = (("System", 2, True), ("Service Point", 2, True))
     return {
@@ -518,6 +526,18 @@ def scenarios() -> dict[str, Scenario]:
                 (12 + 3 + 3, 24, "closed"),
             ),
             responses=(("A", 2, True), ("A", 3, True)),
+        ),
+        "BASIC-013": Scenario(
+            _setpoint(fixed_w(-20)),
+            [Window(0, 4, None, "before the control")],
+            responses=(("A", 2, True), ("A", 3, True)),
+            charger_w=((4, 12, -0.2 * 7400),),  # negative: charge, % of setMaxChargeRateW
+        ),
+        "BASIC-014": Scenario(
+            _setpoint(DERControlBase(opModTargetW=ActivePower.from_watts(2000))),
+            [Window(0, 4, None, "before the control")],
+            responses=(("A", 2, True), ("A", 3, True)),
+            charger_w=((4, 12, 2000.0),),
         ),
         "BASIC-010": Scenario(
             basic_017,
