@@ -91,7 +91,9 @@ def _ready(s: Session) -> bool:
 
 async def play(case: Case, target: Target, folder: Path, sc: Scenario) -> Result:
     out: list[str] = []
-    length = max(w.end for w in sc.windows)
+    length = max(
+        [w.end for w in sc.windows] + [c[1] for c in sc.charger_w] + [r[1] for r in sc.relay]
+    )
     state = new_state(clock=lambda: time.time() + sc.clock_offset_s)
     async with session(folder, target, READY_S + length + 10, state=state, output=out) as s:
         ready = await s.wait(READY_S, lambda: _ready(s))
@@ -333,8 +335,8 @@ def core_022(state: UtilityState, zero: float) -> dict[str, str]:
     (p,) = _programs(state, SYSTEM)
     return {
         "A": state.add_control(p, start=_at(zero, 3), duration=5, base=max_lim(30)),
-        "B": state.add_control(p, start=_at(zero, 10), duration=8, base=max_lim(50)),
-        "C": state.add_control(p, start=_at(zero, 15), duration=4, base=max_lim(20)),
+        "B": state.add_control(p, start=_at(zero, 9), duration=10, base=max_lim(50)),
+        "C": state.add_control(p, start=_at(zero, 18), duration=4, base=max_lim(20)),
     }
 
 
@@ -398,7 +400,7 @@ def scenarios() -> dict[str, Scenario]:
                 Window(0, 5, 70, "the default"),
                 Window(5, 11, 30, "control A"),
                 Window(11, 17, 50, "control B, back to back (no overlap: half-open intervals)"),
-                Window(17, 20, 70, "the default again"),
+                Window(17, 22, 70, "the default again"),
             ],
             responses=(("A", 3, True), ("B", 3, True), ("A", 7, False), ("B", 7, False)),
         ),
@@ -408,7 +410,7 @@ def scenarios() -> dict[str, Scenario]:
                 Window(0, 5, 70, "the Service Point default (primacy 1)"),
                 Window(5, 11, 30, "the System control: an event beats every default"),
                 Window(11, 17, 50, "the Service Point control"),
-                Window(17, 20, 70, "the Service Point default again"),
+                Window(17, 22, 70, "the Service Point default again"),
             ],
             responses=(("A", 3, True), ("B", 3, True), ("A", 7, False), ("B", 7, False)),
         ),
@@ -490,8 +492,8 @@ def scenarios() -> dict[str, Scenario]:
             core_022,
             [
                 Window(3, 8, 30, "control A"),
-                Window(10, 13, 50, "control B, until cancelled at 13 s"),
-                Window(13, 18, None, "B cancelled; C, cancelled before it started, never runs"),
+                Window(9, 15, 50, "control B, until cancelled at 15 s"),
+                Window(15, 22, None, "B cancelled; C, cancelled before it started, never runs"),
             ],
             responses=(
                 ("A", 1, True),
@@ -505,7 +507,7 @@ def scenarios() -> dict[str, Scenario]:
                 ("C", 6, True),
                 ("C", 2, False),
             ),
-            later=((2.0, _cancel("C")), (13.0, _cancel("B"))),
+            later=((2.0, _cancel("C")), (15.0, _cancel("B"))),
         ),
         "CORE-023": Scenario(
             core_023,

@@ -95,11 +95,13 @@ async def session(
     server_cert: str | None = None,
     state: UtilityState | None = None,
     output: list[str] | None = None,
+    dcap_path: str = "/dcap",
 ) -> AsyncIterator[Session]:
     """Serve the utility and the home, start ``target`` for at most ``seconds``, and stop it
     on the way out (what it printed goes to ``output``). ``server_cert``: a kind of
     :data:`certs.KINDS` for the server to present (the gateway's chain then comes from the
-    same freshly minted PKI); None: the test PKI of ``gateway certs init``."""
+    same freshly minted PKI); None: the test PKI of ``gateway certs init``. ``dcap_path``:
+    the DeviceCapability URI's path the client is configured with."""
     folder.mkdir(parents=True, exist_ok=True)
     pki: Any
     if server_cert is None:
@@ -114,7 +116,7 @@ async def session(
         state, cert=srv.cert, key=srv.key, chain=srv.chain, serca=pki.serca, recorder=recorder
     )
     async with server, Tap(server.host, server.port) as tap:
-        url = f"https://{server.host}:{tap.port}/dcap"
+        url = f"https://{server.host}:{tap.port}{dcap_path}"
         site = play.write_site(folder, url, pki)
         home = home_for(load(site), start=v2h.NOON, speed=1.0)
         lfdi = pki.device("gateway").lfdi
