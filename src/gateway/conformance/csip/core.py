@@ -20,9 +20,10 @@ from gateway.north.sep2 import codec, identity
 from gateway.north.sep2.der_resources import MODE_MAX_LIM_W
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
+from gateway.sim.utility.state import PollResource
 
 READY_S = 25.0
-POLLED = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der")
+POLLED: tuple[PollResource, ...] = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der")
 UOM = {38: "W", 63: "var", 29: "V", 33: "Hz"}
 
 
