@@ -155,14 +155,12 @@ async def comm_002(case: Case, target: Target, folder: Path) -> Result:
     out: list[str] = []
     async with session(folder, target, ACCEPT_S + 10, output=out) as s:
         await s.wait(ACCEPT_S + 10, lambda: {"/tm", "/edev"} <= {x.path for x in s.requests()})
-    # A CSIP-AUS 1.3 client may probe /.well-known/csipaus first (SDVN-01); what counts is
-    # that its walk starts at the configured DeviceCapability.
-    reqs = [x for x in s.requests() if not x.path.startswith("/.well-known/")]
+    reqs = s.requests()
     first = f"{reqs[0].method} {reqs[0].path}" if reqs else "none"
     paths = {x.path for x in reqs}
     criteria = [
         Criterion(
-            "the walk starts with GET of the configured DeviceCapability URI",
+            "the first request is GET of the configured DeviceCapability URI",
             first == "GET /dcap",
             "GET /dcap",
             first,

@@ -118,6 +118,10 @@ async def session(
     async with server, Tap(server.host, server.port) as tap:
         url = f"https://{server.host}:{tap.port}{dcap_path}"
         site = play.write_site(folder, url, pki)
+        # US CSIP discovery is out of band (COMM-002): the client is given the DeviceCapability
+        # URI itself, not a server to probe for /.well-known/csipaus (CSIP-AUS 1.3).
+        text = site.read_text(encoding="utf-8")
+        site.write_text(text.replace(f'server = "{url}"', f'dcap = "{url}"', 1), encoding="utf-8")
         home = home_for(load(site), start=v2h.NOON, speed=1.0)
         lfdi = pki.device("gateway").lfdi
         s = Session(state, recorder, tap, home.physics, lfdi)
