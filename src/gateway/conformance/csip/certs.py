@@ -85,12 +85,14 @@ def _write(folder: Path, name: str, leaf: pki.Issued) -> Leaf:
     return Leaf(cert, key, chain, pki.lfdi(leaf.cert))
 
 
-def _mica(serca: pki.Issued, defect: str) -> pki.Issued:
-    """A MICA under ``serca`` as ``pki.make_ca`` builds it, plus ``defect``."""
+def mica(serca: pki.Issued, defect: str | None, *, permitted: str = "localhost") -> pki.Issued:
+    """A MICA under ``serca`` as ``pki.make_ca`` builds it, plus ``defect`` (None: none):
+    ``mica-eku``, ``mica-name`` (its nameConstraints permit the DNS name ``permitted``) or
+    ``mica-policy-mapping``. Also used by ``tests/integration/north/test_sep2_comm_004.py``."""
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
-        .subject_name(pki._name(f"COMM-004 MICA {defect}"))
+        .subject_name(pki._name(f"COMM-004 MICA {defect or 'good'}"))
         .issuer_name(serca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -108,7 +110,7 @@ def _mica(serca: pki.Issued, defect: str) -> pki.Issued:
     if defect == "mica-eku":
         builder = builder.add_extension(x509.ExtendedKeyUsage([INVALID_PURPOSE]), critical=True)
     elif defect == "mica-name":
-        names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+        names: list[x509.GeneralName] = [x509.DNSName(permitted)]
         builder = builder.add_extension(
             x509.NameConstraints(permitted_subtrees=names, excluded_subtrees=None),
             critical=False,
@@ -122,7 +124,7 @@ def _mica(serca: pki.Issued, defect: str) -> pki.Issued:
     return pki.Issued(builder.sign(serca.key, hashes.SHA256()), key, ())
 
 
-def _self_signed(serial: str) -> pki.Issued:
+def self_signed(serial: str) -> pki.Issued:
     """A device certificate per the CSIP profile, signed by its own key."""
     key = ec.generate_private_key(ec.SECP256R1())
     hmn = pki.hardware_module_name(pki.TEST_HW_TYPE, serial.encode())
@@ -171,24 +173,24 @@ def mint(folder: Path, server: str = "depth-4") -> Pki:
     folder.mkdir(parents=True, exist_ok=True)
     serca = pki.make_serca()
     mca = pki.make_ca(serca, "IEEE 2030.5 Test MCA", path_length=1)
-    mica = pki.make_ca(mca, "IEEE 2030.5 Test MICA", path_length=0)
+    issuing = pki.make_ca(mca, "IEEE 2030.5 Test MICA", path_length=0)
     issuers = {
         "depth-2": serca,
         "depth-3": pki.make_ca(serca, "IEEE 2030.5 Test MICA (direct)", path_length=0),
-        "depth-4": mica,
+        "depth-4": issuing,
         "other-ca": pki.make_serca(),  # same Subject as the real one, another key
     }
     if server in issuers:
         leaf = pki.make_device(issuers[server], "server", server_names=SERVER_NAMES)
     elif server == "self-signed":
-        leaf = _self_signed("server")
+        leaf = self_signed("server")
     elif server == "expired":
-        leaf = _expired(mica)
+        leaf = _expired(issuing)
     else:
-        leaf = pki.make_device(_mica(serca, server), "server", server_names=SERVER_NAMES)
+        leaf = pki.make_device(mica(serca, server), "server", server_names=SERVER_NAMES)
     (folder / "serca.pem").write_bytes(serca.cert.public_bytes(serialization.Encoding.PEM))
     return Pki(
         folder / "serca.pem",
-        _write(folder, "gateway", pki.make_device(mica, "gateway")),
+        _write(folder, "gateway", pki.make_device(issuing, "gateway")),
         _write(folder, "server", leaf),
     )
