@@ -34,6 +34,8 @@ _RUN: dict[str, tuple[str, float, Any]] = {
     "COMM-004F": ("a 2030.5 client", 6.0, comm.chain_case("mica-policy-mapping", accept=False)),
     "COMM-004G": ("a 2030.5 client", 6.0, comm.chain_case("self-signed", accept=False)),
     "CORE-003": ("a 2030.5 client", 45.0, core.core_003),
+    "CORE-010": ("a 2030.5 client driving the simulated PV", 20.0, core.topology(7)),
+    "CORE-011": ("a 2030.5 client driving the simulated PV", 25.0, core.topology(15)),
     "CORE-014": ("a 2030.5 client", 10.0, core.core_014),
     "BASIC-001": ("a 2030.5 client registering in band", 8.0, core.basic_001),
     "BASIC-027": ("a 2030.5 client watching the grid's voltage", 20.0, core.basic_027),
@@ -60,11 +62,6 @@ _NOT_YET: dict[str, str] = {
         "not implemented: the public catalogue gives only the title (advanced EndDevice); "
         "what it asks beyond BASIC-001's registration is in the SunSpec text, not public"
     ),
-    "CORE-010": (
-        "not implemented yet: the 7-level FSA topology (CSIP Fig. 3) is not scripted on the "
-        "simulated utility; pytest covers the gateway's walk of it"
-    ),
-    "CORE-011": "not implemented yet: the 15-level FSA topology, as CORE-010",
     "CORE-013": (
         "not implemented: the public catalogue gives only the title (advanced DER program / "
         "control); CORE-022, CORE-023 and BASIC-016..026 play what it could be read to ask"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gateway.conformance.cases import Case, Criterion, Result
@@ -18,6 +19,7 @@ from gateway.conformance.csip.session import RATE_S, Session, new_state, result,
 from gateway.conformance.target import Target
 from gateway.north.sep2 import codec, identity
 from gateway.north.sep2.der_resources import MODE_MAX_LIM_W
+from gateway.north.sep2.model import DERControlBase
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
 from gateway.sim.utility.state import PollResource
@@ -356,3 +358,74 @@ async def core_014(case: Case, target: Target, folder: Path) -> Result:
         ],
         out,
     )
+
+
+LEVELS_7 = (
+    "System", "Sub-Transmission", "Substation", "Feeder", "Segment", "Transformer",
+    "Service Point",
+)  # fmt: skip
+
+
+def topology(levels: int) -> Callable[[Case, Target, Path], Awaitable[Result]]:
+    """CORE-010 (7 levels) / CORE-011 (15): one FunctionSetAssignments per group level, each
+    with its own DERProgram (CSIP's group hierarchy, System down to Service Point); a control
+    in the deepest level's program only. The client must walk every FSA's DERProgramList and
+    every program's DERControlList (§10.1: the client is responsible for the union of all its
+    FSAs), and act on the deepest one's control."""
+    names = LEVELS_7 if levels == 7 else tuple(f"level {n}" for n in range(1, levels + 1))
+
+    async def run(case: Case, target: Target, folder: Path) -> Result:
+        out: list[str] = []
+        async with session(folder, target, READY_S + 40, output=out) as s:
+            ready = await s.wait(READY_S, lambda: _ready(s))
+            programs = [s.state.add_program(names[0], primacy=1, end_devices=[s.lfdi])]
+            for level, name in enumerate(names[1:], 2):
+                p = s.state.add_program(name, primacy=level, end_devices=[])
+                s.state.add_fsa(s.lfdi, [p], name)
+                programs.append(p)
+            s.note(f"{levels} FSAs, one DERProgram each")
+            edev = s.state.end_device(s.lfdi)
+            wanted = {f"/edev/{edev.number}/fsa/{f.number}/derp" for f in edev.fsas}
+            wanted |= {f"/derp/{p.key}/derc" for p in programs}
+
+            def walked() -> set[str]:
+                return wanted - {x.path for x in s.requests() if x.method == "GET"}
+
+            await s.wait(8 * RATE_S + 10, lambda: not walked())
+            start = s.state.now() + 2
+            deepest = programs[-1]
+            mrid = s.state.add_control(
+                deepest, start=start, duration=8, base=DERControlBase(opModMaxLimW=3000)
+            )
+            await s.wait(start - s.state.now() + 3.0)
+            held = [s.physics.pv.power_w]
+            for _ in range(8):
+                await s.wait(0.5)
+                held.append(s.physics.pv.power_w)
+            await s.wait(6)
+        missing = walked()
+        cap = 0.3 * s.physics.pv.peak_w
+        codes = [st for st, _ in s.recorder.responses_for(mrid)]
+        return result(
+            case,
+            s,
+            [
+                Criterion("the client was ready", ready, "walked to /derp", str(ready)),
+                Criterion(
+                    f"it walked all {levels} FSAs' DERProgramLists and every DERControlList",
+                    not missing,
+                    f"{len(wanted)} lists",
+                    "all" if not missing else f"never: {', '.join(sorted(missing)[:6])}",
+                ),
+                Criterion(
+                    f"it acted on the control of the deepest level ({names[-1]}): PV at 30 %",
+                    all(abs(w - cap) <= 150 for w in held),
+                    f"{cap:.0f} W",
+                    ", ".join(f"{w:.0f}" for w in held),
+                ),
+                Criterion("... and answered it", 2 in codes, "includes 2", str(codes)),
+            ],
+            out,
+        )
+
+    return run
