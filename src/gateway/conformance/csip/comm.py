@@ -34,7 +34,7 @@ def accepted(s: Session, what: str) -> list[Criterion]:
     mine = [x for x in reqs if x.lfdi == s.lfdi]
     return [
         Criterion(
-            f"the client accepted a server {what} and sent a request over it",
+            f"the client accepted the server's certificate ({what}) and sent a request over it",
             bool(reqs),
             ">= 1 HTTP request at the server",
             f"{len(reqs)} requests (first: {first})",
@@ -59,7 +59,7 @@ def refused(s: Session, what: str) -> list[Criterion]:
             f"{_hellos(s)} ClientHello(s) on {len(s.tap.connections)} connection(s)",
         ),
         Criterion(
-            f"the client refused a server {what}: no HTTP request reached it",
+            f"the client refused the server's certificate ({what}): no HTTP request reached it",
             not reqs,
             "0 requests",
             f"{len(reqs)} (first: {reqs[0].method} {reqs[0].path})" if reqs else "0",
