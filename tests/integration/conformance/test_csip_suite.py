@@ -20,7 +20,7 @@ from gateway.conformance import csip, suites
 from gateway.conformance.cases import Outcome, Result
 from gateway.conformance.target import InProcess
 from gateway.core import schedule
-from gateway.north.sep2 import tls
+from gateway.north.sep2 import timebase, tls
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -96,3 +96,15 @@ def test_a_gateway_that_ignores_primacy_fails_basic_022(
     failed = {c.name for c in r.criteria if not c.ok}
     assert any("the Service Point (primacy 1) wins" in n for n in failed), _explain(r)
     assert not any("the System control alone" in n for n in failed), _explain(r)
+
+
+def test_a_gateway_on_its_own_clock_fails_core_005(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Time resource never taken: the gateway schedules on its own clock, 2 h behind the
+    # server's, so the control never starts (the full run shows this gateway passing CORE-005).
+    monkeypatch.setattr(timebase.ServerClock, "update", lambda self, *_a, **_k: self)
+    r = _run(["CORE-005"], tmp_path)["CORE-005"]
+    assert r.outcome is Outcome.FAIL, _explain(r)
+    failed = {c.name for c in r.criteria if not c.ok}
+    assert any("at the server's time" in n for n in failed), _explain(r)
