@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from gateway.conformance.cases import Case, Result
 from gateway.conformance.csip import comm, core, events
 from gateway.conformance.csip.catalogue import NOT_APPLICABLE, ROWS
+from gateway.conformance.target import Target
 
 SUITE = "csip"
-Run = Callable[[Case, Any, Path], Awaitable[Result]]
+Run = Callable[[Case, Target, Path], Awaitable[Result]]
 
 #: ID -> (what it needs, about how long, the runner)
-_RUN: dict[str, tuple[str, float, Any]] = {
+_RUN: dict[str, tuple[str, float, Run]] = {
     "COMM-002": ("a 2030.5 client configured with the /dcap URI", 8.0, comm.comm_002),
     "COMM-003": ("a 2030.5 client (the tap reads its ClientHello)", 6.0, comm.comm_003),
     "COMM-004": ("a 2030.5 client; two sessions", 12.0, comm.comm_004),

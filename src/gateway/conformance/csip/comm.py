@@ -11,6 +11,7 @@ there and follows its links.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from gateway.conformance.cases import Case, Criterion, Result
@@ -89,7 +90,7 @@ async def _chain(
     return criteria, s, out
 
 
-def chain_case(kind: str, accept: bool) -> object:
+def chain_case(kind: str, accept: bool) -> Callable[[Case, Target, Path], Awaitable[Result]]:
     async def run(case: Case, target: Target, folder: Path) -> Result:
         criteria, s, out = await _chain(target, folder, kind, accept)
         return result(case, s, criteria, out)

@@ -22,6 +22,7 @@ from gateway.north.sep2.der_resources import MODE_MAX_LIM_W
 from gateway.north.sep2.model import DERControlBase
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
+from gateway.sim.utility.recorder import Exchange
 from gateway.sim.utility.state import PollResource
 
 READY_S = 25.0
@@ -298,7 +299,7 @@ OLD_DCAP = "/old/dcap"
 RECOVER_S = 50.0  # a client backs off after 5xx (the gateway: about 2, 4, 10, 16 s)
 
 
-def _after(s: Session, since: float, path: str) -> list:  # type: ignore[type-arg]
+def _after(s: Session, since: float, path: str) -> list[Exchange]:
     return [x for x in s.requests() if x.path == path and x.at >= since]
 
 

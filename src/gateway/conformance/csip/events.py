@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -548,7 +548,7 @@ def scenarios() -> dict[str, Scenario]:
     }
 
 
-def case_runner(case_id: str) -> Callable[[Case, Target, Path], object]:
+def case_runner(case_id: str) -> Callable[[Case, Target, Path], Awaitable[Result]]:
     async def run(case: Case, target: Target, folder: Path) -> Result:
         return await play(case, target, folder, scenarios()[case_id])
 

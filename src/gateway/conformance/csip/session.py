@@ -30,6 +30,7 @@ from gateway.north.sep2.pki import init_pki
 from gateway.runtime.run_config import load
 from gateway.sim.physics import HomePhysics
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.sim.utility.recorder import Exchange
 
 RATE_S = 2  # every pollRate and the postRate: a walk every 2 s
 TICK_S = 0.1
@@ -65,7 +66,7 @@ class Session:
             if e.post_rate is None:
                 self.state.set_post_rate(RATE_S, e.lfdi)
 
-    def requests(self) -> list[Any]:
+    def requests(self) -> list[Exchange]:
         """The HTTP requests the server answered (Notifications left out)."""
         return [x for x in self.recorder.exchanges if x.method != "NOTIFY"]
 
