@@ -24,7 +24,7 @@ from gateway.conformance.cases import Case, Criterion, Result, judged
 from gateway.conformance.csip import certs
 from gateway.conformance.csip.tap import Tap
 from gateway.conformance.csip_aus import play
-from gateway.conformance.target import InProcess, Target
+from gateway.conformance.target import InProcess, Target, environment
 from gateway.demo.site_home import home_for
 from gateway.north.sep2.pki import init_pki
 from gateway.runtime.run_config import load
@@ -133,7 +133,7 @@ async def session(
         if not isinstance(target, InProcess):
             print(" ".join(f"{k}={v}" for k, v in env.items()), file=sys.stdout, flush=True)
         async with home:
-            with play._environment(env):
+            with environment(env):
                 await target.start(site, seconds)
             try:
                 yield s
