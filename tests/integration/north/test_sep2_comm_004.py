@@ -19,32 +19,27 @@ Limits. E is refused because OpenSSL enforces the constraint against the leaf's 
 otherName, no dNSName) under the same MICA is accepted. F is refused because the gateway turns
 on OpenSSL's policy checking (off by default).
 
-The defective certificates are minted here, in memory, with ``gateway.north.sep2.pki``'s
-builders (the CA keys never touch disk; the leaf key goes to ``tmp_path``). The handshake runs
-over memory BIOs (no sockets), with ``tls.client_context`` / ``tls.server_context`` exactly as the
-gateway and the utility simulator build them. The gateway is the client: the main case is the
-*server* presenting the defective chain; the other direction (the server context refusing such a
-client) is checked too.
+The defective certificates are minted in memory by the conformance suite's builders
+(``gateway.conformance.csip.certs``, on ``gateway.north.sep2.pki``'s; the CA keys never touch
+disk; the leaf key goes to ``tmp_path``). The handshake runs over memory BIOs (no sockets),
+with ``tls.client_context`` / ``tls.server_context`` exactly as the gateway and the utility
+simulator build them. The gateway is the client: the main case is the *server* presenting the
+defective chain; the other direction (the server context refusing such a client) is checked
+too.
 """
 
 from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ObjectIdentifier
+from cryptography.hazmat.primitives import serialization
 
+from gateway.conformance.csip import certs
 from gateway.north.sep2 import pki
 from gateway.north.sep2.tls import client_context, server_context
-
-INVALID_PURPOSE = ObjectIdentifier("2.25.1234567890.1")  # a UUID-arc OID nobody honours
-INVALID_POLICY = ObjectIdentifier("2.25.1234567890.2")
 
 
 @dataclass(frozen=True)
@@ -75,81 +70,25 @@ def _write(tmp: Path, name: str, leaf: pki.Issued) -> Leaf:
     return Leaf(cert, key, chain)
 
 
+# The defective MICAs and the self-signed device certificate are the conformance suite's
+# (``gateway.conformance.csip.certs``: its COMM-004D..G cases present them to a client over the
+# wire); this file's defect names map onto its.
+_DEFECT = {"eku": "mica-eku", "name": "mica-name", "name-satisfied": "mica-name",
+           "policy-mapping": "mica-policy-mapping"}  # fmt: skip
+
+
 def _mica(serca: pki.Issued, defect: str | None) -> pki.Issued:
-    """A MICA under ``serca`` as ``pki.make_ca`` builds it, plus the defect named."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(pki._name(f"COMM-004 MICA {defect or 'good'}"))
-        .issuer_name(serca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.now(UTC) - timedelta(days=1))
-        .not_valid_after(pki.NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(pki._ca_usage(), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(serca.key.public_key()),
-            critical=False,
-        )
-        .add_extension(pki._policies(pki.DEVICE_POLICIES), critical=True)
-    )
-    if defect == "eku":
-        builder = builder.add_extension(x509.ExtendedKeyUsage([INVALID_PURPOSE]), critical=True)
-    elif defect in ("name", "name-satisfied"):
-        # "name-satisfied" permits the names its devices carry: OpenSSL then finds nothing
-        # wrong, and only the criticality (tls.check_chain) can refuse the chain.
-        allowed = "localhost" if defect == "name-satisfied" else "invalid.example"
-        builder = builder.add_extension(
-            x509.NameConstraints(permitted_subtrees=[x509.DNSName(allowed)],
-                                 excluded_subtrees=None),
-            critical=False,
-        )  # fmt: skip
-    elif defect == "policy-mapping":
-        builder = builder.add_extension(
-            x509.UnrecognizedExtension(
-                x509.oid.ExtensionOID.POLICY_MAPPINGS,
-                _policy_mapping(pki.ANY_POLICY, INVALID_POLICY),
-            ),
-            critical=False,
-        )
-    cert = builder.sign(serca.key, hashes.SHA256())
-    return pki.Issued(cert, key, ())
-
-
-def _policy_mapping(issuer: ObjectIdentifier, subject: ObjectIdentifier) -> bytes:
-    """DER of ``PolicyMappings ::= SEQUENCE OF SEQUENCE { issuerDomainPolicy,
-    subjectDomainPolicy }`` (``cryptography`` has no builder for it)."""
-    pair = pki._der(0x30, pki._der_oid(issuer) + pki._der_oid(subject))
-    return pki._der(0x30, pair)
+    """A MICA under ``serca`` as ``pki.make_ca`` builds it, plus the defect named. "name"
+    permits only ``invalid.example``, which the leaf's names fall outside; "name-satisfied"
+    permits the names its devices carry: OpenSSL then finds nothing wrong, and only the
+    criticality (tls.check_chain) can refuse the chain."""
+    allowed = "invalid.example" if defect == "name" else "localhost"
+    return certs.mica(serca, None if defect is None else _DEFECT[defect], permitted=allowed)
 
 
 def _self_signed_device(serial: str) -> pki.Issued:
     """A device certificate per the CSIP profile but signed by its own key (COMM-004G)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([])
-    hmn = pki.hardware_module_name(pki.TEST_HW_TYPE, serial.encode())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.now(UTC) - timedelta(days=1))
-        .not_valid_after(pki.NOT_AFTER)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(pki._device_usage(), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.OtherName(pki.ID_ON_HARDWARE_MODULE_NAME, hmn), x509.DNSName("localhost")]
-            ),
-            critical=True,
-        )
-        .add_extension(pki._policies(pki.DEVICE_POLICIES), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return pki.Issued(cert, key, ())
+    return certs.self_signed(serial)
 
 
 @dataclass(frozen=True)
