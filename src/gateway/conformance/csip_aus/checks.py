@@ -4,15 +4,18 @@ client's own log. Each gives a Criterion with what was expected and what was see
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from gateway.conformance.cases import Criterion
-from gateway.conformance.csip_aus import expressions
+from gateway.conformance.csip_aus import expressions, support
 from gateway.north.sep2 import identity
 from gateway.north.sep2.metering import DER_ROLE, SITE_ROLE, Uom
 from gateway.sim.utility import Recorder, UtilityState
-from gateway.sim.utility.records import MirrorReading
+from gateway.sim.utility.recorder import Exchange
+from gateway.sim.utility.records import MirrorReading, Program
 
 
 class Judge(Protocol):
@@ -28,6 +31,8 @@ class Judge(Protocol):
     # An event's checks judge the server's record as it was at that request: the exchanges
     # before this index (None: all of them).
     upto: int | None
+    programs: list[Program]  # created by the procedure, in order (cactus' derp 1, 2, ...)
+    started_at: float | None  # server time the test started (its requests count from then)
 
     def env(self, this: float | None = None) -> dict[str, float | None]: ...
 
@@ -250,6 +255,84 @@ def _level(j: Judge, value: object) -> float | None:
     return float(str(value))
 
 
+def program_key(j: Judge) -> Callable[[int], str | None]:
+    """cactus' program number -> the simulator's program key (None: not created)."""
+    return lambda n: j.programs[n - 1].key if 1 <= n <= len(j.programs) else None
+
+
+#: all-polls-at-correct-time, as cactus-runner judges it: a gap over 1.5 intervals is a missed
+#: poll, at most 1 a window of 5 intervals (complete windows only); at most floor(1.5 x 3 + 2)
+#: = 6 requests a window of 3 intervals. Windows count from the test's start.
+MISS_GAP = 1.5
+MISS_WINDOW = 5
+MAX_MISSES = 1
+BURST_WINDOW = 3
+MAX_BURST = math.floor(1.5 * BURST_WINDOW + 2)
+
+
+def _first_page(x: Exchange) -> bool:
+    return parse_qs(x.query).get("s", ["0"])[0] == "0"
+
+
+def _poll_faults(times: list[float], interval: float, start: float) -> list[str]:
+    """What is wrong with one path's request times (sorted), polled every ``interval`` s."""
+    faults: list[str] = []
+    last = times[-1]
+    gaps = [
+        (b, b - a) for a, b in zip(times, times[1:], strict=False) if b - a > interval * MISS_GAP
+    ]
+    w = start
+    while w < last:
+        end = w + interval * MISS_WINDOW
+        missed = [g for at, g in gaps if w <= at < end]
+        if end <= last and len(missed) > MAX_MISSES:
+            faults.append(
+                f"{len(missed)} missed polls (gaps {', '.join(f'{g:.1f} s' for g in missed[:4])} "
+                f"> {interval * MISS_GAP:g} s) in {w - start:.0f}..{end - start:.0f} s"
+            )
+        w = end
+    w = start
+    while w < last:
+        end = w + interval * BURST_WINDOW
+        n = sum(1 for t in times if w <= t < end)
+        if n > MAX_BURST:
+            faults.append(f"{n} requests > {MAX_BURST} in {w - start:.0f}..{end - start:.0f} s")
+        w = end
+    return faults
+
+
+def _polls(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
+    """Each concrete path of ``endpoints`` was requested (``request_type_str``, first pages
+    only) at ``poll_interval_seconds`` (at the run's speed, as the server told the client)
+    throughout the test: neither missed polls nor bursts (cactus-runner's windows above)."""
+    # The rate the client was given: the procedure's, scaled as set-comms-rate scales it.
+    interval = float(max(1, round(float(p["poll_interval_seconds"]) / j.speed)))
+    method = str(p["request_type_str"]).upper()
+    endpoints = [str(e) for e in p["endpoints"]]
+    matchers = [support.endpoint(e) for e in endpoints]
+    start = j.started_at if j.started_at is not None else 0.0
+    key = program_key(j)
+    by_path: dict[str, list[float]] = {}
+    for x in j.recorder.exchanges:
+        if (
+            x.method == method
+            and x.at >= start
+            and _first_page(x)
+            and any(m(key, x.path) for m in matchers)
+        ):
+            by_path.setdefault(x.path, []).append(x.at)
+    want = f"{method} {' '.join(endpoints)} every {interval:g} s (no missed polls, no bursts)"
+    if not by_path:
+        return Criterion(kind, ok=False, expected=want, seen="no such request")
+    bad = [
+        f"{path}: {f}"
+        for path in sorted(by_path)
+        for f in _poll_faults(sorted(by_path[path]), interval, start)
+    ]
+    counts = ", ".join(f"{path} {len(t)}" for path, t in sorted(by_path.items()))
+    return Criterion(kind, not bad, want, "; ".join(bad[:6]) or f"requests: {counts}")
+
+
 CHECKS: dict[str, Callable[[Judge, str, dict[str, Any]], Criterion]] = {
     "all-steps-complete": _steps,
     "end-device-contents": _end_device,
@@ -258,5 +341,6 @@ CHECKS: dict[str, Callable[[Judge, str, dict[str, Any]], Criterion]] = {
     "der-capability-contents": _contents(UtilityState.der_capability, "DERCapability"),
     "der-status-contents": _contents(UtilityState.der_status, "DERStatus"),
     "response-contents": _responses,
+    "all-polls-at-correct-time": _polls,
     **dict.fromkeys(_READINGS, _readings),
 }

@@ -94,6 +94,7 @@ class Stage:
     seen: int = 0  # exchanges already looked at
     preconditions_held: bool = True
     upto: int | None = None  # see checks.Judge
+    started_at: float | None = None  # see checks.Judge
     t0: float = 0.0
 
     def env(self, this: float | None = None) -> dict[str, float | None]:
@@ -304,6 +305,8 @@ class Player:
             if immediate:
                 for a in self.pre.get("actions") or []:
                     actions.play(stage, a)
+            if immediate:  # every request of the client's counts, from its first
+                stage.started_at = stage.state.clock()
             with _environment(env):
                 await target.start(site, INIT_S + self.timeout_s + 10.0)
             if not immediate:
@@ -313,6 +316,7 @@ class Player:
                     return pre
                 criteria += pre
                 stage.seen = len(stage.recorder.exchanges)
+                stage.started_at = stage.state.clock()
                 for a in self.pre.get("actions") or []:
                     actions.play(stage, a)
             stage.log.append({"t": stage._t(), "test": "started"})
@@ -369,9 +373,7 @@ class Player:
     async def _steps(self, stage: Stage, home: Any) -> None:
         deadline = time.monotonic() + self.timeout_s
         by_name = {s.name: s for s in self.steps}
-
-        def key(number: int) -> str | None:
-            return stage.programs[number - 1].key if 1 <= number <= len(stage.programs) else None
+        key = checks.program_key(stage)
 
         while not stage.finished and stage.active and time.monotonic() < deadline:
             home.sync()

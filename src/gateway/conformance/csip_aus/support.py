@@ -109,6 +109,9 @@ CHECKS: dict[str, frozenset[str]] = {
         }
     ),
     "response-contents": frozenset({"status", "subject_tag", "all", "latest", "exists"}),
+    "all-polls-at-correct-time": frozenset(
+        {"endpoints", "poll_interval_seconds", "request_type_str"}
+    ),
     "readings-site-active-power": _READINGS,
     "readings-der-active-power": _READINGS,
     "readings-site-reactive-power": _READINGS,
@@ -190,6 +193,8 @@ def _params(kind: str, item: dict[str, Any], table: dict[str, frozenset[str]]) -
                 raise UnsupportedError(f"{kind} {t} parameter {p}: {e}") from None
     if t in ("GET-request-received", "POST-request-received", "PUT-request-received"):
         endpoint(str(params.get("endpoint", "")))
+    for ep in params.get("endpoints") or []:  # all-polls-at-correct-time
+        endpoint(str(ep))
 
 
 def why_not(doc: dict[str, Any]) -> str | None:
