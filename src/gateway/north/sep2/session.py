@@ -317,6 +317,12 @@ class Session:
                 # The walk that got us here was this period's; done() schedules the next.
                 due[task] = old_due if old_due is not None else t
                 continue
+            if task == TIME or task.kind is TaskKind.PROGRAM:
+                # The walk just read it (Time, each program's lists): its next read is a
+                # period from now, or it would be read twice a period (CSIP-AUS judges the
+                # rate of every GET: cactus' all-polls-at-correct-time).
+                due[task] = t + rate
+                continue
             keep = old_due is not None and old_rate == rate
             due[task] = old_due if keep and old_due is not None else t + rate
         if POST not in self._due:
