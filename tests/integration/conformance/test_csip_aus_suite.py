@@ -173,8 +173,9 @@ def test_a_gateway_that_polls_too_often_fails_gen_02(
     def eager(self: Session, task: Task, t: float) -> None:
         rate = self.rate(task)
         if rate is None or task == POST:
-            return original(self, task, t)
-        self._due[task] = t + rate / 4
+            original(self, task, t)
+        else:
+            self._due[task] = t + rate / 4
 
     original = Session.done
     monkeypatch.setattr(Session, "done", eager)

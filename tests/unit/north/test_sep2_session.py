@@ -221,7 +221,8 @@ def test_what_a_walk_read_is_not_polled_again_in_the_same_period() -> None:
         assert WALK in s.due(t)
         s.discovered(discovery(view(PROG1), rates=rates), at=T0 + t, t=t)  # the walk
         s.done(WALK, t)
-        assert program_task not in s.due(t) and TIME not in s.due(t)
+        assert program_task not in s.due(t)
+        assert TIME not in s.due(t)
         assert program_task not in s.due(t + 59.9)
 
 

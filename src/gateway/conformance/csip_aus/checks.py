@@ -4,6 +4,7 @@ client's own log. Each gives a Criterion with what was expected and what was see
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -278,9 +279,7 @@ def _poll_faults(times: list[float], interval: float, start: float) -> list[str]
     """What is wrong with one path's request times (sorted), polled every ``interval`` s."""
     faults: list[str] = []
     last = times[-1]
-    gaps = [
-        (b, b - a) for a, b in zip(times, times[1:], strict=False) if b - a > interval * MISS_GAP
-    ]
+    gaps = [(b, b - a) for a, b in itertools.pairwise(times) if b - a > interval * MISS_GAP]
     w = start
     while w < last:
         end = w + interval * MISS_WINDOW
