@@ -332,6 +332,32 @@ def _polls(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
     return Criterion(kind, not bad, want, "; ".join(bad[:6]) or f"requests: {counts}")
 
 
+def _subscription(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
+    """The client holds a Subscription (on the server, POSTed by its EndDevice) to
+    ``subscribed_resource`` (cactus' path, on the simulator's layout)."""
+    wanted = str(p["subscribed_resource"])
+    match = support.endpoint(wanted)
+    try:
+        held = [s.resource.subscribedResource for s in j.state.subscriptions(j.lfdi)]
+    except KeyError:
+        held = []
+    ok = any(match(program_key(j), r) for r in held)
+    seen = f"subscribed to: {', '.join(held)}" if held else "no Subscription"
+    return Criterion(kind, ok, f"a Subscription to {wanted}", seen)
+
+
+def _notifications(j: Judge, kind: str, _: dict[str, Any]) -> Criterion:
+    """Every Notification the server sent (each attempt) was answered 2xx; none sent fails
+    (as cactus-runner: an idle subscription is not evidence of delivery)."""
+    sent = j.recorder.notifications()
+    bad = [x for x in sent if not 200 <= x.status < 300]
+    want = "every Notification answered 2xx (at least one sent)"
+    if not sent:
+        return Criterion(kind, ok=False, expected=want, seen="no Notification was sent")
+    seen = "; ".join(f"{x.path}: {x.status or x.error}" for x in bad[:4])
+    return Criterion(kind, not bad, want, seen or f"{len(sent)} delivered")
+
+
 CHECKS: dict[str, Callable[[Judge, str, dict[str, Any]], Criterion]] = {
     "all-steps-complete": _steps,
     "end-device-contents": _end_device,
@@ -341,5 +367,7 @@ CHECKS: dict[str, Callable[[Judge, str, dict[str, Any]], Criterion]] = {
     "der-status-contents": _contents(UtilityState.der_status, "DERStatus"),
     "response-contents": _responses,
     "all-polls-at-correct-time": _polls,
+    "subscription-contents": _subscription,
+    "all-notifications-transmitted": _notifications,
     **dict.fromkeys(_READINGS, _readings),
 }

@@ -64,6 +64,14 @@ connection_point = "{nmi}"
 pen = 32473
 check_hostname = false
 """
+#: For a procedure of the subscription classes (S-G, S-L): the gateway listens for the
+#: server's notifications and subscribes to what is subscribable (docs/site.md).
+NOTIFY = """
+[sep2.notify]
+listen = "127.0.0.1"
+host = "127.0.0.1"
+"""
+SUBSCRIBING = frozenset({"S-G", "S-L"})
 
 
 @dataclass
@@ -85,6 +93,9 @@ class Stage:
     steps: tuple[str, ...]
     programs: list[Program] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    program_tags: dict[str, Program] = field(default_factory=dict)
+    fsa_of: dict[str, int] = field(default_factory=dict)
+    pow10: int | None = None
     post_rate: int | None = None
     fired: set[str] = field(default_factory=set)
     active: dict[str, tuple[float, int]] = field(default_factory=dict)  # -> (since, exchange)
@@ -180,25 +191,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_site(folder: Path, server: str, pki: Any) -> Path:
+def write_site(folder: Path, server: str, pki: Any, *, notify: bool = False) -> Path:
     """The in-process client's site file: the V2H suite's home (relay, V2H charger, PV) with
-    a ``[sep2]`` link to the simulated utility."""
+    a ``[sep2]`` link to the simulated utility (and, with ``notify``, a notification
+    listener: the gateway subscribes)."""
     gw = pki.device("gateway")
-    text = v2h.SITE.format(
-        export_limit_w=10_000,
-        delay_s=v2h.DELAY_S,
-        relay=_free_port(),
-        ev=_free_port(),
-        pv=_free_port(),
-        store=(folder / "gateway.db").as_posix(),
-    ) + SEP2.format(
-        server=server,
-        cert=gw.cert.as_posix(),
-        key=gw.key.as_posix(),
-        chain=gw.chain.as_posix(),
-        serca=pki.serca.as_posix(),
-        pin=PIN,
-        nmi=NMI,
+    text = (
+        v2h.SITE.format(
+            export_limit_w=10_000,
+            delay_s=v2h.DELAY_S,
+            relay=_free_port(),
+            ev=_free_port(),
+            pv=_free_port(),
+            store=(folder / "gateway.db").as_posix(),
+        )
+        + SEP2.format(
+            server=server,
+            cert=gw.cert.as_posix(),
+            key=gw.key.as_posix(),
+            chain=gw.chain.as_posix(),
+            serca=pki.serca.as_posix(),
+            pin=PIN,
+            nmi=NMI,
+        )
+        + (NOTIFY if notify else "")
     )
     path = folder / "site.toml"
     path.write_text(text, encoding="utf-8")
@@ -251,7 +267,8 @@ class Player:
         criteria: list[Criterion] = []
         output: list[str] = []
         async with server:
-            site = write_site(folder, server.url("/dcap"), pki)
+            notify = bool(SUBSCRIBING & set(map(str, self.doc.get("Classes") or [])))
+            site = write_site(folder, server.url("/dcap"), pki, notify=notify)
             home = home_for(load(site), start=v2h.NOON, speed=1.0)
             env = self._environment(server.url("/dcap"), pki, lfdi)
             if not isinstance(target, InProcess):

@@ -56,6 +56,11 @@ ACTIONS: dict[str, frozenset[str]] = {
             "randomizeStart_seconds",
             "primacy",
             "tag",
+            "fsa_id",
+            "der_program_tag",
+            "ramp_time_seconds",
+            "opModFixedW",
+            "pow_10_multipliers",
         }
     ),
     "cancel-active-der-controls": frozenset(),
@@ -109,6 +114,8 @@ CHECKS: dict[str, frozenset[str]] = {
         }
     ),
     "response-contents": frozenset({"status", "subject_tag", "all", "latest", "exists"}),
+    "subscription-contents": frozenset({"subscribed_resource"}),
+    "all-notifications-transmitted": frozenset(),
     "all-polls-at-correct-time": frozenset(
         {"endpoints", "poll_interval_seconds", "request_type_str"}
     ),
@@ -195,6 +202,8 @@ def _params(kind: str, item: dict[str, Any], table: dict[str, frozenset[str]]) -
         endpoint(str(params.get("endpoint", "")))
     for ep in params.get("endpoints") or []:  # all-polls-at-correct-time
         endpoint(str(ep))
+    if "subscribed_resource" in params:
+        endpoint(str(params["subscribed_resource"]))
 
 
 def why_not(doc: dict[str, Any]) -> str | None:
