@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gateway.conformance.csip_aus import expressions
+from gateway.conformance.csip_aus import expressions, support
 from gateway.core import errors
 from gateway.north.sep2 import identity
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.sim.utility import UtilityState
-from gateway.sim.utility.records import Program
+from gateway.sim.utility.records import Fault, Program
 
 
 class ActionError(errors.StateError):
@@ -30,6 +30,7 @@ class Stage(Protocol):
     speed: float
     programs: list[Program]  # created by the procedure, in order (cactus' derp 1, 2, ...)
     tags: dict[str, str]  # a control's tag -> its mRID
+    controls: list[str]  # every control's mRID, in order
     program_tags: dict[str, Program]  # a program's tag -> it
     fsa_of: dict[str, int]  # a program's mRID -> the FSA it was created in
     pow10: int | None  # pow_10_multipliers: the multiplier of the W values served from now
@@ -42,6 +43,8 @@ class Stage(Protocol):
     def remove(self, steps: list[str]) -> None: ...
 
     def finish(self, fail_message: str | None) -> None: ...
+
+    def expire(self, fault: Fault, after_s: float) -> None: ...
 
 
 RATES: dict[str, str] = {
@@ -215,6 +218,7 @@ def _create_der_control(s: Stage, p: dict[str, Any]) -> None:
         base=_base(p, s.pow10, s.speed),
         randomize_start=None if randomize is None else round(float(randomize) / s.speed),
     )
+    s.controls.append(mrid)
     if "tag" in p:
         s.tags[str(p["tag"])] = mrid
 
@@ -239,3 +243,24 @@ def _remove_function_set_assignment(s: Stage, p: dict[str, Any]) -> None:
         s.state.remove_fsa(s.lfdi, int(p["fsa_id"]))
     except KeyError as e:
         raise ActionError(f"remove-function-set-assignment: {e}") from None
+
+
+def _force_response_status(s: Stage, p: dict[str, Any]) -> None:
+    # The simulator answers ``status`` (with Retry-After, at the run's speed) to every request
+    # for the endpoint, until ``duration_seconds`` (at speed) have passed, else for good.
+    programs = s.programs
+    path = support.served(
+        str(p["endpoint"]),
+        lambda n: programs[n - 1].key if 1 <= n <= len(programs) else None,
+    )
+    retry = p.get("retry_after_seconds")
+    try:
+        fault = s.state.fail(
+            int(p["status"]),
+            retry_after=None if retry is None else scaled(float(retry), s.speed),
+            paths=[path],
+        )
+    except ValueError as e:
+        raise ActionError(f"force-response-status: {e}") from None
+    if p.get("duration_seconds") is not None:
+        s.expire(fault, float(p["duration_seconds"]) / s.speed)

@@ -29,6 +29,7 @@ class Judge(Protocol):
     steps: tuple[str, ...]
     fired: set[str]
     tags: dict[str, str]  # a control's tag -> its mRID
+    controls: list[str]  # the mRID of every control the procedure created, tagged or not
     # An event's checks judge the server's record as it was at that request: the exchanges
     # before this index (None: all of them).
     upto: int | None
@@ -159,7 +160,7 @@ def _responses(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
             expected=f"a control tagged {tag}",
             seen="the procedure never created it",
         )
-    subjects = [j.tags[tag]] if tag is not None else list(j.tags.values())
+    subjects = [j.tags[tag]] if tag is not None else list(j.controls)
     found: dict[str, list[int | None]] = {s: [] for s in subjects}
     before = None if j.upto is None else {id(x) for x in j.recorder.exchanges[: j.upto]}
     for x, r in j.recorder.responses():

@@ -39,7 +39,7 @@ from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13
 from gateway.runtime.run_config import load
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState, paths
-from gateway.sim.utility.records import Program
+from gateway.sim.utility.records import Fault, Program
 
 PIN = 111115  # the PIN the client is configured with (ALL-01's 11111 with its check digit)
 NMI = "4123456789"  # the ConnectionPoint id the in-process gateway PUTs
@@ -94,8 +94,11 @@ class Stage:
     programs: list[Program] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     program_tags: dict[str, Program] = field(default_factory=dict)
+    controls: list[str] = field(default_factory=list)
     fsa_of: dict[str, int] = field(default_factory=dict)
     pow10: int | None = None
+    expiring: list[tuple[float, Fault]] = field(default_factory=list)  # (monotonic, fault)
+    proceeded: list[str] = field(default_factory=list)  # proceed steps played without anyone
     post_rate: int | None = None
     fired: set[str] = field(default_factory=set)
     active: dict[str, tuple[float, int]] = field(default_factory=dict)  # -> (since, exchange)
@@ -132,6 +135,18 @@ class Stage:
         for s in steps:
             if self.active.pop(s, None) is not None:
                 self.log.append({"t": self._t(), "removed": s})
+
+    def expire(self, fault: Fault, after_s: float) -> None:
+        self.expiring.append((time.monotonic() + after_s, fault))
+
+    def lift_expired(self) -> None:
+        """Lift the forced response statuses whose duration has passed."""
+        now = time.monotonic()
+        for entry in [e for e in self.expiring if e[0] <= now]:
+            self.expiring.remove(entry)
+            if entry[1] in self.state.faults:
+                self.state.faults.remove(entry[1])
+                self.log.append({"t": self._t(), "lifted": f"forced {entry[1].status}"})
 
     def finish(self, fail_message: str | None) -> None:
         self.finished = True
@@ -284,12 +299,24 @@ class Player:
             + [{"target": line} for line in output]
         )
         result = judged(case, criteria, time.monotonic() - stage.t0, evidence)
+        if result.outcome is Outcome.PASS and stage.proceeded:
+            # Every check held, but a go-ahead guarded what a person was to see or do
+            # (observe the DER ramp, power-cycle the client): that is not judged here.
+            result.outcome = Outcome.PARTIAL
+            told = "; ".join(
+                f"step {n}: {' '.join(map(str, self._instructions(n))) or '(no instructions)'}"
+                for n in stage.proceeded
+            )
+            result.reason = f"went ahead without the operator the procedure asks for: {told}"
         if result.outcome is Outcome.FAIL and (waiting := self._operator(stage, criteria)):
             # A step the procedure leaves to a person (disconnect the DER, change a load)
             # that never happened: the suite plays no operator, so it cannot judge the case.
             result.outcome = Outcome.PARTIAL
             result.reason = f"needs an operator, which the suite does not play: {waiting}"
         return result
+
+    def _instructions(self, step: str) -> list[object]:
+        return list(((self.doc.get("Steps") or {}).get(step) or {}).get("instructions") or [])
 
     def _operator(self, stage: Stage, criteria: list[Criterion]) -> str:
         """The operator instruction the case was left waiting on, or '': preconditions that
@@ -412,15 +439,35 @@ class Player:
                     ):
                         self._fire(stage, step, f"{x.method} {x.path}")
             now = time.monotonic()
+            stage.lift_expired()
             for name, (enabled, _) in list(stage.active.items()):
                 step = by_name[name]
                 if step.event["type"] == "wait" and name in stage.active:
                     wait = float(step.event["parameters"]["duration_seconds"]) / self.speed
                     if now - enabled >= wait:
                         self._fire(stage, step, f"waited {wait:.1f} s")
+            self._proceed(stage, by_name, now)
             await asyncio.sleep(TICK_S)
         if stage.active and not stage.finished:
             stage.log.append({"t": stage._t(), "timeout": sorted(stage.active)})
+
+    def _proceed(self, stage: Stage, by_name: dict[str, Step], now: float) -> None:
+        """``proceed`` is an operator's go-ahead, and the suite plays no operator: it goes
+        ahead as an operator who watched would, once nothing but go-aheads is left to wait
+        for (the steps enabled with it have fired: P-03 cancels its control only after the
+        client said it started), or at the step's ``timeout_seconds`` (at speed). What the
+        operator was to see or do is not judged: the case is at best PARTIAL (run())."""
+        proceeds = [n for n in stage.active if by_name[n].event["type"] == "proceed"]
+        if not proceeds:
+            return
+        alone = len(proceeds) == len(stage.active)
+        for name in proceeds:
+            enabled, _ = stage.active.get(name, (now, 0))
+            timeout = (by_name[name].event.get("parameters") or {}).get("timeout_seconds")
+            late = timeout is not None and now - enabled >= float(timeout) / self.speed
+            if name in stage.active and (alone or late):
+                stage.proceeded.append(name)
+                self._fire(stage, by_name[name], "proceeded without an operator")
 
     def _event_checks(self, stage: Stage, step: Step, upto: int) -> bool:
         stage.upto = upto
