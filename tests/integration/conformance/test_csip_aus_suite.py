@@ -18,7 +18,7 @@ import pytest
 
 from gateway.conformance import csip_aus, suites
 from gateway.conformance.cases import Case, Outcome, Result
-from gateway.conformance.csip_aus import definitions
+from gateway.conformance.csip_aus import checks, definitions
 from gateway.conformance.target import Command, InProcess
 from gateway.north.sep2 import client, responses
 from gateway.north.sep2.client import EndDeviceClient
@@ -37,6 +37,7 @@ PASSING = [
     "ALL-01", "ALL-02", "ALL-03-REJ", "ALL-04", "ALL-09", "ALL-13", "ALL-19", "GEN-02", "GEN-11",
     "STO-01",
 ]  # fmt: skip
+STARTED = 2  # Response status: event started
 COMPLETED = 3  # Response status: event completed
 
 
@@ -184,6 +185,27 @@ def test_a_gateway_that_polls_too_often_fails_gen_02(
     failed = [c for c in result.criteria if not c.ok]
     assert [c.name for c in failed] == ["all-polls-at-correct-time"], _explain(result)
     assert "> 6 in" in failed[0].seen, _explain(result)
+
+
+@needs_wheel
+def test_a_gateway_that_says_started_twice_fails_gen_11(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mutant POSTs every "started" Response (status 2) twice; the server accepts both.
+    # No cactus check judges it: the suite's own criterion does, and nothing else fails.
+    async def twice(self: EndDeviceClient, doc: dict[str, object]) -> responses.Outcome:
+        result = await original(self, doc)
+        if doc.get("code") == STARTED:
+            result = await original(self, doc)
+        return result
+
+    original = EndDeviceClient.send_report
+    monkeypatch.setattr(EndDeviceClient, "send_report", twice)
+    result = _run(_case("GEN-11"), tmp_path)
+    assert result.outcome is Outcome.FAIL, _explain(result)
+    failed = [c for c in result.criteria if not c.ok]
+    assert [c.name for c in failed] == [checks.REPEATED], _explain(result)
+    assert "status 2 x2" in failed[0].seen, _explain(result)
 
 
 @needs_wheel

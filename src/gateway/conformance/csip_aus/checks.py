@@ -185,6 +185,25 @@ def _responses(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
     return Criterion(kind, ok, f"{want} for {tag or 'the controls'}", seen)
 
 
+REPEATED = "responses-not-repeated (the suite's)"
+
+
+def responses_not_repeated(j: Judge) -> Criterion | None:
+    """No Response the server accepted is sent again with the same status for the same
+    control: the suite's own criterion (no cactus check judges it; a utility counts each
+    Response as a change of the event's state). None: the client sent no Response."""
+    accepted: dict[tuple[str, int | None], int] = {}
+    for x, r in j.recorder.responses():
+        if 200 <= x.status < 300 and r.endDeviceLFDI.upper() == j.lfdi:
+            key = (r.subject.upper(), r.status)
+            accepted[key] = accepted.get(key, 0) + 1
+    if not accepted:
+        return None
+    again = [f"{_tag_of(j, s)} status {st} x{n}" for (s, st), n in accepted.items() if n > 1]
+    want = "each Response status at most once per control"
+    return Criterion(REPEATED, not again, want, "; ".join(again) or f"{len(accepted)} distinct")
+
+
 def _tag_of(j: Judge, mrid: str) -> str:
     return next((t for t, m in j.tags.items() if m == mrid), mrid)
 

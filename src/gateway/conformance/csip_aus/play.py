@@ -395,6 +395,8 @@ class Player:
                 criteria.append(
                     Criterion(str(c.get("type")), ok=False, expected="judged", seen=repr(e))
                 )
+        if (once := checks.responses_not_repeated(stage)) is not None:
+            criteria.append(once)
         return criteria
 
     async def _preconditions(self, stage: Stage, home: Any) -> list[Criterion]:
