@@ -20,6 +20,7 @@ from gateway.conformance import csip_aus, suites
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.csip_aus import checks, definitions
 from gateway.conformance.target import Command, InProcess
+from gateway.core import schedule
 from gateway.north.sep2 import client, responses
 from gateway.north.sep2.client import EndDeviceClient
 from gateway.north.sep2.session import POST, Session, Task
@@ -92,7 +93,7 @@ def test_a_parameter_it_does_not_implement_makes_the_case_not_run(tmp_path: Path
     (tmp_path / "X-01.yaml").write_text(
         "Description: a made-up procedure\nClasses: [A]\nTargetVersions: [v1.2]\n"
         "Preconditions:\n  init_actions:\n    - type: create-der-control\n"
-        "      parameters: {start: $(now), duration_seconds: 60, opModFixedW: 50}\n"
+        "      parameters: {start: $(now), duration_seconds: 60, end_device_indexes: [1]}\n"
         "Criteria:\n  checks:\n    - {type: all-steps-complete, parameters: {}}\n"
         "Steps:\n  WAIT:\n    event: {type: wait, parameters: {duration_seconds: 60}}\n"
         "    actions: []\n",
@@ -101,7 +102,7 @@ def test_a_parameter_it_does_not_implement_makes_the_case_not_run(tmp_path: Path
     (case,) = csip_aus.cases(tmp_path, csip_aus.DEFAULT_SPEED)
     assert case.case_id == "X-01"
     assert case.run is None
-    assert case.not_run == "action create-der-control parameter opModFixedW not supported"
+    assert case.not_run == "action create-der-control parameter end_device_indexes not supported"
     (result,) = asyncio.run(suites.run([case], InProcess(), tmp_path / "work", lambda _: None))
     assert result.outcome is Outcome.NOT_RUN
     assert result.reason == case.not_run
@@ -206,6 +207,35 @@ def test_a_gateway_that_says_started_twice_fails_gen_11(
     failed = [c for c in result.criteria if not c.ok]
     assert [c.name for c in failed] == [checks.REPEATED], _explain(result)
     assert "status 2 x2" in failed[0].seen, _explain(result)
+
+
+#: GEN-10 (primacy) waits 1350 s: at speed 120, 11 s (its polls every second).
+PRIMACY_SPEED = 120.0
+
+
+def _fired(result: Result) -> set[str]:
+    return {str(row["step"]) for row in result.evidence if "step" in row}
+
+
+@needs_wheel
+def test_a_gateway_that_ignores_primacy_fails_gen_10(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mutant ranks overlapping controls by the wrong end of primacy: DERC1 (program
+    # primacy 2) keeps running when DERC2 (primacy 1, the higher priority) starts, so DERC2
+    # never starts and DERC1 is never superseded. Everything up to the overlap still happens.
+    monkeypatch.setattr(
+        schedule, "_rank", lambda rec: (-rec.event.primacy, -rec.event.creation_time, -rec.seq)
+    )
+    result = _run(_case("GEN-10", PRIMACY_SPEED), tmp_path)
+    assert result.outcome is Outcome.FAIL, _explain(result)
+    fired = _fired(result)
+    before = {"GET-DERC-1", "POST-DERC-1-RESPONSE-STARTED", "WAIT-DERC-1", "GET-DERC-2"}
+    assert before <= fired, _explain(result)
+    at_the_overlap = {"POST-DERC-2-RESPONSE-STARTED", "POST-DERC-1-RESPONSE-SUPERSEDED"}
+    assert not at_the_overlap & fired, _explain(result)
+    (steps,) = [c for c in result.criteria if c.name == "all-steps-complete"]
+    assert all(s in steps.seen for s in at_the_overlap), _explain(result)
 
 
 @needs_wheel

@@ -28,6 +28,7 @@ class Judge(Protocol):
     speed: float
     steps: tuple[str, ...]
     fired: set[str]
+    removed: set[str]  # taken off by remove-steps (a guard step that never fired: P-04)
     tags: dict[str, str]  # a control's tag -> its mRID
     controls: list[str]  # the mRID of every control the procedure created, tagged or not
     # An event's checks judge the server's record as it was at that request: the exchanges
@@ -65,7 +66,9 @@ def run(judge: Judge, item: dict[str, Any]) -> Criterion:
 
 def _steps(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
     ignored = set(p.get("ignored_steps") or [])
-    missing = [s for s in j.steps if s not in j.fired and s not in ignored]
+    # As cactus-runner: complete is no step left listening; a step whose event fired, or
+    # that another step removed, is done.
+    missing = [s for s in j.steps if s not in j.fired | j.removed | ignored]
     return Criterion(
         kind,
         not missing,

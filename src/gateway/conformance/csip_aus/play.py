@@ -99,8 +99,10 @@ class Stage:
     pow10: int | None = None
     expiring: list[tuple[float, Fault]] = field(default_factory=list)  # (monotonic, fault)
     proceeded: list[str] = field(default_factory=list)  # proceed steps played without anyone
+    error: actions.ActionError | None = None  # an action that failed while a request waited
     post_rate: int | None = None
     fired: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
     active: dict[str, tuple[float, int]] = field(default_factory=dict)  # -> (since, exchange)
     finished: bool = False
     fail_message: str | None = None
@@ -133,6 +135,7 @@ class Stage:
 
     def remove(self, steps: list[str]) -> None:
         for s in steps:
+            self.removed.add(s)
             if self.active.pop(s, None) is not None:
                 self.log.append({"t": self._t(), "removed": s})
 
@@ -419,25 +422,66 @@ class Player:
     async def _steps(self, stage: Stage, home: Any) -> None:
         deadline = time.monotonic() + self.timeout_s
         by_name = {s.name: s for s in self.steps}
-        key = checks.program_key(stage)
+
+        def arrived(method: str, path: str) -> None:
+            # cactus plays a step's actions before serving its request, unless the step says
+            # serve_request_first: the client's answer to this very request sees the change
+            # (ALL-24 creates a control as the DERProgramList is read).
+            if stage.finished or stage.error is not None:
+                return
+            upto = len(stage.recorder.exchanges)
+            before = set(stage.active)
+            for name in list(stage.active):
+                step = by_name[name]
+                if (
+                    name in stage.active
+                    and not _served_first(step)
+                    and self._matches(stage, step, method, path, upto)
+                ):
+                    try:
+                        self._fire(stage, step, f"{method} {path} (before serving it)")
+                    except actions.ActionError as e:
+                        stage.error = e
+                        return
+            # Steps this enabled wait for the requests after this one (not for those already
+            # recorded that the loop has yet to look at).
+            for name in set(stage.active) - before:
+                stage.active[name] = (stage.active[name][0], upto + 1)
+
+        stage.state.on_request = arrived
+        try:
+            await self._loop(stage, home, by_name, deadline)
+        finally:
+            stage.state.on_request = None
+
+    def _matches(self, stage: Stage, step: Step, method: str, path: str, upto: int) -> bool:
+        return (
+            step.matcher is not None
+            and method == str(step.event["type"]).split("-", 1)[0]
+            and step.matcher(checks.program_key(stage), path)
+            and self._event_checks(stage, step, upto)
+        )
+
+    async def _loop(
+        self, stage: Stage, home: Any, by_name: dict[str, Step], deadline: float
+    ) -> None:
 
         while not stage.finished and stage.active and time.monotonic() < deadline:
             home.sync()
             self._post_rates(stage)
             exchanges = stage.recorder.exchanges
+            if stage.error is not None:
+                raise stage.error
             while stage.seen < len(exchanges) and not stage.finished:
                 i, x = stage.seen, exchanges[stage.seen]
                 stage.seen += 1
                 for name, (_, since) in list(stage.active.items()):
                     step = by_name[name]
-                    method = str(step.event["type"]).split("-", 1)[0]
                     if (
                         since <= i
                         and name in stage.active
-                        and step.matcher is not None
-                        and x.method == method
-                        and step.matcher(key, x.path)
-                        and self._event_checks(stage, step, i + 1)
+                        and _served_first(step)
+                        and self._matches(stage, step, x.method, x.path, i + 1)
                     ):
                         self._fire(stage, step, f"{x.method} {x.path}")
             now = time.monotonic()
@@ -485,6 +529,12 @@ class Player:
             actions.play(stage, a)
             if stage.finished:
                 break
+
+
+def _served_first(step: Step) -> bool:
+    """A request event whose actions are played after the request is served (cactus'
+    ``serve_request_first``; without it, before)."""
+    return bool((step.event.get("parameters") or {}).get("serve_request_first"))
 
 
 def _speak_v13(state: UtilityState) -> None:
