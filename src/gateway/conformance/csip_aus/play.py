@@ -25,7 +25,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ class Stage:
     expiring: list[tuple[float, Fault]] = field(default_factory=list)  # (monotonic, fault)
     proceeded: list[str] = field(default_factory=list)  # proceed steps played without anyone
     error: actions.ActionError | None = None  # an action that failed while a request waited
+    timed_out: bool = False  # the case's timeout ended the test with steps still active
     post_rate: int | None = None
     fired: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
@@ -332,7 +333,9 @@ class Player:
         if not any(x.method != "NOTIFY" for x in stage.recorder.exchanges):
             return ""
         for name, s in (self.doc.get("Steps") or {}).items():
-            if name in stage.active and (told := s.get("instructions")):
+            # A wait completes by itself: its instructions say what to watch, not what to do.
+            waits = (s.get("event") or {}).get("type") == "wait"
+            if name in stage.active and not waits and (told := s.get("instructions")):
                 return f"step {name}: {' '.join(map(str, told))}"
         return ""
 
@@ -400,6 +403,13 @@ class Player:
                 )
         if (once := checks.responses_not_repeated(stage)) is not None:
             criteria.append(once)
+        if stage.timed_out:  # say so where it shows: the steps left were cut short
+            criteria = [
+                replace(c, seen=f"{c.seen} (the case's {self.timeout_s:.0f} s timeout ended it)")
+                if c.name == "all-steps-complete" and not c.ok
+                else c
+                for c in criteria
+            ]
         return criteria
 
     async def _preconditions(self, stage: Stage, home: Any) -> list[Criterion]:
@@ -496,6 +506,7 @@ class Player:
             await asyncio.sleep(TICK_S)
         if stage.active and not stage.finished:
             stage.log.append({"t": stage._t(), "timeout": sorted(stage.active)})
+            stage.timed_out = True
 
     def _proceed(self, stage: Stage, by_name: dict[str, Step], now: float) -> None:
         """``proceed`` is an operator's go-ahead, and the suite plays no operator: it goes
