@@ -298,7 +298,7 @@ def _first_page(x: Exchange) -> bool:
     return parse_qs(x.query).get("s", ["0"])[0] == "0"
 
 
-def _poll_faults(times: list[float], interval: float, start: float) -> list[str]:
+def poll_faults(times: list[float], interval: float, start: float) -> list[str]:
     """What is wrong with one path's request times (sorted), polled every ``interval`` s."""
     faults: list[str] = []
     last = times[-1]
@@ -349,7 +349,7 @@ def _polls(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
     bad = [
         f"{path}: {f}"
         for path in sorted(by_path)
-        for f in _poll_faults(sorted(by_path[path]), interval, start)
+        for f in poll_faults(sorted(by_path[path]), interval, start)
     ]
     counts = ", ".join(f"{path} {len(t)}" for path, t in sorted(by_path.items()))
     return Criterion(kind, not bad, want, "; ".join(bad[:6]) or f"requests: {counts}")
