@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.conformance import csip_aus, suites
-from gateway.conformance.cases import Case, Outcome, Result
+from gateway.conformance.cases import Case, Criterion, Outcome, Result
 from gateway.conformance.csip_aus import checks, definitions
 from gateway.conformance.target import Command, InProcess
 from gateway.core import schedule
@@ -51,6 +51,14 @@ def _case(case_id: str, speed: float = csip_aus.DEFAULT_SPEED) -> Case:
 def _run(case: Case, work: Path) -> Result:
     (result,) = asyncio.run(suites.run([case], InProcess(), work, lambda _: None))
     return result
+
+
+def _fails_only(result: Result, criterion: str) -> Criterion:
+    """The case failed, on ``criterion`` alone; that criterion."""
+    assert result.outcome is Outcome.FAIL, _explain(result)
+    failed = [c for c in result.criteria if not c.ok]
+    assert [c.name for c in failed] == [criterion], _explain(result)
+    return failed[0]
 
 
 def _explain(r: Result) -> str:
@@ -140,10 +148,8 @@ def test_a_gateway_that_ignores_the_servers_ramp_rate_fails_all_13(
     # 0 (no limit), so the steps waiting for a DERSettings with 1 %/s never fire.
     monkeypatch.setattr(EndDeviceClient, "_default_grad", lambda self: 0)
     result = _run(_case("ALL-13"), tmp_path)
-    assert result.outcome is Outcome.FAIL, _explain(result)
-    failed = [c for c in result.criteria if not c.ok]
-    assert [c.name for c in failed] == ["all-steps-complete"], _explain(result)
-    assert "PUT-DERSETTINGS" in failed[0].seen, _explain(result)
+    failed = _fails_only(result, "all-steps-complete")
+    assert "PUT-DERSETTINGS" in failed.seen, _explain(result)
 
 
 @needs_wheel
@@ -182,10 +188,8 @@ def test_a_gateway_that_polls_too_often_fails_gen_02(
     original = Session.done
     monkeypatch.setattr(Session, "done", eager)
     result = _run(_case("GEN-02"), tmp_path)
-    assert result.outcome is Outcome.FAIL, _explain(result)
-    failed = [c for c in result.criteria if not c.ok]
-    assert [c.name for c in failed] == ["all-polls-at-correct-time"], _explain(result)
-    assert "> 6 in" in failed[0].seen, _explain(result)
+    failed = _fails_only(result, "all-polls-at-correct-time")
+    assert "> 6 in" in failed.seen, _explain(result)
 
 
 @needs_wheel
@@ -203,10 +207,8 @@ def test_a_gateway_that_says_started_twice_fails_gen_11(
     original = EndDeviceClient.send_report
     monkeypatch.setattr(EndDeviceClient, "send_report", twice)
     result = _run(_case("GEN-11"), tmp_path)
-    assert result.outcome is Outcome.FAIL, _explain(result)
-    failed = [c for c in result.criteria if not c.ok]
-    assert [c.name for c in failed] == [checks.REPEATED], _explain(result)
-    assert "status 2 x2" in failed[0].seen, _explain(result)
+    failed = _fails_only(result, checks.REPEATED)
+    assert "status 2 x2" in failed.seen, _explain(result)
 
 
 #: GEN-10 (primacy) waits 1350 s: at speed 120, 11 s (its polls every second).
