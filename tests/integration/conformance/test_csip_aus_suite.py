@@ -193,7 +193,7 @@ def test_a_gateway_that_polls_too_often_fails_gen_02(
 
 
 @needs_wheel
-def test_a_gateway_that_says_started_twice_fails_gen_11(
+def test_a_gateway_that_says_started_twice_fails_gen_02(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The mutant POSTs every "started" Response (status 2) twice; the server accepts both.
@@ -206,7 +206,7 @@ def test_a_gateway_that_says_started_twice_fails_gen_11(
 
     original = EndDeviceClient.send_report
     monkeypatch.setattr(EndDeviceClient, "send_report", twice)
-    result = _run(_case("GEN-11"), tmp_path)
+    result = _run(_case("GEN-02"), tmp_path)
     failed = _fails_only(result, checks.REPEATED)
     assert "status 2 x2" in failed.seen, _explain(result)
 
