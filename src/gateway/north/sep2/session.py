@@ -26,7 +26,9 @@ what they found into the core's inputs and says when to poll next:
     the ``postRate`` of each of our MirrorUsagePoints (the reference server sets it on the
     mirror only, ALL-10), else 900 s.
   The next poll is the previous due time plus the rate (so polls do not drift), or now plus the
-  rate after a poll that ran more than a whole period late.
+  rate after a poll that ran more than a whole period late. A walk reads Time and every
+  program's lists too, so their own polls restart a period after each walk (never a second GET
+  in the same period).
 * Until a walk completes, the server's rates are unknown: a walk that fails before the first
   one completed (:meth:`Session.walk_failed`: a body that does not decode, a 4xx) is retried
   after :class:`FirstWalkRetry` (1 s doubling to 60 s, +-20 % jitter), not after the schema's
