@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gateway.north.sep2 import certcheck
 from gateway.north.sep2.der_resources import DEVICE_CATEGORY_MAX
 from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
 from gateway.north.sep2.identity import lfdi as lfdi_of
@@ -216,6 +217,8 @@ def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
             if port is not None and not 0 <= port <= 65535:
                 r.problems.append(f"sep2.notify.port: expected 0..65535, got {port}")
             notify = NotifyConfig(str(listen), int(port or 0), host, required is not False)
+    if cert is not None and key is not None:
+        r.problems.extend(certcheck.problems(cert, key))
     if (dcap or server) is None or cert is None or key is None or serca is None or pen is None:
         return None
     return Sep2Config(
