@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 from gateway.conformance import csip_aus, suites
-from gateway.conformance.cases import Case, Outcome, Result
-from gateway.conformance.csip_aus import definitions
+from gateway.conformance.cases import Case, Criterion, Outcome, Result
+from gateway.conformance.csip_aus import checks, definitions
 from gateway.conformance.target import Command, InProcess
+from gateway.core import schedule
 from gateway.north.sep2 import client, responses
 from gateway.north.sep2.client import EndDeviceClient
+from gateway.north.sep2.session import POST, Session, Task
 
 pytestmark = pytest.mark.timeout(180)
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
@@ -33,8 +35,10 @@ needs_wheel = pytest.mark.skipif(
 # STO-01 waits for a GET of the MirrorUsagePointList (as ALL-10 does, which takes 38 s): the
 # gateway read only its own mirrors' hrefs before, and failed both.
 PASSING = [
-    "ALL-01", "ALL-02", "ALL-03-REJ", "ALL-04", "ALL-09", "ALL-13", "ALL-19", "GEN-11", "STO-01",
+    "ALL-01", "ALL-02", "ALL-03-REJ", "ALL-04", "ALL-09", "ALL-13", "ALL-19", "GEN-02", "GEN-11",
+    "STO-01",
 ]  # fmt: skip
+STARTED = 2  # Response status: event started
 COMPLETED = 3  # Response status: event completed
 
 
@@ -47,6 +51,14 @@ def _case(case_id: str, speed: float = csip_aus.DEFAULT_SPEED) -> Case:
 def _run(case: Case, work: Path) -> Result:
     (result,) = asyncio.run(suites.run([case], InProcess(), work, lambda _: None))
     return result
+
+
+def _fails_only(result: Result, criterion: str) -> Criterion:
+    """The case failed, on ``criterion`` alone; that criterion."""
+    assert result.outcome is Outcome.FAIL, _explain(result)
+    failed = [c for c in result.criteria if not c.ok]
+    assert [c.name for c in failed] == [criterion], _explain(result)
+    return failed[0]
 
 
 def _explain(r: Result) -> str:
@@ -78,8 +90,7 @@ def test_the_procedures_are_read_from_the_wheel_as_data() -> None:
 def test_what_the_interpreter_does_not_implement_is_not_run_with_the_exact_reason() -> None:
     assert WHEEL is not None
     cases = {c.case_id: c for c in csip_aus.cases(WHEEL, csip_aus.DEFAULT_SPEED)}
-    assert cases["ALL-06"].run is None
-    assert cases["ALL-06"].not_run == "check all-polls-at-correct-time not supported"
+    assert cases["ALL-06"].run is not None  # all-polls-at-correct-time is judged
     assert cases["ALL-05"].not_run == "action edev-registration-links not supported"
     assert cases["ALL-25-EXT"].run is None
     assert "over the 40 s bound" in cases["ALL-25-EXT"].not_run
@@ -90,7 +101,7 @@ def test_a_parameter_it_does_not_implement_makes_the_case_not_run(tmp_path: Path
     (tmp_path / "X-01.yaml").write_text(
         "Description: a made-up procedure\nClasses: [A]\nTargetVersions: [v1.2]\n"
         "Preconditions:\n  init_actions:\n    - type: create-der-control\n"
-        "      parameters: {start: $(now), duration_seconds: 60, opModFixedW: 50}\n"
+        "      parameters: {start: $(now), duration_seconds: 60, end_device_indexes: [1]}\n"
         "Criteria:\n  checks:\n    - {type: all-steps-complete, parameters: {}}\n"
         "Steps:\n  WAIT:\n    event: {type: wait, parameters: {duration_seconds: 60}}\n"
         "    actions: []\n",
@@ -99,7 +110,7 @@ def test_a_parameter_it_does_not_implement_makes_the_case_not_run(tmp_path: Path
     (case,) = csip_aus.cases(tmp_path, csip_aus.DEFAULT_SPEED)
     assert case.case_id == "X-01"
     assert case.run is None
-    assert case.not_run == "action create-der-control parameter opModFixedW not supported"
+    assert case.not_run == "action create-der-control parameter end_device_indexes not supported"
     (result,) = asyncio.run(suites.run([case], InProcess(), tmp_path / "work", lambda _: None))
     assert result.outcome is Outcome.NOT_RUN
     assert result.reason == case.not_run
@@ -137,10 +148,8 @@ def test_a_gateway_that_ignores_the_servers_ramp_rate_fails_all_13(
     # 0 (no limit), so the steps waiting for a DERSettings with 1 %/s never fire.
     monkeypatch.setattr(EndDeviceClient, "_default_grad", lambda self: 0)
     result = _run(_case("ALL-13"), tmp_path)
-    assert result.outcome is Outcome.FAIL, _explain(result)
-    failed = [c for c in result.criteria if not c.ok]
-    assert [c.name for c in failed] == ["all-steps-complete"], _explain(result)
-    assert "PUT-DERSETTINGS" in failed[0].seen, _explain(result)
+    failed = _fails_only(result, "all-steps-complete")
+    assert "PUT-DERSETTINGS" in failed.seen, _explain(result)
 
 
 @needs_wheel
@@ -161,6 +170,74 @@ def test_a_gateway_that_never_says_completed_fails_gen_11(
     assert failed, _explain(result)
     assert {c.name for c in failed} == {"response-contents"}, _explain(result)
     assert all("status 3" in c.expected for c in failed), _explain(result)
+
+
+@needs_wheel
+def test_a_gateway_that_polls_too_often_fails_gen_02(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mutant polls four times as often as the server's pollRate says (telemetry keeps its
+    # postRate): 12 GETs of each resource a window of 3 periods, over cactus' 6.
+    def eager(self: Session, task: Task, t: float) -> None:
+        rate = self.rate(task)
+        if rate is None or task == POST:
+            original(self, task, t)
+        else:
+            self._due[task] = t + rate / 4
+
+    original = Session.done
+    monkeypatch.setattr(Session, "done", eager)
+    result = _run(_case("GEN-02"), tmp_path)
+    failed = _fails_only(result, "all-polls-at-correct-time")
+    assert "> 6 in" in failed.seen, _explain(result)
+
+
+@needs_wheel
+def test_a_gateway_that_says_started_twice_fails_gen_02(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mutant POSTs every "started" Response (status 2) twice; the server accepts both.
+    # No cactus check judges it: the suite's own criterion does, and nothing else fails.
+    async def twice(self: EndDeviceClient, doc: dict[str, object]) -> responses.Outcome:
+        result = await original(self, doc)
+        if doc.get("code") == STARTED:
+            result = await original(self, doc)
+        return result
+
+    original = EndDeviceClient.send_report
+    monkeypatch.setattr(EndDeviceClient, "send_report", twice)
+    result = _run(_case("GEN-02"), tmp_path)
+    failed = _fails_only(result, checks.REPEATED)
+    assert "status 2 x2" in failed.seen, _explain(result)
+
+
+#: GEN-10 (primacy) waits 1350 s: at speed 120, 11 s (its polls every second).
+PRIMACY_SPEED = 120.0
+
+
+def _fired(result: Result) -> set[str]:
+    return {str(row["step"]) for row in result.evidence if "step" in row}
+
+
+@needs_wheel
+def test_a_gateway_that_ignores_primacy_fails_gen_10(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mutant ranks overlapping controls by the wrong end of primacy: DERC1 (program
+    # primacy 2) keeps running when DERC2 (primacy 1, the higher priority) starts, so DERC2
+    # never starts and DERC1 is never superseded. Everything up to the overlap still happens.
+    monkeypatch.setattr(
+        schedule, "_rank", lambda rec: (-rec.event.primacy, -rec.event.creation_time, -rec.seq)
+    )
+    result = _run(_case("GEN-10", PRIMACY_SPEED), tmp_path)
+    assert result.outcome is Outcome.FAIL, _explain(result)
+    fired = _fired(result)
+    before = {"GET-DERC-1", "POST-DERC-1-RESPONSE-STARTED", "WAIT-DERC-1", "GET-DERC-2"}
+    assert before <= fired, _explain(result)
+    at_the_overlap = {"POST-DERC-2-RESPONSE-STARTED", "POST-DERC-1-RESPONSE-SUPERSEDED"}
+    assert not at_the_overlap & fired, _explain(result)
+    (steps,) = [c for c in result.criteria if c.name == "all-steps-complete"]
+    assert all(s in steps.seen for s in at_the_overlap), _explain(result)
 
 
 @needs_wheel
@@ -190,7 +267,7 @@ def test_the_cli_lists_and_runs_the_suite_from_a_directory_of_yaml(tmp_path: Pat
     folder = tmp_path / "procedures"
     folder.mkdir()
     with zipfile.ZipFile(WHEEL) as z:
-        for name in ("ALL-01", "ALL-06"):
+        for name in ("ALL-01", "ALL-05"):
             data = z.read(f"{definitions.INSIDE}{name}.yaml")
             (folder / f"{name}.yaml").write_bytes(data)
     listed = subprocess.run(
@@ -198,7 +275,7 @@ def test_the_cli_lists_and_runs_the_suite_from_a_directory_of_yaml(tmp_path: Pat
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert "suite csip-aus: 2 cases" in listed.stdout, listed.stdout
-    assert "NOT RUNNABLE: check all-polls-at-correct-time not supported" in listed.stdout
+    assert "NOT RUNNABLE: action edev-registration-links not supported" in listed.stdout
     report = tmp_path / "report"
     done = subprocess.run(
         [
@@ -212,7 +289,7 @@ def test_the_cli_lists_and_runs_the_suite_from_a_directory_of_yaml(tmp_path: Pat
     summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
     assert [(c["id"], c["outcome"]) for c in summary["cases"]] == [
         ("ALL-01", "PASS"),
-        ("ALL-06", "NOT RUN"),
+        ("ALL-05", "NOT RUN"),
     ]
     rows = [json.loads(x) for x in (report / "evidence.jsonl").read_text().splitlines()]
     assert any(r.get("path") == "/edev/1/der" for r in rows)

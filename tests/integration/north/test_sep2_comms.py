@@ -47,17 +47,10 @@ def _gaps(times: list[float]) -> list[float]:
 
 
 def _program_polls(r: GatewayRig, since: float) -> list[float]:
-    """Server times of the DERControlList GETs made by program polls (not by a walk, which
-    reads the DERProgramList just before the program's DefaultDERControl)."""
-    gets = r.recorder.requests("GET")
-    out = []
-    for i, x in enumerate(gets):
-        if x.at < since or not x.path.endswith("/derc"):
-            continue
-        walk = any(g.path.endswith("/fsa/1/derp") for g in gets[max(0, i - 2) : i])
-        if not walk:
-            out.append(x.at)
-    return out
+    """Server times of every DERControlList GET, a walk's or the program's own poll: a walk
+    reads the list too and restarts the program's period, so together they keep the rate,
+    and never read it twice in one period (a gap near 0 s fails the bounds below)."""
+    return [x.at for x in r.recorder.requests("GET", since=since) if x.path.endswith("/derc")]
 
 
 # --- ALL-19 / ALL-20: the server's poll rates ------------------------------------------------

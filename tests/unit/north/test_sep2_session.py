@@ -208,6 +208,24 @@ def test_a_post_with_nothing_to_send_yet_is_retried_soon_then_keeps_its_rate() -
     assert POST in s.due(1061)  # and from then on at the EndDevice's postRate
 
 
+def test_what_a_walk_read_is_not_polled_again_in_the_same_period() -> None:
+    # Every rate 60 s: each walk reads Time and the program's lists, so their own polls fall
+    # a period after the walk, never with it (they were GET twice every period, which
+    # cactus' all-polls-at-correct-time counts as over-polling).
+    s = Session()
+    rates = {"/dcap": 60, "/edev/1/fsa": 60, "/edev/1/fsa/1/derp": 60, "/tm": 60}
+    program_task = Task(TaskKind.PROGRAM, P1)
+    s.discovered(discovery(view(PROG1), rates=rates), at=T0, t=0)
+    s.done(WALK, 0)
+    for t in (60, 120, 180):
+        assert WALK in s.due(t)
+        s.discovered(discovery(view(PROG1), rates=rates), at=T0 + t, t=t)  # the walk
+        s.done(WALK, t)
+        assert program_task not in s.due(t)
+        assert TIME not in s.due(t)
+        assert program_task not in s.due(t + 59.9)
+
+
 def test_a_derc_list_poll_rate_wins_over_its_parent() -> None:
     s = Session()
     rates = {"/dcap": 300, "/edev/1/fsa/1/derp": 60, "/derp/1/derc": 15}

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gateway.conformance.csip_aus import expressions
+from gateway.conformance.csip_aus import expressions, support
 from gateway.core import errors
 from gateway.north.sep2 import identity
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
 from gateway.sim.utility import UtilityState
-from gateway.sim.utility.records import Program
+from gateway.sim.utility.records import Fault, Program
 
 
 class ActionError(errors.StateError):
@@ -29,7 +29,11 @@ class Stage(Protocol):
     lfdi: str
     speed: float
     programs: list[Program]  # created by the procedure, in order (cactus' derp 1, 2, ...)
-    tags: dict[str, str]
+    tags: dict[str, str]  # a control's tag -> its mRID
+    controls: list[str]  # every control's mRID, in order
+    program_tags: dict[str, Program]  # a program's tag -> it
+    fsa_of: dict[str, int]  # a program's mRID -> the FSA it was created in
+    pow10: int | None  # pow_10_multipliers: the multiplier of the W values served from now
     post_rate: int | None
 
     def env(self, this: float | None = None) -> dict[str, float | None]: ...
@@ -39,6 +43,8 @@ class Stage(Protocol):
     def remove(self, steps: list[str]) -> None: ...
 
     def finish(self, fail_message: str | None) -> None: ...
+
+    def expire(self, fault: Fault, after_s: float) -> None: ...
 
 
 RATES: dict[str, str] = {
@@ -122,8 +128,9 @@ def _create_der_program(s: Stage, p: dict[str, Any]) -> Program:
             held.programs.append(program.number)
             s.state.notify(f"/edev/{edev.number}/fsa/{fsa}/derp", kind="program")
     s.programs.append(program)
+    s.fsa_of[program.mrid] = fsa
     if "tag" in p:
-        s.tags[str(p["tag"])] = program.mrid
+        s.program_tags[str(p["tag"])] = program
     return program
 
 
@@ -133,9 +140,18 @@ def _program(s: Stage, number: int = 1) -> Program:
     return s.programs[number - 1]
 
 
-def _base(p: dict[str, Any]) -> DERControlBase:
+def _base(p: dict[str, Any], pow10: int | None = None, speed: float = 1.0) -> DERControlBase:
     def watts(k: str) -> ActivePower | None:
-        return ActivePower.from_watts(float(p[k])) if k in p else None
+        if k not in p:
+            return None
+        if pow10 is None:
+            return ActivePower.from_watts(float(p[k]))
+        # The server's encoding (cactus: envoy's site_control_pow10_encoding): W = value x
+        # 10^pow10, so a client that ignores the multiplier is off by that factor (ALL-24).
+        value = round(float(p[k]) / 10.0**pow10)
+        if not -32768 <= value <= 32767:
+            raise ActionError(f"{k} {p[k]} W does not fit an Int16 value at 10^{pow10}")
+        return ActivePower(value, pow10)
 
     def flag(k: str) -> bool | None:
         return bool(p[k]) if k in p else None
@@ -148,6 +164,12 @@ def _base(p: dict[str, Any]) -> DERControlBase:
         opModGenLimW=watts("opModGenLimW"),
         opModLoadLimW=watts("opModLoadLimW"),
         opModStorageTargetW=watts("opModStorageTargetW"),
+        # SignedPerCent of setMaxW, in hundredths (-0.01 % is -1: DRD-01, DRL-01).
+        opModFixedW=round(float(p["opModFixedW"]) * 100) if "opModFixedW" in p else None,
+        # rampTms: hundredths of a second, at the run's speed as every duration.
+        rampTms=(
+            round(float(p["ramp_time_seconds"]) / speed * 100) if "ramp_time_seconds" in p else None
+        ),
     )
 
 
@@ -165,26 +187,38 @@ def _set_default_der_control(s: Stage, p: dict[str, Any]) -> None:
     )
 
 
-def _control_program(s: Stage, primacy: int | None) -> Program:
-    """The program a control goes in: the first created of that ``primacy`` (None: the first
-    created), made as the procedures expect when there is none yet (cactus creates the
-    control's program on demand: ALL-11 creates controls before its DERProgram)."""
+def _control_program(s: Stage, p: dict[str, Any]) -> Program:
+    """The program a control goes in: ``der_program_tag``'s, else the first created of that
+    ``primacy`` (None: any) in that ``fsa_id`` (None: any), made as cactus does when there is
+    none yet (it creates the control's program on demand: ALL-11 creates controls before its
+    DERProgram)."""
+    if (tag := p.get("der_program_tag")) is not None:
+        if str(tag) not in s.program_tags:
+            raise ActionError(f"create-der-control: no DERProgram tagged {tag}")
+        return s.program_tags[str(tag)]
+    primacy = None if p.get("primacy") is None else int(p["primacy"])
+    fsa = None if p.get("fsa_id") is None else int(p["fsa_id"])
     for program in s.programs:
-        if primacy is None or program.primacy == primacy:
+        if (primacy is None or program.primacy == primacy) and (
+            fsa is None or s.fsa_of.get(program.mrid) == fsa
+        ):
             return program
-    return _create_der_program(s, {"primacy": 0 if primacy is None else primacy})
+    return _create_der_program(s, {"primacy": primacy or 0, "fsa_id": fsa or 1})
 
 
 def _create_der_control(s: Stage, p: dict[str, Any]) -> None:
-    program = _control_program(s, None if p.get("primacy") is None else int(p["primacy"]))
+    program = _control_program(s, p)
+    if p.get("pow_10_multipliers") is not None:
+        s.pow10 = int(p["pow_10_multipliers"])
     randomize = p.get("randomizeStart_seconds")
     mrid = s.state.add_control(
         program,
         start=int(p["start"]),
         duration=scaled(float(p["duration_seconds"]), s.speed),
-        base=_base(p),
+        base=_base(p, s.pow10, s.speed),
         randomize_start=None if randomize is None else round(float(randomize) / s.speed),
     )
+    s.controls.append(mrid)
     if "tag" in p:
         s.tags[str(p["tag"])] = mrid
 
@@ -209,3 +243,24 @@ def _remove_function_set_assignment(s: Stage, p: dict[str, Any]) -> None:
         s.state.remove_fsa(s.lfdi, int(p["fsa_id"]))
     except KeyError as e:
         raise ActionError(f"remove-function-set-assignment: {e}") from None
+
+
+def _force_response_status(s: Stage, p: dict[str, Any]) -> None:
+    # The simulator answers ``status`` (with Retry-After, at the run's speed) to every request
+    # for the endpoint, until ``duration_seconds`` (at speed) have passed, else for good.
+    programs = s.programs
+    path = support.served(
+        str(p["endpoint"]),
+        lambda n: programs[n - 1].key if 1 <= n <= len(programs) else None,
+    )
+    retry = p.get("retry_after_seconds")
+    try:
+        fault = s.state.fail(
+            int(p["status"]),
+            retry_after=None if retry is None else scaled(float(retry), s.speed),
+            paths=[path],
+        )
+    except ValueError as e:
+        raise ActionError(f"force-response-status: {e}") from None
+    if p.get("duration_seconds") is not None:
+        s.expire(fault, float(p["duration_seconds"]) / s.speed)

@@ -4,15 +4,19 @@ client's own log. Each gives a Criterion with what was expected and what was see
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from gateway.conformance.cases import Criterion
-from gateway.conformance.csip_aus import expressions
+from gateway.conformance.csip_aus import expressions, support
 from gateway.north.sep2 import identity
 from gateway.north.sep2.metering import DER_ROLE, SITE_ROLE, Uom
 from gateway.sim.utility import Recorder, UtilityState
-from gateway.sim.utility.records import MirrorReading
+from gateway.sim.utility.recorder import Exchange
+from gateway.sim.utility.records import MirrorReading, Program
 
 
 class Judge(Protocol):
@@ -24,10 +28,14 @@ class Judge(Protocol):
     speed: float
     steps: tuple[str, ...]
     fired: set[str]
+    removed: set[str]  # taken off by remove-steps (a guard step that never fired: P-04)
     tags: dict[str, str]  # a control's tag -> its mRID
+    controls: list[str]  # the mRID of every control the procedure created, tagged or not
     # An event's checks judge the server's record as it was at that request: the exchanges
     # before this index (None: all of them).
     upto: int | None
+    programs: list[Program]  # created by the procedure, in order (cactus' derp 1, 2, ...)
+    started_at: float | None  # server time the test started (its requests count from then)
 
     def env(self, this: float | None = None) -> dict[str, float | None]: ...
 
@@ -58,7 +66,9 @@ def run(judge: Judge, item: dict[str, Any]) -> Criterion:
 
 def _steps(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
     ignored = set(p.get("ignored_steps") or [])
-    missing = [s for s in j.steps if s not in j.fired and s not in ignored]
+    # As cactus-runner: complete is no step left listening; a step whose event fired, or
+    # that another step removed, is done.
+    missing = [s for s in j.steps if s not in j.fired | j.removed | ignored]
     return Criterion(
         kind,
         not missing,
@@ -153,7 +163,7 @@ def _responses(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
             expected=f"a control tagged {tag}",
             seen="the procedure never created it",
         )
-    subjects = [j.tags[tag]] if tag is not None else list(j.tags.values())
+    subjects = [j.tags[tag]] if tag is not None else list(j.controls)
     found: dict[str, list[int | None]] = {s: [] for s in subjects}
     before = None if j.upto is None else {id(x) for x in j.recorder.exchanges[: j.upto]}
     for x, r in j.recorder.responses():
@@ -176,6 +186,25 @@ def _responses(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
     want = f"{'a' if exists else 'no'} Response status {status if status is not None else 'any'}"
     seen = "; ".join(f"{_tag_of(j, s)}: {v or 'none'}" for s, v in found.items())
     return Criterion(kind, ok, f"{want} for {tag or 'the controls'}", seen)
+
+
+REPEATED = "responses-not-repeated (the suite's)"
+
+
+def responses_not_repeated(j: Judge) -> Criterion | None:
+    """No Response the server accepted is sent again with the same status for the same
+    control: the suite's own criterion (no cactus check judges it; a utility counts each
+    Response as a change of the event's state). None: the client sent no Response."""
+    accepted: dict[tuple[str, int | None], int] = {}
+    for x, r in j.recorder.responses():
+        if 200 <= x.status < 300 and r.endDeviceLFDI.upper() == j.lfdi:
+            key = (r.subject.upper(), r.status)
+            accepted[key] = accepted.get(key, 0) + 1
+    if not accepted:
+        return None
+    again = [f"{_tag_of(j, s)} status {st} x{n}" for (s, st), n in accepted.items() if n > 1]
+    want = "each Response status at most once per control"
+    return Criterion(REPEATED, not again, want, "; ".join(again) or f"{len(accepted)} distinct")
 
 
 def _tag_of(j: Judge, mrid: str) -> str:
@@ -250,6 +279,108 @@ def _level(j: Judge, value: object) -> float | None:
     return float(str(value))
 
 
+def program_key(j: Judge) -> Callable[[int], str | None]:
+    """cactus' program number -> the simulator's program key (None: not created)."""
+    return lambda n: j.programs[n - 1].key if 1 <= n <= len(j.programs) else None
+
+
+#: all-polls-at-correct-time, as cactus-runner judges it: a gap over 1.5 intervals is a missed
+#: poll, at most 1 a window of 5 intervals (complete windows only); at most floor(1.5 x 3 + 2)
+#: = 6 requests a window of 3 intervals. Windows count from the test's start.
+MISS_GAP = 1.5
+MISS_WINDOW = 5
+MAX_MISSES = 1
+BURST_WINDOW = 3
+MAX_BURST = math.floor(1.5 * BURST_WINDOW + 2)
+
+
+def _first_page(x: Exchange) -> bool:
+    return parse_qs(x.query).get("s", ["0"])[0] == "0"
+
+
+def poll_faults(times: list[float], interval: float, start: float) -> list[str]:
+    """What is wrong with one path's request times (sorted), polled every ``interval`` s."""
+    faults: list[str] = []
+    last = times[-1]
+    gaps = [(b, b - a) for a, b in itertools.pairwise(times) if b - a > interval * MISS_GAP]
+    w = start
+    while w < last:
+        end = w + interval * MISS_WINDOW
+        missed = [g for at, g in gaps if w <= at < end]
+        if end <= last and len(missed) > MAX_MISSES:
+            faults.append(
+                f"{len(missed)} missed polls (gaps {', '.join(f'{g:.1f} s' for g in missed[:4])} "
+                f"> {interval * MISS_GAP:g} s) in {w - start:.0f}..{end - start:.0f} s"
+            )
+        w = end
+    w = start
+    while w < last:
+        end = w + interval * BURST_WINDOW
+        n = sum(1 for t in times if w <= t < end)
+        if n > MAX_BURST:
+            faults.append(f"{n} requests > {MAX_BURST} in {w - start:.0f}..{end - start:.0f} s")
+        w = end
+    return faults
+
+
+def _polls(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
+    """Each concrete path of ``endpoints`` was requested (``request_type_str``, first pages
+    only) at ``poll_interval_seconds`` (at the run's speed, as the server told the client)
+    throughout the test: neither missed polls nor bursts (cactus-runner's windows above)."""
+    # The rate the client was given: the procedure's, scaled as set-comms-rate scales it.
+    interval = float(max(1, round(float(p["poll_interval_seconds"]) / j.speed)))
+    method = str(p["request_type_str"]).upper()
+    endpoints = [str(e) for e in p["endpoints"]]
+    matchers = [support.endpoint(e) for e in endpoints]
+    start = j.started_at if j.started_at is not None else 0.0
+    key = program_key(j)
+    by_path: dict[str, list[float]] = {}
+    for x in j.recorder.exchanges:
+        if (
+            x.method == method
+            and x.at >= start
+            and _first_page(x)
+            and any(m(key, x.path) for m in matchers)
+        ):
+            by_path.setdefault(x.path, []).append(x.at)
+    want = f"{method} {' '.join(endpoints)} every {interval:g} s (no missed polls, no bursts)"
+    if not by_path:
+        return Criterion(kind, ok=False, expected=want, seen="no such request")
+    bad = [
+        f"{path}: {f}"
+        for path in sorted(by_path)
+        for f in poll_faults(sorted(by_path[path]), interval, start)
+    ]
+    counts = ", ".join(f"{path} {len(t)}" for path, t in sorted(by_path.items()))
+    return Criterion(kind, not bad, want, "; ".join(bad[:6]) or f"requests: {counts}")
+
+
+def _subscription(j: Judge, kind: str, p: dict[str, Any]) -> Criterion:
+    """The client holds a Subscription (on the server, POSTed by its EndDevice) to
+    ``subscribed_resource`` (cactus' path, on the simulator's layout)."""
+    wanted = str(p["subscribed_resource"])
+    match = support.endpoint(wanted)
+    try:
+        held = [s.resource.subscribedResource for s in j.state.subscriptions(j.lfdi)]
+    except KeyError:
+        held = []
+    ok = any(match(program_key(j), r) for r in held)
+    seen = f"subscribed to: {', '.join(held)}" if held else "no Subscription"
+    return Criterion(kind, ok, f"a Subscription to {wanted}", seen)
+
+
+def _notifications(j: Judge, kind: str, _: dict[str, Any]) -> Criterion:
+    """Every Notification the server sent (each attempt) was answered 2xx; none sent fails
+    (as cactus-runner: an idle subscription is not evidence of delivery)."""
+    sent = j.recorder.notifications()
+    bad = [x for x in sent if not 200 <= x.status < 300]
+    want = "every Notification answered 2xx (at least one sent)"
+    if not sent:
+        return Criterion(kind, ok=False, expected=want, seen="no Notification was sent")
+    seen = "; ".join(f"{x.path}: {x.status or x.error}" for x in bad[:4])
+    return Criterion(kind, not bad, want, seen or f"{len(sent)} delivered")
+
+
 CHECKS: dict[str, Callable[[Judge, str, dict[str, Any]], Criterion]] = {
     "all-steps-complete": _steps,
     "end-device-contents": _end_device,
@@ -258,5 +389,8 @@ CHECKS: dict[str, Callable[[Judge, str, dict[str, Any]], Criterion]] = {
     "der-capability-contents": _contents(UtilityState.der_capability, "DERCapability"),
     "der-status-contents": _contents(UtilityState.der_status, "DERStatus"),
     "response-contents": _responses,
+    "all-polls-at-correct-time": _polls,
+    "subscription-contents": _subscription,
+    "all-notifications-transmitted": _notifications,
     **dict.fromkeys(_READINGS, _readings),
 }

@@ -22,7 +22,7 @@ import asyncio
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13
 from gateway.runtime.run_config import load
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState, paths
-from gateway.sim.utility.records import Program
+from gateway.sim.utility.records import Fault, Program
 
 PIN = 111115  # the PIN the client is configured with (ALL-01's 11111 with its check digit)
 NMI = "4123456789"  # the ConnectionPoint id the in-process gateway PUTs
@@ -62,6 +62,14 @@ connection_point = "{nmi}"
 pen = 32473
 check_hostname = false
 """
+#: For a procedure of the subscription classes (S-G, S-L): the gateway listens for the
+#: server's notifications and subscribes to what is subscribable (docs/site.md).
+NOTIFY = """
+[sep2.notify]
+listen = "127.0.0.1"
+host = "127.0.0.1"
+"""
+SUBSCRIBING = frozenset({"S-G", "S-L"})
 
 
 @dataclass
@@ -83,8 +91,17 @@ class Stage:
     steps: tuple[str, ...]
     programs: list[Program] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    program_tags: dict[str, Program] = field(default_factory=dict)
+    controls: list[str] = field(default_factory=list)
+    fsa_of: dict[str, int] = field(default_factory=dict)
+    pow10: int | None = None
+    expiring: list[tuple[float, Fault]] = field(default_factory=list)  # (monotonic, fault)
+    proceeded: list[str] = field(default_factory=list)  # proceed steps played without anyone
+    error: actions.ActionError | None = None  # an action that failed while a request waited
+    timed_out: bool = False  # the case's timeout ended the test with steps still active
     post_rate: int | None = None
     fired: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
     active: dict[str, tuple[float, int]] = field(default_factory=dict)  # -> (since, exchange)
     finished: bool = False
     fail_message: str | None = None
@@ -92,6 +109,7 @@ class Stage:
     seen: int = 0  # exchanges already looked at
     preconditions_held: bool = True
     upto: int | None = None  # see checks.Judge
+    started_at: float | None = None  # see checks.Judge
     t0: float = 0.0
 
     def env(self, this: float | None = None) -> dict[str, float | None]:
@@ -116,8 +134,21 @@ class Stage:
 
     def remove(self, steps: list[str]) -> None:
         for s in steps:
+            self.removed.add(s)
             if self.active.pop(s, None) is not None:
                 self.log.append({"t": self._t(), "removed": s})
+
+    def expire(self, fault: Fault, after_s: float) -> None:
+        self.expiring.append((time.monotonic() + after_s, fault))
+
+    def lift_expired(self) -> None:
+        """Lift the forced response statuses whose duration has passed."""
+        now = time.monotonic()
+        for entry in [e for e in self.expiring if e[0] <= now]:
+            self.expiring.remove(entry)
+            if entry[1] in self.state.faults:
+                self.state.faults.remove(entry[1])
+                self.log.append({"t": self._t(), "lifted": f"forced {entry[1].status}"})
 
     def finish(self, fail_message: str | None) -> None:
         self.finished = True
@@ -171,18 +202,23 @@ def horizon_s(doc: dict[str, Any]) -> float:
     return max(ends)
 
 
-def write_site(folder: Path, server: str, pki: Any) -> Path:
+def write_site(folder: Path, server: str, pki: Any, *, notify: bool = False) -> Path:
     """The in-process client's site file: the V2H suite's home (relay, V2H charger, PV) with
-    a ``[sep2]`` link to the simulated utility."""
+    a ``[sep2]`` link to the simulated utility (and, with ``notify``, a notification
+    listener: the gateway subscribes)."""
     gw = pki.device("gateway")
-    text = v2h.site_text(folder) + SEP2.format(
-        server=server,
-        cert=gw.cert.as_posix(),
-        key=gw.key.as_posix(),
-        chain=gw.chain.as_posix(),
-        serca=pki.serca.as_posix(),
-        pin=PIN,
-        nmi=NMI,
+    text = (
+        v2h.site_text(folder)
+        + SEP2.format(
+            server=server,
+            cert=gw.cert.as_posix(),
+            key=gw.key.as_posix(),
+            chain=gw.chain.as_posix(),
+            serca=pki.serca.as_posix(),
+            pin=PIN,
+            nmi=NMI,
+        )
+        + (NOTIFY if notify else "")
     )
     path = folder / "site.toml"
     path.write_text(text, encoding="utf-8")
@@ -220,7 +256,8 @@ class Player:
         criteria: list[Criterion] = []
         output: list[str] = []
         async with server:
-            site = write_site(folder, server.url("/dcap"), pki)
+            notify = bool(SUBSCRIBING & set(map(str, self.doc.get("Classes") or [])))
+            site = write_site(folder, server.url("/dcap"), pki, notify=notify)
             home = home_for(load(site), start=v2h.NOON, speed=1.0)
             env = self._environment(server.url("/dcap"), pki, lfdi)
             if not isinstance(target, InProcess):
@@ -236,12 +273,24 @@ class Player:
             + [{"target": line} for line in output]
         )
         result = judged(case, criteria, time.monotonic() - stage.t0, evidence)
+        if result.outcome is Outcome.PASS and stage.proceeded:
+            # Every check held, but a go-ahead guarded what a person was to see or do
+            # (observe the DER ramp, power-cycle the client): that is not judged here.
+            result.outcome = Outcome.PARTIAL
+            told = "; ".join(
+                f"step {n}: {' '.join(map(str, self._instructions(n))) or '(no instructions)'}"
+                for n in stage.proceeded
+            )
+            result.reason = f"went ahead without the operator the procedure asks for: {told}"
         if result.outcome is Outcome.FAIL and (waiting := self._operator(stage, criteria)):
             # A step the procedure leaves to a person (disconnect the DER, change a load)
             # that never happened: the suite plays no operator, so it cannot judge the case.
             result.outcome = Outcome.PARTIAL
             result.reason = f"needs an operator, which the suite does not play: {waiting}"
         return result
+
+    def _instructions(self, step: str) -> list[object]:
+        return list(((self.doc.get("Steps") or {}).get(step) or {}).get("instructions") or [])
 
     def _operator(self, stage: Stage, criteria: list[Criterion]) -> str:
         """The operator instruction the case was left waiting on, or '': preconditions that
@@ -254,7 +303,9 @@ class Player:
         if not any(x.method != "NOTIFY" for x in stage.recorder.exchanges):
             return ""
         for name, s in (self.doc.get("Steps") or {}).items():
-            if name in stage.active and (told := s.get("instructions")):
+            # A wait completes by itself: its instructions say what to watch, not what to do.
+            waits = (s.get("event") or {}).get("type") == "wait"
+            if name in stage.active and not waits and (told := s.get("instructions")):
                 return f"step {name}: {' '.join(map(str, told))}"
         return ""
 
@@ -275,6 +326,8 @@ class Player:
             if immediate:
                 for a in self.pre.get("actions") or []:
                     actions.play(stage, a)
+            if immediate:  # every request of the client's counts, from its first
+                stage.started_at = stage.state.clock()
             with _environment(env):
                 await target.start(site, INIT_S + self.timeout_s + 10.0)
             if not immediate:
@@ -284,6 +337,7 @@ class Player:
                     return pre
                 criteria += pre
                 stage.seen = len(stage.recorder.exchanges)
+                stage.started_at = stage.state.clock()
                 for a in self.pre.get("actions") or []:
                     actions.play(stage, a)
             stage.log.append({"t": stage._t(), "test": "started"})
@@ -318,6 +372,15 @@ class Player:
                 criteria.append(
                     Criterion(str(c.get("type")), ok=False, expected="judged", seen=repr(e))
                 )
+        if (once := checks.responses_not_repeated(stage)) is not None:
+            criteria.append(once)
+        if stage.timed_out:  # say so where it shows: the steps left were cut short
+            criteria = [
+                replace(c, seen=f"{c.seen} (the case's {self.timeout_s:.0f} s timeout ended it)")
+                if c.name == "all-steps-complete" and not c.ok
+                else c
+                for c in criteria
+            ]
         return criteria
 
     async def _preconditions(self, stage: Stage, home: Any) -> list[Criterion]:
@@ -341,38 +404,98 @@ class Player:
         deadline = time.monotonic() + self.timeout_s
         by_name = {s.name: s for s in self.steps}
 
-        def key(number: int) -> str | None:
-            return stage.programs[number - 1].key if 1 <= number <= len(stage.programs) else None
+        def arrived(method: str, path: str) -> None:
+            # cactus plays a step's actions before serving its request, unless the step says
+            # serve_request_first: the client's answer to this very request sees the change
+            # (ALL-24 creates a control as the DERProgramList is read).
+            if stage.finished or stage.error is not None:
+                return
+            upto = len(stage.recorder.exchanges)
+            before = set(stage.active)
+            for name in list(stage.active):
+                step = by_name[name]
+                if (
+                    name in stage.active
+                    and not _served_first(step)
+                    and self._matches(stage, step, method, path, upto)
+                ):
+                    try:
+                        self._fire(stage, step, f"{method} {path} (before serving it)")
+                    except actions.ActionError as e:
+                        stage.error = e
+                        return
+            # Steps this enabled wait for the requests after this one (not for those already
+            # recorded that the loop has yet to look at).
+            for name in set(stage.active) - before:
+                stage.active[name] = (stage.active[name][0], upto + 1)
+
+        stage.state.on_request = arrived
+        try:
+            await self._loop(stage, home, by_name, deadline)
+        finally:
+            stage.state.on_request = None
+
+    def _matches(self, stage: Stage, step: Step, method: str, path: str, upto: int) -> bool:
+        return (
+            step.matcher is not None
+            and method == str(step.event["type"]).split("-", 1)[0]
+            and step.matcher(checks.program_key(stage), path)
+            and self._event_checks(stage, step, upto)
+        )
+
+    async def _loop(
+        self, stage: Stage, home: Any, by_name: dict[str, Step], deadline: float
+    ) -> None:
 
         while not stage.finished and stage.active and time.monotonic() < deadline:
             home.sync()
             self._post_rates(stage)
             exchanges = stage.recorder.exchanges
+            if stage.error is not None:
+                raise stage.error
             while stage.seen < len(exchanges) and not stage.finished:
                 i, x = stage.seen, exchanges[stage.seen]
                 stage.seen += 1
                 for name, (_, since) in list(stage.active.items()):
                     step = by_name[name]
-                    method = str(step.event["type"]).split("-", 1)[0]
                     if (
                         since <= i
                         and name in stage.active
-                        and step.matcher is not None
-                        and x.method == method
-                        and step.matcher(key, x.path)
-                        and self._event_checks(stage, step, i + 1)
+                        and _served_first(step)
+                        and self._matches(stage, step, x.method, x.path, i + 1)
                     ):
                         self._fire(stage, step, f"{x.method} {x.path}")
             now = time.monotonic()
+            stage.lift_expired()
             for name, (enabled, _) in list(stage.active.items()):
                 step = by_name[name]
                 if step.event["type"] == "wait" and name in stage.active:
                     wait = float(step.event["parameters"]["duration_seconds"]) / self.speed
                     if now - enabled >= wait:
                         self._fire(stage, step, f"waited {wait:.1f} s")
+            self._proceed(stage, by_name, now)
             await asyncio.sleep(TICK_S)
         if stage.active and not stage.finished:
             stage.log.append({"t": stage._t(), "timeout": sorted(stage.active)})
+            stage.timed_out = True
+
+    def _proceed(self, stage: Stage, by_name: dict[str, Step], now: float) -> None:
+        """``proceed`` is an operator's go-ahead, and the suite plays no operator: it goes
+        ahead as an operator who watched would, once nothing but go-aheads is left to wait
+        for (the steps enabled with it have fired: P-03 cancels its control only after the
+        client said it started), or at the step's ``timeout_seconds`` (at speed). What the
+        operator was to see or do is not judged: the case is at best PARTIAL (run())."""
+        proceeds = [n for n in stage.active if by_name[n].event["type"] == "proceed"]
+        if not proceeds:
+            return
+        alone = len(proceeds) == len(stage.active)
+        for name in proceeds:
+            enabled, _ = stage.active.get(name, (now, 0))
+            timeout = (by_name[name].event.get("parameters") or {}).get("timeout_seconds")
+            late = timeout is not None and now - enabled >= float(timeout) / self.speed
+            if name in stage.active and (alone or late):
+                stage.proceeded.append(name)
+                self._fire(stage, by_name[name], "proceeded without an operator")
 
     def _event_checks(self, stage: Stage, step: Step, upto: int) -> bool:
         stage.upto = upto
@@ -388,6 +511,12 @@ class Player:
             actions.play(stage, a)
             if stage.finished:
                 break
+
+
+def _served_first(step: Step) -> bool:
+    """A request event whose actions are played after the request is served (cactus'
+    ``serve_request_first``; without it, before)."""
+    return bool((step.event.get("parameters") or {}).get("serve_request_first"))
 
 
 def _speak_v13(state: UtilityState) -> None:

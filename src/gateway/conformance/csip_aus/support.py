@@ -21,6 +21,8 @@ EVENTS: dict[str, frozenset[str]] = {
     "PUT-request-received": _REQUEST,
     "DELETE-request-received": _REQUEST,
     "wait": frozenset({"duration_seconds"}),
+    # An operator's go-ahead: the suite plays none; see play.Player (conformance/README.md).
+    "proceed": frozenset({"timeout_seconds"}),
 }
 _POWER = ("opModImpLimW", "opModExpLimW", "opModGenLimW", "opModLoadLimW")
 ACTIONS: dict[str, frozenset[str]] = {
@@ -56,11 +58,19 @@ ACTIONS: dict[str, frozenset[str]] = {
             "randomizeStart_seconds",
             "primacy",
             "tag",
+            "fsa_id",
+            "der_program_tag",
+            "ramp_time_seconds",
+            "opModFixedW",
+            "pow_10_multipliers",
         }
     ),
     "cancel-active-der-controls": frozenset(),
     "communications-status": frozenset({"enabled"}),
     "remove-function-set-assignment": frozenset({"fsa_id"}),
+    "force-response-status": frozenset(
+        {"endpoint", "status", "retry_after_seconds", "duration_seconds"}
+    ),
 }
 _READINGS = frozenset(
     {"minimum_count", "minimum_level", "maximum_level", "latest_reading_only", "window_seconds"}
@@ -109,6 +119,11 @@ CHECKS: dict[str, frozenset[str]] = {
         }
     ),
     "response-contents": frozenset({"status", "subject_tag", "all", "latest", "exists"}),
+    "subscription-contents": frozenset({"subscribed_resource"}),
+    "all-notifications-transmitted": frozenset(),
+    "all-polls-at-correct-time": frozenset(
+        {"endpoints", "poll_interval_seconds", "request_type_str"}
+    ),
     "readings-site-active-power": _READINGS,
     "readings-der-active-power": _READINGS,
     "readings-site-reactive-power": _READINGS,
@@ -145,16 +160,30 @@ def endpoint(ep: str) -> Matcher:
             return k is not None and path == f"/derp/{k}{tail}"
 
         return derp
+    glob = served(ep)
+    if ep.endswith("/*"):
+        prefix = ep[:-1]
+        return lambda _key, path: path.startswith(prefix) and "/" not in path[len(prefix) :]
+    return lambda _key, path: path == glob
+
+
+def served(ep: str, key: Callable[[int], str | None] = lambda _: None) -> str:
+    """The simulator's path (an fnmatch glob) for cactus' ``endpoint`` (a program's: with
+    ``key``, its number's key); UnsupportedError if the simulator serves no such thing."""
+    if ep == "/edev/1/rg":
+        return "/edev/1/reg"
+    if ep == "/edev/1/rsps/site_control/rsp":
+        return "/rsps/*/rsp"
+    if m := _DERP.match(ep):
+        k = key(int(m[1]))
+        return f"/derp/{k if k is not None else '*'}{m[2] or ''}"
     literal = re.fullmatch(
         r"/dcap|/tm|/edev|/mup|/mup/\*|/edev/1(/fsa(/\d+(/derp)?)?|/der(/1(/(ders|derg|dercap|dera))?)?|/cp)?",
         ep,
     )
     if literal is None:
         raise UnsupportedError(f"endpoint {ep} not supported")
-    if ep.endswith("/*"):
-        prefix = ep[:-1]
-        return lambda _key, path: path.startswith(prefix) and "/" not in path[len(prefix) :]
-    return lambda _key, path: path == ep
+    return ep
 
 
 # --- the static analysis ---------------------------------------------------------------------
@@ -188,8 +217,17 @@ def _params(kind: str, item: dict[str, Any], table: dict[str, frozenset[str]]) -
                 expressions.names(text)
             except expressions.ExpressionError as e:
                 raise UnsupportedError(f"{kind} {t} parameter {p}: {e}") from None
-    if t in ("GET-request-received", "POST-request-received", "PUT-request-received"):
+    if t in (
+        "GET-request-received",
+        "POST-request-received",
+        "PUT-request-received",
+        "force-response-status",
+    ):
         endpoint(str(params.get("endpoint", "")))
+    for ep in params.get("endpoints") or []:  # all-polls-at-correct-time
+        endpoint(str(ep))
+    if "subscribed_resource" in params:
+        endpoint(str(params["subscribed_resource"]))
 
 
 def why_not(doc: dict[str, Any]) -> str | None:

@@ -495,6 +495,8 @@ class EndDeviceClient:
             for task in self.session.due(time.monotonic()):
                 if stop.is_set():
                     return
+                if task not in self.session.due(time.monotonic()):
+                    continue  # the walk before it in this round read it and rescheduled it
                 async with self._busy:
                     await self._run_task(task)
             nxt = self.session.next_due()

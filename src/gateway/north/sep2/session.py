@@ -26,7 +26,9 @@ what they found into the core's inputs and says when to poll next:
     the ``postRate`` of each of our MirrorUsagePoints (the reference server sets it on the
     mirror only, ALL-10), else 900 s.
   The next poll is the previous due time plus the rate (so polls do not drift), or now plus the
-  rate after a poll that ran more than a whole period late.
+  rate after a poll that ran more than a whole period late. A walk reads Time and every
+  program's lists too, so their own polls restart a period after each walk (never a second GET
+  in the same period).
 * Until a walk completes, the server's rates are unknown: a walk that fails before the first
   one completed (:meth:`Session.walk_failed`: a body that does not decode, a 4xx) is retried
   after :class:`FirstWalkRetry` (1 s doubling to 60 s, +-20 % jitter), not after the schema's
@@ -316,6 +318,12 @@ class Session:
             if task == WALK:
                 # The walk that got us here was this period's; done() schedules the next.
                 due[task] = old_due if old_due is not None else t
+                continue
+            if task == TIME or task.kind is TaskKind.PROGRAM:
+                # The walk just read it (Time, each program's lists): its next read is a
+                # period from now, or it would be read twice a period (CSIP-AUS judges the
+                # rate of every GET: cactus' all-polls-at-correct-time).
+                due[task] = t + rate
                 continue
             keep = old_due is not None and old_rate == rate
             due[task] = old_due if keep and old_due is not None else t + rate

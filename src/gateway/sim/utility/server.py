@@ -157,6 +157,8 @@ class UtilityServer:
             if request.transport is not None:
                 request.transport.abort()
             raise web.HTTPServiceUnavailable  # never sent: the connection is gone
+        if self.state.on_request is not None:
+            self.state.on_request(request.method, request.path)
         moved = self.state.redirects.get(request.path)
         if moved is not None:
             to, status = moved

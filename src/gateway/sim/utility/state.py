@@ -89,6 +89,10 @@ class UtilityState(ClientReports):
     tampers: list[Tamper] = field(default_factory=list)
     redirects: dict[str, tuple[str, int]] = field(default_factory=dict)  # path -> (to, status)
     comms_up: bool = True
+    # Called with (method, path) as each request arrives, before it is served (a test
+    # harness that changes the server on a request, as cactus' steps without
+    # serve_request_first do: the client's answer already reflects the change).
+    on_request: Callable[[str, str], None] | None = None
     # CSIP-AUS 1.3 /.well-known/csipaus (SDVN-01): schema version (namespace URI) -> the
     # DeviceCapability paths serving it. None: 404, as a 1.2 server answers.
     well_known: dict[str, list[str]] | None = field(
