@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from gateway.conformance import csip_aus, v2h
+from gateway.conformance import csip_aus, openadr3, v2h
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.target import Target
 
 SUITES: Mapping[str, Sequence[Case]] = MappingProxyType(
-    {"v2h": v2h.CASES, csip_aus.SUITE: csip_aus.CASES}
+    {"v2h": v2h.CASES, csip_aus.SUITE: csip_aus.CASES, openadr3.SUITE: openadr3.CASES}
 )
 
 
