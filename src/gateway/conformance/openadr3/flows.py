@@ -28,7 +28,7 @@ from gateway.north.openadr3 import codec
 from gateway.sim.vtn3.state import Exchange
 
 TOL_W = 100.0
-HOLD_S = 3.0  # how long a limit must hold once in force, to count as held
+HOLD_S = 2.0  # how long a limit must hold once in force, to count as held
 EXPORT_KW = 1.0
 OTHER_PROGRAM = "feeder-9"  # a program the VEN is not given: its events are not its business
 
@@ -70,6 +70,22 @@ async def _export_settles(stage: Stage, limit_w: float, timeout: float) -> float
 
     await stage.until(settled, timeout)
     return found[0] if found else None
+
+
+async def _exporting(stage: Stage) -> Criterion:
+    """Until the home exports over 2 kW (the sun on the PV, before any limit): a limit that
+    holds from the start of the PV proves nothing."""
+    at = await stage.until(lambda: stage.samples[-1].export_w > 2000, 10.0)
+    return Criterion(
+        "exporting over 2 kW before the event (else the case proves nothing)",
+        at is not None,
+        "export > 2.00 kW within 10 s",
+        _kw(stage.samples[-1].export_w),
+    )
+
+
+async def _until_time(stage: Stage, at: float) -> None:
+    await stage.until(lambda: stage.samples[-1].at >= at, max(0.0, at - stage.samples[-1].at) + 1)
 
 
 async def _wait(stage: Stage, seconds: float) -> None:
@@ -130,7 +146,7 @@ async def bad_secret(stage: Stage) -> list[Criterion]:
         return [
             Criterion("the VEN asks for a token", ok=False, expected="a token request", seen="none")
         ]
-    await _wait(stage, 5.0)
+    await _wait(stage, 4.0)
     tokens = stage.token_requests()
     granted = [r for r in tokens if r.status == 200]
     beyond = [r for r in stage.api() if r.path not in TOKEN_PATHS]
@@ -261,19 +277,19 @@ async def export_limit(stage: Stage) -> list[Criterion]:
     first = await ready(stage)
     if not first.ok:
         return [first]
-    await _wait(stage, 1.0)
-    before = stage.samples[-1].at
+    sun = await _exporting(stage)
+    if not sun.ok:
+        return [first, sun]
     added = stage.note(f"event: EXPORT_CAPACITY_LIMIT {EXPORT_KW} KW")
     _export_event(stage, EXPORT_KW)
     settled = await _export_settles(stage, EXPORT_KW * 1000, PICKUP_S + 2.0)
-    await stage.until(
-        lambda: stage.samples[-1].at >= added + PICKUP_S + HOLD_S, 2 * PICKUP_S + HOLD_S
-    )
+    since = settled if settled is not None else added + PICKUP_S
+    await _until_time(stage, since + HOLD_S)
     end = stage.samples[-1].at
     return [
         first,
         _sun(stage, stage.ready_at or 0.0),
-        _exports_more(stage, 2000, added - 3.0, before, "exporting over 2 kW before the event"),
+        sun,
         Criterion(
             "the limit is in force at the meter",
             settled is not None and settled - added <= PICKUP_S,
@@ -283,9 +299,9 @@ async def export_limit(stage: Stage) -> list[Criterion]:
         _export_within(
             stage,
             EXPORT_KW * 1000,
-            added + PICKUP_S,
+            since,
             end,
-            f"export within {EXPORT_KW} kW from {PICKUP_S:.0f} s on",
+            f"the {EXPORT_KW} kW limit holds for {HOLD_S:.0f} s",
         ),
     ]
 
@@ -344,11 +360,10 @@ async def import_limit(stage: Stage) -> list[Criterion]:
 
     await stage.until(within, PICKUP_S + 2.0)
     settled = found[0] if found else None
-    await stage.until(
-        lambda: stage.samples[-1].at >= added + PICKUP_S + HOLD_S, 2 * PICKUP_S + HOLD_S
-    )
+    since = settled if settled is not None else added + PICKUP_S
+    await _until_time(stage, since + HOLD_S)
     end = stage.samples[-1].at
-    window = stage.between(added + PICKUP_S, end)
+    window = stage.between(since, end)
     worst = max((s.net_w for s in window), default=None)
     still = min((-s.charger_w for s in window), default=0.0)
     return [
@@ -366,7 +381,7 @@ async def import_limit(stage: Stage) -> list[Criterion]:
             "never" if settled is None else f"after {settled - added:.1f} s",
         ),
         Criterion(
-            f"import within {IMPORT_KW} kW from {PICKUP_S:.0f} s on",
+            f"the {IMPORT_KW} kW limit holds for {HOLD_S:.0f} s",
             worst is not None and worst <= limit + TOL_W,
             f"import <= {_kw(limit + TOL_W)}",
             "no samples" if worst is None else f"at most {_kw(worst)}",
@@ -393,7 +408,6 @@ async def black_start(stage: Stage) -> list[Criterion]:
     first = await ready(stage)
     if not first.ok:
         return [first]
-    await _wait(stage, 1.0)
     added = stage.note("event: ALERT_BLACK_START")
     eid = stage.add_event([{"ALERT_BLACK_START": ["restoring feeder 7"]}])
     islanded = await stage.until(
@@ -458,6 +472,9 @@ async def _limit_in_force(stage: Stage) -> tuple[list[Criterion], str | None]:
     first = await ready(stage)
     if not first.ok:
         return [first], None
+    sun = await _exporting(stage)
+    if not sun.ok:
+        return [first, sun], None
     added = stage.note(f"event: EXPORT_CAPACITY_LIMIT {EXPORT_KW} KW")
     eid = _export_event(stage, EXPORT_KW, name="limit")
     settled = await _export_settles(stage, EXPORT_KW * 1000, PICKUP_S + 2.0)
@@ -467,7 +484,7 @@ async def _limit_in_force(stage: Stage) -> tuple[list[Criterion], str | None]:
         f"within {PICKUP_S + 2:.0f} s",
         "never" if settled is None else f"after {settled - added:.1f} s",
     )
-    return [first, _sun(stage, stage.ready_at or 0.0), held], eid if held.ok else None
+    return [first, sun, held], eid if held.ok else None
 
 
 async def modified(stage: Stage) -> list[Criterion]:
@@ -483,19 +500,22 @@ async def modified(stage: Stage) -> list[Criterion]:
         duration_s=120.0,
         name="limit",
     )
-    await _wait(stage, PICKUP_S + HOLD_S)
+    freed = await stage.until(
+        lambda: stage.samples[-1].export_w > EXPORT_KW * 1000 + 500, PICKUP_S + 1.0
+    )
+    since = freed if freed is not None else at + PICKUP_S
+    await _until_time(stage, since + HOLD_S)
     end = stage.samples[-1].at
     return [
         *criteria,
-        _exports_more(
-            stage,
-            EXPORT_KW * 1000 + 500,
-            at + PICKUP_S,
-            end,
+        Criterion(
             f"the old {EXPORT_KW} kW limit no longer holds",
+            freed is not None,
+            f"export > {_kw(EXPORT_KW * 1000 + 500)} within {PICKUP_S + 1:.0f} s",
+            "never" if freed is None else f"after {freed - at:.1f} s",
         ),
         _export_within(
-            stage, MODIFIED_KW * 1000, at + PICKUP_S, end, f"the new {MODIFIED_KW} kW limit holds"
+            stage, MODIFIED_KW * 1000, since, end, f"the new {MODIFIED_KW} kW limit holds"
         ),
     ]
 
@@ -675,6 +695,9 @@ async def subscription(stage: Stage) -> list[Criterion]:
             "may poll only), so there is nothing to judge"
         )
     ops = [o for s in subs for o in s["objectOperations"] if "EVENT" in o.get("objects", [])]
+    sun = await _exporting(stage)
+    if not sun.ok:
+        return [first, sun]
     polls_before = len(stage.polls())
     added = stage.note(f"event: EXPORT_CAPACITY_LIMIT {EXPORT_KW} KW")
     _export_event(stage, EXPORT_KW)
@@ -683,6 +706,7 @@ async def subscription(stage: Stage) -> list[Criterion]:
     next_poll = next((r.at for r in stage.polls()[polls_before:] if r.at > added), None)
     return [
         first,
+        sun,
         Criterion(
             "the VEN subscribed to its program's events (POST /subscriptions)",
             all(
@@ -716,7 +740,7 @@ async def subscription(stage: Stage) -> list[Criterion]:
 
 # --- OA3-12: the VTN goes away and comes back -------------------------------------------------
 
-AWAY_S = 5.0
+AWAY_S = 3.0
 RESUME_S = 10.0  # from the VTN's return to the VEN's next answered poll
 
 

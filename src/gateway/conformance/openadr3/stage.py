@@ -38,7 +38,7 @@ CLIENT_ID = "ven-under-test"
 SECRET = "conformance-secret"  # noqa: S105 (a test VTN's credential, printed for the target)
 VEN_NAME = "ven-under-test"
 PROGRAM = "feeder-7"
-POLL_S = 2.0  # the poll interval the VEN is given (site file, $OPENADR3_POLL_S)
+POLL_S = 1.0  # the poll interval the VEN is given (site file, $OPENADR3_POLL_S)
 REPORT_S = 1.0  # the report period it is given
 #: From a change at the VTN to its effect at the meter: a poll, then a control cycle or two.
 PICKUP_S = POLL_S + 3.0
