@@ -136,8 +136,9 @@ MUTANTS: dict[str, tuple[Mutant, str, list[str], set[str]]] = {
         _keeps_deleted_limits,
         "OA3-09",
         ["the limit is released: the export rises past it"],
-        # A deletion seen by polling (the VTN was away when it happened) is one too.
-        {"OA3-09", "OA3-12"},
+        # A deletion seen by polling (the VTN was away when it happened) is one too, and
+        # the island request of a deleted ALERT_BLACK_START is kept as well.
+        {"OA3-07", "OA3-09", "OA3-12"},
     ),
 }
 

@@ -37,6 +37,10 @@ def _kw(w: float) -> str:
     return f"{w / 1000:.2f} kW"
 
 
+def _after(at: float | None, since: float) -> str:
+    return "never" if at is None else f"after {at - since:.1f} s"
+
+
 def _export_within(
     stage: Stage, limit_w: float, since: float, until: float, what: str
 ) -> Criterion:
@@ -294,7 +298,7 @@ async def export_limit(stage: Stage) -> list[Criterion]:
             "the limit is in force at the meter",
             settled is not None and settled - added <= PICKUP_S,
             f"within {PICKUP_S:.0f} s of the event",
-            "never" if settled is None else f"after {settled - added:.1f} s",
+            _after(settled, added),
         ),
         _export_within(
             stage,
@@ -378,7 +382,7 @@ async def import_limit(stage: Stage) -> list[Criterion]:
             "the limit is in force at the meter",
             settled is not None and settled - added <= PICKUP_S,
             f"within {PICKUP_S:.0f} s of the event",
-            "never" if settled is None else f"after {settled - added:.1f} s",
+            _after(settled, added),
         ),
         Criterion(
             f"the {IMPORT_KW} kW limit holds for {HOLD_S:.0f} s",
@@ -438,7 +442,7 @@ async def black_start(stage: Stage) -> list[Criterion]:
             "the home islands: relay open, then the EV forms",
             islanded is not None,
             f"within {PICKUP_S + 5:.0f} s of the alert",
-            "never" if islanded is None else f"after {islanded - added:.1f} s",
+            _after(islanded, added),
         ),
         Criterion(
             "the charger forms only with the relay open",
@@ -458,7 +462,7 @@ async def black_start(stage: Stage) -> list[Criterion]:
             "the home reconnects once the alert is deleted",
             back is not None,
             f"within {PICKUP_S + 11:.0f} s (a poll and the enter-service delay)",
-            "never" if back is None else f"after {back - ended:.1f} s",
+            _after(back, ended),
         ),
     ]
 
@@ -482,7 +486,7 @@ async def _limit_in_force(stage: Stage) -> tuple[list[Criterion], str | None]:
         f"the {EXPORT_KW} kW limit is in force first",
         settled is not None,
         f"within {PICKUP_S + 2:.0f} s",
-        "never" if settled is None else f"after {settled - added:.1f} s",
+        _after(settled, added),
     )
     return [first, sun, held], eid if held.ok else None
 
@@ -512,7 +516,7 @@ async def modified(stage: Stage) -> list[Criterion]:
             f"the old {EXPORT_KW} kW limit no longer holds",
             freed is not None,
             f"export > {_kw(EXPORT_KW * 1000 + 500)} within {PICKUP_S + 1:.0f} s",
-            "never" if freed is None else f"after {freed - at:.1f} s",
+            _after(freed, at),
         ),
         _export_within(
             stage, MODIFIED_KW * 1000, since, end, f"the new {MODIFIED_KW} kW limit holds"
@@ -536,7 +540,7 @@ async def deleted(stage: Stage) -> list[Criterion]:
             "the limit is released: the export rises past it",
             freed is not None and freed - at <= PICKUP_S + 1.0,
             f"export > {_kw(EXPORT_KW * 1000 + 500)} within {PICKUP_S + 1:.0f} s",
-            "never" if freed is None else f"after {freed - at:.1f} s",
+            _after(freed, at),
         ),
     ]
 
@@ -583,7 +587,7 @@ async def reports(stage: Stage) -> list[Criterion]:
             "the first report comes within a report period of the pickup",
             first_at is not None and first_at - added <= PICKUP_S + REPORT_S,
             f"<= {PICKUP_S + REPORT_S:.0f} s",
-            "never" if first_at is None else f"{first_at - added:.1f} s",
+            _after(first_at, added),
         ),
         Criterion(
             "each report is a valid 3.0.1 report of the event",
@@ -776,13 +780,13 @@ async def vtn_away(stage: Stage) -> list[Criterion]:
             "the VEN polls again once the VTN is back",
             resumed is not None,
             f"within {RESUME_S:.0f} s",
-            "never" if resumed is None else f"after {resumed - back:.1f} s",
+            _after(resumed, back),
         ),
         Criterion(
             "the event deleted meanwhile ends: the limit is released",
             freed is not None,
             f"export > {_kw(EXPORT_KW * 1000 + 500)} within {PICKUP_S:.0f} s of the next poll",
-            "never" if freed is None else f"after {freed - back:.1f} s",
+            _after(freed, back),
         ),
     ]
 

@@ -251,14 +251,8 @@ def _server(state: VtnState, pki: Oadr2Pki, port: int) -> Vtn3Server:
 def write_site(folder: Path, vtn: str, pki: Oadr2Pki, secret: str) -> Path:
     """The in-process VEN's site file: the V2H suite's home (relay, V2H charger 7.4 kW, PV 5 kW)
     with an ``[openadr3]`` link to the VTN, its webhook served over TLS."""
-    text = v2h.SITE.format(
-        export_limit_w=10_000,
-        delay_s=v2h.DELAY_S,
-        relay=_free_port(),
-        ev=_free_port(),
-        pv=_free_port(),
-        store=(folder / "gateway.db").as_posix(),
-    ) + LINK.format(
+    path = v2h.write_site(folder, v2h.Script(duration_s=0.0))  # ports, store, 10 kW export
+    link = LINK.format(
         vtn=vtn,
         client_id=CLIENT_ID,
         secret=secret,
@@ -270,8 +264,7 @@ def write_site(folder: Path, vtn: str, pki: Oadr2Pki, secret: str) -> Path:
         key=pki.vtn.key.as_posix(),
         program=PROGRAM,
     )
-    path = folder / "site.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(path.read_text(encoding="utf-8") + link, encoding="utf-8")
     return path
 
 
