@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="in-process",
         metavar="in-process|CMD",
         help="in-process (this gateway, the default) or a controller's command line; {site} "
-        "in it is replaced by the case's site file (also in $CONFORMANCE_SITE)",
+        "in it is replaced by the case's site file (also in $CONFORMANCE_SITE); openadr3 also "
+        "gives it the VTN in $OPENADR3_VTN, _CA, _CLIENT_ID, _CLIENT_SECRET, _PROGRAM, ...",
     )
     run.add_argument("--case", action="append", default=[], metavar="ID", help="repeatable")
     run.add_argument(

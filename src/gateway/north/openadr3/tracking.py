@@ -10,8 +10,9 @@ Rules (docs/openadr3.md):
 * new event id -> mapped (``mapping.map_event``); each core event the site would carry out
   (``assess`` empty) is fed as ``EventReceived``; the others are logged and not put in force;
 * same id, new digest (the VTN changed anything) -> the new version is mapped as new, then the
-  old mRIDs are cancelled (make before break: never a moment with neither). A version the codec cannot read is *not* a modification: the old one stays in
-  force and the error is logged once per digest of bad text;
+  old mRIDs are cancelled (make before break: never a moment with neither). A version the
+  codec cannot read is *not* a modification: the old one stays in force and the error is
+  logged once per digest of bad text;
 * an id that vanishes from its program's list, or is DELETEd by notification, ends: its mRIDs
   are cancelled;
 * "not put in force" is final for that version, like an opt-out (OpenADR 3.0 has no opt), so a
