@@ -25,6 +25,7 @@ from gateway.conformance import v2h
 from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
 from gateway.conformance.csip_aus.play import _environment as environment
 from gateway.conformance.target import InProcess, Target
+from gateway.core import errors
 from gateway.demo.site_home import home_for
 from gateway.runtime.run_config import load
 from gateway.sim.modbus import SimulatedHome
@@ -276,7 +277,7 @@ def target_environment(vtn: str, pki: Oadr2Pki, secret: str) -> dict[str, str]:
 Script = Callable[[Stage], Awaitable[list[Criterion]]]
 
 
-class NotRunError(Exception):
+class NotRunError(errors.GatewayError):
     """Raised by a script that finds, from the wire, that its flow does not apply to the
     target (a VEN that makes no subscription): the case is NOT RUN with the reason."""
 
