@@ -76,6 +76,7 @@ class Command:
         self._proc: asyncio.subprocess.Process | None = None
         self._lines: list[str] = []
         self._reader: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     async def start(self, site: Path, seconds: float) -> None:
         argv = [a.replace("{site}", str(site)) for a in self._argv]
@@ -90,12 +91,16 @@ class Command:
             cwd=site.parent,
         )
         self._reader = asyncio.create_task(self._read())
-        # A controller that outlives its case is stopped, as `gateway run --for` would be.
-        asyncio.get_running_loop().call_later(seconds, self._overdue)
+        # A controller that outlives its case is stopped, as `gateway run --for` would be:
+        # this process, not a later case's (the timer is cancelled at stop; it was not, and
+        # the first case's timer stopped the thirteenth case's VEN at its start: found by
+        # the OpenADR 3 suite run as a command).
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._overdue, self._proc)
 
-    def _overdue(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGTERM)
+    @staticmethod
+    def _overdue(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
 
     async def _read(self) -> None:
         assert self._proc is not None
@@ -104,6 +109,9 @@ class Command:
             self._lines.append(line.decode(errors="replace").rstrip("\n"))
 
     async def stop(self) -> list[str]:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
