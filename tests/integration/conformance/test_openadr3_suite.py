@@ -119,8 +119,9 @@ MUTANTS: dict[str, tuple[Mutant, str, list[str], set[str]]] = {
         "OA3-13",
         ["no two polls closer than the interval (less 20 %)"],
         # OA3-11 tells a notification from a poll by the poll interval: a VEN that polls
-        # every 0.1 s has the limit from a poll before it could show it came by webhook.
-        {"OA3-11", "OA3-13"},
+        # every 0.1 s may have the limit from a poll before it shows it came by webhook (it
+        # fails OA3-11 in some runs, not all: 1 of 2 measured).
+        {"OA3-13"},
     ),
     "never sends reports": (
         _never_reports,
@@ -145,6 +146,10 @@ MUTANTS: dict[str, tuple[Mutant, str, list[str], set[str]]] = {
 }
 
 
+# Cases a mutant fails in some runs only, with the reason above.
+MAY_ALSO_FAIL: dict[str, set[str]] = {"polls too often": {"OA3-11"}}
+
+
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_a_broken_gateway_fails_the_case_that_guards_it(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -154,7 +159,9 @@ def test_a_broken_gateway_fails_the_case_that_guards_it(
     ids = RUNNABLE if FULL else [case_id]
     results = _run(ids, tmp_path)
     failed = {i for i, r in results.items() if r.outcome is not Outcome.PASS}
-    assert failed == (every if FULL else {case_id}), "\n".join(map(_explain, results.values()))
+    may = MAY_ALSO_FAIL.get(name, set()) if FULL else set()
+    wanted = every if FULL else {case_id}
+    assert wanted <= failed <= wanted | may, "\n".join(map(_explain, results.values()))
     assert _failed(results[case_id]) == criteria, _explain(results[case_id])
 
 
