@@ -19,26 +19,17 @@ import time
 from pathlib import Path
 from typing import cast
 
-from gateway.core.backfeed import DerRating, PanelRating
+from test_runner_turns import CONFIG, T0  # the same site: a PV and a V2H charger
+
 from gateway.core.controls import ControlSet
 from gateway.core.engine import Engine
 from gateway.core.messages import DefaultsReceived, DerLimit, DeviceCommand, Observed
-from gateway.core.site import SiteConfig
 from gateway.runtime.runner import Runner, audit_to
 from gateway.runtime.south import South
 from gateway.sim.home import HomeModel
 from gateway.store.sqlite import SqliteStore
 
-T0 = 1_800_000_000.0 + 2 * 3600  # the simulated PV near its peak
 LOAD_W = 500.0
-CONFIG = SiteConfig(
-    panel=PanelRating(busbar_a=200, main_breaker_a=200),
-    ders=(
-        DerRating("pv", "pv", max_discharge_w=7_000, max_charge_w=0),
-        DerRating("ev", "charger", max_discharge_w=9_600, max_charge_w=9_600),
-    ),
-    charger_id="ev",
-)
 
 
 class StraddledSouth:
