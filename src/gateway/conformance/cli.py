@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "in it is replaced by the case's site file (also in $CONFORMANCE_SITE). --suite "
         "profile: the device, HOST:PORT[/UNIT] or a transport URL as a site file names it "
         "(tcp://, rtu+tcp://HOST:PORT[/UNIT], rtu:///dev/ttyUSB0?baudrate=9600). --suite "
-        "sep2-server: the server's https://HOST:PORT/dcap",
+        "sep2-server: the server's https://HOST:PORT/dcap. openadr3 also gives a command the VTN "
+        "in $OPENADR3_VTN, _CA, _CLIENT_ID, _CLIENT_SECRET, _PROGRAM, ...",
     )
     run.add_argument("--case", action="append", default=[], metavar="ID", help="repeatable")
     run.add_argument(

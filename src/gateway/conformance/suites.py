@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from gateway.conformance import csip, csip_aus, openadr2, profile, sep2_server, v2h
+from gateway.conformance import csip, csip_aus, openadr2, openadr3, profile, sep2_server, v2h
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.target import Target
 
@@ -18,6 +18,7 @@ SUITES: Mapping[str, Sequence[Case]] = MappingProxyType(
         csip_aus.SUITE: csip_aus.CASES,
         csip.SUITE: csip.CASES,
         openadr2.SUITE: openadr2.CASES,
+        openadr3.SUITE: openadr3.CASES,
         profile.SUITE: profile.CASES,
         sep2_server.SUITE: sep2_server.CASES,
     }

@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import shlex
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,13 @@ class Command:
         self._argv = shlex.split(command)
         if not self._argv:
             raise ValueError("--target: an empty command")
+        # The command starts in each case's folder: a relative path is made absolute here,
+        # and a command that is not there is said now, in one line, not as a traceback later.
+        exe = self._argv[0]
+        found = shutil.which(exe) if "/" not in exe else (exe if os.access(exe, os.X_OK) else None)
+        if found is None:
+            raise ValueError(f"--target: no executable {exe!r} (on PATH, or as a path)")
+        self._argv[0] = os.path.abspath(found) if "/" in exe else exe
         self._proc: asyncio.subprocess.Process | None = None
         self._lines: list[str] = []
         self._reader: asyncio.Task[None] | None = None

@@ -47,7 +47,9 @@ def test_new_modified_unchanged_vanished() -> None:
     assert first.followed == ["a"]
     assert t.sync("p1", [_ev("a", 1, "d1", n=2)], [], NOW).inputs == []  # re-poll: nothing
     mod = t.sync("p1", [_ev("a", 2, "d2")], [], NOW)
-    assert [type(i) for i in mod.inputs] == [EventCancelled, EventCancelled, EventReceived]
+    # Make before break: the new version first, then the old one's cancellations (the other
+    # way round, the devices ran without the limit between the two: conformance OA3-08).
+    assert [type(i) for i in mod.inputs] == [EventReceived, EventCancelled, EventCancelled]
     cancelled = {i.mrid for i in mod.inputs if isinstance(i, EventCancelled)}
     assert cancelled == {"openadr3:a:d1:0", "openadr3:a:d1:1"}
     assert "event a modified: 2 old interval(s) cancelled" in mod.log

@@ -71,6 +71,7 @@ EVENTS_KEY: Final = "openadr3.events"
 # once when a poll brings a change that no notification did.
 VTN_CHECK_S: Final = 300.0
 REPORTS_KEY: Final = "openadr3.reports"
+FIRST_READ_S: Final = 10.0  # at most this long for the site's first read before the first poll
 
 
 class AuthError(errors.ConfigError):
@@ -648,7 +649,17 @@ class VenClient:
         self._backoff = self.cfg.backoff_min_s
         return None
 
+    async def _site_read(self, stop: asyncio.Event) -> None:
+        """Until the site has been read once (at most FIRST_READ_S). An event judged before
+        that is judged on nothing: ``assess`` finds no charger reporting, and an island
+        request (an ALERT_BLACK_START already running when the gateway starts) was refused
+        for good (found by the conformance suite, OA3-07, when the VTN answered first)."""
+        deadline = _loop_time() + FIRST_READ_S
+        while self.deps.observed() is None and not stop.is_set() and _loop_time() < deadline:
+            await asyncio.sleep(0.02)
+
     async def run(self, stop: asyncio.Event) -> None:
+        await self._site_read(stop)
         connected = False
         next_poll = 0.0
         loop = asyncio.get_running_loop()

@@ -9,9 +9,10 @@ Rules (docs/openadr3.md):
 
 * new event id -> mapped (``mapping.map_event``); each core event the site would carry out
   (``assess`` empty) is fed as ``EventReceived``; the others are logged and not put in force;
-* same id, new digest (the VTN changed anything) -> the old mRIDs are cancelled, the new version
-  mapped as new. A version the codec cannot read is *not* a modification: the old one stays in
-  force and the error is logged once per digest of bad text;
+* same id, new digest (the VTN changed anything) -> the new version is mapped as new, then the
+  old mRIDs are cancelled (make before break: never a moment with neither). A version the
+  codec cannot read is *not* a modification: the old one stays in force and the error is
+  logged once per digest of bad text;
 * an id that vanishes from its program's list, or is DELETEd by notification, ends: its mRIDs
   are cancelled;
 * "not put in force" is final for that version, like an opt-out (OpenADR 3.0 has no opt), so a
@@ -95,8 +96,14 @@ class Tracker:
         old = self.known.get(ev.id)
         if old is not None and old.digest == ev.digest:
             return out
+        # Make before break: the new version goes in before the old one is cancelled. The
+        # runner carries out each input's device steps before the next input, so cancelling
+        # first lifted the limit on the devices until the new version came (found by the
+        # conformance suite, OA3-08: the home exported 4.5 kW for 0.2 s between the old 1 kW
+        # and the new 2.5 kW limit). Both in force for a moment is the stricter of the two.
+        cancels: list[Input] = []
         if old is not None:
-            out.inputs += [EventCancelled(now, MRID(m), origin=ORIGIN) for m in old.mrids]
+            cancels = [EventCancelled(now, MRID(m), origin=ORIGIN) for m in old.mrids]
             out.log.append(f"event {ev.id} modified: {len(old.mrids)} old interval(s) cancelled")
         mapped = self.mapper(ev, now)
         mrids: list[str] = []
@@ -113,6 +120,7 @@ class Tracker:
             out.inputs.append(EventReceived(now, core))
             mrids.append(core.mrid)
             span += [core.start, core.start + core.duration]
+        out.inputs += cancels
         if mrids:
             out.followed.append(ev.id)
         else:
