@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from gateway.conformance.v2h import free_ports
 from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import init_pki
 from gateway.sim.utility import UtilityServer, UtilityState
@@ -43,16 +43,11 @@ ISLAND_S = 4  # a utility's island request, after the outage
 AGG_LFDI = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _copy(example: str, folder: Path, url: str | None) -> Path:
     text = (EXAMPLES / example).read_text(encoding="utf-8")
-    for port in sorted(set(re.findall(r"127\.0\.0\.1:(150\d\d)", text))):
-        text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{_free_port()}")
+    ports = sorted(set(re.findall(r"127\.0\.0\.1:(150\d\d)", text)))
+    for port, free in zip(ports, free_ports(len(ports)), strict=True):
+        text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free}")
     if url is not None:
         text = re.sub(r'"https://127\.0\.0\.1:\d+[^"]*"', f'"{url}"', text)
     # The table itself, not a comment naming it (the US example only mentions its defaults).

@@ -13,6 +13,7 @@ any controller can be judged, ours or anyone's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -138,21 +139,27 @@ class Run:
         return next((s for s in self.samples if s.t >= since and ok(s)), None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports. Held open together while they are chosen: a port
+    closed and asked for again can come straight back (two devices on one port, one in a few
+    hundred runs)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def site_text(folder: Path, export_limit_w: int = 10_000) -> str:
     """:data:`SITE` on free loopback ports, its store in ``folder`` (the other suites append
     their utility link to it)."""
+    relay, ev, pv = free_ports(3)
     return SITE.format(
         export_limit_w=export_limit_w,
         delay_s=DELAY_S,
-        relay=_free_port(),
-        ev=_free_port(),
-        pv=_free_port(),
+        relay=relay,
+        ev=ev,
+        pv=pv,
         store=(folder / "gateway.db").as_posix(),
     )
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -238,12 +237,6 @@ class Stage:
         return rows + [{"target": line} for line in output]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _server(state: VtnState, pki: Oadr2Pki, port: int) -> Vtn3Server:
     return Vtn3Server(state, port=port, cert=pki.vtn.cert, key=pki.vtn.key, notify_ca=pki.ca)
 
@@ -289,7 +282,7 @@ async def play(case: Case, target: Target, folder: Path, setup: Setup, script: S
     for name in setup.programs:
         state.add_program(name)
     pid = state.add_program(PROGRAM)
-    port = _free_port()
+    (port,) = v2h.free_ports(1)
     server = _server(state, pki, port)
     await server.__aenter__()
     site = write_site(folder, server.url, pki, setup.secret)
