@@ -98,8 +98,8 @@ peers-lock:
 		tests/peers/openadr3-client.in -o $(PEER_LOCK) --custom-compile-command 'make peers-lock'
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench conformance
+	$(BIN)/ruff format --check src tests bench conformance
 	$(BIN)/hadolint docker/Dockerfile
 
 typecheck: $(STAMP)
