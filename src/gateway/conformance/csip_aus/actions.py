@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from gateway.conformance.csip_aus import expressions
 from gateway.core import errors
 from gateway.north.sep2 import identity
-from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
-from gateway.sim.utility import UtilityState
+from gateway.north.sep2.model import DefaultDERControl, DERControlBase
+from gateway.sim.utility import UtilityState, modes
 from gateway.sim.utility.records import Program
 
 
@@ -134,21 +134,10 @@ def _program(s: Stage, number: int = 1) -> Program:
 
 
 def _base(p: dict[str, Any]) -> DERControlBase:
-    def watts(k: str) -> ActivePower | None:
-        return ActivePower.from_watts(float(p[k])) if k in p else None
-
-    def flag(k: str) -> bool | None:
-        return bool(p[k]) if k in p else None
-
-    return DERControlBase(
-        opModConnect=flag("opModConnect"),
-        opModEnergize=flag("opModEnergize"),
-        opModImpLimW=watts("opModImpLimW"),
-        opModExpLimW=watts("opModExpLimW"),
-        opModGenLimW=watts("opModGenLimW"),
-        opModLoadLimW=watts("opModLoadLimW"),
-        opModStorageTargetW=watts("opModStorageTargetW"),
-    )
+    try:
+        return modes.control_base(p)
+    except ValueError as e:
+        raise ActionError(str(e)) from None
 
 
 def _set_default_der_control(s: Stage, p: dict[str, Any]) -> None:
