@@ -196,12 +196,17 @@ def run_one(
 
 
 def _reason(text: str) -> str:
-    """cactus-client's first failure line, compacted to one line."""
-    wanted = ("fail", "error", "timed out", "timeout", "exception")
+    """cactus-client's last word on what went wrong, compacted to one line: an abort, or the
+    last step log that is neither a success nor routine progress."""
+    routine = ("Success", "Requesting", "Beginning execution", "Waiting", "marked as successful")
+    found = None
     for line in text.splitlines():
-        low = line.lower()
-        if any(w in low for w in wanted) and "passed" not in low:
-            return " ".join(line.split())[:300]
+        if "Aborting test" in line:
+            return " ".join(line.split(" - ", 1)[-1].split())[:300]
+        if " add_log - " in line and not any(r in line for r in routine):
+            found = line.split(" add_log - ", 1)[1]
+    if found is not None:
+        return " ".join(found.split())[:300]
     return "cactus run exited non-zero (no failure line in its output)"
 
 
@@ -221,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.gateway.exists() or not args.cactus.exists():
         print(f"run_procedures: no {args.gateway} or {args.cactus}", file=sys.stderr)
         return 2
+    # SIGTERM ends the run through the finally below, so the simulator is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = args.out or Path(tempfile.mkdtemp(prefix="cactus-server-"))
     out.mkdir(parents=True, exist_ok=True)
     certs = out / "pki"

@@ -121,16 +121,16 @@ class GatewayAdminPlugin:
 
     # ------------------------------------------------------------------ clients
     async def _ensure_end_device(self, alias: str, c: ClientConfig, p: dict[str, Any]) -> None:
-        if not p.get("registered", True):
-            await self._call("DELETE", f"/end-devices/{c.lfdi}", missing_ok=True)
-            return
         body: dict[str, Any] = {"lfdi": c.lfdi, "sfdi": c.sfdi, "pin": c.pin}
-        if p.get("has_registration_link") is False:
-            body["pin"] = None
-        if _is_aggregator(c, p):
+        if _is_aggregator(c, p):  # an aggregator either way: it may register its sites in band
             agg = lfdi_from_cert_file(c.certificate_file)
             await self._call("POST", "/aggregators", {"lfdi": agg, "end_device": True})
             body["aggregator"] = agg
+        if not p.get("registered", True):
+            await self._call("DELETE", f"/end-devices/{c.lfdi}", missing_ok=True)
+            return
+        if p.get("has_registration_link") is False:
+            body["pin"] = None
         await self._call("POST", "/end-devices", body, exists_ok=True)
 
     async def _set_client_access(self, alias: str, c: ClientConfig, p: dict[str, Any]) -> None:
