@@ -289,8 +289,10 @@ class UtilityState(ClientReports):
     def set_default(
         self, program: Program | int | str, base: DERControlBase | DefaultDERControl | None
     ) -> None:
-        """Replace the program's DefaultDERControl (None: it has none, ``dderc`` is 404)."""
+        """Replace the program's DefaultDERControl (None: it has none: ``dderc`` is 404 and the
+        DERProgram no longer links it)."""
         p = self.program(program)
+        had = p.default is not None
         if base is None:
             p.default = None
         else:
@@ -298,6 +300,9 @@ class UtilityState(ClientReports):
             version = 0 if p.default is None else (p.default.version or 0) + 1
             p.default = replace(dflt, mRID=self.new_mrid(), version=version, href=None)
         self.notify(paths.dderc(p.key), kind="default")
+        if had != (p.default is not None):  # the DERProgram gains or loses its link
+            p.version += 1
+            self._program_changed(p)
 
     def relocate_program(self, program: Program | int | str) -> str:
         """Serve the program (and its controls) under a new ``/derp/{key}``; the old hrefs
@@ -306,11 +311,14 @@ class UtilityState(ClientReports):
         old = p.key
         p.retired_keys.append(old)
         p.key = f"{p.number}r{len(p.retired_keys)}"
+        self._program_changed(p)
+        return p.key
+
+    def _program_changed(self, p: Program) -> None:
         for edev in self.end_devices:
             for fsa in edev.fsas:
                 if p.number in fsa.programs:
                     self.notify(paths.derp_list(edev.number, fsa.number), kind="program")
-        return p.key
 
     # ------------------------------------------------------------------ controls
     def add_control(

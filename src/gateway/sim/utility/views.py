@@ -171,7 +171,9 @@ def program(p: Program) -> DERProgram:
         subscribable=1,
         description=p.description[:32] or None,
         version=p.version,
-        DefaultDERControlLink=Link(paths.dderc(p.key)),
+        # Linked only while there is one: a Link names a resource that exists (cactus S-ALL-49
+        # GETs every DefaultDERControlLink and fails on a 404).
+        DefaultDERControlLink=None if p.default is None else Link(paths.dderc(p.key)),
         DERControlListLink=ListLink(paths.derc_list(p.key), len(p.controls)),
     )
 
