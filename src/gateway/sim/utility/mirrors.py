@@ -150,8 +150,8 @@ def _mirror(state: UtilityState, number: int, client: str | None) -> Mup:
 def _refuse_foreign(
     state: UtilityState, mmrs: Iterable[MirrorMeterReading], client: str | None
 ) -> None:
-    """409 for a MirrorMeterReading whose mRID another client's mirror holds: an mRID names one
-    object (2030.5 §8.2.3), and a client must not write into another's readings (cactus S-ALL-05)."""
+    """409 for a MirrorMeterReading whose mRID another client's mirror holds: an mRID names
+    one object (2030.5 §8.2.3); a client must not write another's readings (cactus S-ALL-05)."""
     for mmr in mmrs:
         key = mmr.mRID.upper()
         for other in state.mups:
