@@ -33,8 +33,17 @@ pytestmark = pytest.mark.skipif(
 def _run(tmp_path: Path, *ids: str, env: dict[str, str] | None = None) -> dict[str, object]:
     out = tmp_path / "cactus"
     proc = subprocess.run(
-        [str(CACTUS_PY), str(RUNNER), "--gateway", str(GATEWAY), "--out", str(out),
-         "--timeout", "60", *ids],  # fmt: skip
+        [
+            str(CACTUS_PY),
+            str(RUNNER),
+            "--gateway",
+            str(GATEWAY),
+            "--out",
+            str(out),
+            "--timeout",
+            "60",
+            *ids,
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=600,
