@@ -32,23 +32,9 @@ pytestmark = pytest.mark.skipif(
 
 def _run(tmp_path: Path, *ids: str, env: dict[str, str] | None = None) -> dict[str, object]:
     out = tmp_path / "cactus"
-    proc = subprocess.run(
-        [
-            str(CACTUS_PY),
-            str(RUNNER),
-            "--gateway",
-            str(GATEWAY),
-            "--out",
-            str(out),
-            "--timeout",
-            "60",
-            *ids,
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    args = [str(CACTUS_PY), str(RUNNER), "--gateway", str(GATEWAY), "--out", str(out)]
+    args += ["--timeout", "60", *ids]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)
     summary = out / "summary.json"
     assert summary.exists(), f"runner failed:\n{proc.stdout}\n{proc.stderr}"
     result: dict[str, object] = json.loads(summary.read_text())

@@ -34,10 +34,7 @@ from cactus_client.model.context import AdminContext
 from cactus_client.model.execution import ActionResult, StepExecution
 from cactus_client.model.parameter import resolve_variable_expressions_from_parameters
 from cactus_client.sep2 import lfdi_from_cert_file
-from cactus_test_definitions.server.admin_instructions import (
-    AdminInstruction,
-    AdminInstructionType,
-)
+from cactus_test_definitions.server.admin_instructions import AdminInstruction
 
 DEFAULT_URL: Final = "http://127.0.0.1:8444/admin"
 POLL: Final = {  # CSIPAusResource -> the simulator's pollRate resource
