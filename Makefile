@@ -62,7 +62,11 @@ PEER_PYTHON ?= $(firstword $(foreach p,python3.13 python3.12 \
 
 CACTUS_LOCK := tests/peers/cactus-client.lock
 CACTUS_VENV := .venv-cactus-client
-peers: $(PEER_VENV)/.installed $(DEFS_WHEEL) $(CACTUS_VENV)/.installed
+# cactus-client-notifications, the webhook relay of its pub/sub procedures: it pins
+# cactus-schema<1 and cactus-client >=1.3, so it has a venv and lock of its own.
+NOTIFY_LOCK := tests/peers/cactus-client-notifications.lock
+NOTIFY_VENV := .venv-cactus-notifications
+peers: $(PEER_VENV)/.installed $(DEFS_WHEEL) $(CACTUS_VENV)/.installed $(NOTIFY_VENV)/.installed
 $(PEER_VENV)/.installed: $(PEER_LOCK)
 	@if [ -z "$(PEER_PYTHON)" ]; then \
 		echo "peers: no Python >= 3.12 here: the openadr3-client peer test will be skipped"; \
@@ -93,10 +97,18 @@ $(CACTUS_VENV)/.installed: $(CACTUS_LOCK) conformance/cactus_admin/pyproject.tom
 		touch $@; \
 	fi
 
+$(NOTIFY_VENV)/.installed: $(NOTIFY_LOCK)
+	@if [ -n "$(PEER_PYTHON)" ]; then \
+		rm -rf $(NOTIFY_VENV) && $(PEER_PYTHON) -m venv $(NOTIFY_VENV) && \
+		$(NOTIFY_VENV)/bin/python -m pip install --quiet --require-hashes -r $(NOTIFY_LOCK) && \
+		touch $@; \
+	fi
+
 cactus-server: $(STAMP) peers
 	@test -x $(CACTUS_VENV)/bin/cactus || { echo "cactus-server: no $(CACTUS_VENV) (needs Python >= 3.12)"; exit 1; }
 	$(CACTUS_VENV)/bin/python conformance/cactus_admin/run_procedures.py --gateway $(BIN)/gateway \
-		--out build/cactus-server $(CACTUS_ARGS)
+		--notifications $(NOTIFY_VENV)/bin/python --out build/cactus-server \
+		--timeout 900 $(CACTUS_ARGS)
 
 peers-lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && \
@@ -105,6 +117,9 @@ peers-lock:
 		tests/peers/openadr3-client.in -o $(PEER_LOCK) --custom-compile-command 'make peers-lock'
 	$(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.12 --generate-hashes --upgrade \
 		tests/peers/cactus-client.in -o $(CACTUS_LOCK) --custom-compile-command 'make peers-lock'
+	$(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.12 --generate-hashes --upgrade \
+		tests/peers/cactus-client-notifications.in -o $(NOTIFY_LOCK) \
+		--custom-compile-command 'make peers-lock'
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -137,4 +152,4 @@ soak: $(STAMP)
 		tests/integration/north/test_sep2_extended_operation.py -k soak
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) $(PEER_VENV) $(CACTUS_VENV) .peers build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) $(PEER_VENV) $(CACTUS_VENV) $(NOTIFY_VENV) .peers build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

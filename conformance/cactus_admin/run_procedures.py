@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,9 +43,10 @@ PIN = 111115  # 11111 and its check digit (CSIP-AUS ALL-01)
 MAX_W = 5000
 # Procedures the rig cannot serve, with the reason: reported SKIP, never PASS.
 NOTIFICATIONS = (
-    "needs cactus-client-notifications (a webhook relay the client subscribes through), "
-    "which is not on PyPI"
+    "needs cactus-client-notifications (the webhook relay the client subscribes through): "
+    "give --notifications its venv's Python (make peers builds .venv-cactus-notifications)"
 )
+LONG = {"S-ALL-50": "simulates a client for 72 hours"}
 ANNOUNCED = re.compile(r"utility server at (https://\S+)|admin interface at (http://\S+)")
 
 
@@ -62,7 +64,7 @@ def make_pki(gateway: Path, certs: Path) -> None:
         (certs / f"{name}-full.crt").write_text(chain)
 
 
-def config(certs: Path, out: Path, dcap: str) -> dict[str, Any]:
+def config(certs: Path, out: Path, dcap: str, notify: str | None) -> dict[str, Any]:
     clients = []
     for n, name in enumerate(DEVICES + AGGREGATORS):
         cert_lfdi = _lfdi_of(certs / f"{name}.pem")
@@ -91,6 +93,7 @@ def config(certs: Path, out: Path, dcap: str) -> dict[str, Any]:
             "verify_host_name": False,
             "serca_pem_file": str(certs / "serca.pem"),
             "pen": 32473,
+            "notification_uri": notify,
         },
         "clients": clients,
     }
@@ -152,6 +155,38 @@ class Simulator:
         return int(self.proc.wait())
 
 
+class Notifications:
+    """cactus-client-notifications (plain HTTP on loopback, as its README has it behind a TLS
+    terminator) on a free port: the webhooks our server POSTs Notifications to."""
+
+    def __init__(self, python: Path, log: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/"
+        env = os.environ | {"APP_PORT": str(port), "SERVER_URL": self.url.rstrip("/")}
+        args = [str(python), "-m", "cactus_client_notifications.server.main"]
+        self._log = log.open("w")
+        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"cactus-client-notifications did not listen on {port} (log {log})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
 def clients_for(pid: TestProcedureId) -> list[str] | None:
     """cactus client ids for the procedure's required clients, in order (None: not enough)."""
     pools = {"device": list(DEVICES), "aggregator": list(AGGREGATORS)}
@@ -164,10 +199,13 @@ def clients_for(pid: TestProcedureId) -> list[str] | None:
     return chosen
 
 
-def skip_reason(pid: TestProcedureId) -> str | None:
+def skip_reason(pid: TestProcedureId, notifications: bool) -> str | None:
     tp = get_test_procedure(pid)
+    if str(pid) in LONG:
+        return LONG[str(pid)]
     for step in tp.steps:
-        if step.action.type in ("create-subscription", "notifications", "delete-subscription"):
+        pubsub = ("create-subscription", "notifications", "delete-subscription")
+        if step.action.type in pubsub and not notifications:
             return NOTIFICATIONS
     if clients_for(pid) is None:
         return "needs more clients of one type than the rig has"
@@ -214,6 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", type=Path, required=True, help="the gateway console script")
     parser.add_argument("--cactus", type=Path, default=Path(sys.executable).with_name("cactus"))
+    parser.add_argument(
+        "--notifications",
+        type=Path,
+        metavar="PYTHON",
+        help="the Python of a cactus-client-notifications venv, for the pub/sub procedures "
+        "(without it they are skipped, with the reason)",
+    )
     parser.add_argument("--out", type=Path, help="where logs and summary.json go (default: tmp)")
     parser.add_argument("--timeout", type=int, default=120, help="per-procedure limit, seconds")
     parser.add_argument("ids", nargs="*", help="procedure IDs (default: every one)")
@@ -233,15 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     certs = out / "pki"
     make_pki(args.gateway, certs)
     sim = Simulator(args.gateway, certs, out / "exchanges.jsonl")
+    relay = None
+    if args.notifications is not None:
+        relay = Notifications(args.notifications, out / "notifications.log")
     cfg = out / "cactus.yaml"
     (out / "cactus-out").mkdir(exist_ok=True)
-    cfg.write_text(_yaml(config(certs, out / "cactus-out", sim.dcap)) + "\n")
+    notify = None if relay is None else relay.url
+    cfg.write_text(_yaml(config(certs, out / "cactus-out", sim.dcap, notify)) + "\n")
     os.environ["GATEWAY_ADMIN_URL"] = sim.admin
     print(f"server {sim.dcap}  admin {sim.admin}  output {out}", flush=True)
     results: dict[str, dict[str, str]] = {}
     try:
         for pid in [known[i] for i in args.ids] or list(TestProcedureId):
-            reason = skip_reason(pid)
+            reason = skip_reason(pid, relay is not None)
             if reason is not None:
                 outcome, why = "SKIP", reason
             else:
@@ -250,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pid:<10} {outcome:<5} {why}", flush=True)
     finally:
         sim.stop()
+        if relay is not None:
+            relay.stop()
     counts = {k: sum(r["outcome"] == k for r in results.values()) for k in ("PASS", "FAIL", "SKIP")}
     (out / "summary.json").write_text(json.dumps({"counts": counts, "results": results}, indent=1))
     print(f"{len(results)} procedures: " + ", ".join(f"{v} {k}" for k, v in counts.items()))

@@ -118,7 +118,8 @@ class GatewayAdminPlugin:
 
     # ------------------------------------------------------------------ clients
     async def _ensure_end_device(self, alias: str, c: ClientConfig, p: dict[str, Any]) -> None:
-        body: dict[str, Any] = {"lfdi": c.lfdi, "sfdi": c.sfdi, "pin": c.pin}
+        # No FSA at registration: ensure-fsa adds them, and S-ALL-25 counts exactly one.
+        body: dict[str, Any] = {"lfdi": c.lfdi, "sfdi": c.sfdi, "pin": c.pin, "fsa": False}
         if _is_aggregator(c, p):  # an aggregator either way: it may register its sites in band
             agg = lfdi_from_cert_file(c.certificate_file)
             await self._call("POST", "/aggregators", {"lfdi": agg, "end_device": True})
@@ -164,7 +165,7 @@ class GatewayAdminPlugin:
         return self.run.fsas[key]
 
     async def _ensure_der_program(self, alias: str, c: ClientConfig, p: dict[str, Any]) -> None:
-        fsa = 1
+        fsa = None  # the EndDevice's first FSA (made if it has none)
         if p.get("fsa_annotation"):
             fsa = await self._fsa(alias, c, str(p["fsa_annotation"]))
         primacy = p.get("primacy")
@@ -177,7 +178,7 @@ class GatewayAdminPlugin:
         await self._program(alias, c, None)  # every DERProgram has its DERControlList
 
     async def _new_program(
-        self, alias: str, c: ClientConfig, fsa: int, primacy: int
+        self, alias: str, c: ClientConfig, fsa: int | None, primacy: int
     ) -> dict[str, Any]:
         n = len(self.run.programs.get(alias, [])) + 1
         body = {"lfdi": c.lfdi, "fsa": fsa, "primacy": primacy, "description": f"{alias} {n}"}
@@ -191,7 +192,7 @@ class GatewayAdminPlugin:
         for derp in self.run.programs.get(alias, []):
             if primacy is None or derp["primacy"] == int(primacy):  # type: ignore[call-overload]
                 return str(derp["key"])
-        made = await self._new_program(alias, c, 1, 1 if primacy is None else int(primacy))  # type: ignore[call-overload]
+        made = await self._new_program(alias, c, None, 1 if primacy is None else int(primacy))  # type: ignore[call-overload]
         return str(made["key"])
 
     # ------------------------------------------------------------------ controls

@@ -10,12 +10,13 @@ interpreter plays), so clients hear of it as of any scripted change (Notificatio
 ===========================================  =================================================
 ``GET  /admin/state``                        a summary: EndDevices, aggregators, programs
 ``POST /admin/reset``                        forget every client, program, mirror and rate
-``POST /admin/end-devices``                  register ``{lfdi, sfdi?, pin?, aggregator?, ...}``
+``POST /admin/end-devices``                  register ``{lfdi, sfdi?, pin?, aggregator?, fsa?}``
 ``DELETE /admin/end-devices/{lfdi}``         unregister it
 ``POST /admin/aggregators``                  ``{lfdi, end_device?}``: may see its sites
 ``DELETE /admin/aggregators/{lfdi}``         revoke that (its own ``/edev/0`` goes too)
 ``POST /admin/end-devices/{lfdi}/fsas``      a FunctionSetAssignments ``{description?}``
 ``POST /admin/programs``                     a DERProgram ``{primacy, lfdi?, fsa?, ...}``
+                                             (no lfdi: every EndDevice's; no fsa: the first)
 ``PUT|DELETE /admin/programs/{key}/default`` its DefaultDERControl ``{modes..., setGradW?}``
 ``POST /admin/programs/{key}/controls``      a DERControl ``{duration, start|start_offset,..}``
 ``POST /admin/controls/{mrid}/cancel``       EventStatus cancelled ``{randomized?}``
@@ -140,6 +141,8 @@ class Admin:
             )
         except (TypeError, ValueError) as e:
             raise AdminError(400, str(e)) from None
+        if p.get("fsa") is False:  # none yet: the harness adds them (a new one is notified)
+            edev.fsas.clear()
         return _json(_edev(edev), status=201)
 
     async def remove_end_device(self, request: web.Request) -> web.Response:
@@ -185,6 +188,10 @@ class Admin:
         try:
             if lfdi is None:  # every EndDevice's first FSA, now and when registered
                 program = self.state.add_program(description, primacy=primacy)
+            elif p.get("fsa") is None:  # its first FSA (made if it has none)
+                edev = self._edev(_lfdi(lfdi))
+                program = self.state.add_program(description, primacy=primacy,
+                                                 end_devices=[edev.lfdi])  # fmt: skip
             else:
                 edev = self._edev(_lfdi(lfdi))
                 number = _int(p, "fsa", 1)
