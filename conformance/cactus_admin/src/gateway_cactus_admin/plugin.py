@@ -90,6 +90,9 @@ class GatewayAdminPlugin:
         self.run = Run()
         try:
             await self._call("POST", "/reset")
+            # Programs have an (empty) DefaultDERControl from the start, as the reference
+            # server's do: S-ALL-35/37/39 subscribe to it before setting one.
+            await self._call("PUT", "/settings", {"empty_defaults": True})
         except (AdminFailure, aiohttp.ClientError, OSError) as e:
             return ActionResult.failed(f"gateway admin interface at {self.url}: {e}")
         return ActionResult.done()

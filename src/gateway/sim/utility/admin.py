@@ -10,6 +10,7 @@ interpreter plays), so clients hear of it as of any scripted change (Notificatio
 ===========================================  =================================================
 ``GET  /admin/state``                        a summary: EndDevices, aggregators, programs
 ``POST /admin/reset``                        forget every client, program, mirror and rate
+``PUT  /admin/settings``                     ``{empty_defaults?}`` (see :class:`Admin`)
 ``POST /admin/end-devices``                  register ``{lfdi, sfdi?, pin?, aggregator?, fsa?}``
 ``DELETE /admin/end-devices/{lfdi}``         unregister it
 ``POST /admin/aggregators``                  ``{lfdi, end_device?}``: may see its sites
@@ -38,7 +39,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from gateway.north.sep2 import identity
-from gateway.north.sep2.model import DefaultDERControl
+from gateway.north.sep2.model import DefaultDERControl, DERControlBase
 from gateway.sim.utility import modes, paths
 from gateway.sim.utility.records import Control, EndDeviceRecord, Program
 from gateway.sim.utility.state import POLL_RESOURCES, UtilityState
@@ -82,14 +83,22 @@ def live(state: UtilityState, c: Control) -> bool:
 
 
 class Admin:
-    """The routes above, on one :class:`UtilityState`; ``app`` serves them."""
+    """The routes above, on one :class:`UtilityState`; ``app`` serves them.
+
+    ``empty_defaults`` (``PUT /admin/settings``; off by default): the reference server's habit
+    (envoy, which cactus S-ALL-35/37/39 are written against): every program made here has a
+    DefaultDERControl from the start, with no modes (it constrains nothing, as none does), so
+    a client can subscribe to it before the utility sets one; removing one empties it.
+    """
 
     def __init__(self, state: UtilityState) -> None:
         self.state = state
+        self.empty_defaults = False
         self.app = web.Application(middlewares=[_errors])
         r = self.app.router
         r.add_get("/admin/state", self.summary)
         r.add_post("/admin/reset", self.reset)
+        r.add_put("/admin/settings", self.settings)
         r.add_post("/admin/end-devices", self.add_end_device)
         r.add_delete("/admin/end-devices/{lfdi}", self.remove_end_device)
         r.add_post("/admin/aggregators", self.add_aggregator)
@@ -123,6 +132,14 @@ class Admin:
     async def reset(self, _: web.Request) -> web.Response:
         reset(self.state)
         return _json({"reset": True})
+
+    async def settings(self, request: web.Request) -> web.Response:
+        p = await _body(request)
+        for key, v in p.items():
+            if key != "empty_defaults" or not isinstance(v, bool):
+                raise AdminError(400, f"settings: {key!r} is not a setting (empty_defaults: bool)")
+            self.empty_defaults = v
+        return _json({"empty_defaults": self.empty_defaults})
 
     async def add_end_device(self, request: web.Request) -> web.Response:
         p = await _body(request)
@@ -203,6 +220,8 @@ class Admin:
                 self.state.notify(paths.derp_list(edev.number, number), kind="program")
         except ValueError as e:
             raise AdminError(400, str(e)) from None
+        if self.empty_defaults:
+            self.state.set_default(program, DERControlBase())
         return _json(_program(program, self.state), status=201)
 
     async def set_default(self, request: web.Request) -> web.Response:
@@ -216,7 +235,7 @@ class Admin:
 
     async def clear_default(self, request: web.Request) -> web.Response:
         program = self._program(request.match_info["key"])
-        self.state.set_default(program, None)
+        self.state.set_default(program, DERControlBase() if self.empty_defaults else None)
         return _json(_program(program, self.state))
 
     async def add_control(self, request: web.Request) -> web.Response:
