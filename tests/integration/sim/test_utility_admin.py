@@ -173,3 +173,26 @@ def test_der_part_reads_back_as_put_and_cp_204_has_location(pki: PkiFiles) -> No
             assert put.headers.get("Location") == "/edev/1/cp"
 
     run(pki, body)
+
+
+def test_admin_empty_defaults_serve_a_default_before_one_is_set(pki: PkiFiles) -> None:
+    """cactus S-ALL-35: a client subscribes to the DefaultDERControl before the utility sets
+    one; with empty_defaults each program has one (no modes) from the start."""
+    lfdi = pki.device("gateway").lfdi
+
+    async def body(r: Rig) -> None:
+        async with AdminServer(r.state) as admin:
+            assert (await _admin(admin, "PUT", "/admin-typo", {}))[0] == 404
+            status, err = await _admin(admin, "PUT", "/settings", {"empty_defaults": "yes"})
+            assert status == 400
+            assert "empty_defaults" in err["error"]
+            assert (await _admin(admin, "PUT", "/settings", {"empty_defaults": True}))[0] == 200
+            await _admin(admin, "POST", "/end-devices", {"lfdi": lfdi})
+            _, derp = await _admin(admin, "POST", "/programs", {"lfdi": lfdi, "primacy": 1})
+            dderc = await r.request("GET", f"/derp/{derp['key']}/dderc")
+            assert dderc.status == 200
+            assert b"opModExpLimW" not in dderc.body
+            await _admin(admin, "DELETE", f"/programs/{derp['key']}/default")
+            assert (await r.request("GET", f"/derp/{derp['key']}/dderc")).status == 200
+
+    run(pki, body)
