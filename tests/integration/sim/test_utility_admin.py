@@ -71,6 +71,9 @@ def test_admin_builds_what_the_2030_5_server_serves(pki: PkiFiles) -> None:
             # Rates, then a reset back to an empty server.
             assert (await _admin(admin, "PUT", "/poll-rates", {"derp": 60}))[0] == 200
             assert b'pollRate="60"' in (await r.request("GET", "/edev/1/fsa/2/derp")).body
+            # The MirrorUsagePointList's own pollRate (cactus S-ALL-43), not the post rate.
+            assert (await _admin(admin, "PUT", "/poll-rates", {"mup": 120}))[0] == 200
+            assert b'pollRate="120"' in (await r.request("GET", "/mup")).body
             assert (await _admin(admin, "POST", "/reset"))[0] == 200
             assert (await r.request("GET", "/edev/1")).status in (403, 404)
             assert (await _admin(admin, "GET", "/state"))[1]["end_devices"] == []

@@ -49,6 +49,7 @@ POLL: Final = {  # CSIPAusResource -> the simulator's pollRate resource
     "DER": "der",
     "Time": "tm",
     "Registration": "reg",
+    "MirrorUsagePointList": "mup",
 }
 MODES: Final = (
     "opModExpLimW",
@@ -231,7 +232,7 @@ class GatewayAdminPlugin:
     # ------------------------------------------------------------------ rates
     async def _set_poll_rate(self, alias: str, c: ClientConfig, p: dict[str, Any]) -> None:
         resource = str(p["resource"])
-        if resource in ("MirrorUsagePoint", "MirrorUsagePointList"):
+        if resource == "MirrorUsagePoint":  # a mirror's postRate
             await self._set_post_rate(alias, c, p)
             return
         if resource not in POLL:

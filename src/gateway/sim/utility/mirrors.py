@@ -119,6 +119,7 @@ def mup_list(
         results=len(shown),
         MirrorUsagePoint=tuple(first_level(m, state.mup_post_rate) for m in shown),
         href=paths.MUP,
+        pollRate=state.poll_rate("mup"),
     )
 
 

@@ -51,8 +51,8 @@ from gateway.sim.utility.reports import ClientReports
 DOC_PEN: Final = 32473  # RFC 5612: the IANA Private Enterprise Number for documentation
 DEFAULT_PIN: Final = 111115  # CSIP-AUS ALL-01: 11111 with its check digit
 RESPONSE_REQUIRED: Final = 0x03  # bit 0 "received" + bit 1 "specific response" (1, 2, 3, 6, 7)
-PollResource = Literal["dcap", "tm", "edev", "reg", "fsa", "derp", "der"]
-POLL_RESOURCES: Final = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der")
+PollResource = Literal["dcap", "tm", "edev", "reg", "fsa", "derp", "der", "mup"]
+POLL_RESOURCES: Final = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der", "mup")
 
 
 @dataclass
