@@ -93,7 +93,10 @@ class GatewayAdminPlugin:
             await self._call("POST", "/reset")
             # Programs have an (empty) DefaultDERControl from the start, as the reference
             # server's do: S-ALL-35/37/39 subscribe to it before setting one.
-            await self._call("PUT", "/settings", {"empty_defaults": True})
+            # Ended controls leave the list, as there (S-ALL-41).
+            await self._call(
+                "PUT", "/settings", {"empty_defaults": True, "hide_ended_controls": True}
+            )
         except (AdminFailure, aiohttp.ClientError, OSError) as e:
             return ActionResult.failed(f"gateway admin interface at {self.url}: {e}")
         return ActionResult.done()
@@ -217,6 +220,7 @@ class GatewayAdminPlugin:
         else:  # active: already started (a second ago, so its status is active at once)
             start = now - 1 - int(p.get("start_offset_seconds") or 0)
         body["start"] = start
+        body["supersede_overlapping"] = True  # the newer one wins its program (S-ALL-41)
         await self._call("POST", f"/programs/{key}/controls", body)
 
     async def _create_default_der_control(

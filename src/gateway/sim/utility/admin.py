@@ -10,7 +10,7 @@ interpreter plays), so clients hear of it as of any scripted change (Notificatio
 ===========================================  =================================================
 ``GET  /admin/state``                        a summary: EndDevices, aggregators, programs
 ``POST /admin/reset``                        forget every client, program, mirror and rate
-``PUT  /admin/settings``                     ``{empty_defaults?}`` (see :class:`Admin`)
+``PUT  /admin/settings``                     ``{empty_defaults?, hide_ended_controls?}``
 ``POST /admin/end-devices``                  register ``{lfdi, sfdi?, pin?, aggregator?, fsa?}``
 ``DELETE /admin/end-devices/{lfdi}``         unregister it
 ``POST /admin/aggregators``                  ``{lfdi, end_device?}``: may see its sites
@@ -89,6 +89,8 @@ class Admin:
     (envoy, which cactus S-ALL-35/37/39 are written against): every program made here has a
     DefaultDERControl from the start, with no modes (it constrains nothing, as none does), so
     a client can subscribe to it before the utility sets one; removing one empties it.
+    ``hide_ended_controls``: ``UtilityState.hide_ended_controls``. A control POSTed with
+    ``supersede_overlapping`` marks the live controls of its program it overlaps superseded.
     """
 
     def __init__(self, state: UtilityState) -> None:
@@ -136,10 +138,21 @@ class Admin:
     async def settings(self, request: web.Request) -> web.Response:
         p = await _body(request)
         for key, v in p.items():
-            if key != "empty_defaults" or not isinstance(v, bool):
-                raise AdminError(400, f"settings: {key!r} is not a setting (empty_defaults: bool)")
-            self.empty_defaults = v
-        return _json({"empty_defaults": self.empty_defaults})
+            if key not in ("empty_defaults", "hide_ended_controls") or not isinstance(v, bool):
+                raise AdminError(
+                    400,
+                    f"settings: {key!r} is no setting (empty_defaults, hide_ended_controls: bool)",
+                )
+        self.empty_defaults = bool(p.get("empty_defaults", self.empty_defaults))
+        self.state.hide_ended_controls = bool(
+            p.get("hide_ended_controls", self.state.hide_ended_controls)
+        )
+        return _json(
+            {
+                "empty_defaults": self.empty_defaults,
+                "hide_ended_controls": self.state.hide_ended_controls,
+            }
+        )
 
     async def add_end_device(self, request: web.Request) -> web.Response:
         p = await _body(request)
@@ -256,6 +269,14 @@ class Admin:
         except ValueError as e:
             raise AdminError(400, str(e)) from None
         _, c = self.state.find_control(mrid)
+        if p.get("supersede_overlapping"):
+            # 2030.5 EventStatus 4: the new control supersedes the live ones of its program
+            # whose time it overlaps (cactus S-ALL-41 expects the server to mark them).
+            for old in list(program.controls):
+                ends = old.start + old.duration
+                overlaps = old.start < c.start + c.duration and c.start < ends
+                if old is not c and overlaps and live(self.state, old):
+                    self.state.mark_superseded(old.mrid)
         return _json(_control(program, c), status=201)
 
     async def cancel(self, request: web.Request) -> web.Response:

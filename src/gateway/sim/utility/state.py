@@ -74,6 +74,9 @@ class UtilityState(ClientReports):
     # The reference server's habit (ALL-10): the post rate is set on each MirrorUsagePoint (a
     # GET of it shows this postRate, whatever the client posted), not on the EndDevice.
     mup_post_rate: int | None = None
+    # The reference server's habit (cactus S-ALL-41): a DERControlList leaves out the controls
+    # whose end has passed. Off by default: 2030.5 lets a server keep them listed.
+    hide_ended_controls: bool = False
     tz_offset: int = 0
     dst_offset: int = 0
     time_quality: int = 7  # "intentionally uncoordinated": the server's clock is its own
@@ -391,9 +394,7 @@ class UtilityState(ClientReports):
         """Mark ``mrid`` superseded (status 4) and add its replacement (by default same program,
         start, duration and modes); returns the new mRID."""
         p, old = self.find_control(mrid)
-        old.forced_status = 4
-        self._restamp(old)
-        self._modified(p, old)
+        self.mark_superseded(old.mrid)
         return self.add_control(
             p if program is None else program,
             start=old.start if start is None else start,
@@ -403,6 +404,13 @@ class UtilityState(ClientReports):
             randomize_duration=old.randomize_duration,
             response_required=old.response_required,
         )
+
+    def mark_superseded(self, mrid: str) -> None:
+        """EventStatus 4, without a replacement (another control already overlaps it)."""
+        p, c = self.find_control(mrid)
+        c.forced_status = 4
+        self._restamp(c)
+        self._modified(p, c)
 
     def delete_control(self, mrid: str) -> None:
         """Remove an event from its list without cancelling it (a misbehaving server)."""

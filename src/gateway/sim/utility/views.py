@@ -214,7 +214,9 @@ def control(state: UtilityState, p: Program, c: Control) -> DERControl:
 
 
 def control_list(state: UtilityState, p: Program, start: int, limit: int) -> DERControlList:
-    ordered = sorted(p.controls, key=lambda c: (c.start, -c.creation_time, c.number))
+    now = state.now()
+    listed = [c for c in p.controls if not state.hide_ended_controls or c.start + c.duration > now]
+    ordered = sorted(listed, key=lambda c: (c.start, -c.creation_time, c.number))
     shown = page(ordered, start, limit)
     return DERControlList(
         all=len(ordered),
