@@ -199,3 +199,29 @@ def test_admin_empty_defaults_serve_a_default_before_one_is_set(pki: PkiFiles) -
             assert (await r.request("GET", f"/derp/{derp['key']}/dderc")).status == 200
 
     run(pki, body)
+
+
+def test_admin_hides_ended_controls_and_supersedes_overlapped(pki: PkiFiles) -> None:
+    """cactus S-ALL-41: ended controls leave the list (a setting), and a new control marks
+    the live ones of its program it overlaps superseded (EventStatus 4)."""
+
+    async def body(r: Rig) -> None:
+        async with AdminServer(r.state) as admin:
+            await _admin(admin, "POST", "/end-devices", {"lfdi": pki.device("gateway").lfdi})
+            _, derp = await _admin(admin, "POST", "/programs", {"primacy": 1})
+            controls = f"/programs/{derp['key']}/controls"
+            ended = {"start": SERVER_NOW - 100, "duration": 50, "opModExpLimW": 1}
+            await _admin(admin, "POST", controls, ended)
+            later = {"start_offset": 60, "duration": 600, "opModExpLimW": 2}
+            _, first = await _admin(admin, "POST", controls, later)
+            derc = f"/derp/{derp['key']}/derc"
+            assert b'all="2"' in (await r.request("GET", derc)).body
+            settings = {"hide_ended_controls": True}
+            assert (await _admin(admin, "PUT", "/settings", settings))[0] == 200
+            assert b'all="1"' in (await r.request("GET", derc)).body
+            over = {"duration": 700, "opModExpLimW": 3, "supersede_overlapping": True}
+            await _admin(admin, "POST", controls, over)
+            old = (await r.request("GET", first["href"])).body
+            assert b"<currentStatus>4</currentStatus>" in old
+
+    run(pki, body)
