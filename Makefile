@@ -8,13 +8,15 @@ STAMP  := $(VENV)/.installed
 # workers it took 7 min 29 s. TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
 TEST_WORKERS ?= 4
 
-.PHONY: demo test lock lint typecheck contracts unit peers peers-lock bench bench-ab soak clean cactus-server
+.PHONY: demo test lock lint typecheck contracts unit peers peers-lock browser bench bench-ab soak clean cactus-server
 
 # The lock file holds the exact version (and hashes) of every package that CI tested, for every
 # Python from 3.11 on. A new upstream release cannot reach a fresh clone until `make lock` takes it
 # and `make test` passes with it (an unpinned cryptography broke a fresh clone once). The venv is
 # built anew whenever the lock or pyproject.toml changes, so it holds exactly what the lock says.
 LOCK := requirements.lock
+# The image's (docker/Dockerfile): the runtime dependencies alone, at the lock's versions.
+RUNTIME_LOCK := requirements-runtime.lock
 # uv resolves the lock (fast, and --universal writes one file with markers for every Python and
 # platform); pip installs from it, so building the venv needs nothing beyond Python itself.
 UV_VERSION := 0.13.10
@@ -36,13 +38,27 @@ lock:
 	$(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		--upgrade pyproject.toml $(LOCK_VENV)/build.in --extra test -o $(LOCK) \
 		--custom-compile-command 'make lock'
+	$(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		pyproject.toml $(LOCK_VENV)/build.in -c $(LOCK) -o $(RUNTIME_LOCK) \
+		--custom-compile-command 'make lock'
 
 demo: $(STAMP)
 	$(BIN)/gateway demo site
 	$(BIN)/gateway demo evening --modbus
 	$(BIN)/gateway demo utility
 
-test: lint typecheck contracts peers unit
+test: lint typecheck contracts peers browser unit
+
+# Debian's Chromium, for the dashboard's test in a real headless browser (Playwright drives it
+# with executable_path=/usr/bin/chromium and never downloads a browser). Installed once; if
+# apt cannot, the test is skipped with that reason, never failed.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			$$SUDO apt-get install -y -qq chromium >/dev/null) || \
+		echo "browser: Debian's chromium could not be installed: the dashboard test is skipped"; \
+	fi
 
 # Third-party peers the tests run against our simulators. openadr3-client needs Python >= 3.12
 # (this project's lock is for 3.11 on): when such an interpreter is here (PATH or pyenv), it gets
@@ -124,6 +140,7 @@ peers-lock:
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/hadolint docker/Dockerfile
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

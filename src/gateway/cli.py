@@ -1,4 +1,5 @@
-"""The ``gateway`` command line."""
+"""The gateway command line: run a home from a site file, simulate its devices and its utility,
+run the conformance suites, mint a test PKI."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run a scripted scenario on a simulated clock")
     demo.add_argument(
@@ -27,21 +29,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--charger",
-        default="wallbox-quasar",
+        default=None,
         metavar="NAME_OR_FILE",
-        help="with --modbus: the charger profile to simulate and drive",
+        help="with --modbus: the charger profile to simulate and drive (default wallbox-quasar)",
     )
     demo.add_argument("--rtu", action="store_true", help="with --modbus: RTU framing over TCP")
     docs = sub.add_parser("docs", help="regenerate the diagrams in docs/architecture.md")
     docs.add_argument("--check", action="store_true", help="only check that they are current")
-    docs.add_argument("--path", type=Path, default=Path("docs/architecture.md"))
+    docs.add_argument(
+        "--path",
+        type=Path,
+        default=Path("docs/architecture.md"),
+        help="the document (default docs/architecture.md)",
+    )
     profiles = sub.add_parser("profiles", help="list, show and validate device profiles")
     actions = profiles.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the profiles shipped with the gateway")
     show = actions.add_parser("show", help="points, roles, watchdog and init of a profile")
-    show.add_argument("targets", nargs="+", metavar="NAME_OR_PATH")
+    show.add_argument("targets", nargs="+", metavar="NAME_OR_PATH", help="profiles to show")
     validate = actions.add_parser("validate", help="check profile files; exit 1 on any problem")
-    validate.add_argument("targets", nargs="+", metavar="FILE")
+    validate.add_argument("targets", nargs="+", metavar="FILE", help="profile files to check")
     actions.add_parser("schema", help="print the JSON Schema of the profile format")
     lfdi = sub.add_parser("lfdi", help="the IEEE 2030.5 LFDI and SFDI of certificate files")
     from gateway.north.sep2.cli_lfdi import add_arguments as add_lfdi_arguments
@@ -52,13 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_certs_arguments(certs)
     check = sub.add_parser("check-config", help="check site files; exit 1 on any problem")
-    check.add_argument("paths", nargs="*", type=Path, metavar="SITE.toml")
+    check.add_argument(
+        "paths", nargs="*", type=Path, metavar="SITE.toml", help="site files to check"
+    )
     check.add_argument("--schema", action="store_true", help="print the site file's JSON Schema")
     run = sub.add_parser("run", help="drive the home a site file describes, and its utility links")
     run.add_argument("config", type=Path, help="the site file (TOML; see docs/site.md)")
     run.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
     run.add_argument(
-        "-v", "--verbose", action="store_true", help="log every decision ([log] level = info)"
+        "-v", "--verbose", action="store_true", help="log everything ([log] level = debug)"
     )
     reset = sub.add_parser(
         "fault-reset", help="ask the running gateway to leave FAULT (refused while it persists)"
@@ -95,12 +104,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gateway")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree never installed
+        return "(not installed)"
+
+
+def _pointless(args: argparse.Namespace) -> str | None:
+    """A flag given where it has no effect: an error, never silently ignored."""
+    if args.command == "demo":
+        modbus_only = [f for f, on in (("--rtu", args.rtu), ("--charger", args.charger)) if on]
+        if not args.modbus and modbus_only:
+            verb = "works" if len(modbus_only) == 1 else "work"
+            return f"{' and '.join(modbus_only)} only {verb} with --modbus"
+        if args.modbus and args.scenario != "evening":
+            return f"--modbus is for the evening scenario, not {args.scenario!r}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from gateway._warnings import quiet_third_party
     from gateway.core.errors import ConfigError
 
     quiet_third_party()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (why := _pointless(args)) is not None:
+        parser.error(why)
     try:
         return _dispatch(args)
     except ConfigError as e:  # a bad profile, site file, TLS file or port: a message, no traceback
@@ -129,7 +162,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
             return asyncio.run(
                 run_modbus_evening(
-                    sys.stdout, charger=args.charger, framer="rtu" if args.rtu else "socket"
+                    sys.stdout,
+                    charger=args.charger or "wallbox-quasar",
+                    framer="rtu" if args.rtu else "socket",
                 )
             )
         from gateway.demo.evening import run_evening
@@ -209,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         print(f"(gateway check-config {args.config} lists the same)", file=sys.stderr)
         return 2
-    configure(config.name, config.log.format, "info" if args.verbose else config.log.level)
+    configure(config.name, config.log.format, "debug" if args.verbose else config.log.level)
     try:
         return asyncio.run(run(config, sys.stdout, seconds=args.seconds))
     except ConfigError as e:  # a TLS file, a port: found only when the gateway starts

@@ -92,6 +92,9 @@ def test_gateway_run_registers_follows_a_control_and_reports_back(tmp_path: Path
                 await asyncio.sleep(0.1)
             edev = state.find_end_device(pki.device("gateway").lfdi)
             assert edev is not None
+            # The EndDevice it POSTed says what it is (2030.5 DeviceCategoryType; DRA-01):
+            # this home's V2H charger is an EVSE (bit 17), its PV a PV system (bit 21).
+            assert edev.device_category == "00220000"
             state.set_post_rate(1)
             mrid = state.add_control(
                 program,

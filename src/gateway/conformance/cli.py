@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from gateway.conformance import csip_aus, report, suites
+from gateway.conformance import csip_aus, profile, report, suites
 from gateway.conformance.cases import Outcome
 from gateway.conformance.target import target_for
+from gateway.core.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,13 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--suite", choices=sorted(suites.SUITES), help="only this suite")
     _csip_aus_options(listing)
     run = actions.add_parser("run", help="run a suite against a target; exit 1 on any FAIL")
-    run.add_argument("--suite", required=True, choices=sorted(suites.SUITES))
+    run.add_argument(
+        "--suite", required=True, choices=sorted(suites.SUITES), help="the suite to run"
+    )
     run.add_argument(
         "--target",
         default="in-process",
-        metavar="in-process|CMD",
+        metavar="in-process|CMD|HOST:PORT[/UNIT]",
         help="in-process (this gateway, the default) or a controller's command line; {site} "
-        "in it is replaced by the case's site file (also in $CONFORMANCE_SITE)",
+        "in it is replaced by the case's site file (also in $CONFORMANCE_SITE). --suite "
+        "profile: the device, HOST:PORT[/UNIT] or a transport URL as a site file names it "
+        "(tcp://, rtu+tcp://HOST:PORT[/UNIT], rtu:///dev/ttyUSB0?baudrate=9600)",
     )
     run.add_argument("--case", action="append", default=[], metavar="ID", help="repeatable")
     run.add_argument(
@@ -33,9 +38,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path("conformance-report"),
         metavar="DIR",
-        help="where the reports go: summary.json, junit.xml, report.html, evidence.jsonl",
+        help="where the reports go: summary.json, junit.xml, report.html, evidence.jsonl "
+        "(default %(default)s)",
     )
     _csip_aus_options(run)
+    _profile_options(run)
+
+
+def _profile_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "--suite profile (it WRITES to the device: for a bench device, not a live home; it "
+        "writes only safe values and restores what it changed)"
+    )
+    group.add_argument("--profile", metavar="NAME_OR_FILE", help="the device's profile")
+    group.add_argument("--unit", type=int, metavar="N", help="unit id (default: the profile's)")
+    group.add_argument(
+        "--allow-relay", action="store_true", help="PRF-06 opens the relay and recloses it"
+    )
+    group.add_argument(
+        "--allow-charge",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="PRF-05 on a charger charges the EV at W watts (never discharges) to see its "
+        "watchdog stop it (default 0: not run)",
+    )
 
 
 def _csip_aus_options(parser: argparse.ArgumentParser) -> None:
@@ -72,8 +99,17 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 0
     try:
         cases = suites.select(args.suite, args.case)
-        target = target_for(args.target)
-    except ValueError as e:
+        target = (
+            profile.target_from(
+                args.target,
+                args.profile,
+                args.unit,
+                profile.Options(args.allow_relay, args.allow_charge),
+            )
+            if args.suite == profile.SUITE
+            else target_for(args.target)
+        )
+    except (ValueError, ConfigError) as e:
         print(f"gateway conformance: {e}", file=sys.stderr)
         return 2
     results = asyncio.run(

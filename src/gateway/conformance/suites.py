@@ -8,12 +8,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from gateway.conformance import csip_aus, v2h
+from gateway.conformance import csip_aus, openadr2, profile, v2h
 from gateway.conformance.cases import Case, Outcome, Result
 from gateway.conformance.target import Target
 
 SUITES: Mapping[str, Sequence[Case]] = MappingProxyType(
-    {"v2h": v2h.CASES, csip_aus.SUITE: csip_aus.CASES}
+    {
+        "v2h": v2h.CASES,
+        csip_aus.SUITE: csip_aus.CASES,
+        openadr2.SUITE: openadr2.CASES,
+        profile.SUITE: profile.CASES,
+    }
 )
 
 

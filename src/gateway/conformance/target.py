@@ -14,6 +14,7 @@ import io
 import os
 import shlex
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -68,6 +69,7 @@ class Command:
         self._proc: asyncio.subprocess.Process | None = None
         self._lines: list[str] = []
         self._reader: asyncio.Task[None] | None = None
+        self._deadline: asyncio.TimerHandle | None = None
 
     async def start(self, site: Path, seconds: float) -> None:
         argv = [a.replace("{site}", str(site)) for a in self._argv]
@@ -83,11 +85,15 @@ class Command:
         )
         self._reader = asyncio.create_task(self._read())
         # A controller that outlives its case is stopped, as `gateway run --for` would be.
-        asyncio.get_running_loop().call_later(seconds, self._overdue)
+        # The timer holds its own process: one left from an earlier, shorter case must not
+        # stop the next case's controller (it did, when the timer read self._proc).
+        proc = self._proc
+        self._deadline = asyncio.get_running_loop().call_later(seconds, self._overdue, proc)
 
-    def _overdue(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGTERM)
+    @staticmethod
+    def _overdue(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
 
     async def _read(self) -> None:
         assert self._proc is not None
@@ -96,6 +102,9 @@ class Command:
             self._lines.append(line.decode(errors="replace").rstrip("\n"))
 
     async def stop(self) -> list[str]:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         proc = self._proc
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -107,6 +116,22 @@ class Command:
         if self._reader is not None:
             await self._reader
         return self._lines
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ while a command target starts (it copies the environment):
+    how a suite tells any controller its server and credentials."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def target_for(spec: str) -> Target:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any, Final
 
 from gateway.core import island
@@ -190,6 +191,11 @@ class Engine:
     def pace(self, intervals: Mapping[str, float]) -> None:
         """The devices' setpoint intervals by DER id (the south side knows them once built)."""
         self.setpoint_interval_s = dict(intervals)
+
+    @property
+    def links_down(self) -> Mapping[str, str]:
+        """The north links reported lost, by origin, with their last error."""
+        return MappingProxyType(self._links_down)
 
     @property
     def phase(self) -> Phase:

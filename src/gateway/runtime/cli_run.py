@@ -27,6 +27,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from gateway.api.server import ApiServer
 from gateway.core.units import Timestamp
 from gateway.north.sep2 import tls
 from gateway.north.sep2.adapter import NotificationRouter, Sep2Gateway
@@ -34,8 +35,9 @@ from gateway.north.sep2.client import Http, Identity, TransportError, discover_d
 from gateway.north.sep2.identity import certificate_der
 from gateway.north.sep2.identity import lfdi as lfdi_of
 from gateway.north.sep2.notify import NotificationListener
-from gateway.north.sep2.telemetry import SiteRatings
+from gateway.north.sep2.telemetry import SiteRatings, device_category
 from gateway.north.sep2.wellknown import WellKnownError
+from gateway.runtime.api_site import RuntimeApiSite
 from gateway.runtime.heap import settle_heap
 from gateway.runtime.north import NorthAdapter, Sep2Link, build
 from gateway.runtime.run_config import RunConfig
@@ -96,16 +98,37 @@ async def _run_local(
     config: RunConfig, out: TextIO, stop: asyncio.Event, site_for: SiteFactory
 ) -> int:
     """No utility link: the control loop alone, on this machine's clock."""
-    with SqliteStore(config.store) as store:
-        async with site_for(store, time.time) as site:
-            _describe(config, out)
-            out.write(f"store {config.store}\n")
-            out.write("no utility link: islanding on outages and keeping limits locally\n")
-            out.flush()
-            settle_heap()
-            await site.runner.run(config.period_s, stop)
+    async with AsyncExitStack() as stack:
+        store = stack.enter_context(SqliteStore(config.store))
+        site = await stack.enter_async_context(site_for(store, time.time))
+        if not await _serve_api(config, site, store, out, stack):
+            return 2
+        _describe(config, out)
+        out.write(f"store {config.store}\n")
+        out.write("no utility link: islanding on outages and keeping limits locally\n")
+        out.flush()
+        settle_heap()
+        await site.runner.run(config.period_s, stop)
     log.info("stopped")
     return 0
+
+
+async def _serve_api(
+    config: RunConfig, site: Site, store: SqliteStore, out: TextIO, stack: AsyncExitStack
+) -> bool:
+    """The local API and dashboard, when the site file names [api]; False (said on ``out``)
+    when its address cannot be bound."""
+    if config.api is None:
+        return True
+    server = ApiServer(RuntimeApiSite(site.runner, config), store, config.api)
+    try:
+        await stack.enter_async_context(server)
+    except OSError as e:
+        out.write(f"[api] cannot listen on {config.api.listen}:{config.api.port}: {e}\n")
+        return False
+    writes = "writes need the token" if config.api.token_file else "read-only (no token_file)"
+    out.write(f"local API and dashboard: {server.url}/ ({writes})\n")
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +155,8 @@ async def _run_links(
         store = stack.enter_context(SqliteStore(config.store))
         now = sep2.http.time.now if sep2 is not None else time.time
         site = await stack.enter_async_context(site_for(store, now))
+        if not await _serve_api(config, site, store, out, stack):
+            return 2
         port = site.runner.port
         adapters: list[tuple[str, NorthAdapter, str]] = []
         if sep2 is not None:
@@ -164,6 +189,23 @@ async def _run_links(
                 )
     log.info("stopped")
     return 0
+
+
+def identity_of(config: RunConfig) -> Identity:
+    """This site's EndDevice: the certificate's own, or the one ``[[sep2.end_device]]`` names
+    (an aggregator's site); its deviceCategory as configured, else one bit per kind of DER in
+    the site."""
+    c = config.sep2
+    assert c is not None
+    device = c.end_devices[0]
+    return Identity(
+        device.lfdi,
+        device.sfdi,
+        pin=device.pin,
+        register=c.register,
+        device_category=c.device_category or device_category(config.site),
+        connection_point_id=device.connection_point,
+    )
 
 
 async def _start_sep2(config: RunConfig, out: TextIO, stack: AsyncExitStack) -> _Sep2Start | None:
@@ -210,15 +252,7 @@ async def _start_sep2(config: RunConfig, out: TextIO, stack: AsyncExitStack) -> 
         stack.push_async_callback(listener.stop)
         notify = (router, listener.url)
         out.write(f"notifications: {listener.url}\n")
-    # One site file is one home: one EndDevice (the certificate's own, or the one
-    # [[sep2.end_device]] an aggregator registered for this site).
-    device = c.end_devices[0]
-    identity = Identity(
-        device.lfdi,
-        device.sfdi,
-        pin=device.pin,
-        register=c.register,
-        connection_point_id=device.connection_point,
-    )
+    # One site file is one home: one EndDevice.
+    identity = identity_of(config)
     link = Sep2Link(http, identity, ratings=ratings, notify=notify, pen=c.pen, csipaus=c.csipaus)
-    return _Sep2Start(http, link, f"{device.lfdi} (SFDI {device.sfdi})")
+    return _Sep2Start(http, link, f"{identity.lfdi} (SFDI {identity.sfdi})")

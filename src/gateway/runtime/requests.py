@@ -21,11 +21,11 @@ from typing import Final
 
 from gateway.core.engine import Engine
 from gateway.core.messages import FaultReset, Input
-from gateway.store.api import Request, Store, StoreError
+from gateway.store.api import FAULT_RESET, Request, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-FAULT_RESET: Final = "fault_reset"
+__all__ = ["FAULT_RESET", "KINDS", "answer_requests", "correlation_id"]
 KINDS: Final = frozenset({FAULT_RESET})
 
 

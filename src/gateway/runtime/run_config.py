@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from gateway.api import config as api_config
+from gateway.api.config import ApiConfig
 from gateway.core import errors
 from gateway.core.backfeed import DerRating, PanelRating
 from gateway.core.controls import ControlSet
@@ -137,7 +139,10 @@ class DeviceEntry:
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     format: str = "human"
-    level: str = "warning"  # gateway run -v: info
+    # info: one line for each thing that happened (a phase change and why, a relay or charger
+    # command and why, a device lost or back, a link down), so a person can watch without -v;
+    # gateway run -v: debug.
+    level: str = "info"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,7 @@ class RunConfig:
     openadr2: Oadr2Config | None = None
     openadr3: Oadr3Config | None = None
     log: LogConfig = field(default_factory=LogConfig)
+    api: ApiConfig | None = None  # [api]: the local API and dashboard
 
     @property
     def links(self) -> tuple[str, ...]:
@@ -244,6 +250,10 @@ class _Builder:
         north = self._north()
         store = self.doc.get("store", {}).get("path", "gateway.db")
         log = self.doc.get("log", {})
+        api = None
+        if "api" in self.doc:
+            api, problems = api_config.parse(self.doc["api"], self.base)
+            self.add_dotted(problems)
         if config is None or self.report.problems:
             return None
         return RunConfig(
@@ -253,7 +263,8 @@ class _Builder:
             devices=tuple(entries),
             store=(self.base / store).resolve(),
             period_s=float(site.get("period_s", 1.0)),
-            log=LogConfig(log.get("format", "human"), log.get("level", "warning")),
+            log=LogConfig(log.get("format", "human"), log.get("level", "info")),
+            api=api,
             **north,
         )
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from gateway.core import ratings
 from gateway.core.controls import ControlSet
 from gateway.core.engine import Engine
-from gateway.core.island import Phase
+from gateway.core.island import ChargerMode, Phase
 from gateway.core.messages import (
     Action,
     Alarm,
@@ -29,6 +31,8 @@ from gateway.core.messages import (
     Note,
     Observed,
     RelayCommand,
+    WriteConfirmed,
+    WriteFailed,
 )
 from gateway.core.ports import Jobs, Ratings, SitePort, Stop
 from gateway.core.schedule import EventRecord
@@ -108,6 +112,12 @@ def _device(cmd: RelayCommand | ChargerCommand | DerLimit) -> str:
             return f"der:{cmd.der_id}"
 
 
+def _said(cmd: RelayCommand | ChargerCommand) -> str:
+    if isinstance(cmd, RelayCommand):
+        return f"relay -> {cmd.position.value}"
+    return f"charger -> {cmd.mode.value.replace('_', '-')}"
+
+
 class _Turn:
     """One feed's turn at the engine: how many steps it took, and when it is over."""
 
@@ -120,6 +130,26 @@ class _Turn:
     @property
     def over(self) -> bool:
         return self.steps >= TURN_STEPS or asyncio.get_running_loop().time() >= self.deadline
+
+
+TIMINGS_KEPT = 1000
+
+
+@dataclass(slots=True)
+class Timings:
+    """How long the device reads of each cycle and each command's write took (s), since the
+    last :meth:`take`; the metrics' histograms observe them."""
+
+    # Bounded: with nobody taking them (no [api]), they must not grow for the life of the run.
+    polls: deque[float] = field(default_factory=lambda: deque(maxlen=TIMINGS_KEPT))
+    writes: deque[float] = field(default_factory=lambda: deque(maxlen=TIMINGS_KEPT))
+    write_failures: int = 0  # commands that failed, since start
+
+    def take(self) -> tuple[list[float], list[float]]:
+        polls, writes = list(self.polls), list(self.writes)
+        self.polls.clear()
+        self.writes.clear()
+        return polls, writes
 
 
 class Runner:
@@ -146,6 +176,8 @@ class Runner:
         self.last_cycle: float | None = None  # loop time of the last completed cycle
         self.last_observed: Observed | None = None  # for the north side's telemetry
         self.cycles = 0
+        self.timings = Timings()  # for the metrics: taken (and emptied) by whoever shows them
+        self._said: dict[str, str] = {}  # the last relay / charger command logged at info
         self.turns_cut = 0  # feeds whose turn ran out (TURN_STEPS, TURN_S) and let others go
         # Called with each cycle's snapshot once the engine has handled it (the north side's
         # alarm edges are seen at the cycle rate, not only at its telemetry rate).
@@ -254,11 +286,21 @@ class Runner:
             # charger's stop is read back), so a batch's devices are written concurrently:
             # "stop the charger" and "PV to 0 W" no longer wait for each other.
             if len({_device(c) for c in commands}) == len(commands) > 1:
-                return list(await asyncio.gather(*(self.south.execute(c) for c in commands)))
-            return [await self.south.execute(c) for c in commands]
+                return list(await asyncio.gather(*(self._timed(c) for c in commands)))
+            return [await self._timed(c) for c in commands]
         finally:
             if self.trail is not None:
                 self.trail.deferring = False
+
+    async def _timed(
+        self, cmd: RelayCommand | ChargerCommand | DerLimit
+    ) -> WriteConfirmed | WriteFailed:
+        t0 = time.perf_counter()
+        result = await self.south.execute(cmd)
+        self.timings.writes.append(time.perf_counter() - t0)
+        if isinstance(result, WriteFailed):
+            self.timings.write_failures += 1
+        return result
 
     async def _steps(self, queue: deque[Input], turn: _Turn) -> deque[Input]:
         """Run the engine on ``queue`` and on the confirmations its commands bring back, until
@@ -296,7 +338,13 @@ class Runner:
             if self.listener is not None:
                 self.listener(a)
             match a:
-                case RelayCommand() | ChargerCommand() | DerLimit():
+                case RelayCommand() | ChargerCommand():
+                    self._say(a)
+                    commands.append(a)
+                case DerLimit():
+                    # A ramp writes these once a second: a person follows the phase and the
+                    # safety commands; the limits are in the audit log (and at debug).
+                    log.debug("%s", a, extra={"device": _device(a)})
                     commands.append(a)
                 case Alarm():
                     log.warning("%s: %s", a.code, a.message)
@@ -306,8 +354,23 @@ class Runner:
                     pass  # Persist is done; NorthReports wait in the outbox for the north side
         return commands
 
+    def _say(self, cmd: RelayCommand | ChargerCommand) -> None:
+        """One line at info when the relay or the charger's mode changes; a new setpoint in
+        the same mode (a ramp) only at debug."""
+        device = _device(cmd)
+        said = _said(cmd)
+        level = logging.DEBUG if said == self._said.get(device) else logging.INFO
+        self._said[device] = said
+        following = isinstance(cmd, ChargerCommand) and cmd.mode is ChargerMode.GRID_FOLLOWING
+        setpoint = (
+            f" {cmd.setpoint_w:.0f} W" if isinstance(cmd, ChargerCommand) and following else ""
+        )
+        log.log(level, "%s%s: %s", said, setpoint, cmd.reason, extra={"device": device})
+
     async def cycle(self) -> None:
+        t0 = time.perf_counter()
         observed = await self.south.observe()
+        self.timings.polls.append(time.perf_counter() - t0)
         self.last_observed = observed
         await self.feed(observed)
         await answer_requests(self.store, self.engine, self.feed, self.now)  # gateway fault-reset

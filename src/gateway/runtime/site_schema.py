@@ -190,6 +190,10 @@ _SEP2 = _table(
         "register": _b("true: POST our EndDevice when the server does not know it."),
         "connection_point": _s("CSIP-AUS: the site's NMI (PUT to ConnectionPoint)."),
         "pen": _i("Your IANA Private Enterprise Number, in our mRIDs.", minimum=1),
+        "device_category": _s(
+            "EndDevice deviceCategory (2030.5 DeviceCategoryType, hex, bits 0-25) in an in-band "
+            "registration; default: one bit per kind of DER in the site."
+        ),
         "profile": _s(
             "csip-aus, or csip (US: no CSIP-AUS elements written).", enum=["csip-aus", "csip"]
         ),
@@ -290,7 +294,17 @@ SCHEMA: Final[dict[str, Any]] = {
                 "level": _s("The least severe level logged.", enum=list(LOG_LEVELS)),
             },
         ),
-        "api": _table("The local API (a later release serves it).", {}),
+        "api": _table(
+            "The local API and dashboard (docs/api.md): served by gateway run when named.",
+            {
+                "listen": _s("Address to bind (default 127.0.0.1: this machine only)."),
+                "port": _i("TCP port (default 8780; 0: any free port).", minimum=0, maximum=65535),
+                "token_file": _s(
+                    "The bearer token the writes need (island, reconnect, fault reset), at "
+                    "least 16 characters. Without it the API is read-only. " + _FILE
+                ),
+            },
+        ),
     },
 }
 

@@ -44,12 +44,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a shipped profile or a profile file; its kind picks the device it replaces "
         "(defaults: meter-collar-relay, wallbox-quasar, sunspec-der); repeatable",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
     parser.add_argument(
         "--port-base",
         type=int,
         default=5020,
-        help="relay on PORT, charger on PORT+1, DER on PORT+2 (0: the OS chooses)",
+        help="relay on PORT, charger on PORT+1, DER on PORT+2 (default %(default)s; 0: the OS "
+        "chooses)",
     )
     parser.add_argument(
         "--speed",
@@ -87,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="simulated seconds between status lines",
+        help="simulated seconds between status lines (default %(default)s)",
     )
 
 

@@ -38,8 +38,12 @@ from gateway.sim.vtn3.objects import ConflictError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--openadr", choices=("2", "3"), required=True, help="2.0b or 3")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="port (0: the OS chooses)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port (default %(default)s; 0: the OS chooses)"
+    )
     parser.add_argument(
         "--certs",
         type=Path,
@@ -47,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve TLS with the test PKI in DIR (made if new); 3: default ./vtn-pki",
     )
     parser.add_argument("--http", action="store_true", help="3: plain HTTP instead of HTTPS")
-    parser.add_argument("--poll-s", type=float, default=1.0, help="2.0b: the poll interval asked")
+    parser.add_argument(
+        "--poll-s",
+        type=float,
+        default=1.0,
+        help="2.0b: the poll interval asked (default %(default)s s)",
+    )
     parser.add_argument("--no-demo", action="store_true", help="2.0b: no scripted events")
     parser.add_argument(
         "--client",

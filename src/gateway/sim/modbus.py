@@ -480,6 +480,9 @@ class DeviceSim:
             static = profile.points.get(point_name)
             if static is not None and point_name not in bound:
                 self._put(static, value)  # identity, ratings: points no role covers
+        for point in profile.points.values():
+            if point.name not in bound and (start := _initial(profile, point)) is not None:
+                self._put(point, start)
         self._refresh()
 
     # --- fault injection -----------------------------------------------------------------
@@ -669,8 +672,15 @@ class DeviceSim:
 
     def _plan(self, point: Point, words: list[int]) -> _Step | None:
         """What a write of ``words`` to ``point`` does, or None to refuse it."""
-        if not point.access.writable or point.name in self._read_only:
+        if not point.access.writable:
             return None
+        if point.name in self._read_only:
+            # A writable register the gateway only reads (the Quasar's max_power): rewriting
+            # what it holds is accepted; the simulator cannot change a rating.
+            current = [
+                self._mem[point.table][a] for a in range(point.address, point.address + point.count)
+            ]
+            return (lambda: True) if words == current else None
         raw = codec.unpack_raw(point, words)
         if not point.symbols and not self._admits(point, words):
             return None  # outside the range the profile says the device accepts
@@ -825,6 +835,21 @@ class _Sync(Protocol):
 
 class _Step(Protocol):
     def __call__(self) -> bool: ...
+
+
+def _initial(profile: Profile, point: Point) -> float | None:
+    """The value a setting with no role starts at when 0 is outside the profile's range (a
+    timeout of at least 10 s): the init write's, else the watchdog's timeout, else the minimum.
+    None: 0 is fine."""
+    if point.symbols or point.admits(0.0):
+        return None
+    for w in profile.init:
+        if w.point == point.name:
+            return float(w.value)
+    wd = profile.watchdog
+    if wd is not None and wd.point == point.name and wd.value is WatchdogValue.TIMEOUT:
+        return wd.timeout_s
+    return point.minimum
 
 
 def _overlaps(point: Point, table: Table | None, span: range) -> bool:

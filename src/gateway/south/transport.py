@@ -447,7 +447,7 @@ class Endpoint:
         _check_address(address, count)
         if not 1 <= count <= _MAX_READ[table]:
             raise ValueError(f"{device}: {point}: read count {count} not in 1..{_MAX_READ[table]}")
-        what = f"FC{_FC_READ[table]:02d} read of {count} at {address}"
+        what = f"FC{function_code(table):02d} read of {count} at {address}"
 
         def call(client: Any) -> Any:
             kw = {"count": count, "device_id": device_id}
@@ -493,8 +493,7 @@ class Endpoint:
             raise ValueError(f"{device}: {point}: values {words!r} not all integers in 0..{top}")
         if single and len(words) != 1:
             raise ValueError(f"{device}: {point}: single=True with {len(words)} values")
-        one = len(words) == 1 and single is not False
-        fc = (5 if one else 15) if table is Table.COIL else (6 if one else 16)
+        fc = function_code(table, write=len(words), single=single)
         what = f"FC{fc:02d} write of {words} at {address}"
 
         def call(client: Any) -> Any:
@@ -731,6 +730,15 @@ class Endpoint:
             if not link.lost.done():
                 link.lost.set_result(None)
             link.client.close()
+
+
+def function_code(table: Table, *, write: int = 0, single: bool | None = None) -> int:
+    """The function code of a read of ``table``, or of a write of ``write`` values: FC06 or
+    FC05 for one (unless ``single=False``), else FC16 or FC15."""
+    if not write:
+        return _FC_READ[table]
+    one = write == 1 and single is not False
+    return (5 if one else 15) if table is Table.COIL else (6 if one else 16)
 
 
 def _check_address(address: int, count: int) -> None:

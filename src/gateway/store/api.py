@@ -35,6 +35,7 @@ from gateway.core.ports import StorageError
 JsonDoc: TypeAlias = dict[str, Any]
 
 __all__ = [
+    "FAULT_RESET",
     "AuditEntry",
     "AuditRecord",
     "JsonDoc",
@@ -185,6 +186,8 @@ REQUEST_STATUSES: Final[tuple[RequestStatus, ...]] = (
     "expired",
 )
 ANSWERED: Final = frozenset({"accepted", "refused", "withdrawn", "expired"})
+#: The kind of request that asks the gateway to leave FAULT (``gateway fault-reset``, the API).
+FAULT_RESET: Final = "fault_reset"
 
 
 @dataclass(frozen=True, slots=True)

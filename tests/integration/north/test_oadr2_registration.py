@@ -140,6 +140,44 @@ def test_serve_runs_the_scripted_vtn_standalone_with_its_demo_script() -> None:
     run(body)
 
 
+def test_N1_0070_a_cancel_for_another_registration_changes_nothing_a_real_one_ends_report_jobs(
+    tmp_path: Path,
+) -> None:
+    """Found by the openadr2 conformance suite (N1_0070): the gateway answered a cancel with
+    another registrationID 452 but dropped the VTN's report requests and its report sender
+    all the same (no more oadrUpdateReport); and a real cancel left the old report jobs
+    running, each raising TypeError every interval, forever."""
+
+    async def body() -> None:
+        async with (
+            scripted_vtn() as vtn,
+            oadr2_rig(tmp_path / "gw.db", vtn=vtn, config=ven_config(vtn)) as r,
+        ):
+            ven_id = await r.registered()
+            ven = r.gateway.ven
+            ven.after_cancel_s = 3.0
+            await r.until(lambda: bool(vtn.reports), "reports")
+            jobs = len(ven.scheduler.get_jobs())
+            assert jobs > 0  # the VTN's report requests, one job each
+            vtn.cancel_registration(ven_id, registration_id="INVALID_REGISTRATION_ID")
+            r.poll()
+            await r.until(lambda: vtn.cancellations == [(ven_id, 452)], "the 452")
+            seen = len(vtn.reports)
+            await r.until(lambda: len(vtn.reports) > seen + 2, "reports after the 452")
+            assert len(ven.scheduler.get_jobs()) == jobs
+            vtn.cancel_registration(ven_id)
+            r.poll()
+            await r.until(lambda: vtn.cancellations[-1] == (ven_id, 200), "the real cancel")
+            await r.until(lambda: ven.registration_id is None, "unregistered")
+            assert ven.scheduler.get_jobs() == []  # no orphaned report job left running
+            await r.until(lambda: len(vtn.registrations) == 2, "registered again")
+            await r.until(lambda: len(ven.scheduler.get_jobs()) == jobs, "one job per report")
+            await asyncio.sleep(1.5)
+            assert len(ven.scheduler.get_jobs()) == jobs
+
+    run(body)
+
+
 def test_N1_0040_vtn_cancels_the_registration_and_the_gateway_registers_again(
     tmp_path: Path,
 ) -> None:

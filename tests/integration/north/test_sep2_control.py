@@ -142,6 +142,38 @@ def test_ALL_11_energize_false_stops_every_der_and_der_status_follows(
     run(body)
 
 
+def test_ALL_11_ALL_12_held_at_0_w_by_the_default_the_der_still_reports_operating(
+    sep2_pki: PkiFiles, tmp_path: Path
+) -> None:
+    """ALL-11 and ALL-12 end under a DefaultDERControl of 0 W import and export and then want
+    DERStatus bit 2 (operating). With no house load that default holds every DER at 0 W: the DER
+    is carrying out the control, so it is operating; a gateway that sets bit 2 only while power
+    flows reports it clear here, and fails both procedures at a quiet site."""
+
+    async def body() -> None:
+        async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:
+            physics = r.site.home.physics
+            physics.load.constant_w = 0.0
+            zero = DERControlBase(opModImpLimW=ActivePower(0), opModExpLimW=ActivePower(0))
+            r.state.set_default(r.program, DefaultDERControl("0", zero))
+
+            def held() -> bool:
+                return abs(physics.pv.power_w) < 10 and abs(physics.charger.power_w) < 10
+
+            await r.until(held, "every DER held at 0 W by the default")
+            since = r.server_now() + 1  # a DERStatus read after the DER was held
+
+            def reported() -> bool:
+                status = _der_status(r)
+                return status is not None and (status.readingTime or 0) >= since
+
+            await r.until(reported, "a DERStatus posted while held at 0 W", 8)
+            assert held()
+            assert _operating(r) is True
+
+    run(body)
+
+
 def test_ALL_13_default_set_grad_w_reaches_der_settings(sep2_pki: PkiFiles, tmp_path: Path) -> None:
     async def body() -> None:
         async with gateway_rig(sep2_pki, tmp_path / "gw.db") as r:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from gateway.core.backfeed import DerRating
-from gateway.core.controls import Mode
+from gateway.core.controls import ControlSet, Mode
 from gateway.core.engine import Engine
 from gateway.demo.evening import demo_site
 from gateway.north.sep2 import codec
+from gateway.north.sep2.adapter import dispatched
 from gateway.north.sep2.der_resources import (
     ApparentPower,
     ConnectStatus,
@@ -83,6 +84,33 @@ def test_islanded_clears_bits_0_to_2_and_is_off() -> None:
     assert s.genConnectStatus.value & 0b111 == 0
     assert s.operationalModeStatus is not None
     assert s.operationalModeStatus.value == OperationalMode.OFF
+
+
+def test_held_at_0_w_by_a_control_is_still_operating() -> None:
+    """ALL-11 / ALL-12: a DER held at 0 W by a control (the 0 W import and export default) is
+    carrying it out, so Operating (bit 2) stays set; with no control and no power, it is clear;
+    told to cease to energize, clear whatever holds it."""
+    held = der_status(state(der_w=0.0, dispatched=True))
+    assert held.genConnectStatus is not None
+    assert held.genConnectStatus.value == (
+        ConnectStatus.CONNECTED | ConnectStatus.AVAILABLE | ConnectStatus.OPERATING
+    )
+    idle = der_status(state(der_w=0.0))
+    assert idle.genConnectStatus is not None
+    assert idle.genConnectStatus.value == ConnectStatus.CONNECTED | ConnectStatus.AVAILABLE
+    off = der_status(state(der_w=0.0, dispatched=True, energized=False))
+    assert off.genConnectStatus is not None
+    assert not off.genConnectStatus.value & ConnectStatus.OPERATING
+
+
+def test_dispatched_is_a_limit_or_setpoint_beyond_the_site_policy() -> None:
+    policy = ControlSet(export_limit_w=10_000.0)
+    assert not dispatched(ControlSet(), policy)
+    assert not dispatched(ControlSet(export_limit_w=10_000.0), policy)  # the agreement alone
+    assert not dispatched(ControlSet(energize=True, ramp_rate_pct_s=0.27), policy)
+    assert dispatched(ControlSet(export_limit_w=0.0, import_limit_w=0.0), policy)
+    assert dispatched(ControlSet(export_limit_w=10_000.0, import_limit_w=0.0), policy)
+    assert dispatched(ControlSet(storage_target_w=-3000.0), policy)
 
 
 def test_fault_sets_bit_4_and_not_available() -> None:

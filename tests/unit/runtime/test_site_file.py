@@ -9,6 +9,7 @@ import pytest
 
 from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.telemetry import SiteRatings
+from gateway.runtime.cli_run import identity_of
 from gateway.runtime.run_config import RunConfig, RunConfigError, load
 from gateway.runtime.site_schema import render_schema
 
@@ -359,3 +360,29 @@ def test_the_committed_schema_is_current() -> None:
     assert committed == render_schema(), (
         "run: gateway check-config --schema > schemas/site.schema.json"
     )
+
+
+_LINK = (
+    '\n[sep2]\ndcap = "https://127.0.0.1:1/dcap"\ncert = "pki/gateway.pem"\n'
+    'key = "pki/gateway.key"\nserca = "pki/serca.pem"\nregister = true\n'
+)
+
+
+def test_the_end_device_category_is_one_bit_per_kind_of_der_unless_configured(
+    pki_dir: Path,
+) -> None:
+    """DRA-01 wants an EndDevice deviceCategory: the V2H home is an EVSE (bit 17), with PV
+    (bit 21); ``[sep2] device_category`` sets it instead (hex, bits 0-25)."""
+    assert identity_of(_load(pki_dir, HOME + _LINK)).device_category == "00020000"
+    assert identity_of(_load(pki_dir, HOME + PV + _LINK)).device_category == "00220000"
+    set_by_hand = _load(pki_dir, HOME + PV + _LINK + 'device_category = "0x4000"\n')
+    assert identity_of(set_by_hand).device_category == "00004000"
+
+
+def test_a_device_category_beyond_bit_25_or_not_hex_is_refused(pki_dir: Path) -> None:
+    for bad in ("04000000", "EVSE", "", "123456789"):
+        problems = _problems(pki_dir, HOME + _LINK + f'device_category = "{bad}"\n')
+        assert any(":sep2.device_category: " in p and "bits 0-25" in p for p in problems), (
+            bad,
+            problems,
+        )

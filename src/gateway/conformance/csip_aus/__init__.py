@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 from gateway.conformance.cases import Case, Result
 from gateway.conformance.csip_aus import definitions, play, support
-from gateway.conformance.target import Target
+from gateway.conformance.target import InProcess, Target
 
 SUITE = "csip-aus"
 SPEED_ENV = "CSIP_AUS_SPEED"
@@ -121,8 +121,26 @@ def _case(p: definitions.Procedure, speed: float) -> Case:
     if why is not None:
         return Case(p.name, SUITE, title, needs, 0.0, None, why)
     player = play.Player(p, speed)
+    foreign = not_applicable(doc)
 
     async def run(case: Case, target: Target, folder: Path) -> Result:
+        if foreign and isinstance(target, InProcess):
+            return play.not_run(case, foreign)
         return await player.run(case, target, folder)
 
     return Case(p.name, SUITE, title, needs, length + 10.0, run)
+
+
+def not_applicable(doc: dict[str, Any]) -> str:
+    """Why the procedure does not apply to this gateway ('' if it does): its classes are all
+    demand-response ones (DR-A, DR-D, DR-G, DR-L: "clients managing demand response devices",
+    DREDs and products claiming CSIP-AUS Annex C, AS/NZS 4755 DRMs), and the gateway claims
+    none; class A is for the clients that do not. A command target runs it all the same."""
+    classes = [str(c) for c in doc.get("Classes") or []]
+    if not classes or not all(c.startswith("DR-") for c in classes):
+        return ""
+    return (
+        f"not applicable to this gateway: classes {', '.join(classes)} are for demand-response "
+        "devices (CSIP-AUS Annex C, AS/NZS 4755 DRMs), which it does not claim to be; "
+        "--target CMD runs it against a client that does"
+    )

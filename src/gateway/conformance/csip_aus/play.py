@@ -19,12 +19,9 @@ and its credentials in the environment.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import socket
+import re
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
 from gateway.conformance.csip_aus import actions, checks, expressions, support
 from gateway.conformance.csip_aus.definitions import Procedure
 from gateway.conformance.target import InProcess, Target
+from gateway.conformance.target import environment as _environment
 from gateway.demo.site_home import home_for
 from gateway.north.sep2.pki import init_pki
 from gateway.north.sep2.xml import CSIPAUS_NS, CSIPAUS_NS_V13
@@ -173,24 +171,11 @@ def horizon_s(doc: dict[str, Any]) -> float:
     return max(ends)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_site(folder: Path, server: str, pki: Any) -> Path:
     """The in-process client's site file: the V2H suite's home (relay, V2H charger, PV) with
     a ``[sep2]`` link to the simulated utility."""
     gw = pki.device("gateway")
-    text = v2h.SITE.format(
-        export_limit_w=10_000,
-        delay_s=v2h.DELAY_S,
-        relay=_free_port(),
-        ev=_free_port(),
-        pv=_free_port(),
-        store=(folder / "gateway.db").as_posix(),
-    ) + SEP2.format(
+    text = v2h.site_text(folder) + SEP2.format(
         server=server,
         cert=gw.cert.as_posix(),
         key=gw.key.as_posix(),
@@ -202,21 +187,6 @@ def write_site(folder: Path, server: str, pki: Any) -> Path:
     path = folder / "site.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in os.environ while a command target starts (it copies the environment)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Player:
@@ -296,6 +266,7 @@ class Player:
     async def _play(
         self, stage: Stage, target: Target, site: Path, env: dict[str, str], home: Any
     ) -> list[Criterion]:
+        fit_home(self.doc, site, home)
         immediate = bool(self.pre.get("immediate_start"))
         criteria: list[Criterion] = []
         try:
@@ -426,6 +397,34 @@ def _speak_v13(state: UtilityState) -> None:
     state.well_known = {CSIPAUS_NS_V13: [paths.DCAP]}
     old, new = f'"{CSIPAUS_NS}"'.encode(), f'"{CSIPAUS_NS_V13}"'.encode()
     state.tamper(["*"], lambda body: body.replace(old, new))
+
+
+#: The V2H home's PV inverter in its site file (``v2h.SITE``), up to the next table.
+_PV_DEVICE = re.compile(r'\n\[\[device\]\]\nname = "pv"\n.*?(?=\n\[)', re.DOTALL)
+_STORAGE_RATES = ("setMaxChargeRateW", "setMaxDischargeRateW")
+
+
+def storage_alone(doc: dict[str, Any]) -> bool:
+    """Whether the procedure's preconditions describe one storage DER: its DERSettings' charge
+    and discharge rates equal to the DER's VA (STO-03, STO-06). The V2H home's aggregate DER is
+    the charger and the PV, whose VA adds to the charger's, so those rates are below it."""
+    for c in (doc.get("Preconditions") or {}).get("checks") or []:
+        p = c.get("parameters") or {}
+        if c.get("type") == "der-settings-contents" and any(
+            "== setMaxVA" in str(p.get(k, "")) for k in _STORAGE_RATES
+        ):
+            return True
+    return False
+
+
+def fit_home(doc: dict[str, Any], site: Path, home: Any) -> None:
+    """Make the home the one the procedure's preconditions describe, before the client starts:
+    for one storage DER (:func:`storage_alone`), the V2H charger without the PV (out of the
+    site file the client reads, and dark in the simulated home), so that the gateway reports
+    that DER honestly and the preconditions can hold."""
+    if storage_alone(doc):
+        site.write_text(_PV_DEVICE.sub("", site.read_text(encoding="utf-8")), encoding="utf-8")
+        home.physics.pv.peak_w = home.physics.pv.limit_w = 0.0
 
 
 def not_run(case: Case, reason: str) -> Result:

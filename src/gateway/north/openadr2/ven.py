@@ -358,20 +358,29 @@ class GatewayVen(OpenADRClient):  # type: ignore[misc] # openleadr is untyped
 
     async def on_cancel_party_registration(self, message: dict[str, Any]) -> None:
         reports, callbacks = self.reports, self.report_callbacks
+        requests, incomplete = self.report_requests, self.incomplete_reports
         was = self.registration_id
         await super().on_cancel_party_registration(message)
         self.reports, self.report_callbacks = reports, callbacks  # workaround 7
-        self.report_requests, self.incomplete_reports = [], {}
+        if was is None or self.registration_id is not None:
+            # Not cancelled (not registered, or another registrationID: answered 452): the
+            # VTN's report requests and their jobs stand.
+            self.report_requests, self.incomplete_reports = requests, incomplete
+            return
+        # The stock handler drops the VTN's report requests but leaves their scheduler jobs
+        # running: each then raised TypeError every report interval, forever (also after we
+        # registered again, whose _drop_report_jobs no longer knew them).
+        self.report_requests = requests
+        self._drop_report_jobs()
         self.pending_reports = asyncio.Queue()
         if self.report_queue_task is not None:
             self.report_queue_task.cancel()
             self.report_queue_task = None
-        if was is not None and self.registration_id is None:
-            self.cancelled_by_vtn = True
-            log.warning(
-                "OpenADR: the VTN cancelled our registration; registering again in %.1f s",
-                self.after_cancel_s,
-            )
+        self.cancelled_by_vtn = True
+        log.warning(
+            "OpenADR: the VTN cancelled our registration; registering again in %.1f s",
+            self.after_cancel_s,
+        )
 
     def _drop_report_jobs(self) -> None:
         for request in self.report_requests or []:

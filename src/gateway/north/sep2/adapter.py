@@ -24,7 +24,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Final
 
+from gateway.core.controls import ControlSet, Mode
 from gateway.core.island import Phase, RelayPosition
 from gateway.core.messages import Input, MeterTelemetry, Observed
 from gateway.core.ports import Jobs, Outbox, OutboxEntry, SitePort
@@ -69,6 +71,7 @@ class SiteStateSource:
             self._last = (connected, fault, available)
             self._changed_at = obs.at
         charger, meter = obs.charger, obs.meter
+        controls = self.site.controls()
         der_w = sum(d.power_w for d in obs.ders) + (charger.power_w if charger else 0.0)
         return SiteState(
             at=at,
@@ -83,10 +86,35 @@ class SiteStateSource:
             der_var=_der_var(obs),
             voltage_v=meter.grid_voltage_v if meter else None,
             frequency_hz=meter.grid_frequency_hz if meter else None,
-            energized=self.site.controls().energize is not False,
+            energized=controls.energize is not False,
             alarms=_alarms(self.site.config, meter, fault=fault),
             der_available=available,
+            dispatched=dispatched(controls, self.site.config.site_policy),
         )
+
+
+#: The modes that set the DER's output: its limits and setpoints (not connect/energize, ramps or
+#: the enter-service settings, which say how, not how much).
+DISPATCH_MODES: Final = (
+    Mode.EXPORT_LIMIT_W,
+    Mode.IMPORT_LIMIT_W,
+    Mode.GENERATION_LIMIT_W,
+    Mode.LOAD_LIMIT_W,
+    Mode.MAX_GENERATION_PCT,
+    Mode.FIXED_W_PCT,
+    Mode.TARGET_W,
+    Mode.STORAGE_TARGET_W,
+    Mode.SOC_TARGET_PCT,
+)
+
+
+def dispatched(controls: ControlSet, policy: ControlSet) -> bool:
+    """Whether a control sets the DER's output now (DERStatus Operating, ``telemetry``): a limit
+    or setpoint in force that is not just the site's own standing policy (the connection
+    agreement's limits are no control the DER is carrying out)."""
+    return any(
+        (value := controls.get(m)) is not None and value != policy.get(m) for m in DISPATCH_MODES
+    )
 
 
 def _fault(site: SitePort) -> bool:

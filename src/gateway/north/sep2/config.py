@@ -18,6 +18,9 @@
     pen = 32473                  # your IANA Private Enterprise Number, in our mRIDs
                                  # (CSIP-AUS: as 8 decimal digits, so at most 99999999)
     profile = "csip-aus"         # or "csip" (US): no CSIP-AUS elements in what we write
+    device_category = "00220000" # optional: EndDevice.deviceCategory (2030.5 DeviceCategoryType,
+                                 # hex, bits 0-25) in an in-band registration; default: one
+                                 # bit per kind of DER in the site (EVSE 17, PV 21, storage 25)
 
     [sep2.notify]                # optional: subscribe, and listen for notifications (mTLS)
     listen = "0.0.0.0"           # address to bind
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from gateway.north.sep2.der_resources import DEVICE_CATEGORY_MAX
 from gateway.north.sep2.identity import certificate_der, parse_lfdi, sfdi_from_lfdi
 from gateway.north.sep2.identity import lfdi as lfdi_of
 from gateway.north.sep2.metering import DECIMAL_PEN_MAX
@@ -81,6 +85,7 @@ class Sep2Config:
     pen: int = 32473
     csipaus: bool = True
     server: str | None = None
+    device_category: str | None = None  # HexBinary32, 8 hex digits; None: from the site's DER
 
     @property
     def base_url(self) -> str:
@@ -197,6 +202,7 @@ def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
             f"sep2.pen: CSIP-AUS writes the PEN as 8 decimal digits in mRIDs (SA TS 5573 "
             f"§4.2), so at most {DECIMAL_PEN_MAX}; got {pen}"
         )
+    category = _device_category(r, r.get(sep2, "device_category", str, "sep2", None))
     notify = None
     raw_notify = sep2.get("notify")
     if raw_notify is not None:
@@ -226,7 +232,26 @@ def _sep2(r: _Reader, sep2: Any) -> Sep2Config | None:
         notify=notify,
         pen=int(pen),
         csipaus=profile != "csip",
+        device_category=category,
     )
+
+
+def _device_category(r: _Reader, text: str | None) -> str | None:
+    """``device_category`` as 8 upper-case hex digits, or None (absent or wrong, said)."""
+    if text is None:
+        return None
+    digits = text.strip().removeprefix("0x").removeprefix("0X")
+    try:
+        value = int(digits, 16) if 0 < len(digits) <= 8 else -1
+    except ValueError:
+        value = -1
+    if not 0 <= value <= DEVICE_CATEGORY_MAX:
+        r.problems.append(
+            f"sep2.device_category: 2030.5 DeviceCategoryType, up to 8 hex digits with only bits "
+            f'0-25 set (e.g. "00220000": EVSE and PV), got {text!r}'
+        )
+        return None
+    return f"{value:08X}"
 
 
 def parse(table: Any, base: Path) -> tuple[Sep2Config | None, list[str]]:

@@ -86,6 +86,24 @@ class DERTypeCode(IntEnum):
     COMBINED_PV_AND_STORAGE = 83
 
 
+class DeviceCategory(IntFlag):
+    """A few ``DeviceCategoryType`` (HexBinary32) bits of ``EndDevice.deviceCategory`` (2030.5:
+    bits 0-25 are defined, the rest reserved). A server may aim a control at categories
+    (``DERControl.deviceCategory``); CSIP-AUS DRA-01 wants one set."""
+
+    ENERGY_MANAGEMENT_SYSTEM = 1 << 14
+    ELECTRIC_VEHICLE = 1 << 16
+    EVSE = 1 << 17
+    VIRTUAL_OR_MIXED_DER = 1 << 18
+    PHOTOVOLTAIC_SYSTEM = 1 << 21
+    COMBINED_PV_AND_STORAGE = 1 << 23
+    OTHER_STORAGE_SYSTEM = 1 << 25
+
+
+#: The highest DeviceCategoryType value with only defined bits (0-25) set.
+DEVICE_CATEGORY_MAX: Final = (1 << 26) - 1
+
+
 # DERControlType (HexBinary32) bits the gateway may advertise in modesSupported/modesEnabled.
 MODE_CHARGE: Final = 1 << 0
 MODE_DISCHARGE: Final = 1 << 1

@@ -442,7 +442,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     init = actions.add_parser(
         "init", help="mint a 2030.5 test PKI (SERCA, MCA, MICA, devices, server) into DIR"
     )
-    init.add_argument("directory", type=Path, metavar="DIR")
+    init.add_argument("directory", type=Path, metavar="DIR", help="where the PKI is written")
     init.add_argument(
         "--device",
         action="append",

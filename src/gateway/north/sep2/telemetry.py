@@ -6,10 +6,15 @@ engine's telemetry) and :class:`SiteRatings` (configured, lowered by the devices
 checked by a CSIP-AUS procedure (sep2.md §5.6, Appendix A):
 
 * ``genConnectStatus`` follows the islanding relay. Connected (bit 0) = the relay is confirmed
-  closed; Available (bit 1) = connected and not in FAULT; Operating (bit 2) = connected and a DER
-  exchanging power with the grid. While the site is islanded (``opModConnect=false`` or an
-  outage) bits 0-2 are all clear (ALL-07, ALL-12, ALL-27); Fault (bit 4) mirrors the engine's
-  FAULT phase. Its ``dateTime`` is when the value last changed, not when it was read.
+  closed; Available (bit 1) = connected and not in FAULT; Operating (bit 2) = available,
+  energized, and a DER exchanging power with the grid *or carrying out a control that sets its
+  output* (a limit or a setpoint in force). A DER held at 0 W by a control (a DefaultDERControl
+  of 0 W import and export, ``opModGenLimW=0``) is still operating: it is doing what it was
+  told; one told to cease to energize is not (SA Power Networks' reading of the bit for
+  CSIP-AUS; ALL-11 and ALL-12 expect bit 2 again once their control ends, under a 0 W
+  default). While the site is islanded (``opModConnect=false`` or an outage) bits 0-2 are all
+  clear (ALL-07, ALL-12, ALL-27); Fault (bit 4) mirrors the engine's FAULT phase. Its
+  ``dateTime`` is when the value last changed, not when it was read.
 * ``operationalModeStatus``: 2 Operational while grid-connected and energized, 1 Off while
   islanded, in FAULT, or told to cease to energize (ALL-08: the DER is not operating *as a
   grid-connected DER*). Operating (bit 2 of ``genConnectStatus``) clears likewise.
@@ -46,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import IntFlag
+from typing import Final
 
 from gateway.core.controls import Mode
 from gateway.core.site import SiteConfig
@@ -65,6 +71,7 @@ from gateway.north.sep2.der_resources import (
     DERSettings,
     DERStatus,
     DERTypeCode,
+    DeviceCategory,
     DOEModes,
     OperationalMode,
     OperationalModeStatusType,
@@ -83,6 +90,7 @@ __all__ = [
     "der_capability",
     "der_settings",
     "der_status",
+    "device_category",
     "doe_modes",
     "modes_supported",
     "vpp_modes",
@@ -215,6 +223,9 @@ class SiteState:
     # Some DER behind the site could run (not all switched off or faulted); the connection
     # point's relay alone does not make the aggregate DER connected (MUL-01).
     der_available: bool = True
+    # A control that sets the DER's output is in force (a limit or a setpoint, from any
+    # source): the DER is operating under it even while it holds them at 0 W.
+    dispatched: bool = False
 
 
 class DerAlarm(IntFlag):
@@ -258,6 +269,24 @@ def alarm_log_event(alarm: DerAlarm, raised: bool, *, at: float, event_id: int) 
         profileID=PROFILE_2030_5,
         details=(name if raised else f"{name}: normal")[:32],
     )
+
+
+#: The DeviceCategoryType bit of each kind of DER the engine drives (``DerRating.kind``): the V2H
+#: charger is an EVSE (the EV behind it comes and goes, as DERCapability's type EVSE says).
+CATEGORY_OF_KIND: Final = {
+    "charger": DeviceCategory.EVSE,
+    "pv": DeviceCategory.PHOTOVOLTAIC_SYSTEM,
+    "battery": DeviceCategory.OTHER_STORAGE_SYSTEM,
+}
+
+
+def device_category(config: SiteConfig) -> str:
+    """``EndDevice.deviceCategory`` (HexBinary32, 8 hex digits) of the site: one bit per kind of
+    DER behind the EndDevice. The V2H home with PV is EVSE | Photovoltaic System, 00220000."""
+    bits = DeviceCategory(0)
+    for d in config.ders:
+        bits |= CATEGORY_OF_KIND.get(d.kind, DeviceCategory(0))
+    return f"{int(bits):08X}"
 
 
 def modes_supported(modes: Iterable[Mode]) -> int:
@@ -366,7 +395,8 @@ def _connect_bits(s: SiteState) -> ConnectStatus:
         bits |= ConnectStatus.CONNECTED
         if not s.fault:
             bits |= ConnectStatus.AVAILABLE
-            if s.energized and s.der_w is not None and abs(s.der_w) > 0:
+            flowing = s.der_w is not None and abs(s.der_w) > 0
+            if s.energized and (flowing or s.dispatched):
                 bits |= ConnectStatus.OPERATING
     if s.fault:
         bits |= ConnectStatus.FAULT

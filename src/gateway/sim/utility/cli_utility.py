@@ -44,8 +44,12 @@ _NOT_DEVICES = ("server", "rogue-", "comm-004", "serca", "mca", "mica")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--certs", type=Path, required=True, metavar="DIR", help="the test PKI")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8443, help="port (0: the OS chooses)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8443, help="port (default %(default)s; 0: the OS chooses)"
+    )
     parser.add_argument("--scenario", type=Path, metavar="FILE.toml", help="what to serve")
     parser.add_argument("--record", type=Path, metavar="FILE.jsonl", help="log every exchange")
     parser.add_argument(

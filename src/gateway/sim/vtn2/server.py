@@ -14,7 +14,10 @@ the event list, so it can do what the stock queue cannot:
 * records every oadrCreateOpt / oadrCancelOpt (``opts``; the ones in force in ``open_opts``)
   and acknowledges them (oadrCreatedOpt / oadrCanceledOpt with the optID);
 * hostile answers for tests: ``send_raw`` (bytes as the next poll answer), ``tamper_next``
-  (break the signature of the next signed poll answer), ``request_reregistration``.
+  (break the signature of the next signed poll answer), ``request_reregistration``;
+* records every request on the wire (``wire``: when, which service, the message type asked
+  and answered, whether it came over TLS with a client certificate and was signed), which is
+  what the conformance suite judges a VEN by.
 
 ``pre_allocated`` maps venIDs the VTN hands out of band (N1_0025) to their certificate
 fingerprints; VENs that register without one get ``VEN_<n>`` and, with TLS, the fingerprint of
@@ -32,6 +35,8 @@ import copy
 import io
 import itertools
 import logging
+import re
+import time
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -98,6 +103,41 @@ class OptRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WireMessage:
+    """One request a VEN made, and what the VTN answered (the conformance suite's evidence)."""
+
+    at: float  # time.monotonic()
+    service: str  # the last path segment: EiRegisterParty, OadrPoll, EiEvent, EiReport, EiOpt
+    request: str  # the message type (oadrPoll, oadrCreatedEvent, ...), "" if unreadable
+    response: str  # the answer's message type, "" for an empty or non-XML answer
+    status: int  # HTTP status of the answer
+    tls: bool  # over TLS with a client certificate
+    signed: bool  # the request carried an XML signature
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "request": self.request,
+            "response": self.response,
+            "status": self.status,
+            "tls": self.tls,
+            "signed": self.signed,
+        }
+
+
+_TYPE = re.compile(rb"<(?:[\w-]+:)?(oadr\w+)")
+
+
+def message_type(body: bytes) -> str:
+    """The OpenADR message type of a payload: the first element that is not the envelope."""
+    for m in _TYPE.finditer(body[:16384]):
+        name = m.group(1).decode()
+        if name not in ("oadrPayload", "oadrSignedObject"):
+            return name
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReportValue:
     ven_id: str
     resource_id: str
@@ -158,12 +198,14 @@ class ScriptedVtn:
         self.cancellations: list[tuple[str, int]] = []  # (ven_id, code) of oadrCanceledParty...
         self.opts: list[OptRecord] = []  # every oadrCreateOpt and oadrCancelOpt, in order
         self.open_opts: dict[tuple[str, str], OptRecord] = {}  # (ven_id, opt_id) -> in force
+        self.wire: list[WireMessage] = []  # every request, in order
         self._vens: dict[str, _Ven] = {}  # registered now
         self._allocated: dict[str, str | None] = {}  # every venID handed out -> fingerprint
         self._events: dict[str, tuple[str, objects.Event]] = {}  # event_id -> (ven_id, event)
         self._raw: deque[bytes] = deque()
         self._tamper = 0
         self._swap_case = 0
+        self._swapped = False  # the poll service answers under the swapped vtnID right now
         self._created_messages = 0
         self._ids = itertools.count(1)
         kwargs: dict[str, Any] = {}
@@ -301,14 +343,15 @@ class ScriptedVtn:
         snapshot = copy.deepcopy(self._list(ven_id))
         self._vens[ven_id].pending.append(("oadrDistributeEvent", {"events": snapshot}))
 
-    def cancel_registration(self, ven_id: str) -> None:
+    def cancel_registration(self, ven_id: str, registration_id: str | None = None) -> None:
         """oadrCancelPartyRegistration at the VEN's next poll; the VEN is forgotten once it
-        answers (oadrCanceledPartyRegistration)."""
+        answers (oadrCanceledPartyRegistration) with 200. ``registration_id``: another one
+        than the VEN's (N1_0070: the VEN must answer 452 and stay registered)."""
         ven = self._vens[ven_id]
         ven.pending.append(
             (
                 "oadrCancelPartyRegistration",
-                {"ven_id": ven_id, "registration_id": ven.registration_id},
+                {"ven_id": ven_id, "registration_id": registration_id or ven.registration_id},
             )
         )
 
@@ -318,7 +361,7 @@ class ScriptedVtn:
 
     def swap_vtn_id_case_next(self) -> None:
         """Send the next oadrDistributeEvent under this VTN's ID with its case swapped
-        (QualityLogic E1_1080; unsigned VTNs only: a signed one would fail its signature)."""
+        (QualityLogic E1_1080). The message is built (and signed) under that vtnID."""
         self._swap_case += 1
 
     def tamper_next(self) -> None:
@@ -416,6 +459,12 @@ class ScriptedVtn:
             return ven.pending.popleft()
         if ven.dirty:
             ven.dirty = False
+            if self._swap_case:
+                # openleadr writes its service's vtn_id into the answer; the middleware puts
+                # ours back once this answer is built and signed.
+                self._swap_case -= 1
+                self._swapped = True
+                self.server.services["poll_service"].vtn_id = self.vtn_id.swapcase()
             return "oadrDistributeEvent", {"events": self._list(ven_id)}
         return None
 
@@ -518,23 +567,34 @@ class ScriptedVtn:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        body = await request.read()  # aiohttp caches it: the handler reads it again
+        response = await self._answer(request, handler)
+        if self._swapped:
+            self._swapped = False
+            self.server.services["poll_service"].vtn_id = self.vtn_id
+        answer = response.body if isinstance(response, web.Response) else None
+        self.wire.append(
+            WireMessage(
+                at=time.monotonic(),
+                service=request.path.rsplit("/", 1)[-1],
+                request=message_type(body),
+                response=message_type(answer) if isinstance(answer, bytes) else "",
+                status=response.status,
+                tls=request.secure
+                and request.transport is not None
+                and request.transport.get_extra_info("peercert") is not None,
+                signed=b"SignatureValue" in body,
+            )
+        )
+        return response
+
+    async def _answer(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         if request.path.endswith("/OadrPoll") and self._raw:
-            await request.read()
             self.raw_served += 1
             return web.Response(body=self._raw.popleft(), content_type="application/xml")
         response = await handler(request)
-        if (
-            self._swap_case
-            and request.path.endswith("/OadrPoll")
-            and isinstance(response, web.Response)
-            and response.text is not None
-            and "oadrDistributeEvent" in response.text
-        ):
-            self._swap_case -= 1
-            response.text = response.text.replace(
-                f"<ei:vtnID>{self.vtn_id}</ei:vtnID>",
-                f"<ei:vtnID>{self.vtn_id.swapcase()}</ei:vtnID>",
-            )
         if (
             self._tamper
             and request.path.endswith("/OadrPoll")

@@ -20,13 +20,16 @@ class Der(DriverBase):
     der_id: str = ""
 
     async def connect(self) -> None:
-        profile = self.device.profile
-        if profile.sunspec is not None:
-            await self._discover(profile.sunspec.bases)
+        await self.discover()
         await super().connect()
 
-    async def _discover(self, bases: tuple[int, ...]) -> None:
-        walker = sunspec.walk(bases)
+    async def discover(self) -> None:
+        """Walk a SunSpec device's model chain and bind the profile's points to it (nothing to
+        do for a profile with fixed addresses). The profile conformance suite uses it too."""
+        discovery = self.device.profile.sunspec
+        if discovery is None:
+            return
+        walker = sunspec.walk(discovery.bases)
         try:
             request = next(walker)
             while True:
