@@ -123,6 +123,9 @@ class Simulator:
     def __init__(self, gateway: Path, certs: Path, log: Path) -> None:
         args = [str(gateway), "simulate", "utility", "--certs", str(certs), "--port", "0"]
         args += ["--admin-port", "0", "--empty", "--record", str(log)]
+        # Notifications retried for 511 s: S-ALL-46 cuts the client's webhook for 300 s and
+        # expects the Notification to arrive once it is back.
+        args += ["--notify-retries", "9"]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         self.dcap, self.admin = self._announced()
 

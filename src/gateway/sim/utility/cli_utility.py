@@ -65,6 +65,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "own (/edev/0, the only SubscriptionListLink), as the reference server serves one",
     )
     parser.add_argument(
+        "--notify-retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="retry an unanswered or 5xx Notification N times (default 3), waiting "
+        "--notify-backoff seconds, doubling each time (9 from 1 s: 511 s in all)",
+    )
+    parser.add_argument(
+        "--notify-backoff",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="the first wait before retrying a Notification (default 1)",
+    )
+    parser.add_argument(
         "--admin-port",
         type=int,
         metavar="PORT",
@@ -160,6 +175,8 @@ async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             port=args.port,
             recorder=recorder,
             notify_with_certificate=not args.notify_without_certificate,
+            notify_retries=getattr(args, "notify_retries", 3),
+            notify_backoff=getattr(args, "notify_backoff", 1.0),
         )
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"gateway simulate utility: {exc}", file=sys.stderr)
