@@ -46,7 +46,7 @@ NOTIFICATIONS = (
     "needs cactus-client-notifications (the webhook relay the client subscribes through): "
     "give --notifications its venv's Python (make peers builds .venv-cactus-notifications)"
 )
-LONG = {"S-ALL-50": "simulates a client for 72 hours"}
+LONG = {"S-ALL-50": "simulates a client for 72 hours (--long runs it)"}
 ANNOUNCED = re.compile(r"utility server at (https://\S+)|admin interface at (http://\S+)")
 
 
@@ -202,9 +202,9 @@ def clients_for(pid: TestProcedureId) -> list[str] | None:
     return chosen
 
 
-def skip_reason(pid: TestProcedureId, notifications: bool) -> str | None:
+def skip_reason(pid: TestProcedureId, notifications: bool, long: bool = False) -> str | None:
     tp = get_test_procedure(pid)
-    if str(pid) in LONG:
+    if str(pid) in LONG and not long:
         return LONG[str(pid)]
     for step in tp.steps:
         pubsub = ("create-subscription", "notifications", "delete-subscription")
@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the Python of a cactus-client-notifications venv, for the pub/sub procedures "
         "(without it they are skipped, with the reason)",
     )
+    parser.add_argument("--long", action="store_true", help="run S-ALL-50 (72 hours) too")
     parser.add_argument("--out", type=Path, help="where logs and summary.json go (default: tmp)")
     parser.add_argument("--timeout", type=int, default=120, help="per-procedure limit, seconds")
     parser.add_argument("ids", nargs="*", help="procedure IDs (default: every one)")
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, str]] = {}
     try:
         for pid in [known[i] for i in args.ids] or list(TestProcedureId):
-            reason = skip_reason(pid, relay is not None)
+            reason = skip_reason(pid, relay is not None, args.long)
             if reason is not None:
                 outcome, why = "SKIP", reason
             else:
