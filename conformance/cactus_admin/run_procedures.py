@@ -254,7 +254,12 @@ def _reason(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateway", type=Path, required=True, help="the gateway console script")
-    parser.add_argument("--cactus", type=Path, default=Path(sys.executable).with_name("cactus"))
+    parser.add_argument(
+        "--cactus",
+        type=Path,
+        default=Path(sys.executable).with_name("cactus"),
+        help="the cactus console script (default: beside this Python)",
+    )
     parser.add_argument(
         "--notifications",
         type=Path,
