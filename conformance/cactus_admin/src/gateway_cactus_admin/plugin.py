@@ -13,7 +13,7 @@ mapping's reasoning):
 - ensure-fsa / ensure-der-program / ensure-der-control-list: ``POST /end-devices/{lfdi}/fsas``
   and ``POST /programs`` (the FSA by its annotation; the program list by primacy);
 - create-der-control: ``POST /programs/{key}/controls``: ``active`` starts now, ``scheduled``
-  at ``start_offset_seconds`` (default 300 s), stacked after the previous scheduled one;
+  at ``start_offset_seconds`` (default 300 s), after the live scheduled ones end;
 - create-default-der-control: ``PUT /programs/{key}/default``;
 - clear-der-controls: ``POST /controls/cancel-active``;
 - set-poll-rate / set-post-rate: ``PUT /poll-rates`` / ``PUT /post-rate``;
@@ -75,7 +75,6 @@ class Run:
 
     fsas: dict[tuple[str, str], int] = field(default_factory=dict)  # (client, annotation) -> n
     programs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # client -> derps
-    last_scheduled_end: int = 0
     revoked: set[str] = field(default_factory=set)
 
 
@@ -213,10 +212,13 @@ class GatewayAdminPlugin:
         state = await self._call("GET", "/state")
         now = int(state["time"])
         if str(p.get("status", "active")) == "scheduled":
-            # Stacked: a second scheduled control starts after the first ends, never overlapping.
-            start = max(now + int(p.get("start_offset_seconds") or SCHEDULED_OFFSET),
-                        self.run.last_scheduled_end)  # fmt: skip
-            self.run.last_scheduled_end = start + duration
+            # Stacked: after the live scheduled controls end, never overlapping them (cancelled
+            # and superseded ones free their time: S-ALL-41's fourth control must overlap its
+            # fifth).
+            busy = [c["start"] + c["duration"] for derp in state["programs"]
+                    for c in derp["controls"] if c["live"] and c["start"] > now]  # fmt: skip
+            offset = int(p.get("start_offset_seconds") or SCHEDULED_OFFSET)
+            start = max([now + offset, *busy])
         else:  # active: already started (a second ago, so its status is active at once)
             start = now - 1 - int(p.get("start_offset_seconds") or 0)
         body["start"] = start
