@@ -124,7 +124,7 @@ cactus-server: $(STAMP) peers
 	@test -x $(CACTUS_VENV)/bin/cactus || { echo "cactus-server: no $(CACTUS_VENV) (needs Python >= 3.12)"; exit 1; }
 	$(CACTUS_VENV)/bin/python conformance/cactus_admin/run_procedures.py --gateway $(BIN)/gateway \
 		--notifications $(NOTIFY_VENV)/bin/python --out build/cactus-server \
-		--timeout 900 $(CACTUS_ARGS)
+		--timeout 1800 $(CACTUS_ARGS)
 
 peers-lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && \
