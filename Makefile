@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # workers it took 7 min 29 s. TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
 TEST_WORKERS ?= 4
 
-.PHONY: demo test lock lint typecheck contracts unit peers peers-lock browser bench bench-ab soak clean
+.PHONY: demo test lock lint typecheck contracts unit peers peers-lock browser bench bench-ab soak clean cactus-server
 
 # The lock file holds the exact version (and hashes) of every package that CI tested, for every
 # Python from 3.11 on. A new upstream release cannot reach a fresh clone until `make lock` takes it
@@ -76,7 +76,13 @@ PEER_PYTHON ?= $(firstword $(foreach p,python3.13 python3.12 \
 	$(sort $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python)),\
 	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1 && echo $(p))))
 
-peers: $(PEER_VENV)/.installed $(DEFS_WHEEL)
+CACTUS_LOCK := tests/peers/cactus-client.lock
+CACTUS_VENV := .venv-cactus-client
+# cactus-client-notifications, the webhook relay of its pub/sub procedures: it pins
+# cactus-schema<1 and cactus-client >=1.3, so it has a venv and lock of its own.
+NOTIFY_LOCK := tests/peers/cactus-client-notifications.lock
+NOTIFY_VENV := .venv-cactus-notifications
+peers: $(PEER_VENV)/.installed $(DEFS_WHEEL) $(CACTUS_VENV)/.installed $(NOTIFY_VENV)/.installed
 $(PEER_VENV)/.installed: $(PEER_LOCK)
 	@if [ -z "$(PEER_PYTHON)" ]; then \
 		echo "peers: no Python >= 3.12 here: the openadr3-client peer test will be skipped"; \
@@ -91,11 +97,45 @@ $(DEFS_WHEEL): $(DEFS_PIN)
 		--only-binary=:all: -r $(DEFS_PIN) -d .peers/
 	touch $@
 
+# cactus-client (BSGIP), which tests a CSIP-AUS *server*, with our admin plugin
+# (conformance/cactus_admin), in its own Python >= 3.12 venv from its own hash-pinned lock; the
+# peer test runs a few of its server procedures against `gateway simulate utility`, and
+# `make cactus-server` runs them all and prints the counts.
+$(CACTUS_VENV)/.installed: $(CACTUS_LOCK) conformance/cactus_admin/pyproject.toml \
+		$(wildcard conformance/cactus_admin/src/gateway_cactus_admin/*.py)
+	@if [ -z "$(PEER_PYTHON)" ]; then \
+		echo "peers: no Python >= 3.12 here: the cactus-client peer test will be skipped"; \
+	else \
+		rm -rf $(CACTUS_VENV) && $(PEER_PYTHON) -m venv $(CACTUS_VENV) && \
+		$(CACTUS_VENV)/bin/python -m pip install --quiet --require-hashes -r $(CACTUS_LOCK) && \
+		$(CACTUS_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation \
+			./conformance/cactus_admin && \
+		touch $@; \
+	fi
+
+$(NOTIFY_VENV)/.installed: $(NOTIFY_LOCK)
+	@if [ -n "$(PEER_PYTHON)" ]; then \
+		rm -rf $(NOTIFY_VENV) && $(PEER_PYTHON) -m venv $(NOTIFY_VENV) && \
+		$(NOTIFY_VENV)/bin/python -m pip install --quiet --require-hashes -r $(NOTIFY_LOCK) && \
+		touch $@; \
+	fi
+
+cactus-server: $(STAMP) peers
+	@test -x $(CACTUS_VENV)/bin/cactus || { echo "cactus-server: no $(CACTUS_VENV) (needs Python >= 3.12)"; exit 1; }
+	$(CACTUS_VENV)/bin/python conformance/cactus_admin/run_procedures.py --gateway $(BIN)/gateway \
+		--notifications $(NOTIFY_VENV)/bin/python --out build/cactus-server \
+		--timeout 1800 $(CACTUS_ARGS)
+
 peers-lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && \
 		$(LOCK_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION))
 	$(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.12 --generate-hashes --upgrade \
 		tests/peers/openadr3-client.in -o $(PEER_LOCK) --custom-compile-command 'make peers-lock'
+	$(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.12 --generate-hashes --upgrade \
+		tests/peers/cactus-client.in -o $(CACTUS_LOCK) --custom-compile-command 'make peers-lock'
+	$(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.12 --generate-hashes --upgrade \
+		tests/peers/cactus-client-notifications.in -o $(NOTIFY_LOCK) \
+		--custom-compile-command 'make peers-lock'
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench conformance
@@ -129,4 +169,4 @@ soak: $(STAMP)
 		tests/integration/north/test_sep2_extended_operation.py -k soak
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) $(PEER_VENV) .peers build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) $(PEER_VENV) $(CACTUS_VENV) $(NOTIFY_VENV) .peers build *.egg-info src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

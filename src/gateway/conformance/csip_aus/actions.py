@@ -8,13 +8,14 @@ alike (docs: conformance/README.md).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 from gateway.conformance.csip_aus import expressions, support
 from gateway.core import errors
 from gateway.north.sep2 import identity
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
-from gateway.sim.utility import UtilityState
+from gateway.sim.utility import UtilityState, modes
 from gateway.sim.utility.records import Fault, Program
 
 
@@ -141,36 +142,31 @@ def _program(s: Stage, number: int = 1) -> Program:
 
 
 def _base(p: dict[str, Any], pow10: int | None = None, speed: float = 1.0) -> DERControlBase:
-    def watts(k: str) -> ActivePower | None:
-        if k not in p:
-            return None
-        if pow10 is None:
-            return ActivePower.from_watts(float(p[k]))
-        # The server's encoding (cactus: envoy's site_control_pow10_encoding): W = value x
-        # 10^pow10, so a client that ignores the multiplier is off by that factor (ALL-24).
-        value = round(float(p[k]) / 10.0**pow10)
-        if not -32768 <= value <= 32767:
-            raise ActionError(f"{k} {p[k]} W does not fit an Int16 value at 10^{pow10}")
-        return ActivePower(value, pow10)
+    """A procedure's control modes (``sim.utility.modes``, the admin interface's too), in the
+    YAML's units: ``opModFixedW`` a percent of setMaxW, ``ramp_time_seconds`` seconds at the
+    run's speed, and the watts at the server's ``pow10`` encoding when the case sets one."""
+    q: dict[str, object] = {k: v for k, v in p.items() if k in modes.MODES}
+    if "opModFixedW" in p:  # SignedPerCent of setMaxW, in hundredths (-0.01 % is -1: DRD-01)
+        q["opModFixedW"] = round(float(p["opModFixedW"]) * 100)
+    if "ramp_time_seconds" in p:  # rampTms: hundredths of a second, at the run's speed
+        q["rampTms"] = round(float(p["ramp_time_seconds"]) / speed * 100)
+    try:
+        base = modes.control_base(q)
+    except ValueError as e:
+        raise ActionError(str(e)) from None
+    if pow10 is None:
+        return base
+    encoded: dict[str, Any] = {k: _at_pow10(k, float(p[k]), pow10) for k in modes.WATTS if k in p}
+    return replace(base, **encoded)
 
-    def flag(k: str) -> bool | None:
-        return bool(p[k]) if k in p else None
 
-    return DERControlBase(
-        opModConnect=flag("opModConnect"),
-        opModEnergize=flag("opModEnergize"),
-        opModImpLimW=watts("opModImpLimW"),
-        opModExpLimW=watts("opModExpLimW"),
-        opModGenLimW=watts("opModGenLimW"),
-        opModLoadLimW=watts("opModLoadLimW"),
-        opModStorageTargetW=watts("opModStorageTargetW"),
-        # SignedPerCent of setMaxW, in hundredths (-0.01 % is -1: DRD-01, DRL-01).
-        opModFixedW=round(float(p["opModFixedW"]) * 100) if "opModFixedW" in p else None,
-        # rampTms: hundredths of a second, at the run's speed as every duration.
-        rampTms=(
-            round(float(p["ramp_time_seconds"]) / speed * 100) if "ramp_time_seconds" in p else None
-        ),
-    )
+def _at_pow10(key: str, watts: float, pow10: int) -> ActivePower:
+    # The server's encoding (cactus: envoy's site_control_pow10_encoding): W = value x 10^pow10,
+    # so a client that ignores the multiplier is off by that factor (ALL-24).
+    value = round(watts / 10.0**pow10)
+    if not -32768 <= value <= 32767:
+        raise ActionError(f"{key} {watts:g} W does not fit an Int16 value at 10^{pow10}")
+    return ActivePower(value, pow10)
 
 
 def _set_default_der_control(s: Stage, p: dict[str, Any]) -> None:

@@ -10,6 +10,12 @@ CSIP-AUS server (bsgip/envoy): notifications POSTed without a client certificate
 aggregator's own EndDevice ``/edev/0`` holding the only SubscriptionListLink.
 ``--port 0`` lets the OS choose a port: the ``2030.5 utility server at https://HOST:PORT/dcap``
 line (flushed as soon as it listens) says which. SIGINT or SIGTERM stops it cleanly (exit 0).
+``--admin-port N`` also serves the runtime admin interface (:mod:`gateway.sim.utility.admin`,
+JSON over plain HTTP on 127.0.0.1 only), announced as ``admin interface at http://...``;
+``--empty`` starts with no EndDevice and no program, for a harness that builds them through it.
+``--admin-port N`` also serves the runtime admin interface (:mod:`gateway.sim.utility.admin`,
+JSON over plain HTTP on 127.0.0.1 only), announced as ``admin interface at http://...``;
+``--empty`` starts with no EndDevice and no program, for a harness that builds them through it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import TextIO
 
 from gateway.north.sep2 import identity
 from gateway.north.sep2.model import ActivePower, DefaultDERControl, DERControlBase
+from gateway.sim.utility.admin import AdminServer
 from gateway.sim.utility.recorder import Exchange, Recorder
 from gateway.sim.utility.scenario import Scenario, ScenarioError
 from gateway.sim.utility.server import UtilityServer
@@ -57,6 +64,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the device certificate NAME in --certs is an aggregator with an EndDevice of its "
         "own (/edev/0, the only SubscriptionListLink), as the reference server serves one",
     )
+    parser.add_argument(
+        "--notify-retries",
+        type=int,
+        default=3,
+        metavar="N",
+        help="retry an unanswered or 5xx Notification N times (default 3), waiting "
+        "--notify-backoff seconds, doubling each time (9 from 1 s: 511 s in all)",
+    )
+    parser.add_argument(
+        "--notify-backoff",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="the first wait before retrying a Notification (default 1)",
+    )
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        metavar="PORT",
+        help="also serve the runtime admin interface (JSON over HTTP, 127.0.0.1 only, no "
+        "authentication; docs/utility-admin.md) on PORT (0: the OS chooses)",
+    )
+    parser.add_argument(
+        "--empty",
+        action="store_true",
+        help="register no EndDevice and no program at start (build them with the admin "
+        "interface or in-band registration)",
+    )
 
 
 def _device_names(certs: Path) -> list[str]:
@@ -79,6 +114,8 @@ def setup(state: UtilityState, args: argparse.Namespace, out: TextIO) -> Scenari
     if getattr(args, "aggregator", None):
         key = state.add_aggregator(lookup(args.aggregator), end_device=True)
         print(f"  aggregator {args.aggregator}: its EndDevice /edev/0  LFDI {key}", file=out)
+    if getattr(args, "empty", False):
+        return None
     if args.scenario is None:
         for name in _device_names(args.certs):
             if name == getattr(args, "aggregator", None):
@@ -113,6 +150,15 @@ async def _play(state: UtilityState, scenario: Scenario, out: TextIO) -> None:
             print(f"+{step.at:g} s: step failed: {exc}", file=out, flush=True)
 
 
+async def _admin(state: UtilityState, args: argparse.Namespace, out: TextIO) -> AdminServer | None:
+    if getattr(args, "admin_port", None) is None:
+        return None
+    admin = AdminServer(state, "127.0.0.1", args.admin_port)
+    await admin.start()
+    print(f"admin interface at {admin.url()}  (loopback only)", file=out, flush=True)
+    return admin
+
+
 async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     state = UtilityState()
     recorder = Recorder()
@@ -129,6 +175,8 @@ async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             port=args.port,
             recorder=recorder,
             notify_with_certificate=not args.notify_without_certificate,
+            notify_retries=getattr(args, "notify_retries", 3),
+            notify_backoff=getattr(args, "notify_backoff", 1.0),
         )
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
         print(f"gateway simulate utility: {exc}", file=sys.stderr)
@@ -156,12 +204,15 @@ async def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 file=out,
                 flush=True,
             )
+            admin = await _admin(state, args, out)
             player = asyncio.create_task(_play(state, scenario, out)) if scenario else None
             await stop.wait()
             if player is not None:
                 player.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await player
+            if admin is not None:
+                await admin.stop()
     except OSError as exc:  # a port in use, an address that is not ours
         print(f"gateway simulate utility: {exc}", file=sys.stderr)
         return 1

@@ -20,11 +20,11 @@ from gateway.north.sep2.der_resources import DERAvailability, DERCapability, DER
 from gateway.north.sep2.pubsub import ConnectionPoint, LogEvent
 from gateway.north.sep2.resources import EndDevice
 from gateway.north.sep2.xml import Sep2ParseError
-from gateway.sim.utility import mirrors, nmi, paths, subscribable, views
+from gateway.sim.utility import mirrors, nmi, paths, subscribable, views, wire
 from gateway.sim.utility.notifier import edev_number, read_subscription
 from gateway.sim.utility.recorder import Recorder
 from gateway.sim.utility.records import EndDeviceRecord, Program, SubscriptionRecord
-from gateway.sim.utility.responses import read_response
+from gateway.sim.utility.responses import read_response, response_problem
 from gateway.sim.utility.state import UtilityState
 
 SEP_XML: Final = "application/sep+xml"
@@ -258,8 +258,14 @@ class Handlers:
         resource = der.get(part)
         if resource is None:
             raise web.HTTPNotFound(text="not reported yet")
-        # The client PUTs it without an href; what the server serves names where it is.
-        return xml(replace(resource, href=paths.der_part(edev.number, der.number, part)))
+        # The client PUTs it without an href; what the server serves names where it is. The
+        # rest is the client's own body, so its values read back as written (a HexBinary32
+        # "03" stays "03": cactus S-ALL-10 compares the text).
+        href = paths.der_part(edev.number, der.number, part)
+        raw = der.bodies.get(part)
+        if raw is not None:
+            return web.Response(body=wire.with_href(raw, href), content_type=SEP_XML)
+        return xml(replace(resource, href=href))
 
     async def put_der_part(self, request: web.Request) -> web.Response:
         _, der = self._der(request)
@@ -283,9 +289,11 @@ class Handlers:
         if not any(p.number == number for p in self.state.programs):
             raise web.HTTPNotFound(text="no such ResponseSet")
         try:
-            read_response(await request.read())  # Response or any subtype of it
+            _, resp = read_response(await request.read())  # Response or any subtype of it
         except Sep2ParseError as exc:
             raise bad(str(exc)) from exc
+        if (problem := response_problem(resp, self.state.visible_to(lfdi_of(request)))) is not None:
+            raise bad(problem)
         count = len(self.recorder.requests("POST", request.path, status=201))
         return created(f"{request.path}/{count + 1}")
 
@@ -380,7 +388,8 @@ class Handlers:
         edev.connection_point_updated = self.state.now()
         if first:
             return created(paths.cp(edev.number))
-        return web.Response(status=204)
+        # Location on the 204 too: HTTP allows it, and cactus S-ALL-53 requires it.
+        return web.Response(status=204, headers={"Location": paths.cp(edev.number)})
 
     # ------------------------------------------------------------------ mirror usage points
     async def mup_list(self, request: web.Request) -> web.Response:

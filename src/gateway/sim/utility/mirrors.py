@@ -2,7 +2,8 @@
 
 ``POST /mup`` a ``MirrorUsagePoint``: an mRID not held yet answers **201**, one already held
 (from the same client) is overwritten and answers **204**, both with ``Location: /mup/{m}``
-(rules a 3 and a 4); an mRID another client holds answers 409. ``POST /mup/{m}`` a
+(rules a 3 and a 4); an mRID another client holds answers 409, as does a MirrorMeterReading
+mRID another client's mirror holds. ``POST /mup/{m}`` a
 ``MirrorMeterReading`` or a ``MirrorMeterReadingList`` answers **204** with the Location of the
 MeterReading (list) of the mirrored UsagePoint, ``/upt/{m}/mr[/{r}]`` (rules f, g; the simulator
 serves no UsagePoint). Only the client that created a mirror may POST to it or GET it (rule e:
@@ -118,6 +119,7 @@ def mup_list(
         results=len(shown),
         MirrorUsagePoint=tuple(first_level(m, state.mup_post_rate) for m in shown),
         href=paths.MUP,
+        pollRate=state.poll_rate("mup"),
     )
 
 
@@ -146,6 +148,18 @@ def _mirror(state: UtilityState, number: int, client: str | None) -> Mup:
     return mup
 
 
+def _refuse_foreign(
+    state: UtilityState, mmrs: Iterable[MirrorMeterReading], client: str | None
+) -> None:
+    """409 for a MirrorMeterReading whose mRID another client's mirror holds: an mRID names
+    one object (2030.5 §8.2.3); a client must not write another's readings (cactus S-ALL-05)."""
+    for mmr in mmrs:
+        key = mmr.mRID.upper()
+        for other in state.mups:
+            if key in other.meter_readings and not _may(other, client):
+                raise web.HTTPConflict(text=f"MirrorMeterReading {mmr.mRID} is another client's")
+
+
 def post_mup(state: UtilityState, body: bytes, client: str | None) -> web.Response:
     resource = _decode(body)
     if not isinstance(resource, MirrorUsagePoint):
@@ -153,6 +167,7 @@ def post_mup(state: UtilityState, body: bytes, client: str | None) -> web.Respon
     held = state.find_mup(resource.mRID)
     if held is not None and not _may(held, client):
         raise web.HTTPConflict(text=f"MirrorUsagePoint {resource.mRID} is another client's")
+    _refuse_foreign(state, resource.MirrorMeterReading, client)
     try:
         mup, created = store_mup(state, resource, body, client)
     except ValueError as exc:
@@ -176,6 +191,7 @@ def post_readings(
         raise web.HTTPBadRequest(
             text=f"expected a MirrorMeterReading(List), got {type(resource).__name__}"
         )
+    _refuse_foreign(state, mmrs, client)
     try:
         numbers = store_readings(state, mup, mmrs)
     except ValueError as exc:

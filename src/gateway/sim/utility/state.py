@@ -51,8 +51,8 @@ from gateway.sim.utility.reports import ClientReports
 DOC_PEN: Final = 32473  # RFC 5612: the IANA Private Enterprise Number for documentation
 DEFAULT_PIN: Final = 111115  # CSIP-AUS ALL-01: 11111 with its check digit
 RESPONSE_REQUIRED: Final = 0x03  # bit 0 "received" + bit 1 "specific response" (1, 2, 3, 6, 7)
-PollResource = Literal["dcap", "tm", "edev", "reg", "fsa", "derp", "der"]
-POLL_RESOURCES: Final = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der")
+PollResource = Literal["dcap", "tm", "edev", "reg", "fsa", "derp", "der", "mup"]
+POLL_RESOURCES: Final = ("dcap", "tm", "edev", "reg", "fsa", "derp", "der", "mup")
 
 
 @dataclass
@@ -74,6 +74,9 @@ class UtilityState(ClientReports):
     # The reference server's habit (ALL-10): the post rate is set on each MirrorUsagePoint (a
     # GET of it shows this postRate, whatever the client posted), not on the EndDevice.
     mup_post_rate: int | None = None
+    # The reference server's habit (cactus S-ALL-41): a DERControlList leaves out the controls
+    # whose end has passed. Off by default: 2030.5 lets a server keep them listed.
+    hide_ended_controls: bool = False
     tz_offset: int = 0
     dst_offset: int = 0
     time_quality: int = 7  # "intentionally uncoordinated": the server's clock is its own
@@ -293,8 +296,10 @@ class UtilityState(ClientReports):
     def set_default(
         self, program: Program | int | str, base: DERControlBase | DefaultDERControl | None
     ) -> None:
-        """Replace the program's DefaultDERControl (None: it has none, ``dderc`` is 404)."""
+        """Replace the program's DefaultDERControl (None: it has none: ``dderc`` is 404 and the
+        DERProgram no longer links it)."""
         p = self.program(program)
+        had = p.default is not None
         if base is None:
             p.default = None
         else:
@@ -302,6 +307,9 @@ class UtilityState(ClientReports):
             version = 0 if p.default is None else (p.default.version or 0) + 1
             p.default = replace(dflt, mRID=self.new_mrid(), version=version, href=None)
         self.notify(paths.dderc(p.key), kind="default")
+        if had != (p.default is not None):  # the DERProgram gains or loses its link
+            p.version += 1
+            self._program_changed(p)
 
     def relocate_program(self, program: Program | int | str) -> str:
         """Serve the program (and its controls) under a new ``/derp/{key}``; the old hrefs
@@ -310,11 +318,14 @@ class UtilityState(ClientReports):
         old = p.key
         p.retired_keys.append(old)
         p.key = f"{p.number}r{len(p.retired_keys)}"
+        self._program_changed(p)
+        return p.key
+
+    def _program_changed(self, p: Program) -> None:
         for edev in self.end_devices:
             for fsa in edev.fsas:
                 if p.number in fsa.programs:
                     self.notify(paths.derp_list(edev.number, fsa.number), kind="program")
-        return p.key
 
     # ------------------------------------------------------------------ controls
     def add_control(
@@ -387,9 +398,7 @@ class UtilityState(ClientReports):
         """Mark ``mrid`` superseded (status 4) and add its replacement (by default same program,
         start, duration and modes); returns the new mRID."""
         p, old = self.find_control(mrid)
-        old.forced_status = 4
-        self._restamp(old)
-        self._modified(p, old)
+        self.mark_superseded(old.mrid)
         return self.add_control(
             p if program is None else program,
             start=old.start if start is None else start,
@@ -399,6 +408,13 @@ class UtilityState(ClientReports):
             randomize_duration=old.randomize_duration,
             response_required=old.response_required,
         )
+
+    def mark_superseded(self, mrid: str) -> None:
+        """EventStatus 4, without a replacement (another control already overlaps it)."""
+        p, c = self.find_control(mrid)
+        c.forced_status = 4
+        self._restamp(c)
+        self._modified(p, c)
 
     def delete_control(self, mrid: str) -> None:
         """Remove an event from its list without cancelling it (a misbehaving server)."""

@@ -171,7 +171,9 @@ def program(p: Program) -> DERProgram:
         subscribable=1,
         description=p.description[:32] or None,
         version=p.version,
-        DefaultDERControlLink=Link(paths.dderc(p.key)),
+        # Linked only while there is one: a Link names a resource that exists (cactus S-ALL-49
+        # GETs every DefaultDERControlLink and fails on a 404).
+        DefaultDERControlLink=None if p.default is None else Link(paths.dderc(p.key)),
         DERControlListLink=ListLink(paths.derc_list(p.key), len(p.controls)),
     )
 
@@ -212,7 +214,9 @@ def control(state: UtilityState, p: Program, c: Control) -> DERControl:
 
 
 def control_list(state: UtilityState, p: Program, start: int, limit: int) -> DERControlList:
-    ordered = sorted(p.controls, key=lambda c: (c.start, -c.creation_time, c.number))
+    now = state.now()
+    listed = [c for c in p.controls if not state.hide_ended_controls or c.start + c.duration > now]
+    ordered = sorted(listed, key=lambda c: (c.start, -c.creation_time, c.number))
     shown = page(ordered, start, limit)
     return DERControlList(
         all=len(ordered),

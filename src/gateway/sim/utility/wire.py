@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from lxml import etree  # type: ignore[import-untyped]  # no lxml-stubs here
+
 _DECLARATION: Final = b"<?xml"
 
 
@@ -18,3 +20,11 @@ def bare(body: bytes) -> bytes:
         return body
     end = body.find(b"?>")
     return body if end < 0 else body[end + 2 :].lstrip()
+
+
+def with_href(body: bytes, href: str) -> bytes:
+    """A client's body as the server serves it back: its root element given ``href``.
+    The body parsed when it was PUT, so it parses now."""
+    root = etree.fromstring(body, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    root.set("href", href)
+    return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=False))
