@@ -32,14 +32,12 @@ def subscriptions(r: AggregatorRig, m: Member) -> list[Subscription]:
 
 
 def followed(m: Member) -> set[str]:
-    """``m``'s FSA list and DERProgramList, the DERControlList and DefaultDERControl of every
-    program it sees (its own program has no default yet: subscribed to, to hear when it is
-    set, as cactus GEN-07 wants)."""
+    """``m``'s FSA list and DERProgramList, the DERControlList of every program it sees and
+    the DefaultDERControl of the shared one ("1"; its own has none)."""
     return {
         paths.fsa_list(m.number),
         paths.derp_list(m.number, 1),
         paths.derc_list(m.program.key),
-        paths.dderc(m.program.key),
         paths.derc_list("1"),
         paths.dderc("1"),
     }
@@ -47,9 +45,9 @@ def followed(m: Member) -> set[str]:
 
 async def subscribed(r: AggregatorRig) -> None:
     await until(
-        lambda: all(len(subscriptions(r, m)) == 6 for m in r.members),
-        "6 subscriptions per EndDevice: its FSA list and DERProgramList, each program's "
-        "DERControlList and DefaultDERControl",
+        lambda: all(len(subscriptions(r, m)) == 5 for m in r.members),
+        "5 subscriptions per EndDevice: its FSA list and DERProgramList, each program's "
+        "DERControlList and the shared program's DefaultDERControl",
     )
 
 
@@ -115,7 +113,7 @@ def test_AGG_001_each_end_device_subscribes_to_its_own_resources(
                 # own SubscriptionList, with the listener's URI.
                 assert sorted(s.subscribedResource for s in subs) == sorted(followed(m)), m
                 assert {s.notificationURI for s in subs} == {r.listener.url}
-                assert len(r.state.end_device(m.lfdi).subscriptions) == 6
+                assert len(r.state.end_device(m.lfdi).subscriptions) == 5
             own = [paths.derc_list(m.program.key) for m in r.members]
             assert len(set(own)) == 3
             # Every request came through the one aggregator certificate.
@@ -125,7 +123,7 @@ def test_AGG_001_each_end_device_subscribes_to_its_own_resources(
             gets = len(r.recorder.requests("GET", "/edev/"))
             await until(lambda: len(r.recorder.requests("GET", "/edev/")) > gets + 6, "re-walks")
             assert all(s.discovery is not None for s in walks)
-            assert [len(subscriptions(r, m)) for m in r.members] == [6, 6, 6]
+            assert [len(subscriptions(r, m)) for m in r.members] == [5, 5, 5]
 
     run(body)
 
@@ -255,14 +253,13 @@ def agg_subscriptions(r: AggregatorRig) -> list[Subscription]:
 
 def wanted_through_aggregator(r: AggregatorRig) -> list[str]:
     """What ALL-14 wants each site subscribed to: its FSA list and DERProgramList, and the
-    DERControlList and DefaultDERControl of each program it sees (its own has no default yet:
-    subscribed to all the same, to hear when it is set), one subscription per site."""
+    DERControlList and DefaultDERControl of each program it sees (its own has no default:
+    nothing there to subscribe to), one subscription per site."""
     shared = r.utility.program.key
     out: list[str] = []
     for m in r.members:
         out += [paths.fsa_list(m.number), paths.derp_list(m.number, 1)]
-        out += [paths.derc_list(m.program.key), paths.dderc(m.program.key)]
-        out += [paths.derc_list(shared), paths.dderc(shared)]
+        out += [paths.derc_list(m.program.key), paths.derc_list(shared), paths.dderc(shared)]
     return sorted(out)
 
 

@@ -12,15 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sep2_rig import (
-    POLLED,
-    GatewayRig,
-    export_limit,
-    fast_site,
-    gateway_rig,
-    run,
-    utility_server,
-)
+from sep2_rig import POLLED, GatewayRig, export_limit, fast_site, gateway_rig, run
 
 from gateway.core.controls import ControlSet, Mode, Source
 from gateway.core.island import RelayPosition
@@ -366,33 +358,5 @@ def test_GEN_05_to_08_and_LOA_05_to_08_limits_arrive_by_notification(
             )
             assert_no_poll(r, polls)
             assert r.recorder.notes(delivered=True)
-
-    run(body)
-
-
-def test_GEN_07_a_default_not_set_yet_is_subscribed_to_and_arrives_by_notification(
-    sep2_pki: PkiFiles, tmp_path: Path
-) -> None:
-    """cactus GEN-07/08, LOA-07/08 want a subscription to the program's DefaultDERControl
-    before the default exists (its GET is 404, so it cannot say ``subscribable``): the gateway
-    asks, since the program's DERControlList takes subscriptions, and the default set later
-    reaches it by notification, not by a poll."""
-
-    async def body() -> None:
-        async with utility_server(sep2_pki) as u:
-            u.state.set_default(u.program, None)
-            async with gateway_rig(
-                sep2_pki, tmp_path / "gw.db", notifications=True, utility=u
-            ) as r:
-                polls = await notified_only(r)  # WANTED includes the program's dderc
-                assert r.recorder.requests("GET", paths.dderc("1"), status=404)
-                r.state.set_default(r.program, export_limit(700))
-                held = r.site.engine.schedule.in_force
-                await r.until(
-                    lambda: held(Mode.EXPORT_LIMIT_W, r.http.time.now()).value == 700,
-                    "the new default, by notification",
-                    timeout=4,
-                )
-                assert_no_poll(r, polls)
 
     run(body)

@@ -36,7 +36,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Collection, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from typing import Final, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -834,7 +834,7 @@ class EndDeviceClient:
             # Another list (the aggregator's EndDevice moved, say): what we hold is elsewhere.
             self._subscriptions.clear()
             self._subscribed_at = link
-        wanted: set[str] = set(_defaults_to_come(found.subscribable, self.session.programs))
+        wanted: set[str] = set()
         for href in _subscribable_hrefs(found, self.session.programs):
             if href in found.subscribable:
                 wanted.add(href)
@@ -1330,23 +1330,6 @@ def _walked_lists(found: Discovery | None) -> set[str]:
     fsa_list = found.end_device.FunctionSetAssignmentsListLink
     if fsa_list is not None:
         out.add(fsa_list.href)
-    return out
-
-
-def _defaults_to_come(subscribable: Collection[str], views: Iterable[ProgramView]) -> list[str]:
-    """Each program's DefaultDERControl that the server does not serve yet (its GET was 404),
-    where the program's DERControlList takes subscriptions: there is no resource to say
-    ``subscribable``, but a server that notifies the program's controls is asked to notify
-    its default when it is set (the reference CSIP-AUS server takes it: cactus GEN-07, LOA-07);
-    a server that refuses says so, and polling finds the default anyway."""
-    out = []
-    for view in views:
-        p = view.program
-        dflt, controls = p.DefaultDERControlLink, p.DERControlListLink
-        absent = dflt is not None and view.default is None
-        if absent and controls is not None and controls.href in subscribable:
-            assert dflt is not None
-            out.append(dflt.href)
     return out
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Final
 
 from gateway.north.sep2.pubsub import Subscription
-from gateway.sim.utility import paths
 from gateway.sim.utility.notifier import resource_at
 from gateway.sim.utility.records import EndDeviceRecord
 from gateway.sim.utility.state import UtilityState
@@ -26,11 +25,6 @@ def refusal(state: UtilityState, wanted: Subscription, subscriber: EndDeviceReco
     """Why the simulator refuses ``wanted`` (None: it takes it)."""
     href = wanted.subscribedResource
     resource = resource_at(state, href, 1, subscriber)
-    if resource is None and wanted.Condition is None and _default_to_come(state, href):
-        # A program's DefaultDERControl that is not set yet (a GET is 404): taken, as the
-        # reference server takes it (cactus GEN-07 subscribes before the default exists),
-        # and notified when the default is set.
-        return None
     if resource is None:
         return f"{href}: no resource here that this server notifies"
     value = getattr(resource, "subscribable", None) or 0
@@ -42,7 +36,3 @@ def refusal(state: UtilityState, wanted: Subscription, subscriber: EndDeviceReco
             f"{' or '.join(str(v) for v in sorted(allowed))}"
         )
     return None
-
-
-def _default_to_come(state: UtilityState, href: str) -> bool:
-    return any(p.default is None and paths.dderc(p.key) == href for p in state.programs)
