@@ -112,16 +112,25 @@ def _register_end_device(s: Stage, p: dict[str, Any]) -> None:
     )
 
 
+#: The reference server's habit, as cactus' client procedures meet it (envoy; the admin
+#: interface's ``empty_defaults``): every program has a DefaultDERControl from the start, with
+#: no modes (it constrains nothing), so a client can subscribe to it before the procedure sets
+#: one (GEN-07/08, LOA-07/08 want that subscription first); a cancelled default is emptied.
+EMPTY_DEFAULT = DERControlBase()
+
+
 def _create_der_program(s: Stage, p: dict[str, Any]) -> Program:
     fsa = int(p.get("fsa_id", 1))
     name = f"cactus derp {len(s.programs) + 1}"
     if fsa == 1:  # in every EndDevice's first FSA, now and when registered
-        program = s.state.add_program(name, primacy=int(p["primacy"]))
+        program = s.state.add_program(name, primacy=int(p["primacy"]), default=EMPTY_DEFAULT)
     else:
         edev = s.state.find_end_device(s.lfdi)
         if edev is None:
             raise ActionError(f"create-der-program fsa_id {fsa}: no EndDevice registered yet")
-        program = s.state.add_program(name, primacy=int(p["primacy"]), end_devices=[])
+        program = s.state.add_program(
+            name, primacy=int(p["primacy"]), end_devices=[], default=EMPTY_DEFAULT
+        )
         held = next((f for f in edev.fsas if f.number == fsa), None)
         if held is None:
             s.state.add_fsa(s.lfdi, [program], f"fsa {fsa}")
@@ -174,7 +183,7 @@ def _set_default_der_control(s: Stage, p: dict[str, Any]) -> None:
     # default).
     program = _program(s, int(p.get("derp_id", len(s.programs))))
     if p.get("cancelled"):
-        s.state.set_default(program, None)
+        s.state.set_default(program, EMPTY_DEFAULT)
         return
     grad = p.get("setGradW")
     s.state.set_default(
