@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 SiteFactory = Callable[[SqliteStore, Callable[[], Timestamp]], Site]
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
+def _stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
+    stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -71,9 +71,11 @@ async def run(
     *,
     seconds: float | None = None,
     listener: Listener | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int:
     """Drive the site, following every utility link the configuration names (or none).
-    ``listener`` sees every action of the engine as it is carried out (a demo's narration)."""
+    ``listener`` sees every action of the engine as it is carried out (a demo's narration);
+    setting ``stop`` stops it as SIGINT and SIGTERM do (a demo whose script has ended)."""
 
     def site(store: SqliteStore, now: Callable[[], Timestamp]) -> Site:
         return Site(
@@ -85,7 +87,7 @@ async def run(
             listener=listener,
         )
 
-    stop = _stop_on_signals()
+    stop = _stop_on_signals(stop)
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
     out.write(f"site {config.name}: {len(config.devices)} devices\n")
