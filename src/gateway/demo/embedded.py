@@ -77,6 +77,7 @@ PROGRAM = "evening-flex"
 #: What the devices may lag behind a new limit (the read-to-act loop and the ramp), and by how
 #: much the meter may pass it while they follow.
 SETTLE_S = 3.0
+CLOCK_SLACK_S = 1.0
 TOLERANCE_W = 300.0
 EFFECT_TIMEOUT_S = 30.0
 SAMPLE_S = 0.05
@@ -134,6 +135,18 @@ class Window:
     step: Step
     start: float
     end: float
+    seen: float | None = None  # when its effect first showed on the devices
+
+    @property
+    def judged_until(self) -> float:
+        """Its end as the gateway may see it: the server's time reaches the gateway in whole
+        seconds (2030.5 TimeType), so its clock may run up to a second ahead."""
+        return self.end - CLOCK_SLACK_S
+
+    @property
+    def judged_from(self) -> float:
+        """Where the devices are held to it: once it showed (the link's poll, the ramp)."""
+        return self.seen if self.seen is not None else self.start + SETTLE_S
 
 
 @dataclass
@@ -405,11 +418,9 @@ async def _watch(home: SimulatedHome, evening: Evening, tell: Timeline, db: Path
         prev = s
         audited, rows = _audit_tail(db, audited)
         for device, point, value, reason, outcome in rows:
-            if " (" not in device or outcome in ("writing", "commanded"):
+            if " (" not in device or outcome == "writing":
                 continue  # the engine's own command (narrated above), or a write under way
-            if outcome.startswith("confirmed"):
-                continue  # its read-back: the next phase change says so
-            name = device.split(" (", 1)[0]
+            name = device.split(" (", 1)[0]  # "pv (sunspec-der, unit 1)": a register
             tell.say("write", f"{name}.{point} = {value} ({outcome}) for: {reason}")
         if now - last_status >= 4.0:
             last_status = now
@@ -459,8 +470,14 @@ async def _script(
         at = begin + step.at / (MAX_SCRIPT_SPEED if speed is None else speed)
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         tell.say("script", step.describe())
+        windows = len(evening.windows)
         effect = _apply(step, speed, evening, tell, home, state, program, vtn, pid)
-        if effect is not None and not await _until(evening, effect, _timeout(step, evening)):
+        if effect is None:
+            continue
+        if await _until(evening, effect, _timeout(step, evening)):
+            if len(evening.windows) > windows:
+                evening.windows[-1].seen = time.monotonic()
+        else:
             evening.missed.append(f"{step.describe()}: its effect was not seen on the devices")
             tell.say("check", f"{step.describe()}: NOT seen on the devices")
     # Every request has run its course before the summary judges it.
@@ -592,12 +609,14 @@ def _summary(
             f"  dark time at the outage: {dark:.2f} s"
             + (" (the home was already on the EV)" if already else "")
         )
-    for start, length, why in _dark_spells(samples):
-        tell.line(f"  dark for {length:.2f} s at {start - evening.t0:.2f} s ({why})")
         rode = bool(during) and any(s.forming and s.live for s in during)
         checks.append((rode, "the home rode through the outage on the EV's battery"))
         if back is not None:
-            ends = [w.end for w in evening.windows if w.step.kind == "island" and w.start < back]
+            ends = [
+                w.judged_until
+                for w in evening.windows
+                if w.step.kind == "island" and w.start < back
+            ]
             free = max([back, *ends])
             closed = next((s.t for s in samples if s.t > free and _on_grid(s)), None)
             if closed is not None:
@@ -607,6 +626,8 @@ def _summary(
                 )
                 held = closed - free >= DELAY_S - 2 * SAMPLE_S
                 checks.append((held, "the enter-service delay was held"))
+    for start, length, why in _dark_spells(samples):
+        tell.line(f"  dark for {length:.2f} s at {start - evening.t0:.2f} s ({why})")
     peak, allowed = _peak_export(evening, site_export_w)
     if peak is not None:
         tell.line(
@@ -615,10 +636,10 @@ def _summary(
         )
         checks.append((peak[0] <= allowed + TOLERANCE_W, "backfeed stayed within its allowance"))
     for w in evening.windows:
-        inside = [s for s in samples if w.start + SETTLE_S <= s.t <= w.end]
+        inside = [s for s in samples if w.judged_from <= s.t <= w.judged_until]
         if w.step.kind == "export_limit" and w.step.watts is not None:
             # Judged on the grid (an island exports nothing), from when it first showed.
-            on = [s for s in samples if w.start + SETTLE_S / 3 <= s.t <= w.end and _on_grid(s)]
+            on = [s for s in samples if w.judged_from <= s.t <= w.judged_until and _on_grid(s)]
             worst = max((-s.net_w for s in on), default=0.0)
             curtailed = any(s.pv_available_w > s.pv_w + 100 for s in on)
             span = on[-1].t - on[0].t if on else 0.0
@@ -644,15 +665,14 @@ def _summary(
             )
         if w.step.kind == "island":
             # Off the grid once it showed, until the request ended (a sample's worth of slack).
-            off = [s for s in samples if w.start <= s.t <= w.end - 2 * SAMPLE_S]
+            off = [s for s in samples if w.start <= s.t <= w.judged_until]
             first = next((s.t for s in off if s.relay is RelayPosition.OPEN and s.forming), None)
             stayed = first is not None and all(
                 s.relay is not RelayPosition.CLOSED for s in off if s.t >= first
             )
             after = f"{first - w.start:.2f} s after it arrived" if first is not None else "never"
-            checks.append(
-                (stayed, f"the island request was followed (relay open {after}, kept open)")
-            )
+            kept = "kept open" if stayed else "NOT kept open"
+            checks.append((stayed, f"the island request was followed (relay open {after}, {kept})"))
     checks.extend((False, missed) for missed in evening.missed)
     checks.append((not violations, f"interlock violations at the home: {len(violations)}"))
     last = evening.last()
@@ -707,8 +727,8 @@ def _peak_export(
     for s in evening.samples:
         allowed, why = (site_export_w, "the site's export limit") if site_export_w else (1e9, "")
         for w in evening.windows:
-            if w.step.kind == "export_limit" and w.start <= s.t <= w.end:
-                if s.t < w.start + SETTLE_S:
+            if w.step.kind == "export_limit" and w.start <= s.t <= w.judged_until:
+                if s.t < w.judged_from:
                     allowed = max(allowed, 1e9)  # the devices are still following
                 elif w.step.watts is not None and w.step.watts < allowed:
                     allowed, why = w.step.watts, "the utility's export limit"

@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 SiteFactory = Callable[[SqliteStore, Callable[[], Timestamp]], Site]
 
 
-def _stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
-    stop = stop if stop is not None else asyncio.Event()
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -75,7 +75,8 @@ async def run(
 ) -> int:
     """Drive the site, following every utility link the configuration names (or none).
     ``listener`` sees every action of the engine as it is carried out (a demo's narration);
-    setting ``stop`` stops it as SIGINT and SIGTERM do (a demo whose script has ended)."""
+    a caller that passes ``stop`` (a demo whose script ends) sets it to stop the run, and
+    handles SIGINT and SIGTERM itself."""
 
     def site(store: SqliteStore, now: Callable[[], Timestamp]) -> Site:
         return Site(
@@ -87,7 +88,8 @@ async def run(
             listener=listener,
         )
 
-    stop = _stop_on_signals(stop)
+    if stop is None:
+        stop = _stop_on_signals()
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
     out.write(f"site {config.name}: {len(config.devices)} devices\n")
