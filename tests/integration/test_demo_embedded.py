@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 GATEWAY = Path(sys.executable).with_name("gateway")
+OUTAGE = Path(__file__).parents[2] / "docs" / "examples" / "demo-outage.toml"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
 SHORT = """
 [[step]]
@@ -215,6 +216,15 @@ def test_after_sigkill_the_next_run_is_not_confused_by_what_it_left(tmp_path: Pa
     assert folder.exists()  # what the killed run left: its PKI, its store
     assert (folder / "demo.db").exists()
     assert folder.parent == Path(tempfile.gettempdir())
-    out = _short_run_completes(tmp_path)
+    # The next run: the documented outage scenario (no warning, so some dark time).
+    done = _demo("--speed", "max", "--scenario", str(OUTAGE))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    out = done.stdout
+    text = "\n".join(_summary(out))
+    assert text.endswith("every check held"), text
+    dark = re.search(r"dark time at the outage: (\d+\.\d+) s\n", text)
+    assert dark is not None, text
+    assert 0 < float(dark.group(1)) < 2, text
+    assert "ok    the export limit of 1000 W was followed" in text
     assert str(folder) not in out, "a new folder, a new store, new ports"
     assert not folder.exists(), "the killed run's folder is cleaned up by the next run"

@@ -57,6 +57,7 @@ from gateway.runtime.run_config import load
 from gateway.sim.modbus import SimulatedHome
 from gateway.sim.physics import GridStep
 from gateway.sim.utility import Recorder, UtilityServer, UtilityState
+from gateway.sim.utility.records import Program
 from gateway.sim.vtn2.pki import init_pki as init_vtn_pki
 from gateway.sim.vtn3 import Vtn3Server, VtnState
 
@@ -64,7 +65,7 @@ from gateway.sim.vtn3 import Vtn3Server, VtnState
 PHYSICS_SPEED = 60.0
 #: --speed max: the script's waits this much shorter (each step still waits for the one before
 #: to show on the devices, and the controls keep their real durations), the physics this fast.
-MAX_SCRIPT_SPEED = 5.0
+MAX_SCRIPT_SPEED = 3.0
 MAX_PHYSICS_SPEED = 120.0
 #: The physics starts at 15:30 (simulated UTC, the sun's clock): the sun still high enough
 #: for the export limit to bite, and setting while the evening plays.
@@ -126,6 +127,22 @@ class Sample:
     pv_available_w: float
     ev_w: float  # + discharge into the home
     soc: float
+    load_w: float  # what the house draws
+    pv_limit_w: float  # the limit the PV inverter holds (its 704 WMaxLimPct, in W)
+
+    @property
+    def curtailed(self) -> bool:
+        """The PV gives less than the sun offers."""
+        return self.pv_available_w > self.pv_w + 100.0
+
+    def capped(self, limit_w: float) -> bool:
+        """On the grid, exporting within ``limit_w``, with the PV inverter holding a limit
+        that keeps it there (a low export from PV still ramping up is not a limit obeyed)."""
+        return (
+            _on_grid(self)
+            and -self.net_w <= limit_w + TOLERANCE_W
+            and self.pv_limit_w <= limit_w + self.load_w + TOLERANCE_W
+        )
 
 
 @dataclass(slots=True)
@@ -159,6 +176,7 @@ class Evening:
     grid_fail: list[float] = field(default_factory=list)
     grid_return: list[float] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)  # a step whose effect never showed
+    started: dict[str, float] = field(default_factory=dict)  # mRID -> its Response 2 went out
     finished: bool = False
 
     def last(self) -> Sample | None:
@@ -211,7 +229,7 @@ class Timeline:
         self.console.print(f"[{style}]{escape(text)}[/]" if style else escape(text))
 
 
-def _listener(tell: Timeline) -> Callable[[Action], None]:
+def _listener(tell: Timeline, evening: Evening) -> Callable[[Action], None]:
     """The engine's actions as the runner carries them out: commands, limits, phase changes."""
 
     def watch(a: Action) -> None:
@@ -223,6 +241,8 @@ def _listener(tell: Timeline) -> Callable[[Action], None]:
             case DerLimit():
                 tell.say("gateway", f"{a.der_id} limit {_w(a)}, because {a.reason}")
             case NorthReport():
+                if a.code == 2:  # 2030.5 Response "event started": the gateway put it in force
+                    evening.started.setdefault(a.subject, time.monotonic())
                 tell.say("gateway", f"report {a.code} to {a.origin} for {a.subject}: {a.reason}")
             case Alarm():
                 tell.say("gateway", f"alarm {a.severity.value}: {a.message}")
@@ -270,6 +290,8 @@ def _sample(home: SimulatedHome, t: float) -> Sample:
         pv_available_w=p.pv.available(p.now),
         ev_w=p.charger.power_w,
         soc=p.charger.soc_pct,
+        load_w=p.served_load(),
+        pv_limit_w=p.pv.effective_limit_w,
     )
 
 
@@ -370,12 +392,11 @@ async def _play(
 
         async with home:
             gateway = asyncio.create_task(
-                run(config, _Lines(gateway_line), listener=_listener(tell), stop=stop)
+                run(config, _Lines(gateway_line), listener=_listener(tell, evening), stop=stop)
             )
             watcher = asyncio.create_task(_watch(home, evening, tell, folder / "demo.db"))
-            script = asyncio.create_task(
-                _script(steps, speed, evening, tell, home, state, program, vtn_state, pid)
-            )
+            rig = Rig(home, state, program, vtn_state, pid, speed, evening, tell)
+            script = asyncio.create_task(_script(steps, rig))
             bound = duration_s if duration_s is not None else None
             done, _ = await asyncio.wait(
                 {gateway, script}, timeout=bound, return_when=asyncio.FIRST_COMPLETED
@@ -448,18 +469,23 @@ def _on_grid(s: Sample) -> bool:
     return s.relay is RelayPosition.CLOSED and s.grid_up and not s.forming
 
 
-async def _script(
-    steps: Sequence[Step],
-    speed: float | None,
-    evening: Evening,
-    tell: Timeline,
-    home: SimulatedHome,
-    state: UtilityState,
-    program: object,
-    vtn: VtnState,
-    pid: str,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Rig:
+    """What the script plays on: the home, the utility and its program, the VTN and its."""
+
+    home: SimulatedHome
+    state: UtilityState
+    program: Program
+    vtn: VtnState
+    pid: str
+    speed: float | None  # None: --speed max
+    evening: Evening
+    tell: Timeline
+
+
+async def _script(steps: Sequence[Step], rig: Rig) -> None:
     """Play the steps at their times (scaled), each after the one before showed its effect."""
+    evening, tell, speed, state = rig.evening, rig.tell, rig.speed, rig.state
     tell.say("script", "waiting for the gateway to register and settle on the grid")
     ok = await _until(evening, _on_grid, EFFECT_TIMEOUT_S)
     await _until_registered(state)
@@ -471,7 +497,7 @@ async def _script(
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         tell.say("script", step.describe())
         windows = len(evening.windows)
-        effect = _apply(step, speed, evening, tell, home, state, program, vtn, pid)
+        effect = _apply(step, rig)
         if effect is None:
             continue
         if await _until(evening, effect, _timeout(step, evening)):
@@ -500,18 +526,9 @@ def _timeout(step: Step, evening: Evening) -> float:
     return EFFECT_TIMEOUT_S
 
 
-def _apply(
-    step: Step,
-    speed: float | None,
-    evening: Evening,
-    tell: Timeline,
-    home: SimulatedHome,
-    state: UtilityState,
-    program: object,
-    vtn: VtnState,
-    pid: str,
-) -> Callable[[Sample], bool] | None:
+def _apply(step: Step, rig: Rig) -> Callable[[Sample], bool] | None:
     """Carry out one step; what shows it took effect on the devices (None: nothing to see)."""
+    evening, tell, home, state, vtn = rig.evening, rig.tell, rig.home, rig.state, rig.vtn
     now = time.monotonic()
     grid = home.physics.grid
     match step.kind:
@@ -524,7 +541,7 @@ def _apply(
             )
             start = state.now()  # whole seconds of server time: the control ends on one
             mrid = state.add_control(
-                program,  # type: ignore[arg-type]
+                rig.program,
                 start=start,
                 duration=round(step.for_s),
                 base=base,
@@ -535,14 +552,22 @@ def _apply(
             if step.kind == "island":
                 return lambda s: s.relay is RelayPosition.OPEN and s.forming
             limit = step.watts or 0.0
-            return lambda s: -s.net_w <= limit + TOLERANCE_W
+
+            def capped(s: Sample) -> bool:
+                # Held to it a period after the gateway said it started (its Response 2):
+                # before, the devices may still show an earlier state (PV ramping up again
+                # after a reconnect exports little without any limit).
+                started = evening.started.get(mrid)
+                return started is not None and s.t >= started + 1.0 and s.capped(limit)
+
+            return capped
         case "charge_limit":
             assert step.for_s is not None
             assert step.watts is not None
             # "Charge the EV full, but import no more than the cap": the cap, not the charger's
             # rating, is then what bounds the charging, so the summary can see it followed.
             event = vtn.add_event(
-                pid,
+                rig.pid,
                 intervals=[{"CHARGE_STATE_SETPOINT": [100], "IMPORT_CAPACITY_LIMIT": [step.watts]}],
                 units={"IMPORT_CAPACITY_LIMIT": "W", "CHARGE_STATE_SETPOINT": "PERCENT"},
                 start=time.time(),
@@ -571,7 +596,7 @@ def _apply(
             return _on_grid
         case "wait":
             assert step.for_s is not None
-            scale = MAX_SCRIPT_SPEED if speed is None else speed
+            scale = MAX_SCRIPT_SPEED if rig.speed is None else rig.speed
             evening.windows.append(Window(step, now, now + step.for_s / scale))
             return None
         case "close_relay":
@@ -641,7 +666,7 @@ def _summary(
             # Judged on the grid (an island exports nothing), from when it first showed.
             on = [s for s in samples if w.judged_from <= s.t <= w.judged_until and _on_grid(s)]
             worst = max((-s.net_w for s in on), default=0.0)
-            curtailed = any(s.pv_available_w > s.pv_w + 100 for s in on)
+            curtailed = any(s.curtailed for s in on)
             span = on[-1].t - on[0].t if on else 0.0
             checks.append(
                 (
@@ -693,24 +718,24 @@ def _summary(
 def _dark_spells(samples: list[Sample]) -> list[tuple[float, float, str]]:
     """Each time the house lost power: when, for how long (wall time), and why."""
     spells: list[tuple[float, float, str]] = []
-    began: Sample | None = None
+    began: tuple[Sample, str] | None = None
     for before, s in itertools.pairwise(samples):
         if not s.live and began is None:
-            began = before
+            began = s, _why_dark(before, s)
         elif s.live and began is not None:
-            spells.append((began.t, s.t - began.t, _why_dark(began)))
+            spells.append((began[0].t, s.t - began[0].t, began[1]))
             began = None
     if began is not None:
-        spells.append((began.t, samples[-1].t - began.t, _why_dark(began)))
+        spells.append((began[0].t, samples[-1].t - began[0].t, began[1]))
     return spells
 
 
-def _why_dark(before: Sample) -> str:
-    """What the house was doing just before it went dark."""
+def _why_dark(before: Sample, dark: Sample) -> str:
+    """What the house was doing as it went dark."""
     if before.forming:
         return "reconnecting: the EV stops forming before the relay closes"
-    if not before.grid_up:
-        return "the grid failed"
+    if not dark.grid_up:
+        return "the grid failed: the relay opens, then the EV forms"
     return "islanding: the relay opens before the EV forms"
 
 
