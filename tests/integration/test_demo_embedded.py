@@ -8,6 +8,7 @@ demo stopped by SIGTERM or killed by SIGKILL leaves nothing that confuses the ne
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -74,13 +76,33 @@ def _summary(out: str) -> list[str]:
     return out.split("\nsummary\n", 1)[1].splitlines()
 
 
+def _status(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url + "api/status", timeout=10) as r:
+        doc: dict[str, object] = json.load(r)
+        return doc
+
+
 @pytest.mark.timeout(180)
 def test_the_evening_at_max_speed_ends_with_every_check_held() -> None:
     started = time.monotonic()
-    done = _demo("--speed", "max")
+    proc = _start("--speed", "max")
+    try:
+        seen = _read_until(proc, r"dashboard: http")
+        url = seen[-1].split("dashboard: ", 1)[1].strip()
+        assert _status(url)["site"] == "demo"
+        # The dashboard's API follows the evening live: islanded on the utility's request.
+        seen += _read_until(proc, r"home\s+EV forming the home grid")
+        islanded = _status(url)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     wall = time.monotonic() - started
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    out = done.stdout
+    out = "".join(seen) + rest
+    assert proc.returncode == 0, out[-4000:]
+    assert islanded["relay"] == "open", islanded
     assert "\x1b[" not in out, "a pipe gets plain lines, no terminal codes"
     assert re.search(r"dashboard: http://127\.0\.0\.1:\d+/", out)
     # The story: each step, and the gateway's reasons and register writes.
@@ -228,3 +250,14 @@ def test_after_sigkill_the_next_run_is_not_confused_by_what_it_left(tmp_path: Pa
     assert "ok    the export limit of 1000 W was followed" in text
     assert str(folder) not in out, "a new folder, a new store, new ports"
     assert not folder.exists(), "the killed run's folder is cleaned up by the next run"
+
+
+@pytest.mark.timeout(60)
+def test_duration_bounds_the_demo_and_an_unfinished_evening_fails() -> None:
+    started = time.monotonic()
+    done = _demo("--speed", "max", "--duration", "3")
+    assert time.monotonic() - started < 30
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "--duration 3 s is up: stopping" in done.stdout
+    text = "\n".join(_summary(done.stdout))
+    assert "FAIL  the evening played to its end" in text, text
