@@ -13,15 +13,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run a scripted scenario on a simulated clock")
+    demo = sub.add_parser(
+        "demo", help="the embedded demo (make demo: an evening on loopback), or an older scenario"
+    )
     demo.add_argument(
         "name",
-        metavar="scenario",
+        metavar="NAME",
         choices=["evening", "utility", "site"],
         nargs="?",
         default=None,
-        help="none (make demo): the whole installation on loopback (simulated home, 2030.5 "
-        "utility, OpenADR 3 VTN, the gateway and its dashboard) playing an evening, with a "
+        help="none (make demo): the embedded demo, the whole installation on loopback "
+        "(simulated home, 2030.5 utility, OpenADR 3 VTN, the gateway and its dashboard) "
+        "playing an evening, with a "
         "live timeline and checks (docs/demo.md); evening: outage and island on the EV "
         "(simulated clock); utility: following a 2030.5 server; site: a site file, its "
         "simulated home and gateway run, on the wall clock",

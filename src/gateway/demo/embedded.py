@@ -442,7 +442,8 @@ async def _watch(home: SimulatedHome, evening: Evening, tell: Timeline, db: Path
             if " (" not in device or outcome == "writing":
                 continue  # the engine's own command (narrated above), or a write under way
             name = device.split(" (", 1)[0]  # "pv (sunspec-der, unit 1)": a register
-            tell.say("write", f"{name}.{point} = {value} ({outcome}) for: {reason}")
+            why = reason if len(reason) <= 90 else reason[:87] + "..."  # the full one: audit
+            tell.say("write", f"{name}.{point} = {value} ({outcome}) for: {why}")
         if now - last_status >= 4.0:
             last_status = now
             clock = datetime.fromtimestamp(s.sim_now, UTC).strftime("%H:%M")
