@@ -295,6 +295,14 @@ def _sample(home: SimulatedHome, t: float) -> Sample:
     )
 
 
+def _pv_first(site: str) -> str:
+    """The site file with the PV listed before the EV: the DERs share the export headroom in
+    the order listed (docs/site.md), and the sun should keep it while the EV charges."""
+    ev = site[site.index('[[device]]\nname = "ev"') : site.index('[[device]]\nname = "pv"')]
+    pv = site[site.index('[[device]]\nname = "pv"') : site.index("[store]")]
+    return site.replace(ev + pv, pv + ev)
+
+
 def _clean_stale() -> None:
     """Remove the temporary folders of demos that were killed (their process is gone)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
@@ -364,7 +372,7 @@ async def _play(
     vtn = Vtn3Server(vtn_state, cert=vtn_pki.vtn.cert, key=vtn_pki.vtn.key, notify_ca=vtn_pki.ca)
     async with utility, vtn:
         site = folder / "site.toml"
-        text = SITE.format(ports=_free_ports(3), delay_s=DELAY_S).replace(
+        text = _pv_first(SITE.format(ports=_free_ports(3), delay_s=DELAY_S)).replace(
             "'gateway demo site': the simulated home's devices on loopback, no utility link",
             "'gateway demo': the simulated home, utility and VTN on loopback",
         )
@@ -680,12 +688,13 @@ def _summary(
             )
         if w.step.kind == "charge_limit" and w.step.watts is not None:
             worst = max((s.net_w for s in inside), default=0.0)
+            charging = max((-s.ev_w for s in inside), default=0.0)
             checks.append(
                 (
-                    bool(inside) and worst <= w.step.watts + TOLERANCE_W,
+                    charging > 500 and worst <= w.step.watts + TOLERANCE_W,
                     (
-                        f"the charge limit of {w.step.watts:g} W was followed (import at most "
-                        f"{worst:.0f} W)"
+                        f"the charge limit of {w.step.watts:g} W was followed (the EV charging "
+                        f"at up to {charging:.0f} W, import at most {worst:.0f} W)"
                     ),
                 )
             )
