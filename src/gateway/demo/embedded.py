@@ -382,10 +382,7 @@ async def _play(
         site.write_text(text, encoding="utf-8")
         config = load(site)
         home = home_for(config, start=START, speed=physics_speed)
-        p = home.physics
-        p.charger.soc_pct = EV_SOC_PCT
-        for wd in (p.relay.watchdog, p.charger.watchdog, p.pv.watchdog):
-            wd.clock_scale = physics_speed
+        home.physics.charger.soc_pct = EV_SOC_PCT
         tell.line(f"  site file {site}")
         tell.line(f"  2030.5 utility {utility.url('/dcap')} (mutual TLS), OpenADR 3 VTN {vtn.url}")
         evening = Evening(t0)

@@ -88,10 +88,6 @@ class Watchdog:
     timeout_s: float | None = None
     refreshed_at: Timestamp = 0.0
     expired: bool = False
-    # Simulated seconds per second of the device's own timer. A real device's revert timer is
-    # hardware counting wall time: a home on a clock sped up N times (the embedded demo) sets
-    # N, so a gateway heartbeating in real time is not taken for a silent one.
-    clock_scale: float = 1.0
 
     def arm(self, timeout_s: float, now: Timestamp) -> None:
         # A timeout of 0 switches the watchdog off (Quasar reg 88 and most revert timers).
@@ -104,7 +100,7 @@ class Watchdog:
     def deadline(self) -> Timestamp:
         if self.timeout_s is None or self.expired:
             return math.inf
-        return self.refreshed_at + self.timeout_s * self.clock_scale
+        return self.refreshed_at + self.timeout_s
 
     def check(self, now: Timestamp) -> bool:
         """True exactly once, when the deadline has passed."""
