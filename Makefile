@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # workers it took 7 min 29 s. TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
 TEST_WORKERS ?= 4
 
-.PHONY: demo demo-scenarios test lock lint typecheck contracts unit peers peers-lock browser bench bench-ab soak clean
+.PHONY: demo test lock lint typecheck contracts unit peers peers-lock browser bench bench-ab soak clean
 
 # The lock file holds the exact version (and hashes) of every package that CI tested, for every
 # Python from 3.11 on. A new upstream release cannot reach a fresh clone until `make lock` takes it
@@ -47,6 +47,7 @@ lock:
 demo: $(STAMP)
 	$(BIN)/gateway demo
 
+.PHONY: demo-scenarios
 demo-scenarios: $(STAMP)
 	$(BIN)/gateway demo site
 	$(BIN)/gateway demo evening --modbus
