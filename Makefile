@@ -42,7 +42,13 @@ lock:
 		pyproject.toml $(LOCK_VENV)/build.in -c $(LOCK) -o $(RUNTIME_LOCK) \
 		--custom-compile-command 'make lock'
 
+# The whole installation on loopback playing an evening, with a live timeline (docs/demo.md);
+# demo-scenarios runs the older single-purpose ones.
 demo: $(STAMP)
+	$(BIN)/gateway demo
+
+.PHONY: demo-scenarios
+demo-scenarios: $(STAMP)
 	$(BIN)/gateway demo site
 	$(BIN)/gateway demo evening --modbus
 	$(BIN)/gateway demo utility

@@ -13,14 +13,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
     parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run a scripted scenario on a simulated clock")
+    demo = sub.add_parser(
+        "demo", help="the embedded demo (make demo: an evening on loopback), or an older scenario"
+    )
     demo.add_argument(
-        "scenario",
+        "name",
+        metavar="NAME",
         choices=["evening", "utility", "site"],
         nargs="?",
-        default="evening",
-        help="evening: outage and island on the EV (simulated clock); utility: following a "
-        "2030.5 server; site: a site file, its simulated home and gateway run, on the wall clock",
+        default=None,
+        help="none (make demo): the embedded demo, the whole installation on loopback "
+        "(simulated home, 2030.5 utility, OpenADR 3 VTN, the gateway and its dashboard) "
+        "playing an evening, with a "
+        "live timeline and checks (docs/demo.md); evening: outage and island on the EV "
+        "(simulated clock); utility: following a 2030.5 server; site: a site file, its "
+        "simulated home and gateway run, on the wall clock",
+    )
+    demo.add_argument(
+        "--speed",
+        default=None,
+        metavar="X",
+        help="embedded demo: how much faster than the default the script and the home's "
+        "clock run (a number above 0, at most 100; default 1), or max: as fast as the "
+        "gateway's real timing allows",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="embedded demo: stop after S seconds of wall time even if the script has not "
+        "ended (its checks then fail); default: no bound",
+    )
+    demo.add_argument(
+        "--scenario",
+        dest="scenario_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="embedded demo: play this TOML or JSON scenario instead of the built-in evening "
+        "(its format: docs/demo.md)",
     )
     demo.add_argument(
         "--modbus",
@@ -104,6 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _embedded_demo(args: argparse.Namespace) -> int:
+    """``gateway demo`` with no scenario name: the embedded demo (ScenarioError: exit 2)."""
+    import asyncio
+
+    from gateway.demo import scenario
+    from gateway.demo.embedded import run_embedded
+
+    speed = scenario.speed_of(args.speed) if args.speed is not None else 1.0
+    if args.duration is not None and not args.duration > 0:
+        raise scenario.ScenarioError(f"--duration {args.duration:g}: must be above 0 seconds")
+    steps = scenario.DEFAULT if args.scenario_file is None else scenario.load(args.scenario_file)
+    return asyncio.run(run_embedded(sys.stdout, steps, speed=speed, duration_s=args.duration))
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -120,8 +166,19 @@ def _pointless(args: argparse.Namespace) -> str | None:
         if not args.modbus and modbus_only:
             verb = "works" if len(modbus_only) == 1 else "work"
             return f"{' and '.join(modbus_only)} only {verb} with --modbus"
-        if args.modbus and args.scenario != "evening":
-            return f"--modbus is for the evening scenario, not {args.scenario!r}"
+        if args.modbus and args.name not in (None, "evening"):
+            return f"--modbus is for the evening scenario, not {args.name!r}"
+        embedded = [
+            f
+            for f, on in (
+                ("--speed", args.speed is not None),
+                ("--duration", args.duration is not None),
+                ("--scenario", args.scenario_file is not None),
+            )
+            if on
+        ]
+        if args.name is not None and embedded:
+            return f"{embedded[0]} is for the embedded demo (gateway demo with no scenario name)"
     return None
 
 
@@ -143,13 +200,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
-        if args.scenario == "site":
+        if args.name is None and not args.modbus:
+            return _embedded_demo(args)
+        if args.name == "site":
             import asyncio
 
             from gateway.demo.two_terminals import run_site_demo
 
             return asyncio.run(run_site_demo(sys.stdout))
-        if args.scenario == "utility":
+        if args.name == "utility":
             import asyncio
 
             from gateway.demo.utility import run_utility_demo

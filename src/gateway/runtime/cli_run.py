@@ -71,9 +71,12 @@ async def run(
     *,
     seconds: float | None = None,
     listener: Listener | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int:
     """Drive the site, following every utility link the configuration names (or none).
-    ``listener`` sees every action of the engine as it is carried out (a demo's narration)."""
+    ``listener`` sees every action of the engine as it is carried out (a demo's narration);
+    a caller that passes ``stop`` (a demo whose script ends) sets it to stop the run, and
+    handles SIGINT and SIGTERM itself."""
 
     def site(store: SqliteStore, now: Callable[[], Timestamp]) -> Site:
         return Site(
@@ -85,7 +88,8 @@ async def run(
             listener=listener,
         )
 
-    stop = _stop_on_signals()
+    if stop is None:
+        stop = _stop_on_signals()
     if seconds is not None:
         asyncio.get_running_loop().call_later(seconds, stop.set)
     out.write(f"site {config.name}: {len(config.devices)} devices\n")
