@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 from gateway.conformance.cases import Outcome, Result
@@ -97,7 +98,8 @@ def _html(path: Path, suite: str, target: str, results: Sequence[Result]) -> Pat
         rows.append(
             f"<tr><td>{e(r.case_id)}</td><td>{e(r.title)}</td>"
             f'<td style="color:{_COLOUR[r.outcome.value]};font-weight:bold">{r.outcome.value}</td>'
-            f"<td>{e(r.reason)}<ul>{crit}</ul></td><td>{r.elapsed_s:.1f} s</td></tr>"
+            f"<td>{e(r.reason)}<ul>{crit}</ul>{timeline(r.evidence)}</td>"
+            f"<td>{r.elapsed_s:.1f} s</td></tr>"
         )
     c = counts(results)
     text = (
@@ -114,6 +116,46 @@ def _html(path: Path, suite: str, target: str, results: Sequence[Result]) -> Pat
     )
     path.write_text(text, encoding="utf-8")
     return path
+
+
+#: A case's timeline in the HTML report: its first rows (evidence.jsonl has them all).
+TIMELINE_ROWS = 400
+BODY_CHARS = 300
+#: What moves in every sample of a home: a sample that changes nothing else is not shown.
+_NOISE = frozenset({"t", "at", "net_w", "pv_w", "served_w", "pv_available_w", "case"})
+_HIDDEN = frozenset({"t", "at", "case", "body", "body_encoding"})
+
+
+def timeline(evidence: Sequence[dict[str, Any]]) -> str:
+    """The case's evidence as a collapsed table, in order: each exchange (method, path,
+    status, body), each step, each line the target printed, and each sample of the home that
+    shows a change of state."""
+    e = html.escape
+    lines: list[str] = []
+    last: dict[str, Any] | None = None
+    for row in evidence:
+        if len(lines) >= TIMELINE_ROWS:
+            break
+        state = {k: v for k, v in row.items() if k not in _NOISE}
+        if "relay" in row and state == last:
+            continue  # a sample like the one before
+        last = state if "relay" in row else last
+        when = row.get("t", row.get("at", ""))
+        shown = {k: v for k, v in row.items() if k not in _HIDDEN}
+        cell = e(" ".join(f"{k}={v}" for k, v in shown.items()))
+        body = row.get("body")
+        if isinstance(body, str) and body:
+            clipped = body if len(body) <= BODY_CHARS else body[:BODY_CHARS] + "…"
+            cell += f"<br><code>{e(clipped)}</code>"
+        lines.append(f"<tr><td>{e(str(when))}</td><td>{cell}</td></tr>")
+    if not lines:
+        return ""
+    more = len(lines) >= TIMELINE_ROWS
+    note = f" (the first {TIMELINE_ROWS}; evidence.jsonl has all)" if more else ""
+    return (
+        f"<details><summary>timeline: {len(evidence)} rows{note}</summary>"
+        f"<table>{''.join(lines)}</table></details>"
+    )
 
 
 def _evidence(path: Path, results: Sequence[Result]) -> Path:

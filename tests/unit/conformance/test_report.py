@@ -50,3 +50,22 @@ def test_the_summary_and_evidence_keep_every_case_and_reason(tmp_path: Path) -> 
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert all(i in html for i in ("C-1", "C-2", "C-3", "C-4", "NOT RUN"))
     assert report.counts(_results()) == {"PASS": 1, "FAIL": 1, "PARTIAL": 1, "NOT RUN": 1}
+
+
+def test_the_html_report_has_each_cases_timeline_of_the_traffic(tmp_path: Path) -> None:
+    evidence = [
+        {"t": 0.0, "grid": "up", "relay": "closed", "net_w": 10},
+        {"t": 0.1, "grid": "up", "relay": "closed", "net_w": 12},  # nothing new: not shown
+        {"t": 0.2, "grid": "down", "relay": "moving", "net_w": 0},
+        {"at": 5.0, "method": "POST", "path": "/rsps/1/rsp", "status": 201, "body": "<Response/>"},
+        {"target": "gateway: <relay> -> open"},
+    ]
+    result = Result("C-9", "traffic", Outcome.PASS, evidence=evidence)
+    report.write(tmp_path, "demo", "in-process", [result])
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "timeline: 5 rows" in html
+    assert "grid=down relay=moving" in html
+    assert html.count("relay=closed") == 1
+    assert "method=POST path=/rsps/1/rsp status=201" in html
+    assert "&lt;Response/&gt;" in html  # bodies escaped
+    assert "gateway: &lt;relay&gt; -&gt; open" in html
