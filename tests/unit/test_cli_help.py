@@ -62,3 +62,19 @@ def test_a_flag_with_no_effect_is_an_error(
         main(argv)
     assert e.value.code == 2
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--suite", "v2h", "--speed", "5"], "--speed is for --suite csip-aus, not v2h"),
+        (["--suite", "csip", "--definitions", "x"], "--definitions is for --suite csip-aus"),
+        (["--suite", "v2h", "--listen", "0.0.0.0"], "--listen is for --suite sep2-server"),
+        (["--suite", "openadr2", "--allow-relay"], "--allow-relay is for --suite profile"),
+    ],
+)
+def test_a_conformance_option_of_another_suite_is_an_error(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["conformance", "run", *argv]) == 2
+    assert said in capsys.readouterr().err

@@ -46,6 +46,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _csip_aus_options(run)
     _profile_options(run)
     sep2_server.add_options(run)
+    run.set_defaults(own_defaults={dest: run.get_default(dest) for dest in OWNED})
+
+
+#: The options that mean something to one suite only: given to another, they are an error
+#: (a flag with no effect is never silently ignored).
+OWNED: dict[str, str] = {
+    "definitions": csip_aus.SUITE,
+    "speed": csip_aus.SUITE,
+    "profile": profile.SUITE,
+    "unit": profile.SUITE,
+    "allow_relay": profile.SUITE,
+    "allow_charge": profile.SUITE,
+    **dict.fromkeys(sep2_server.OPTIONS, sep2_server.SUITE),
+}
+
+
+def _pointless(args: argparse.Namespace) -> str | None:
+    for dest, suite in OWNED.items():
+        given = getattr(args, dest, None) != args.own_defaults.get(dest)
+        if given and args.suite != suite:
+            return f"--{dest.replace('_', '-')} is for --suite {suite}, not {args.suite}"
+    return None
 
 
 def _profile_options(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +108,9 @@ def _csip_aus_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    if args.action == "run" and (why := _pointless(args)) is not None:
+        print(f"gateway conformance: {why}", file=sys.stderr)
+        return 2
     try:
         csip_aus.configure(getattr(args, "definitions", None), getattr(args, "speed", None))
     except ValueError as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gateway.conformance.cases import Case
 from gateway.conformance.sep2_server import plays, pubsub, tls_cases
-from gateway.conformance.sep2_server.server import ServerTarget, add_options, target_from
+from gateway.conformance.sep2_server.server import OPTIONS, ServerTarget, add_options, target_from
 from gateway.conformance.sep2_server.verdict import Play, runner
 
 SUITE = "sep2-server"
@@ -69,4 +69,4 @@ CASES: tuple[Case, ...] = (
     ),
 )
 
-__all__ = ["CASES", "SUITE", "ServerTarget", "add_options", "target_from"]
+__all__ = ["CASES", "OPTIONS", "SUITE", "ServerTarget", "add_options", "target_from"]

@@ -154,6 +154,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The option destinations add_options adds (the CLI refuses them for another suite).
+OPTIONS = (
+    "cert", "key", "ca", "foreign_cert", "foreign_key", "change", "listen", "notify_timeout",
+)  # fmt: skip
+
+
 def target_from(args: argparse.Namespace) -> ServerTarget:
     """The target the options describe; ValueError (one line) if they do not."""
     try:
