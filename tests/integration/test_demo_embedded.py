@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 GATEWAY = Path(sys.executable).with_name("gateway")
-OUTAGE = Path(__file__).parents[2] / "docs" / "examples" / "demo-outage.toml"
+OUTAGE = Path(__file__).parents[2] / "docs" / "demo" / "outage.toml"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
 SHORT = """
 [[step]]

@@ -27,7 +27,7 @@ from gateway.api.config import ApiConfig
 from gateway.api.metrics import Metrics
 from gateway.api.site import ApiSite
 from gateway.core.controls import ControlSet, Mode, Source
-from gateway.core.messages import ManualOverride, Observed
+from gateway.core.messages import BackupReserveSet, ManualOverride, Observed
 from gateway.store.api import FAULT_RESET, AuditEntry, AuditRecord, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class Api:
                 web.post("/api/island", self.island),
                 web.post("/api/reconnect", self.reconnect),
                 web.post("/api/fault-reset", self.fault_reset),
+                web.post("/api/backup-reserve", self.backup_reserve),
             ]
         )
         return app
@@ -240,11 +241,14 @@ class Api:
     async def fault_reset(self, request: web.Request) -> web.Response:
         return await self._write(request, "fault-reset", self._fault_reset)
 
+    async def backup_reserve(self, request: web.Request) -> web.Response:
+        return await self._write(request, "backup-reserve", self._backup_reserve)
+
     async def _write(
         self,
         request: web.Request,
         what: str,
-        act: Callable[[str], Awaitable[tuple[int, dict[str, Any]]]],
+        act: Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]],
     ) -> web.Response:
         by = "homeowner"
         refusal = self._unauthorised(request)
@@ -256,7 +260,7 @@ class Api:
                 status, doc = 400, {"accepted": False, "reasons": [problem]}
             else:
                 by = str(body.get("by") or by)
-                status, doc = await act(by)
+                status, doc = await act(by, body)
         outcome = "accepted" if doc.get("accepted") else "refused"
         reasons = "; ".join(doc.get("reasons", [])) or doc.get("reason", "")
         self.store.append_audit(
@@ -282,7 +286,7 @@ class Api:
             return 401, {"accepted": False, "reasons": [why]}
         return None
 
-    async def _island(self, _by: str) -> tuple[int, dict[str, Any]]:
+    async def _island(self, _by: str, _: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         now = self.site.now()
         reasons = self.site.assess(ISLAND, now)
         if reasons:
@@ -291,7 +295,7 @@ class Api:
         reason = "the home islands: export stopped, relay opened, then the EV forms the grid"
         return 202, {"accepted": True, "reason": reason, "status": views.status(self.site)}
 
-    async def _reconnect(self, _by: str) -> tuple[int, dict[str, Any]]:
+    async def _reconnect(self, _by: str, _: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         decision = self.site.resolved().decisions.get(Mode.CONNECT)
         if decision is None or decision.source is not Source.MANUAL_OVERRIDE:
             held = self.site.resolved().explain(Mode.CONNECT)
@@ -308,7 +312,23 @@ class Api:
             reason = "the home reconnects once the grid has been in the window for the delay"
         return 202, {"accepted": True, "reason": reason, "status": views.status(self.site)}
 
-    async def _fault_reset(self, by: str) -> tuple[int, dict[str, Any]]:
+    async def _backup_reserve(self, by: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The EV's charge kept for an outage, set by the homeowner (kept across restarts);
+        the engine discharges the EV only above it, on the grid and in an island."""
+        pct = _reserve_value(body)
+        if pct is None:
+            got = body.get("soc_pct")
+            why = f'soc_pct: a number from 0 to 100 (%), e.g. {{"soc_pct": 40}}; got {got!r}'
+            return 400, {"accepted": False, "reasons": [why]}
+        before = self.site.config.backup_reserve_soc_pct
+        await self.site.feed(BackupReserveSet(self.site.now(), pct, by))
+        now_pct = self.site.config.backup_reserve_soc_pct
+        if now_pct != pct:  # pragma: no cover - the engine takes every value in 0-100
+            return 409, {"accepted": False, "reasons": [f"the reserve stayed at {now_pct:g} %"]}
+        reason = f"backup reserve {before:g} % -> {pct:g} %"
+        return 200, {"accepted": True, "reason": reason, "status": views.status(self.site)}
+
+    async def _fault_reset(self, by: str, _: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Through the store's request queue, as ``gateway fault-reset`` asks: the control
         loop takes it at its next cycle and the engine decides (and audits why)."""
         asked = time.time()
@@ -325,6 +345,13 @@ class Api:
         self.store.withdraw_request(rid, time.time())
         why = f"no control cycle took the request within {RESET_WAIT_S:g} s: is the loop running?"
         return 504, {"accepted": False, "reasons": [why]}
+
+
+def _reserve_value(body: dict[str, Any]) -> float | None:
+    v = body.get("soc_pct")
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if 0 <= v <= 100 else None
 
 
 async def _body(request: web.Request) -> tuple[dict[str, Any], str | None]:

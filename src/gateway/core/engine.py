@@ -45,6 +45,7 @@ from gateway.core.messages import (
     REASONS_JOINED_BY,
     Action,
     Alarm,
+    BackupReserveSet,
     ChargerCommand,
     ChargerTelemetry,
     DefaultsReceived,
@@ -88,6 +89,7 @@ ISLAND_KEY = "island"
 ENGINE_KEY = "engine"
 DEFAULTS_KEY = "defaults"
 MANUAL_KEY = "manual"
+RESERVE_KEY = "backup_reserve"  # the homeowner's reserve, over the site file's
 PRUNE_EVERY_S = 3600.0
 INERT_AFTER_S = 10.0  # a finished event's part in re-planning ends this long after it
 
@@ -134,6 +136,10 @@ class Engine:
         self.island = (
             IslandState.from_dict(dict(state[ISLAND_KEY])) if ISLAND_KEY in state else None
         )
+        reserve = state.get(RESERVE_KEY, {}).get("soc_pct")
+        if isinstance(reserve, int | float) and 0 <= reserve <= 100:
+            self.config = replace(self.config, backup_reserve_soc_pct=float(reserve))
+        self.last_reserve: bool | None = None  # whether the last BackupReserveSet was taken
         manual = state.get(MANUAL_KEY, {}).get("controls")
         self.manual: ControlSet | None = None if manual is None else ControlSet.from_dict(manual)
         # A new boot number keeps command ids unique across restarts.
@@ -275,6 +281,8 @@ class Engine:
                 doc = {"controls": None if event.controls is None else event.controls.to_dict()}
                 out.append(Persist(Table.STATE, MANUAL_KEY, doc))
                 out.append(Note(now, f"homeowner override: {event.controls or 'cleared'}"))
+            case BackupReserveSet():
+                self._reserve(event, now, out)
             case WriteConfirmed():
                 self._confirmed(event.command_id, now, out)
             case WriteFailed():
@@ -678,6 +686,29 @@ class Engine:
             out.append(Alarm(now, Severity.CRITICAL, "fault", f"{before.value}: {why}"))
         # A new phase starts its own step: forget retries of the old one.
         self._retry_at.clear()
+
+    def _reserve(self, req: BackupReserveSet, now: Timestamp, out: list[Action]) -> None:
+        """The homeowner's new backup reserve, kept across restarts (it replaces the site
+        file's ``backup_reserve_pct`` until set again); a value outside 0-100 % changes
+        nothing. Either way an audit entry says what became of it."""
+        before = self.config.backup_reserve_soc_pct
+        ok = math.isfinite(req.soc_pct) and 0 <= req.soc_pct <= 100
+        if ok:
+            self.config = replace(self.config, backup_reserve_soc_pct=float(req.soc_pct))
+            out.append(Persist(Table.STATE, RESERVE_KEY, {"soc_pct": float(req.soc_pct)}))
+            out.append(Note(now, f"backup reserve {before:g} % -> {req.soc_pct:g} % ({req.by})"))
+        self.last_reserve = ok
+        doc = {
+            "at": now,
+            "device": "site",
+            "point": "backup_reserve_pct",
+            "value": req.soc_pct,
+            "reason": f"backup reserve asked by {req.by}",
+            "outcome": f"accepted: {before:g} % -> {req.soc_pct:g} %"
+            if ok
+            else "refused: a state of charge is 0 to 100 %",
+        }
+        out.append(Persist(Table.AUDIT, f"reserve-{self._new_id()}", doc))
 
     def _reset(self, req: FaultReset, now: Timestamp, out: list[Action]) -> None:
         """Leave FAULT if nothing that caused it persists; either way an audit entry and a Note.

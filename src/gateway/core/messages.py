@@ -155,6 +155,16 @@ class ManualOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupReserveSet:
+    """The homeowner's backup reserve from the local API: the EV's state of charge (%) the
+    gateway keeps for an outage (it discharges the EV only above it)."""
+
+    at: Timestamp
+    soc_pct: float
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class WriteConfirmed:
     """The driver wrote a command and its read-back matched."""
 
@@ -233,6 +243,7 @@ Input = (
     | EventCancelled
     | DefaultsReceived
     | ManualOverride
+    | BackupReserveSet
     | WriteConfirmed
     | WriteFailed
     | NorthLinkLost

@@ -300,7 +300,8 @@ SCHEMA: Final[dict[str, Any]] = {
                 "listen": _s("Address to bind (default 127.0.0.1: this machine only)."),
                 "port": _i("TCP port (default 8780; 0: any free port).", minimum=0, maximum=65535),
                 "token_file": _s(
-                    "The bearer token the writes need (island, reconnect, fault reset), at "
+                    "The bearer token the writes need (island, reconnect, backup reserve, fault "
+                    "reset), at "
                     "least 16 characters. Without it the API is read-only. " + _FILE
                 ),
             },

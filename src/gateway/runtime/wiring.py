@@ -10,12 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.core.engine import DEFAULTS_KEY, ENGINE_KEY, ISLAND_KEY, MANUAL_KEY, Engine
+from gateway.core.engine import (
+    DEFAULTS_KEY,
+    ENGINE_KEY,
+    ISLAND_KEY,
+    MANUAL_KEY,
+    RESERVE_KEY,
+    Engine,
+)
 from gateway.core.messages import Action, Forget, Persist, Table
 from gateway.core.site import SiteConfig
 from gateway.store.api import AuditEntry, Store
 
-STATE_KEYS = (ISLAND_KEY, ENGINE_KEY, DEFAULTS_KEY, MANUAL_KEY)
+STATE_KEYS = (ISLAND_KEY, ENGINE_KEY, DEFAULTS_KEY, MANUAL_KEY, RESERVE_KEY)
 
 
 def persist(store: Store, actions: Iterable[Action]) -> None:

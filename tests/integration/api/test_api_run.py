@@ -128,6 +128,21 @@ def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> No
                     assert r.status == 409, await r.text()
                     assert "nothing to reset" in (await r.json())["reasons"][0]
 
+                # The backup reserve: in force at once (the status shows it), an absurd one
+                # refused with what would do.
+                async with http.post(
+                    f"{url}/api/backup-reserve", json={"soc_pct": 55, "by": "alex"}, headers=auth
+                ) as r:
+                    assert r.status == 200, await r.text()
+                    assert (await r.json())["status"]["backup_reserve_pct"] == 55
+                async with http.post(
+                    f"{url}/api/backup-reserve", json={"soc_pct": 250}, headers=auth
+                ) as r:
+                    assert r.status == 400
+                    assert "a number from 0 to 100" in (await r.json())["reasons"][0]
+                async with http.get(f"{url}/api/status") as r:
+                    assert (await r.json())["backup_reserve_pct"] == 55
+
                 # Every write is audited, the refused ones too; the log pages.
                 async with http.get(f"{url}/api/audit?limit=500") as r:
                     entries = (await r.json())["entries"]
@@ -140,6 +155,7 @@ def test_the_api_shows_the_home_and_a_homeowner_islands_it(tmp_path: Path) -> No
                     ("island", "refused"), ("island", "refused"), ("island", "accepted"),
                     ("reconnect", "accepted"), ("reconnect", "refused"),
                     ("fault-reset", "refused"),
+                    ("backup-reserve", "accepted"), ("backup-reserve", "refused"),
                 ], api  # fmt: skip
                 async with http.get(f"{url}/api/audit?since=0&limit=2") as r:
                     page = await r.json()

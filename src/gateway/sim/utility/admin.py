@@ -38,6 +38,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from gateway.core import errors
 from gateway.north.sep2 import identity
 from gateway.north.sep2.model import DefaultDERControl, DERControlBase
 from gateway.sim.utility import modes, paths
@@ -60,7 +61,9 @@ _RESET: Final = (
 )
 
 
-class AdminError(Exception):
+class AdminError(errors.ProtocolError):
+    """An admin request the simulator refuses, with the HTTP status that says why."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
