@@ -945,11 +945,19 @@ class Engine:
         was never going to make, and the PV got none (found by the conformance suite: at noon
         under a 1 kW export limit the PV was held at 0 W, and while the EV charged, too). It
         still gets what is left, so the box and every total are as before; a target or a
-        dispatch (granted first anyway) puts it back in its place."""
+        dispatch (granted first anyway) puts it back in its place, and so does a state-of-charge
+        target the EV is not below."""
         c = self.resolved.controls
         want, _, _ = self._charger_want()
-        if want > 0 or c.soc_target_pct is not None:
+        if want > 0:
             return ()
+        if c.soc_target_pct is not None:
+            # A target above the EV's charge is charging, not discharging (the demo's "charge
+            # to 100 %" held the PV at 0 W under a 0 W export limit); at or below it, or with
+            # the charge unknown, the target may ask for discharge: the charger keeps its place.
+            ch = self._charger
+            if ch is None or ch.soc_pct is None or ch.soc_pct >= c.soc_target_pct:
+                return ()
         return (self.config.charger_id,)
 
     def _measured(self) -> dict[str, float | None]:

@@ -849,3 +849,21 @@ def test_a_charger_listed_first_leaves_the_export_headroom_to_the_pv(
     alloc = rig.engine.allocation
     assert alloc is not None
     assert alloc.cap("ev").max_discharge_w > 0.0
+
+
+def test_a_charger_charging_to_a_soc_target_leaves_the_export_headroom_to_the_pv() -> None:
+    """EV listed before the PV, a 0 W export limit, and a state-of-charge target above the EV's
+    charge (an OpenADR 3 or homeowner "charge to 100 %"): the EV will charge, not discharge,
+    so it takes discharge headroom after the PV; the PV covers the house and the charging
+    (found by the demo: the PV was held at 0 W while the home imported for the EV)."""
+    ev = DerRating("ev", "charger", max_discharge_w=9_600, max_charge_w=9_600)
+    pv = DerRating("pv", "pv", max_discharge_w=7_000, max_charge_w=0)
+    config = replace(CONFIG, ders=(ev, pv), site_policy=ControlSet(export_limit_w=0.0))
+    rig = Rig(config)
+    rig.run(5)
+    assert rig.home.charger.soc_pct < 100
+    rig.feed(ManualOverride(rig.home.now, ControlSet(soc_target_pct=100.0)))
+    rig.run(10)
+    pv_caps = [c.max_discharge_w for c in rig.commands() if isinstance(c, DerLimit)]
+    assert pv_caps[-1] > 1000, pv_caps[-5:]
+    assert rig.home.violations == []
