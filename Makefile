@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # TEST_WORKERS=0 runs in one process (a debugger, -x, -s).
 TEST_WORKERS ?= 8
 
-.PHONY: demo test lock lint typecheck contracts unit peers peers-lock browser bench bench-ab soak clean cactus-server
+.PHONY: demo test lock lint typecheck contracts unit peers peers-lock browser bench bench-ab soak clean cactus-server conformance
 
 # The lock file holds the exact version (and hashes) of every package that CI tested, for every
 # Python from 3.11 on. A new upstream release cannot reach a fresh clone until `make lock` takes it
@@ -132,6 +132,15 @@ cactus-server: $(STAMP) peers
 	$(CACTUS_VENV)/bin/python conformance/cactus_admin/run_procedures.py --gateway $(BIN)/gateway \
 		--notifications $(NOTIFY_VENV)/bin/python --out build/cactus-server \
 		--timeout 1800 $(CACTUS_ARGS)
+
+# Every case of the suites that judge this gateway, in-process (make test runs a
+# representative part of csip-aus and csip, and the mutation checks): about an hour. The
+# reports go to build/conformance/<suite>/; the exit status is make's: any FAIL or PARTIAL.
+CONFORMANCE_SUITES ?= v2h csip-aus csip openadr2 openadr3
+conformance: $(STAMP) peers
+	@status=0; for s in $(CONFORMANCE_SUITES); do \
+		$(BIN)/gateway conformance run --suite $$s --report build/conformance/$$s || status=1; \
+	done; exit $$status
 
 peers-lock:
 	test -x $(LOCK_VENV)/bin/uv || ($(PYTHON) -m venv $(LOCK_VENV) && \

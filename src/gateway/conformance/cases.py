@@ -8,6 +8,7 @@ cannot run yet is NOT RUN with the reason, never PASS.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum, unique
 from pathlib import Path
@@ -67,3 +68,14 @@ def judged(
         f"{failed[0].name}: expected {failed[0].expected}, saw {failed[0].seen}" if failed else ""
     )
     return Result(case.case_id, case.title, outcome, criteria, reason, elapsed_s, evidence)
+
+
+#: Where a running case tells its progress (suites.run sets it for each case).
+PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("progress", default=None)
+
+
+def say(text: str) -> None:
+    """A progress line of the running case (a step fired, a scripted event played)."""
+    out = PROGRESS.get()
+    if out is not None:
+        out(text)

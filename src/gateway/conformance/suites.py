@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from gateway.conformance import csip, csip_aus, openadr2, openadr3, profile, sep2_server, v2h
-from gateway.conformance.cases import Case, Outcome, Result
+from gateway.conformance.cases import PROGRESS, Case, Outcome, Result
 from gateway.conformance.target import Target
 
 SUITES: Mapping[str, Sequence[Case]] = MappingProxyType(
@@ -57,7 +57,16 @@ async def run(
         folder = work / case.case_id
         shutil.rmtree(folder, ignore_errors=True)
         t0 = time.monotonic()
-        result = await case.run(case, target, folder)
+
+        def step(text: str, case: Case = case, t0: float = t0) -> None:
+            took = time.monotonic() - t0
+            progress(f"    {case.case_id} {text} ({took:.1f} of ~{case.expected_s:.0f} s)")
+
+        token = PROGRESS.set(step)
+        try:
+            result = await case.run(case, target, folder)
+        finally:
+            PROGRESS.reset(token)
         result.elapsed_s = time.monotonic() - t0
         results.append(result)
         why = f": {result.reason}" if result.reason else ""

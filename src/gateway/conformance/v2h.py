@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.conformance.cases import Case, Criterion, Result, judged
+from gateway.conformance.cases import Case, Criterion, Result, judged, say
 from gateway.conformance.target import Target
 from gateway.demo.site_home import home_for
 from gateway.runtime.run_config import load
@@ -217,10 +217,15 @@ async def play(
                 GridStep(base + at, volts if up else 0.0, hertz if up else 0.0)
                 for at, up in script.grid
             )
+            pending += [(at, "grid back" if up else "grid fails") for at, up in script.grid]
+            pending.sort()
             t0 = time.monotonic()
             while (t := time.monotonic() - t0) < script.duration_s:
                 while pending and pending[0][0] <= t:
                     what = pending.pop(0)[1]
+                    say(what)
+                    if what in _GRID_SAID:
+                        continue  # the physics plays the grid's steps (said here only)
                     if acts and what in acts:
                         acts[what]()
                     else:
@@ -231,6 +236,9 @@ async def play(
         finally:
             output = await target.stop()
     return Run(samples, list(home.violations), output)
+
+
+_GRID_SAID = frozenset({"grid back", "grid fails"})
 
 
 async def _act(home: SimulatedHome, what: str) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.conformance import v2h
-from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
+from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged, say
 from gateway.conformance.csip_aus import actions, checks, expressions, support
 from gateway.conformance.csip_aus.definitions import Procedure
 from gateway.conformance.target import InProcess, Target
@@ -507,6 +507,7 @@ class Player:
     def _fire(self, stage: Stage, step: Step, why: str) -> None:
         stage.fired.add(step.name)
         stage.log.append({"t": stage._t(), "step": step.name, "on": why})
+        say(f"step {step.name} ({why})")
         for a in step.actions:
             actions.play(stage, a)
             if stage.finished:
