@@ -646,7 +646,10 @@ def _summary(
             f"  dark time at the outage: {dark:.2f} s"
             + (" (the home was already on the EV)" if already else "")
         )
-        rode = bool(during) and any(s.forming and s.live for s in during)
+        # Rode through: on the EV, and powered from then to the grid's return (an EV that
+        # stops forming mid-outage, its watchdog expired say, leaves the house dark).
+        on_ev = next((i for i, s in enumerate(during) if s.forming and s.live), None)
+        rode = on_ev is not None and all(s.live for s in during[on_ev:])
         checks.append((rode, "the home rode through the outage on the EV's battery"))
         if back is not None:
             ends = [

@@ -1098,6 +1098,8 @@ class SimulatedHome:
             self.physics.followers.setdefault(name, Charger(ramp_w_per_s=2_000.0))
         if der_battery and self.physics.battery is None:
             self.physics.battery = HomeBattery()
+        for watchdog in self.physics.watchdogs():
+            watchdog.scale = self.clock.speed or 1.0  # real seconds, however fast the home
         self.host = host
         self.strict_addresses = strict_addresses
         self.framer = FramerType.RTU if framer == "rtu" else FramerType.SOCKET

@@ -85,13 +85,18 @@ class Grid:
 class Watchdog:
     """Disarmed until the gateway sets a timeout; a refresh (heartbeat) restarts it."""
 
-    timeout_s: float | None = None
+    timeout_s: float | None = None  # on the home's clock
     refreshed_at: Timestamp = 0.0
     expired: bool = False
+    # Home-clock seconds per wall-clock second (SimulatedHome sets its speed): a device's
+    # revert timer counts real seconds, however fast the simulated sun moves. At 60x a 60 s
+    # timeout on the home's clock was 1 s of wall time, and the demo's EV stopped forming
+    # mid-outage between two keep-alives (20 s apart).
+    scale: float = 1.0
 
     def arm(self, timeout_s: float, now: Timestamp) -> None:
         # A timeout of 0 switches the watchdog off (Quasar reg 88 and most revert timers).
-        self.timeout_s = timeout_s if timeout_s > 0 else None
+        self.timeout_s = timeout_s * self.scale if timeout_s > 0 else None
         self.refresh(now)
 
     def refresh(self, now: Timestamp) -> None:
@@ -502,6 +507,15 @@ class HomePhysics:
         target, ramped = self._charger_target()
         if not ramped or math.isinf(self.charger.ramp_w_per_s):
             self.charger.power_w = target
+
+    def watchdogs(self) -> list[Watchdog]:
+        """Every device's revert timer."""
+        return [
+            self.relay.watchdog,
+            self.charger.watchdog,
+            self.pv.watchdog,
+            *(f.watchdog for f in self.followers.values()),
+        ]
 
     def _next_event(self) -> Timestamp:
         return min(
