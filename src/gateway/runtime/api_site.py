@@ -4,57 +4,27 @@ links'."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from gateway.api.site import DeviceState
 from gateway.core.backfeed import Allocation
-from gateway.core.controls import ControlSet
-from gateway.core.island import Phase
-from gateway.core.messages import Input, Observed
 from gateway.core.resolve import Resolved
 from gateway.core.schedule import EventRecord
-from gateway.core.site import SiteConfig
-from gateway.core.units import Timestamp
 from gateway.runtime.run_config import RunConfig
-from gateway.runtime.runner import Runner
+from gateway.runtime.runner import Runner, RunnerPort
 
 
-class RuntimeApiSite:
-    """A view, no state of its own: each call reads the runner at that moment."""
+class RuntimeApiSite(RunnerPort):
+    """The runner's port (feed, now, config, observed, phase, cycles, on_cycle, assess), plus
+    what people look at. A view, no state of its own: each call reads the runner then."""
 
     def __init__(self, runner: Runner, config: RunConfig) -> None:
-        self._runner = runner
+        super().__init__(runner)
         self._config = config
 
     @property
     def name(self) -> str:
         return self._config.name
-
-    async def feed(self, first: Input, *more: Input) -> None:
-        await self._runner.feed(first, *more)
-
-    def now(self) -> Timestamp:
-        return self._runner.now()
-
-    @property
-    def config(self) -> SiteConfig:
-        return self._runner.engine.config
-
-    def observed(self) -> Observed | None:
-        return self._runner.last_observed
-
-    def phase(self) -> Phase | None:
-        return self._runner.port.phase()
-
-    @property
-    def cycles(self) -> int:
-        return self._runner.cycles
-
-    def on_cycle(self, hook: Callable[[Observed], None]) -> None:
-        self._runner.on_cycle.append(hook)
-
-    def assess(self, controls: ControlSet, now: Timestamp) -> list[str]:
-        return self._runner.engine.assess(controls, now)
 
     def resolved(self) -> Resolved:
         return self._runner.engine.resolved
