@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from gateway.conformance.v2h import free_ports
+from gateway.demo.site_home import free_ports
 from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import init_pki
 from gateway.sim.utility import UtilityServer, UtilityState

@@ -13,8 +13,6 @@ any controller can be judged, ours or anyone's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any
 
 from gateway.conformance.cases import Case, Criterion, Result, judged, say
 from gateway.conformance.target import Target
-from gateway.demo.site_home import home_for
+from gateway.demo.site_home import free_ports, home_for
 from gateway.runtime.run_config import load
 from gateway.sim.modbus import SimulatedHome
 from gateway.sim.physics import GridStep, HomePhysics
@@ -137,17 +135,6 @@ class Run:
 
     def first(self, since: float, ok: Any) -> Sample | None:
         return next((s for s in self.samples if s.t >= since and ok(s)), None)
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports. Held open together while they are chosen: a port
-    closed and asked for again can come straight back (two devices on one port, one in a few
-    hundred runs)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
 
 
 def site_text(folder: Path, export_limit_w: int = 10_000) -> str:

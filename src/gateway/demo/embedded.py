@@ -48,8 +48,8 @@ from gateway.core.messages import (
     RelayCommand,
 )
 from gateway.demo.scenario import Step
-from gateway.demo.site_home import home_for
-from gateway.demo.two_terminals import SITE, _free_ports
+from gateway.demo.site_home import free_ports, home_for
+from gateway.demo.two_terminals import SITE
 from gateway.north.sep2.model import ActivePower, DERControlBase
 from gateway.north.sep2.pki import init_pki
 from gateway.runtime.cli_run import run
@@ -372,7 +372,7 @@ async def _play(
     vtn = Vtn3Server(vtn_state, cert=vtn_pki.vtn.cert, key=vtn_pki.vtn.key, notify_ca=vtn_pki.ca)
     async with utility, vtn:
         site = folder / "site.toml"
-        text = _pv_first(SITE.format(ports=_free_ports(3), delay_s=DELAY_S)).replace(
+        text = _pv_first(SITE.format(ports=free_ports(3), delay_s=DELAY_S)).replace(
             "'gateway demo site': the simulated home's devices on loopback, no utility link",
             "'gateway demo': the simulated home, utility and VTN on loopback",
         )

@@ -10,6 +10,8 @@ more than one DER inverter.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -178,3 +180,14 @@ def site_file(
     )
     parts.append(f'[store]\npath = "{store}"\n')
     return "\n".join(parts)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports, for a site file to name. Held open together while
+    they are chosen: a port closed and asked for again can come straight back (two devices
+    on one port, one in a few hundred runs)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]

@@ -11,9 +11,7 @@ status 1 if the simulated home recorded a violation or the home did not end on t
 
 from __future__ import annotations
 
-import contextlib
 import io
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import TextIO
 
 from gateway.core.island import ChargerMode
 from gateway.core.messages import Action, ChargerCommand, Note, RelayCommand
-from gateway.demo.site_home import home_for
+from gateway.demo.site_home import free_ports, home_for
 from gateway.runtime.cli_run import run
 from gateway.runtime.run_config import load
 from gateway.sim.physics import GridStep
@@ -73,20 +71,11 @@ path = "demo.db"
 """
 
 
-def _free_ports(n: int) -> list[int]:
-    """Ports free now on loopback (the OS's choice), for the site file to name."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-
-
 async def run_site_demo(out: TextIO, *, folder: Path | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = folder or Path(tmp)
         path = base / "site.toml"
-        path.write_text(SITE.format(ports=_free_ports(3), delay_s=DELAY_S), encoding="utf-8")
+        path.write_text(SITE.format(ports=free_ports(3), delay_s=DELAY_S), encoding="utf-8")
         return await _play(path, out)
 
 

@@ -24,7 +24,7 @@ from gateway.conformance import v2h
 from gateway.conformance.cases import Case, Criterion, Outcome, Result, judged
 from gateway.conformance.target import InProcess, Target, environment
 from gateway.core import errors
-from gateway.demo.site_home import home_for
+from gateway.demo.site_home import free_ports, home_for
 from gateway.runtime.run_config import load
 from gateway.sim.modbus import SimulatedHome
 from gateway.sim.vtn2.pki import Oadr2Pki, init_pki
@@ -282,7 +282,7 @@ async def play(case: Case, target: Target, folder: Path, setup: Setup, script: S
     for name in setup.programs:
         state.add_program(name)
     pid = state.add_program(PROGRAM)
-    (port,) = v2h.free_ports(1)
+    (port,) = free_ports(1)
     server = _server(state, pki, port)
     await server.__aenter__()
     site = write_site(folder, server.url, pki, setup.secret)
